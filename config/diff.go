@@ -1,0 +1,135 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// Change is one setting that differs between two configurations.
+type Change struct {
+	Path     string
+	Old, New string
+	// Restart is true for settings that only take effect on restart
+	// (listen addresses, server limits fixed at start-up, connection pools).
+	Restart bool
+}
+
+func (c Change) String() string {
+	s := fmt.Sprintf("%s: %s -> %s", c.Path, c.Old, c.New)
+	if c.Restart {
+		s += "  (needs a restart)"
+	}
+	return s
+}
+
+// restartOnly lists the path prefixes that cannot change while running.
+var restartOnly = []string{
+	"server.listen", "server.readTimeout", "server.writeTimeout", "server.idleTimeout",
+	"server.bodyLimit", "server.headerLimit", "server.maxConnections",
+	"ops.", "tracing.",
+	"auth.jwksURLs", "auth.jwks.", "auth.tokenCache.",
+	"upstreams.userstore.baseURL", "upstreams.userstore.liveStreamsBaseURL",
+	"upstreams.userstore.serviceToken", "upstreams.userstore.maxConnsPerHost",
+	"upstreams.userstore.maxIdleConnDuration", "upstreams.userstore.dialTimeout",
+	"upstreams.userstore.maxResponseBytes",
+	"cache.enabled", "cache.maxEntries", "cache.maxBytes", "cache.cleanupInterval", "cache.invalidationToken",
+}
+
+// RestartRequired reports whether a change at path only applies after a
+// restart.
+func RestartRequired(path string) bool {
+	for _, p := range restartOnly {
+		if path == p || strings.HasPrefix(path, p) && (strings.HasSuffix(p, ".") || path[len(p)] == '.' || path[len(p)] == '[') {
+			return true
+		}
+	}
+	return false
+}
+
+// Diff lists the settings that differ from old to new, sorted by path.
+// Secrets show only whether they are set.
+func Diff(old, new *Config) []Change {
+	a, b := flatten(old), flatten(new)
+	var out []Change
+	for p, nv := range b {
+		if ov, ok := a[p]; !ok || ov != nv {
+			if !ok {
+				ov = "(unset)"
+			}
+			out = append(out, Change{Path: p, Old: ov, New: nv, Restart: RestartRequired(p)})
+		}
+	}
+	for p, ov := range a {
+		if _, ok := b[p]; !ok {
+			out = append(out, Change{Path: p, Old: ov, New: "(unset)", Restart: RestartRequired(p)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+func flatten(c *Config) map[string]string {
+	m := map[string]string{}
+	flattenValue(reflect.ValueOf(c).Elem(), "", false, m)
+	return m
+}
+
+func flattenValue(v reflect.Value, path string, secret bool, m map[string]string) {
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			flattenValue(v.Field(i), join(path, yamlName(f)), f.Tag.Get("secret") == "true", m)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			flattenValue(v.Elem(), path, secret, m)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		for _, k := range keys {
+			flattenValue(v.MapIndex(k), join(path, k.String()), secret, m)
+		}
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(v.Index(i).Interface())
+		}
+		m[path] = "[" + strings.Join(parts, ", ") + "]"
+	default:
+		s := fmt.Sprint(v.Interface())
+		if secret {
+			s = "(not set)"
+			if !v.IsZero() {
+				s = "(set)"
+			}
+		}
+		m[path] = s
+	}
+}
+
+// Redacted returns a copy of c that is safe to show: every field tagged
+// secret is replaced by a marker when set.
+func Redacted(c *Config) Config {
+	out := *c
+	redact(reflect.ValueOf(&out).Elem())
+	return out
+}
+
+// redact walks the nested structs (copied by value into out); secrets
+// live only in plain struct fields, never in maps or behind pointers.
+func redact(v reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := v.Field(i)
+		switch {
+		case t.Field(i).Tag.Get("secret") == "true" && f.Kind() == reflect.String && f.String() != "":
+			f.SetString("<redacted>")
+		case f.Kind() == reflect.Struct:
+			redact(f)
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Asymmetric algorithms the gateway can verify. "none" and the HMAC family
+// are refused: a gateway that holds only public keys must never accept a
+// token signed with a shared secret.
+var allowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Validate checks a decoded configuration and returns every problem found.
+// Policy semantics (inheritance, route rules, visible fields) are checked by
+// the policies package on top of this.
+func Validate(c *Config) Problems {
+	var ps Problems
+	validateServer(&c.Server, &ps)
+	validateOps(&c.Ops, &ps)
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		ps.add("log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
+	}
+	if c.Tracing.Enabled && c.Tracing.Endpoint == "" {
+		ps.add("tracing.endpoint", "required when tracing is enabled (host:port of an OTLP/HTTP collector)")
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		ps.add("tracing.sampleRatio", "must be between 0 and 1")
+	}
+	validateAuth(&c.Auth, &ps)
+	validateUserStore(&c.Upstreams.UserStore, c.Server.RequestTimeout, &ps)
+	validateCache(&c.Cache, &ps)
+	for name := range c.Policies {
+		if !slices.Contains(PolicyNames, name) {
+			ps.add("policies."+name, "unknown platform; policies are named %v", PolicyNames)
+		}
+	}
+	return ps
+}
+
+func validateServer(s *Server, ps *Problems) {
+	checkAddr("server.listen", s.Listen, false, ps)
+	positive(ps, "server.readTimeout", s.ReadTimeout)
+	positive(ps, "server.writeTimeout", s.WriteTimeout)
+	positive(ps, "server.idleTimeout", s.IdleTimeout)
+	positive(ps, "server.requestTimeout", s.RequestTimeout)
+	nonNegative(ps, "server.shutdownDelay", s.ShutdownDelay)
+	positive(ps, "server.drainTimeout", s.DrainTimeout)
+	between(ps, "server.bodyLimit", int64(s.BodyLimit), 1<<10, 64<<20, "1KiB", "64MiB")
+	between(ps, "server.headerLimit", int64(s.HeaderLimit), 1<<10, 1<<20, "1KiB", "1MiB")
+	between(ps, "server.maxConnections", int64(s.MaxConnections), 1, 1<<22, "1", "4194304")
+	for i, p := range s.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				ps.add("server.trustedProxies["+strconv.Itoa(i)+"]", "not a CIDR or IP address: %q", p)
+			}
+		}
+	}
+}
+
+func validateOps(o *Ops, ps *Problems) {
+	if o.Listen == "" {
+		return
+	}
+	checkAddr("ops.listen", o.Listen, false, ps)
+	if !IsLoopback(o.Listen) && o.Token == "" {
+		ps.add("ops.token", "required when ops.listen is not a loopback address; set %s", EnvPrefix+"OPS__TOKEN")
+	}
+	if o.Token != "" && len(o.Token) < 16 {
+		ps.add("ops.token", "too short: use at least 16 characters")
+	}
+}
+
+func validateAuth(a *Auth, ps *Problems) {
+	if len(a.JWKSURLs) == 0 {
+		ps.add("auth.jwksURLs", "at least one JWKS URL is required")
+	}
+	for i, u := range a.JWKSURLs {
+		checkURL("auth.jwksURLs["+strconv.Itoa(i)+"]", u, ps)
+	}
+	if a.Issuer == "" {
+		ps.add("auth.issuer", "required: the iss every token must carry")
+	}
+	if len(a.Audiences) == 0 {
+		ps.add("auth.audiences", "at least one audience is required")
+	}
+	if len(a.Algorithms) == 0 {
+		ps.add("auth.algorithms", "at least one algorithm is required")
+	}
+	for i, alg := range a.Algorithms {
+		if !slices.Contains(allowedAlgorithms, alg) {
+			ps.add("auth.algorithms["+strconv.Itoa(i)+"]", "%q is not allowed; use asymmetric algorithms only: %v", alg, allowedAlgorithms)
+		}
+	}
+	if a.Leeway < 0 || a.Leeway > 5*time.Minute {
+		ps.add("auth.leeway", "must be between 0s and 5m")
+	}
+	between(ps, "auth.maxTokenBytes", int64(a.MaxTokenBytes), 256, 64<<10, "256", "64KiB")
+	if a.RolesClaim == "" {
+		ps.add("auth.rolesClaim", "required")
+	}
+	if a.ScopesClaim == "" {
+		ps.add("auth.scopesClaim", "required")
+	}
+	if a.AdminRole == "" {
+		ps.add("auth.adminRole", "required")
+	}
+	j := &a.JWKS
+	positive(ps, "auth.jwks.refreshInterval", j.RefreshInterval)
+	positive(ps, "auth.jwks.fetchTimeout", j.FetchTimeout)
+	positive(ps, "auth.jwks.unknownKIDInterval", j.UnknownKIDInterval)
+	nonNegative(ps, "auth.jwks.unknownKIDWait", j.UnknownKIDWait)
+	positive(ps, "auth.jwks.retryInterval", j.RetryInterval)
+	between(ps, "auth.jwks.maxBytes", int64(j.MaxBytes), 1<<10, 16<<20, "1KiB", "16MiB")
+	if a.TokenCache.Enabled {
+		between(ps, "auth.tokenCache.maxEntries", int64(a.TokenCache.MaxEntries), 1, 10_000_000, "1", "10000000")
+		positive(ps, "auth.tokenCache.maxTTL", a.TokenCache.MaxTTL)
+	}
+}
+
+func validateUserStore(u *UserStore, requestTimeout time.Duration, ps *Problems) {
+	const p = "upstreams.userstore"
+	if u.BaseURL == "" {
+		ps.add(p+".baseURL", "required")
+	} else {
+		checkURL(p+".baseURL", u.BaseURL, ps)
+	}
+	if u.LiveStreamsBaseURL != "" {
+		checkURL(p+".liveStreamsBaseURL", u.LiveStreamsBaseURL, ps)
+	}
+	between(ps, p+".maxConnsPerHost", int64(u.MaxConnsPerHost), 1, 65536, "1", "65536")
+	positive(ps, p+".maxIdleConnDuration", u.MaxIdleConnDuration)
+	positive(ps, p+".dialTimeout", u.DialTimeout)
+	between(ps, p+".maxResponseBytes", int64(u.MaxResponseBytes), 1<<10, 256<<20, "1KiB", "256MiB")
+	if u.RetryBudget.Ratio < 0 || u.RetryBudget.Ratio > 1 {
+		ps.add(p+".retryBudget.ratio", "must be between 0 and 1")
+	}
+	if u.RetryBudget.MinPerSecond < 0 {
+		ps.add(p+".retryBudget.minPerSecond", "must not be negative")
+	}
+	for _, op := range []struct {
+		name string
+		o    *Operation
+	}{
+		{"usernameCheck", &u.Operations.UsernameCheck},
+		{"search", &u.Operations.Search},
+		{"userById", &u.Operations.UserByID},
+		{"liveStreams", &u.Operations.LiveStreams},
+	} {
+		validateOperation(p+".operations."+op.name, op.o, requestTimeout, ps)
+	}
+}
+
+func validateOperation(p string, o *Operation, requestTimeout time.Duration, ps *Problems) {
+	positive(ps, p+".timeout", o.Timeout)
+	if requestTimeout > 0 && o.Timeout > requestTimeout {
+		ps.add(p+".timeout", "%s is longer than server.requestTimeout (%s): the call could never use it", o.Timeout, requestTimeout)
+	}
+	between(ps, p+".maxInFlight", int64(o.MaxInFlight), 1, 100000, "1", "100000")
+	between(ps, p+".retry.attempts", int64(o.Retry.Attempts), 0, 5, "0", "5")
+	if o.Retry.Attempts > 0 {
+		positive(ps, p+".retry.baseBackoff", o.Retry.BaseBackoff)
+		if o.Retry.MaxBackoff < o.Retry.BaseBackoff {
+			ps.add(p+".retry.maxBackoff", "must not be shorter than retry.baseBackoff")
+		}
+	}
+	b := &o.Breaker
+	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
+		ps.add(p+".breaker", "needs a trip rule: consecutiveFailures and/or failureRatio")
+	}
+	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+		ps.add(p+".breaker.failureRatio", "must be between 0 and 1")
+	}
+	if b.FailureRatio > 0 && b.MinRequests == 0 {
+		ps.add(p+".breaker.minRequests", "must be at least 1 when failureRatio is set")
+	}
+	positive(ps, p+".breaker.interval", b.Interval)
+	positive(ps, p+".breaker.openTimeout", b.OpenTimeout)
+	if b.HalfOpenRequests == 0 {
+		ps.add(p+".breaker.halfOpenRequests", "must be at least 1")
+	}
+}
+
+func validateCache(c *Cache, ps *Problems) {
+	between(ps, "cache.maxEntries", int64(c.MaxEntries), 1, 50_000_000, "1", "50000000")
+	between(ps, "cache.maxBytes", int64(c.MaxBytes), 1<<20, 64<<30, "1MiB", "64GiB")
+	positive(ps, "cache.cleanupInterval", c.CleanupInterval)
+	for name, r := range map[string]CacheRoute{"search": c.Routes.Search, "me": c.Routes.Me} {
+		p := "cache.routes." + name
+		nonNegative(ps, p+".ttl", r.TTL)
+		nonNegative(ps, p+".emptyQueryTTL", r.EmptyQueryTTL)
+		nonNegative(ps, p+".staleWhileRevalidate", r.StaleWhileRevalidate)
+		nonNegative(ps, p+".staleIfError", r.StaleIfError)
+		nonNegative(ps, p+".clientMaxAge", r.ClientMaxAge)
+	}
+}
+
+func positive(ps *Problems, path string, d time.Duration) {
+	if d <= 0 {
+		ps.add(path, "must be a positive duration such as 500ms or 2s")
+	}
+}
+
+func nonNegative(ps *Problems, path string, d time.Duration) {
+	if d < 0 {
+		ps.add(path, "must not be negative")
+	}
+}
+
+func between(ps *Problems, path string, v, lo, hi int64, los, his string) {
+	if v < lo || v > hi {
+		ps.add(path, "must be between %s and %s (got %d)", los, his, v)
+	}
+}
+
+func checkAddr(path, addr string, allowEmpty bool, ps *Problems) {
+	if addr == "" {
+		if !allowEmpty {
+			ps.add(path, "required (host:port)")
+		}
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ps.add(path, "not a host:port address: %q", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		ps.add(path, "invalid port in %q", addr)
+	}
+}
+
+func checkURL(path, raw string, ps *Problems) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		ps.add(path, "must be an absolute http(s) URL without credentials or fragment (got %q)", raw)
+	}
+}
+
+// IsLoopback reports whether a listen address only accepts local
+// connections.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
