@@ -1,0 +1,448 @@
+package policies
+
+import (
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+)
+
+// Rate-limit response headers. We send the three separate fields of the
+// IETF httpapi draft (draft-ietf-httpapi-ratelimit-headers up to -07):
+// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, all plain
+// integers. Mobile and web clients and most client libraries already read
+// this form, and it is trivial to parse; the newer structured RateLimit /
+// RateLimit-Policy fields (-08 on) are still changing shape between drafts.
+// Retry-After (RFC 9110) comes with every refusal.
+const (
+	headerLimit      = "RateLimit-Limit"
+	headerRemaining  = "RateLimit-Remaining"
+	headerReset      = "RateLimit-Reset"
+	headerRetryAfter = "Retry-After"
+)
+
+// limitKind says which bucket family a key belongs to.
+type limitKind uint8
+
+const (
+	kindPerIP limitKind = iota
+	kindAuthFailures
+	kindPerUser
+	kindPerDevice
+)
+
+// Kind names, as config.yaml writes them under rateLimits:.
+var kindNames = [...]string{
+	kindPerIP:        "perIP",
+	kindAuthFailures: "authFailures",
+	kindPerUser:      "perUser",
+	kindPerDevice:    "perDevice",
+}
+
+// Verdict is the outcome of one rate-limit check.
+type Verdict struct {
+	Allowed bool
+	// Limit is the bucket's burst: the most requests allowed at once. 0
+	// means no limit applied (it is off, or there was nothing to key on).
+	Limit int
+	// Remaining is the whole tokens left after this request.
+	Remaining int
+	// Reset is how long until the bucket is full again.
+	Reset time.Duration
+	// RetryAfter is how long until one request is allowed again; set only
+	// when refused.
+	RetryAfter time.Duration
+	// Kind is the limit: perIP, authFailures, perUser or perDevice.
+	Kind string
+}
+
+// Headers sets the rate-limit headers: RateLimit-Limit, RateLimit-Remaining
+// and RateLimit-Reset (whole seconds, rounded up), and Retry-After (whole
+// seconds, at least 1) when refused. A verdict without a limit sets
+// nothing.
+func (v Verdict) Headers(set func(key, value string)) {
+	if v.Limit <= 0 {
+		return
+	}
+	set(headerLimit, strconv.Itoa(v.Limit))
+	set(headerRemaining, strconv.Itoa(v.Remaining))
+	set(headerReset, strconv.FormatInt(ceilSeconds(v.Reset, 0), 10))
+	if !v.Allowed {
+		set(headerRetryAfter, strconv.FormatInt(ceilSeconds(v.RetryAfter, 1), 10))
+	}
+}
+
+func ceilSeconds(d time.Duration, floor int64) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	return max(s, floor)
+}
+
+// Stricter picks the verdict to report when a request passed several
+// limits: a refusal over an allowance (the longer wait when both refuse),
+// otherwise the one with fewer requests left.
+func Stricter(a, b Verdict) Verdict {
+	switch {
+	case a.Limit <= 0:
+		return b
+	case b.Limit <= 0:
+		return a
+	case a.Allowed != b.Allowed:
+		if !a.Allowed {
+			return a
+		}
+		return b
+	case !a.Allowed:
+		if b.RetryAfter > a.RetryAfter {
+			return b
+		}
+		return a
+	case b.Remaining < a.Remaining:
+		return b
+	}
+	return a
+}
+
+// DefaultMaxKeys is the bucket bound NewLimiter uses when given none.
+const DefaultMaxKeys = 100000
+
+// Limiter holds the token buckets of every policy, keyed by limit kind,
+// platform and key (client IP, verified subject or device id).
+//
+// Memory is bounded: at most maxKeys buckets live at once, spread over
+// shards that each have their own lock and their own share of the bound.
+// A bucket takes roughly 200 bytes with its map entry, so 100 000 keys cost
+// about 20 MiB.
+//
+// Eviction: when a shard is full, the new key takes the slot of a bucket
+// from the least recently used end of the shard. Among the 8 least
+// recently used, the first that has refilled completely is taken, since a
+// full bucket carries no information (a new one would start full too);
+// when none has, the least recently used goes. A flood of distinct keys
+// therefore pushes out idle and long-unused buckets first, while the
+// buckets of clients that are active (and so recently used) stay.
+//
+// Limits are read from the Policy on every call, so a reloaded policy
+// changes them at once: an existing bucket refills at the new rate and is
+// capped at the new burst.
+type Limiter struct {
+	seed      maphash.Seed
+	epoch     time.Time
+	shards    []limiterShard
+	mask      uint64
+	maxKeys   int
+	evictions atomic.Uint64
+}
+
+// bucketKey identifies one bucket. For IP buckets id is empty; for the
+// others ip is the zero Addr.
+type bucketKey struct {
+	kind     limitKind
+	platform clientctx.Platform
+	ip       netip.Addr
+	id       string
+}
+
+type bucket struct {
+	key    bucketKey
+	tokens float64
+	// last is when tokens was computed, fullAt when the bucket will have
+	// refilled completely (nanoseconds since the limiter's epoch).
+	last, fullAt int64
+	// prev and next link the shard's recency list; -1 ends it.
+	prev, next int32
+}
+
+// limiterShard is one lock's worth of buckets, kept in a slice so the
+// recency list needs no pointers.
+type limiterShard struct {
+	mu      sync.Mutex
+	index   map[bucketKey]int32
+	buckets []bucket
+	// head is the most recently used bucket, tail the least.
+	head, tail int32
+	capacity   int
+	_          [40]byte // keeps neighbouring shards' locks off one cache line
+}
+
+// evictScan is how many of the least recently used buckets eviction looks
+// at for one that has refilled.
+const evictScan = 8
+
+// NewLimiter makes a limiter that keeps at most maxKeys buckets; a value
+// below 1 means DefaultMaxKeys.
+func NewLimiter(maxKeys int) *Limiter {
+	if maxKeys < 1 {
+		maxKeys = DefaultMaxKeys
+	}
+	// Enough shards to keep contention low, but never so many that a shard
+	// holds fewer than 64 keys and evicts by accident of the hash.
+	n := 32
+	for n > 1 && maxKeys/n < 64 {
+		n /= 2
+	}
+	l := &Limiter{
+		seed:    maphash.MakeSeed(),
+		epoch:   time.Now(),
+		shards:  make([]limiterShard, n),
+		mask:    uint64(n - 1),
+		maxKeys: maxKeys,
+	}
+	for i := range l.shards {
+		c := maxKeys / n
+		if i < maxKeys%n {
+			c++
+		}
+		l.shards[i] = limiterShard{index: make(map[bucketKey]int32), head: -1, tail: -1, capacity: c}
+	}
+	return l
+}
+
+// LimiterStats describes the limiter for metrics.
+type LimiterStats struct {
+	// Keys is the number of buckets in use.
+	Keys int
+	// MaxKeys is the bound on Keys.
+	MaxKeys int
+	// Evictions counts buckets dropped to make room since start.
+	Evictions uint64
+}
+
+// Stats reports the limiter's size and evictions.
+func (l *Limiter) Stats() LimiterStats {
+	s := LimiterStats{MaxKeys: l.maxKeys, Evictions: l.evictions.Load()}
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		s.Keys += len(sh.index)
+		sh.mu.Unlock()
+	}
+	return s
+}
+
+// ipKey keys an address. IPv4-mapped IPv6 counts as IPv4, and IPv6 is
+// keyed by its /64: one subscriber usually holds a whole /64 and could
+// otherwise rotate addresses to get fresh buckets (and flood the table).
+func ipKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.WithZone("").Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// AllowIP takes one token from the client IP's bucket (limit perIP).
+func (l *Limiter) AllowIP(p *Policy, ip netip.Addr, now time.Time) Verdict {
+	if p == nil {
+		return Verdict{Allowed: true}
+	}
+	return l.take(bucketKey{kind: kindPerIP, platform: p.platform, ip: ipKey(ip)}, p.limits.PerIP, now)
+}
+
+// AllowUser takes one token from the verified subject's bucket (limit
+// perUser). An empty subject is not limited here.
+func (l *Limiter) AllowUser(p *Policy, subject string, now time.Time) Verdict {
+	if p == nil || subject == "" {
+		return Verdict{Allowed: true}
+	}
+	return l.take(bucketKey{kind: kindPerUser, platform: p.platform, id: subject}, p.limits.PerUser, now)
+}
+
+// AllowDevice takes one token from the normalized device id's bucket
+// (limit perDevice). An empty device id is not limited here.
+func (l *Limiter) AllowDevice(p *Policy, deviceID string, now time.Time) Verdict {
+	if p == nil || deviceID == "" {
+		return Verdict{Allowed: true}
+	}
+	return l.take(bucketKey{kind: kindPerDevice, platform: p.platform, id: deviceID}, p.limits.PerDevice, now)
+}
+
+// AuthFailuresExhausted reports, without taking a token, whether the client
+// IP has spent its failed-authentication budget (limit authFailures):
+// Allowed is false when it has, and the gateway then refuses the request
+// before verifying any signature. It is one map look-up under a shard lock
+// and never creates a bucket.
+func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time) Verdict {
+	if p == nil || !p.limits.AuthFailures.Enabled() {
+		return Verdict{Allowed: true}
+	}
+	lim := p.limits.AuthFailures
+	key := bucketKey{kind: kindAuthFailures, platform: p.platform, ip: ipKey(ip)}
+	sh := l.shard(key)
+	t := l.since(now)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.index[key]
+	if !ok {
+		return Verdict{Allowed: true, Limit: lim.Burst, Remaining: lim.Burst, Kind: kindNames[kindAuthFailures]}
+	}
+	b := &sh.buckets[i]
+	refill(b, lim, t)
+	v := verdictOf(b, lim, kindAuthFailures)
+	v.Allowed = b.tokens >= 1
+	if !v.Allowed {
+		v.RetryAfter = secondsToDuration((1 - b.tokens) / lim.Rate)
+	}
+	return v
+}
+
+// RecordAuthFailure spends one token of the client IP's failed-
+// authentication budget, and reports what is left.
+func (l *Limiter) RecordAuthFailure(p *Policy, ip netip.Addr, now time.Time) Verdict {
+	if p == nil {
+		return Verdict{Allowed: true}
+	}
+	return l.take(bucketKey{kind: kindAuthFailures, platform: p.platform, ip: ipKey(ip)}, p.limits.AuthFailures, now)
+}
+
+func (l *Limiter) since(now time.Time) int64 {
+	return int64(now.Sub(l.epoch))
+}
+
+func (l *Limiter) shard(k bucketKey) *limiterShard {
+	var h uint64
+	if k.id != "" {
+		h = maphash.String(l.seed, k.id)
+	} else {
+		h = maphash.Comparable(l.seed, k.ip)
+	}
+	h ^= uint64(k.kind)<<8 | uint64(k.platform)
+	h *= 0x9e3779b97f4a7c15 // spreads the kind and platform bits into the high bits too
+	return &l.shards[(h>>32^h)&l.mask]
+}
+
+// take spends one token of key's bucket, creating the bucket (full) when
+// it is new. For an existing key it does not allocate.
+func (l *Limiter) take(key bucketKey, lim Limit, now time.Time) Verdict {
+	if !lim.Enabled() {
+		return Verdict{Allowed: true}
+	}
+	sh := l.shard(key)
+	t := l.since(now)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.index[key]
+	if ok {
+		sh.touch(i)
+	} else {
+		i = l.insert(sh, key, lim, t)
+	}
+	b := &sh.buckets[i]
+	refill(b, lim, t)
+	allowed := b.tokens >= 1
+	if allowed {
+		b.tokens--
+	}
+	b.fullAt = b.last + int64(secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))
+	v := verdictOf(b, lim, key.kind)
+	v.Allowed = allowed
+	if !allowed {
+		v.RetryAfter = secondsToDuration((1 - b.tokens) / lim.Rate)
+	}
+	return v
+}
+
+// refill adds the tokens earned since the bucket was last computed, capped
+// at the current burst. Time that runs backwards (callers computing now
+// before taking the lock) earns nothing.
+func refill(b *bucket, lim Limit, t int64) {
+	if t > b.last {
+		b.tokens += float64(t-b.last) / 1e9 * lim.Rate
+		b.last = t
+	}
+	b.tokens = min(b.tokens, float64(lim.Burst))
+}
+
+func verdictOf(b *bucket, lim Limit, kind limitKind) Verdict {
+	return Verdict{
+		Limit:     lim.Burst,
+		Remaining: int(math.Floor(max(b.tokens, 0))),
+		Reset:     secondsToDuration((float64(lim.Burst) - b.tokens) / lim.Rate),
+		Kind:      kindNames[kind],
+	}
+}
+
+func secondsToDuration(s float64) time.Duration {
+	if s <= 0 {
+		return 0
+	}
+	if s > float64(math.MaxInt64/int64(time.Second)) {
+		return math.MaxInt64
+	}
+	return time.Duration(math.Ceil(s * 1e9))
+}
+
+// insert adds a full bucket for key, evicting one when the shard is full,
+// and makes it the most recently used.
+func (l *Limiter) insert(sh *limiterShard, key bucketKey, lim Limit, t int64) int32 {
+	// The key may point into a caller's reusable buffer: keep a copy.
+	key.id = strings.Clone(key.id)
+	nb := bucket{key: key, tokens: float64(lim.Burst), last: t, fullAt: t, prev: -1, next: -1}
+	var i int32
+	if len(sh.buckets) < sh.capacity {
+		sh.buckets = append(sh.buckets, nb)
+		i = int32(len(sh.buckets) - 1)
+	} else {
+		i = sh.victim(t)
+		sh.unlink(i)
+		delete(sh.index, sh.buckets[i].key)
+		sh.buckets[i] = nb
+		l.evictions.Add(1)
+	}
+	sh.index[key] = i
+	sh.pushFront(i)
+	return i
+}
+
+// victim picks the bucket to evict: the least recently used of those that
+// have refilled, among the evictScan least recently used, else the least
+// recently used.
+func (sh *limiterShard) victim(t int64) int32 {
+	for i, n := sh.tail, 0; i >= 0 && n < evictScan; i, n = sh.buckets[i].prev, n+1 {
+		if sh.buckets[i].fullAt <= t {
+			return i
+		}
+	}
+	return sh.tail
+}
+
+func (sh *limiterShard) touch(i int32) {
+	if sh.head != i {
+		sh.unlink(i)
+		sh.pushFront(i)
+	}
+}
+
+func (sh *limiterShard) unlink(i int32) {
+	b := &sh.buckets[i]
+	if b.prev >= 0 {
+		sh.buckets[b.prev].next = b.next
+	} else {
+		sh.head = b.next
+	}
+	if b.next >= 0 {
+		sh.buckets[b.next].prev = b.prev
+	} else {
+		sh.tail = b.prev
+	}
+	b.prev, b.next = -1, -1
+}
+
+func (sh *limiterShard) pushFront(i int32) {
+	b := &sh.buckets[i]
+	b.prev, b.next = -1, sh.head
+	if sh.head >= 0 {
+		sh.buckets[sh.head].prev = i
+	}
+	sh.head = i
+	if sh.tail < 0 {
+		sh.tail = i
+	}
+}

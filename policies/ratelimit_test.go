@@ -1,0 +1,340 @@
+package policies_test
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/policies"
+)
+
+var t0 = time.Date(2026, 5, 22, 16, 0, 0, 0, time.UTC)
+
+func limited(t *testing.T, doc string) *policies.Policy {
+	t.Helper()
+	return compile(t, doc).For(clientctx.PlatformWeb)
+}
+
+func TestAllowUserSpendsAndRefills(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1, burst: 3}}}`)
+	l := policies.NewLimiter(1000)
+	for i, want := range []int{2, 1, 0} {
+		v := l.AllowUser(web, "alice", t0)
+		if !v.Allowed || v.Remaining != want || v.Limit != 3 || v.Kind != "perUser" {
+			t.Fatalf("request %d: %+v", i, v)
+		}
+	}
+	v := l.AllowUser(web, "alice", t0)
+	if v.Allowed || v.RetryAfter != time.Second || v.Remaining != 0 || v.Reset != 3*time.Second {
+		t.Fatalf("over the limit: %+v", v)
+	}
+	h := headers{}
+	v.Headers(h.set)
+	want := headers{"RateLimit-Limit": "3", "RateLimit-Remaining": "0", "RateLimit-Reset": "3", "Retry-After": "1"}
+	if len(h) != len(want) {
+		t.Fatalf("headers %v", h)
+	}
+	for k, val := range want {
+		if h[k] != val {
+			t.Errorf("%s = %q, want %q", k, h[k], val)
+		}
+	}
+
+	// Half a token later: still refused, and Retry-After rounds up to 1.
+	v = l.AllowUser(web, "alice", t0.Add(500*time.Millisecond))
+	if v.Allowed || v.RetryAfter != 500*time.Millisecond {
+		t.Fatalf("half refilled: %+v", v)
+	}
+	h = headers{}
+	v.Headers(h.set)
+	if h["Retry-After"] != "1" {
+		t.Fatalf("Retry-After %q", h["Retry-After"])
+	}
+	// One token later: allowed again, and only once.
+	if v = l.AllowUser(web, "alice", t0.Add(time.Second)); !v.Allowed || v.Remaining != 0 {
+		t.Fatalf("refilled: %+v", v)
+	}
+	if v = l.AllowUser(web, "alice", t0.Add(time.Second)); v.Allowed {
+		t.Fatalf("second after refill: %+v", v)
+	}
+	// A long pause refills to the burst, never beyond.
+	if v = l.AllowUser(web, "alice", t0.Add(time.Hour)); !v.Allowed || v.Remaining != 2 {
+		t.Fatalf("after an hour: %+v", v)
+	}
+	h = headers{}
+	v.Headers(h.set)
+	if _, ok := h["Retry-After"]; ok || h["RateLimit-Reset"] != "1" {
+		t.Fatalf("allowed headers %v", h)
+	}
+	// Another user has its own bucket.
+	if v = l.AllowUser(web, "bob", t0); !v.Allowed || v.Remaining != 2 {
+		t.Fatalf("bob: %+v", v)
+	}
+}
+
+func TestBucketsAreKeyedByKindPlatformAndKey(t *testing.T) {
+	set := compile(t, `all: {rateLimits: {perIP: {rate: 1, burst: 1}, perUser: {rate: 1, burst: 1}, perDevice: {rate: 1, burst: 1}}}`)
+	web, ios := set.For(clientctx.PlatformWeb), set.For(clientctx.PlatformIOS)
+	l := policies.NewLimiter(1000)
+	ip := netip.MustParseAddr("198.51.100.7")
+	if !l.AllowIP(web, ip, t0).Allowed || l.AllowIP(web, ip, t0).Allowed {
+		t.Fatal("perIP burst 1")
+	}
+	if v := l.AllowIP(web, ip, t0); v.Kind != "perIP" {
+		t.Fatalf("kind %q", v.Kind)
+	}
+	if !l.AllowIP(ios, ip, t0).Allowed {
+		t.Fatal("another platform has its own bucket")
+	}
+	if !l.AllowIP(web, netip.MustParseAddr("198.51.100.8"), t0).Allowed {
+		t.Fatal("another IP has its own bucket")
+	}
+	if !l.AllowUser(web, "198.51.100.7", t0).Allowed {
+		t.Fatal("a user named like the IP has its own bucket")
+	}
+	if !l.AllowDevice(web, "198.51.100.7", t0).Allowed {
+		t.Fatal("perDevice is its own kind")
+	}
+	if v := l.AllowDevice(web, "198.51.100.7", t0); v.Allowed || v.Kind != "perDevice" {
+		t.Fatalf("device twice: %+v", v)
+	}
+	// IPv4-mapped IPv6 is the same client as IPv4.
+	if l.AllowIP(web, netip.MustParseAddr("::ffff:198.51.100.7"), t0).Allowed {
+		t.Fatal("mapped address escaped the IPv4 bucket")
+	}
+	// IPv6 shares a bucket per /64.
+	if !l.AllowIP(web, netip.MustParseAddr("2001:db8:1:2::1"), t0).Allowed {
+		t.Fatal("first v6")
+	}
+	if l.AllowIP(web, netip.MustParseAddr("2001:db8:1:2:ffff::9"), t0).Allowed {
+		t.Fatal("same /64 must share the bucket")
+	}
+	if !l.AllowIP(web, netip.MustParseAddr("2001:db8:1:3::1"), t0).Allowed {
+		t.Fatal("another /64 has its own bucket")
+	}
+}
+
+func TestLimitOffAndEmptyKeys(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 0}}}`)
+	l := policies.NewLimiter(100)
+	for range 1000 {
+		if v := l.AllowUser(web, "alice", t0); !v.Allowed || v.Limit != 0 {
+			t.Fatalf("off limit: %+v", v)
+		}
+	}
+	if v := l.AllowDevice(web, "", t0); !v.Allowed || v.Limit != 0 {
+		t.Fatalf("empty device: %+v", v)
+	}
+	if v := l.AllowIP(nil, netip.MustParseAddr("192.0.2.1"), t0); !v.Allowed {
+		t.Fatalf("nil policy: %+v", v)
+	}
+	if got := l.Stats().Keys; got != 0 {
+		t.Fatalf("%d buckets for limits that do not apply", got)
+	}
+	h := headers{}
+	policies.Verdict{Allowed: true}.Headers(h.set)
+	if len(h) != 0 {
+		t.Fatalf("no limit, no headers: %v", h)
+	}
+}
+
+func TestAuthFailuresStopAnIPBeforeVerification(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 0.5, burst: 3}}}`)
+	l := policies.NewLimiter(1000)
+	ip := netip.MustParseAddr("203.0.113.9")
+
+	v := l.AuthFailuresExhausted(web, ip, t0)
+	if !v.Allowed || v.Remaining != 3 || v.Kind != "authFailures" {
+		t.Fatalf("fresh: %+v", v)
+	}
+	if l.Stats().Keys != 0 {
+		t.Fatal("checking must not create a bucket")
+	}
+	for range 3 {
+		l.RecordAuthFailure(web, ip, t0)
+	}
+	v = l.AuthFailuresExhausted(web, ip, t0)
+	if v.Allowed || v.RetryAfter != 2*time.Second {
+		t.Fatalf("after 3 failures: %+v", v)
+	}
+	// Checking does not spend: the same answer again, and other IPs pass.
+	if v2 := l.AuthFailuresExhausted(web, ip, t0); v2 != v {
+		t.Fatalf("check spent something: %+v then %+v", v, v2)
+	}
+	if !l.AuthFailuresExhausted(web, netip.MustParseAddr("203.0.113.10"), t0).Allowed {
+		t.Fatal("another IP")
+	}
+	// The budget comes back at 0.5 per second.
+	if !l.AuthFailuresExhausted(web, ip, t0.Add(2*time.Second)).Allowed {
+		t.Fatal("one failure allowed again after 2s")
+	}
+	off := limited(t, `web: {rateLimits: {authFailures: {rate: 0}}}`)
+	l.RecordAuthFailure(off, ip, t0)
+	if !l.AuthFailuresExhausted(off, ip, t0).Allowed {
+		t.Fatal("off limit")
+	}
+}
+
+func TestLiveLimitChange(t *testing.T) {
+	before := limited(t, `web: {rateLimits: {perUser: {rate: 1, burst: 10}}}`)
+	after := limited(t, `web: {rateLimits: {perUser: {rate: 100, burst: 2}}}`)
+	l := policies.NewLimiter(1000)
+	for range 3 {
+		l.AllowUser(before, "alice", t0)
+	}
+	// Reload: the bucket (7 tokens) is capped at the new burst at once.
+	v := l.AllowUser(after, "alice", t0)
+	if !v.Allowed || v.Limit != 2 || v.Remaining != 1 {
+		t.Fatalf("after reload: %+v", v)
+	}
+	l.AllowUser(after, "alice", t0)
+	if v = l.AllowUser(after, "alice", t0); v.Allowed {
+		t.Fatalf("new burst spent: %+v", v)
+	}
+	// And refills at the new rate: one token per 10ms.
+	if v = l.AllowUser(after, "alice", t0.Add(10*time.Millisecond)); !v.Allowed {
+		t.Fatalf("new rate: %+v", v)
+	}
+	// Back to the old limits: the bucket grows back towards 10 at 1/s.
+	if v = l.AllowUser(before, "alice", t0.Add(10*time.Millisecond+5*time.Second)); !v.Allowed || v.Remaining != 4 || v.Limit != 10 {
+		t.Fatalf("back: %+v", v)
+	}
+}
+
+func TestKeysAreCopied(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1, burst: 5}}}`)
+	l := policies.NewLimiter(100)
+	buf := []byte("alice")
+	borrowed := unsafe.String(unsafe.SliceData(buf), len(buf)) // as a zero-copy server hands it over
+	l.AllowUser(web, borrowed, t0)
+	copy(buf, "mallo") // the server reuses its buffer
+	if v := l.AllowUser(web, "alice", t0); v.Remaining != 3 {
+		t.Fatalf("alice lost her bucket: %+v", v)
+	}
+}
+
+func TestMemoryIsBoundedUnderAFlood(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1, burst: 5}, perIP: {rate: 1, burst: 5}}}`)
+	const maxKeys = 1024
+	l := policies.NewLimiter(maxKeys)
+	// A steady client spends its burst and keeps asking during the flood.
+	for range 5 {
+		l.AllowUser(web, "steady", t0)
+	}
+	for i := range 50000 {
+		now := t0.Add(time.Duration(i) * time.Microsecond)
+		l.AllowUser(web, fmt.Sprintf("attacker-%d", i), now)
+		l.AllowIP(web, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+		if i%100 == 0 {
+			l.AllowUser(web, "steady", now)
+		}
+	}
+	s := l.Stats()
+	if s.Keys > maxKeys || s.MaxKeys != maxKeys {
+		t.Fatalf("stats %+v", s)
+	}
+	if want := uint64(100001 - maxKeys); s.Evictions < want-uint64(maxKeys) || s.Evictions > want {
+		t.Fatalf("evictions %d, want about %d", s.Evictions, want)
+	}
+	// The steady client was used recently all along, so its empty bucket
+	// survived: it is still refused.
+	if v := l.AllowUser(web, "steady", t0.Add(50*time.Millisecond)); v.Allowed {
+		t.Fatalf("the flood reset an active client's bucket: %+v", v)
+	}
+}
+
+func TestEvictionPrefersRefilledBuckets(t *testing.T) {
+	slow := limited(t, `web: {rateLimits: {perUser: {rate: 0.001, burst: 10}}}`)
+	fast := limited(t, `web: {rateLimits: {perUser: {rate: 1000, burst: 10}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	l.AllowUser(slow, "slow", t0)
+	l.AllowUser(slow, "slow", t0) // 8 left, full again only after 2000s
+	for i := range 63 {
+		l.AllowUser(fast, fmt.Sprint("fast-", i), t0) // full again after 1ms
+	}
+	// "slow" is the least recently used, but it still remembers something;
+	// the refilled bucket just above it goes instead.
+	l.AllowUser(fast, "newcomer", t0.Add(time.Second))
+	if s := l.Stats(); s.Evictions != 1 || s.Keys != 64 {
+		t.Fatalf("stats %+v", s)
+	}
+	if v := l.AllowUser(slow, "slow", t0.Add(time.Second)); v.Remaining != 7 {
+		t.Fatalf("slow lost its state: %+v", v)
+	}
+
+	// When nothing has refilled, the least recently used goes.
+	l = policies.NewLimiter(64)
+	for i := range 64 {
+		l.AllowUser(slow, fmt.Sprint("u", i), t0)
+	}
+	l.AllowUser(slow, "newcomer", t0)
+	if v := l.AllowUser(slow, "u0", t0); v.Remaining != 9 {
+		t.Fatalf("u0 should have been evicted and start full: %+v", v)
+	}
+	if v := l.AllowUser(slow, "u1", t0); v.Remaining != 9 {
+		t.Fatalf("u1 (now least recently used) should have made room for u0: %+v", v)
+	}
+	if v := l.AllowUser(slow, "u63", t0); v.Remaining != 8 {
+		t.Fatalf("u63 kept: %+v", v)
+	}
+}
+
+func TestConcurrentClientsNeverOverspend(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1, burst: 100}, perIP: {rate: 10, burst: 20}}}`)
+	l := policies.NewLimiter(256)
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				if l.AllowUser(web, "hot", t0).Allowed {
+					allowed.Add(1)
+				}
+				l.AllowUser(web, fmt.Sprint("g", g, "-", i%300), t0.Add(time.Duration(i)*time.Millisecond))
+				l.AllowIP(web, netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), t0.Add(time.Duration(i)*time.Millisecond))
+				l.RecordAuthFailure(web, netip.AddrFrom4([4]byte{192, 0, 2, byte(g)}), t0)
+				l.AuthFailuresExhausted(web, netip.AddrFrom4([4]byte{192, 0, 2, byte(g)}), t0)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != 100 {
+		t.Fatalf("hot key allowed %d times at one instant, burst is 100", got)
+	}
+	if s := l.Stats(); s.Keys > 256 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestStricter(t *testing.T) {
+	none := policies.Verdict{Allowed: true}
+	ok5 := policies.Verdict{Allowed: true, Limit: 10, Remaining: 5, Kind: "perIP"}
+	ok2 := policies.Verdict{Allowed: true, Limit: 30, Remaining: 2, Kind: "perUser"}
+	no1 := policies.Verdict{Limit: 10, RetryAfter: time.Second, Kind: "perIP"}
+	no3 := policies.Verdict{Limit: 10, RetryAfter: 3 * time.Second, Kind: "perDevice"}
+	tests := []struct{ a, b, want policies.Verdict }{
+		{none, ok5, ok5}, {ok5, none, ok5}, {ok5, ok2, ok2}, {ok2, ok5, ok2},
+		{ok2, no1, no1}, {no1, ok2, no1}, {no1, no3, no3}, {no3, no1, no3},
+	}
+	for _, tt := range tests {
+		if got := policies.Stricter(tt.a, tt.b); got != tt.want {
+			t.Errorf("Stricter(%+v, %+v) = %+v", tt.a, tt.b, got)
+		}
+	}
+}
+
+func TestNewLimiterDefaultsItsBound(t *testing.T) {
+	if got := policies.NewLimiter(0).Stats().MaxKeys; got != policies.DefaultMaxKeys {
+		t.Fatalf("MaxKeys %d", got)
+	}
+	if got := policies.NewLimiter(1).Stats().MaxKeys; got != 1 {
+		t.Fatalf("MaxKeys %d", got)
+	}
+}
