@@ -111,8 +111,10 @@ func Stricter(a, b Verdict) Verdict {
 // DefaultMaxKeys is the bucket bound NewLimiter uses when given none.
 const DefaultMaxKeys = 100000
 
-// Limiter holds the token buckets of every policy, keyed by limit kind,
-// platform and key (client IP, verified subject or device id).
+// Limiter holds the token buckets of every policy, keyed by limit kind and
+// key: per-IP buckets (perIP, authFailures) by client IP alone, so that
+// switching X-Platform buys no fresh budget; per-user and per-device buckets
+// by platform and subject or device id.
 //
 // Memory is bounded: at most maxKeys buckets live at once, spread over
 // shards that each have their own lock and their own share of the bound.
@@ -238,12 +240,19 @@ func ipKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
+// ipBucket keys the per-IP buckets by address alone, not by platform: the
+// platform is a client claim, and a client rotating X-Platform must not get
+// a fresh budget per platform. The limit applied is still the policy's.
+func ipBucket(kind limitKind, ip netip.Addr) bucketKey {
+	return bucketKey{kind: kind, ip: ipKey(ip)}
+}
+
 // AllowIP takes one token from the client IP's bucket (limit perIP).
 func (l *Limiter) AllowIP(p *Policy, ip netip.Addr, now time.Time) Verdict {
 	if p == nil {
 		return Verdict{Allowed: true}
 	}
-	return l.take(bucketKey{kind: kindPerIP, platform: p.platform, ip: ipKey(ip)}, p.limits.PerIP, now)
+	return l.take(ipBucket(kindPerIP, ip), p.limits.PerIP, now)
 }
 
 // AllowUser takes one token from the verified subject's bucket (limit
@@ -274,7 +283,7 @@ func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time)
 		return Verdict{Allowed: true}
 	}
 	lim := p.limits.AuthFailures
-	key := bucketKey{kind: kindAuthFailures, platform: p.platform, ip: ipKey(ip)}
+	key := ipBucket(kindAuthFailures, ip)
 	sh := l.shard(key)
 	t := l.since(now)
 	sh.mu.Lock()
@@ -299,7 +308,7 @@ func (l *Limiter) RecordAuthFailure(p *Policy, ip netip.Addr, now time.Time) Ver
 	if p == nil {
 		return Verdict{Allowed: true}
 	}
-	return l.take(bucketKey{kind: kindAuthFailures, platform: p.platform, ip: ipKey(ip)}, p.limits.AuthFailures, now)
+	return l.take(ipBucket(kindAuthFailures, ip), p.limits.AuthFailures, now)
 }
 
 func (l *Limiter) since(now time.Time) int64 {
