@@ -1,0 +1,239 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/upstream/devidp"
+)
+
+func TestTokenCacheHit(t *testing.T) {
+	p := startIDP(t)
+	rec := &recorder{}
+	v := readyVerifier(t, testConfig(p.jwksURL()), rec)
+	for _, alg := range []string{devidp.RS256, devidp.ES256} {
+		token := mint(t, p, devidp.MintClaims{Roles: []string{"user"}}, devidp.WithAlgorithm(alg))
+		hits, lookups := rec.cacheHit.Load(), v.keyLookups.Load()
+		first := mustAuthenticate(t, v, token)
+		second, err := v.Authenticate(t.Context(), header(token)) // the other header form, same token
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second != first {
+			t.Errorf("%s: the hit returned another identity", alg)
+		}
+		if rec.cacheHit.Load() != hits+1 || v.keyLookups.Load() != lookups+1 {
+			t.Errorf("%s: want one miss then one hit without key look-up (hits %d→%d, look-ups %d→%d)",
+				alg, hits, rec.cacheHit.Load(), lookups, v.keyLookups.Load())
+		}
+	}
+	if v.cache.len() != 2 {
+		t.Errorf("cache holds %d entries, want 2", v.cache.len())
+	}
+}
+
+// A cached entry never outlives its token: at exp it is gone and the token
+// is refused (leeway 0 here, so exp is the end).
+func TestTokenCacheEntryEndsAtExp(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.Leeway = 0
+	rec := &recorder{}
+	v := readyVerifier(t, cfg, rec)
+	now := time.Now()
+	exp := now.Truncate(time.Second).Add(2 * time.Second)
+	token := mint(t, p, devidp.MintClaims{IssuedAt: now, ExpiresAt: exp})
+	mustAuthenticate(t, v, token)
+	mustAuthenticate(t, v, token)
+	if rec.cacheHit.Load() != 1 {
+		t.Fatalf("no cache hit before exp")
+	}
+	time.Sleep(time.Until(exp) + 20*time.Millisecond)
+	mustRefuse(t, v, token, errExpired)
+	if rec.cacheHit.Load() != 1 {
+		t.Error("the cache answered for an expired token")
+	}
+}
+
+func TestTokenCacheEntryEndsAtMaxTTL(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.TokenCache.MaxTTL = 50 * time.Millisecond
+	rec := &recorder{}
+	v := readyVerifier(t, cfg, rec)
+	token := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v, token)
+	mustAuthenticate(t, v, token)
+	time.Sleep(80 * time.Millisecond)
+	mustAuthenticate(t, v, token)
+	if hits, misses := rec.cacheHit.Load(), rec.cacheMis.Load(); hits != 1 || misses != 2 {
+		t.Errorf("hits %d misses %d, want 1 and 2 (the entry should have aged out)", hits, misses)
+	}
+}
+
+// Removing a key from the JWKS drops, at the next refresh, every cached
+// verification that key made.
+func TestTokenCacheDropsTokensOfRemovedKey(t *testing.T) {
+	p := startIDP(t)
+	rec := &recorder{}
+	v := readyVerifier(t, testConfig(p.jwksURL()), rec)
+	oldKID := p.CurrentKID(devidp.RS256)
+	oldToken := mint(t, p, devidp.MintClaims{})
+	esToken := mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256))
+	mustAuthenticate(t, v, oldToken)
+	mustAuthenticate(t, v, esToken)
+	mustAuthenticate(t, v, oldToken)
+	if rec.cacheHit.Load() != 1 {
+		t.Fatal("old token not cached")
+	}
+
+	if _, err := p.Rotate(devidp.RS256); err != nil {
+		t.Fatal(err)
+	}
+	p.RemoveKey(oldKID)
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{})) // kid miss: the refresh sees oldKID gone
+
+	hits := rec.cacheHit.Load()
+	mustRefuse(t, v, oldToken, errUnknownKID)
+	if rec.cacheHit.Load() != hits {
+		t.Error("the cache answered for a token of a removed key")
+	}
+	mustAuthenticate(t, v, esToken) // the EC key stayed: its entries stay
+	if rec.cacheHit.Load() != hits+1 {
+		t.Error("an entry of a key that stayed was dropped")
+	}
+}
+
+// A key set refresh that keeps a key keeps its entries (the key object, and
+// so the entries pointing at it, survive).
+func TestTokenCacheSurvivesUnchangedRefreshes(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.RefreshInterval = 5 * time.Millisecond
+	rec := &recorder{}
+	v := readyVerifier(t, cfg, rec)
+	token := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v, token)
+	fetches := p.JWKSFetches()
+	eventually(t, "refreshes", func() bool { return p.JWKSFetches() >= fetches+3 })
+	mustAuthenticate(t, v, token)
+	if rec.cacheHit.Load() != 1 {
+		t.Error("an unchanged refresh dropped cached entries")
+	}
+}
+
+func TestTokenCacheBoundHolds(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.TokenCache.MaxEntries = 100
+	rec := &recorder{}
+	v := readyVerifier(t, cfg, rec)
+	tokens := make([]string, 600)
+	for i := range tokens {
+		tokens[i] = mint(t, p, devidp.MintClaims{Subject: "user-" + strconv.Itoa(i)}, devidp.WithAlgorithm(devidp.ES256))
+		mustAuthenticate(t, v, tokens[i])
+		if n := v.cache.len(); n > cfg.TokenCache.MaxEntries {
+			t.Fatalf("cache grew to %d entries, bound %d", n, cfg.TokenCache.MaxEntries)
+		}
+	}
+	if n := v.cache.len(); n != cfg.TokenCache.MaxEntries {
+		t.Errorf("cache holds %d entries, want it full at %d", n, cfg.TokenCache.MaxEntries)
+	}
+	// FIFO: the newest token is still cached, the first one was evicted.
+	hits := rec.cacheHit.Load()
+	mustAuthenticate(t, v, tokens[len(tokens)-1])
+	mustAuthenticate(t, v, tokens[0])
+	if rec.cacheHit.Load() != hits+1 {
+		t.Errorf("want a hit for the newest token and a miss for the oldest")
+	}
+}
+
+func TestTokenCacheKeepsNoFailuresAndCanBeOff(t *testing.T) {
+	p := startIDP(t)
+	rec := &recorder{}
+	v := readyVerifier(t, testConfig(p.jwksURL()), rec)
+	expired := mint(t, p, devidp.MintClaims{IssuedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(-time.Minute)})
+	for range 3 {
+		mustRefuse(t, v, expired, errExpired)
+	}
+	if v.cache.len() != 0 || rec.cacheHit.Load() != 0 {
+		t.Error("a failure was cached")
+	}
+
+	cfg := testConfig(p.jwksURL())
+	cfg.TokenCache.Enabled = false
+	off := &recorder{}
+	v2 := readyVerifier(t, cfg, off)
+	token := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v2, token)
+	mustAuthenticate(t, v2, token)
+	if v2.cache != nil || off.cacheHit.Load()+off.cacheMis.Load() != 0 || v2.keyLookups.Load() != 2 {
+		t.Error("a disabled cache was used")
+	}
+}
+
+// Unit tests of the ring: exact bound over shards, FIFO slots, stale slots.
+func TestTokenCacheRing(t *testing.T) {
+	for _, n := range []int{1, 7, 63, 64, 100, 1001} {
+		c := newTokenCache(n, time.Minute)
+		total := 0
+		for i := range c.shards {
+			total += c.shards[i].limit
+		}
+		if total != n {
+			t.Errorf("MaxEntries %d: shard limits add up to %d", n, total)
+		}
+	}
+
+	c := newTokenCache(3, time.Minute)
+	key := &verifyKey{kid: "k"}
+	now := time.Now()
+	id := &Identity{ExpiresAt: now.Add(time.Hour)}
+	sum := func(i int) *[sha256.Size]byte { s := sha256.Sum256([]byte{byte(i)}); return &s }
+	for i := range 3 {
+		c.put(sum(i), id, key, now)
+	}
+	c.put(sum(3), id, key, now) // evicts 0, the oldest
+	if c.get(sum(0), now.UnixNano()) != nil || c.get(sum(3), now.UnixNano()) == nil || c.len() != 3 {
+		t.Fatalf("FIFO eviction wrong: len %d", c.len())
+	}
+	c.put(sum(1), id, key, now) // already present: keeps its slot
+	c.put(sum(4), id, key, now) // evicts 1
+	if c.get(sum(1), now.UnixNano()) != nil || c.get(sum(2), now.UnixNano()) == nil || c.len() != 3 {
+		t.Fatalf("re-put or second eviction wrong: len %d", c.len())
+	}
+
+	// Expired and retired entries are dropped on the hit that finds them.
+	later := now.Add(2 * time.Hour).UnixNano()
+	if c.get(sum(2), later) != nil || c.len() != 2 {
+		t.Error("expired entry served or kept")
+	}
+	key.retired.Store(true)
+	if c.get(sum(3), now.UnixNano()) != nil || c.len() != 1 {
+		t.Error("entry of a retired key served or kept")
+	}
+
+	// A token already past exp (within leeway) is not admitted.
+	c.put(sum(9), &Identity{ExpiresAt: now.Add(-time.Second)}, &verifyKey{}, now)
+	if c.get(sum(9), now.UnixNano()) != nil {
+		t.Error("an expired identity was admitted")
+	}
+
+	// An exp centuries away is bounded by MaxTTL, not overflowed.
+	far := &Identity{ExpiresAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c.put(sum(10), far, &verifyKey{}, now)
+	if c.get(sum(10), now.Add(59*time.Second).UnixNano()) != far || c.get(sum(10), now.Add(61*time.Second).UnixNano()) != nil {
+		t.Error("a far-future exp was not bounded by MaxTTL")
+	}
+}
+
+func TestErrorsWrapSentinels(t *testing.T) {
+	for _, e := range append(ownErrors, errNoToken, errManyHeaders, errTooLong, errScheme, errShape, errSignature, errMalformed) {
+		if !errors.Is(e, ErrUnauthenticated) || errors.Is(e, ErrKeysUnavailable) {
+			t.Errorf("%v does not wrap ErrUnauthenticated alone", e)
+		}
+	}
+}

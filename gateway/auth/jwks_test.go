@@ -1,0 +1,426 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+
+	"github.com/bffgate/edge/upstream/devidp"
+)
+
+func randomKID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "kid-" + hex.EncodeToString(b[:])
+}
+
+// A flood of tokens with made-up kids costs at most one key fetch per
+// UnknownKIDInterval, sequential or concurrent.
+func TestUnknownKIDRefreshIsRateLimited(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.UnknownKIDInterval = time.Second
+	v := readyVerifier(t, cfg, nil)
+	tokens := make([]string, 40)
+	for i := range tokens {
+		tokens[i] = mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256), devidp.WithKeyID(randomKID()))
+	}
+
+	start, before := time.Now(), p.JWKSFetches()
+	for _, tok := range tokens[:20] {
+		mustRefuse(t, v, tok, errUnknownKID)
+	}
+	var wg sync.WaitGroup
+	for _, tok := range tokens[20:] {
+		wg.Go(func() {
+			if _, err := authenticate(v, tok); !errors.Is(err, errUnknownKID) {
+				t.Errorf("random kid: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	fetched := p.JWKSFetches() - before
+	allowed := 1 + int64(time.Since(start)/cfg.JWKS.UnknownKIDInterval)
+	if fetched < 1 || fetched > allowed {
+		t.Fatalf("%d unknown kids caused %d fetches; want 1 to %d", len(tokens), fetched, allowed)
+	}
+
+	// Once the interval has passed, a miss may fetch again.
+	time.Sleep(cfg.JWKS.UnknownKIDInterval)
+	before = p.JWKSFetches()
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID())), errUnknownKID)
+	if got := p.JWKSFetches() - before; got != 1 {
+		t.Errorf("after the interval an unknown kid caused %d fetches, want 1", got)
+	}
+}
+
+func TestRotatedKeyIsPickedUpOnKidMiss(t *testing.T) {
+	p := startIDP(t)
+	v := readyVerifier(t, testConfig(p.jwksURL()), nil)
+	oldToken := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v, oldToken)
+
+	for _, alg := range []string{devidp.RS256, devidp.ES256} {
+		kid, err := p.Rotate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(testConfig().JWKS.UnknownKIDInterval) // the limiter allows the next miss
+		before := p.JWKSFetches()
+		id := mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(alg)))
+		if id.KeyID != kid {
+			t.Errorf("verified by %q, want the new key %q", id.KeyID, kid)
+		}
+		if got := p.JWKSFetches() - before; got != 1 {
+			t.Errorf("picking up the %s key took %d fetches, want 1", alg, got)
+		}
+	}
+	mustAuthenticate(t, v, oldToken) // old keys are still published
+}
+
+// An unknown kid never holds the request past UnknownKIDWait nor past the
+// request's own deadline, even when the identity provider hangs.
+func TestUnknownKIDWaitIsBounded(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.FetchTimeout = 5 * time.Second
+	cfg.JWKS.UnknownKIDWait = 300 * time.Millisecond
+	cfg.JWKS.UnknownKIDInterval = time.Millisecond
+	v := readyVerifier(t, cfg, nil)
+	p.SetJWKSMode(devidp.JWKSSlow(4 * time.Second))
+
+	token := mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID()))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := v.Authenticate(ctx, bearer(token))
+	if elapsed := time.Since(start); elapsed >= cfg.JWKS.UnknownKIDWait {
+		t.Errorf("with a 50ms deadline the request waited %v", elapsed)
+	}
+	if !errors.Is(err, errUnknownKID) {
+		t.Errorf("got %v", err)
+	}
+
+	start = time.Now()
+	_, err = authenticate(v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID())))
+	if elapsed := time.Since(start); elapsed >= 2*time.Second {
+		t.Errorf("with no deadline the request waited %v (UnknownKIDWait %v)", elapsed, cfg.JWKS.UnknownKIDWait)
+	}
+	if !errors.Is(err, errUnknownKID) {
+		t.Errorf("got %v", err)
+	}
+	// Known keys keep working while the slow fetch is stuck.
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}))
+}
+
+// New never waits for the identity provider, even one that hangs.
+func TestNewDoesNotWaitForTheKeySet(t *testing.T) {
+	p := startIDP(t)
+	p.SetJWKSMode(devidp.JWKSSlow(3 * time.Second))
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.FetchTimeout = 5 * time.Second
+	start := time.Now()
+	v := newVerifier(t, cfg, nil)
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Fatalf("New took %v", elapsed)
+	}
+	if ok, reason := v.Ready(); ok || !strings.Contains(reason, "first fetch") {
+		t.Errorf("Ready() = %v, %q", ok, reason)
+	}
+	if _, err := authenticate(v, mint(t, p, devidp.MintClaims{})); !errors.Is(err, ErrKeysUnavailable) {
+		t.Errorf("before the first fetch: %v", err)
+	}
+	// A malformed token is still a 401, not a 503.
+	if _, err := v.Authenticate(context.Background(), header("Basic Zm9v")); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("malformed header before keys: %v", err)
+	}
+}
+
+// The identity provider is unreachable at start: the verifier runs without
+// keys, answers ErrKeysUnavailable, retries, and recovers on its own.
+func TestJWKSDownAtStartThenRecovers(t *testing.T) {
+	p := startIDP(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here now: connection refused
+
+	rec := &recorder{}
+	v := newVerifier(t, testConfig("http://"+addr+"/.well-known/jwks.json"), rec)
+	token := mint(t, p, devidp.MintClaims{})
+	eventually(t, "several failed attempts", func() bool { return rec.fetchErr.Load() >= 3 })
+	if _, err := authenticate(v, token); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("want ErrKeysUnavailable, got %v", err)
+	}
+	ok, reason := v.Ready()
+	if ok || !strings.Contains(reason, "no identity provider keys") || !strings.Contains(reason, addr) {
+		t.Fatalf("Ready() = %v, %q", ok, reason)
+	}
+	if v.KeysAge() != 0 {
+		t.Errorf("KeysAge before any load = %v", v.KeysAge())
+	}
+
+	var ln2 net.Listener
+	eventually(t, "the port to be free again", func() bool {
+		ln2, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	srv := httptest.NewUnstartedServer(p.Handler())
+	srv.Listener = ln2
+	srv.Start()
+	defer srv.Close()
+
+	eventually(t, "recovery", func() bool { ok, _ := v.Ready(); return ok })
+	mustAuthenticate(t, v, token)
+	// A run of identical failures is logged once, then the recovery.
+	logs := rec.logText()
+	if n := strings.Count(logs, "JWKS fetch failed"); n != 1 {
+		t.Errorf("%d failure lines for one run of identical failures, want 1", n)
+	}
+	if !strings.Contains(logs, "JWKS fetch recovered") {
+		t.Error("recovery not logged")
+	}
+	if rec.lastKeys.Load() != 2 {
+		t.Errorf("observer saw %d keys", rec.lastKeys.Load())
+	}
+	// Normal refresh took over: no more retries every RetryInterval.
+	fetches := rec.fetches()
+	time.Sleep(10 * testConfig().JWKS.RetryInterval)
+	if rec.fetches() != fetches {
+		t.Errorf("still retrying after keys loaded: %d → %d fetches", fetches, rec.fetches())
+	}
+}
+
+// A response that is not a usable key set at start leaves the verifier
+// unready (never "ready with no keys"), until the provider is fixed.
+func TestBrokenKeySetAtStartIsNotLoaded(t *testing.T) {
+	wantReason := map[devidp.JWKSMode]string{
+		devidp.JWKSEmpty:       "no usable signing key",
+		devidp.JWKSGarbage:     "not a JSON object",
+		devidp.JWKSHTML:        "HTML page",
+		devidp.JWKSStatus(503): "status 503",
+		devidp.JWKSOversized:   "byte limit",
+	}
+	for _, mode := range []devidp.JWKSMode{devidp.JWKSEmpty, devidp.JWKSGarbage, devidp.JWKSHTML,
+		devidp.JWKSStatus(503), devidp.JWKSOversized} {
+		t.Run(mode.String(), func(t *testing.T) {
+			p := startIDP(t)
+			p.SetJWKSMode(mode)
+			rec := &recorder{}
+			v := newVerifier(t, testConfig(p.jwksURL()), rec)
+			eventually(t, "retries", func() bool { return p.JWKSFetches() >= 3 })
+			if ok, _ := v.Ready(); ok {
+				t.Fatal("ready on a broken key set")
+			}
+			if rec.fetchOK.Load() != 0 {
+				t.Fatalf("a broken response counted as a successful fetch")
+			}
+			if _, err := authenticate(v, mint(t, p, devidp.MintClaims{})); !errors.Is(err, ErrKeysUnavailable) {
+				t.Fatalf("got %v", err)
+			}
+			rec.mu.Lock()
+			firstErr := rec.errs[0].Error()
+			rec.mu.Unlock()
+			if want := wantReason[mode]; !strings.Contains(firstErr, want) {
+				t.Errorf("fetch error %q does not say %q", firstErr, want)
+			}
+			p.SetJWKSMode(devidp.JWKSNormal)
+			eventually(t, "recovery", func() bool { ok, _ := v.Ready(); return ok })
+			mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}))
+		})
+	}
+}
+
+// Once keys are loaded, no failure of the endpoint drops them.
+func TestLoadedKeysSurviveEndpointFailures(t *testing.T) {
+	modes := []devidp.JWKSMode{devidp.JWKSEmpty, devidp.JWKSGarbage, devidp.JWKSHTML, devidp.JWKSStatus(503),
+		devidp.JWKSStatus(404), devidp.JWKSOversized, devidp.JWKSSlow(time.Second)}
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			p := startIDP(t)
+			cfg := testConfig(p.jwksURL())
+			cfg.JWKS.RefreshInterval = 10 * time.Millisecond
+			cfg.JWKS.FetchTimeout = 100 * time.Millisecond
+			cfg.TokenCache.Enabled = false
+			rec := &recorder{}
+			v := readyVerifier(t, cfg, rec)
+			rsaToken := mint(t, p, devidp.MintClaims{})
+			esToken := mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256))
+			mustAuthenticate(t, v, rsaToken)
+
+			p.SetJWKSMode(mode)
+			eventually(t, "failed refreshes", func() bool { return rec.fetchErr.Load() >= 3 })
+			if ok, reason := v.Ready(); !ok {
+				t.Fatalf("not ready after %s refreshes: %s", mode, reason)
+			}
+			mustAuthenticate(t, v, rsaToken)
+			mustAuthenticate(t, v, esToken)
+			if v.KeysAge() < 3*cfg.JWKS.RefreshInterval {
+				t.Errorf("KeysAge %v: a failed fetch counted as success", v.KeysAge())
+			}
+		})
+	}
+
+	t.Run("server gone", func(t *testing.T) {
+		p := startIDP(t)
+		cfg := testConfig(p.jwksURL())
+		cfg.JWKS.RefreshInterval = 10 * time.Millisecond
+		cfg.TokenCache.Enabled = false
+		rec := &recorder{}
+		v := readyVerifier(t, cfg, rec)
+		token := mint(t, p, devidp.MintClaims{})
+		p.srv.Close()
+		errsBefore := rec.fetchErr.Load()
+		eventually(t, "failed refreshes", func() bool { return rec.fetchErr.Load() >= errsBefore+3 })
+		mustAuthenticate(t, v, token)
+		if ok, _ := v.Ready(); !ok {
+			t.Fatal("not ready after the server went away")
+		}
+	})
+}
+
+// A key removed from the JWKS stops verifying tokens once a refresh sees it
+// gone.
+func TestRemovedKeyIsRefused(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.TokenCache.Enabled = false
+	v := readyVerifier(t, cfg, nil)
+	oldKID := p.CurrentKID(devidp.RS256)
+	oldToken := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v, oldToken)
+
+	if _, err := p.Rotate(devidp.RS256); err != nil {
+		t.Fatal(err)
+	}
+	p.RemoveKey(oldKID)
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{})) // kid miss → refresh
+	mustRefuse(t, v, oldToken, errUnknownKID)
+}
+
+func TestSeveralJWKSURLs(t *testing.T) {
+	a, b := startIDP(t), startIDP(t)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer broken.Close()
+	rec := &recorder{}
+	v := readyVerifier(t, testConfig(a.jwksURL(), broken.URL, b.jwksURL()), rec)
+	eventually(t, "both good sets", func() bool { ks := v.keys.Load(); return ks != nil && len(ks.byKID) == 4 })
+	mustAuthenticate(t, v, mint(t, a, devidp.MintClaims{}))
+	mustAuthenticate(t, v, mint(t, b, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256)))
+	if rec.fetchErr.Load() == 0 {
+		t.Error("the broken URL's failure was not reported")
+	}
+}
+
+// Close stops fetching; keys already loaded still verify.
+func TestCloseStopsFetching(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.RefreshInterval = 5 * time.Millisecond
+	cfg.TokenCache.Enabled = false
+	v := readyVerifier(t, cfg, nil)
+	v.Close()
+	v.Close()
+	fetches := p.JWKSFetches()
+	time.Sleep(50 * time.Millisecond)
+	if p.JWKSFetches() != fetches {
+		t.Error("fetching went on after Close")
+	}
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}))
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID())), errUnknownKID)
+	if ok, _ := v.Ready(); !ok {
+		t.Error("Close dropped the loaded keys")
+	}
+}
+
+func TestKeysAgeAndObserver(t *testing.T) {
+	p := startIDP(t)
+	rec := &recorder{}
+	v := readyVerifier(t, testConfig(p.jwksURL()), rec)
+	if age := v.KeysAge(); age <= 0 || age > time.Second {
+		t.Errorf("KeysAge right after load = %v", age)
+	}
+	if rec.fetchOK.Load() != 1 || rec.lastKeys.Load() != 2 {
+		t.Errorf("observer: %d good fetches, %d keys", rec.fetchOK.Load(), rec.lastKeys.Load())
+	}
+}
+
+// Keys the verifier must not use are skipped; the usable ones still load.
+func TestUnusableJWKsAreSkipped(t *testing.T) {
+	p := startIDP(t)
+	resp, err := p.srv.Client().Get(p.jwksURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := strings.TrimSuffix(strings.TrimPrefix(string(good), `{"keys":[`), "]}")
+	junk := `{"kty":"oct","kid":"hmac","k":"c2VjcmV0","alg":"HS256"},` +
+		`{"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"},` +
+		`{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","kid":"off-curve"},` +
+		`{"kty":"RSA","n":"AQAB","e":"AQAB","alg":"RS256"},` +
+		`{"kty":"RSA","kid":"tiny","n":"AQAB","e":"AQAB","alg":"RS256"},`
+	body := `{"keys":[` + junk + inner + `]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	v := readyVerifier(t, testConfig(srv.URL), nil)
+	if n := len(v.keys.Load().byKID); n != 2 {
+		t.Fatalf("loaded %d keys, want the 2 good ones (kids %v)", n, v.keys.Load().kids)
+	}
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}))
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID("hmac"), devidp.WithHS256PublicKey()), errAlgorithm)
+}
+
+// Keys whose JWK declares no alg are matched to the token's alg by key type
+// alone: an RSA key never verifies ES256 and an EC key never RS256.
+func TestKeysWithoutAlgMatchByType(t *testing.T) {
+	p := startIDP(t)
+	resp, err := p.srv.Client().Get(p.jwksURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jwkset.JWKSMarshal
+	err = json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range set.Keys {
+		set.Keys[i].ALG = ""
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.TokenCache.Enabled = false
+	v := readyVerifier(t, cfg, nil)
+
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}))
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256)))
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(p.CurrentKID(devidp.ES256))), errKeyMismatch)
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256),
+		devidp.WithKeyID(p.CurrentKID(devidp.RS256))), errKeyMismatch)
+}

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"testing"
+
+	"github.com/MicahParks/jwkset"
+)
+
+func ecJWKS(t *testing.T, kids ...string) []byte {
+	t.Helper()
+	var set jwkset.JWKSMarshal
+	for _, kid := range kids {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwk, err := jwkset.NewJWKFromKey(&k.PublicKey, jwkset.JWKOptions{
+			Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgES256, USE: jwkset.UseSig},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
+	}
+	body, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// Key identity decides which cached verifications survive a refresh: the
+// same key under the same kid is the same object; a different key under a
+// reused kid is a new object, so the old one is retired.
+func TestParseKeySetKeepsIdentityOfUnchangedKeys(t *testing.T) {
+	allowed := []string{"ES256"}
+	body := ecJWKS(t, "a", "b")
+	first, err := parseKeySet(body, allowed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := newKeySet(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := parseKeySet(body, allowed, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0] != first[0] || again[1] != first[1] || !set.sameKeys(again) {
+		t.Fatal("an unchanged key set produced new key objects")
+	}
+
+	reused, err := parseKeySet(ecJWKS(t, "a"), allowed, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reused[0] == first[0] || set.sameKeys(reused) {
+		t.Fatal("a different key under a reused kid was taken for the old one")
+	}
+
+	// Verified through a Verifier's apply: the replaced and the dropped keys
+	// are retired, nothing else.
+	v := &Verifier{cfg: settings{urls: []string{"x"}}}
+	v.log = discardLogger()
+	v.keys.Store(set)
+	v.apply([]fetchResult{{keys: reused}}, make([][]*verifyKey, 1), set)
+	if !first[0].retired.Load() || !first[1].retired.Load() || reused[0].retired.Load() {
+		t.Error("retirement wrong after a kid was reused and another dropped")
+	}
+	if v.keys.Load().byKID["a"] != reused[0] {
+		t.Error("the new key set was not published")
+	}
+}
+
+func TestParseKeySetRefusesUselessSets(t *testing.T) {
+	for name, body := range map[string]string{
+		"empty":         `{"keys":[]}`,
+		"no keys":       `{}`,
+		"null":          `null`,
+		"keys not list": `{"keys":{}}`,
+		"only hmac":     `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`,
+		"only enc":      `{"keys":[{"kty":"EC","use":"enc","kid":"e","crv":"P-256","x":"AAAA","y":"AAAA"}]}`,
+	} {
+		if keys, err := parseKeySet([]byte(body), []string{"RS256", "ES256"}, nil); err == nil {
+			t.Errorf("%s: accepted with %d keys", name, len(keys))
+		}
+	}
+	// An EC key is useless to a verifier that only accepts RS256.
+	if _, err := parseKeySet(ecJWKS(t, "a"), []string{"RS256"}, nil); err == nil {
+		t.Error("a set with no key for the accepted algorithms was accepted")
+	}
+}

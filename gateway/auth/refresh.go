@@ -1,0 +1,207 @@
+package auth
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+)
+
+// One goroutine owns fetching: it runs a fetch round (every JWKS URL once)
+// at start, then every RefreshInterval (every RetryInterval while no key is
+// loaded), and whenever an unknown kid asks for one. Rounds never overlap,
+// so an old response can never overwrite a newer one, and the keys a round
+// publishes are visible before the round is announced as done.
+
+type fetchResult struct {
+	keys []*verifyKey
+	err  error
+}
+
+func (v *Verifier) refreshLoop() {
+	defer close(v.done)
+	sources := make([][]*verifyKey, len(v.cfg.urls)) // last good keys per URL
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-v.ctx.Done():
+			return
+		case <-timer.C:
+		case <-v.kick:
+		}
+		v.runRound(sources)
+		wait := v.cfg.refreshInterval
+		if v.keys.Load() == nil {
+			wait = v.cfg.retryInterval
+		}
+		timer.Reset(wait)
+	}
+}
+
+func (v *Verifier) runRound(sources [][]*verifyKey) {
+	v.mu.Lock()
+	done := v.nextRound
+	v.nextRound = make(chan struct{})
+	v.mu.Unlock()
+	defer func() {
+		close(done)
+		v.mu.Lock()
+		if v.kidRound == done {
+			v.kidRound = nil
+		}
+		v.mu.Unlock()
+	}()
+
+	current := v.keys.Load()
+	results := make([]fetchResult, len(v.cfg.urls))
+	if len(results) == 1 {
+		results[0] = v.fetchOne(0, current)
+	} else {
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() { results[i] = v.fetchOne(i, current) })
+		}
+		wg.Wait()
+	}
+	v.apply(results, sources, current)
+}
+
+// fetchOne fetches and parses URL i and reports the attempt.
+func (v *Verifier) fetchOne(i int, current *keySet) fetchResult {
+	rawURL := v.cfg.urls[i]
+	body, err := v.fetcher.fetch(v.ctx, rawURL)
+	var keys []*verifyKey
+	if err == nil {
+		keys, err = parseKeySet(body, v.cfg.algorithms, current)
+	}
+	v.obs.JWKSFetch(err, len(keys))
+	if v.ctx.Err() != nil {
+		return fetchResult{err: err} // closing: not worth a log line
+	}
+	h := &v.health[i]
+	if err != nil {
+		msg := redact(rawURL) + ": " + err.Error()
+		v.lastErr.Store(&msg)
+		h.failures++
+		now := time.Now()
+		if h.failures == 1 || err.Error() != h.lastErr || now.Sub(h.loggedAt) >= failureLogEvery {
+			v.log.Warn("JWKS fetch failed; keeping the keys already loaded",
+				"url", redact(rawURL), "error", err.Error(), "failures", h.failures, "keys_loaded", current != nil)
+			h.lastErr, h.loggedAt = err.Error(), now
+		}
+		return fetchResult{err: err}
+	}
+	if h.failures > 0 {
+		v.log.Info("JWKS fetch recovered", "url", redact(rawURL), "after_failures", h.failures)
+		*h = urlHealth{}
+	}
+	return fetchResult{keys: keys}
+}
+
+// failureLogEvery spaces out the log lines of a URL that keeps failing with
+// the same error (while no keys are loaded, it is retried every
+// RetryInterval).
+const failureLogEvery = time.Minute
+
+// urlHealth is one JWKS URL's run of failures, for quiet logging.
+type urlHealth struct {
+	failures int
+	lastErr  string
+	loggedAt time.Time
+}
+
+// apply publishes the union of every URL's last good keys (first URL wins a
+// kid claimed twice) when it differs from the current set, and retires the
+// keys that left it.
+func (v *Verifier) apply(results []fetchResult, sources [][]*verifyKey, current *keySet) {
+	fresh := false
+	for i, r := range results {
+		if r.err == nil {
+			sources[i] = r.keys
+			fresh = true
+		}
+	}
+	if !fresh {
+		return
+	}
+	v.lastSuccess.Store(time.Now().UnixNano())
+
+	var merged []*verifyKey
+	for _, keys := range sources {
+		for _, k := range keys {
+			if !slices.ContainsFunc(merged, func(o *verifyKey) bool { return o.kid == k.kid }) {
+				merged = append(merged, k)
+			}
+		}
+	}
+	if current.sameKeys(merged) {
+		return
+	}
+	next, err := newKeySet(merged)
+	if err != nil {
+		v.log.Error("building the key set failed; keeping the keys already loaded", "error", err.Error())
+		return
+	}
+	v.keys.Store(next)
+
+	var removed []string
+	if current != nil {
+		for kid, k := range current.byKID {
+			if next.byKID[kid] != k {
+				k.retired.Store(true)
+				removed = append(removed, kid)
+			}
+		}
+	}
+	slices.Sort(removed)
+	v.log.Info("identity provider keys loaded", "kids", next.kids, "retired", removed)
+}
+
+// awaitKeyRefresh is called when a token names a kid the key set lacks. It
+// asks for a fetch round, at most one per UnknownKIDInterval (a request
+// arriving while that round runs waits for it too), and waits for the round
+// no longer than UnknownKIDWait and ctx allow. It reports whether a round
+// ended, so the caller should look again.
+func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
+	if ctx.Err() != nil || v.ctx.Err() != nil {
+		return false // nobody would wait for the round: don't spend the budget
+	}
+	v.mu.Lock()
+	round := v.kidRound
+	if round == nil {
+		if !v.kidLimiter.Allow() {
+			v.mu.Unlock()
+			return false
+		}
+		v.log.Debug("unknown kid; refreshing keys", "kid", kid)
+		round = v.nextRound
+		v.kidRound = round
+		select {
+		case v.kick <- struct{}{}:
+		default: // a round is already asked for; it will close nextRound
+		}
+	}
+	v.mu.Unlock()
+
+	wait := time.NewTimer(v.cfg.unknownKIDWait)
+	defer wait.Stop()
+	select {
+	case <-round:
+		return true
+	case <-wait.C:
+	case <-ctx.Done():
+	case <-v.ctx.Done():
+	}
+	return false
+}
+
+// redact hides credentials a JWKS URL may carry before it is logged.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,242 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// The reasons a well-formed token is refused. Each wraps ErrUnauthenticated.
+var (
+	errAlgorithm   = reject("signing algorithm not accepted")
+	errCrit        = reject("token has critical header extensions")
+	errNoKID       = reject("token header has no usable kid")
+	errUnknownKID  = reject("token signed by a key not in the key set")
+	errKeyMismatch = reject("key does not fit the token's algorithm")
+	errSignature   = reject("signature invalid")
+	errMalformed   = reject("token malformed")
+	errExpired     = reject("token expired")
+	errNotYetValid = reject("token not valid yet")
+	errFutureIAT   = reject("token issued in the future")
+	errIssuer      = reject("wrong issuer")
+	errAudience    = reject("wrong audience")
+	errMissing     = reject("required claim (exp, iss or aud) missing")
+	errSubject     = reject("sub claim missing or invalid")
+	errClaims      = reject("claims invalid")
+)
+
+// ownErrors are returned from inside the key look-up; golang-jwt wraps them.
+var ownErrors = []error{errAlgorithm, errCrit, errNoKID, errUnknownKID, errKeyMismatch,
+	errExpired, errNotYetValid, errFutureIAT, errIssuer, errAudience, errMissing, errSubject, errClaims}
+
+// Bounds on the identity read from the claims.
+const (
+	maxSubjectBytes    = 128
+	maxClaimValues     = 64  // roles or scopes kept; more are ignored
+	maxClaimValueBytes = 128 // longer role or scope names are ignored
+)
+
+// verify checks a token that passed the shape check: golang-jwt decodes it
+// and checks the alg allow-list, then keyFor checks the header and the
+// claims before any key is looked up, then golang-jwt checks the signature
+// and the claims once more.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, *verifyKey, error) {
+	claims := jwt.MapClaims{}
+	var used *verifyKey
+	token, err := v.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		k, pub, err := v.keyFor(ctx, t, claims)
+		used = k
+		return pub, err
+	})
+	if err != nil {
+		return nil, nil, v.classify(token, err)
+	}
+	if used == nil { // cannot happen: the parser succeeded only through keyFor
+		return nil, nil, errUnknownKID
+	}
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, nil, errMissing
+	}
+	sub, _ := claims["sub"].(string)
+	return &Identity{
+		Subject:   sub,
+		Roles:     claimValues(claims[v.cfg.rolesClaim], " ,"),
+		Scopes:    claimValues(v.scopeClaim(claims), " "),
+		ExpiresAt: exp.Time,
+		KeyID:     used.kid,
+	}, used, nil
+}
+
+// keyFor is the jwt.Keyfunc: it refuses what the header or claims already
+// condemn, so an expired or foreign token costs neither a key refresh nor a
+// signature check, then finds the key.
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, claims jwt.MapClaims) (*verifyKey, any, error) {
+	alg := t.Method.Alg()
+	if !slices.Contains(v.cfg.algorithms, alg) { // the parser checked; this guards a change there
+		return nil, nil, errAlgorithm
+	}
+	// RFC 7515 §4.1.11: a crit header names extensions the recipient must
+	// understand; we understand none. golang-jwt ignores crit, so we refuse.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, nil, errCrit
+	}
+	kid, _ := t.Header["kid"].(string)
+	if kid == "" || len(kid) > maxKIDBytes {
+		return nil, nil, errNoKID
+	}
+	if err := v.checkClaims(claims); err != nil {
+		return nil, nil, err
+	}
+
+	v.keyLookups.Add(1)
+	set := v.keys.Load()
+	if set == nil {
+		return nil, nil, ErrKeysUnavailable
+	}
+	k, pub, err := set.find(ctx, t, kid)
+	if err == errKIDNotInSet && v.awaitKeyRefresh(ctx, kid) {
+		k, pub, err = v.keys.Load().find(ctx, t, kid)
+	}
+	if err == errKIDNotInSet {
+		return nil, nil, errUnknownKID
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !k.fits(alg) {
+		return nil, nil, errKeyMismatch
+	}
+	return k, pub, nil
+}
+
+// checkClaims runs the registered-claim rules and the sub rule.
+func (v *Verifier) checkClaims(claims jwt.MapClaims) error {
+	if err := v.validator.Validate(claims); err != nil {
+		return claimsError(err)
+	}
+	sub, ok := claims["sub"].(string)
+	if !ok || !validSubject(sub) {
+		return errSubject
+	}
+	return nil
+}
+
+// classify maps a golang-jwt error to one of our reasons.
+func (v *Verifier) classify(token *jwt.Token, err error) error {
+	if errors.Is(err, ErrKeysUnavailable) {
+		return ErrKeysUnavailable
+	}
+	for _, own := range ownErrors {
+		if errors.Is(err, own) {
+			return own
+		}
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return errMalformed
+	case token != nil && token.Method != nil && !slices.Contains(v.cfg.algorithms, token.Method.Alg()):
+		return errAlgorithm
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return errAlgorithm // alg missing or unknown to golang-jwt
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errSignature
+	}
+	return claimsError(err)
+}
+
+func claimsError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errNotYetValid
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return errFutureIAT
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return errIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return errAudience
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return errMissing
+	}
+	return errClaims
+}
+
+// validSubject: present, bounded and printable, because the subject keys
+// rate limits and appears in logs.
+func validSubject(sub string) bool {
+	if sub == "" || len(sub) > maxSubjectBytes || !utf8.ValidString(sub) {
+		return false
+	}
+	for _, r := range sub {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// scopeClaim reads the configured scopes claim, falling back between the
+// two usual spellings: "scope" (a space-separated string, RFC 8693) and
+// "scp" (an array, as some providers send).
+func (v *Verifier) scopeClaim(claims jwt.MapClaims) any {
+	if s, ok := claims[v.cfg.scopesClaim]; ok {
+		return s
+	}
+	switch v.cfg.scopesClaim {
+	case "scope":
+		return claims["scp"]
+	case "scp":
+		return claims["scope"]
+	}
+	return nil
+}
+
+// claimValues reads a roles or scopes claim: an array of strings, or one
+// string split on any of seps. Values that are empty, too long or not
+// printable are ignored, duplicates are dropped, and at most maxClaimValues
+// are kept.
+func claimValues(raw any, seps string) []string {
+	var out []string
+	add := func(s string) {
+		if len(out) >= maxClaimValues || s == "" || len(s) > maxClaimValueBytes ||
+			!validValue(s) || slices.Contains(out, s) {
+			return
+		}
+		out = append(out, s)
+	}
+	switch x := raw.(type) {
+	case string:
+		if len(x) > maxClaimValues*(maxClaimValueBytes+1)*4 {
+			return nil // absurd: ignored whole rather than split
+		}
+		for _, f := range strings.FieldsFunc(x, func(r rune) bool { return strings.ContainsRune(seps, r) }) {
+			add(f)
+		}
+	case []any:
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				add(s)
+			}
+		}
+	}
+	return out
+}
+
+func validValue(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
