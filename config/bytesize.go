@@ -41,14 +41,16 @@ func ParseByteSize(s string) (ByteSize, error) {
 	return ByteSize(n * mult), nil
 }
 
-// UnmarshalYAML accepts an integer or a string with a unit.
+// UnmarshalYAML accepts an integer or a string with a unit. Its errors are
+// yaml.TypeErrors: any other error makes yaml abandon the whole document,
+// losing every other problem in it.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a size must be a number or a string such as 64KiB", n.Line)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a size must be a number or a string such as 64KiB", n.Line)}}
 	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*b = v
 	return nil

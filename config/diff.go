@@ -49,34 +49,40 @@ func RestartRequired(path string) bool {
 }
 
 // Diff lists the settings that differ from old to new, sorted by path.
-// Secrets show only whether they are set.
+// Secrets show only whether they are set; a secret replaced by another is
+// still listed, as "(set) -> (set)", since it may need a restart.
 func Diff(old, new *Config) []Change {
 	a, b := flatten(old), flatten(new)
 	var out []Change
 	for p, nv := range b {
-		if ov, ok := a[p]; !ok || ov != nv {
+		if ov, ok := a[p]; !ok || ov.value != nv.value {
+			shown := ov.shown
 			if !ok {
-				ov = "(unset)"
+				shown = "(unset)"
 			}
-			out = append(out, Change{Path: p, Old: ov, New: nv, Restart: RestartRequired(p)})
+			out = append(out, Change{Path: p, Old: shown, New: nv.shown, Restart: RestartRequired(p)})
 		}
 	}
 	for p, ov := range a {
 		if _, ok := b[p]; !ok {
-			out = append(out, Change{Path: p, Old: ov, New: "(unset)", Restart: RestartRequired(p)})
+			out = append(out, Change{Path: p, Old: ov.shown, New: "(unset)", Restart: RestartRequired(p)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
-func flatten(c *Config) map[string]string {
-	m := map[string]string{}
+// setting is one leaf of a flattened configuration: value is compared,
+// shown is what a Change may carry (for a secret, only whether it is set).
+type setting struct{ value, shown string }
+
+func flatten(c *Config) map[string]setting {
+	m := map[string]setting{}
 	flattenValue(reflect.ValueOf(c).Elem(), "", false, m)
 	return m
 }
 
-func flattenValue(v reflect.Value, path string, secret bool, m map[string]string) {
+func flattenValue(v reflect.Value, path string, secret bool, m map[string]setting) {
 	switch v.Kind() {
 	case reflect.Struct:
 		t := v.Type()
@@ -94,20 +100,27 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]string
 			flattenValue(v.MapIndex(k), join(path, k.String()), secret, m)
 		}
 	case reflect.Slice:
+		// An empty list is no setting, as a nil pointer is: otherwise a
+		// policy added with one field would list all its lists as changed.
+		if v.Len() == 0 {
+			return
+		}
 		parts := make([]string, v.Len())
 		for i := range parts {
 			parts[i] = fmt.Sprint(v.Index(i).Interface())
 		}
-		m[path] = "[" + strings.Join(parts, ", ") + "]"
+		s := "[" + strings.Join(parts, ", ") + "]"
+		m[path] = setting{value: s, shown: s}
 	default:
 		s := fmt.Sprint(v.Interface())
+		shown := s
 		if secret {
-			s = "(not set)"
+			shown = "(not set)"
 			if !v.IsZero() {
-				s = "(set)"
+				shown = "(set)"
 			}
 		}
-		m[path] = s
+		m[path] = setting{value: s, shown: shown}
 	}
 }
 

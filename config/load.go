@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,14 +100,36 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		problems.add("config", "not valid YAML: %v", err)
 		return nil, problems
 	}
+	// A second document would be silently ignored; say so instead (an
+	// empty one, as after a trailing "---", is harmless).
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			problems.add("config", "not valid YAML: %v", err)
+			return nil, problems
+		}
+		if len(extra.Content) > 0 && extra.Content[0].ShortTag() != "!!null" {
+			problems.add("config", "only one YAML document is allowed (another starts at line %d)", extra.Line)
+			break
+		}
+	}
 	if doc.Kind != 0 {
 		lines := map[int]string{}
+		unshareScalars(&doc)
 		checkKeys(&doc, reflect.TypeOf(cfg), "", lines, &problems)
 		if err := doc.Decode(&cfg); err != nil {
 			var te *yaml.TypeError
 			if errors.As(err, &te) {
 				for _, msg := range te.Errors {
-					problems = append(problems, typeProblem(msg, lines))
+					// A node reached through several aliases fails once per
+					// alias with the same line: report it once.
+					if p := typeProblem(msg, lines); !slices.Contains(problems, p) {
+						problems = append(problems, p)
+					}
 				}
 			} else {
 				problems.add("config", "%v", err)
@@ -143,9 +167,11 @@ var (
 	byteSizeType = reflect.TypeOf(ByteSize(0))
 )
 
-// checkKeys walks the YAML tree beside the Go type, reporting unknown keys
-// and secrets written in the file, and recording which path each line
-// holds so yaml's type errors can be reported by path.
+// checkKeys walks the YAML tree beside the Go type, reporting unknown keys,
+// secrets written in the file, durations and sizes that do not parse, and
+// nodes of the wrong shape, and recording which path each line holds so
+// yaml's type errors can be reported by path. A node it reports is blanked,
+// so the decode that follows does not report the same mistake again.
 func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, ps *Problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -157,12 +183,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 		}
 		return
 	case yaml.AliasNode:
+		// The anchored node's lines belong to the path where it is
+		// written, not to every path that refers to it.
 		if n.Alias != nil {
-			checkKeys(n.Alias, t, path, lines, ps)
+			checkKeys(n.Alias, t, path, map[int]string{}, ps)
 		}
 		return
 	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return
 	}
 	lines[n.Line] = orRoot(path)
@@ -170,11 +198,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			ps.add(orRoot(path), "expected a mapping (line %d)", n.Line)
+			blank(n)
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			if k.Value == "<<" {
+			if isMerge(k) {
+				checkMerge(v, t, path, lines, ps)
 				continue
 			}
 			p := join(path, k.Value)
@@ -188,7 +218,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 				ps.add(p, msg, k.Line)
 				continue
 			}
-			if f.Tag.Get("secret") == "true" && v.Kind == yaml.ScalarNode && v.Value != "" && v.Tag != "!!null" {
+			if f.Tag.Get("secret") == "true" && writtenSecret(v) {
 				ps.add(p, "secrets must not be written in the file; set %s instead", envName(p))
 				continue
 			}
@@ -197,10 +227,15 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			ps.add(orRoot(path), "expected a mapping (line %d)", n.Line)
+			blank(n)
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if isMerge(k) {
+				checkMerge(v, t, path, lines, ps)
+				continue
+			}
 			p := join(path, k.Value)
 			lines[k.Line] = p
 			checkKeys(v, t.Elem(), p, lines, ps)
@@ -208,6 +243,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			ps.add(orRoot(path), "expected a list (line %d)", n.Line)
+			blank(n)
 			return
 		}
 		for i, c := range n.Content {
@@ -216,7 +252,98 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 	default:
 		if n.Kind != yaml.ScalarNode {
 			ps.add(orRoot(path), "expected a single value (line %d)", n.Line)
+			blank(n)
+			return
 		}
+		checkScalar(n, t, orRoot(path), ps)
+	}
+}
+
+// checkScalar checks the scalars yaml would get wrong or report badly.
+// yaml.v3 refuses a bare number for a time.Duration (rather than reading 5
+// as 5ns), even 0; a bare 0 is unambiguous and time.ParseDuration accepts
+// it, as the environment does, so it is read as zero here. Every other
+// duration needs a unit.
+func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
+	switch t {
+	case durationType:
+		if _, err := time.ParseDuration(n.Value); err != nil {
+			ps.add(path, "invalid duration %q: write a number with a unit, such as 500ms, 5s or 1m (line %d)", n.Value, n.Line)
+			blank(n)
+			return
+		}
+		if n.ShortTag() == "!!int" {
+			n.Tag = "!!str" // a bare 0, which yaml would refuse
+		}
+	case byteSizeType:
+		if _, err := ParseByteSize(n.Value); err != nil {
+			ps.add(path, "%v (line %d)", err, n.Line)
+			blank(n)
+		}
+	}
+}
+
+// unshareScalars replaces every alias of a scalar by a copy of it, so
+// that what checkKeys does to one use (a duration's bare 0 read as 0s)
+// cannot change what another setting sharing the anchor reads. Aliases of
+// mappings and lists stay shared; their scalars are copied where the
+// anchor is written.
+func unshareScalars(n *yaml.Node) {
+	for _, c := range n.Content {
+		if c.Kind == yaml.AliasNode && c.Alias != nil && c.Alias.Kind == yaml.ScalarNode {
+			copied := *c.Alias
+			copied.Anchor = ""
+			*c = copied
+			continue
+		}
+		unshareScalars(c)
+	}
+}
+
+// blank turns a node already reported into null, which decoding skips.
+func blank(n *yaml.Node) {
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.ShortTag() == "!!merge")
+}
+
+// checkMerge checks the mappings a merge key (<<) brings into a mapping of
+// type t: their keys land at path just as if they were written there.
+func checkMerge(v *yaml.Node, t reflect.Type, path string, lines map[int]string, ps *Problems) {
+	// What yaml.v3 accepts: a mapping, an alias of one, or a list of those
+	// (not an alias of a list).
+	isMapping := func(n *yaml.Node) bool {
+		return n.Kind == yaml.MappingNode || n.Kind == yaml.AliasNode && n.Alias != nil && n.Alias.Kind == yaml.MappingNode
+	}
+	switch {
+	case isMapping(v):
+		checkKeys(v, t, path, lines, ps)
+		return
+	case v.Kind == yaml.SequenceNode && !slices.ContainsFunc(v.Content, func(c *yaml.Node) bool { return !isMapping(c) }):
+		for _, c := range v.Content {
+			checkKeys(c, t, path, lines, ps)
+		}
+		return
+	}
+	ps.add(orRoot(path), "a merge (<<) takes a mapping or a list of mappings (line %d)", v.Line)
+	// yaml stops decoding altogether on a bad merge; an empty mapping
+	// merges nothing.
+	*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: v.Line, Column: v.Column}
+}
+
+// writtenSecret reports whether a secret's node sets a value, following
+// aliases so that an anchor elsewhere cannot smuggle one in.
+func writtenSecret(v *yaml.Node) bool {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	switch v.Kind {
+	case yaml.ScalarNode:
+		return v.Value != "" && v.ShortTag() != "!!null"
+	default:
+		return true
 	}
 }
 
@@ -248,13 +375,50 @@ func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 	return reflect.StructField{}, false
 }
 
+// suggest names the field a mistyped key most likely meant: the same name
+// in another case or with underscores, or one at most two edits away (one
+// for short keys, so that unrelated short names are not offered).
 func suggest(t reflect.Type, key string) string {
+	fold := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	best, bestDist := "", 3
+	if len(key) <= 4 {
+		bestDist = 2
+	}
 	for i := 0; i < t.NumField(); i++ {
-		if n := yamlName(t.Field(i)); strings.EqualFold(n, key) || strings.EqualFold(strings.ReplaceAll(n, "_", ""), strings.ReplaceAll(key, "_", "")) {
+		n := yamlName(t.Field(i))
+		if n == "" || n == "-" {
+			continue
+		}
+		if fold(n) == fold(key) {
 			return n
 		}
+		if d := editDistance(fold(n), fold(key)); d < bestDist {
+			best, bestDist = n, d
+		}
 	}
-	return ""
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
 }
 
 // envName gives the environment variable that overrides a YAML path.
@@ -354,11 +518,11 @@ func applyEnvValue(fv reflect.Value, field, env, path string, getenv func(string
 	return true
 }
 
-// lookup treats an empty variable as unset, so an exported-but-empty
-// variable never blanks a setting by accident.
+// lookup treats an empty (or blank) variable as unset, so an
+// exported-but-empty variable never blanks a setting by accident.
 func lookup(getenv func(string) string, name string) (string, bool) {
 	v := getenv(name)
-	return v, v != ""
+	return v, strings.TrimSpace(v) != ""
 }
 
 func setScalar(fv reflect.Value, raw string) error {
@@ -398,7 +562,7 @@ func setScalar(fv reflect.Value, raw string) error {
 		fv.SetUint(n)
 	case ft.Kind() == reflect.Float64:
 		f, err := strconv.ParseFloat(raw, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return fmt.Errorf("invalid number %q", raw)
 		}
 		fv.SetFloat(f)

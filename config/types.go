@@ -153,7 +153,7 @@ type UserStore struct {
 	// DialTimeout bounds connection set-up.
 	DialTimeout time.Duration `yaml:"dialTimeout"`
 	// MaxResponseBytes caps an upstream response body.
-	MaxResponseBytes ByteSize   `yaml:"maxResponseBytes"`
+	MaxResponseBytes ByteSize    `yaml:"maxResponseBytes"`
 	RetryBudget      RetryBudget `yaml:"retryBudget"`
 	Operations       Operations  `yaml:"operations"`
 }
@@ -259,8 +259,8 @@ type Policy struct {
 	// Routes maps a route id to its access rule; rules merge per route.
 	Routes map[string]RouteRule `yaml:"routes"`
 	// RequireRoles: every route of this platform needs one of these roles.
-	RequireRoles []string    `yaml:"requireRoles"`
-	RateLimits   *RateLimits `yaml:"rateLimits"`
+	RequireRoles []string     `yaml:"requireRoles"`
+	RateLimits   *RateLimits  `yaml:"rateLimits"`
 	Cache        *PolicyCache `yaml:"cache"`
 	// MaxPageSize caps the limit parameter of searches.
 	MaxPageSize *int `yaml:"maxPageSize"`

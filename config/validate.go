@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -27,13 +28,12 @@ func Validate(c *Config) Problems {
 	if c.Tracing.Enabled && c.Tracing.Endpoint == "" {
 		ps.add("tracing.endpoint", "required when tracing is enabled (host:port of an OTLP/HTTP collector)")
 	}
-	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
-		ps.add("tracing.sampleRatio", "must be between 0 and 1")
-	}
+	ratio(&ps, "tracing.sampleRatio", c.Tracing.SampleRatio)
 	validateAuth(&c.Auth, &ps)
 	validateUserStore(&c.Upstreams.UserStore, c.Server.RequestTimeout, &ps)
 	validateCache(&c.Cache, &ps)
-	for name := range c.Policies {
+	// Sorted, so the same file always reports in the same order.
+	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
 		if !slices.Contains(PolicyNames, name) {
 			ps.add("policies."+name, "unknown platform; policies are named %v", PolicyNames)
 		}
@@ -135,9 +135,7 @@ func validateUserStore(u *UserStore, requestTimeout time.Duration, ps *Problems)
 	positive(ps, p+".maxIdleConnDuration", u.MaxIdleConnDuration)
 	positive(ps, p+".dialTimeout", u.DialTimeout)
 	between(ps, p+".maxResponseBytes", int64(u.MaxResponseBytes), 1<<10, 256<<20, "1KiB", "256MiB")
-	if u.RetryBudget.Ratio < 0 || u.RetryBudget.Ratio > 1 {
-		ps.add(p+".retryBudget.ratio", "must be between 0 and 1")
-	}
+	ratio(ps, p+".retryBudget.ratio", u.RetryBudget.Ratio)
 	if u.RetryBudget.MinPerSecond < 0 {
 		ps.add(p+".retryBudget.minPerSecond", "must not be negative")
 	}
@@ -171,9 +169,7 @@ func validateOperation(p string, o *Operation, requestTimeout time.Duration, ps 
 	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
 		ps.add(p+".breaker", "needs a trip rule: consecutiveFailures and/or failureRatio")
 	}
-	if b.FailureRatio < 0 || b.FailureRatio > 1 {
-		ps.add(p+".breaker.failureRatio", "must be between 0 and 1")
-	}
+	ratio(ps, p+".breaker.failureRatio", b.FailureRatio)
 	if b.FailureRatio > 0 && b.MinRequests == 0 {
 		ps.add(p+".breaker.minRequests", "must be at least 1 when failureRatio is set")
 	}
@@ -188,8 +184,11 @@ func validateCache(c *Cache, ps *Problems) {
 	between(ps, "cache.maxEntries", int64(c.MaxEntries), 1, 50_000_000, "1", "50000000")
 	between(ps, "cache.maxBytes", int64(c.MaxBytes), 1<<20, 64<<30, "1MiB", "64GiB")
 	positive(ps, "cache.cleanupInterval", c.CleanupInterval)
-	for name, r := range map[string]CacheRoute{"search": c.Routes.Search, "me": c.Routes.Me} {
-		p := "cache.routes." + name
+	for _, route := range []struct {
+		name string
+		r    CacheRoute
+	}{{"search", c.Routes.Search}, {"me", c.Routes.Me}} {
+		p, r := "cache.routes."+route.name, route.r
 		nonNegative(ps, p+".ttl", r.TTL)
 		nonNegative(ps, p+".emptyQueryTTL", r.EmptyQueryTTL)
 		nonNegative(ps, p+".staleWhileRevalidate", r.StaleWhileRevalidate)
@@ -207,6 +206,14 @@ func positive(ps *Problems, path string, d time.Duration) {
 func nonNegative(ps *Problems, path string, d time.Duration) {
 	if d < 0 {
 		ps.add(path, "must not be negative")
+	}
+}
+
+// ratio insists on a share between 0 and 1; written this way round so that
+// NaN (".nan" in YAML) fails too.
+func ratio(ps *Problems, path string, v float64) {
+	if !(v >= 0 && v <= 1) {
+		ps.add(path, "must be between 0 and 1")
 	}
 }
 

@@ -1,0 +1,186 @@
+package config_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/config"
+)
+
+func TestDiff(t *testing.T) {
+	const secret = "the-old-secret-value"
+	const newSecret = "the-new-secret-value"
+	pageSize := 50
+	tests := []struct {
+		name   string
+		before func(*config.Config)
+		after  func(*config.Config)
+		want   []config.Change
+	}{
+		{"nothing changed", nil, nil, nil},
+		{"cache ttl is live",
+			nil,
+			func(c *config.Config) { c.Cache.Routes.Search.TTL = time.Minute },
+			[]config.Change{{Path: "cache.routes.search.ttl", Old: "30s", New: "1m0s"}}},
+		{"listen address needs a restart",
+			nil,
+			func(c *config.Config) { c.Server.Listen = "0.0.0.0:8080" },
+			[]config.Change{{Path: "server.listen", Old: "127.0.0.1:8080", New: "0.0.0.0:8080", Restart: true}}},
+		{"size shown with its unit",
+			nil,
+			func(c *config.Config) { c.Server.BodyLimit = 1 << 20 },
+			[]config.Change{{Path: "server.bodyLimit", Old: "16KiB", New: "1MiB", Restart: true}}},
+		{"list",
+			nil,
+			func(c *config.Config) { c.Auth.Audiences = []string{"edge-gateway", "mobile"} },
+			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "[edge-gateway, mobile]"}}},
+		{"secret set",
+			nil,
+			func(c *config.Config) { c.Ops.Token = secret },
+			[]config.Change{{Path: "ops.token", Old: "(not set)", New: "(set)", Restart: true}}},
+		{"secret replaced",
+			func(c *config.Config) { c.Cache.InvalidationToken = secret },
+			func(c *config.Config) { c.Cache.InvalidationToken = newSecret },
+			[]config.Change{{Path: "cache.invalidationToken", Old: "(set)", New: "(set)", Restart: true}}},
+		{"secret removed",
+			func(c *config.Config) { c.Upstreams.UserStore.ServiceToken = secret },
+			nil,
+			[]config.Change{{Path: "upstreams.userstore.serviceToken", Old: "(set)", New: "(not set)", Restart: true}}},
+		{"policy added",
+			nil,
+			func(c *config.Config) {
+				c.Policies = map[string]config.Policy{"web": {MaxPageSize: &pageSize, RequireRoles: []string{"user"}}}
+			},
+			[]config.Change{
+				{Path: "policies.web.maxPageSize", Old: "(unset)", New: "50"},
+				{Path: "policies.web.requireRoles", Old: "(unset)", New: "[user]"},
+			}},
+		{"policy added with one setting lists only that setting",
+			nil,
+			func(c *config.Config) { c.Policies = map[string]config.Policy{"mobile_ios": {MaxPageSize: &pageSize}} },
+			[]config.Change{{Path: "policies.mobile_ios.maxPageSize", Old: "(unset)", New: "50"}}},
+		{"policy removed",
+			func(c *config.Config) { c.Policies = map[string]config.Policy{"web": {MaxPageSize: &pageSize}} },
+			nil,
+			[]config.Change{{Path: "policies.web.maxPageSize", Old: "50", New: "(unset)"}}},
+		{"list emptied",
+			nil,
+			func(c *config.Config) { c.Server.TrustedProxies, c.Auth.Audiences = nil, []string{} },
+			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "(unset)"}}},
+		{"policy cache ttl entry removed",
+			func(c *config.Config) {
+				c.Policies = map[string]config.Policy{"web": {Cache: &config.PolicyCache{TTL: map[string]time.Duration{"search": time.Second, "me": time.Second}}}}
+			},
+			func(c *config.Config) {
+				c.Policies = map[string]config.Policy{"web": {Cache: &config.PolicyCache{TTL: map[string]time.Duration{"me": time.Second}}}}
+			},
+			[]config.Change{{Path: "policies.web.cache.ttl.search", Old: "1s", New: "(unset)"}}},
+		{"several, sorted by path",
+			nil,
+			func(c *config.Config) {
+				c.Server.RequestTimeout = 2 * time.Second
+				c.Log.Level = "debug"
+				c.Auth.Issuer = "https://other.example.com/"
+			},
+			[]config.Change{
+				{Path: "auth.issuer", Old: "https://idp.example.com/", New: "https://other.example.com/"},
+				{Path: "log.level", Old: "info", New: "debug"},
+				{Path: "server.requestTimeout", Old: "3s", New: "2s"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, new := valid(), valid()
+			if tt.before != nil {
+				tt.before(&old)
+			}
+			if tt.after != nil {
+				tt.after(&new)
+			}
+			got := config.Diff(&old, &new)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Diff:\n got %v\nwant %v", got, tt.want)
+			}
+			for _, c := range got {
+				if s := fmt.Sprint(c, c.Old, c.New); strings.Contains(s, secret) || strings.Contains(s, newSecret) {
+					t.Errorf("a change shows a secret: %v", c)
+				}
+			}
+		})
+	}
+}
+
+func TestChangeString(t *testing.T) {
+	for _, tt := range []struct {
+		c    config.Change
+		want string
+	}{
+		{config.Change{Path: "log.level", Old: "info", New: "debug"}, "log.level: info -> debug"},
+		{config.Change{Path: "server.listen", Old: "a:1", New: "b:2", Restart: true}, "server.listen: a:1 -> b:2  (needs a restart)"},
+	} {
+		if got := tt.c.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestRestartRequired(t *testing.T) {
+	for path, want := range map[string]bool{
+		"server.listen":                true,
+		"server.listenX":               false,
+		"server.listener":              false,
+		"server.requestTimeout":        false,
+		"server.readTimeout":           true,
+		"server.trustedProxies":        false,
+		"ops.listen":                   true,
+		"ops.token":                    true,
+		"opsX.listen":                  false,
+		"tracing.enabled":              true,
+		"auth.jwksURLs":                true,
+		"auth.jwksURLs[0]":             true,
+		"auth.jwksURLsX":               false,
+		"auth.jwks.refreshInterval":    true,
+		"auth.issuer":                  false,
+		"auth.tokenCache.maxTTL":       true,
+		"upstreams.userstore.baseURL":  true,
+		"upstreams.userstore.baseURLs": false,
+		"upstreams.userstore.operations.search.timeout": false,
+		"cache.enabled":            true,
+		"cache.enabledX":           false,
+		"cache.routes.search.ttl":  false,
+		"policies.web.maxPageSize": false,
+		"":                         false,
+	} {
+		if got := config.RestartRequired(path); got != want {
+			t.Errorf("RestartRequired(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestRedactedLeavesTheOriginalUntouched(t *testing.T) {
+	c := valid()
+	c.Ops.Token = "ops-secret-0123456789"
+	c.Upstreams.UserStore.ServiceToken = "service-secret"
+	c.Policies = map[string]config.Policy{"web": {RequireRoles: []string{"user"}}}
+
+	r := config.Redacted(&c)
+
+	if r.Ops.Token != "<redacted>" || r.Upstreams.UserStore.ServiceToken != "<redacted>" {
+		t.Errorf("secrets not masked: %q, %q", r.Ops.Token, r.Upstreams.UserStore.ServiceToken)
+	}
+	if r.Cache.InvalidationToken != "" {
+		t.Errorf("an unset secret became %q; it should stay empty", r.Cache.InvalidationToken)
+	}
+	if s := fmt.Sprintf("%+v", r); strings.Contains(s, "ops-secret") || strings.Contains(s, "service-secret") {
+		t.Errorf("redacted copy still prints a secret: %s", s)
+	}
+	if c.Ops.Token != "ops-secret-0123456789" || c.Upstreams.UserStore.ServiceToken != "service-secret" {
+		t.Errorf("Redacted changed the original: %q, %q", c.Ops.Token, c.Upstreams.UserStore.ServiceToken)
+	}
+	if r.Server.Listen != c.Server.Listen || r.Policies["web"].RequireRoles[0] != "user" {
+		t.Errorf("Redacted changed settings that are not secret")
+	}
+}

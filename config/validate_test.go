@@ -1,0 +1,234 @@
+package config_test
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/config"
+)
+
+func TestValidateRules(t *testing.T) {
+	const search = "upstreams.userstore.operations.search"
+	tests := []struct {
+		name   string
+		change func(*config.Config)
+		wants  []want // none: the change is valid
+	}{
+		// Algorithms.
+		{"HS256 refused", func(c *config.Config) { c.Auth.Algorithms = []string{"RS256", "HS256"} },
+			[]want{{"auth.algorithms[1]", `"HS256" is not allowed; use asymmetric algorithms only`}}},
+		{"none refused", func(c *config.Config) { c.Auth.Algorithms = []string{"none"} },
+			[]want{{"auth.algorithms[0]", `"none" is not allowed`}}},
+		{"algorithm names are case sensitive", func(c *config.Config) { c.Auth.Algorithms = []string{"rs256"} },
+			[]want{{"auth.algorithms[0]", "not allowed"}}},
+		{"no algorithm", func(c *config.Config) { c.Auth.Algorithms = nil },
+			[]want{{"auth.algorithms", "at least one"}}},
+		{"asymmetric algorithms accepted", func(c *config.Config) { c.Auth.Algorithms = []string{"PS256", "ES512", "EdDSA"} }, nil},
+		{"no audience", func(c *config.Config) { c.Auth.Audiences = nil }, []want{{"auth.audiences", "at least one"}}},
+		{"leeway too long", func(c *config.Config) { c.Auth.Leeway = 10 * time.Minute }, []want{{"auth.leeway", "between 0s and 5m"}}},
+
+		// Timeouts.
+		{"operation timeout longer than the request timeout",
+			func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Timeout = 4 * time.Second },
+			[]want{{search + ".timeout", "4s is longer than server.requestTimeout (3s)"}}},
+		{"operation timeout equal to the request timeout",
+			func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Timeout = 3 * time.Second }, nil},
+		{"zero operation timeout", func(c *config.Config) { c.Upstreams.UserStore.Operations.LiveStreams.Timeout = 0 },
+			[]want{{"upstreams.userstore.operations.liveStreams.timeout", "positive duration"}}},
+		{"zero request timeout", func(c *config.Config) { c.Server.RequestTimeout = 0 },
+			[]want{{"server.requestTimeout", "positive duration"}}},
+		{"negative shutdown delay", func(c *config.Config) { c.Server.ShutdownDelay = -time.Second },
+			[]want{{"server.shutdownDelay", "must not be negative"}}},
+
+		// Breakers and retries.
+		{"breaker without a trip rule", func(c *config.Config) {
+			b := &c.Upstreams.UserStore.Operations.Search.Breaker
+			b.ConsecutiveFailures, b.FailureRatio = 0, 0
+		}, []want{{search + ".breaker", "needs a trip rule"}}},
+		{"breaker with only consecutive failures", func(c *config.Config) {
+			b := &c.Upstreams.UserStore.Operations.Search.Breaker
+			b.FailureRatio, b.MinRequests = 0, 0
+		}, nil},
+		{"failure ratio above 1", func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Breaker.FailureRatio = 1.5 },
+			[]want{{search + ".breaker.failureRatio", "between 0 and 1"}}},
+		{"failure ratio NaN", func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Breaker.FailureRatio = math.NaN() },
+			[]want{{search + ".breaker.failureRatio", "between 0 and 1"}}},
+		{"failure ratio without min requests", func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Breaker.MinRequests = 0 },
+			[]want{{search + ".breaker.minRequests", "at least 1"}}},
+		{"no half-open trial", func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Breaker.HalfOpenRequests = 0 },
+			[]want{{search + ".breaker.halfOpenRequests", "at least 1"}}},
+		{"too many retries", func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Retry.Attempts = 6 },
+			[]want{{search + ".retry.attempts", "between 0 and 5"}}},
+		{"max backoff below base", func(c *config.Config) {
+			c.Upstreams.UserStore.Operations.Search.Retry.MaxBackoff = time.Millisecond
+		}, []want{{search + ".retry.maxBackoff", "must not be shorter"}}},
+		{"retry budget NaN", func(c *config.Config) { c.Upstreams.UserStore.RetryBudget.Ratio = math.NaN() },
+			[]want{{"upstreams.userstore.retryBudget.ratio", "between 0 and 1"}}},
+		{"retry budget negative floor", func(c *config.Config) { c.Upstreams.UserStore.RetryBudget.MinPerSecond = -1 },
+			[]want{{"upstreams.userstore.retryBudget.minPerSecond", "must not be negative"}}},
+
+		// Ops listener.
+		{"public ops listener without token", func(c *config.Config) { c.Ops.Listen = "0.0.0.0:9090" },
+			[]want{{"ops.token", "required when ops.listen is not a loopback address; set GATEWAY_OPS__TOKEN"}}},
+		{"all-interfaces ops listener without token", func(c *config.Config) { c.Ops.Listen = ":9090" },
+			[]want{{"ops.token", "required"}}},
+		{"public ops listener with token", func(c *config.Config) {
+			c.Ops.Listen, c.Ops.Token = "10.0.0.5:9090", "0123456789abcdef"
+		}, nil},
+		{"short ops token", func(c *config.Config) { c.Ops.Token = "short" }, []want{{"ops.token", "too short"}}},
+		{"IPv6 loopback ops listener", func(c *config.Config) { c.Ops.Listen = "[::1]:9090" }, nil},
+		{"localhost ops listener", func(c *config.Config) { c.Ops.Listen = "localhost:9090" }, nil},
+		{"ops listener off", func(c *config.Config) { c.Ops.Listen = "" }, nil},
+		{"ops listener not host:port", func(c *config.Config) { c.Ops.Listen = "9090" },
+			[]want{{"ops.listen", "not a host:port"}, {"ops.token", "required"}}},
+
+		// Addresses and URLs.
+		{"no listen address", func(c *config.Config) { c.Server.Listen = "" }, []want{{"server.listen", "required"}}},
+		{"port out of range", func(c *config.Config) { c.Server.Listen = "127.0.0.1:65536" }, []want{{"server.listen", "invalid port"}}},
+		{"named port", func(c *config.Config) { c.Server.Listen = "127.0.0.1:http" }, []want{{"server.listen", "invalid port"}}},
+		{"JWKS URL with another scheme", func(c *config.Config) { c.Auth.JWKSURLs = []string{"ftp://idp.example.com/jwks"} },
+			[]want{{"auth.jwksURLs[0]", "absolute http(s) URL"}}},
+		{"JWKS URL without host", func(c *config.Config) {
+			c.Auth.JWKSURLs = []string{"https://idp.example.com/jwks", "https://"}
+		}, []want{{"auth.jwksURLs[1]", "absolute http(s) URL"}}},
+		{"JWKS URL with credentials", func(c *config.Config) { c.Auth.JWKSURLs = []string{"https://u:p@idp.example.com/jwks"} },
+			[]want{{"auth.jwksURLs[0]", "without credentials"}}},
+		{"JWKS URL with fragment", func(c *config.Config) { c.Auth.JWKSURLs = []string{"https://idp.example.com/jwks#keys"} },
+			[]want{{"auth.jwksURLs[0]", "fragment"}}},
+		{"relative base URL", func(c *config.Config) { c.Upstreams.UserStore.BaseURL = "/users" },
+			[]want{{"upstreams.userstore.baseURL", "absolute http(s) URL"}}},
+		{"live streams URL missing its colon", func(c *config.Config) { c.Upstreams.UserStore.LiveStreamsBaseURL = "http//live" },
+			[]want{{"upstreams.userstore.liveStreamsBaseURL", "absolute http(s) URL"}}},
+		{"no JWKS URL", func(c *config.Config) { c.Auth.JWKSURLs = nil }, []want{{"auth.jwksURLs", "required"}}},
+		{"no issuer", func(c *config.Config) { c.Auth.Issuer = "" }, []want{{"auth.issuer", "required"}}},
+
+		// Trusted proxies.
+		{"CIDRs and addresses", func(c *config.Config) {
+			c.Server.TrustedProxies = []string{"10.0.0.0/8", "192.168.1.1", "fd00::/8", "::1"}
+		}, nil},
+		{"not a CIDR", func(c *config.Config) {
+			c.Server.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/33", "proxy.internal", "10.0.0/8"}
+		}, []want{
+			{"server.trustedProxies[1]", `not a CIDR or IP address: "10.0.0.0/33"`},
+			{"server.trustedProxies[2]", `"proxy.internal"`},
+			{"server.trustedProxies[3]", `"10.0.0/8"`},
+		}},
+
+		// Policies.
+		{"known policy names", func(c *config.Config) {
+			c.Policies = map[string]config.Policy{}
+			for _, n := range config.PolicyNames {
+				c.Policies[n] = config.Policy{}
+			}
+		}, nil},
+		{"unknown policy names", func(c *config.Config) {
+			c.Policies = map[string]config.Policy{"web": {}, "ios": {}, "Web": {}}
+		}, []want{{"policies.ios", "unknown platform"}, {"policies.Web", "unknown platform"}}},
+
+		// Sizes and counts.
+		{"body limit too small", func(c *config.Config) { c.Server.BodyLimit = 512 },
+			[]want{{"server.bodyLimit", "between 1KiB and 64MiB (got 512)"}}},
+		{"body limit too large", func(c *config.Config) { c.Server.BodyLimit = 65 << 20 },
+			[]want{{"server.bodyLimit", "between 1KiB and 64MiB"}}},
+		{"body limit at the bounds", func(c *config.Config) { c.Server.BodyLimit, c.Server.HeaderLimit = 64<<20, 1<<10 }, nil},
+		{"header limit too large", func(c *config.Config) { c.Server.HeaderLimit = 2 << 20 },
+			[]want{{"server.headerLimit", "between 1KiB and 1MiB"}}},
+		{"no connections", func(c *config.Config) { c.Server.MaxConnections = 0 },
+			[]want{{"server.maxConnections", "between 1 and"}}},
+		{"token size too small", func(c *config.Config) { c.Auth.MaxTokenBytes = 100 },
+			[]want{{"auth.maxTokenBytes", "between 256 and 64KiB"}}},
+		{"key set size zero", func(c *config.Config) { c.Auth.JWKS.MaxBytes = 0 },
+			[]want{{"auth.jwks.maxBytes", "between 1KiB and 16MiB"}}},
+		{"response size too large", func(c *config.Config) { c.Upstreams.UserStore.MaxResponseBytes = 300 << 20 },
+			[]want{{"upstreams.userstore.maxResponseBytes", "between 1KiB and 256MiB"}}},
+		{"cache too small", func(c *config.Config) { c.Cache.MaxBytes = 512 << 10 },
+			[]want{{"cache.maxBytes", "between 1MiB and 64GiB"}}},
+		{"no cache entries", func(c *config.Config) { c.Cache.MaxEntries = 0 },
+			[]want{{"cache.maxEntries", "between 1 and"}}},
+		{"token cache off needs no sizes", func(c *config.Config) {
+			c.Auth.TokenCache = config.TokenCache{Enabled: false}
+		}, nil},
+		{"token cache on needs sizes", func(c *config.Config) { c.Auth.TokenCache.MaxEntries = 0 },
+			[]want{{"auth.tokenCache.maxEntries", "between 1 and"}}},
+		{"bulkhead of zero", func(c *config.Config) { c.Upstreams.UserStore.Operations.UserByID.MaxInFlight = 0 },
+			[]want{{"upstreams.userstore.operations.userById.maxInFlight", "between 1 and 100000"}}},
+		{"negative cache ttl", func(c *config.Config) { c.Cache.Routes.Me.TTL = -time.Second },
+			[]want{{"cache.routes.me.ttl", "must not be negative"}}},
+
+		// Logging and tracing.
+		{"unknown log level", func(c *config.Config) { c.Log.Level = "verbose" },
+			[]want{{"log.level", `must be one of debug, info, warn, error (got "verbose")`}}},
+		{"tracing without endpoint", func(c *config.Config) { c.Tracing.Enabled = true },
+			[]want{{"tracing.endpoint", "required when tracing is enabled"}}},
+		{"sample ratio above 1", func(c *config.Config) { c.Tracing.SampleRatio = 1.5 },
+			[]want{{"tracing.sampleRatio", "between 0 and 1"}}},
+		{"sample ratio NaN", func(c *config.Config) { c.Tracing.SampleRatio = math.NaN() },
+			[]want{{"tracing.sampleRatio", "between 0 and 1"}}},
+		{"sample ratio infinite", func(c *config.Config) { c.Tracing.SampleRatio = math.Inf(-1) },
+			[]want{{"tracing.sampleRatio", "between 0 and 1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.change(&c)
+			expectProblems(t, config.Validate(&c), tt.wants...)
+		})
+	}
+}
+
+func TestValidateReportsEveryProblemAtOnceInAStableOrder(t *testing.T) {
+	c := valid()
+	c.Auth.Algorithms = []string{"HS256"}
+	c.Server.Listen = "nowhere"
+	c.Cache.Routes.Search.TTL = -1
+	c.Cache.Routes.Me.TTL = -1
+	c.Policies = map[string]config.Policy{"zz": {}, "aa": {}, "mm": {}}
+
+	first := config.Validate(&c)
+	wantPaths := []string{
+		"auth.algorithms[0]", "cache.routes.me.ttl", "cache.routes.search.ttl",
+		"policies.aa", "policies.mm", "policies.zz", "server.listen",
+	}
+	if got := paths(first); !slices.Equal(got, wantPaths) {
+		t.Fatalf("paths = %q, want %q", got, wantPaths)
+	}
+	for range 20 {
+		if again := config.Validate(&c); !slices.Equal(again, first) {
+			t.Fatalf("order changed between runs:\n%v\n%v", first, again)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9090":   true,
+		"127.9.9.9:9090":   true,
+		"[::1]:9090":       true,
+		"localhost:9090":   true,
+		"0.0.0.0:9090":     false,
+		":9090":            false,
+		"[::]:9090":        false,
+		"10.0.0.1:9090":    false,
+		"example.com:9090": false,
+		"127.0.0.1":        false, // no port: not a listen address at all
+	} {
+		if got := config.IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestParseValidatesWhatTheFileAndEnvironmentBuild(t *testing.T) {
+	ps := parseProblems(t, "auth:\n  algorithms: [HS256]\nops:\n  listen: 0.0.0.0:9090\n", env(nil))
+	expectProblems(t, ps,
+		want{"auth.algorithms[0]", "not allowed"},
+		want{"ops.token", "required"},
+	)
+	if !strings.Contains(ps.Error(), "2 configuration problem(s)") {
+		t.Errorf("Error() = %q", ps.Error())
+	}
+	mustParse(t, "ops:\n  listen: 0.0.0.0:9090\n", env(map[string]string{"GATEWAY_OPS__TOKEN": "0123456789abcdef"}))
+}
