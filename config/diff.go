@@ -28,13 +28,31 @@ func (c Change) String() string {
 var restartOnly = []string{
 	"server.listen", "server.readTimeout", "server.writeTimeout", "server.idleTimeout",
 	"server.bodyLimit", "server.headerLimit", "server.maxConnections",
-	"ops.", "tracing.",
-	"auth.jwksURLs", "auth.jwks.", "auth.tokenCache.",
+	"ops.", "tracing.", "auth.",
 	"upstreams.userstore.baseURL", "upstreams.userstore.liveStreamsBaseURL",
 	"upstreams.userstore.serviceToken", "upstreams.userstore.maxConnsPerHost",
 	"upstreams.userstore.maxIdleConnDuration", "upstreams.userstore.dialTimeout",
 	"upstreams.userstore.maxResponseBytes",
 	"cache.enabled", "cache.maxEntries", "cache.maxBytes", "cache.cleanupInterval", "cache.invalidationToken",
+}
+
+// KeepRestartOnly returns next with every restart-only setting taken from
+// running: what a live reload can really apply. The settings it keeps are
+// exactly those RestartRequired names.
+func KeepRestartOnly(running, next *Config) *Config {
+	out := *next
+	s, r := &out.Server, &running.Server
+	s.Listen, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = r.Listen, r.ReadTimeout, r.WriteTimeout, r.IdleTimeout
+	s.BodyLimit, s.HeaderLimit, s.MaxConnections = r.BodyLimit, r.HeaderLimit, r.MaxConnections
+	out.Ops = running.Ops
+	out.Tracing = running.Tracing
+	out.Auth = running.Auth
+	u, ru := &out.Upstreams.UserStore, &running.Upstreams.UserStore
+	u.BaseURL, u.LiveStreamsBaseURL, u.ServiceToken = ru.BaseURL, ru.LiveStreamsBaseURL, ru.ServiceToken
+	u.MaxConnsPerHost, u.MaxIdleConnDuration, u.DialTimeout, u.MaxResponseBytes = ru.MaxConnsPerHost, ru.MaxIdleConnDuration, ru.DialTimeout, ru.MaxResponseBytes
+	c, rc := &out.Cache, &running.Cache
+	c.Enabled, c.MaxEntries, c.MaxBytes, c.CleanupInterval, c.InvalidationToken = rc.Enabled, rc.MaxEntries, rc.MaxBytes, rc.CleanupInterval, rc.InvalidationToken
+	return &out
 }
 
 // RestartRequired reports whether a change at path only applies after a

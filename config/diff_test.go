@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestDiff(t *testing.T) {
 		{"list",
 			nil,
 			func(c *config.Config) { c.Auth.Audiences = []string{"edge-gateway", "mobile"} },
-			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "[edge-gateway, mobile]"}}},
+			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "[edge-gateway, mobile]", Restart: true}}},
 		{"secret set",
 			nil,
 			func(c *config.Config) { c.Ops.Token = secret },
@@ -69,7 +70,7 @@ func TestDiff(t *testing.T) {
 		{"list emptied",
 			nil,
 			func(c *config.Config) { c.Server.TrustedProxies, c.Auth.Audiences = nil, []string{} },
-			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "(unset)"}}},
+			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "(unset)", Restart: true}}},
 		{"policy cache ttl entry removed",
 			func(c *config.Config) {
 				c.Policies = map[string]config.Policy{"web": {Cache: &config.PolicyCache{TTL: map[string]time.Duration{"search": time.Second, "me": time.Second}}}}
@@ -86,7 +87,7 @@ func TestDiff(t *testing.T) {
 				c.Auth.Issuer = "https://other.example.com/"
 			},
 			[]config.Change{
-				{Path: "auth.issuer", Old: "https://idp.example.com/", New: "https://other.example.com/"},
+				{Path: "auth.issuer", Old: "https://idp.example.com/", New: "https://other.example.com/", Restart: true},
 				{Path: "log.level", Old: "info", New: "debug"},
 				{Path: "server.requestTimeout", Old: "3s", New: "2s"},
 			}},
@@ -141,9 +142,10 @@ func TestRestartRequired(t *testing.T) {
 		"tracing.enabled":              true,
 		"auth.jwksURLs":                true,
 		"auth.jwksURLs[0]":             true,
-		"auth.jwksURLsX":               false,
+		"auth.jwksURLsX":               true, // all of auth needs a restart
+		"authX.issuer":                 false,
 		"auth.jwks.refreshInterval":    true,
-		"auth.issuer":                  false,
+		"auth.issuer":                  true,
 		"auth.tokenCache.maxTTL":       true,
 		"upstreams.userstore.baseURL":  true,
 		"upstreams.userstore.baseURLs": false,
@@ -182,5 +184,58 @@ func TestRedactedLeavesTheOriginalUntouched(t *testing.T) {
 	}
 	if r.Server.Listen != c.Server.Listen || r.Policies["web"].RequireRoles[0] != "user" {
 		t.Errorf("Redacted changed settings that are not secret")
+	}
+}
+
+// Every setting RestartRequired names is kept by KeepRestartOnly, and
+// nothing else: after it, a diff against the running config has no
+// restart-only change, and every live change survives.
+func TestKeepRestartOnlyKeepsExactlyTheRestartSettings(t *testing.T) {
+	running := config.Default()
+	next := config.Default()
+	mutateEverything(reflect.ValueOf(&next).Elem())
+	kept := config.KeepRestartOnly(&running, &next)
+	all := config.Diff(&running, &next)
+	left := config.Diff(&running, kept)
+	for _, c := range left {
+		if c.Restart {
+			t.Errorf("restart-only %s was not kept from the running config", c.Path)
+		}
+	}
+	live := 0
+	for _, c := range all {
+		if !c.Restart {
+			live++
+		}
+	}
+	if len(left) != live {
+		t.Errorf("%d live changes survived of %d", len(left), live)
+	}
+	if live == 0 {
+		t.Fatal("mutateEverything changed nothing live")
+	}
+}
+
+// mutateEverything changes every plain leaf of a config value.
+func mutateEverything(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			mutateEverything(v.Field(i))
+		}
+	case reflect.String:
+		v.SetString(v.String() + "x")
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	case reflect.Int, reflect.Int64:
+		v.SetInt(v.Int() + 7)
+	case reflect.Uint32:
+		v.SetUint(v.Uint() + 7)
+	case reflect.Float64:
+		v.SetFloat(v.Float() + 0.25)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.String {
+			v.Set(reflect.Append(v, reflect.ValueOf("x")))
+		}
 	}
 }
