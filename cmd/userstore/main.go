@@ -1,0 +1,28 @@
+// Command userstore serves the reference user store (upstream/refstore):
+// the backend behind the gateway in the dev stack and in load tests. It
+// seeds a SQLite database on first start and serves the user-store contract
+// (docs/userstore.openapi.yaml) over HTTP.
+//
+// Usage:
+//
+//	userstore [-listen 127.0.0.1:8082] [-data users.db] [-users 10000] [-seed 1] [-record]
+//
+// USERSTORE_SERVICE_TOKEN, when set, is the bearer token every call must
+// carry. Logs are JSON on stderr; once listening it prints one JSON line
+// with the bound address on stdout ({"msg":"listening","addr":"…"}), so a
+// script can start it on port 0 and read the port. SIGINT or SIGTERM shut
+// it down gracefully.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "userstore:", err)
+		os.Exit(1)
+	}
+}

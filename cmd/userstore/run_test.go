@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+// TestMain fails the run if a stopped server left goroutines behind.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// lockedBuffer collects stderr, which the server's goroutines write to.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// instance is a running binary started through run.
+type instance struct {
+	addr   string
+	stderr *lockedBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, env map[string]string, args ...string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdoutR, stdoutW := io.Pipe()
+	inst := &instance{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, append([]string{"userstore"}, args...), func(k string) string { return env[k] }, stdoutW, inst.stderr)
+		stdoutW.CloseWithError(io.EOF)
+		inst.done <- err
+	}()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdoutR)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			cancel()
+			t.Fatalf("exited before listening: %v\n%s", <-inst.done, inst.stderr)
+		}
+		var msg struct{ Msg, Addr string }
+		if err := json.Unmarshal([]byte(line), &msg); err != nil || msg.Msg != "listening" || msg.Addr == "" {
+			cancel()
+			t.Fatalf("first stdout line %q: %v", line, err)
+		}
+		inst.addr = msg.Addr
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatalf("not listening after 60s\n%s", inst.stderr)
+	}
+	t.Cleanup(func() { inst.stop(t) })
+	return inst
+}
+
+// stop cancels the context (as a signal would) and wants a clean exit.
+func (inst *instance) stop(t *testing.T) {
+	t.Helper()
+	if inst.cancel == nil {
+		return
+	}
+	inst.cancel()
+	inst.cancel = nil
+	select {
+	case err := <-inst.done:
+		if err != nil {
+			t.Fatalf("run returned %v\n%s", err, inst.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit 15s after cancel")
+	}
+}
+
+func (inst *instance) get(t *testing.T, path string, header map[string]string) (int, []byte) {
+	t.Helper()
+	return inst.do(t, http.MethodGet, path, "", header)
+}
+
+func (inst *instance) do(t *testing.T, method, path, body string, header map[string]string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+inst.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestRunSession starts the binary on a free port with a service token and
+// recording, uses every call like the gateway would, then stops it and
+// starts it again on the same database file.
+func TestRunSession(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "users.db")
+	env := map[string]string{"USERSTORE_SERVICE_TOKEN": "dev-token"}
+	inst := start(t, env, "-listen", "127.0.0.1:0", "-data", data, "-users", "300", "-seed", "4", "-record")
+	if !strings.HasPrefix(inst.addr, "127.0.0.1:") || strings.HasSuffix(inst.addr, ":0") {
+		t.Fatalf("reported address %q", inst.addr)
+	}
+	auth := map[string]string{"Authorization": "Bearer dev-token", contract.HeaderRequestID: "req-7"}
+
+	if status, body := inst.get(t, contract.PathUserPrefix+refstore.DemoUserID, nil); status != http.StatusUnauthorized ||
+		!strings.Contains(string(body), `"code":"unauthorized"`) {
+		t.Fatalf("without token: %d %s", status, body)
+	}
+	status, body := inst.get(t, contract.PathUserPrefix+refstore.DemoUserID, auth)
+	var u contract.User
+	if status != http.StatusOK || json.Unmarshal(body, &u) != nil || u.FirstName != "Şükrü" {
+		t.Fatalf("demo user: %d %s", status, body)
+	}
+	status, body = inst.get(t, contract.PathSearch+"?q="+url.QueryEscape("ŞÜKRÜ IŞIK")+"&limit=5", auth)
+	var sr contract.SearchResponse
+	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || len(sr.Items) == 0 || sr.Items[0].ID != refstore.DemoUserID {
+		t.Fatalf("search: %d %s", status, body)
+	}
+	check := map[string]string{"Authorization": "Bearer dev-token", "Content-Type": "application/json"}
+	if status, body := inst.do(t, http.MethodPost, contract.PathUsernameCheck, `{"username":"johndoe123"}`, check); status != http.StatusOK ||
+		string(body) != `{"username":"johndoe123","available":true}` {
+		t.Fatalf("username check: %d %s", status, body)
+	}
+	if status, body := inst.get(t, contract.PathLiveStreams+"?userIds="+refstore.DemoUserID, auth); status != http.StatusOK ||
+		!strings.Contains(string(body), refstore.DemoLiveStreamID) {
+		t.Fatalf("live streams: %d %s", status, body)
+	}
+	status, body = inst.get(t, "/_debug/counts", auth)
+	var counts struct{ Counts map[string]int64 }
+	if status != http.StatusOK || json.Unmarshal(body, &counts) != nil || counts.Counts[refstore.OpUser] != 2 ||
+		counts.Counts[refstore.OpSearch] != 1 || counts.Counts[refstore.OpUsernameCheck] != 1 || counts.Counts[refstore.OpLiveStreams] != 1 {
+		t.Fatalf("counts: %d %s", status, body)
+	}
+	inst.stop(t)
+
+	logs := inst.stderr.String()
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var entry struct{ Msg string }
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("stderr line is not JSON: %q", line)
+		}
+		msgs = append(msgs, entry.Msg)
+	}
+	for _, want := range []string{"store ready", "listening", "shutting down", "stopped"} {
+		if !strings.Contains(strings.Join(msgs, "|"), want) {
+			t.Errorf("no %q log line in %v", want, msgs)
+		}
+	}
+	if strings.Contains(logs, "dev-token") {
+		t.Error("the service token reached the logs")
+	}
+
+	// Same file again, other seed options: the data stays as it was.
+	again := start(t, nil, "-listen", "127.0.0.1:0", "-data", data, "-users", "500", "-seed", "9")
+	status, body = again.get(t, contract.PathSearch+"?q=", nil)
+	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || sr.Total != 300 {
+		t.Fatalf("reopened store: %d %s", status, body)
+	}
+	again.stop(t)
+}
+
+func TestRunRejectsBadInvocations(t *testing.T) {
+	for _, args := range [][]string{
+		{"-users", "many"},
+		{"-nope"},
+		{"-listen", "127.0.0.1:0", "extra"},
+		{"-listen", "127.0.0.1:0", "-users", "1"},
+		{"-listen", "256.0.0.1:1", "-users", "10"},
+		{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "missing", "dir", "users.db")},
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), append([]string{"userstore"}, args...), func(string) string { return "" }, &stdout, &stderr); err == nil {
+			t.Errorf("run %v succeeded", args)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("run %v printed %q", args, stdout.String())
+		}
+	}
+	var stderr bytes.Buffer
+	if err := run(t.Context(), []string{"userstore", "-h"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		t.Errorf("-h: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "-listen") {
+		t.Errorf("-h printed %q", stderr.String())
+	}
+}

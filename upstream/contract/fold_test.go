@@ -1,0 +1,170 @@
+package contract
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestFold(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", ""},
+		{"folded ascii", "sukru.isik_42", "sukru.isik_42"},
+		{"ascii upper", "JohnDoe123", "johndoe123"},
+		{"turkish upper", "ŞÜKRÜ IŞIK", "sukru isik"},
+		{"turkish lower", "şükrü ışık", "sukru isik"},
+		{"turkish mixed", "Şükrü Işık", "sukru isik"},
+		{"dotted capital i", "İlkay İREM", "ilkay irem"},
+		{"dotless i", "ılgaz", "ilgaz"},
+		{"every turkish letter", "çÇğĞıIİiöÖşŞüÜ", "ccggiiiioossuu"},
+		{"names", "Çağla Gülşen Öykü Ümit Doğan Özgür", "cagla gulsen oyku umit dogan ozgur"},
+		{"french", "Éléonore Françoise", "eleonore francoise"},
+		{"german", "Straße Größe", "strasse grosse"},
+		{"nordic", "Søren Ærø Łódź", "soren aero lodz"},
+		{"decomposed input", "S\u0327u\u0308kru\u0308 I\u0307lkay", "sukru ilkay"},
+		{"ligature and fullwidth", "ﬁne ＡＢＣ", "fine abc"},
+		{"greek kept lower-cased", "ΣΟΦΊΑ ς", "σοφία σ"},
+		{"cyrillic kept lower-cased", "ПРИВЕТ", "привет"},
+		{"cjk kept", "東京", "東京"},
+		{"devanagari marks kept", "हिंदी", "हिंदी"},
+		{"whitespace kept", "A\tB  C\n", "a\tb  c\n"},
+		{"controls dropped", "a\x00b\x07c\x7fd", "abcd"},
+		{"format chars dropped", "ab\u00adc\u200bd\ufeffe", "abcde"},
+		{"invalid utf-8 dropped", "a\xffb\xc3c\xed\xa0\x80d", "abcd"},
+		{"replacement char kept", "a\uFFFDb", "a\uFFFDb"},
+		{"lone combining mark kept", "\u0301x", "\u0301x"},
+		{"mark after punctuation kept", "-\u0301", "-\u0301"},
+		{"emoji kept", "Ali 🚀", "ali 🚀"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Fold(tt.in)
+			if got != tt.want {
+				t.Fatalf("Fold(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if !utf8.ValidString(got) {
+				t.Fatalf("Fold(%q) = %q is not valid UTF-8", tt.in, got)
+			}
+			if again := Fold(got); again != got {
+				t.Fatalf("Fold is not idempotent: Fold(%q) = %q", got, again)
+			}
+		})
+	}
+}
+
+func TestFoldMatchesTurkishExpectations(t *testing.T) {
+	same := [][]string{
+		{"Şükrü", "sukru", "ŞÜKRÜ", "şükrü", "SUKRU", "ṡüķrü"},
+		{"Işık", "isik", "IŞIK", "ışık", "ISIK", "işik"},
+		{"İrem", "irem", "IREM", "ırem"},
+	}
+	for _, group := range same {
+		want := Fold(group[0])
+		for _, s := range group[1:] {
+			if got := Fold(s); got != want {
+				t.Errorf("Fold(%q) = %q, want %q like Fold(%q)", s, got, want, group[0])
+			}
+		}
+	}
+}
+
+func TestNormalizeQuery(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", ""},
+		{"only spaces", " \t\n\u00a0\u3000 ", ""},
+		{"already normal", "sukru isik", "sukru isik"},
+		{"trim and collapse", "  Şükrü \t\n  IŞIK  ", "sukru isik"},
+		{"unicode spaces", "a\u00a0b\u2003c\u3000d", "a b c d"},
+		{"zero width between spaces", "a \u200b b", "a b"},
+		{"controls between words", "a \x00 b", "a b"},
+		{"trailing format char", "a \u200b", "a"},
+		{"invalid utf-8", "\xff Ali \xfe\xfe Veli \xc3", "ali veli"},
+		{"tab only separator", "a\tb", "a b"},
+		{"leading space ascii", " abc", "abc"},
+		{"double space ascii", "a  b", "a b"},
+		{"uppercase ascii", "JOHN", "john"},
+		{"punctuation kept", "sukru.isik", "sukru.isik"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NormalizeQuery(tt.in)
+			if got != tt.want {
+				t.Fatalf("NormalizeQuery(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if again := NormalizeQuery(got); again != got {
+				t.Fatalf("NormalizeQuery is not idempotent: %q → %q", got, again)
+			}
+		})
+	}
+}
+
+// TestFoldHostileInput feeds every single byte, every rune of the first
+// planes and long garbage through both functions: they must never panic,
+// always return valid UTF-8, and be idempotent.
+func TestFoldHostileInput(t *testing.T) {
+	check := func(in string) {
+		t.Helper()
+		for _, fn := range []struct {
+			name string
+			f    func(string) string
+		}{{"Fold", Fold}, {"NormalizeQuery", NormalizeQuery}} {
+			got := fn.f(in)
+			if !utf8.ValidString(got) {
+				t.Fatalf("%s(%q) = %q: invalid UTF-8", fn.name, in, got)
+			}
+			if again := fn.f(got); again != got {
+				t.Fatalf("%s not idempotent on %q: %q then %q", fn.name, in, got, again)
+			}
+		}
+	}
+	for b := range 256 {
+		check(string([]byte{byte(b)}))
+		check("a" + string([]byte{byte(b)}) + "Z")
+	}
+	for r := rune(0); r < 0x3000; r++ {
+		check(string(r))
+		check("I" + string(r) + "ı")
+	}
+	check(strings.Repeat("\xf0\x9f", 1000))
+	check(strings.Repeat("İ\u0307\u0301", 1000))
+	check(strings.Repeat(" \u200b\t", 1000))
+}
+
+func TestFoldDoesNotAllocateOnFoldedASCII(t *testing.T) {
+	in := "sukru.isik johndoe123"
+	if n := testing.AllocsPerRun(100, func() { _ = Fold(in) }); n != 0 {
+		t.Fatalf("Fold allocated %v times on folded ASCII", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = NormalizeQuery(in) }); n != 0 {
+		t.Fatalf("NormalizeQuery allocated %v times on normalized ASCII", n)
+	}
+}
+
+func BenchmarkFold(b *testing.B) {
+	for _, bc := range []struct{ name, in string }{
+		{"folded-ascii", "sukru.isik johndoe123"},
+		{"upper-ascii", "SUKRU.ISIK JOHNDOE123"},
+		{"turkish", "Şükrü Işık Çağla Gülşen İlkay Öykü"},
+		{"mixed-scripts", "Éléonore ПРИВЕТ 東京 Straße"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.in)))
+			for b.Loop() {
+				_ = Fold(bc.in)
+			}
+		})
+	}
+}
+
+func BenchmarkNormalizeQuery(b *testing.B) {
+	in := "  Şükrü \t IŞIK  "
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = NormalizeQuery(in)
+	}
+}

@@ -1,0 +1,111 @@
+package refstore
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Input limits of the store. The gateway validates more strictly at the
+// edge; these bound what the store itself will work on.
+const (
+	// DefaultSearchLimit is the page size when a search names none.
+	DefaultSearchLimit = 20
+	// MaxSearchOffset bounds offset: deep pages of a type-ahead search are
+	// never read, and a bound keeps every search cheap.
+	MaxSearchOffset = 10000
+	// MaxQueryBytes bounds q.
+	MaxQueryBytes = 200
+	// MaxQueryWords bounds the distinct words of q.
+	MaxQueryWords = 8
+	// MaxUsernameBytes bounds the username a check takes.
+	MaxUsernameBytes = 64
+	// maxNameBytes bounds first and last names on writes.
+	maxNameBytes = 100
+)
+
+// ValidationError lists what is wrong with a call's input, field by field.
+// The HTTP handler answers it with 400 validation_failed and the problems
+// as details.
+type ValidationError struct {
+	Problems map[string]string
+}
+
+func invalid(field, problem string) *ValidationError {
+	return &ValidationError{Problems: map[string]string{field: problem}}
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("refstore: invalid input: ")
+	for i, field := range slices.Sorted(maps.Keys(e.Problems)) {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %s", field, e.Problems[field])
+	}
+	return b.String()
+}
+
+// isUUID reports whether s is a UUID in its canonical 8-4-4-4-12 hex form
+// (either case).
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// usernameProblem says what makes name unusable for a check, or "".
+func usernameProblem(name string) string {
+	switch {
+	case name == "":
+		return "is required"
+	case len(name) > MaxUsernameBytes:
+		return fmt.Sprintf("must be at most %d bytes", MaxUsernameBytes)
+	case !utf8.ValidString(name):
+		return "must be valid UTF-8"
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "must not contain whitespace, control or invisible characters"
+		}
+	}
+	return ""
+}
+
+// searchProblems validates a search's q, limit and offset.
+func searchProblems(q string, limit, offset int) *ValidationError {
+	p := map[string]string{}
+	if len(q) > MaxQueryBytes {
+		p["q"] = fmt.Sprintf("must be at most %d bytes", MaxQueryBytes)
+	} else if !utf8.ValidString(q) {
+		p["q"] = "must be valid UTF-8"
+	}
+	if limit < 1 || limit > maxSearchLimit {
+		p["limit"] = fmt.Sprintf("must be an integer from 1 to %d", maxSearchLimit)
+	}
+	if offset < 0 || offset > MaxSearchOffset {
+		p["offset"] = fmt.Sprintf("must be an integer from 0 to %d", MaxSearchOffset)
+	}
+	if len(p) > 0 {
+		return &ValidationError{Problems: p}
+	}
+	return nil
+}
