@@ -1,0 +1,138 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/bffgate/edge/upstream/contract"
+)
+
+// maxIDBytes bounds an id the client puts in a URL; the store's ids are
+// UUIDs, so anything longer cannot exist.
+const maxIDBytes = 256
+
+// CheckUsername asks whether username is free. It is a POST and is never
+// retried, by fasthttp or by the client.
+func (c *Client) CheckUsername(ctx context.Context, call *Call, username string) (bool, error) {
+	o := c.op(OpUsernameCheck)
+	body, err := json.Marshal(contract.UsernameCheckRequest{Username: username})
+	if err != nil {
+		return false, c.refuse(o, invalidInput(o.op, "username: %v", err))
+	}
+	var available bool
+	r := &request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body,
+		accept: func(b []byte) (err error) {
+			available, err = decodeUsernameCheck(b, username)
+			return err
+		}}
+	if err := c.do(ctx, o, r); err != nil {
+		return false, err
+	}
+	return available, nil
+}
+
+// Search finds users matching q (empty: a random sample), limit from 1 to
+// contract.MaxSearchLimit, offset from 0.
+func (c *Client) Search(ctx context.Context, call *Call, q string, limit, offset int) (*contract.SearchResponse, error) {
+	o := c.op(OpSearch)
+	if limit < 1 || limit > contract.MaxSearchLimit || offset < 0 {
+		return nil, c.refuse(o, invalidInput(o.op, "search: limit %d or offset %d out of range", limit, offset))
+	}
+	var b strings.Builder
+	b.Grow(len(contract.PathSearch) + 3*len(q) + 32)
+	b.WriteString(contract.PathSearch)
+	b.WriteString("?q=")
+	b.WriteString(url.QueryEscape(q))
+	b.WriteString("&limit=")
+	b.WriteString(strconv.Itoa(limit))
+	b.WriteString("&offset=")
+	b.WriteString(strconv.Itoa(offset))
+	var out *contract.SearchResponse
+	r := &request{op: o, call: call, method: http.MethodGet, path: b.String(),
+		accept: func(body []byte) (err error) {
+			out, err = decodeSearch(body, limit)
+			return err
+		}}
+	if err := c.do(ctx, o, r); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UserByID fetches one user. An unknown id is KindNotFound.
+func (c *Client) UserByID(ctx context.Context, call *Call, id string) (*contract.User, error) {
+	o := c.op(OpUserByID)
+	if id == "" || id == "." || id == ".." || len(id) > maxIDBytes {
+		return nil, c.refuse(o, invalidInput(o.op, "user id is empty, a dot segment or too long"))
+	}
+	var out *contract.User
+	r := &request{op: o, call: call, method: http.MethodGet, path: contract.PathUserPrefix + url.PathEscape(id),
+		accept: func(body []byte) (err error) {
+			out, err = decodeUser(body, id)
+			return err
+		}}
+	if err := c.do(ctx, o, r); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ActiveLiveStreams returns the active live stream of each listed user that
+// has one. Ids are deduplicated (ignoring case, as the store does); at most
+// contract.MaxLiveStreamIDs distinct ids per call. No ids: no call, nil.
+func (c *Client) ActiveLiveStreams(ctx context.Context, call *Call, userIDs []string) ([]contract.LiveStream, error) {
+	o := c.op(OpLiveStreams)
+	asked := make(map[string]bool, len(userIDs))
+	var b strings.Builder
+	b.WriteString(contract.PathLiveStreams)
+	b.WriteString("?userIds=")
+	for _, id := range userIDs {
+		if id == "" || len(id) > maxIDBytes || strings.Contains(id, ",") {
+			return nil, c.refuse(o, invalidInput(o.op, "live streams: a user id is empty, too long or has a comma"))
+		}
+		key := strings.ToLower(id)
+		if asked[key] {
+			continue
+		}
+		if len(asked) == contract.MaxLiveStreamIDs {
+			return nil, c.refuse(o, invalidInput(o.op, "live streams: more than %d distinct user ids", contract.MaxLiveStreamIDs))
+		}
+		if len(asked) > 0 {
+			b.WriteByte(',')
+		}
+		asked[key] = true
+		b.WriteString(url.QueryEscape(id))
+	}
+	if len(asked) == 0 {
+		return nil, nil
+	}
+	var out []contract.LiveStream
+	r := &request{op: o, call: call, method: http.MethodGet, path: b.String(),
+		accept: func(body []byte) (err error) {
+			out, err = decodeLiveStreams(body, asked)
+			return err
+		}}
+	if err := c.do(ctx, o, r); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// do runs a request through its operation's chain, after refusing calls
+// whose headers cannot be sent.
+func (c *Client) do(ctx context.Context, o *operation, r *request) error {
+	if name, ok := r.call.check(); !ok {
+		return c.refuse(o, invalidInput(o.op, "header %s has a control character", name))
+	}
+	return o.run(ctx, r)
+}
+
+// refuse reports a call that was never sent.
+func (c *Client) refuse(o *operation, e *Error) error {
+	c.obs.Call(o.op, e.Outcome, 0)
+	return e
+}

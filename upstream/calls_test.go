@@ -1,0 +1,287 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+func TestCallsDecodeTheStoreExactly(t *testing.T) {
+	st, base := store(t)
+	c, obs := newClient(t, testConfig(base))
+	ctx := context.Background()
+
+	free, err := c.CheckUsername(ctx, testCall(), "nobody.here.42")
+	if err != nil || !free {
+		t.Fatalf("free username: %v, %v", free, err)
+	}
+	free, err = c.CheckUsername(ctx, testCall(), "ŞÜKRÜ.IŞIK") // taken by @sukru.isik, folded
+	if err != nil || free {
+		t.Fatalf("taken username: %v, %v", free, err)
+	}
+
+	want, ok, err := st.UserByID(ctx, refstore.DemoUserID)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	got, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*got, want) {
+		t.Fatalf("user:\n got %+v\nwant %+v", *got, want)
+	}
+
+	page, err := c.Search(ctx, testCall(), "şükrü ışık", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPage, err := st.Search(ctx, "şükrü ışık", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*page, wantPage) || len(page.Items) == 0 || page.Items[0].ID != refstore.DemoUserID {
+		t.Fatalf("search:\n got %+v\nwant %+v", *page, wantPage)
+	}
+	sample, err := c.Search(ctx, testCall(), "", 5, 0)
+	if err != nil || len(sample.Items) != 5 || sample.Total != 300 {
+		t.Fatalf("random sample: %+v, %v", sample, err)
+	}
+
+	// Live streams for a page of users (random samples until one has
+	// some), with duplicates in another case.
+	var ids []string
+	var wantStreams []contract.LiveStream
+	for range 20 {
+		all, err := st.Search(ctx, "", 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = ids[:0]
+		for _, u := range all.Items {
+			ids = append(ids, u.ID)
+		}
+		if wantStreams, err = st.ActiveLiveStreams(ctx, ids); err != nil {
+			t.Fatal(err)
+		}
+		if len(wantStreams) > 0 {
+			break
+		}
+	}
+	if len(wantStreams) == 0 {
+		t.Fatal("the seed has no live streams")
+	}
+	streams, err := c.ActiveLiveStreams(ctx, testCall(), append(ids, strings.ToUpper(ids[0]), ids[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(streams, wantStreams) {
+		t.Fatalf("live streams:\n got %+v\nwant %+v", streams, wantStreams)
+	}
+
+	if obs.outcomes(OpUsernameCheck, OutcomeOK) != 2 || obs.outcomes(OpSearch, OutcomeOK) != 2 ||
+		obs.outcomes(OpUserByID, OutcomeOK) != 1 || obs.outcomes(OpLiveStreams, OutcomeOK) != 1 {
+		t.Fatalf("observer saw %v", obs.calls)
+	}
+}
+
+func TestStoreAnswersBecomeKinds(t *testing.T) {
+	_, base := store(t)
+	c, obs := newClient(t, testConfig(base))
+	ctx := context.Background()
+
+	_, err := c.UserByID(ctx, testCall(), refstore.DemoMissingID)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindNotFound || e.Status != 404 || e.Code != contract.CodeNotFound || IsUpstreamFault(err) {
+		t.Fatalf("missing user: %#v", err)
+	}
+
+	_, err = c.Search(ctx, testCall(), strings.Repeat("a", refstore.MaxQueryBytes+1), 10, 0)
+	if !errors.As(err, &e) || e.Kind != KindBadRequest || e.Status != 400 || e.Code != contract.CodeValidationFailed || e.Details["q"] == nil {
+		t.Fatalf("long query: %#v", err)
+	}
+
+	_, err = c.ActiveLiveStreams(ctx, testCall(), []string{"not-a-uuid"})
+	if !errors.As(err, &e) || e.Kind != KindBadRequest || e.Details["userIds"] == nil {
+		t.Fatalf("bad id: %#v", err)
+	}
+
+	_, err = c.CheckUsername(ctx, testCall(), "has space")
+	if !errors.As(err, &e) || e.Kind != KindBadRequest || e.Details["username"] == nil {
+		t.Fatalf("bad username: %#v", err)
+	}
+	// A nil Call sends empty context headers rather than failing.
+	if _, err := c.UserByID(ctx, nil, refstore.DemoUserID); err != nil {
+		t.Fatalf("nil call: %v", err)
+	}
+	if obs.outcomes(OpSearch, OutcomeBadRequest) != 1 || obs.outcomes(OpUserByID, OutcomeNotFound) != 1 {
+		t.Fatalf("observer saw %v", obs.calls)
+	}
+}
+
+func TestNoLiveStreamCallWithoutIDs(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	streams, err := c.ActiveLiveStreams(context.Background(), testCall(), nil)
+	if err != nil || streams != nil || p.Stats().Requests != 0 {
+		t.Fatalf("got %v, %v with %d requests", streams, err, p.Stats().Requests)
+	}
+}
+
+// TestHeadersSentAndNothingElse records, at a proxy in front of the store,
+// every header of every call.
+func TestHeadersSentAndNothingElse(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+	full := testCall()
+	bare := testCall()
+	bare.Traceparent, bare.AppVersion, bare.DeviceID = "", "", ""
+	bare.Roles = []string{"user"}
+
+	for _, call := range []*Call{full, bare} {
+		p.Record(true)
+		if _, err := c.CheckUsername(ctx, call, "someone.new"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Search(ctx, call, "ali", 5, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UserByID(ctx, call, refstore.DemoUserID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ActiveLiveStreams(ctx, call, []string{refstore.DemoUserID}); err != nil {
+			t.Fatal(err)
+		}
+		seen := p.Seen()
+		if len(seen) != 4 {
+			t.Fatalf("proxy saw %d requests", len(seen))
+		}
+		for _, s := range seen {
+			want := http.Header{
+				"User-Agent":    {"edge-gateway"},
+				"Accept":        {"application/json"},
+				"Authorization": {"Bearer " + testToken},
+				"X-Request-Id":  {call.RequestID},
+				"X-User-Id":     {call.UserID},
+				"X-User-Roles":  {strings.Join(call.Roles, ",")},
+				"X-Language":    {call.Language},
+				"X-Timezone":    {call.Timezone},
+				"X-Platform":    {call.Platform},
+			}
+			if call.Traceparent != "" {
+				want["Traceparent"] = []string{call.Traceparent}
+			}
+			if call.AppVersion != "" {
+				want["X-App-Version"] = []string{call.AppVersion}
+			}
+			if call.DeviceID != "" {
+				want["X-Device-Id"] = []string{call.DeviceID}
+			}
+			if s.Method == http.MethodPost {
+				want["Content-Type"] = []string{"application/json"}
+				want["Content-Length"] = s.Header["Content-Length"]
+			}
+			if !reflect.DeepEqual(s.Header, want) {
+				t.Errorf("%s %s headers:\n got %v\nwant %v", s.Method, s.RequestURI, s.Header, want)
+			}
+			if host := p.Addr(); s.Host != host {
+				t.Errorf("Host %q, want %q", s.Host, host)
+			}
+		}
+	}
+}
+
+func TestQueryAndPathEscaping(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+	p.Record(true)
+
+	q := "Şükrü & co #1 %20+x?=/"
+	if _, err := c.Search(ctx, testCall(), q, 7, 3); err != nil {
+		t.Fatal(err)
+	}
+	// An id that would walk to another endpoint if the path were
+	// normalized; the store must see one escaped segment.
+	_, userErr := c.UserByID(ctx, testCall(), "../usernames/check")
+	seen := p.Seen()
+	if len(seen) != 2 {
+		t.Fatalf("saw %d requests", len(seen))
+	}
+	u, err := url.ParseRequestURI(seen[0].RequestURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Path != contract.PathSearch {
+		t.Fatalf("search path %q", u.Path)
+	}
+	values := u.Query()
+	if values.Get("q") != q || values.Get("limit") != "7" || values.Get("offset") != "3" || len(values) != 3 {
+		t.Fatalf("search query %q decoded to %v", u.RawQuery, values)
+	}
+	if got, want := seen[1].RequestURI, contract.PathUserPrefix+"..%2Fusernames%2Fcheck"; got != want {
+		t.Fatalf("user path %q, want %q", got, want)
+	}
+	var e *Error
+	if !errors.As(userErr, &e) || e.Kind != KindNotFound {
+		t.Fatalf("dot-dot id: %#v", userErr)
+	}
+}
+
+func TestInvalidCallsAreNeverSent(t *testing.T) {
+	p := proxied(t)
+	c, obs := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+	injected := testCall()
+	injected.AppVersion = "1.0\r\nX-Admin: yes"
+	many := make([]string, contract.MaxLiveStreamIDs+1)
+	for i := range many {
+		many[i] = strings.Repeat("a", i+1)
+	}
+	for name, call := range map[string]func() error{
+		"header injection": func() error { _, err := c.CheckUsername(ctx, injected, "x"); return err },
+		"role with comma": func() error {
+			call := testCall()
+			call.Roles = []string{"user,admin"}
+			_, err := c.UserByID(ctx, call, refstore.DemoUserID)
+			return err
+		},
+		"limit 0":         func() error { _, err := c.Search(ctx, testCall(), "a", 0, 0); return err },
+		"limit over max":  func() error { _, err := c.Search(ctx, testCall(), "a", contract.MaxSearchLimit+1, 0); return err },
+		"negative offset": func() error { _, err := c.Search(ctx, testCall(), "a", 5, -1); return err },
+		"empty id":        func() error { _, err := c.UserByID(ctx, testCall(), ""); return err },
+		"dot-dot id":      func() error { _, err := c.UserByID(ctx, testCall(), ".."); return err },
+		"too many ids":    func() error { _, err := c.ActiveLiveStreams(ctx, testCall(), many); return err },
+		"empty stream id": func() error { _, err := c.ActiveLiveStreams(ctx, testCall(), []string{"a", ""}); return err },
+		"comma in an id":  func() error { _, err := c.ActiveLiveStreams(ctx, testCall(), []string{"a,b"}); return err },
+		"long id":         func() error { _, err := c.UserByID(ctx, testCall(), strings.Repeat("x", maxIDBytes+1)); return err },
+	} {
+		var e *Error
+		if err := call(); !errors.As(err, &e) || e.Kind != KindBadRequest || e.Outcome != OutcomeInvalidInput {
+			t.Errorf("%s: %#v", name, err)
+		}
+	}
+	if n := p.Stats().Requests; n != 0 {
+		t.Fatalf("%d invalid calls reached the store", n)
+	}
+	if n := obs.outcomes(OpSearch, OutcomeInvalidInput); n != 3 {
+		t.Fatalf("observer saw %d invalid searches", n)
+	}
+	// Exactly 100 distinct ids, duplicates aside, is fine.
+	ids := slices.Repeat([]string{refstore.DemoUserID}, 3)
+	if _, err := c.ActiveLiveStreams(ctx, testCall(), append(ids, many[:contract.MaxLiveStreamIDs-1]...)); err == nil {
+		t.Fatal("the store accepted non-UUID ids") // the store answers 400: the call was sent
+	}
+	if n := p.Stats().Requests; n != 1 {
+		t.Fatalf("100 distinct ids: %d requests", n)
+	}
+}

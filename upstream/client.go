@@ -1,0 +1,342 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/valyala/fasthttp"
+)
+
+// Client is the typed user-store client. It is safe for concurrent use.
+type Client struct {
+	logger *slog.Logger
+	obs    Observer
+	budget *retryBudget
+	bearer string // "Bearer <token>", or "" for none
+
+	hosts []*host
+	ops   [4]*operation // by opIndex
+
+	// dialTimeout is DialTimeout capped by the shortest operation timeout:
+	// fasthttp cannot interrupt a dial, so a dial must never outlast an
+	// attempt by much. It follows Update.
+	dialTimeout    atomic.Int64
+	cfgDialTimeout time.Duration
+}
+
+// opIndex numbers the operations for the Client's fixed array.
+var opIndex = map[Op]int{OpUsernameCheck: 0, OpSearch: 1, OpUserByID: 2, OpLiveStreams: 3}
+
+// host is one base URL with its connection pool.
+type host struct {
+	client *fasthttp.HostClient
+	// base is scheme://host[:port][/prefix] without a trailing slash; call
+	// paths are appended to it.
+	base string
+}
+
+// operation is one Op's live settings, breaker, bulkhead counter and
+// middleware chain.
+type operation struct {
+	op         Op
+	idempotent bool
+	target     *host
+	settings   atomic.Pointer[config.Operation]
+	breaker    atomic.Pointer[breaker]
+	inFlight   atomic.Int64
+	run        exchange
+}
+
+// exchange is one call to the store as a plain function. Every resilience
+// concern is a middleware that takes an exchange and returns one (see
+// chain); the innermost one (Client.send) talks HTTP and checks the
+// response. It returns nil when a 200 body was accepted (r.accept kept what
+// it decoded) and an *Error otherwise.
+type exchange func(ctx context.Context, r *request) error
+
+// request is one call on its way through the chain.
+type request struct {
+	op     *operation
+	call   *Call
+	method string
+	// path is the escaped path and query, appended to the host's base.
+	path string
+	body []byte
+	// accept checks a 200 body against the contract and keeps what it
+	// decoded. It must copy what it keeps: the body is fasthttp's buffer.
+	accept func(body []byte) error
+
+	// Set per attempt by withDeadline.
+	deadline time.Time
+	// ctxBound: the attempt's deadline is the caller's, shorter than the
+	// operation timeout, so a timeout says little about the store.
+	ctxBound bool
+}
+
+const (
+	userAgent = "edge-gateway"
+	mimeJSON  = "application/json"
+	// minBackground is the least ReadTimeout/WriteTimeout of a pool: they
+	// only bound an exchange whose own deadline is somehow far off.
+	minBackground = 10 * time.Second
+	// A call waits for a free pooled connection at most DialTimeout /
+	// connWaitDivisor (and never past its deadline), then fails as
+	// pool_full: a short queue, not an unbounded one.
+	connWaitDivisor = 4
+)
+
+// New builds the client from cfg. Base URLs, the service token and the
+// connection pool settings are fixed here (restart-only); operation
+// settings and the retry budget follow Update. logger and obs may be nil.
+func New(cfg config.UserStore, logger *slog.Logger, obs Observer) (*Client, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	if err := checkSettings(cfg, true); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		logger:         logger,
+		obs:            obs,
+		budget:         newRetryBudget(cfg.RetryBudget),
+		cfgDialTimeout: cfg.DialTimeout,
+	}
+	if cfg.ServiceToken != "" {
+		c.bearer = "Bearer " + cfg.ServiceToken
+	}
+	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
+
+	main, err := c.newHost(cfg, cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	c.hosts = append(c.hosts, main)
+	live := main
+	if cfg.LiveStreamsBaseURL != "" && cfg.LiveStreamsBaseURL != cfg.BaseURL {
+		if live, err = c.newHost(cfg, cfg.LiveStreamsBaseURL); err != nil {
+			return nil, err
+		}
+		c.hosts = append(c.hosts, live)
+	}
+
+	for _, op := range Ops {
+		o := &operation{op: op, idempotent: op != OpUsernameCheck, target: main}
+		if op == OpLiveStreams {
+			o.target = live
+		}
+		s := settingsOf(cfg.Operations, op)
+		o.settings.Store(&s)
+		o.breaker.Store(c.newBreaker(op, s.Breaker))
+		o.run = c.chain(o)
+		c.ops[opIndex[op]] = o
+	}
+	return c, nil
+}
+
+// chain composes the layers of one operation, outermost first:
+//
+//	observe → bulkhead → retry → breaker → deadline → send
+//
+// The observer sees every call once, refused or not. The bulkhead holds one
+// slot for the whole call, retries included, so retries never need a
+// second slot. Retries sit outside the breaker so that every attempt is
+// counted by it and a half-open breaker admits exactly HalfOpenRequests
+// attempts, never a trial and its retries; a retry stops as soon as the
+// breaker opens. The deadline is per attempt, inside the breaker, so a
+// timeout is the attempt's failure.
+func (c *Client) chain(o *operation) exchange {
+	x := exchange(c.send)
+	x = withDeadline(o)(x)
+	x = withBreaker(o)(x)
+	x = withRetry(o, c.budget, c.obs)(x)
+	x = withBulkhead(o)(x)
+	x = withObserver(o, c.obs)(x)
+	return x
+}
+
+func (c *Client) op(op Op) *operation { return c.ops[opIndex[op]] }
+
+func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: base URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("upstream: base URL %q must be http(s)://host[:port][/path] with no credentials, query or fragment", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	addr := net.JoinHostPort(u.Hostname(), port)
+	background := minBackground
+	for _, op := range Ops {
+		background = max(background, 2*settingsOf(cfg.Operations, op).Timeout)
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                     addr,
+		Name:                     userAgent,
+		NoDefaultUserAgentHeader: true,
+		IsTLS:                    u.Scheme == "https",
+		Dial:                     c.dial,
+		MaxConns:                 cfg.MaxConnsPerHost,
+		MaxIdleConnDuration:      cfg.MaxIdleConnDuration,
+		// We retry ourselves, only idempotent reads and only on failures
+		// where that is safe; fasthttp would re-send even the POST.
+		MaxIdemponentCallAttempts: 1,
+		ReadTimeout:               background,
+		WriteTimeout:              background,
+		MaxResponseBodySize:       int(cfg.MaxResponseBytes),
+		MaxConnWaitTimeout:        max(cfg.DialTimeout/connWaitDivisor, 10*time.Millisecond),
+		// Paths are escaped by us; normalizing would decode %2F and apply
+		// "..", letting an id walk to another endpoint.
+		DisablePathNormalizing: true,
+		SecureErrorLogMessage:  true,
+	}
+	base := u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
+	return &host{client: hc, base: base}, nil
+}
+
+// dial opens a connection within the current dial timeout.
+func (c *Client) dial(addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: time.Duration(c.dialTimeout.Load())}
+	return d.Dial("tcp", addr)
+}
+
+func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {
+	d := c.cfgDialTimeout
+	for _, op := range Ops {
+		d = min(d, settingsOf(ops, op).Timeout)
+	}
+	return d
+}
+
+// Update applies the live-reloadable settings of cfg: per-operation
+// timeouts, in-flight caps, retries and breakers, and the retry budget. A
+// breaker is rebuilt (closed, counts cleared) only when its settings
+// changed. Base URLs, the service token and connection pool settings need
+// a restart and are ignored here. Invalid settings are reported and change
+// nothing.
+func (c *Client) Update(cfg config.UserStore) error {
+	if err := checkSettings(cfg, false); err != nil {
+		return err
+	}
+	for _, op := range Ops {
+		o := c.op(op)
+		s := settingsOf(cfg.Operations, op)
+		old := o.settings.Load()
+		o.settings.Store(&s)
+		if old.Breaker != s.Breaker {
+			o.breaker.Store(c.newBreaker(op, s.Breaker))
+			c.logger.Info("upstream breaker rebuilt with new settings", slog.String("op", string(op)))
+		}
+	}
+	c.budget.update(cfg.RetryBudget)
+	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
+	return nil
+}
+
+// Close closes idle connections. Calls still running finish normally;
+// fasthttp's idle-connection sweeper exits on its own within
+// MaxIdleConnDuration.
+func (c *Client) Close() {
+	for _, h := range c.hosts {
+		h.client.CloseIdleConnections()
+	}
+}
+
+func settingsOf(ops config.Operations, op Op) config.Operation {
+	switch op {
+	case OpUsernameCheck:
+		return ops.UsernameCheck
+	case OpSearch:
+		return ops.Search
+	case OpUserByID:
+		return ops.UserByID
+	default:
+		return ops.LiveStreams
+	}
+}
+
+// checkSettings lists every problem of cfg the client cannot work with.
+// atStart adds the restart-only settings.
+func checkSettings(cfg config.UserStore, atStart bool) error {
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if atStart {
+		if cfg.BaseURL == "" {
+			bad("baseURL is required")
+		}
+		if cfg.MaxConnsPerHost < 1 {
+			bad("maxConnsPerHost must be at least 1, got %d", cfg.MaxConnsPerHost)
+		}
+		if cfg.MaxIdleConnDuration <= 0 {
+			bad("maxIdleConnDuration must be positive, got %s", cfg.MaxIdleConnDuration)
+		}
+		if cfg.DialTimeout <= 0 {
+			bad("dialTimeout must be positive, got %s", cfg.DialTimeout)
+		}
+		if cfg.MaxResponseBytes < 1 || int64(cfg.MaxResponseBytes) > 1<<30 {
+			bad("maxResponseBytes must be between 1 and 1GiB, got %d", int64(cfg.MaxResponseBytes))
+		}
+	}
+	if cfg.RetryBudget.Ratio < 0 || cfg.RetryBudget.Ratio > 1 {
+		bad("retryBudget.ratio must be between 0 and 1, got %v", cfg.RetryBudget.Ratio)
+	}
+	if cfg.RetryBudget.MinPerSecond < 0 {
+		bad("retryBudget.minPerSecond must not be negative, got %d", cfg.RetryBudget.MinPerSecond)
+	}
+	for _, op := range Ops {
+		s := settingsOf(cfg.Operations, op)
+		p := "operations." + string(op)
+		if s.Timeout <= 0 {
+			bad("%s.timeout must be positive, got %s", p, s.Timeout)
+		}
+		if s.MaxInFlight < 1 {
+			bad("%s.maxInFlight must be at least 1, got %d", p, s.MaxInFlight)
+		}
+		if s.Retry.Attempts < 0 {
+			bad("%s.retry.attempts must not be negative, got %d", p, s.Retry.Attempts)
+		}
+		if s.Retry.Attempts > 0 && (s.Retry.BaseBackoff <= 0 || s.Retry.MaxBackoff < s.Retry.BaseBackoff) {
+			bad("%s.retry needs 0 < baseBackoff <= maxBackoff, got %s and %s", p, s.Retry.BaseBackoff, s.Retry.MaxBackoff)
+		}
+		b := s.Breaker
+		if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
+			bad("%s.breaker needs consecutiveFailures and/or failureRatio", p)
+		}
+		if b.FailureRatio < 0 || b.FailureRatio > 1 {
+			bad("%s.breaker.failureRatio must be between 0 and 1, got %v", p, b.FailureRatio)
+		}
+		if b.FailureRatio > 0 && b.MinRequests == 0 {
+			bad("%s.breaker.minRequests must be at least 1 when failureRatio is set", p)
+		}
+		if b.Interval < 0 {
+			bad("%s.breaker.interval must not be negative, got %s", p, b.Interval)
+		}
+		if b.OpenTimeout <= 0 {
+			bad("%s.breaker.openTimeout must be positive, got %s", p, b.OpenTimeout)
+		}
+		if b.HalfOpenRequests == 0 {
+			bad("%s.breaker.halfOpenRequests must be at least 1", p)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("upstream: invalid user-store settings: %w", errors.Join(problems...))
+	}
+	return nil
+}

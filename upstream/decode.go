@@ -1,0 +1,138 @@
+package upstream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bffgate/edge/upstream/contract"
+)
+
+// Response checks. A 200 body is accepted only when it decodes into the
+// contract's types and says what was asked: required fields present, no
+// null where an object is required, no trailing data, ids that match the
+// request, no more items than asked for. encoding/json already rejects
+// truncated JSON, trailing garbage and floats where integers belong; these
+// functions check the rest. Their errors may quote the body, so they only
+// ever travel as an Error's cause.
+
+func decodeUsernameCheck(body []byte, asked string) (bool, error) {
+	var w struct {
+		Username  *string `json:"username"`
+		Available *bool   `json:"available"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return false, err
+	}
+	if w.Username == nil || w.Available == nil {
+		return false, errors.New("username check: username and available are required")
+	}
+	// The store compares usernames folded (case and diacritics); it may
+	// echo the name in its own spelling, but it must be the one asked.
+	if *w.Username != asked && contract.Fold(*w.Username) != contract.Fold(asked) {
+		return false, errors.New("username check answered for another username")
+	}
+	return *w.Available, nil
+}
+
+func decodeSearch(body []byte, limit int) (*contract.SearchResponse, error) {
+	var w struct {
+		Items []contract.User `json:"items"`
+		Total *int            `json:"total"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	switch {
+	case w.Items == nil:
+		return nil, errors.New("search: items is required and must be an array")
+	case w.Total == nil:
+		return nil, errors.New("search: total is required")
+	case len(w.Items) > limit:
+		return nil, fmt.Errorf("search: %d items for a limit of %d", len(w.Items), limit)
+	case *w.Total < len(w.Items):
+		return nil, fmt.Errorf("search: total %d is less than the %d items", *w.Total, len(w.Items))
+	}
+	for i := range w.Items {
+		if err := checkUser(&w.Items[i]); err != nil {
+			return nil, fmt.Errorf("search: item %d: %w", i, err)
+		}
+	}
+	return &contract.SearchResponse{Items: w.Items, Total: *w.Total}, nil
+}
+
+func decodeUser(body []byte, id string) (*contract.User, error) {
+	var u contract.User
+	if err := json.Unmarshal(body, &u); err != nil {
+		return nil, err
+	}
+	if err := checkUser(&u); err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(u.ID, id) {
+		return nil, errors.New("user: the store answered with another user's id")
+	}
+	return &u, nil
+}
+
+// decodeLiveStreams accepts at most one stream per asked user. asked maps
+// lower-cased user ids (the store compares them ignoring case).
+func decodeLiveStreams(body []byte, asked map[string]bool) ([]contract.LiveStream, error) {
+	var w struct {
+		Items []contract.LiveStream `json:"items"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	if w.Items == nil {
+		return nil, errors.New("live streams: items is required and must be an array")
+	}
+	if len(w.Items) > len(asked) {
+		return nil, fmt.Errorf("live streams: %d items for %d users", len(w.Items), len(asked))
+	}
+	seen := make(map[string]bool, len(w.Items))
+	for i := range w.Items {
+		ls := &w.Items[i]
+		key := strings.ToLower(ls.UserID)
+		switch {
+		case ls.ID == "" || ls.UserID == "":
+			return nil, fmt.Errorf("live streams: item %d: id and userId are required", i)
+		case !asked[key]:
+			return nil, fmt.Errorf("live streams: item %d is for a user that was not asked for", i)
+		case seen[key]:
+			return nil, fmt.Errorf("live streams: item %d: a second stream for one user", i)
+		case ls.ViewerCount < 0:
+			return nil, fmt.Errorf("live streams: item %d: negative viewerCount", i)
+		}
+		seen[key] = true
+	}
+	return w.Items, nil
+}
+
+// checkUser checks what the gateway relies on: an id and username, and a
+// minute price in integer minor units of a three-letter currency. A null
+// in place of a user decodes to the zero User and fails here.
+func checkUser(u *contract.User) error {
+	switch {
+	case u.ID == "" || u.Username == "":
+		return errors.New("user: id and username are required")
+	case u.MinutePrice.AmountMinor < 0:
+		return errors.New("user: negative minutePrice")
+	case !isCurrency(u.MinutePrice.Currency):
+		return errors.New("user: minutePrice.currency must be a three-letter code")
+	}
+	return nil
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}

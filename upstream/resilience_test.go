@@ -1,0 +1,660 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/upstream/faultproxy"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+func kindAndOutcome(t *testing.T, err error, kind Kind, outcome string) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != kind || e.Outcome != outcome {
+		t.Fatalf("got %v, want %v (%s)", err, kind, outcome)
+	}
+	return e
+}
+
+func TestSlowHeadersTimeOutAtTheOperationTimeout(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) { o.Timeout = 150 * time.Millisecond })
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Delay(3 * time.Second))
+	for op, call := range callsByOp(c) {
+		start := time.Now()
+		err := call()
+		elapsed := time.Since(start)
+		kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+		if !IsUpstreamFault(err) {
+			t.Errorf("%s: a timeout is an upstream fault", op)
+		}
+		// The store answers after 3s; returning long before that shows the
+		// deadline, not the answer, ended the call (no retry on timeouts).
+		if elapsed > time.Second {
+			t.Errorf("%s: returned after %s with a 150ms timeout", op, elapsed)
+		}
+	}
+	if n := p.Stats().Requests; n != 4 {
+		t.Fatalf("%d requests for 4 calls: timeouts must not be retried", n)
+	}
+}
+
+func TestSlowBodyTimesOut(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.UserByID.Timeout = 150 * time.Millisecond
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Drip(8, 50*time.Millisecond))
+	start := time.Now()
+	_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Fatalf("returned after %s", elapsed)
+	}
+}
+
+func TestCallerDeadlineShorterThanOperationTimeout(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Timeout = 5 * time.Second
+	cfg.Operations.Search.Breaker.ConsecutiveFailures = 1
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Delay(3 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+	kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Fatalf("returned after %s with a 100ms deadline", elapsed)
+	}
+	// The caller's deadline, not the store, ended it: the breaker ignores
+	// it (one failure would have opened it).
+	b := breakerOf(c, OpSearch)
+	if b.State != "closed" || b.Counts.Exclusions != 1 || b.Counts.Failures != 0 {
+		t.Fatalf("breaker %+v", b)
+	}
+
+	// A deadline already past: no request at all.
+	before := p.Stats().Requests
+	_, err = c.Search(ctx, testCall(), "ali", 5, 0)
+	kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+	if p.Stats().Requests != before {
+		t.Fatal("a call with an expired deadline reached the store")
+	}
+}
+
+func TestCanceledCallsDoNotCountAgainstTheStore(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.UserByID.Timeout = 200 * time.Millisecond
+	cfg.Operations.UserByID.Breaker.ConsecutiveFailures = 1
+	c, obs := newClient(t, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindCanceled, OutcomeCanceled)
+	if IsUpstreamFault(err) || p.Stats().Requests != 0 {
+		t.Fatalf("canceled before: fault %v, %d requests", IsUpstreamFault(err), p.Stats().Requests)
+	}
+
+	// Canceled while the store is slow: fasthttp cannot be interrupted, so
+	// the attempt runs to its timeout, but the call is the caller's.
+	p.Set(faultproxy.Delay(time.Second))
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err = c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindCanceled, OutcomeCanceled)
+	if b := breakerOf(c, OpUserByID); b.State != "closed" || b.Counts.Failures != 0 || b.Counts.Exclusions != 2 {
+		t.Fatalf("breaker %+v", b)
+	}
+	if obs.outcomes(OpUserByID, OutcomeCanceled) != 2 {
+		t.Fatalf("observer %v", obs.calls)
+	}
+}
+
+func TestUpdateChangesTimeoutsLive(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Delay(250 * time.Millisecond))
+	ctx := context.Background()
+	if _, err := c.UserByID(ctx, testCall(), refstore.DemoUserID); err != nil {
+		t.Fatalf("1s timeout, 250ms store: %v", err)
+	}
+	cfg.Operations.UserByID.Timeout = 100 * time.Millisecond
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+	if _, err := c.Search(ctx, testCall(), "ali", 5, 0); err != nil {
+		t.Fatalf("other operations keep their timeout: %v", err)
+	}
+
+	// Invalid settings change nothing.
+	bad := cfg
+	bad.Operations.UserByID.Timeout = time.Second
+	bad.Operations.Search.MaxInFlight = 0
+	bad.RetryBudget.Ratio = 2
+	err = c.Update(bad)
+	if err == nil || !strings.Contains(err.Error(), "maxInFlight") || !strings.Contains(err.Error(), "ratio") {
+		t.Fatalf("invalid update: %v", err)
+	}
+	_, err = c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+}
+
+func TestRetriesOnlyReadsOnlyRightFailures(t *testing.T) {
+	p := proxied(t)
+	c, obs := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		name     string
+		mode     faultproxy.Mode
+		call     func() error
+		ok       bool
+		requests int64
+	}{
+		{"503 once, read", faultproxy.Status(503).Times(1), func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }, true, 2},
+		{"hang-up once, read", faultproxy.HangUp().Times(1), func() error { _, err := c.UserByID(ctx, testCall(), refstore.DemoUserID); return err }, true, 2},
+		{"reset once, read", faultproxy.Reset().Times(1), func() error {
+			_, err := c.ActiveLiveStreams(ctx, testCall(), []string{refstore.DemoUserID})
+			return err
+		}, true, 2},
+		{"503 always, read", faultproxy.Status(503), func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }, false, 3},
+		{"500, read", faultproxy.Status(500).Times(1), func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }, false, 1},
+		{"bad body, read", faultproxy.HTML().Times(1), func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }, false, 1},
+		{"404, read", faultproxy.Status(404).Times(1), func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }, false, 1},
+		{"503, POST", faultproxy.Status(503).Times(1), func() error { _, err := c.CheckUsername(ctx, testCall(), "x.y"); return err }, false, 1},
+		{"hang-up, POST", faultproxy.HangUp().Times(1), func() error { _, err := c.CheckUsername(ctx, testCall(), "x.y"); return err }, false, 1},
+	} {
+		p.Set(tc.mode)
+		before := p.Stats().Requests
+		err := tc.call()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v", tc.name, err)
+		}
+		if n := p.Stats().Requests - before; n != tc.requests {
+			t.Errorf("%s: %d requests, want %d", tc.name, n, tc.requests)
+		}
+	}
+	if obs.retried(OpUsernameCheck) != 0 {
+		t.Fatal("the username check was retried")
+	}
+	if n := obs.retried(OpSearch); n != 3 {
+		t.Fatalf("%d search retries, want 3", n)
+	}
+
+	// Refused connections are retried too (nothing reaches the proxy).
+	p.Set(faultproxy.Refuse())
+	_, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	if e := kindAndOutcome(t, err, KindBadGateway, OutcomeConnect); e == nil || obs.retried(OpUserByID) != 1+2 {
+		t.Fatalf("refused: %d user retries", obs.retried(OpUserByID))
+	}
+}
+
+func TestCallAddsUpUpstreamTime(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+	call := testCall()
+	p.SetPath("/internal/v1/users/search", faultproxy.Status(503).Times(1))
+	p.SetPath("/internal/v1/live-streams/", faultproxy.Delay(50*time.Millisecond))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if _, err := c.Search(ctx, call, "ali", 5, 0); err != nil {
+			t.Error(err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if _, err := c.ActiveLiveStreams(ctx, call, []string{refstore.DemoUserID}); err != nil {
+			t.Error(err)
+		}
+	}()
+	wg.Wait()
+	if call.Exchanges() != 3 || call.UpstreamTime() < 50*time.Millisecond {
+		t.Fatalf("%d exchanges in %s; want 3 (a retried search and a live-stream look-up) and at least 50ms",
+			call.Exchanges(), call.UpstreamTime())
+	}
+	var none *Call
+	if none.Exchanges() != 0 || none.UpstreamTime() != 0 {
+		t.Fatal("a nil Call reports time")
+	}
+}
+
+func TestNoRetryWhenTheDeadlineCannotHoldIt(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Timeout = 200 * time.Millisecond
+	cfg.Operations.Search.Retry = config.Retry{Attempts: 3, BaseBackoff: 150 * time.Millisecond, MaxBackoff: 150 * time.Millisecond}
+	c, obs := newClient(t, cfg)
+	p.Set(faultproxy.Status(503))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+	kindAndOutcome(t, err, KindBadGateway, OutcomeError5xx)
+	if n := p.Stats().Requests; n != 1 || obs.retried(OpSearch) != 0 {
+		t.Fatalf("%d requests, %d retries: 150ms backoff + 100ms do not fit in 200ms", n, obs.retried(OpSearch))
+	}
+}
+
+// TestRetryBudgetUnderSustainedFailure: every call fails with 503; without
+// a budget each of them would be tried three times.
+func TestRetryBudgetUnderSustainedFailure(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.RetryBudget = config.RetryBudget{Ratio: 0.2, MinPerSecond: 1}
+	c, obs := newClient(t, cfg)
+	p.Set(faultproxy.Status(503))
+	const calls = 50
+	start := time.Now()
+	budgetRefusals := 0
+	for range calls {
+		_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+		var e *Error
+		if !errors.As(err, &e) || !IsUpstreamFault(err) {
+			t.Fatalf("got %v", err)
+		}
+		if e.Outcome == OutcomeBudget {
+			budgetRefusals++
+			if e.Kind != KindUnavailable || e.RetryAfter < time.Second {
+				t.Fatalf("budget refusal %+v", e)
+			}
+		}
+	}
+	seconds := int64(time.Since(start)/time.Second) + 1
+	retries := p.Stats().Requests - calls
+	if max := int64(0.2*calls) + seconds; retries > max || retries < 1 {
+		t.Fatalf("%d retries for %d calls in %ds: want 1..%d", retries, calls, seconds, max)
+	}
+	if int64(obs.retried(OpUserByID)) != retries || budgetRefusals == 0 {
+		t.Fatalf("observer saw %d retries, %d budget refusals", obs.retried(OpUserByID), budgetRefusals)
+	}
+}
+
+func TestRetryBudgetWindow(t *testing.T) {
+	b := newRetryBudget(config.RetryBudget{Ratio: 0.5, MinPerSecond: 0})
+	if b.allow() {
+		t.Fatal("a retry without calls")
+	}
+	for range 4 {
+		b.called()
+	}
+	for i := range 2 {
+		if !b.allow() {
+			t.Fatalf("retry %d of 2 refused", i)
+		}
+	}
+	if b.allow() {
+		t.Fatal("a third retry for four calls at ratio 0.5")
+	}
+	// The window slides: calls and retries older than 10s are forgotten.
+	b.epoch = b.epoch.Add(-budgetWindow * time.Second)
+	if b.allow() {
+		t.Fatal("forgotten calls still allow retries")
+	}
+	b.update(config.RetryBudget{Ratio: 0, MinPerSecond: 2})
+	if !b.allow() || !b.allow() || b.allow() {
+		t.Fatal("MinPerSecond 2 must allow exactly two retries this second")
+	}
+}
+
+func TestBackoffStaysInBounds(t *testing.T) {
+	r := config.Retry{BaseBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	for n := 1; n <= 40; n++ {
+		for range 50 {
+			d := backoff(r, n)
+			ceiling := min(r.MaxBackoff, r.BaseBackoff<<min(n, 20))
+			if d < r.BaseBackoff || d > ceiling {
+				t.Fatalf("retry %d: %s outside [%s, %s]", n, d, r.BaseBackoff, ceiling)
+			}
+		}
+	}
+}
+
+func TestBulkheadFailsFast(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.MaxInFlight = 2
+	c, obs := newClient(t, cfg)
+	p.Set(faultproxy.Delay(300 * time.Millisecond))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Search(ctx, testCall(), "ali", 5, 0); err != nil {
+				t.Errorf("call within the bulkhead: %v", err)
+			}
+		}()
+	}
+	for p.Stats().Requests < 2 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+	e := kindAndOutcome(t, err, KindUnavailable, OutcomeBulkheadFull)
+	if e.RetryAfter < time.Second || !IsUpstreamFault(err) {
+		t.Fatalf("bulkhead error %+v", e)
+	}
+	// Other operations have their own bulkhead.
+	if _, err := c.UserByID(ctx, testCall(), refstore.DemoUserID); err != nil {
+		t.Fatalf("userById while search is full: %v", err)
+	}
+	wg.Wait()
+	if n := p.Stats().Requests; n != 3 {
+		t.Fatalf("%d requests: the refused call must not reach the store", n)
+	}
+	if _, err := c.Search(ctx, testCall(), "ali", 5, 0); err != nil {
+		t.Fatalf("after the bulkhead drained: %v", err)
+	}
+	if obs.outcomes(OpSearch, OutcomeBulkheadFull) != 1 {
+		t.Fatalf("observer %v", obs.calls)
+	}
+	if b := breakerOf(c, OpSearch); b.Counts.Failures != 0 {
+		t.Fatalf("a full bulkhead counted as a store failure: %+v", b)
+	}
+}
+
+func TestPoolFullFailsFast(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.MaxConnsPerHost = 1
+	cfg.DialTimeout = 200 * time.Millisecond // waits for a free connection up to 50ms
+	eachOp(&cfg, func(o *config.Operation) { o.Breaker.ConsecutiveFailures = 1 })
+	c, obs := newClient(t, cfg)
+	p.Set(faultproxy.Delay(400 * time.Millisecond))
+	ctx := context.Background()
+	done := make(chan error)
+	go func() {
+		_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+		done <- err
+	}()
+	for p.Stats().Requests < 1 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	_, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	e := kindAndOutcome(t, err, KindUnavailable, OutcomePoolFull)
+	if e.RetryAfter < time.Second || obs.retried(OpUserByID) != 0 {
+		t.Fatalf("pool full: %+v, %d retries", e, obs.retried(OpUserByID))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b := breakerOf(c, OpUserByID); b.State != "closed" || b.Counts.Exclusions != 1 {
+		t.Fatalf("a full local pool is not the store's fault: %+v", b)
+	}
+}
+
+func breakerOf(c *Client, op Op) BreakerStatus {
+	for _, b := range c.Breakers() {
+		if b.Op == op {
+			return b
+		}
+	}
+	panic("no breaker for " + op)
+}
+
+func TestBreakerOpensOnFaultsOnly(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) {
+		o.Retry.Attempts = 0
+		o.Breaker.ConsecutiveFailures = 3
+		o.Breaker.OpenTimeout = 2 * time.Second
+	})
+	var logs strings.Builder
+	var logMu sync.Mutex
+	cfgLogger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	obs := &recorder{}
+	c, err := New(cfg, cfgLogger, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	calls := callsByOp(c)
+
+	// Real answers never trip it.
+	for _, status := range []int{400, 404, 409} {
+		p.Set(faultproxy.Status(status))
+		for range 5 {
+			if err := calls[OpUserByID](); IsUpstreamFault(err) {
+				t.Fatalf("%d: %v", status, err)
+			}
+		}
+	}
+	if b := breakerOf(c, OpUserByID); b.State != "closed" || b.Counts.Successes != 15 || b.Counts.Failures != 0 {
+		t.Fatalf("after 400/404/409: %+v", b)
+	}
+
+	// Three faults in a row open it.
+	p.Set(faultproxy.Status(500))
+	for range 3 {
+		kindAndOutcome(t, calls[OpUserByID](), KindBadGateway, OutcomeError5xx)
+	}
+	b := breakerOf(c, OpUserByID)
+	if b.State != "open" || b.RetryAfter < time.Second || b.RetryAfter > 2*time.Second || time.Until(b.OpenUntil) <= 0 {
+		t.Fatalf("after 3 faults: %+v", b)
+	}
+	before := p.Stats().Requests
+	for range 50 {
+		e := kindAndOutcome(t, calls[OpUserByID](), KindUnavailable, OutcomeBreakerOpen)
+		if e.RetryAfter < time.Second || e.RetryAfter > 2*time.Second || !IsUpstreamFault(e) {
+			t.Fatalf("open breaker error %+v", e)
+		}
+	}
+	if p.Stats().Requests != before {
+		t.Fatal("calls reached the store while the breaker was open")
+	}
+	// Only this operation's breaker opened.
+	calls[OpSearch]()
+	if breakerOf(c, OpSearch).State != "closed" {
+		t.Fatalf("search breaker %+v", breakerOf(c, OpSearch))
+	}
+	if got := obs.transitions(); len(got) != 1 || got[0] != "userById closed>open" {
+		t.Fatalf("observer transitions %v", got)
+	}
+	logMu.Lock()
+	text := logs.String()
+	logMu.Unlock()
+	if !strings.Contains(text, "op=userById from=closed to=open") {
+		t.Fatalf("log: %s", text)
+	}
+}
+
+func TestBreakerHalfOpenTrialsAndRecovery(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Retry.Attempts = 0
+	cfg.Operations.Search.Breaker.ConsecutiveFailures = 2
+	cfg.Operations.Search.Breaker.OpenTimeout = 200 * time.Millisecond
+	cfg.Operations.Search.Breaker.HalfOpenRequests = 2
+	c, obs := newClient(t, cfg)
+	ctx := context.Background()
+	search := func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }
+
+	p.Set(faultproxy.Status(502))
+	search()
+	search()
+	if breakerOf(c, OpSearch).State != "open" {
+		t.Fatal("not open after 2 faults")
+	}
+	// A failing trial re-opens it.
+	time.Sleep(250 * time.Millisecond)
+	kindAndOutcome(t, search(), KindBadGateway, OutcomeError5xx)
+	if breakerOf(c, OpSearch).State != "open" {
+		t.Fatal("a failed trial must re-open the breaker")
+	}
+
+	// Healthy but slow: of 6 concurrent calls, exactly HalfOpenRequests
+	// are let through as trials.
+	time.Sleep(250 * time.Millisecond)
+	p.Set(faultproxy.Delay(300 * time.Millisecond))
+	before := p.Stats().Requests
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := outcomeOf(search())
+			mu.Lock()
+			outcomes[o]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if n := p.Stats().Requests - before; n != 2 || outcomes[OutcomeOK] != 2 || outcomes[OutcomeBreakerOpen] != 4 {
+		t.Fatalf("half-open: %d requests, outcomes %v", n, outcomes)
+	}
+	if b := breakerOf(c, OpSearch); b.State != "closed" {
+		t.Fatalf("2 good trials must close it: %+v", b)
+	}
+	p.Heal()
+	for range 5 {
+		if err := search(); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+	}
+	want := []string{"search closed>open", "search open>half-open", "search half-open>open", "search open>half-open", "search half-open>closed"}
+	if got := obs.transitions(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("transitions %v, want %v", got, want)
+	}
+}
+
+func TestBreakerFailureRatio(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Retry.Attempts = 0
+	cfg.Operations.Search.Breaker = config.Breaker{
+		FailureRatio: 0.5, MinRequests: 10, Interval: time.Minute, OpenTimeout: time.Second, HalfOpenRequests: 1,
+	}
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Flap(1, faultproxy.Status(500))) // ok, fail, ok, fail…
+	for i := range 9 {
+		c.Search(context.Background(), testCall(), "ali", 5, 0)
+		if s := breakerOf(c, OpSearch).State; s != "closed" {
+			t.Fatalf("open after %d calls, before MinRequests", i+1)
+		}
+	}
+	c.Search(context.Background(), testCall(), "ali", 5, 0) // the 10th: 5 of 10 failed
+	if b := breakerOf(c, OpSearch); b.State != "open" {
+		t.Fatalf("after 10 calls at 50%%: %+v", b)
+	}
+}
+
+func TestUpdateRebuildsOnlyChangedBreakers(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) {
+		o.Retry.Attempts = 0
+		o.Breaker.ConsecutiveFailures = 1
+		o.Breaker.OpenTimeout = time.Minute
+	})
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Status(500))
+	for _, call := range callsByOp(c) {
+		call()
+	}
+	for _, b := range c.Breakers() {
+		if b.State != "open" {
+			t.Fatalf("%s not open", b.Op)
+		}
+	}
+	cfg.Operations.Search.Breaker.ConsecutiveFailures = 5
+	cfg.Operations.UserByID.Timeout = 2 * time.Second // not a breaker setting
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range c.Breakers() {
+		if want := map[bool]string{true: "closed", false: "open"}[b.Op == OpSearch]; b.State != want {
+			t.Errorf("%s: %s, want %s", b.Op, b.State, want)
+		}
+	}
+}
+
+func TestLiveStreamsUseTheirOwnBaseURL(t *testing.T) {
+	main := proxied(t)
+	live := proxied(t)
+	cfg := testConfig(main.URL())
+	cfg.LiveStreamsBaseURL = live.URL() + "/"
+	c, _ := newClient(t, cfg)
+	ctx := context.Background()
+	if _, err := c.ActiveLiveStreams(ctx, testCall(), []string{refstore.DemoUserID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UserByID(ctx, testCall(), refstore.DemoUserID); err != nil {
+		t.Fatal(err)
+	}
+	if main.Stats().Requests != 1 || live.Stats().Requests != 1 {
+		t.Fatalf("main saw %d, live saw %d", main.Stats().Requests, live.Stats().Requests)
+	}
+}
+
+func TestBaseURLPathPrefix(t *testing.T) {
+	p := proxied(t)
+	p.Record(true)
+	c, _ := newClient(t, testConfig(p.URL()+"/userstore/"))
+	c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	if seen := p.Seen(); len(seen) != 1 || seen[0].RequestURI != "/userstore/internal/v1/users/"+refstore.DemoUserID {
+		t.Fatalf("seen %+v", seen)
+	}
+}
+
+func TestNewRejectsBadSettings(t *testing.T) {
+	good := testConfig("http://127.0.0.1:1")
+	for name, change := range map[string]func(*config.UserStore){
+		"no base URL":     func(c *config.UserStore) { c.BaseURL = "" },
+		"relative URL":    func(c *config.UserStore) { c.BaseURL = "/x" },
+		"ftp":             func(c *config.UserStore) { c.BaseURL = "ftp://h" },
+		"credentials":     func(c *config.UserStore) { c.BaseURL = "http://u:p@h" },
+		"query":           func(c *config.UserStore) { c.LiveStreamsBaseURL = "http://h/?a=1" },
+		"no conns":        func(c *config.UserStore) { c.MaxConnsPerHost = 0 },
+		"no dial timeout": func(c *config.UserStore) { c.DialTimeout = 0 },
+		"no body":         func(c *config.UserStore) { c.MaxResponseBytes = 0 },
+		"no timeout":      func(c *config.UserStore) { c.Operations.Search.Timeout = 0 },
+		"no trip rule":    func(c *config.UserStore) { c.Operations.Search.Breaker.ConsecutiveFailures = 0 },
+		"backoff order": func(c *config.UserStore) {
+			c.Operations.Search.Retry.MaxBackoff = c.Operations.Search.Retry.BaseBackoff / 2
+		},
+	} {
+		cfg := good
+		change(&cfg)
+		if c, err := New(cfg, nil, nil); err == nil {
+			c.Close()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	c, err := New(good, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}

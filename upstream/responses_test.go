@@ -1,0 +1,269 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/upstream/faultproxy"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+const (
+	userJSON    = `{"id":"` + refstore.DemoUserID + `","username":"sukru.isik","firstName":"Şükrü","minutePrice":{"amountMinor":1250,"currency":"TRY"}}`
+	streamJSON  = `{"id":"s1","userId":"` + refstore.DemoUserID + `","title":"t","startedAt":"2026-01-01T00:00:00.000Z","viewerCount":3}`
+	contractErr = `{"code":"%s","message":"m","details":{"field":"problem"}}`
+)
+
+// callsByOp runs one call of each operation against the client.
+func callsByOp(c *Client) map[Op]func() error {
+	ctx := context.Background()
+	return map[Op]func() error{
+		OpUsernameCheck: func() error { _, err := c.CheckUsername(ctx, testCall(), "sukru.isik"); return err },
+		OpSearch:        func() error { _, err := c.Search(ctx, testCall(), "ali", 2, 0); return err },
+		OpUserByID:      func() error { _, err := c.UserByID(ctx, testCall(), refstore.DemoUserID); return err },
+		OpLiveStreams: func() error {
+			_, err := c.ActiveLiveStreams(ctx, testCall(), []string{refstore.DemoUserID, refstore.DemoAdminID})
+			return err
+		},
+	}
+}
+
+// TestResponsesAreChecked answers every call with canned responses and
+// checks how the client classifies them.
+func TestResponsesAreChecked(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0 })
+	cfg.MaxResponseBytes = 4 << 10
+	c, _ := newClient(t, cfg)
+	calls := callsByOp(c)
+	all := []Op{OpUsernameCheck, OpSearch, OpUserByID, OpLiveStreams}
+
+	type want struct {
+		kind    Kind
+		outcome string
+		status  int
+		code    string
+	}
+	badGateway := func(outcome string, status int) want { return want{KindBadGateway, outcome, status, ""} }
+	for _, tc := range []struct {
+		name string
+		ops  []Op
+		mode faultproxy.Mode
+		want want
+	}{
+		{"html 200", all, faultproxy.HTML(), badGateway(OutcomeBadResponse, 200)},
+		{"json as text", all, faultproxy.Respond(200, "text/plain", userJSON), badGateway(OutcomeBadResponse, 200)},
+		{"no content type", all, faultproxy.Respond(200, "", userJSON), badGateway(OutcomeBadResponse, 200)},
+		{"truncated json", all, faultproxy.TruncatedJSON(), badGateway(OutcomeBadResponse, 200)},
+		{"trailing garbage", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userJSON+`{}`), badGateway(OutcomeBadResponse, 200)},
+		{"null", all, faultproxy.Respond(200, "application/json", `null`), badGateway(OutcomeBadResponse, 200)},
+		{"empty object", all, faultproxy.Respond(200, "application/json", `{}`), badGateway(OutcomeBadResponse, 200)},
+		{"array", all, faultproxy.Respond(200, "application/json", `[]`), badGateway(OutcomeBadResponse, 200)},
+		{"empty body", all, faultproxy.Respond(200, "application/json", ``), badGateway(OutcomeBadResponse, 200)},
+		{"oversized", all, faultproxy.Oversized(5 << 10), badGateway(OutcomeTooLarge, 0)},
+		{"user without id", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", `{"username":"x","minutePrice":{"amountMinor":1,"currency":"TRY"}}`), badGateway(OutcomeBadResponse, 200)},
+		{"another user", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", strings.Replace(userJSON, refstore.DemoUserID, refstore.DemoAdminID, 1)), badGateway(OutcomeBadResponse, 200)},
+		{"float price", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", strings.Replace(userJSON, "1250", "12.5", 1)), badGateway(OutcomeBadResponse, 200)},
+		{"price without currency", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", strings.Replace(userJSON, `"TRY"`, `""`, 1)), badGateway(OutcomeBadResponse, 200)},
+		{"null items", []Op{OpSearch, OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":null,"total":0}`), badGateway(OutcomeBadResponse, 200)},
+		{"null item", []Op{OpSearch, OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[null],"total":1}`), badGateway(OutcomeBadResponse, 200)},
+		{"no total", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[]}`), badGateway(OutcomeBadResponse, 200)},
+		{"total below items", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userJSON+`],"total":0}`), badGateway(OutcomeBadResponse, 200)},
+		{"more items than the limit", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userJSON+`,`+userJSON+`,`+userJSON+`],"total":3}`), badGateway(OutcomeBadResponse, 200)},
+		{"stream of a stranger", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, refstore.DemoUserID, refstore.DemoMissingID, 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
+		{"two streams of one user", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+streamJSON+`,`+streamJSON+`]}`), badGateway(OutcomeBadResponse, 200)},
+		{"check without available", []Op{OpUsernameCheck}, faultproxy.Respond(200, "application/json", `{"username":"sukru.isik"}`), badGateway(OutcomeBadResponse, 200)},
+		{"check of another name", []Op{OpUsernameCheck}, faultproxy.Respond(200, "application/json", `{"username":"someone","available":true}`), badGateway(OutcomeBadResponse, 200)},
+		{"201", all, faultproxy.Respond(201, "application/json", userJSON), badGateway(OutcomeBadStatus, 201)},
+		{"204", all, faultproxy.Respond(204, "", ""), badGateway(OutcomeBadStatus, 204)},
+		{"401", all, faultproxy.Respond(401, "application/json", fmt.Sprintf(contractErr, "unauthorized")), badGateway(OutcomeBadStatus, 401)},
+		{"302", all, faultproxy.Respond(302, "text/html", "<a>moved</a>"), badGateway(OutcomeRedirect, 302)},
+		{"500", all, faultproxy.Status(500), want{KindBadGateway, OutcomeError5xx, 500, "internal"}},
+		{"502 html", all, faultproxy.Respond(502, "text/html", "<h1>Bad Gateway</h1>"), badGateway(OutcomeError5xx, 502)},
+		{"503", all, faultproxy.Status(503), want{KindBadGateway, OutcomeError5xx, 503, "unavailable"}},
+		{"400", all, faultproxy.Status(400), want{KindBadRequest, OutcomeBadRequest, 400, "validation_failed"}},
+		{"400 with details", all, faultproxy.Respond(400, "application/json; charset=utf-8", fmt.Sprintf(contractErr, "validation_failed")), want{KindBadRequest, OutcomeBadRequest, 400, "validation_failed"}},
+		{"404", all, faultproxy.Status(404), want{KindNotFound, OutcomeNotFound, 404, "not_found"}},
+		{"409", all, faultproxy.Status(409), want{KindConflict, OutcomeConflict, 409, "conflict"}},
+		{"404 html", all, faultproxy.Respond(404, "text/html", "<h1>Not Found</h1>"), badGateway(OutcomeBadResponse, 404)},
+		{"404 foreign json", all, faultproxy.Respond(404, "application/json", `{"error":"no route"}`), badGateway(OutcomeBadResponse, 404)},
+		{"404 with another code", all, faultproxy.Respond(404, "application/json", fmt.Sprintf(contractErr, "internal")), badGateway(OutcomeBadResponse, 404)},
+		{"400 truncated", all, faultproxy.Respond(400, "application/json", `{"code":"validation_failed","mess`), badGateway(OutcomeBadResponse, 400)},
+	} {
+		if err := p.Set(tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range tc.ops {
+			err := calls[op]()
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("%s, %s: %v, want an *Error", tc.name, op, err)
+				continue
+			}
+			if e.Op != op || e.Kind != tc.want.kind || e.Outcome != tc.want.outcome || e.Status != tc.want.status || e.Code != tc.want.code {
+				t.Errorf("%s, %s: got op %s kind %v outcome %s status %d code %q; want %+v",
+					tc.name, op, e.Op, e.Kind, e.Outcome, e.Status, e.Code, tc.want)
+			}
+			if strings.Contains(tc.name, "details") && e.Details["field"] != "problem" {
+				t.Errorf("%s, %s: details %v", tc.name, op, e.Details)
+			}
+			if fault := IsUpstreamFault(err); fault != (tc.want.kind == KindBadGateway) {
+				t.Errorf("%s, %s: IsUpstreamFault = %v", tc.name, op, fault)
+			}
+			if text := e.Error(); strings.Contains(text, "127.0.0.1") || strings.Contains(text, "<") || strings.Contains(text, "{") {
+				t.Errorf("%s, %s: error text leaks: %q", tc.name, op, text)
+			}
+		}
+	}
+}
+
+// TestRedirectsAreNotFollowed: the Location would answer fine, but a 3xx
+// is a failure and nothing follows it.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var hits, followed atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			followed.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(userJSON))
+			return
+		}
+		hits.Add(1)
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	c, _ := newClient(t, cfg)
+	_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	var e *Error
+	if !errors.As(err, &e) || e.Outcome != OutcomeRedirect || e.Kind != KindBadGateway {
+		t.Fatalf("got %v", err)
+	}
+	if hits.Load() != 1 || followed.Load() != 0 {
+		t.Fatalf("hits %d, followed %d", hits.Load(), followed.Load())
+	}
+}
+
+func TestConnectionFailures(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0 })
+	c, _ := newClient(t, cfg)
+	calls := callsByOp(c)
+
+	for _, tc := range []struct {
+		name string
+		mode faultproxy.Mode
+		// outcomes of consecutive calls after the switch: a mode that
+		// closes connections leaves the client a stale pooled one first
+		// (unless the idle sweeper dropped it already: "a|b" allows both).
+		outcomes []string
+		requests int64 // how many reached the proxy per call
+	}{
+		{"refused", faultproxy.Refuse(), []string{OutcomeReset + "|" + OutcomeConnect, OutcomeConnect, OutcomeConnect}, 0},
+		{"hang up", faultproxy.HangUp(), []string{OutcomeReset, OutcomeReset}, 1},
+		{"reset", faultproxy.Reset(), []string{OutcomeReset, OutcomeReset}, 1},
+		{"reset mid-body", faultproxy.ResetMidBody(20), []string{OutcomeReset, OutcomeReset}, 1},
+		// The RST can race the end of the handshake: either is right.
+		{"accept and reset", faultproxy.AcceptClose(), []string{OutcomeReset + "|" + OutcomeConnect, OutcomeReset + "|" + OutcomeConnect}, 0},
+	} {
+		for _, op := range Ops {
+			// A healthy call first, on a fresh connection that stays in the
+			// pool: fasthttp re-sends most eagerly on reused connections.
+			p.Heal()
+			c.Close()
+			if err := calls[op](); err != nil {
+				t.Fatalf("%s: healthy call: %v", op, err)
+			}
+			if err := p.Set(tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			for i, outcome := range tc.outcomes {
+				before := p.Stats().Requests
+				err := calls[op]()
+				var e *Error
+				if !errors.As(err, &e) || e.Kind != KindBadGateway || !slices.Contains(strings.Split(outcome, "|"), e.Outcome) || !IsUpstreamFault(err) {
+					t.Errorf("%s, %s, call %d: got %v (%v), want bad gateway %s", tc.name, op, i, err, errors.Unwrap(err), outcome)
+					continue
+				}
+				if n := p.Stats().Requests - before; n != tc.requests {
+					t.Errorf("%s, %s, call %d: %d requests reached the proxy, want %d (no automatic re-send)", tc.name, op, i, n, tc.requests)
+				}
+				if strings.Contains(e.Error(), "127.0.0.1") {
+					t.Errorf("%s: error text has the address: %q", tc.name, e.Error())
+				}
+			}
+		}
+	}
+}
+
+// TestCutChunkedBodyDoesNotPoisonThePool: fasthttp takes a reset in the
+// middle of a chunked body for its end and pools the dead connection.
+func TestCutChunkedBodyDoesNotPoisonThePool(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("http://" + ln.Addr().String())
+	cfg.Operations.UserByID.Retry.Attempts = 0
+	c, _ := newClient(t, cfg)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	defer c.Close() // ends the server's keep-alive loop
+	var conns atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if n == 1 {
+						// The head and part of a chunked body, then RST.
+						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"id\":\"8\r\n")
+						time.Sleep(20 * time.Millisecond)
+						conn.(*net.TCPConn).SetLinger(0)
+						return
+					}
+					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(userJSON), userJSON)
+				}
+			}()
+		}
+	}()
+	_, err = c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindBadGateway {
+		t.Fatalf("cut body: %v", err)
+	}
+	if _, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID); err != nil {
+		t.Fatalf("the next call failed on the dead connection: %v", err)
+	}
+}

@@ -1,0 +1,203 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/valyala/fasthttp"
+)
+
+// send is the innermost exchange: one HTTP request built from scratch, sent
+// with the attempt's deadline, and its response checked against the
+// contract. Nothing of the response is kept beyond what r.accept copies.
+func (c *Client) send(ctx context.Context, r *request) error {
+	o := r.op
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+
+	req.SetRequestURI(o.target.base + r.path)
+	req.Header.SetMethod(r.method)
+	req.Header.SetUserAgent(userAgent)
+	req.Header.Set(fasthttp.HeaderAccept, mimeJSON)
+	if r.body != nil {
+		req.Header.SetContentType(mimeJSON)
+		req.SetBodyRaw(r.body)
+	}
+	if c.bearer != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, c.bearer)
+	}
+	r.call.writeHeaders(&req.Header)
+
+	start := time.Now()
+	err := o.target.client.DoDeadline(req, resp, r.deadline)
+	r.call.spent(time.Since(start))
+	if err != nil {
+		err := transportError(ctx, o.op, r, err)
+		if err.Outcome == OutcomeReset {
+			dropIdle(o.target)
+		}
+		return err
+	}
+	if e := checkResponse(o.op, r, resp); e != nil {
+		// A chunked body cut by a reset also looks complete to fasthttp;
+		// it shows only as a body that does not decode.
+		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && resp.Header.ContentLength() < 0 {
+			dropIdle(o.target)
+		}
+		return e
+	}
+	return nil
+}
+
+// dropIdle closes the host's idle connections after a connection was
+// closed or reset under a call. The store probably restarted or crashed,
+// so its other kept-alive connections are likely dead too; and fasthttp
+// returns a connection reset in the middle of a body to the pool as if it
+// were healthy. Without this, the next calls would fail on them without
+// ever reaching the store (and the username check is never retried).
+func dropIdle(h *host) { h.client.CloseIdleConnections() }
+
+// transportError classifies a failed exchange.
+func transportError(ctx context.Context, op Op, r *request, err error) *Error {
+	var e *Error
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return unavailable(op, OutcomePoolFull, 0, err)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = newError(op, OutcomeTooLarge, err)
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		e = newError(op, OutcomeConnect, err)
+	case isTimeout(err):
+		e = newError(op, OutcomeTimeout, err)
+		e.notStoreFault = r.ctxBound
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, fasthttp.ErrConnectionClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		e = newError(op, OutcomeReset, err)
+	default:
+		// Unparsable status line or headers, and anything else fasthttp
+		// refuses: the store did not speak HTTP as agreed.
+		e = newError(op, OutcomeBadResponse, err)
+	}
+	// fasthttp cannot be interrupted: a caller that canceled meanwhile
+	// learns it now, and the failure is not held against the store.
+	if errors.Is(ctx.Err(), context.Canceled) {
+		ce := newError(op, OutcomeCanceled, errors.Join(context.Canceled, err))
+		ce.notStoreFault = true
+		return ce
+	}
+	return e
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// checkResponse turns a received response into nil (a 200 whose body the
+// contract accepts) or an *Error.
+func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
+	status := resp.StatusCode()
+	body := resp.Body()
+	// fasthttp reports a connection reset in the middle of a body as a
+	// success with a short body.
+	if n := resp.Header.ContentLength(); n >= 0 && len(body) != n {
+		e := newError(op, OutcomeReset, fmt.Errorf("body cut short: %d of %d bytes", len(body), n))
+		e.Status = status
+		return e
+	}
+	switch {
+	case status == http.StatusOK:
+		if !isJSON(resp.Header.ContentType()) {
+			return badResponse(op, status, errors.New("200 without a JSON content type"))
+		}
+		if err := r.accept(body); err != nil {
+			return badResponse(op, status, err)
+		}
+		return nil
+	case status == http.StatusBadRequest, status == http.StatusNotFound, status == http.StatusConflict:
+		want, outcome := contract.CodeValidationFailed, OutcomeBadRequest
+		switch status {
+		case http.StatusNotFound:
+			want, outcome = contract.CodeNotFound, OutcomeNotFound
+		case http.StatusConflict:
+			want, outcome = contract.CodeConflict, OutcomeConflict
+		}
+		ce, err := decodeError(resp)
+		if err == nil && ce.Code != want {
+			err = fmt.Errorf("status %d with code %q", status, ce.Code)
+		}
+		if err != nil {
+			// Not the store's answer: a proxy's HTML 404, a stranger's
+			// JSON. Treat it as the store failing.
+			return badResponse(op, status, err)
+		}
+		e := newError(op, outcome, nil)
+		e.Status, e.Code, e.Details = status, ce.Code, ce.Details
+		return e
+	case status >= 500 && status <= 599:
+		e := newError(op, OutcomeError5xx, fmt.Errorf("status %d", status))
+		e.Status = status
+		if ce, err := decodeError(resp); err == nil {
+			e.Code, e.Details = ce.Code, ce.Details
+		}
+		return e
+	case status >= 300 && status <= 399:
+		e := newError(op, OutcomeRedirect, fmt.Errorf("status %d", status))
+		e.Status = status
+		return e
+	default:
+		e := newError(op, OutcomeBadStatus, fmt.Errorf("status %d", status))
+		e.Status = status
+		return e
+	}
+}
+
+func badResponse(op Op, status int, cause error) *Error {
+	e := newError(op, OutcomeBadResponse, cause)
+	e.Status = status
+	return e
+}
+
+// isJSON reports whether a Content-Type is application/json, parameters
+// (charset) allowed.
+func isJSON(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return bytes.EqualFold(bytes.TrimSpace(ct), []byte(mimeJSON))
+}
+
+// decodeError reads a contract error body: JSON, an object with a string
+// code and message, details an object when present.
+func decodeError(resp *fasthttp.Response) (*contract.Error, error) {
+	if !isJSON(resp.Header.ContentType()) {
+		return nil, errors.New("error body is not JSON")
+	}
+	var w struct {
+		Code    *string        `json:"code"`
+		Message *string        `json:"message"`
+		Details map[string]any `json:"details"`
+	}
+	if err := json.Unmarshal(resp.Body(), &w); err != nil {
+		return nil, fmt.Errorf("error body: %w", err)
+	}
+	if w.Code == nil || *w.Code == "" || w.Message == nil {
+		return nil, errors.New("error body without code or message")
+	}
+	return &contract.Error{Code: *w.Code, Message: *w.Message, Details: w.Details}, nil
+}
