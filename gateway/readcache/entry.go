@@ -1,0 +1,178 @@
+package readcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Status is how a lookup was answered; its String is the X-Cache header.
+type Status uint8
+
+const (
+	// Miss: the answer was loaded (or the load failed).
+	Miss Status = iota
+	// Hit: a fresh entry was served.
+	Hit
+	// Stale: an expired entry was served, while revalidating or because the
+	// upstream failed.
+	Stale
+)
+
+func (s Status) String() string {
+	switch s {
+	case Hit:
+		return "HIT"
+	case Stale:
+		return "STALE"
+	default:
+		return "MISS"
+	}
+}
+
+// Loaded is what a load returns.
+type Loaded struct {
+	// Data is the encoded JSON data member of the answer. It is copied, so
+	// the loader may reuse the slice afterwards.
+	Data []byte
+	// Tags name what the answer depends on, for [Cache.PurgeTag].
+	Tags []string
+	// Cacheable is false for answers that are returned to the callers of
+	// this load but never stored (partial results, per-caller errors).
+	Cacheable bool
+}
+
+// LoadFunc loads an answer on a miss or a refresh. It must honour ctx.
+type LoadFunc func(ctx context.Context) (Loaded, error)
+
+// Policy is the caching of one lookup, from its route's configuration.
+type Policy struct {
+	// TTL is how long a stored entry is fresh; 0 or less stores nothing.
+	TTL time.Duration
+	// StaleWhileRevalidate serves an entry this long past its freshness
+	// while one background refresh runs.
+	StaleWhileRevalidate time.Duration
+	// StaleIfError serves an entry this long past its freshness when the
+	// load fails with an upstream fault.
+	StaleIfError time.Duration
+	// RefreshTimeout is the deadline of a background refresh, and of a load
+	// whose first caller has no deadline. 0 means 10 s.
+	RefreshTimeout time.Duration
+}
+
+const defaultRefreshTimeout = 10 * time.Second
+
+func (p Policy) refreshTimeout() time.Duration {
+	if p.RefreshTimeout > 0 {
+		return p.RefreshTimeout
+	}
+	return defaultRefreshTimeout
+}
+
+// retention is how long past its freshness an entry stored under p is kept.
+func (p Policy) retention() time.Duration {
+	return max(p.StaleWhileRevalidate, p.StaleIfError, 0)
+}
+
+// Entry is one cached answer. It is immutable and shared by every reader.
+type Entry struct {
+	data        string
+	etag        string
+	tags        []string // sorted, unique
+	storedAt    time.Time
+	freshUntil  time.Time
+	retainUntil time.Time
+	size        int64
+	cacheable   bool
+
+	// Bookkeeping, guarded by Cache.mu.
+	key          string
+	older, newer *Entry // insertion order
+	links        []tagLink
+	// refreshing admits one background refresh per entry.
+	refreshing atomic.Bool
+}
+
+// Data is the encoded JSON data member. Strings cannot be modified, so
+// handing the same entry to every reader is safe.
+func (e *Entry) Data() string { return e.data }
+
+// ETag is a strong validator of Data, quoted ("…"): the first 128 bits of
+// its SHA-256 in hex, identical in every process and replica.
+func (e *Entry) ETag() string { return e.etag }
+
+// StoredAt is when the answer was loaded.
+func (e *Entry) StoredAt() time.Time { return e.storedAt }
+
+// FreshUntil is when the entry stops being fresh. For an answer that was not
+// cacheable it equals StoredAt.
+func (e *Entry) FreshUntil() time.Time { return e.freshUntil }
+
+// Cacheable reports the loader's Cacheable: false means the answer must not
+// be cached by clients either.
+func (e *Entry) Cacheable() bool { return e.cacheable }
+
+// Size is the estimated memory of the entry in bytes (see the package doc).
+func (e *Entry) Size() int64 { return e.size }
+
+// Tags returns a copy of the entry's tags, sorted.
+func (e *Entry) Tags() []string { return slices.Clone(e.tags) }
+
+func (e *Entry) hasTag(tag string) bool {
+	_, found := slices.BinarySearch(e.tags, tag)
+	return found
+}
+
+// newEntry builds an entry from a loaded answer: the data is copied and the
+// ETag computed once, here.
+func newEntry(l Loaded, now time.Time) *Entry {
+	sum := sha256.Sum256(l.Data)
+	var etag [2 + 32]byte
+	etag[0] = '"'
+	hex.Encode(etag[1:33], sum[:16])
+	etag[33] = '"'
+	return &Entry{
+		data:       string(l.Data),
+		etag:       string(etag[:]),
+		tags:       normalTags(l.Tags),
+		storedAt:   now,
+		freshUntil: now,
+		cacheable:  l.Cacheable,
+	}
+}
+
+// normalTags returns a sorted copy without duplicates or empty tags.
+func normalTags(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(tags))
+	for _, t := range tags {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// EntryOverhead and TagOverhead are the fixed parts of an entry's size
+// estimate, measured as heap growth per entry (TestOverheadEstimate) and
+// rounded up. EntryOverhead covers the Entry, its ETag, the string header
+// copies, go-cache's map slot and this package's key index; TagOverhead
+// covers one tag link and, at worst, one new tag in the tag index.
+const (
+	EntryOverhead = 512
+	TagOverhead   = 160
+)
+
+func (e *Entry) estimateSize() int64 {
+	n := int64(len(e.data) + len(e.key) + EntryOverhead + TagOverhead*len(e.tags))
+	for _, t := range e.tags {
+		n += int64(len(t))
+	}
+	return n
+}

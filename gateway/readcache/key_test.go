@@ -1,0 +1,73 @@
+package readcache
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestKeyCraftedInputsDoNotCollide(t *testing.T) {
+	pairs := [][2][]string{
+		{{"a|b", "c"}, {"a", "b|c"}},
+		{{"", "a"}, {"a", ""}},
+		{{"a"}, {"a", ""}},
+		{{"1:a"}, {"1", "a"}},
+		{{"1:a1:b"}, {"a", "b"}},
+		{{"2:ab"}, {"ab"}},
+		{{"a:", "b"}, {"a", ":b"}},
+		{{"10:aaaaaaaaaa"}, {"aaaaaaaaaa"}},
+		{{}, {""}},
+	}
+	for _, p := range pairs {
+		if Key(p[0]...) == Key(p[1]...) {
+			t.Errorf("Key(%q) == Key(%q) = %q", p[0], p[1], Key(p[0]...))
+		}
+	}
+}
+
+// TestKeyIsInjectiveAndPrefixFaithful tries every list of up to three parts
+// over an alphabet of troublesome strings.
+func TestKeyIsInjectiveAndPrefixFaithful(t *testing.T) {
+	alphabet := []string{"", "a", "1", ":", "1:", "a1:", "0:", "1:a", "|", "a|b", "11:", "é"}
+	var lists [][]string
+	var gen func(prefix []string)
+	gen = func(prefix []string) {
+		lists = append(lists, slices.Clone(prefix))
+		if len(prefix) == 3 {
+			return
+		}
+		for _, s := range alphabet {
+			gen(append(prefix, s))
+		}
+	}
+	gen(nil)
+	seen := make(map[string][]string, len(lists))
+	for _, l := range lists {
+		k := Key(l...)
+		if other, dup := seen[k]; dup {
+			t.Fatalf("Key(%q) == Key(%q)", l, other)
+		}
+		seen[k] = l
+		if string(AppendKey([]byte("x"), l...)) != "x"+k {
+			t.Fatalf("AppendKey and Key disagree for %q", l)
+		}
+	}
+	for _, a := range lists {
+		for _, b := range lists {
+			isPrefix := len(a) <= len(b) && slices.Equal(a, b[:len(a)])
+			if strings.HasPrefix(Key(b...), Key(a...)) != isPrefix {
+				t.Fatalf("Key(%q) prefix of Key(%q) = %v, parts prefix = %v", a, b, !isPrefix, isPrefix)
+			}
+		}
+	}
+}
+
+func FuzzKey(f *testing.F) {
+	f.Add("a|b", "c", "a", "b|c")
+	f.Add("1:a", "", "1", "a")
+	f.Fuzz(func(t *testing.T, a1, a2, b1, b2 string) {
+		if (Key(a1, a2) == Key(b1, b2)) != (a1 == b1 && a2 == b2) {
+			t.Fatalf("Key(%q,%q) vs Key(%q,%q)", a1, a2, b1, b2)
+		}
+	})
+}

@@ -1,0 +1,166 @@
+package readcache
+
+import "strings"
+
+// The tag index: each tag names an intrusive list of links, one link per
+// entry carrying the tag, so adding and removing an entry is O(its tags)
+// and a purge is O(entries with the tag).
+
+type tagLink struct {
+	list       *tagList
+	entry      *Entry
+	prev, next *tagLink
+}
+
+type tagList struct {
+	name string
+	head *tagLink
+}
+
+func (c *Cache) tagAddLocked(tag string, l *tagLink, e *Entry) {
+	list := c.tags[tag]
+	if list == nil {
+		list = &tagList{name: tag}
+		c.tags[tag] = list
+	}
+	*l = tagLink{list: list, entry: e, next: list.head}
+	if list.head != nil {
+		list.head.prev = l
+	}
+	list.head = l
+}
+
+func (c *Cache) tagRemoveLocked(l *tagLink) {
+	list := l.list
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		list.head = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	}
+	*l = tagLink{}
+	if list.head == nil {
+		delete(c.tags, list.name)
+	}
+}
+
+// The purge log remembers the last purges so that a load that overlapped
+// one can tell whether its result is affected; a load that overlapped more
+// purges than the log holds is not stored.
+const purgeLogSize = 1024
+
+type purgeKind uint8
+
+const (
+	purgeAll purgeKind = iota
+	purgeTag
+	purgePrefix
+)
+
+type purgeRecord struct {
+	kind  purgeKind
+	value string
+}
+
+func (r purgeRecord) matches(e *Entry) bool {
+	switch r.kind {
+	case purgeTag:
+		return e.hasTag(r.value)
+	case purgePrefix:
+		return strings.HasPrefix(e.key, r.value)
+	default:
+		return true
+	}
+}
+
+func (c *Cache) logPurgeLocked(r purgeRecord) {
+	g := c.gen.Load() + 1
+	c.purges[g%purgeLogSize] = r
+	c.gen.Store(g)
+}
+
+// purgedSinceLocked reports whether a purge after generation since matches
+// e (or may have: the log no longer reaches back that far).
+func (c *Cache) purgedSinceLocked(e *Entry, since uint64) bool {
+	g := c.gen.Load()
+	if g-since >= purgeLogSize {
+		return g != since
+	}
+	for i := since + 1; i <= g; i++ {
+		if c.purges[i%purgeLogSize].matches(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// PurgeTag removes every entry carrying tag and returns how many. Loads
+// running meanwhile whose answers carry the tag are not stored.
+func (c *Cache) PurgeTag(tag string) int {
+	c.mu.Lock()
+	c.logPurgeLocked(purgeRecord{kind: purgeTag, value: strings.Clone(tag)})
+	n := 0
+	if list := c.tags[tag]; list != nil {
+		for list.head != nil {
+			e := list.head.entry
+			c.unlinkLocked(e)
+			c.shard(e.key).store.Delete(e.key)
+			n++
+		}
+	}
+	c.evictions.Purge += uint64(n)
+	c.mu.Unlock()
+	c.observePurge(n)
+	return n
+}
+
+// PurgePrefix removes every entry whose key starts with prefix and returns
+// how many. It scans every key. Keys built with [Key] share the prefix
+// Key(p1, …, pk) exactly when their first k parts are p1, …, pk.
+func (c *Cache) PurgePrefix(prefix string) int {
+	if prefix == "" {
+		return c.PurgeAll()
+	}
+	c.mu.Lock()
+	c.logPurgeLocked(purgeRecord{kind: purgePrefix, value: strings.Clone(prefix)})
+	n := 0
+	for key, e := range c.live {
+		if strings.HasPrefix(key, prefix) {
+			c.unlinkLocked(e)
+			c.shard(key).store.Delete(key)
+			n++
+		}
+	}
+	c.evictions.Purge += uint64(n)
+	c.mu.Unlock()
+	c.observePurge(n)
+	return n
+}
+
+// PurgeAll empties the cache and returns how many entries it held.
+func (c *Cache) PurgeAll() int {
+	c.mu.Lock()
+	c.logPurgeLocked(purgeRecord{kind: purgeAll})
+	n := c.entries
+	// Flush drops every item at once; a sweep resuming at a dropped entry
+	// finds it gone from live and restarts.
+	for i := range c.shards {
+		c.shards[i].store.Flush()
+	}
+	c.live = make(map[string]*Entry)
+	c.tags = make(map[string]*tagList)
+	c.oldest, c.newest = nil, nil
+	c.entries, c.bytes = 0, 0
+	c.evictions.Purge += uint64(n)
+	c.mu.Unlock()
+	c.observePurge(n)
+	return n
+}
+
+func (c *Cache) observePurge(n int) {
+	if n > 0 {
+		c.obs.Evicted(EvictPurge, n)
+	}
+}
