@@ -128,6 +128,12 @@ func (c *Client) do(ctx context.Context, o *operation, r *request) error {
 	if name, ok := r.call.check(); !ok {
 		return c.refuse(o, invalidInput(o.op, "header %s has a control character", name))
 	}
+	if tp, ok := ctx.Value(traceparentKey{}).(string); ok && tp != "" {
+		if !headerSafe(tp) {
+			return c.refuse(o, invalidInput(o.op, "header %s has a control character", contract.HeaderTraceparent))
+		}
+		r.traceparent = tp
+	}
 	return o.run(ctx, r)
 }
 
@@ -135,4 +141,13 @@ func (c *Client) do(ctx context.Context, o *operation, r *request) error {
 func (c *Client) refuse(o *operation, e *Error) error {
 	c.obs.Call(o.op, e.Outcome, 0)
 	return e
+}
+
+type traceparentKey struct{}
+
+// WithTraceparent gives the calls made with ctx their own W3C traceparent,
+// overriding the Call's: a tracing gateway passes each call's client span
+// this way, while one Call serves several calls of a request in parallel.
+func WithTraceparent(ctx context.Context, traceparent string) context.Context {
+	return context.WithValue(ctx, traceparentKey{}, traceparent)
 }

@@ -73,6 +73,8 @@ type request struct {
 	// accept checks a 200 body against the contract and keeps what it
 	// decoded. It must copy what it keeps: the body is fasthttp's buffer.
 	accept func(body []byte) error
+	// traceparent overrides the Call's for this call (WithTraceparent).
+	traceparent string
 
 	// Set per attempt by withDeadline.
 	deadline time.Time

@@ -38,6 +38,9 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		req.Header.Set(fasthttp.HeaderAuthorization, c.bearer)
 	}
 	r.call.writeHeaders(&req.Header)
+	if r.traceparent != "" {
+		req.Header.Set(contract.HeaderTraceparent, r.traceparent)
+	}
 
 	start := time.Now()
 	err := o.target.client.DoDeadline(req, resp, r.deadline)
