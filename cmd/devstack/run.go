@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bffgate/edge/gateway/daemon"
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath = fs.String("config", "config.yaml", "gateway configuration")
+		gatewayAt  = fs.String("gateway", "127.0.0.1:8080", "gateway listen address")
+		opsAt      = fs.String("ops", "127.0.0.1:9090", "gateway ops listen address")
+		idpAt      = fs.String("idp", "127.0.0.1:8081", "identity provider listen address")
+		storeAt    = fs.String("store", "127.0.0.1:8082", "user store listen address")
+		users      = fs.Int("users", refstore.DefaultUsers, "users to seed")
+		data       = fs.String("data", "", "SQLite file of the user store (default: a temporary one)")
+		tokenTTL   = fs.Duration("token-ttl", time.Hour, "lifetime of the printed tokens")
+	)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+
+	store, err := refstore.Open(ctx, refstore.Options{Path: *data, Users: *users})
+	if err != nil {
+		return fmt.Errorf("user store: %w", err)
+	}
+	defer store.Close()
+	storeLn, err := net.Listen("tcp", *storeAt)
+	if err != nil {
+		return fmt.Errorf("user store: %w", err)
+	}
+	idpLn, err := net.Listen("tcp", *idpAt)
+	if err != nil {
+		storeLn.Close()
+		return fmt.Errorf("identity provider: %w", err)
+	}
+	issuer := "http://" + idpLn.Addr().String()
+	idp, err := devidp.New(devidp.Options{Issuer: issuer, Audience: "edge-gateway"})
+	if err != nil {
+		storeLn.Close()
+		idpLn.Close()
+		return err
+	}
+
+	servers := []*http.Server{
+		{Handler: store.Handler(refstore.HandlerOptions{}), ReadHeaderTimeout: 5 * time.Second},
+		{Handler: idp.Handler(), ReadHeaderTimeout: 5 * time.Second},
+	}
+	var wg sync.WaitGroup
+	for i, ln := range []net.Listener{storeLn, idpLn} {
+		wg.Add(1)
+		go func(s *http.Server, ln net.Listener) {
+			defer wg.Done()
+			_ = s.Serve(ln)
+		}(servers[i], ln)
+	}
+	defer func() {
+		for _, s := range servers {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.Shutdown(sctx)
+			cancel()
+		}
+		wg.Wait()
+	}()
+
+	// The repository's config.yaml, pointed at the services just started.
+	overrides := map[string]string{
+		"GATEWAY_SERVER__LISTEN":                *gatewayAt,
+		"GATEWAY_OPS__LISTEN":                   *opsAt,
+		"GATEWAY_AUTH__JWKSURLS":                issuer + "/.well-known/jwks.json",
+		"GATEWAY_AUTH__ISSUER":                  issuer,
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "http://" + storeLn.Addr().String(),
+	}
+	env := func(k string) string {
+		if v, ok := overrides[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+	err = daemon.Run(ctx, daemon.Options{
+		ConfigPath: *configPath,
+		Getenv:     env,
+		Stdout:     stderr, // logs; the banner goes to stdout
+		OnListening: func(public, ops net.Addr) {
+			printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
+		},
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func printBanner(w io.Writer, idp *devidp.Provider, public, ops, store net.Addr, issuer string, ttl time.Duration) {
+	mint := func(sub string, roles ...string) string {
+		tok, err := idp.Mint(devidp.MintClaims{Subject: sub, Roles: roles, ExpiresAt: time.Now().Add(ttl)})
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return tok
+	}
+	user := mint(refstore.DemoUserID, "user")
+	admin := mint(refstore.DemoAdminID, "user", "admin")
+	base := "http://" + public.String()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nedge gateway development stack is up\n\n")
+	fmt.Fprintf(&b, "  gateway            %s\n", base)
+	if ops != nil {
+		fmt.Fprintf(&b, "  ops (health, metrics) http://%s  (/healthz /readyz /metrics)\n", ops)
+	}
+	fmt.Fprintf(&b, "  identity provider  %s  (JWKS at /.well-known/jwks.json)\n", issuer)
+	fmt.Fprintf(&b, "  user store         http://%s\n\n", store)
+	fmt.Fprintf(&b, "Tokens (valid %s): demo user %s (%s), admin %s\n\n", ttl, refstore.DemoUsername, refstore.DemoUserID, refstore.DemoAdminUsername)
+	fmt.Fprintf(&b, "  export USER_TOKEN='%s'\n", user)
+	fmt.Fprintf(&b, "  export ADMIN_TOKEN='%s'\n\n", admin)
+	fmt.Fprintf(&b, "Try:\n")
+	fmt.Fprintf(&b, "  curl -s %s/api/v1/users/me -H \"Authorization: Bearer $USER_TOKEN\" -H 'X-Language: tr'\n", base)
+	fmt.Fprintf(&b, "  curl -s '%s/api/v2/users/search?query=sukru&limit=5' -H \"Authorization: $USER_TOKEN\" -H 'X-Platform: mobile_ios'\n", base)
+	fmt.Fprintf(&b, "  curl -s -X POST %s/api/v1/users/check-username -H \"Authorization: Bearer $USER_TOKEN\" -H 'Content-Type: application/json' -d '{\"username\":\"johndoe123\"}'\n", base)
+	fmt.Fprintf(&b, "  curl -s '%s/api/admin/v1/users/search?query=ay' -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'X-Platform: admin'\n", base)
+	fmt.Fprintf(&b, "  curl -s %s/api/admin/v1/users/%s -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'X-Platform: admin'\n\n", base, refstore.DemoUserID)
+	fmt.Fprintf(&b, "Ctrl-C stops everything.\n")
+	_, _ = io.WriteString(w, b.String())
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/gateway/daemon"
+)
+
+// run is the whole binary; main only gives it the process's context,
+// arguments, environment and outputs, so tests can run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		switch args[1] {
+		case "validate":
+			return validate(args[2:], getenv, stdout, stderr)
+		case "healthcheck":
+			return healthcheck(ctx, args[2:], getenv, stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, daemon.Version)
+			return nil
+		case "serve":
+			args = append(args[:1:1], args[2:]...)
+		}
+	}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfigPath(getenv), "configuration file (env "+config.EnvConfigPath+")")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	return daemon.Run(ctx, daemon.Options{
+		ConfigPath:   *path,
+		Getenv:       getenv,
+		Stdout:       stdout,
+		WatchSignals: true,
+	})
+}
+
+func defaultConfigPath(getenv func(string) string) string {
+	if p := getenv(config.EnvConfigPath); p != "" {
+		return p
+	}
+	return "config.yaml"
+}
+
+// errInvalid makes the exit status non-zero after validate printed the
+// problems itself.
+var errInvalid = errors.New("configuration is not valid")
+
+// validate checks a file as the gateway would load it (environment
+// overrides included) and, with -diff, lists what would change against the
+// running file, marking what needs a restart.
+func validate(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfigPath(getenv), "configuration file to check")
+	old := fs.String("diff", "", "running configuration file to compare against")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, _, err := daemon.Load(*path, getenv)
+	if err != nil {
+		fmt.Fprintf(stdout, "%s: %v\n", *path, err)
+		return errInvalid
+	}
+	fmt.Fprintf(stdout, "%s: valid\n", *path)
+	if *old == "" {
+		return nil
+	}
+	running, _, err := daemon.Load(*old, getenv)
+	if err != nil {
+		fmt.Fprintf(stdout, "%s (the running file): %v\n", *old, err)
+		return errInvalid
+	}
+	changes := config.Diff(running, cfg)
+	if len(changes) == 0 {
+		fmt.Fprintln(stdout, "no changes")
+		return nil
+	}
+	restart := 0
+	fmt.Fprintf(stdout, "%d change(s) against %s:\n", len(changes), *old)
+	for _, c := range changes {
+		fmt.Fprintf(stdout, "  %s\n", c)
+		if c.Restart {
+			restart++
+		}
+	}
+	if restart > 0 {
+		fmt.Fprintf(stdout, "%d change(s) need a restart; the rest apply on reload (SIGHUP or file change)\n", restart)
+	}
+	return nil
+}
+
+// healthcheck asks the ops listener's /healthz, for container
+// HEALTHCHECKs in images that have no curl. The address comes from the
+// configuration (an unspecified host means this machine).
+func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfigPath(getenv), "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Ops.Listen == "" {
+		return errors.New("healthcheck: ops.listen is empty")
+	}
+	host, port, err := net.SplitHostPort(cfg.Ops.Listen)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return nil
+}

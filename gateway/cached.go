@@ -1,0 +1,120 @@
+package gateway
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/bffgate/edge/gateway/readcache"
+	"github.com/bffgate/edge/gateway/telemetry"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/gofiber/fiber/v2"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// peek is the hot path of a cached read: a fresh entry, no allocation
+// beyond the key the caller built.
+func (s *Server) peek(key string, ttl time.Duration, p *policies.Policy) (*readcache.Entry, bool) {
+	if s.cache == nil || ttl <= 0 || p.CacheBypass() {
+		return nil, false
+	}
+	return s.cache.Peek(key)
+}
+
+// serveCached answers a cacheable read through the read cache: a fresh
+// entry, a stale one (while revalidating, or because the store is failing),
+// or a load shared by every concurrent miss of the key.
+func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, swr, sie, clientMaxAge time.Duration, call *upstream.Call, load readcache.LoadFunc) error {
+	if s.cache == nil || ttl <= 0 || rq.policy.CacheBypass() {
+		l, err := load(rq.upstreamContext())
+		rq.addUpstreamTime(call.UpstreamTime())
+		if err != nil {
+			return err
+		}
+		rq.cacheStatus = "BYPASS"
+		c.Set(headerCache, "BYPASS")
+		if !l.Cacheable {
+			rq.partial = true
+			c.Set(headerPartial, partialLive)
+		}
+		c.Set(fiber.HeaderCacheControl, "private, no-store")
+		writeDataBytes(c.Response(), fiber.StatusOK, l.Data)
+		return nil
+	}
+	pol := readcache.Policy{
+		TTL:                  ttl,
+		StaleWhileRevalidate: swr,
+		StaleIfError:         sie,
+		RefreshTimeout:       rq.rt.cfg.Server.RequestTimeout,
+	}
+	// The loads run under the cache span, and the request's deadline.
+	_, span := s.tracing.StartSpan(rq.traceCtx, "cache")
+	ctx := telemetry.ContextWithSpan(rq, span)
+	e, status, err := s.cache.Get(ctx, key, pol, load, upstream.IsUpstreamFault)
+	span.SetAttributes(attribute.String("cache.status", status.String()))
+	span.End()
+	rq.addUpstreamTime(call.UpstreamTime())
+	if err != nil {
+		return err
+	}
+	return s.writeEntry(c, rq, route, e, status, clientMaxAge)
+}
+
+// writeEntry answers an entry with its validators: X-Cache, ETag,
+// Cache-Control, and 304 when the client already has these bytes.
+func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcache.Entry, status readcache.Status, clientMaxAge time.Duration) error {
+	st := status.String()
+	rq.cacheStatus = st
+	s.obs.CacheResult(rq.route, st)
+	h := &c.Response().Header
+	h.Set(headerCache, st)
+	if !e.Cacheable() {
+		// A partial answer: served to this caller, cached nowhere.
+		rq.partial = true
+		h.Set(headerPartial, partialLive)
+		h.Set(fiber.HeaderCacheControl, "private, no-store")
+		writeData(c.Response(), fiber.StatusOK, e.Data())
+		return nil
+	}
+	h.Set(fiber.HeaderETag, e.ETag())
+	h.Set(fiber.HeaderCacheControl, cacheControl(clientMaxAge))
+	if matchesETag(c.Request().Header.Peek(fiber.HeaderIfNoneMatch), e.ETag()) {
+		// 304 carries no body by definition: the one response that is
+		// not an envelope.
+		c.Response().ResetBody()
+		c.Status(fiber.StatusNotModified)
+		return nil
+	}
+	writeData(c.Response(), fiber.StatusOK, e.Data())
+	return nil
+}
+
+var cacheControlNoStore = "private, no-store"
+
+// cacheControl: personalised or short-lived answers are private; max-age 0
+// means the client must not store them.
+func cacheControl(maxAge time.Duration) string {
+	if maxAge <= 0 {
+		return cacheControlNoStore
+	}
+	return "private, max-age=" + strconv.Itoa(int(maxAge/time.Second))
+}
+
+// matchesETag implements If-None-Match for GET: "*", or a list of entity
+// tags compared weakly (a W/ prefix is ignored).
+func matchesETag(header []byte, etag string) bool {
+	if len(header) == 0 {
+		return false
+	}
+	for len(header) > 0 {
+		var tag []byte
+		tag, header, _ = bytes.Cut(header, []byte{','})
+		tag = bytes.TrimSpace(tag)
+		tag = bytes.TrimPrefix(tag, []byte("W/"))
+		if string(tag) == "*" || string(tag) == etag {
+			return true
+		}
+	}
+	return false
+}

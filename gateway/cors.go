@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"github.com/gofiber/fiber/v2"
+)
+
+// applyCORS adds the CORS headers of an actual (non-preflight) request
+// from a browser, when the caller's policy allows its origin.
+func (s *Server) applyCORS(c *fiber.Ctx, rq *request) {
+	origin := c.Request().Header.Peek(fiber.HeaderOrigin)
+	if len(origin) == 0 || c.Method() == fiber.MethodOptions {
+		return
+	}
+	cors := rq.policy.CORS()
+	if cors == nil {
+		return
+	}
+	h := &c.Response().Header
+	cors.Actual(string(origin), h.Set)
+}
+
+// preflight answers CORS preflights. Browsers send no custom headers on a
+// preflight, so X-Platform is unknown here: the policy is the one whose
+// CORS allows the origin (see policies.Set.PreflightPolicy). A refused
+// preflight is a 403 envelope; a plain OPTIONS gets 204 with Allow.
+func (s *Server) preflight(c *fiber.Ctx) error {
+	rq := requestOf(c)
+	h := &c.Request().Header
+	origin := h.Peek(fiber.HeaderOrigin)
+	method := h.Peek(fiber.HeaderAccessControlRequestMethod)
+	path := c.Path()
+	allow := allowedMethods(path)
+	if allow == "" {
+		return errNotFound
+	}
+	if len(origin) == 0 || len(method) == 0 {
+		c.Set(fiber.HeaderAllow, allow)
+		c.Status(fiber.StatusNoContent)
+		return nil
+	}
+	rq.route = "preflight"
+	p := rq.rt.policies.PreflightPolicy(string(origin))
+	if p == nil || p.CORS() == nil {
+		c.Append(fiber.HeaderVary, fiber.HeaderOrigin)
+		return errForbidden
+	}
+	if !p.CORS().Preflight(string(origin), string(method), string(h.Peek(fiber.HeaderAccessControlRequestHeaders)), c.Response().Header.Set) {
+		return errForbidden
+	}
+	c.Status(fiber.StatusNoContent)
+	return nil
+}

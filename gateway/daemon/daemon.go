@@ -1,0 +1,379 @@
+// Package daemon assembles the gateway process from its configuration: it
+// builds every component, opens the public and ops listeners, reloads the
+// configuration on SIGHUP and on file change, and shuts down gracefully.
+// cmd/gateway and the development stack both run it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/gateway"
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/readcache"
+	"github.com/bffgate/edge/gateway/telemetry"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/fsnotify/fsnotify"
+)
+
+// Version is stamped at build time (-ldflags "-X …daemon.Version=…").
+var Version = "dev"
+
+// Options configure one run.
+type Options struct {
+	ConfigPath string
+	Getenv     func(string) string
+	// Logs go to Stdout as JSON lines.
+	Stdout io.Writer
+	// OnListening, when set, is told the bound addresses once both
+	// listeners accept (tests and the development stack use it).
+	OnListening func(public, ops net.Addr)
+	// WatchSignals turns on SIGHUP reloads (the binary; not tests).
+	WatchSignals bool
+}
+
+// Load reads, overrides and validates a configuration and compiles its
+// policies, reporting every problem at once.
+func Load(path string, getenv func(string) string) (*config.Config, *policies.Set, error) {
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
+	if len(problems) > 0 {
+		return nil, nil, problems
+	}
+	return cfg, set, nil
+}
+
+// Run runs the gateway until ctx ends, then drains and returns nil; it
+// returns an error when it cannot start.
+func Run(ctx context.Context, o Options) error {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	cfg, set, err := Load(o.ConfigPath, o.Getenv)
+	if err != nil {
+		return err
+	}
+	logger, level := telemetry.NewLogger(o.Stdout, cfg.Log.Level)
+	metrics := telemetry.NewMetrics(Version)
+
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, Version)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	if tracing.Enabled() {
+		telemetry.LogTracingErrors(logger)
+	}
+	defer shutdownTracing(tracing, logger)
+
+	verifier, err := auth.New(cfg.Auth, logger, metrics)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	defer verifier.Close()
+
+	store, err := upstream.New(cfg.Upstreams.UserStore, logger, metrics)
+	if err != nil {
+		return fmt.Errorf("user store: %w", err)
+	}
+	defer store.Close()
+
+	var cache *readcache.Cache
+	if cfg.Cache.Enabled {
+		cache = readcache.New(readcache.Options{
+			MaxEntries:      cfg.Cache.MaxEntries,
+			MaxBytes:        int64(cfg.Cache.MaxBytes),
+			CleanupInterval: cfg.Cache.CleanupInterval,
+		}, metrics)
+		defer cache.Close()
+	}
+	limiter := policies.NewLimiter(policies.DefaultMaxKeys)
+	metrics.SetSources(verifier, store, cache, limiter)
+
+	srv, err := gateway.New(gateway.Deps{
+		Config: cfg, Policies: set, Logger: logger, Auth: verifier, Store: store,
+		Cache: cache, Limiter: limiter, Observer: metrics, Tracing: tracing,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
+	}
+	var (
+		opsLn  net.Listener
+		ops    *gateway.Ops
+		opsSrv *http.Server
+	)
+	if cfg.Ops.Listen != "" {
+		if opsLn, err = net.Listen("tcp", cfg.Ops.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s: %w", cfg.Ops.Listen, err)
+		}
+		ops = gateway.NewOps(gateway.OpsDeps{
+			Config: cfg, Auth: verifier, Store: store, Cache: cache,
+			Metrics: metrics.Handler(), Loopback: config.IsLoopback(opsLn.Addr().String()),
+		})
+		opsSrv = &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	}
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil {
+			serveErr <- fmt.Errorf("public listener: %w", err)
+		}
+	}()
+	if opsSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := opsSrv.Serve(opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("ops listener: %w", err)
+			}
+		}()
+	}
+	var opsAddr net.Addr
+	if opsLn != nil {
+		opsAddr = opsLn.Addr()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "ops", addrString(opsAddr), "version", Version)
+	if o.OnListening != nil {
+		o.OnListening(ln.Addr(), opsAddr)
+	}
+
+	r := &reloader{
+		path: o.ConfigPath, getenv: o.Getenv, logger: logger, level: level, metrics: metrics,
+		current: cfg, srv: srv, store: store, ops: ops,
+	}
+	stopWatch := r.watch(ctx, o.WatchSignals)
+	defer stopWatch()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		logger.Error("listener failed", "error", err.Error())
+	}
+
+	// Shutdown: readiness turns false first, then (after the configured
+	// delay, so load balancers notice) the listener stops accepting and
+	// in-flight requests get the drain timeout to finish.
+	cur := r.config()
+	if ops != nil {
+		ops.SetDraining()
+	}
+	logger.Info("shutting down", "shutdown_delay", cur.Server.ShutdownDelay.String(), "drain_timeout", cur.Server.DrainTimeout.String())
+	if d := cur.Server.ShutdownDelay; d > 0 {
+		time.Sleep(d)
+	}
+	drained := srv.Shutdown(cur.Server.DrainTimeout)
+	if opsSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = opsSrv.Shutdown(sctx)
+		cancel()
+	}
+	wg.Wait()
+	logger.Info("stopped", "drained", drained, "in_flight", srv.InFlight())
+	return nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func shutdownTracing(t *telemetry.Tracing, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		logger.Warn("tracing shutdown", "error", err.Error())
+	}
+}
+
+// reloader applies configuration changes while running.
+type reloader struct {
+	path    string
+	getenv  func(string) string
+	logger  *slog.Logger
+	level   *slog.LevelVar
+	metrics *telemetry.Metrics
+	srv     *gateway.Server
+	store   *upstream.Client
+	ops     *gateway.Ops
+
+	mu      sync.Mutex
+	current *config.Config
+}
+
+func (r *reloader) config() *config.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current
+}
+
+// reload validates the file in full first; only a valid file replaces the
+// running configuration, atomically. Settings that need a restart are
+// reported and keep their running values.
+func (r *reloader) reload(trigger string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next, _, err := Load(r.path, r.getenv)
+	if err != nil {
+		r.metrics.ConfigReload(err)
+		r.logger.Error("config reload rejected; the running configuration stays", "trigger", trigger, "error", err.Error())
+		return err
+	}
+	changes := config.Diff(r.current, next)
+	// What needs a restart keeps its running value (and is reported), so
+	// the running snapshot always says what the process really does.
+	cfg := config.KeepRestartOnly(r.current, next)
+	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
+	if len(problems) > 0 {
+		r.metrics.ConfigReload(problems)
+		r.logger.Error("config reload rejected; the running configuration stays", "trigger", trigger, "error", problems.Error())
+		return problems
+	}
+	if len(changes) == 0 {
+		r.logger.Info("config reload: no changes", "trigger", trigger)
+		r.metrics.ConfigReload(nil)
+		return nil
+	}
+	var applied, restart []string
+	for _, c := range changes {
+		if c.Restart {
+			restart = append(restart, c.Path)
+		} else {
+			applied = append(applied, c.Path)
+		}
+	}
+	if err := r.srv.Reload(cfg, set); err != nil {
+		r.metrics.ConfigReload(err)
+		r.logger.Error("config reload rejected; the running configuration stays", "trigger", trigger, "error", err.Error())
+		return err
+	}
+	if err := r.store.Update(cfg.Upstreams.UserStore); err != nil {
+		r.logger.Warn("user store settings not applied", "error", err.Error())
+	}
+	if lv, err := telemetry.ParseLevel(cfg.Log.Level); err == nil {
+		r.level.Set(lv)
+	}
+	if r.ops != nil {
+		r.ops.SetConfig(cfg)
+	}
+	r.current = cfg
+	r.metrics.ConfigReload(nil)
+	r.logger.Info("config reloaded", "trigger", trigger, "applied", applied, "needs_restart", restart)
+	return nil
+}
+
+// watch reloads on SIGHUP (when asked) and when the config file changes.
+// It watches the file's directory, so editors that replace the file and
+// Kubernetes ConfigMap symlink swaps are both seen.
+func (r *reloader) watch(ctx context.Context, signals bool) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if signals {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					_ = r.reload("SIGHUP")
+				}
+			}
+		}()
+	}
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = w.Add(filepath.Dir(r.path))
+	}
+	if err != nil {
+		r.logger.Warn("config file watch unavailable; reload with SIGHUP", "error", err.Error())
+		if w != nil {
+			w.Close()
+		}
+	} else {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.Close()
+			r.watchFile(ctx, w)
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+func (r *reloader) watchFile(ctx context.Context, w *fsnotify.Watcher) {
+	name := filepath.Base(r.path)
+	// Debounce: an editor's save is several events.
+	var timer *time.Timer
+	fire := make(chan struct{}, 1)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			base := filepath.Base(ev.Name)
+			if base != name && base != "..data" {
+				continue
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			timer = time.AfterFunc(150*time.Millisecond, func() {
+				select {
+				case fire <- struct{}{}:
+				default:
+				}
+			})
+		case <-fire:
+			_ = r.reload("file change")
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			r.logger.Warn("config file watch error", "error", err.Error())
+		}
+	}
+}

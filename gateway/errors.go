@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/gofiber/fiber/v2"
+)
+
+// apiError is an answer the gateway decided on: a status and the messages
+// to show, in the caller's language. The first message is always the
+// status's generic message; details follow.
+type apiError struct {
+	status     int
+	msgs       []msg
+	args       [][]any // optional arguments of msgs[i], for messages with verbs
+	retryAfter time.Duration
+	verdict    *policies.Verdict
+}
+
+func (e *apiError) Error() string { return "api error " + strconv.Itoa(e.status) }
+
+var (
+	errForbidden = &apiError{status: fiber.StatusForbidden, msgs: []msg{msgForbidden}}
+	errNotFound  = &apiError{status: fiber.StatusNotFound, msgs: []msg{msgNotFound}}
+)
+
+// validationError is a 400 "Validation failed" with what is wrong.
+func validationError(details ...msg) *apiError {
+	return &apiError{status: fiber.StatusBadRequest, msgs: append([]msg{msgValidationFailed}, details...)}
+}
+
+// with adds a detail message whose text takes arguments (fmt verbs).
+func (e *apiError) with(m msg, args ...any) *apiError {
+	for len(e.args) < len(e.msgs) {
+		e.args = append(e.args, nil)
+	}
+	e.msgs = append(e.msgs, m)
+	e.args = append(e.args, args)
+	return e
+}
+
+func errorsIsUnauthenticated(err error) bool { return errors.Is(err, auth.ErrUnauthenticated) }
+
+// writeError turns any error into the envelope. Nothing of an internal
+// error's text ever reaches the client; unexpected errors are logged with
+// the request id.
+func (s *Server) writeError(c *fiber.Ctx, rq *request, err error) {
+	lang := rq.client.Language
+	resp := c.Response()
+	resp.Header.Del(fiber.HeaderETag)
+	resp.Header.Del(fiber.HeaderCacheControl)
+	var (
+		ae *apiError
+		ue *upstream.Error
+		fe *fiber.Error
+	)
+	switch {
+	case errors.As(err, &ae):
+		if ae.verdict != nil {
+			ae.verdict.Headers(resp.Header.Set)
+		}
+		if ae.retryAfter > 0 {
+			resp.Header.Set(fiber.HeaderRetryAfter, retryAfterSeconds(ae.retryAfter))
+		}
+		texts := make([]string, len(ae.msgs))
+		for i, m := range ae.msgs {
+			texts[i] = m.text(lang)
+			if i < len(ae.args) && len(ae.args[i]) > 0 {
+				texts[i] = fmt.Sprintf(texts[i], ae.args[i]...)
+			}
+		}
+		writeErrors(resp, ae.status, texts...)
+	case errors.Is(err, auth.ErrUnauthenticated):
+		resp.Header.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="api"`)
+		writeErrors(resp, fiber.StatusUnauthorized, msgAuthRequired.text(lang))
+	case errors.Is(err, auth.ErrKeysUnavailable):
+		resp.Header.Set(fiber.HeaderRetryAfter, "2")
+		writeErrors(resp, fiber.StatusServiceUnavailable, msgAuthUnavailable.text(lang))
+	case errors.As(err, &ue):
+		s.writeUpstreamError(c, rq, ue)
+	case errors.As(err, &fe):
+		if fe.Code == fiber.StatusMethodNotAllowed {
+			if allow := allowedMethods(c.Path()); allow != "" {
+				resp.Header.Set(fiber.HeaderAllow, allow)
+			}
+		}
+		status := fe.Code
+		if status < 400 || status > 599 {
+			status = fiber.StatusInternalServerError
+		}
+		writeErrors(resp, status, statusMessage(status).text(lang))
+	case errors.Is(err, context.DeadlineExceeded):
+		writeErrors(resp, fiber.StatusGatewayTimeout, msgGatewayTimeout.text(lang))
+	default:
+		s.logger.LogAttrs(context.Background(), slog.LevelError, "unexpected error",
+			slog.String("request_id", rq.id), slog.String("route", rq.route), slog.String("error", err.Error()))
+		writeErrors(resp, fiber.StatusInternalServerError, msgInternal.text(lang))
+	}
+}
+
+// writeUpstreamError maps a user-store failure onto the envelope: the
+// store's 4xx keep their meaning with the gateway's own message; faults are
+// 502, timeouts 504, an open breaker or a full bulkhead 503 with
+// Retry-After. The store's body never reaches the client.
+func (s *Server) writeUpstreamError(c *fiber.Ctx, rq *request, ue *upstream.Error) {
+	lang := rq.client.Language
+	resp := c.Response()
+	var status int
+	switch ue.Kind {
+	case upstream.KindBadRequest:
+		status = fiber.StatusBadRequest
+	case upstream.KindNotFound:
+		status = fiber.StatusNotFound
+	case upstream.KindConflict:
+		status = fiber.StatusConflict
+	case upstream.KindUnavailable:
+		status = fiber.StatusServiceUnavailable
+		rq.breakerOpen = string(ue.Op)
+		ra := ue.RetryAfter
+		if ra <= 0 {
+			ra = time.Second
+		}
+		resp.Header.Set(fiber.HeaderRetryAfter, retryAfterSeconds(ra))
+	case upstream.KindTimeout:
+		status = fiber.StatusGatewayTimeout
+	case upstream.KindCanceled:
+		// Only the request's own deadline cancels a call.
+		status = fiber.StatusGatewayTimeout
+	default:
+		status = fiber.StatusBadGateway
+	}
+	if status >= 500 {
+		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "upstream failure",
+			slog.String("request_id", rq.id), slog.String("route", rq.route),
+			slog.String("op", string(ue.Op)), slog.Int("status", status), slog.String("error", ue.Error()),
+			slog.String("cause", causeText(ue.Err)))
+	}
+	writeErrors(resp, status, statusMessage(status).text(lang))
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.FormatInt(secs, 10)
+}
+
+// lastResortErrorHandler answers what fails before or outside the edge
+// middleware: headers too large (431), body too large (413), unparsable
+// requests (400). Fiber's default would send the error's text.
+func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
+	if rq := requestOf(c); rq != nil {
+		s.writeError(c, rq, err)
+		return nil
+	}
+	c.Response().Header.Set(fiber.HeaderXRequestID, newRequestID())
+	status := fiber.StatusInternalServerError
+	var fe *fiber.Error
+	if errors.As(err, &fe) && fe.Code >= 400 && fe.Code <= 599 {
+		status = fe.Code
+	}
+	// The request may not even have parsed: answer in the default language.
+	writeErrors(c.Response(), status, statusMessage(status).text(clientctx.LanguageEN))
+	c.Response().SetConnectionClose()
+	return nil
+}
+
+func causeText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"time"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/policies"
+	"github.com/gofiber/fiber/v2"
+)
+
+// edge runs first for every request, matched or not: it gives the request
+// its id, normalizes the client context, resolves the client IP and the
+// platform policy, recovers panics, turns every error into an envelope, and
+// writes the access log line.
+func (s *Server) edge(c *fiber.Ctx) (err error) {
+	rq := acquireRequest()
+	rq.start = time.Now()
+	rq.rt = s.rt.Load()
+	h := &c.Request().Header
+	if id := h.Peek(fiber.HeaderXRequestID); saneRequestID(id) {
+		rq.id = string(id)
+	} else {
+		rq.id = newRequestID()
+	}
+	c.Response().Header.Set(fiber.HeaderXRequestID, rq.id)
+	rq.client = clientctx.Normalize(h, rq.start)
+	rq.clientIP = policies.ClientIP(peerAddr(c), h.PeekAll(fiber.HeaderXForwardedFor), rq.rt.trusted)
+	rq.policy = rq.rt.policies.For(rq.client.Platform)
+	rq.traceparent = h.Peek(headerTraceparent)
+	if s.tracing.Enabled() {
+		rq.traceCtx, rq.span = s.tracing.StartRequest(rq.traceparent, "", c.Method())
+	}
+	c.Locals(requestKey{}, rq)
+	s.inFlight.Add(1)
+	s.obs.RequestStarted()
+
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.LogAttrs(context.Background(), slog.LevelError, "panic recovered",
+				slog.String("request_id", rq.id), slog.String("route", rq.route),
+				slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+			c.Response().Header.Del(fiber.HeaderETag)
+			writeErrors(c.Response(), fiber.StatusInternalServerError, msgInternal.text(rq.client.Language))
+		}
+		s.finish(c, rq)
+		c.Locals(requestKey{}, nil)
+		s.inFlight.Add(-1)
+		releaseRequest(rq)
+		err = nil
+	}()
+
+	s.applyCORS(c, rq)
+	if err := c.Next(); err != nil {
+		s.writeError(c, rq, err)
+	}
+	return nil
+}
+
+// finish records the request in metrics and the access log.
+func (s *Server) finish(c *fiber.Ctx, rq *request) {
+	status := c.Response().StatusCode()
+	d := time.Since(rq.start)
+	route := rq.route
+	if route == "" {
+		route = "unmatched"
+	}
+	platform := rq.client.Platform.String()
+	s.obs.RequestDone(route, c.Method(), status, platform, d)
+	if rq.traceCtx != nil {
+		rq.span.SetRoute(c.Method(), route)
+		rq.span.SetHTTPStatus(status)
+		rq.span.End()
+	}
+	if !s.accessLog.Load() || !s.logger.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := [...]slog.Attr{
+		slog.String("request_id", rq.id),
+		slog.String("method", c.Method()),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("latency_ms", float64(d.Microseconds())/1000),
+		slog.String("platform", platform),
+		slog.String("app_version", rq.client.AppVersion),
+		slog.String("cache", rq.cacheStatus),
+		slog.Float64("upstream_ms", float64(time.Duration(rq.upstreamTime.Load()).Microseconds())/1000),
+		slog.String("breaker_open", rq.breakerOpen),
+		slog.Bool("partial", rq.partial),
+	}
+	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}
+
+const headerTraceparent = "traceparent"
+
+func peerAddr(c *fiber.Ctx) netip.Addr {
+	if a, ok := c.Context().RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// endpoint wraps a route's handler with the steps every API route takes,
+// in order: per-IP limit, the auth-failure limit (before any signature
+// check), authentication, the platform policy's access rule, per-user and
+// per-device limits.
+func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		rq := requestOf(c)
+		rq.route = route
+		p := rq.policy
+		if v := s.limiter.AllowIP(p, rq.clientIP, rq.start); !v.Allowed {
+			return s.rateLimited(rq, v)
+		}
+		if v := s.limiter.AuthFailuresExhausted(p, rq.clientIP, rq.start); !v.Allowed {
+			return s.rateLimited(rq, v)
+		}
+		_, span := s.tracing.StartSpan(rq.traceCtx, "authenticate")
+		id, err := s.auth.Authenticate(rq, c.Request().Header.PeekAll(fiber.HeaderAuthorization))
+		span.Fail(err)
+		span.End()
+		if err != nil {
+			if errorsIsUnauthenticated(err) {
+				s.limiter.RecordAuthFailure(p, rq.clientIP, rq.start)
+			}
+			return err
+		}
+		rq.identity = id
+		if d := p.Authorize(route, id); !d.Allowed {
+			s.logger.LogAttrs(context.Background(), slog.LevelDebug, "access denied",
+				slog.String("request_id", rq.id), slog.String("route", route),
+				slog.String("policy", p.Name), slog.String("reason", d.Reason))
+			return errForbidden
+		}
+		if v := s.limiter.AllowUser(p, id.Subject, rq.start); !v.Allowed {
+			return s.rateLimited(rq, v)
+		}
+		if rq.client.DeviceID != "" {
+			if v := s.limiter.AllowDevice(p, rq.client.DeviceID, rq.start); !v.Allowed {
+				return s.rateLimited(rq, v)
+			}
+		}
+		return h(c, rq)
+	}
+}
+
+func (s *Server) rateLimited(rq *request, v policies.Verdict) error {
+	s.obs.RateLimited(rq.policy.Name, v.Kind)
+	return &apiError{status: fiber.StatusTooManyRequests, msgs: []msg{msgTooManyRequests}, verdict: &v}
+}
+
+// The request is its own context: its deadline is the request's overall
+// deadline, and the timer behind Done is only made when something waits,
+// so requests answered without an upstream call never start one. It must
+// not be kept after the request ends.
+func (rq *request) Deadline() (time.Time, bool) {
+	return rq.start.Add(rq.rt.cfg.Server.RequestTimeout), true
+}
+func (rq *request) Done() <-chan struct{} { return rq.context().Done() }
+func (rq *request) Err() error            { return rq.context().Err() }
+func (rq *request) Value(any) any         { return nil }

@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"strconv"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+)
+
+// Money is shown to the apps as minor units and currency (for arithmetic)
+// plus a display string formatted for the caller's language: English
+// "₺1,234.50", Turkish "1.234,50 ₺". Amounts stay integers end to end.
+
+type currencyInfo struct {
+	symbol string
+	digits int // minor-unit digits
+}
+
+var currencies = map[string]currencyInfo{
+	"TRY": {"₺", 2}, "USD": {"$", 2}, "EUR": {"€", 2}, "GBP": {"£", 2},
+	"JPY": {"¥", 0}, "KWD": {"KWD ", 3},
+}
+
+// appendMoneyDisplay appends the display string of an amount.
+func appendMoneyDisplay(dst []byte, amountMinor int64, currency string, lang clientctx.Language) []byte {
+	info, ok := currencies[currency]
+	if !ok {
+		info = currencyInfo{symbol: currency + " ", digits: 2}
+	}
+	neg := amountMinor < 0
+	u := uint64(amountMinor)
+	if neg {
+		u = uint64(-amountMinor)
+	}
+	pow := uint64(1)
+	for i := 0; i < info.digits; i++ {
+		pow *= 10
+	}
+	whole, frac := u/pow, u%pow
+
+	thousands, decimal := byte(','), byte('.')
+	if lang == clientctx.LanguageTR {
+		thousands, decimal = '.', ','
+	}
+	if neg {
+		dst = append(dst, '-')
+	}
+	if lang != clientctx.LanguageTR {
+		dst = append(dst, info.symbol...)
+	}
+	var digits [20]byte
+	w := strconv.AppendUint(digits[:0], whole, 10)
+	for i, d := range w {
+		if i > 0 && (len(w)-i)%3 == 0 {
+			dst = append(dst, thousands)
+		}
+		dst = append(dst, d)
+	}
+	if info.digits > 0 {
+		dst = append(dst, decimal)
+		f := strconv.AppendUint(digits[:0], frac, 10)
+		for i := len(f); i < info.digits; i++ {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, f...)
+	}
+	if lang == clientctx.LanguageTR {
+		dst = append(dst, ' ')
+		dst = append(dst, trimSpace(info.symbol)...)
+	}
+	return dst
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && s[len(s)-1] == ' ' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/readcache"
+	"github.com/bffgate/edge/upstream"
+	"go.yaml.in/yaml/v3"
+)
+
+// Ops is the operations listener's handler: health and readiness for
+// probes, metrics, breaker and cache state, cache purge and invalidation,
+// the running configuration (secrets redacted) and, when switched on,
+// pprof. Answers are envelopes like the public API's, except /metrics and
+// pprof, which speak their own formats.
+//
+// Protection: the probes are open. Everything else is open only when the
+// ops listener is bound to loopback; otherwise it needs the ops token or
+// an access token with the admin role (Authorization: Bearer …). The
+// user store's invalidation call may also use cache.invalidationToken.
+type Ops struct {
+	d        OpsDeps
+	cfg      atomic.Pointer[config.Config]
+	draining atomic.Bool
+	mux      *http.ServeMux
+}
+
+// OpsDeps is what the ops handler reports on and acts on.
+type OpsDeps struct {
+	Config  *config.Config
+	Auth    *auth.Verifier
+	Store   *upstream.Client
+	Cache   *readcache.Cache // nil when caching is off
+	Metrics http.Handler
+	// Loopback says the ops listener only accepts local connections.
+	Loopback bool
+}
+
+// NewOps builds the ops handler.
+func NewOps(d OpsDeps) *Ops {
+	o := &Ops{d: d, mux: http.NewServeMux()}
+	o.cfg.Store(d.Config)
+	m := o.mux
+	m.HandleFunc("GET /healthz", o.healthz)
+	m.HandleFunc("GET /readyz", o.readyz)
+	if d.Metrics != nil {
+		m.Handle("GET /metrics", o.protect(d.Metrics))
+	}
+	m.Handle("GET /ops/v1/breakers", o.protect(http.HandlerFunc(o.breakers)))
+	m.Handle("GET /ops/v1/cache", o.protect(http.HandlerFunc(o.cacheStats)))
+	m.Handle("POST /ops/v1/cache/purge", o.protect(http.HandlerFunc(o.purge)))
+	m.Handle("POST /ops/v1/cache/invalidate", o.protectWith(o.invalidationToken, http.HandlerFunc(o.invalidate)))
+	m.Handle("GET /ops/v1/config", o.protect(http.HandlerFunc(o.config)))
+	if d.Config.Ops.Pprof {
+		m.Handle("/debug/pprof/", o.protect(http.HandlerFunc(pprof.Index)))
+		m.Handle("/debug/pprof/cmdline", o.protect(http.HandlerFunc(pprof.Cmdline)))
+		m.Handle("/debug/pprof/profile", o.protect(http.HandlerFunc(pprof.Profile)))
+		m.Handle("/debug/pprof/symbol", o.protect(http.HandlerFunc(pprof.Symbol)))
+		m.Handle("/debug/pprof/trace", o.protect(http.HandlerFunc(pprof.Trace)))
+	}
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeOps(w, http.StatusNotFound, nil, msgNotFound.text(0))
+	})
+	return o
+}
+
+func (o *Ops) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	o.mux.ServeHTTP(w, r)
+}
+
+// SetDraining turns readiness false for good: the process is stopping.
+func (o *Ops) SetDraining() { o.draining.Store(true) }
+
+// SetConfig records a reloaded configuration.
+func (o *Ops) SetConfig(c *config.Config) { o.cfg.Store(c) }
+
+func writeOps(w http.ResponseWriter, status int, data any, errs ...string) {
+	var raw []byte
+	if len(errs) == 0 {
+		var err error
+		if raw, err = json.Marshal(data); err != nil {
+			status, errs = http.StatusInternalServerError, []string{msgInternal.text(0)}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(appendEnvelope(make([]byte, 0, 256+len(raw)), status, raw, errs))
+}
+
+func (o *Ops) healthz(w http.ResponseWriter, r *http.Request) {
+	writeOps(w, http.StatusOK, map[string]string{"status": "alive"})
+}
+
+// readyz: ready when keys are loaded and the process is not draining. The
+// configuration is always valid while running: a bad reload keeps the old.
+func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
+	var notReady []string
+	if o.draining.Load() {
+		notReady = append(notReady, "draining: the gateway is shutting down")
+	}
+	if o.d.Auth != nil {
+		if ok, reason := o.d.Auth.Ready(); !ok {
+			notReady = append(notReady, "auth: "+reason)
+		}
+	}
+	body := map[string]any{"ready": len(notReady) == 0, "notReady": notReady}
+	if notReady == nil {
+		body["notReady"] = []string{}
+	}
+	status := http.StatusOK
+	if len(notReady) > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	writeOps(w, status, body)
+}
+
+func (o *Ops) protect(h http.Handler) http.Handler { return o.protectWith(nil, h) }
+
+// protectWith lets a request through on a loopback-only listener, or with
+// the ops token, an admin access token, or the extra credential.
+func (o *Ops) protectWith(extra func() string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.d.Loopback || o.authorized(r, extra) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ops"`)
+		writeOps(w, http.StatusUnauthorized, nil, msgAuthRequired.text(0))
+	})
+}
+
+func (o *Ops) authorized(r *http.Request, extra func() string) bool {
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 {
+		return false
+	}
+	token, ok := strings.CutPrefix(values[0], "Bearer ")
+	if !ok {
+		return false
+	}
+	cfg := o.cfg.Load()
+	if equalSecret(token, cfg.Ops.Token) {
+		return true
+	}
+	if extra != nil && equalSecret(token, extra()) {
+		return true
+	}
+	if o.d.Auth == nil {
+		return false
+	}
+	id, err := o.d.Auth.Authenticate(r.Context(), [][]byte{[]byte(values[0])})
+	return err == nil && id.HasRole(cfg.Auth.AdminRole)
+}
+
+// equalSecret compares in constant time; an unset secret matches nothing.
+func equalSecret(given, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
+}
+
+func (o *Ops) invalidationToken() string { return o.cfg.Load().Cache.InvalidationToken }
+
+type breakerView struct {
+	Op                  string `json:"op"`
+	State               string `json:"state"`
+	Requests            uint32 `json:"requests"`
+	Failures            uint32 `json:"failures"`
+	ConsecutiveFailures uint32 `json:"consecutiveFailures"`
+	RetryAfterSeconds   int    `json:"retryAfterSeconds,omitempty"`
+}
+
+func (o *Ops) breakers(w http.ResponseWriter, r *http.Request) {
+	var out []breakerView
+	if o.d.Store != nil {
+		for _, b := range o.d.Store.Breakers() {
+			out = append(out, breakerView{
+				Op: string(b.Op), State: b.State,
+				Requests: b.Counts.Requests, Failures: b.Counts.Failures,
+				ConsecutiveFailures: b.Counts.ConsecutiveFailures,
+				RetryAfterSeconds:   int(b.RetryAfter / time.Second),
+			})
+		}
+	}
+	writeOps(w, http.StatusOK, map[string]any{"breakers": out})
+}
+
+func (o *Ops) cacheStats(w http.ResponseWriter, r *http.Request) {
+	if o.d.Cache == nil {
+		writeOps(w, http.StatusOK, map[string]any{"enabled": false})
+		return
+	}
+	st := o.d.Cache.Stats()
+	writeOps(w, http.StatusOK, map[string]any{
+		"enabled": true, "entries": st.Entries, "bytes": st.Bytes,
+		"maxEntries": st.MaxEntries, "maxBytes": st.MaxBytes, "fillRatio": st.FillRatio,
+		"hits": st.Hits, "misses": st.Misses, "staleServes": st.StaleServes,
+		"loads": st.Loads, "refreshFailures": st.RefreshFailures, "rejected": st.Rejected,
+		"evictions": st.Evictions, "lastSweepMicros": st.LastSweep.Microseconds(),
+	})
+}
+
+// purge: POST /ops/v1/cache/purge?user=<id> | ?route=search|me | ?all=true
+func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
+	if o.d.Cache == nil {
+		writeOps(w, http.StatusOK, map[string]int{"purged": 0})
+		return
+	}
+	q := r.URL.Query()
+	var n int
+	switch {
+	case q.Get("user") != "" && isUUID(q.Get("user")):
+		n = o.d.Cache.PurgeTag(userTag(strings.ToLower(q.Get("user"))))
+	case q.Get("route") == "search" || q.Get("route") == "me":
+		n = o.d.Cache.PurgePrefix(readcache.Key(q.Get("route")))
+	case q.Get("all") == "true":
+		n = o.d.Cache.PurgeAll()
+	default:
+		writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0),
+			"give one of user=<uuid>, route=search|me, all=true")
+		return
+	}
+	writeOps(w, http.StatusOK, map[string]int{"purged": n})
+}
+
+// invalidate: POST /ops/v1/cache/invalidate {"userId": "<uuid>"} — the user
+// store saying a user changed; every cached answer carrying them goes.
+func (o *Ops) invalidate(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		UserID string `json:"userId"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || !isUUID(in.UserID) {
+		writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0), msgUserIDInvalid.text(0))
+		return
+	}
+	n := 0
+	if o.d.Cache != nil {
+		n = o.d.Cache.PurgeTag(userTag(strings.ToLower(in.UserID)))
+	}
+	writeOps(w, http.StatusOK, map[string]int{"purged": n})
+}
+
+// config shows the running configuration with config.yaml's key names,
+// secrets redacted.
+func (o *Ops) config(w http.ResponseWriter, r *http.Request) {
+	c := config.Redacted(o.cfg.Load())
+	raw, err := yaml.Marshal(&c)
+	var tree map[string]any
+	if err == nil {
+		err = yaml.Unmarshal(raw, &tree)
+	}
+	if err != nil {
+		writeOps(w, http.StatusInternalServerError, nil, msgInternal.text(0))
+		return
+	}
+	writeOps(w, http.StatusOK, tree)
+}

@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/gateway/telemetry"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/gofiber/fiber/v2"
+)
+
+// request is everything the gateway knows about one incoming request once
+// the edge middleware has run: the normalized client context, the verified
+// identity, the policy that applies. Handlers read these typed values,
+// never raw headers. It is pooled; nothing may keep it after the request.
+type request struct {
+	start    time.Time
+	id       string
+	client   clientctx.Context
+	clientIP netip.Addr
+	rt       *runtime
+	policy   *policies.Policy
+	route    string // route id, "" until a route matched
+	identity *auth.Identity
+
+	// ctx carries the overall deadline of the request; made on first use
+	// so that requests answered from cache never pay for a timer.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Tracing: the request's span and its context (nil when tracing is
+	// off), and the client's traceparent header (valid while the handler
+	// runs only).
+	traceCtx    context.Context
+	span        telemetry.Span
+	traceparent []byte
+
+	// For the access log.
+	cacheStatus  string
+	upstreamTime atomic.Int64 // nanoseconds, summed over calls
+	partial      bool
+	breakerOpen  string // operation whose breaker refused the call, if any
+}
+
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+func acquireRequest() *request { return requestPool.Get().(*request) }
+
+func releaseRequest(rq *request) {
+	if rq.cancel != nil {
+		rq.cancel()
+	}
+	*rq = request{}
+	requestPool.Put(rq)
+}
+
+// context returns the request's context with its overall deadline.
+func (rq *request) context() context.Context {
+	if rq.ctx == nil {
+		rq.ctx, rq.cancel = context.WithDeadline(context.Background(), rq.start.Add(rq.rt.cfg.Server.RequestTimeout))
+	}
+	return rq.ctx
+}
+
+// call describes this request to the user store: identity and context
+// headers come only from verified and normalized values. Without tracing,
+// the client's traceparent goes on when it is valid W3C (a new one is made
+// otherwise); with tracing, each call sends its own span's.
+func (rq *request) call() *upstream.Call {
+	c := &upstream.Call{
+		RequestID:  rq.id,
+		Language:   rq.client.Language.String(),
+		Timezone:   rq.client.Timezone,
+		Platform:   rq.client.Platform.String(),
+		AppVersion: rq.client.AppVersion,
+		DeviceID:   rq.client.DeviceID,
+	}
+	if rq.identity != nil {
+		c.UserID = rq.identity.Subject
+		c.Roles = rq.identity.Roles
+	}
+	if rq.traceCtx == nil {
+		c.Traceparent = telemetry.PropagateTraceparent(rq.traceparent)
+	}
+	return c
+}
+
+// upstreamContext is the context of the request's store calls: its
+// deadline, and its span when tracing.
+func (rq *request) upstreamContext() context.Context {
+	if rq.traceCtx == nil {
+		return rq
+	}
+	return telemetry.ContextWithSpan(rq, rq.span)
+}
+
+func (rq *request) addUpstreamTime(d time.Duration) { rq.upstreamTime.Add(int64(d)) }
+
+// requestOf returns the request state the edge middleware attached.
+func requestOf(c *fiber.Ctx) *request {
+	rq, _ := c.Locals(requestKey{}).(*request)
+	return rq
+}
+
+type requestKey struct{}
+
+// Request ids: a client's X-Request-Id is kept when it is sane (1-128 of
+// [A-Za-z0-9._:-]); otherwise the gateway makes a random UUID-shaped id.
+const maxRequestIDLen = 128
+
+func saneRequestID(b []byte) bool {
+	if len(b) == 0 || len(b) > maxRequestIDLen {
+		return false
+	}
+	for _, ch := range b {
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9',
+			ch == '-', ch == '_', ch == '.', ch == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns a random version-4 UUID. math/rand/v2's generator
+// is unpredictable enough for correlation ids and costs nanoseconds.
+func newRequestID() string {
+	const hex = "0123456789abcdef"
+	a, b := rand.Uint64(), rand.Uint64()
+	a = a&^(0xf<<12) | 0x4<<12 // version 4
+	b = b&^(0x3<<62) | 0x2<<62 // variant 10
+	var out [36]byte
+	j := 0
+	for i := 0; i < 16; i++ {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		var v byte
+		if i < 8 {
+			v = byte(a >> (56 - 8*i))
+		} else {
+			v = byte(b >> (56 - 8*(i-8)))
+		}
+		out[j], out[j+1] = hex[v>>4], hex[v&0xf]
+		j += 2
+	}
+	return string(out[:])
+}

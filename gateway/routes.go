@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/policies"
+)
+
+// routes maps the whole public API surface. Every route passes the edge
+// middleware (request id, client context, CORS, envelope for errors), and
+// every API route is an endpoint: rate limits, authentication and the
+// platform policy run before its handler.
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.edge)
+
+	app.Post("/api/v1/users/check-username", s.endpoint(config.RouteCheckUsername, s.checkUsername))
+	app.Get("/api/v2/users/search", s.endpoint(config.RouteSearch, s.searchUsers))
+	app.Get("/api/v1/users/me", s.endpoint(config.RouteMe, s.me))
+
+	app.Get("/api/admin/v1/users/search", s.endpoint(config.RouteAdminSearch, s.adminSearchUsers))
+	app.Get("/api/admin/v1/users/:id", s.endpoint(config.RouteAdminUser, s.adminUser))
+
+	// CORS preflights (and plain OPTIONS) on every API path; other paths
+	// stay 404 for every method.
+	for _, path := range []string{
+		"/api/v1/users/check-username", "/api/v2/users/search", "/api/v1/users/me",
+		"/api/admin/v1/users/search", "/api/admin/v1/users/:id",
+	} {
+		app.Options(path, s.preflight)
+	}
+}
+
+// allowedMethods answers the Allow header of a 405 for the known paths.
+func allowedMethods(path string) string {
+	switch path {
+	case "/api/v1/users/check-username":
+		return "POST, OPTIONS"
+	case "/api/v2/users/search", "/api/v1/users/me", "/api/admin/v1/users/search":
+		return "GET, HEAD, OPTIONS"
+	}
+	if len(path) > len(adminUserPrefix) && path[:len(adminUserPrefix)] == adminUserPrefix {
+		return "GET, HEAD, OPTIONS"
+	}
+	return ""
+}
+
+const adminUserPrefix = "/api/admin/v1/users/"
+
+// views of each route, for field visibility.
+var (
+	viewSearch = policies.ViewPublic
+	viewMe     = policies.ViewSelf
+	viewAdmin  = policies.ViewAdmin
+)

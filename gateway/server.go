@@ -1,0 +1,196 @@
+// Package gateway is the Fiber edge: the routes, the middleware that turns
+// every request into typed values (client context, identity, policy), the
+// handlers that shape user-store data for the apps, and the one envelope
+// every response is written in.
+//
+// A request flows one way: normalize → authenticate → apply policy → cache
+// → upstream → shape → envelope.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/readcache"
+	"github.com/bffgate/edge/gateway/telemetry"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// Authenticator verifies access tokens (gateway/auth.Verifier).
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization [][]byte) (*auth.Identity, error)
+	Ready() (bool, string)
+}
+
+// UserStore is the typed user-store client (upstream.Client).
+type UserStore interface {
+	CheckUsername(ctx context.Context, call *upstream.Call, username string) (bool, error)
+	Search(ctx context.Context, call *upstream.Call, q string, limit, offset int) (*contract.SearchResponse, error)
+	UserByID(ctx context.Context, call *upstream.Call, id string) (*contract.User, error)
+	ActiveLiveStreams(ctx context.Context, call *upstream.Call, userIDs []string) ([]contract.LiveStream, error)
+}
+
+// Observer receives the per-request measurements (Prometheus in
+// production). Every method must be cheap and safe for concurrent use.
+type Observer interface {
+	RequestStarted()
+	RequestDone(route, method string, status int, platform string, d time.Duration)
+	RateLimited(policy, kind string)
+	CacheResult(route, status string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) RequestStarted()                                      {}
+func (nopObserver) RequestDone(string, string, int, string, time.Duration) {}
+func (nopObserver) RateLimited(string, string)                           {}
+func (nopObserver) CacheResult(string, string)                           {}
+
+// Deps is everything the server needs; main builds them.
+type Deps struct {
+	Config   *config.Config
+	Policies *policies.Set
+	Logger   *slog.Logger
+	Auth     Authenticator
+	Store    UserStore
+	// Cache is nil when caching is disabled.
+	Cache    *readcache.Cache
+	Limiter  *policies.Limiter
+	Observer Observer
+	// Tracing is nil or disabled unless tracing is configured.
+	Tracing *telemetry.Tracing
+}
+
+// runtime is the part of the configuration that can change while running.
+// A reload swaps it whole; a request keeps the snapshot it started with.
+type runtime struct {
+	cfg      *config.Config
+	policies *policies.Set
+	trusted  []netip.Prefix
+}
+
+// Server is the gateway's public edge.
+type Server struct {
+	app     *fiber.App
+	logger  *slog.Logger
+	auth    Authenticator
+	store   UserStore
+	cache   *readcache.Cache
+	limiter *policies.Limiter
+	obs     Observer
+	tracing *telemetry.Tracing
+	rt      atomic.Pointer[runtime]
+
+	accessLog atomic.Bool
+	inFlight  atomic.Int64
+}
+
+// New builds the server and its routes.
+func New(d Deps) (*Server, error) {
+	if d.Config == nil || d.Policies == nil || d.Auth == nil || d.Store == nil || d.Limiter == nil {
+		return nil, errors.New("gateway: config, policies, auth, store and limiter are required")
+	}
+	s := &Server{
+		logger:  d.Logger,
+		auth:    d.Auth,
+		store:   d.Store,
+		cache:   d.Cache,
+		limiter: d.Limiter,
+		obs:     d.Observer,
+		tracing: d.Tracing,
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	if s.tracing.Enabled() {
+		s.store = tracedStore{inner: s.store, tracing: s.tracing}
+	}
+	if err := s.Reload(d.Config, d.Policies); err != nil {
+		return nil, err
+	}
+	cfg := d.Config.Server
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		ServerHeader:          "",
+		BodyLimit:             int(cfg.BodyLimit),
+		ReadBufferSize:        int(cfg.HeaderLimit),
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		Concurrency:           cfg.MaxConnections,
+		CaseSensitive:         true,
+		ErrorHandler:          s.lastResortErrorHandler,
+		// Request strings are copied explicitly where they are kept; the
+		// zero-copy default stays for speed.
+		Immutable: false,
+	})
+	// Fiber answers an unknown HTTP method itself in plain text; put the
+	// edge in front so that answer is an envelope too.
+	fh := s.app.Server().Handler
+	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		if !knownMethod(ctx.Method()) {
+			ctx.Response.Header.Set(fiber.HeaderXRequestID, newRequestID())
+			writeErrors(&ctx.Response, fiber.StatusMethodNotAllowed, msgMethodNotAllowed.text(0))
+			return
+		}
+		fh(ctx)
+	}
+	s.routes()
+	return s, nil
+}
+
+func knownMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
+		return true
+	}
+	return false
+}
+
+// Reload swaps in a new validated configuration and its compiled policies.
+// In-flight requests finish on the snapshot they started with.
+func (s *Server) Reload(cfg *config.Config, set *policies.Set) error {
+	trusted, err := policies.ParseTrusted(cfg.Server.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	s.rt.Store(&runtime{cfg: cfg, policies: set, trusted: trusted})
+	s.accessLog.Store(cfg.Log.Access)
+	return nil
+}
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits up to timeout for
+// in-flight requests to finish. It reports whether they all did.
+func (s *Server) Shutdown(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	// ShutdownWithTimeout may return at its deadline while handlers still
+	// run: wait for them too, within the same deadline.
+	_ = s.app.ShutdownWithTimeout(timeout)
+	for s.inFlight.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// InFlight is the number of requests being handled.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }

@@ -1,0 +1,59 @@
+package gateway
+
+import "strings"
+
+// Username rules, checked at the edge before any upstream call:
+//
+//   - surrounding whitespace is ignored and letters are folded to lower
+//     case: the canonical form is what the store checks;
+//   - 3 to 30 characters;
+//   - only a-z, 0-9, '.' and '_' (ASCII only: usernames end up in URLs and
+//     @mentions, and Turkish dotted/dotless i make case-insensitive
+//     uniqueness of non-ASCII names depend on the locale);
+//   - starts with a letter; does not end with '.' or '_';
+//   - no two separators ('.' or '_') in a row.
+const (
+	usernameMinLen = 3
+	usernameMaxLen = 30
+)
+
+// canonicalUsername returns the canonical form of a username and the
+// rules it breaks (nil when valid).
+func canonicalUsername(raw string) (string, []msg) {
+	name := strings.ToLower(strings.TrimSpace(raw))
+	if name == "" {
+		return "", []msg{msgUsernameRequired}
+	}
+	var problems []msg
+	if n := len(name); n < usernameMinLen || n > usernameMaxLen {
+		// Length in bytes equals length in characters for valid names;
+		// invalid characters are reported separately.
+		problems = append(problems, msgUsernameLength)
+	}
+	charsetOK, separatorsOK := true, true
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
+		case ch == '.' || ch == '_':
+			if i > 0 && (name[i-1] == '.' || name[i-1] == '_') {
+				separatorsOK = false
+			}
+		default:
+			charsetOK = false
+		}
+	}
+	if !charsetOK {
+		problems = append(problems, msgUsernameCharset)
+	}
+	if c := name[0]; c < 'a' || c > 'z' {
+		problems = append(problems, msgUsernameStart)
+	}
+	if c := name[len(name)-1]; c == '.' || c == '_' {
+		problems = append(problems, msgUsernameEnd)
+	}
+	if !separatorsOK {
+		problems = append(problems, msgUsernameSeparators)
+	}
+	return name, problems
+}

@@ -1,0 +1,328 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/gateway/readcache"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/gofiber/fiber/v2"
+)
+
+// Response headers of cached reads.
+const (
+	headerCache   = "X-Cache"
+	headerPartial = "X-Partial-Response" // names what is missing, e.g. "liveStream"
+	partialLive   = "liveStream"
+)
+
+var (
+	dataAvailable   = []byte(`{"available":true}`)
+	dataUnavailable = []byte(`{"available":false}`)
+)
+
+// checkUsername: POST /api/v1/users/check-username {"username": "..."}.
+// The body and the name are checked at the edge; only a valid, canonical
+// name reaches the store.
+func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
+	if !isJSON(c.Request().Header.ContentType()) {
+		return validationError(msgContentTypeJSON)
+	}
+	var in struct {
+		Username json.RawMessage `json:"username"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field") {
+			return validationError(msgUnknownField)
+		}
+		return validationError(msgMalformedJSON)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return validationError(msgMalformedJSON)
+	}
+	if len(in.Username) == 0 || string(in.Username) == "null" {
+		return validationError(msgUsernameRequired)
+	}
+	var raw string
+	if err := json.Unmarshal(in.Username, &raw); err != nil {
+		return validationError(msgUsernameType)
+	}
+	name, problems := canonicalUsername(raw)
+	if len(problems) > 0 {
+		return validationError(problems...)
+	}
+	call := rq.call()
+	available, err := s.store.CheckUsername(rq.upstreamContext(), call, name)
+	rq.addUpstreamTime(call.UpstreamTime())
+	if err != nil {
+		return err
+	}
+	data := dataUnavailable
+	if available {
+		data = dataAvailable
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	writeDataBytes(c.Response(), fiber.StatusOK, data)
+	return nil
+}
+
+// isJSON accepts application/json with optional parameters (charset).
+func isJSON(ct []byte) bool {
+	mediaType, _, _ := bytes.Cut(ct, []byte{';'})
+	return bytes.EqualFold(bytes.TrimSpace(mediaType), []byte("application/json"))
+}
+
+// searchParams are the validated parameters of a search.
+type searchParams struct {
+	query  string // trimmed, spaces collapsed, as the user wrote it
+	folded string // folded like the store folds it: the cache key part
+	page   int
+	limit  int
+}
+
+// maxSearchOffset is the deepest result a search may reach; the store
+// refuses offsets beyond it.
+const (
+	maxSearchOffset  = 10000
+	maxQueryRunes    = 100
+	maxQueryRawBytes = 1024
+)
+
+func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
+	args := c.Context().QueryArgs()
+	var sp searchParams
+	queries := append(args.PeekMulti("query"), args.PeekMulti("q")...)
+	if len(queries) > 1 {
+		return sp, validationError(msgQueryTwice)
+	}
+	if len(queries) == 1 {
+		raw := queries[0]
+		if len(raw) > maxQueryRawBytes {
+			return sp, validationError(msgQueryTooLong)
+		}
+		if !utf8.Valid(raw) || bytes.ContainsFunc(raw, isControl) {
+			return sp, validationError(msgQueryInvalid)
+		}
+		sp.query = strings.Join(strings.Fields(string(raw)), " ")
+		if utf8.RuneCountInString(sp.query) > maxQueryRunes {
+			return sp, validationError(msgQueryTooLong)
+		}
+		sp.folded = contract.NormalizeQuery(sp.query)
+	}
+	sp.page = 1
+	if v := args.Peek("page"); len(v) > 0 || args.Has("page") {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			return sp, validationError(msgPageInvalid)
+		}
+		sp.page = n
+	}
+	sp.limit = p.DefaultPageSize()
+	max := p.MaxPageSize()
+	if v := args.Peek("limit"); len(v) > 0 || args.Has("limit") {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > max {
+			return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgLimitInvalid, max)
+		}
+		sp.limit = n
+	}
+	if (sp.page-1) > maxSearchOffset/sp.limit || (sp.page-1)*sp.limit >= maxSearchOffset {
+		return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgPageTooFar, maxSearchOffset)
+	}
+	return sp, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
+
+// searchUsers: GET /api/v2/users/search?query=&page=&limit= (q is accepted
+// for query). One search call, then one batched live-stream call for the
+// page; cached per normalized query, page, limit, language and the
+// caller's visibility class.
+func (s *Server) searchUsers(c *fiber.Ctx, rq *request) error {
+	sp, err := parseSearchParams(c, rq.policy)
+	if err != nil {
+		return err
+	}
+	p := rq.policy
+	fields := p.Fields(viewSearch)
+	lang := rq.client.Language
+	call := rq.call()
+	load := s.searchLoader(call, sp, fields, lang)
+
+	route := rq.rt.cfg.Cache.Routes.Search
+	ttl := p.CacheTTL("search", route.TTL)
+	if sp.folded == "" {
+		// A random sample: cached briefly so a burst of empty searches
+		// costs one call, yet users keep seeing fresh faces.
+		ttl = min(ttl, route.EmptyQueryTTL)
+	}
+	key := readcache.Key("search", lang.String(), p.FieldClass(viewSearch),
+		strconv.Itoa(sp.page), strconv.Itoa(sp.limit), sp.folded)
+	return s.serveCached(c, rq, "search", key, ttl, route.StaleWhileRevalidate, route.StaleIfError,
+		route.ClientMaxAge, call, load)
+}
+
+// searchLoader returns the load of one search page. It captures only
+// values, never the pooled request: it may run after the request ended (a
+// background refresh).
+func (s *Server) searchLoader(call *upstream.Call, sp searchParams, fields policies.FieldSet, lang clientctx.Language) readcache.LoadFunc {
+	return func(ctx context.Context) (readcache.Loaded, error) {
+		res, err := s.store.Search(ctx, call, sp.query, sp.limit, (sp.page-1)*sp.limit)
+		if err != nil {
+			return readcache.Loaded{}, err
+		}
+		var streams map[string]*contract.LiveStream
+		partial := false
+		if fields.Has(policies.FieldLiveStream) && len(res.Items) > 0 {
+			ids := make([]string, len(res.Items))
+			for i := range res.Items {
+				ids[i] = res.Items[i].ID
+			}
+			streams, partial = s.liveStreams(ctx, call, ids)
+		}
+		tags := make([]string, 0, len(res.Items)+1)
+		for i := range res.Items {
+			tags = append(tags, userTag(res.Items[i].ID))
+		}
+		data := appendUserPage(make([]byte, 0, 512*len(res.Items)+64), res.Items, streams, fields, lang, sp.page, sp.limit, res.Total)
+		return readcache.Loaded{Data: data, Tags: tags, Cacheable: !partial}, nil
+	}
+}
+
+func userTag(id string) string { return "user:" + id }
+
+// liveStreams is the enrichment of a page or a profile: when it fails, the
+// answer goes out without live streams (liveStream: null) and is marked
+// partial, never an error.
+func (s *Server) liveStreams(ctx context.Context, call *upstream.Call, ids []string) (map[string]*contract.LiveStream, bool) {
+	items, err := s.store.ActiveLiveStreams(ctx, call, ids)
+	if err != nil {
+		return nil, true
+	}
+	m := make(map[string]*contract.LiveStream, len(items))
+	for i := range items {
+		m[items[i].UserID] = &items[i]
+	}
+	return m, false
+}
+
+// me: GET /api/v1/users/me — the caller's own profile by the verified
+// subject, with its live stream fetched in parallel.
+func (s *Server) me(c *fiber.Ctx, rq *request) error {
+	p := rq.policy
+	lang := rq.client.Language
+	sub := rq.identity.Subject
+	route := rq.rt.cfg.Cache.Routes.Me
+	key := readcache.Key("me", lang.String(), p.FieldClass(viewMe), sub)
+	ttl := p.CacheTTL("me", route.TTL)
+	// Authentication has already run: an expired or revoked token never
+	// reaches this cache.
+	if e, ok := s.peek(key, ttl, p); ok {
+		return s.writeEntry(c, rq, "me", e, readcache.Hit, route.ClientMaxAge)
+	}
+	call := rq.call()
+	load := s.profileLoader(call, sub, p.Fields(viewMe), lang)
+	return s.serveCached(c, rq, "me", key, ttl, route.StaleWhileRevalidate, route.StaleIfError,
+		route.ClientMaxAge, call, load)
+}
+
+// profileLoader loads one user and their live stream in parallel.
+func (s *Server) profileLoader(call *upstream.Call, id string, fields policies.FieldSet, lang clientctx.Language) readcache.LoadFunc {
+	return func(ctx context.Context) (readcache.Loaded, error) {
+		var (
+			wg      sync.WaitGroup
+			streams map[string]*contract.LiveStream
+			partial bool
+		)
+		if fields.Has(policies.FieldLiveStream) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				streams, partial = s.liveStreams(ctx, call, []string{id})
+			}()
+		}
+		u, err := s.store.UserByID(ctx, call, id)
+		wg.Wait()
+		if err != nil {
+			return readcache.Loaded{}, err
+		}
+		data := appendUser(make([]byte, 0, 1024), u, streams[u.ID], fields, lang)
+		return readcache.Loaded{Data: data, Tags: []string{userTag(u.ID)}, Cacheable: !partial}, nil
+	}
+}
+
+// adminSearchUsers: GET /api/admin/v1/users/search — the same search with
+// the admin view (email, phone, status), never cached.
+func (s *Server) adminSearchUsers(c *fiber.Ctx, rq *request) error {
+	sp, err := parseSearchParams(c, rq.policy)
+	if err != nil {
+		return err
+	}
+	call := rq.call()
+	l, err := s.searchLoader(call, sp, rq.policy.Fields(viewAdmin), rq.client.Language)(rq.upstreamContext())
+	rq.addUpstreamTime(call.UpstreamTime())
+	if err != nil {
+		return err
+	}
+	return s.writeUncached(c, rq, l)
+}
+
+// adminUser: GET /api/admin/v1/users/:id — one user in the admin view,
+// never cached.
+func (s *Server) adminUser(c *fiber.Ctx, rq *request) error {
+	id := c.Params("id")
+	if !isUUID(id) {
+		return validationError(msgUserIDInvalid)
+	}
+	id = strings.ToLower(id) // also copies it out of the request buffer
+	call := rq.call()
+	l, err := s.profileLoader(call, id, rq.policy.Fields(viewAdmin), rq.client.Language)(rq.upstreamContext())
+	rq.addUpstreamTime(call.UpstreamTime())
+	if err != nil {
+		return err
+	}
+	return s.writeUncached(c, rq, l)
+}
+
+func (s *Server) writeUncached(c *fiber.Ctx, rq *request, l readcache.Loaded) error {
+	c.Set(fiber.HeaderCacheControl, "private, no-store")
+	if !l.Cacheable {
+		rq.partial = true
+		c.Set(headerPartial, partialLive)
+	}
+	writeDataBytes(c.Response(), fiber.StatusOK, l.Data)
+	return nil
+}
+
+// isUUID accepts the canonical 8-4-4-4-12 hex form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if ch != '-' {
+				return false
+			}
+		default:
+			if !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
