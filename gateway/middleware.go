@@ -77,23 +77,11 @@ func (s *Server) finish(c *fiber.Ctx, rq *request) {
 		rq.span.SetHTTPStatus(status)
 		rq.span.End()
 	}
-	if !s.accessLog.Load() || !s.logger.Enabled(context.Background(), slog.LevelInfo) {
+	if s.access == nil || !s.accessLog.Load() {
 		return
 	}
-	attrs := [...]slog.Attr{
-		slog.String("request_id", rq.id),
-		slog.String("method", c.Method()),
-		slog.String("route", route),
-		slog.Int("status", status),
-		slog.Float64("latency_ms", float64(d.Microseconds())/1000),
-		slog.String("platform", platform),
-		slog.String("app_version", rq.client.AppVersion),
-		slog.String("cache", rq.cacheStatus),
-		slog.Float64("upstream_ms", float64(time.Duration(rq.upstreamTime.Load()).Microseconds())/1000),
-		slog.String("breaker_open", rq.breakerOpen),
-		slog.Bool("partial", rq.partial),
-	}
-	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	rq.logBuf = appendAccessLine(rq.logBuf[:0], rq, c.Method(), route, status, d)
+	s.access.write(rq.logBuf)
 }
 
 const headerTraceparent = "traceparent"

@@ -47,6 +47,9 @@ type request struct {
 	upstreamTime atomic.Int64 // nanoseconds, summed over calls
 	partial      bool
 	breakerOpen  string // operation whose breaker refused the call, if any
+
+	// logBuf is reused across requests for the access log line.
+	logBuf []byte
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -57,7 +60,7 @@ func releaseRequest(rq *request) {
 	if rq.cancel != nil {
 		rq.cancel()
 	}
-	*rq = request{}
+	*rq = request{logBuf: rq.logBuf[:0]}
 	requestPool.Put(rq)
 }
 

@@ -10,6 +10,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -70,6 +71,9 @@ type Deps struct {
 	Observer Observer
 	// Tracing is nil or disabled unless tracing is configured.
 	Tracing *telemetry.Tracing
+	// AccessLog receives the access log lines (JSON, one per request);
+	// nil turns the access log off whatever log.access says.
+	AccessLog io.Writer
 }
 
 // runtime is the part of the configuration that can change while running.
@@ -92,6 +96,7 @@ type Server struct {
 	tracing *telemetry.Tracing
 	rt      atomic.Pointer[runtime]
 
+	access    *accessLog
 	accessLog atomic.Bool
 	inFlight  atomic.Int64
 }
@@ -118,6 +123,9 @@ func New(d Deps) (*Server, error) {
 	}
 	if s.tracing.Enabled() {
 		s.store = tracedStore{inner: s.store, tracing: s.tracing}
+	}
+	if d.AccessLog != nil {
+		s.access = newAccessLog(d.AccessLog)
 	}
 	if err := s.Reload(d.Config, d.Policies); err != nil {
 		return nil, err
@@ -183,13 +191,18 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 	// ShutdownWithTimeout may return at its deadline while handlers still
 	// run: wait for them too, within the same deadline.
 	_ = s.app.ShutdownWithTimeout(timeout)
+	drained := true
 	for s.inFlight.Load() > 0 {
 		if time.Now().After(deadline) {
-			return false
+			drained = false
+			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return true
+	if s.access != nil {
+		s.access.Close()
+	}
+	return drained
 }
 
 // InFlight is the number of requests being handled.

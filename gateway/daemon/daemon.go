@@ -111,6 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	srv, err := gateway.New(gateway.Deps{
 		Config: cfg, Policies: set, Logger: logger, Auth: verifier, Store: store,
 		Cache: cache, Limiter: limiter, Observer: metrics, Tracing: tracing,
+		AccessLog: o.Stdout,
 	})
 	if err != nil {
 		return err
