@@ -53,10 +53,10 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) RequestStarted()                                      {}
+func (nopObserver) RequestStarted()                                        {}
 func (nopObserver) RequestDone(string, string, int, string, time.Duration) {}
-func (nopObserver) RateLimited(string, string)                           {}
-func (nopObserver) CacheResult(string, string)                           {}
+func (nopObserver) RateLimited(string, string)                             {}
+func (nopObserver) CacheResult(string, string)                             {}
 
 // Deps is everything the server needs; main builds them.
 type Deps struct {
