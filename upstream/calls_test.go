@@ -285,3 +285,38 @@ func TestInvalidCallsAreNeverSent(t *testing.T) {
 		t.Fatalf("100 distinct ids: %d requests", n)
 	}
 }
+
+// A traceparent in the context (one span per call when tracing) replaces
+// the Call's, so parallel calls sharing a Call each carry their own; one
+// with a control character is refused, never sent.
+func TestTraceparentFromContextOverridesTheCall(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	call := testCall()
+	const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	p.Record(true)
+	if _, err := c.UserByID(WithTraceparent(context.Background(), own), call, refstore.DemoUserID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UserByID(context.Background(), call, refstore.DemoUserID); err != nil {
+		t.Fatal(err)
+	}
+	seen := p.Seen()
+	if len(seen) != 2 {
+		t.Fatalf("proxy saw %d requests", len(seen))
+	}
+	if got := seen[0].Header.Values("Traceparent"); len(got) != 1 || got[0] != own {
+		t.Errorf("with a context traceparent: %q", got)
+	}
+	if got := seen[1].Header.Get("Traceparent"); got != call.Traceparent {
+		t.Errorf("without: %q, want the Call's %q", got, call.Traceparent)
+	}
+	_, err := c.UserByID(WithTraceparent(context.Background(), "00-x\r\nX-Evil: 1"), call, refstore.DemoUserID)
+	var ue *Error
+	if !errors.As(err, &ue) || ue.Kind != KindBadRequest {
+		t.Fatalf("control character in traceparent: %v", err)
+	}
+	if n := len(p.Seen()); n != 2 {
+		t.Fatalf("a refused call reached the store (%d requests)", n)
+	}
+}
