@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/bffgate/edge/gateway/clientctx"
 )
 
 // Rate-limit response headers. We send the three separate fields of the
@@ -112,9 +110,10 @@ func Stricter(a, b Verdict) Verdict {
 const DefaultMaxKeys = 100000
 
 // Limiter holds the token buckets of every policy, keyed by limit kind and
-// key: per-IP buckets (perIP, authFailures) by client IP alone, so that
-// switching X-Platform buys no fresh budget; per-user and per-device buckets
-// by platform and subject or device id.
+// key: per-IP buckets (perIP, authFailures) by client IP, per-user buckets by
+// subject, per-device buckets by device id. No key includes the platform:
+// X-Platform is a client claim, and a client rotating it must not get a
+// fresh budget per platform. The limit applied is the current policy's.
 //
 // Memory is bounded: at most maxKeys buckets live at once, spread over
 // shards that each have their own lock and their own share of the bound.
@@ -144,10 +143,9 @@ type Limiter struct {
 // bucketKey identifies one bucket. For IP buckets id is empty; for the
 // others ip is the zero Addr.
 type bucketKey struct {
-	kind     limitKind
-	platform clientctx.Platform
-	ip       netip.Addr
-	id       string
+	kind limitKind
+	ip   netip.Addr
+	id   string
 }
 
 type bucket struct {
@@ -256,21 +254,23 @@ func (l *Limiter) AllowIP(p *Policy, ip netip.Addr, now time.Time) Verdict {
 }
 
 // AllowUser takes one token from the verified subject's bucket (limit
-// perUser). An empty subject is not limited here.
+// perUser), one bucket per subject whatever X-Platform says. An empty
+// subject is not limited here.
 func (l *Limiter) AllowUser(p *Policy, subject string, now time.Time) Verdict {
 	if p == nil || subject == "" {
 		return Verdict{Allowed: true}
 	}
-	return l.take(bucketKey{kind: kindPerUser, platform: p.platform, id: subject}, p.limits.PerUser, now)
+	return l.take(bucketKey{kind: kindPerUser, id: subject}, p.limits.PerUser, now)
 }
 
 // AllowDevice takes one token from the normalized device id's bucket
-// (limit perDevice). An empty device id is not limited here.
+// (limit perDevice), one bucket per device whatever X-Platform says. An
+// empty device id is not limited here.
 func (l *Limiter) AllowDevice(p *Policy, deviceID string, now time.Time) Verdict {
 	if p == nil || deviceID == "" {
 		return Verdict{Allowed: true}
 	}
-	return l.take(bucketKey{kind: kindPerDevice, platform: p.platform, id: deviceID}, p.limits.PerDevice, now)
+	return l.take(bucketKey{kind: kindPerDevice, id: deviceID}, p.limits.PerDevice, now)
 }
 
 // AuthFailuresExhausted reports, without taking a token, whether the client
@@ -322,8 +322,8 @@ func (l *Limiter) shard(k bucketKey) *limiterShard {
 	} else {
 		h = maphash.Comparable(l.seed, k.ip)
 	}
-	h ^= uint64(k.kind)<<8 | uint64(k.platform)
-	h *= 0x9e3779b97f4a7c15 // spreads the kind and platform bits into the high bits too
+	h ^= uint64(k.kind) << 8
+	h *= 0x9e3779b97f4a7c15 // spreads the kind bits into the high bits too
 	return &l.shards[(h>>32^h)&l.mask]
 }
 
