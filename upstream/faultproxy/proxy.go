@@ -295,6 +295,11 @@ func (p *Proxy) Close() error {
 
 	p.cancel()
 	err := p.srv.Close()
+	// The server may still track the listener closed above (until its
+	// Serve returns) and report closing it again.
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
 	p.serving.Wait()
 	p.handlers.Wait()
 	p.transport.CloseIdleConnections()
