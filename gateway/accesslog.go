@@ -3,16 +3,22 @@ package gateway
 import (
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // accessLog writes the one-line-per-request access log. It is on the hot
 // path of every request, so it is not slog: each line is appended by hand
 // into a per-request buffer (every field is a value the gateway made
-// itself — ids, route ids, canonical platforms, bounded app versions — so
-// nothing needs redaction), copied into a shared pending buffer, and a
+// itself — route ids, canonical platforms, numbers — or a narrow client
+// value checked by appendClientString, so slog's redaction is not needed),
+// copied into a shared pending buffer, and a
 // background writer hands the pending lines to the output in batches, a
 // few write calls per second instead of one per request.
 //
@@ -118,12 +124,45 @@ func (a *accessLog) Close() {
 	<-a.stopped
 }
 
+// finishUnrouted counts and logs a request answered before the edge
+// middleware could run: an unknown method, or a request fasthttp could not
+// read (headers or body over the limit, unparsable). Without it such junk
+// and floods would be missing from requests_total and the access log. Its
+// route is "unmatched" and its method one of the known ones or "other" (a
+// client's method string is never written out); the client context is read
+// only when headersRead says the header block was parsed in full. start is
+// the request's arrival when known; fasthttp sets ctx.Time() only once a
+// request was read whole, so a request it failed to read passes time.Now().
+func (s *Server) finishUnrouted(ctx *fasthttp.RequestCtx, start time.Time, headersRead bool) {
+	d := time.Since(start)
+	status := ctx.Response.StatusCode()
+	method := "other"
+	if knownMethod(ctx.Method()) {
+		method = string(ctx.Method())
+	}
+	rq := acquireRequest()
+	defer releaseRequest(rq)
+	rq.start = start
+	rq.id = string(ctx.Response.Header.Peek(fiber.HeaderXRequestID))
+	rq.client = clientctx.Default()
+	if headersRead {
+		rq.client = clientctx.Normalize(&ctx.Request.Header, start)
+	}
+	s.obs.RequestStarted()
+	s.obs.RequestDone("unmatched", method, status, rq.client.Platform.String(), d)
+	if s.access == nil || !s.accessLog.Load() {
+		return
+	}
+	rq.logBuf = appendAccessLine(rq.logBuf[:0], rq, method, "unmatched", status, d)
+	s.access.write(rq.logBuf)
+}
+
 // appendAccessLine appends the access log line of a finished request.
 func appendAccessLine(b []byte, rq *request, method, route string, status int, d time.Duration) []byte {
 	b = append(b, `{"time":"`...)
 	b = append(b, timestamp()...)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
-	b = appendJSONString(b, rq.id)
+	b = appendClientString(b, rq.id)
 	b = append(b, `,"method":`...)
 	b = appendJSONString(b, method)
 	b = append(b, `,"route":"`...)
@@ -135,7 +174,7 @@ func appendAccessLine(b []byte, rq *request, method, route string, status int, d
 	b = append(b, `,"platform":"`...)
 	b = append(b, rq.client.Platform.String()...)
 	b = append(b, `","app_version":`...)
-	b = appendJSONString(b, rq.client.AppVersion)
+	b = appendClientString(b, rq.client.AppVersion)
 	b = append(b, `,"cache":"`...)
 	b = append(b, rq.cacheStatus...)
 	b = append(b, `","upstream_ms":`...)
@@ -145,4 +184,35 @@ func appendAccessLine(b []byte, rq *request, method, route string, status int, d
 	b = append(b, `","partial":`...)
 	b = strconv.AppendBool(b, rq.partial)
 	return append(b, "}\n"...)
+}
+
+// appendClientString appends a value the client chose: its request id or
+// its app version. Their character sets are narrow, yet a short JWT is a
+// well-formed request id and a phone number a well-formed app version, and
+// this line skips the logger's redaction; such a value is written as
+// "[REDACTED]" instead.
+func appendClientString(b []byte, s string) []byte {
+	if mayHoldSecret(s) {
+		return append(b, `"[REDACTED]"`...)
+	}
+	return appendJSONString(b, s)
+}
+
+// mayHoldSecret: a JWT starts "eyJ" (base64url of `{"`) and has dots; a
+// phone number is '+' and a digit at the start or after a byte that is not
+// a letter or digit (semver build metadata, 1.2.3+45, follows a digit).
+func mayHoldSecret(s string) bool {
+	if strings.Contains(s, "eyJ") && strings.IndexByte(s, '.') >= 0 {
+		return true
+	}
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '+' && s[i+1] >= '0' && s[i+1] <= '9' && (i == 0 || !isAlnumByte(s[i-1])) {
+			return true
+		}
+	}
+	return false
+}
+
+func isAlnumByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }

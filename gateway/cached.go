@@ -33,6 +33,9 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 			return err
 		}
 		rq.cacheStatus = "BYPASS"
+		// Counted like every other cache answer (the bypass series of
+		// gateway_cache_lookups_total would otherwise stay at zero).
+		s.obs.CacheResult(rq.route, "BYPASS")
 		c.Set(headerCache, "BYPASS")
 		if !l.Cacheable {
 			rq.partial = true

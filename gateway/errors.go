@@ -13,6 +13,7 @@ import (
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // apiError is an answer the gateway decided on: a status and the messages
@@ -163,16 +164,37 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 		s.writeError(c, rq, err)
 		return nil
 	}
-	c.Response().Header.Set(fiber.HeaderXRequestID, newRequestID())
 	status := fiber.StatusInternalServerError
 	var fe *fiber.Error
 	if errors.As(err, &fe) && fe.Code >= 400 && fe.Code <= 599 {
 		status = fe.Code
 	}
-	// The request may not even have parsed: answer in the default language.
-	writeErrors(c.Response(), status, statusMessage(status).text(clientctx.LanguageEN))
+	// The request may not even have parsed: answer in the default language,
+	// unless only the body overflowed (fasthttp reads the whole header
+	// block first, so the caller's language and request id are known).
+	writeUnroutedError(c.Response(), &c.Request().Header, status, status == fiber.StatusRequestEntityTooLarge)
 	c.Response().SetConnectionClose()
+	s.finishUnrouted(c.Context(), time.Now(), status == fiber.StatusRequestEntityTooLarge)
 	return nil
+}
+
+// writeUnroutedError answers a request the edge middleware never saw (an
+// unknown method, a body over the limit, an unparsable request).
+// headersRead says whether the request's header block was parsed in full:
+// only then are its language and a sane X-Request-Id honoured.
+func writeUnroutedError(resp *fasthttp.Response, h *fasthttp.RequestHeader, status int, headersRead bool) {
+	id, lang := "", clientctx.LanguageEN
+	if headersRead {
+		if v := h.Peek(fiber.HeaderXRequestID); saneRequestID(v) {
+			id = string(v)
+		}
+		lang = clientctx.ParseLanguage(h.Peek(clientctx.HeaderLanguage), h.Peek(clientctx.HeaderAcceptLanguage))
+	}
+	if id == "" {
+		id = newRequestID()
+	}
+	resp.Header.Set(fiber.HeaderXRequestID, id)
+	writeErrors(resp, status, statusMessage(status).text(lang))
 }
 
 func causeText(err error) string {

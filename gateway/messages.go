@@ -43,6 +43,8 @@ const (
 	msgQueryInvalid
 	msgQueryTwice
 	msgUserIDInvalid
+	msgUsernameTwice
+	msgQueryTooManyWords
 
 	msgCount
 )
@@ -98,6 +100,10 @@ var catalog = [msgCount][2]string{
 		"Arama metni yalnızca bir kez verilmelidir"},
 	msgUserIDInvalid: {"user id is not valid",
 		"Kullanıcı kimliği geçerli değil"},
+	msgUsernameTwice: {"username must be given once",
+		"Kullanıcı adı yalnızca bir kez verilmelidir"},
+	msgQueryTooManyWords: {"query must have at most %d words",
+		"Arama metni en fazla %d kelime içerebilir"},
 }
 
 // text returns the message in the caller's language.

@@ -45,7 +45,11 @@ func (s *Server) edge(c *fiber.Ctx) (err error) {
 			s.logger.LogAttrs(context.Background(), slog.LevelError, "panic recovered",
 				slog.String("request_id", rq.id), slog.String("route", rq.route),
 				slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
-			c.Response().Header.Del(fiber.HeaderETag)
+			// Drop what the handler set for the answer it did not finish:
+			// validators and cache headers must not describe a 500.
+			for _, h := range [...]string{fiber.HeaderETag, fiber.HeaderCacheControl, headerCache, headerPartial} {
+				c.Response().Header.Del(h)
+			}
 			writeErrors(c.Response(), fiber.StatusInternalServerError, msgInternal.text(rq.client.Language))
 		}
 		s.finish(c, rq)

@@ -24,7 +24,13 @@ var currencies = map[string]currencyInfo{
 func appendMoneyDisplay(dst []byte, amountMinor int64, currency string, lang clientctx.Language) []byte {
 	info, ok := currencies[currency]
 	if !ok {
-		info = currencyInfo{symbol: currency + " ", digits: 2}
+		// The display is written into JSON unescaped (shape.go): an unknown
+		// currency shows its code only when it is shaped like one (ISO
+		// 4217, three capital letters), otherwise the generic sign.
+		info = currencyInfo{symbol: "¤", digits: 2}
+		if isCurrencyCode(currency) {
+			info.symbol = currency + " "
+		}
 	}
 	neg := amountMinor < 0
 	u := uint64(amountMinor)
@@ -75,4 +81,8 @@ func trimSpace(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+func isCurrencyCode(s string) bool {
+	return len(s) == 3 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z' && 'A' <= s[2] && s[2] <= 'Z'
 }

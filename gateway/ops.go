@@ -74,6 +74,12 @@ func NewOps(d OpsDeps) *Ops {
 
 func (o *Ops) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	// Every response carries a request id, the ops listener's too.
+	id := r.Header.Get("X-Request-Id")
+	if !saneRequestID([]byte(id)) {
+		id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", id)
 	o.mux.ServeHTTP(w, r)
 }
 
@@ -112,15 +118,13 @@ func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 			notReady = append(notReady, "auth: "+reason)
 		}
 	}
-	body := map[string]any{"ready": len(notReady) == 0, "notReady": notReady}
-	if notReady == nil {
-		body["notReady"] = []string{}
-	}
-	status := http.StatusOK
 	if len(notReady) > 0 {
-		status = http.StatusServiceUnavailable
+		// A 503 is a failure envelope like any other (isSuccess false, data
+		// null); the reasons follow the generic message.
+		writeOps(w, http.StatusServiceUnavailable, nil, append([]string{msgUnavailable.text(0)}, notReady...)...)
+		return
 	}
-	writeOps(w, status, body)
+	writeOps(w, http.StatusOK, map[string]any{"ready": true, "notReady": []string{}})
 }
 
 func (o *Ops) protect(h http.Handler) http.Handler { return o.protectWith(nil, h) }
@@ -203,7 +207,12 @@ func (o *Ops) cacheStats(w http.ResponseWriter, r *http.Request) {
 		"maxEntries": st.MaxEntries, "maxBytes": st.MaxBytes, "fillRatio": st.FillRatio,
 		"hits": st.Hits, "misses": st.Misses, "staleServes": st.StaleServes,
 		"loads": st.Loads, "refreshFailures": st.RefreshFailures, "rejected": st.Rejected,
-		"evictions": st.Evictions, "lastSweepMicros": st.LastSweep.Microseconds(),
+		// Spelled out: readcache.Evictions has no JSON names, and its Go
+		// field names (Capacity, …) would break this API's camelCase.
+		"evictions": map[string]uint64{
+			"capacity": st.Evictions.Capacity, "expired": st.Evictions.Expired, "purge": st.Evictions.Purge,
+		},
+		"lastSweepMicros": st.LastSweep.Microseconds(),
 	})
 }
 

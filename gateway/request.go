@@ -31,7 +31,10 @@ type request struct {
 	identity *auth.Identity
 
 	// ctx carries the overall deadline of the request; made on first use
-	// so that requests answered from cache never pay for a timer.
+	// so that requests answered from cache never pay for a timer. ctxMu
+	// guards making it: a request's calls may run in parallel (a profile
+	// and its live stream), and each asks for it.
+	ctxMu  sync.Mutex
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -66,6 +69,8 @@ func releaseRequest(rq *request) {
 
 // context returns the request's context with its overall deadline.
 func (rq *request) context() context.Context {
+	rq.ctxMu.Lock()
+	defer rq.ctxMu.Unlock()
 	if rq.ctx == nil {
 		rq.ctx, rq.cancel = context.WithDeadline(context.Background(), rq.start.Add(rq.rt.cfg.Server.RequestTimeout))
 	}

@@ -151,8 +151,14 @@ func New(d Deps) (*Server, error) {
 	fh := s.app.Server().Handler
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		if !knownMethod(ctx.Method()) {
-			ctx.Response.Header.Set(fiber.HeaderXRequestID, newRequestID())
-			writeErrors(&ctx.Response, fiber.StatusMethodNotAllowed, msgMethodNotAllowed.text(0))
+			// The headers were read: answer in the caller's language, keep
+			// a sane request id, and say which methods the path takes
+			// (RFC 9110 requires Allow on a 405).
+			if allow := allowedMethods(string(ctx.Path())); allow != "" {
+				ctx.Response.Header.Set(fiber.HeaderAllow, allow)
+			}
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusMethodNotAllowed, true)
+			s.finishUnrouted(ctx, ctx.Time(), true)
 			return
 		}
 		fh(ctx)

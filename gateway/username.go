@@ -1,11 +1,14 @@
 package gateway
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Username rules, checked at the edge before any upstream call:
 //
-//   - surrounding whitespace is ignored and letters are folded to lower
-//     case: the canonical form is what the store checks;
+//   - surrounding whitespace is ignored and ASCII letters are folded to
+//     lower case: the canonical form is what the store checks;
 //   - 3 to 30 characters;
 //   - only a-z, 0-9, '.' and '_' (ASCII only: usernames end up in URLs and
 //     @mentions, and Turkish dotted/dotless i make case-insensitive
@@ -20,14 +23,17 @@ const (
 // canonicalUsername returns the canonical form of a username and the
 // rules it breaks (nil when valid).
 func canonicalUsername(raw string) (string, []msg) {
-	name := strings.ToLower(strings.TrimSpace(raw))
+	// ASCII folding only: strings.ToLower would turn the Turkish İ into
+	// "i" and the Kelvin sign into "k", so non-ASCII names would pass as
+	// their look-alikes instead of being refused.
+	name := lowerASCII(strings.TrimSpace(raw))
 	if name == "" {
 		return "", []msg{msgUsernameRequired}
 	}
 	var problems []msg
-	if n := len(name); n < usernameMinLen || n > usernameMaxLen {
-		// Length in bytes equals length in characters for valid names;
-		// invalid characters are reported separately.
+	// Counted in characters, so that a name refused for its characters is
+	// not also told it is too long because they take two bytes each.
+	if n := utf8.RuneCountInString(name); n < usernameMinLen || n > usernameMaxLen {
 		problems = append(problems, msgUsernameLength)
 	}
 	charsetOK, separatorsOK := true, true
@@ -56,4 +62,20 @@ func canonicalUsername(raw string) (string, []msg) {
 		problems = append(problems, msgUsernameSeparators)
 	}
 	return name, problems
+}
+
+// lowerASCII folds A-Z to a-z and leaves every other byte as it is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bffgate/edge/gateway/clientctx"
@@ -38,25 +39,15 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	if !isJSON(c.Request().Header.ContentType()) {
 		return validationError(msgContentTypeJSON)
 	}
-	var in struct {
-		Username json.RawMessage `json:"username"`
+	value, err := usernameBody(c.Body())
+	if err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		if strings.HasPrefix(err.Error(), "json: unknown field") {
-			return validationError(msgUnknownField)
-		}
-		return validationError(msgMalformedJSON)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return validationError(msgMalformedJSON)
-	}
-	if len(in.Username) == 0 || string(in.Username) == "null" {
+	if len(value) == 0 || string(value) == "null" {
 		return validationError(msgUsernameRequired)
 	}
 	var raw string
-	if err := json.Unmarshal(in.Username, &raw); err != nil {
+	if err := json.Unmarshal(value, &raw); err != nil {
 		return validationError(msgUsernameType)
 	}
 	name, problems := canonicalUsername(raw)
@@ -76,6 +67,45 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	writeDataBytes(c.Response(), fiber.StatusOK, data)
 	return nil
+}
+
+// usernameBody reads the body {"username": ...} and returns the raw value
+// (nil when absent). The keys are read one by one because encoding/json
+// alone matches them case-insensitively and lets a repeated key win:
+// {"username":"sukru.isik","USERNAME":"johndoe123"} would be checked as
+// "johndoe123". Only "username", spelled exactly and given once, is taken.
+func usernameBody(body []byte) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, validationError(msgMalformedJSON)
+	}
+	var value json.RawMessage
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, validationError(msgMalformedJSON)
+		}
+		// The value is read first, so broken JSON is reported as such
+		// whatever its keys.
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, validationError(msgMalformedJSON)
+		}
+		if key != "username" {
+			return nil, validationError(msgUnknownField)
+		}
+		if value != nil {
+			return nil, validationError(msgUsernameTwice)
+		}
+		value = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, validationError(msgMalformedJSON)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, validationError(msgMalformedJSON)
+	}
+	return value, nil
 }
 
 // isJSON accepts application/json with optional parameters (charset).
@@ -98,6 +128,12 @@ const (
 	maxSearchOffset  = 10000
 	maxQueryRunes    = 100
 	maxQueryRawBytes = 1024
+	// The contract's bounds on q: the store answers a bare 400 beyond
+	// them, so they are checked here, where the caller can be told why.
+	// 100 characters of English or Turkish never reach 200 bytes; only
+	// three- and four-byte characters (CJK, emoji) can.
+	maxQueryBytes = 200
+	maxQueryWords = 8
 )
 
 func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
@@ -116,10 +152,13 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 			return sp, validationError(msgQueryInvalid)
 		}
 		sp.query = strings.Join(strings.Fields(string(raw)), " ")
-		if utf8.RuneCountInString(sp.query) > maxQueryRunes {
+		if utf8.RuneCountInString(sp.query) > maxQueryRunes || len(sp.query) > maxQueryBytes {
 			return sp, validationError(msgQueryTooLong)
 		}
 		sp.folded = contract.NormalizeQuery(sp.query)
+		if tooManyWords(sp.folded) {
+			return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgQueryTooManyWords, maxQueryWords)
+		}
 	}
 	sp.page = 1
 	if v := args.Peek("page"); len(v) > 0 || args.Has("page") {
@@ -142,6 +181,36 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 		return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgPageTooFar, maxSearchOffset)
 	}
 	return sp, nil
+}
+
+// tooManyWords reports whether a folded query has more distinct words
+// than the store takes. A word is what the store searches for: a
+// space-separated piece with the punctuation at its edges dropped ("ali,"
+// is "ali"; a lone "-" is no word).
+func tooManyWords(folded string) bool {
+	var seen [maxQueryWords]string
+	n := 0
+next:
+	for w := range strings.SplitSeq(folded, " ") {
+		if w = strings.TrimFunc(w, notWordRune); w == "" {
+			continue
+		}
+		for _, s := range seen[:n] {
+			if s == w {
+				continue next
+			}
+		}
+		if n == maxQueryWords {
+			return true
+		}
+		seen[n] = w
+		n++
+	}
+	return false
+}
+
+func notWordRune(r rune) bool {
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.In(r, unicode.Mn, unicode.Mc)
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
@@ -170,8 +239,12 @@ func (s *Server) searchUsers(c *fiber.Ctx, rq *request) error {
 	}
 	key := readcache.Key("search", lang.String(), p.FieldClass(viewSearch),
 		strconv.Itoa(sp.page), strconv.Itoa(sp.limit), sp.folded)
+	// Clients may keep an answer no longer than the gateway does: a random
+	// sample (5 s) must not sit in the app's HTTP cache for the route's
+	// max-age (15 s), nor may a platform's shorter TTL be undone by it.
+	clientMaxAge := min(route.ClientMaxAge, ttl)
 	return s.serveCached(c, rq, "search", key, ttl, route.StaleWhileRevalidate, route.StaleIfError,
-		route.ClientMaxAge, call, load)
+		clientMaxAge, call, load)
 }
 
 // searchLoader returns the load of one search page. It captures only

@@ -1,0 +1,438 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
+	"github.com/gofiber/fiber/v2"
+)
+
+// edgeLog collects the server's log lines.
+type edgeLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *edgeLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the JSON log lines whose msg is msg.
+func (l *edgeLog) lines(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// edgeServer builds a Server from the repository's config.yaml with real
+// dependencies on loopback: a development identity provider, the reference
+// user store, the real verifier and user-store client.
+func edgeServer(t *testing.T) (*Server, *edgeLog) {
+	t.Helper()
+	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.test", Audience: "edge-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSrv := httptest.NewServer(idp.Handler())
+	t.Cleanup(idpSrv.Close)
+	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	stSrv := httptest.NewServer(st.Handler(refstore.HandlerOptions{}))
+	t.Cleanup(stSrv.Close)
+
+	env := map[string]string{
+		"GATEWAY_AUTH__JWKSURLS":                idpSrv.URL + "/.well-known/jwks.json",
+		"GATEWAY_AUTH__ISSUER":                  "http://idp.test",
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
+	}
+	data, err := os.ReadFile(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	logs := &edgeLog{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	v, err := auth.New(cfg.Auth, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	store, err := upstream.New(cfg.Upstreams.UserStore, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	s, err := New(Deps{Config: cfg, Policies: set, Logger: logger, Auth: v, Store: store,
+		Limiter: policies.NewLimiter(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
+type edgeAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func edgeDo(t *testing.T, s *Server, method, path string, headers ...string) edgeAnswer {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := s.app.Test(req, -1)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// edgeFailure checks a failure envelope with exactly the given messages.
+func edgeFailure(t *testing.T, a edgeAnswer, status int, msgs ...string) {
+	t.Helper()
+	if a.status != status {
+		t.Fatalf("status %d, want %d: %s", a.status, status, a.body)
+	}
+	if ct := a.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if a.header.Get("X-Request-Id") == "" {
+		t.Fatalf("no X-Request-Id on %d", a.status)
+	}
+	e := envDecode(t, a.body)
+	if e.IsSuccess || e.StatusCode != status || string(e.Data) != "null" || strings.Join(e.Errors, "|") != strings.Join(msgs, "|") {
+		t.Fatalf("envelope %s, want status %d and errors %q", a.body, status, msgs)
+	}
+}
+
+const edgeSecret = "token=eyJhbGciOi secret at /srv/edge/handler.go:42"
+
+func TestEdgePanicIsA500EnvelopeLoggedWithTheRequestID(t *testing.T) {
+	s, logs := edgeServer(t)
+	s.app.Get("/test/panic", func(c *fiber.Ctx) error { panic(edgeSecret) })
+	s.app.Get("/test/panic-error", func(c *fiber.Ctx) error { panic(errors.New(edgeSecret)) })
+	s.app.Get("/test/panic-after-write", func(c *fiber.Ctx) error {
+		// A handler that got half-way through a cacheable answer.
+		c.Set(fiber.HeaderCacheControl, "public, max-age=600")
+		c.Set(fiber.HeaderETag, `"abc"`)
+		c.Set(headerCache, "HIT")
+		c.Status(fiber.StatusOK)
+		_, _ = c.WriteString(`{"isSuccess":true,"data":{"half":`)
+		panic(edgeSecret)
+	})
+	s.app.Get("/test/panic-nil", func(c *fiber.Ctx) error {
+		var m map[string]int
+		m["boom"]++ // a runtime error, as real bugs are
+		return nil
+	})
+
+	for _, path := range []string{"/test/panic", "/test/panic-error", "/test/panic-after-write", "/test/panic-nil"} {
+		t.Run(path, func(t *testing.T) {
+			id := "panic-" + strings.TrimPrefix(path, "/test/")
+			a := edgeDo(t, s, http.MethodGet, path, "X-Request-Id", id)
+			edgeFailure(t, a, http.StatusInternalServerError, "Internal server error")
+			if got := a.header.Get("X-Request-Id"); got != id {
+				t.Fatalf("X-Request-Id %q, want %q", got, id)
+			}
+			for _, leak := range []string{"secret", "eyJ", "handler.go", "goroutine", "panic", "runtime", "half", "nil map"} {
+				if bytes.Contains(a.body, []byte(leak)) {
+					t.Fatalf("the 500 leaks %q: %s", leak, a.body)
+				}
+			}
+			for _, h := range []string{fiber.HeaderETag, headerCache} {
+				if v := a.header.Get(h); v != "" {
+					t.Fatalf("the 500 keeps the handler's %s: %q", h, v)
+				}
+			}
+			if cc := a.header.Get(fiber.HeaderCacheControl); strings.Contains(cc, "public") || strings.Contains(cc, "max-age") {
+				t.Fatalf("the 500 is cacheable: Cache-Control %q", cc)
+			}
+
+			var found map[string]any
+			for _, l := range logs.lines("panic recovered") {
+				if l["request_id"] == id {
+					found = l
+				}
+			}
+			if found == nil {
+				t.Fatalf("no \"panic recovered\" log line with request_id %s", id)
+			}
+			if stack, _ := found["stack"].(string); !strings.Contains(stack, "goroutine") || !strings.Contains(stack, "edge_test.go") {
+				t.Fatalf("the log line has no stack of the panicking handler: %v", found["stack"])
+			}
+			if p, _ := found["panic"].(string); p == "" {
+				t.Fatal("the log line does not say what panicked")
+			}
+
+			tr := edgeDo(t, s, http.MethodGet, path, "X-Language", "tr")
+			edgeFailure(t, tr, http.StatusInternalServerError, "Sunucuda beklenmeyen bir hata oluştu")
+		})
+	}
+
+	// The server goes on serving.
+	edgeFailure(t, edgeDo(t, s, http.MethodGet, "/nope"), http.StatusNotFound, "Resource not found")
+	if n := s.InFlight(); n != 0 {
+		t.Fatalf("%d requests still counted in flight after the panics", n)
+	}
+}
+
+func TestEdgeErrorsNeverLeakTheirText(t *testing.T) {
+	s, logs := edgeServer(t)
+	s.app.Get("/test/plain-error", func(c *fiber.Ctx) error {
+		return errors.New("dial tcp 10.0.3.4:8080: connect: connection refused")
+	})
+	s.app.Get("/test/fiber-418", func(c *fiber.Ctx) error { return fiber.NewError(418, "teapot at 10.0.3.4") })
+	s.app.Get("/test/fiber-302", func(c *fiber.Ctx) error { return fiber.NewError(302, "redirect to 10.0.3.4") })
+	s.app.Get("/test/fiber-503", func(c *fiber.Ctx) error { return fiber.ErrServiceUnavailable })
+	s.app.Get("/test/deadline", func(c *fiber.Ctx) error { return context.DeadlineExceeded })
+
+	for _, c := range []struct {
+		path   string
+		status int
+		en, tr string
+	}{
+		{"/test/plain-error", 500, "Internal server error", "Sunucuda beklenmeyen bir hata oluştu"},
+		{"/test/fiber-418", 418, "Malformed request", "İstek hatalı biçimlendirilmiş"},
+		{"/test/fiber-302", 500, "Internal server error", "Sunucuda beklenmeyen bir hata oluştu"},
+		{"/test/fiber-503", 503, "Service temporarily unavailable, please try again later", "Hizmet geçici olarak kullanılamıyor, lütfen daha sonra tekrar deneyin"},
+		{"/test/deadline", 504, "The service did not respond in time", "Hizmet zamanında yanıt vermedi"},
+	} {
+		a := edgeDo(t, s, http.MethodGet, c.path, "X-Request-Id", "err-1")
+		edgeFailure(t, a, c.status, c.en)
+		if bytes.Contains(a.body, []byte("10.0.3.4")) || bytes.Contains(a.body, []byte("context deadline")) {
+			t.Fatalf("%s leaks its error text: %s", c.path, a.body)
+		}
+		edgeFailure(t, edgeDo(t, s, http.MethodGet, c.path, "Accept-Language", "tr-TR"), c.status, c.tr)
+	}
+	logged := false
+	for _, l := range logs.lines("unexpected error") {
+		if l["request_id"] == "err-1" && strings.Contains(l["error"].(string), "connection refused") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Fatal("the unexpected error was not logged with its request id")
+	}
+}
+
+func TestEdgeFrameworkAnswersAreEnvelopes(t *testing.T) {
+	s, _ := edgeServer(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+		en, tr       string
+	}{
+		{http.MethodGet, "/nope", 404, "", "Resource not found", "Kaynak bulunamadı"},
+		{http.MethodPut, "/api/v1/users/me", 405, "GET, HEAD, OPTIONS", "Method not allowed", "Bu yönteme izin verilmiyor"},
+		{"BREW", "/api/v1/users/check-username", 405, "POST, OPTIONS", "Method not allowed", "Bu yönteme izin verilmiyor"},
+		{"BREW", "/nope", 405, "", "Method not allowed", "Bu yönteme izin verilmiyor"},
+		{http.MethodGet, "/api/v1/users/me", 401, "", "Authentication required", "Kimlik doğrulaması gerekli"},
+	} {
+		a := edgeDo(t, s, c.method, c.path)
+		edgeFailure(t, a, c.status, c.en)
+		if bytes.Contains(a.body, []byte("Cannot")) || bytes.Contains(a.body, []byte("Invalid http method")) {
+			t.Fatalf("%s %s: framework text: %s", c.method, c.path, a.body)
+		}
+		if got := a.header.Get("Allow"); got != c.allow {
+			t.Fatalf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+		edgeFailure(t, edgeDo(t, s, c.method, c.path, "X-Language", "tr"), c.status, c.tr)
+	}
+}
+
+func TestIsJSON(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                    true,
+		"Application/JSON":                    true,
+		"application/json; charset=utf-8":     true,
+		"application/json;charset=UTF-8":      true,
+		"  application/json  ; charset=utf-8": true,
+		"":                                    false,
+		"text/plain":                          false,
+		"application/jsonp":                   false,
+		"application/json-patch+json":         false,
+		"application/x-www-form-urlencoded":   false,
+		"multipart/form-data; boundary=x":     false,
+		"application/ json":                   false,
+		"json":                                false,
+	} {
+		if got := isJSON([]byte(ct)); got != want {
+			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestMatchesETag(t *testing.T) {
+	const etag = `"abc123"`
+	for header, want := range map[string]bool{
+		``:                         false,
+		`"abc123"`:                 true,
+		`W/"abc123"`:               true,
+		`*`:                        true,
+		`"other"`:                  false,
+		`"other", "abc123"`:        true,
+		`"other",W/"abc123"`:       true,
+		` "abc123" `:               true,
+		`abc123`:                   false,
+		`"abc1234"`:                false,
+		`"ABC123"`:                 false,
+		`"other", "another"`:       false,
+		`,,,`:                      false,
+		`W/`:                       false,
+		`"abc123`:                  false,
+		strings.Repeat(`"x",`, 50): false,
+	} {
+		if got := matchesETag([]byte(header), etag); got != want {
+			t.Errorf("matchesETag(%q) = %v, want %v", header, got, want)
+		}
+	}
+}
+
+func TestIsUUID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d11":   true,
+		"8D7C6F0E-3B0A-4C1E-9A59-3F1F1C2B7D11":   true,
+		"00000000-0000-0000-0000-000000000000":   true,
+		"":                                       false,
+		"8d7c6f0e3b0a4c1e9a593f1f1c2b7d11":       false,
+		"8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d1":    false,
+		"8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d111":  false,
+		"8d7c6f0e_3b0a-4c1e-9a59-3f1f1c2b7d11":   false,
+		"8d7c6f0g-3b0a-4c1e-9a59-3f1f1c2b7d11":   false,
+		"{8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d11}": false,
+		"8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d1 ":   false,
+		"../../../../etc/passwd/aaaaaaaaaaaaaa":  false,
+		"8d7c6f0e-3b0a-4c1e-9a5٩-3f1f1c2b7d11":   false, // an Arabic-Indic digit
+	} {
+		if got := isUUID(s); got != want {
+			t.Errorf("isUUID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestSaneRequestID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"a":                                    true,
+		"req-123":                              true,
+		"8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d11": true,
+		"trace:span.1_2":                       true,
+		strings.Repeat("x", 128):               true,
+		"":                                     false,
+		strings.Repeat("x", 129):               false,
+		"has space":                            false,
+		"tab\there":                            false,
+		"cr\rlf\n":                             false,
+		"nul\x00":                              false,
+		"réq":                                  false,
+		"\xff":                                 false,
+		"a/b":                                  false,
+		"a;b":                                  false,
+		`"q"`:                                  false,
+		"<script>":                             false,
+		"%0d%0a":                               false,
+	} {
+		if got := saneRequestID([]byte(id)); got != want {
+			t.Errorf("saneRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestNewRequestIDIsAUniqueUUIDv4(t *testing.T) {
+	const n = 100000
+	seen := make(map[string]struct{}, n)
+	for i := 0; i < n; i++ {
+		id := newRequestID()
+		if !uuidV4.MatchString(id) {
+			t.Fatalf("newRequestID() = %q, not a version-4 UUID", id)
+		}
+		if !saneRequestID([]byte(id)) || !isUUID(id) {
+			t.Fatalf("newRequestID() = %q is refused by the gateway's own checks", id)
+		}
+		if _, dup := seen[id]; dup {
+			t.Fatalf("newRequestID() repeated %q after %d ids", id, i)
+		}
+		seen[id] = struct{}{}
+	}
+	// Every hex digit position but the fixed ones varies.
+	var first = newRequestID()
+	varied := make([]bool, len(first))
+	for i := 0; i < 1000; i++ {
+		id := newRequestID()
+		for j := range id {
+			if id[j] != first[j] {
+				varied[j] = true
+			}
+		}
+	}
+	for j, v := range varied {
+		fixed := j == 8 || j == 13 || j == 14 || j == 18 || j == 23
+		if v == fixed {
+			t.Fatalf("position %d of the id: varied=%v, want %v", j, v, !fixed)
+		}
+	}
+}
+
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second:             "1",
+		0:                        "1",
+		time.Nanosecond:          "1",
+		500 * time.Millisecond:   "1",
+		time.Second:              "1",
+		time.Second + 1:          "2",
+		1500 * time.Millisecond:  "2",
+		2 * time.Second:          "2",
+		59*time.Second + 1:       "60",
+		time.Hour:                "3600",
+		36*time.Hour + time.Hour: "133200",
+	} {
+		if got := retryAfterSeconds(d); got != want {
+			t.Errorf("retryAfterSeconds(%v) = %s, want %s", d, got, want)
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+)
+
+var envTimestampRE = regexp.MustCompile(`"timestamp":"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)"}$`)
+
+// envStamp returns the timestamp the body ends with, and checks it is now.
+func envStamp(t *testing.T, body []byte) string {
+	t.Helper()
+	m := envTimestampRE.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("body does not end with a UTC millisecond timestamp: %s", body)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(m[1]))
+	if err != nil || time.Since(ts).Abs() > time.Minute {
+		t.Fatalf("timestamp %s is not now (%v)", m[1], err)
+	}
+	return string(m[1])
+}
+
+// envDecode decodes an envelope strictly: exactly the five keys.
+func envDecode(t *testing.T, body []byte) (e struct {
+	IsSuccess  bool            `json:"isSuccess"`
+	StatusCode int             `json:"statusCode"`
+	Data       json.RawMessage `json:"data"`
+	Errors     []string        `json:"errors"`
+	Timestamp  string          `json:"timestamp"`
+}) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("not an envelope: %v: %s", err, body)
+	}
+	if dec.More() {
+		t.Fatalf("trailing bytes after the envelope: %s", body)
+	}
+	return e
+}
+
+func TestWriteDataBytesIsTheExactSuccessEnvelope(t *testing.T) {
+	var resp fasthttp.Response
+	resp.SetBodyString("left over from an earlier write")
+	writeDataBytes(&resp, 200, []byte(`{"available":true}`))
+	if resp.StatusCode() != 200 || string(resp.Header.ContentType()) != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", resp.StatusCode(), resp.Header.ContentType())
+	}
+	ts := envStamp(t, resp.Body())
+	want := `{"isSuccess":true,"statusCode":200,"data":{"available":true},"errors":[],"timestamp":"` + ts + `"}`
+	if string(resp.Body()) != want {
+		t.Fatalf("body\n got %s\nwant %s", resp.Body(), want)
+	}
+
+	// Other statuses and empty data (null).
+	resp.Reset()
+	writeDataBytes(&resp, 201, nil)
+	ts = envStamp(t, resp.Body())
+	want = `{"isSuccess":true,"statusCode":201,"data":null,"errors":[],"timestamp":"` + ts + `"}`
+	if string(resp.Body()) != want || resp.StatusCode() != 201 {
+		t.Fatalf("body %s status %d", resp.Body(), resp.StatusCode())
+	}
+}
+
+func TestWriteDataFromAString(t *testing.T) {
+	var resp fasthttp.Response
+	writeData(&resp, 200, `{"items":[],"page":1,"limit":20,"total":0}`)
+	ts := envStamp(t, resp.Body())
+	want := `{"isSuccess":true,"statusCode":200,"data":{"items":[],"page":1,"limit":20,"total":0},"errors":[],"timestamp":"` + ts + `"}`
+	if string(resp.Body()) != want {
+		t.Fatalf("body\n got %s\nwant %s", resp.Body(), want)
+	}
+	resp.Reset()
+	writeData(&resp, 200, "")
+	e := envDecode(t, resp.Body())
+	if string(e.Data) != "null" || !e.IsSuccess || e.Errors == nil || len(e.Errors) != 0 {
+		t.Fatalf("empty data: %s", resp.Body())
+	}
+}
+
+func TestWriteErrorsIsTheExactFailureEnvelope(t *testing.T) {
+	var resp fasthttp.Response
+	resp.SetBodyString(`{"partial":`) // a handler's half-written answer is replaced
+	writeErrors(&resp, 400, "Validation failed", "username is required", "page must be a whole number of at least 1")
+	if resp.StatusCode() != 400 || string(resp.Header.ContentType()) != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", resp.StatusCode(), resp.Header.ContentType())
+	}
+	ts := envStamp(t, resp.Body())
+	want := `{"isSuccess":false,"statusCode":400,"data":null,"errors":["Validation failed","username is required",` +
+		`"page must be a whole number of at least 1"],"timestamp":"` + ts + `"}`
+	if string(resp.Body()) != want {
+		t.Fatalf("body\n got %s\nwant %s", resp.Body(), want)
+	}
+}
+
+func TestWriteErrorsWithoutMessagesUsesTheStatusMessage(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		want   string
+	}{
+		{400, "Validation failed"},
+		{401, "Authentication required"},
+		{403, "Insufficient permissions"},
+		{404, "Resource not found"},
+		{409, "Resource already exists or cannot be changed in its current state"},
+		{413, "Request body too large"},
+		{418, "Malformed request"},
+		{500, "Internal server error"},
+		{503, "Service temporarily unavailable, please try again later"},
+	} {
+		var resp fasthttp.Response
+		writeErrors(&resp, c.status)
+		e := envDecode(t, resp.Body())
+		if e.IsSuccess || e.StatusCode != c.status || string(e.Data) != "null" || len(e.Errors) != 1 || e.Errors[0] != c.want {
+			t.Fatalf("writeErrors(%d) = %s, want the single message %q", c.status, resp.Body(), c.want)
+		}
+		if resp.StatusCode() != c.status {
+			t.Fatalf("HTTP status %d, want %d", resp.StatusCode(), c.status)
+		}
+	}
+}
+
+func TestAppendEnvelopeBothShapes(t *testing.T) {
+	ok := appendEnvelope(nil, 200, []byte(`{"ready":true}`), nil)
+	ts := envStamp(t, ok)
+	if want := `{"isSuccess":true,"statusCode":200,"data":{"ready":true},"errors":[],"timestamp":"` + ts + `"}`; string(ok) != want {
+		t.Fatalf("success\n got %s\nwant %s", ok, want)
+	}
+	null := appendEnvelope(nil, 200, nil, nil)
+	if e := envDecode(t, null); string(e.Data) != "null" {
+		t.Fatalf("no data: %s", null)
+	}
+	// With messages the data is dropped whatever was passed.
+	fail := appendEnvelope([]byte("prefix:"), 503, []byte(`{"ready":false}`), []string{"a", "b"})
+	ts = envStamp(t, fail)
+	if want := `prefix:{"isSuccess":false,"statusCode":503,"data":null,"errors":["a","b"],"timestamp":"` + ts + `"}`; string(fail) != want {
+		t.Fatalf("failure\n got %s\nwant %s", fail, want)
+	}
+}
+
+func TestAppendJSONStringEscapes(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", `""`},
+		{"plain", `"plain"`},
+		{`say "hi"`, `"say \"hi\""`},
+		{`back\slash`, `"back\\slash"`},
+		{"line\nfeed\rreturn\ttab", `"line\nfeed\rreturn\ttab"`},
+		{"nul\x00bell\x07esc\x1b", `"nul\u0000bell\u0007esc\u001b"`},
+		{"\b\f", `"\u0008\u000c"`},
+		{"</script><b>&amp;", `"\u003c/script\u003e\u003cb\u003e\u0026amp;"`},
+		{"del\x7f", "\"del\x7f\""},
+		{"Şükrü Öztürk ığüşöç İĞÜŞÖÇ", `"Şükrü Öztürk ığüşöç İĞÜŞÖÇ"`},
+		{"emoji 🎉", `"emoji 🎉"`},
+		{"ls\u2028ps\u2029", `"ls\u2028ps\u2029"`},
+		{"bad\xffbyte", `"bad\ufffdbyte"`},
+		{"cut \xe2\x82", `"cut \ufffd\ufffd"`},
+		{"overlong \xc0\xaf", `"overlong \ufffd\ufffd"`},
+		{"surrogate \xed\xa0\x80", `"surrogate \ufffd\ufffd\ufffd"`},
+		{"\ufffd itself", "\"\ufffd itself\""},
+	} {
+		got := string(appendJSONString(nil, c.in))
+		if got != c.want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// For any input, the output is valid JSON that decodes to what
+// encoding/json makes of the same string.
+func TestAppendJSONStringAgreesWithEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "Z", "0", " ", `"`, `\`, "/", "<", ">", "&", "\n", "\r", "\t", "\x00", "\x01", "\x1f",
+		"\x7f", "\x80", "\xbf", "\xc3", "\xe2", "\xf0", "\xff", "ş", "İ", "ı", "€", "\u2028", "\u2029", "🎉", "\ufffd"}
+	for i := 0; i < 5000; i++ {
+		var b strings.Builder
+		for n := r.IntN(12); n > 0; n-- {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		s := b.String()
+		out := appendJSONString([]byte("x"), s)[1:]
+		if !json.Valid(out) {
+			t.Fatalf("appendJSONString(%q) = %s: not valid JSON", s, out)
+		}
+		var got, want string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := json.Marshal(s)
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("appendJSONString(%q) decodes to %q, encoding/json to %q", s, got, want)
+		}
+		if !utf8.Valid(out) || bytes.ContainsAny(out, "\u2028\u2029") {
+			t.Fatalf("appendJSONString(%q) = %q: raw line separators or invalid UTF-8 left in", s, out)
+		}
+	}
+}
+
+func TestWriteErrorsWithHostileMessagesIsValidJSON(t *testing.T) {
+	msgs := []string{"\"}],\"isSuccess\":true,\"x\":[\"", "\x00\xff\u2028", strings.Repeat("\\", 7), "</script>"}
+	var resp fasthttp.Response
+	writeErrors(&resp, 400, msgs...)
+	e := envDecode(t, resp.Body())
+	if e.IsSuccess || len(e.Errors) != len(msgs) {
+		t.Fatalf("hostile messages changed the envelope: %s", resp.Body())
+	}
+	if e.Errors[0] != msgs[0] || e.Errors[2] != msgs[2] || e.Errors[3] != msgs[3] || e.Errors[1] != "\x00\ufffd\u2028" {
+		t.Fatalf("messages did not round-trip: %q", e.Errors)
+	}
+}
+
+func TestTimestampFormat(t *testing.T) {
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2026, 5, 22, 16, 11, 26, 801_000_000, time.UTC), "2026-05-22T16:11:26.801Z"},
+		{time.Date(2026, 5, 22, 19, 11, 26, 801_999_999, time.FixedZone("TRT", 3*3600)), "2026-05-22T16:11:26.801Z"},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "2026-01-01T00:00:00.000Z"},
+		{time.Date(2025, 12, 31, 20, 0, 0, 5_000_000, time.FixedZone("PST", -8*3600)), "2026-01-01T04:00:00.005Z"},
+		{time.Date(2026, 3, 29, 0, 30, 0, 0, time.FixedZone("", 45*60)), "2026-03-28T23:45:00.000Z"},
+	} {
+		if got := string(formatTimestamp(c.at)); got != c.want {
+			t.Errorf("formatTimestamp(%v) = %s, want %s", c.at, got, c.want)
+		}
+	}
+	re := regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
+	before := time.Now().Truncate(time.Millisecond)
+	got := string(timestamp())
+	after := time.Now()
+	if !re.MatchString(got) {
+		t.Fatalf("timestamp() = %s", got)
+	}
+	ts, _ := time.Parse(time.RFC3339Nano, got)
+	if ts.Before(before) || ts.After(after) {
+		t.Fatalf("timestamp() = %s, not between %v and %v", got, before, after)
+	}
+}

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCanonicalUsername(t *testing.T) {
+	for _, c := range []struct {
+		name, raw string
+		canonical string // checked when valid
+		problems  []msg
+	}{
+		// Valid, and their canonical forms.
+		{"plain", "johndoe123", "johndoe123", nil},
+		{"upper case folds", "JohnDoe123", "johndoe123", nil},
+		{"surrounding spaces", "  johndoe123\t\n", "johndoe123", nil},
+		{"shortest", "abc", "abc", nil},
+		{"longest", "a" + strings.Repeat("b", 29), "a" + strings.Repeat("b", 29), nil},
+		{"separators", "john.doe_42", "john.doe_42", nil},
+		{"separator then digit", "a_1.b", "a_1.b", nil},
+		{"one letter and digits", "a12", "a12", nil},
+
+		// Each rule alone.
+		{"empty", "", "", []msg{msgUsernameRequired}},
+		{"only spaces", "   \t ", "", []msg{msgUsernameRequired}},
+		{"too short", "ab", "", []msg{msgUsernameLength}},
+		{"too long", "a" + strings.Repeat("b", 30), "", []msg{msgUsernameLength}},
+		{"too short after trimming", "  ab  ", "", []msg{msgUsernameLength}},
+		{"hyphen", "john-doe", "", []msg{msgUsernameCharset}},
+		{"inner space", "john doe", "", []msg{msgUsernameCharset}},
+		{"at sign", "john@doe", "", []msg{msgUsernameCharset}},
+		{"starts with a digit", "1john", "", []msg{msgUsernameStart}},
+		{"starts with a dot", ".john", "", []msg{msgUsernameStart}},
+		{"ends with a dot", "john.", "", []msg{msgUsernameEnd}},
+		{"ends with an underscore", "john_", "", []msg{msgUsernameEnd}},
+		{"two dots", "john..doe", "", []msg{msgUsernameSeparators}},
+		{"dot underscore", "john._doe", "", []msg{msgUsernameSeparators}},
+		{"two underscores", "john__doe", "", []msg{msgUsernameSeparators}},
+
+		// Several at once, in the documented order.
+		{"short and bad start", "1a", "", []msg{msgUsernameLength, msgUsernameStart}},
+		{"everything", "_..", "", []msg{msgUsernameStart, msgUsernameEnd, msgUsernameSeparators}},
+		{"long, bad characters, bad end", "1" + strings.Repeat("-", 30) + "_", "", []msg{msgUsernameLength, msgUsernameCharset, msgUsernameStart, msgUsernameEnd}},
+
+		// Turkish and other non-ASCII letters are refused, never folded
+		// into an ASCII look-alike.
+		{"Turkish letters", "şükrü", "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"Turkish letters inside", "sukru.öztürk", "", []msg{msgUsernameCharset}},
+		{"dotless i", "ılgın", "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"dotted capital I", "İsmail", "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"Kelvin sign", "\u212Aelvin", "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"fullwidth letters", "ｊｏｈｎ", "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"Cyrillic look-alike", "jоhn", "", []msg{msgUsernameCharset}}, // о is Cyrillic
+		{"zero-width space", "jo\u200bhn", "", []msg{msgUsernameCharset}},
+		{"invalid UTF-8", "jo\xffhn", "", []msg{msgUsernameCharset}},
+		{"NUL", "jo\x00hn", "", []msg{msgUsernameCharset}},
+		// Length counts characters: 16 Turkish letters are within 3..30
+		// characters even though they are 32 bytes.
+		{"16 Turkish letters", strings.Repeat("ğ", 16), "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"31 Turkish letters", strings.Repeat("ş", 31), "", []msg{msgUsernameLength, msgUsernameCharset, msgUsernameStart}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, problems := canonicalUsername(c.raw)
+			if !slices.Equal(problems, c.problems) {
+				t.Fatalf("canonicalUsername(%q) problems %v, want %v", c.raw, msgNames(problems), msgNames(c.problems))
+			}
+			if len(c.problems) == 0 && got != c.canonical {
+				t.Fatalf("canonicalUsername(%q) = %q, want %q", c.raw, got, c.canonical)
+			}
+		})
+	}
+}
+
+// Every valid name is its own canonical form, and the canonical form of
+// any input is itself canonical (idempotent).
+func TestCanonicalUsernameIsIdempotent(t *testing.T) {
+	for _, raw := range []string{"JohnDoe", " A.B_C ", "x1y2z3", "MiXeD.CaSe_99"} {
+		once, p1 := canonicalUsername(raw)
+		twice, p2 := canonicalUsername(once)
+		if len(p1) != 0 || len(p2) != 0 || once != twice {
+			t.Fatalf("%q → %q %v → %q %v", raw, once, p1, twice, p2)
+		}
+	}
+}
+
+func msgNames(ms []msg) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.text(0)
+	}
+	return out
+}
