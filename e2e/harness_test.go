@@ -64,6 +64,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if sharedStore != nil {
+		sharedStore.stop()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -549,7 +552,12 @@ func RawBody(contentType string, body []byte) ReqOpt {
 // Do sends a request to the gateway.
 func (g *Gateway) Do(t testing.TB, method, path string, opts ...ReqOpt) *Response {
 	t.Helper()
-	req, err := http.NewRequest(method, g.URL+path, nil)
+	return g.do(t, g.URL, method, path, opts...)
+}
+
+func (g *Gateway) do(t testing.TB, base, method, path string, opts ...ReqOpt) *Response {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,10 +579,7 @@ func (g *Gateway) Do(t testing.TB, method, path string, opts ...ReqOpt) *Respons
 // Ops sends a request to the ops listener.
 func (g *Gateway) Ops(t testing.TB, method, path string, opts ...ReqOpt) *Response {
 	t.Helper()
-	saved := g.URL
-	g.URL = g.OpsURL
-	defer func() { g.URL = saved }()
-	return g.Do(t, method, path, opts...)
+	return g.do(t, g.OpsURL, method, path, opts...)
 }
 
 var timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
