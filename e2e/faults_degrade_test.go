@@ -1,0 +1,383 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/bffgate/edge/upstream/faultproxy"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+// Live streams are an enrichment: when their look-up fails, or its breaker
+// is open, search and /me still answer 200 with liveStream null and
+// X-Partial-Response: liveStream, and are never cached. The core call
+// failing is still an error.
+func TestFaultsLiveStreamFaultsDegrade(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	r := fltStart(t, store, idp, nil)
+
+	// Healthy, the demo user is live: the null below means something.
+	var page fltPage
+	resp := r.search(t)
+	resp.Data(t, &page)
+	if resp.Header.Get("X-Partial-Response") != "" || !fltDemoLive(page) {
+		t.Fatalf("healthy search: partial %q, page %s", resp.Header.Get("X-Partial-Response"), resp.Body)
+	}
+
+	if err := r.proxy.SetPath(contract.PathLiveStreams, faultproxy.Status(http.StatusInternalServerError)); err != nil {
+		t.Fatal(err)
+	}
+	before := r.store.Counts(t)
+	proxied := r.proxy.Stats().Requests
+	// Each search and /me makes one live-stream call: it fails, and after
+	// three the live-stream breaker is open; answers stay 200 throughout.
+	for i := range 8 {
+		if i%2 == 0 {
+			fltPartialSearch(t, r)
+		} else {
+			fltPartialMe(t, r)
+		}
+		if i == fltThreshold-1 {
+			if s := r.breaker(t, fltOpLive).State; s != "open" {
+				t.Fatalf("live-stream breaker %s after %d failures", s, fltThreshold)
+			}
+		}
+	}
+	after := r.store.Counts(t)
+	if d := after[fltStoreLive] - before[fltStoreLive]; d != 0 {
+		t.Fatalf("%d live-stream calls reached the store (the proxy failed them)", d)
+	}
+	if d := r.proxy.Stats().Requests - proxied; d != 8+fltThreshold {
+		// 8 core calls forwarded, and only the 3 live-stream calls before
+		// the breaker opened.
+		t.Fatalf("%d requests reached the proxy, want %d", d, 8+fltThreshold)
+	}
+	for _, op := range []string{fltOpSearch, fltOpUser} {
+		if b := r.breaker(t, op); b.State != "closed" || b.Failures != 0 {
+			t.Fatalf("%s breaker: %+v", op, b)
+		}
+	}
+	t.Logf("RESULT | live streams fail (500), search and /me ×8 | 200, liveStream null, X-Partial-Response: liveStream | 8 core calls at the store, 3 live-stream calls at the proxy, 0 at the store | liveStreams opens after %d; search and userById stay closed | — | — |", fltThreshold)
+
+	// A slow live-stream look-up is cut at its own timeout, the answer is
+	// still 200 and partial.
+	if err := r.proxy.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*fltOpenTimeout, func() error {
+		resp := r.search(t)
+		resp.Data(t, &page)
+		if resp.Header.Get("X-Partial-Response") != "" || !fltDemoLive(page) {
+			return fmt.Errorf("still partial")
+		}
+		return nil
+	})
+	if err := r.proxy.SetPath(contract.PathLiveStreams, faultproxy.Delay(5*fltOpTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	_, d := fltTimed(func() *Response { return fltPartialSearch(t, r) })
+	if d >= 5*fltOpTimeout {
+		t.Fatalf("a partial search took %s: it waited for the slow look-up", d)
+	}
+	fltPartialMe(t, r)
+
+	// The core call failing is an error, enrichment or not.
+	if err := r.proxy.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Status(http.StatusInternalServerError).Times(1)); err != nil {
+		t.Fatal(err)
+	}
+	fltFailure(t, r.search(t), http.StatusBadGateway, "en")
+	// /me's core call is the user by id; searches keep forwarding.
+	if err := r.proxy.SetPath(contract.PathUserPrefix, faultproxy.Status(http.StatusInternalServerError).Times(1)); err != nil {
+		t.Fatal(err)
+	}
+	fltFailure(t, r.me(t, Lang("tr")), http.StatusBadGateway, "tr")
+	r.me(t).Data(t, nil)
+	r.finish(t)
+}
+
+// fltDemoLive reports whether the page has the demo user with a live
+// stream.
+func fltDemoLive(p fltPage) bool {
+	for _, it := range p.Items {
+		if it.ID == refstore.DemoUserID {
+			return len(it.LiveStream) > 0 && string(it.LiveStream) != "null"
+		}
+	}
+	return false
+}
+
+// fltPartialSearch checks a 200 search with every liveStream null, marked
+// partial and not cacheable.
+func fltPartialSearch(t testing.TB, r *fltRig) *Response {
+	t.Helper()
+	var page fltPage
+	resp := r.search(t)
+	resp.Data(t, &page)
+	fltPartialHeaders(t, resp)
+	if len(page.Items) == 0 {
+		t.Fatalf("partial search found nothing: %s", resp.Body)
+	}
+	for _, it := range page.Items {
+		if string(it.LiveStream) != "null" {
+			t.Fatalf("item %s has liveStream %s in a partial answer", it.ID, it.LiveStream)
+		}
+	}
+	return resp
+}
+
+func fltPartialMe(t testing.TB, r *fltRig) *Response {
+	t.Helper()
+	var me map[string]json.RawMessage
+	resp := r.me(t)
+	resp.Data(t, &me)
+	fltPartialHeaders(t, resp)
+	if string(me["id"]) != `"`+refstore.DemoUserID+`"` {
+		t.Fatalf("/me answered %s", resp.Body)
+	}
+	if ls, ok := me["liveStream"]; !ok || string(ls) != "null" {
+		t.Fatalf("/me liveStream %s in a partial answer (present %v)", ls, ok)
+	}
+	return resp
+}
+
+func fltPartialHeaders(t testing.TB, resp *Response) {
+	t.Helper()
+	if got := resp.Header.Get("X-Partial-Response"); got != "liveStream" {
+		t.Fatalf("X-Partial-Response %q, want liveStream", got)
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Fatalf("a partial answer with Cache-Control %q", cc)
+	}
+	if resp.Header.Get("ETag") != "" {
+		t.Fatal("a partial answer with an ETag")
+	}
+}
+
+// More concurrent slow searches than maxInFlight: the excess is refused at
+// once with a 503 (no queue), the store sees only the admitted ones, and
+// the breaker counts nothing against the store.
+func TestFaultsBulkheadRefusesTheExcessFast(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	const maxInFlight, slow = 2, 600 * time.Millisecond
+	r := fltStart(t, store, idp, map[string]string{
+		fltOpKey("SEARCH", "MAXINFLIGHT"): fmt.Sprint(maxInFlight),
+		fltOpKey("SEARCH", "TIMEOUT"):     "2s",
+	})
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(slow)); err != nil {
+		t.Fatal(err)
+	}
+	before := r.store.Counts(t)[fltStoreSearch]
+	proxied := r.proxy.Stats().Requests
+	var wg sync.WaitGroup
+	slowResults := make([]*Response, maxInFlight)
+	for i := range maxInFlight {
+		wg.Go(func() { slowResults[i] = r.search(t) })
+	}
+	// Both slow calls are held at the proxy: the bulkhead is full.
+	eventually(t, 5*time.Second, func() error {
+		if n := r.proxy.Stats().Requests - proxied; n != maxInFlight {
+			return fmt.Errorf("%d calls at the proxy", n)
+		}
+		return nil
+	})
+	const excess = 4
+	var lat []time.Duration
+	for i := range excess {
+		lang := []string{"en", "tr"}[i%2]
+		resp, d := fltTimed(func() *Response { return r.search(t, Lang(lang)) })
+		fltFailure(t, resp, http.StatusServiceUnavailable, lang)
+		lat = append(lat, d)
+	}
+	wg.Wait()
+	for _, resp := range slowResults {
+		resp.Data(t, nil)
+	}
+	// The excess never waited for a slot: each answered well before the
+	// slow calls could have freed one.
+	for _, d := range lat {
+		if d >= slow/2 {
+			t.Fatalf("an excess call took %s: it queued behind the %s calls", d, slow)
+		}
+	}
+	if d := r.store.Counts(t)[fltStoreSearch] - before; d != maxInFlight {
+		t.Fatalf("%d searches reached the store, want %d", d, maxInFlight)
+	}
+	if n := fltCalls(t, r.gw, fltOpSearch, "bulkhead_full"); n != excess {
+		t.Fatalf("%v calls refused by the bulkhead, want %d", n, excess)
+	}
+	if b := r.breaker(t, fltOpSearch); b.State != "closed" || b.Failures != 0 {
+		t.Fatalf("search breaker: %+v", b)
+	}
+	t.Logf("RESULT | bulkhead: %d slow calls (%s) + %d more, maxInFlight %d | 200 ×%d; 503 + Retry-After ×%d | %d at the store | never opens | excess answered in median %s | — |",
+		maxInFlight, slow, excess, maxInFlight, maxInFlight, excess, maxInFlight, fltMedian(lat).Round(10*time.Microsecond))
+	r.finish(t)
+}
+
+// A sustained 503 outage with the breaker out of the way (it would stop
+// the retries first) and three retries allowed per call: the retry budget
+// keeps the attempts that reach the store near the calls made, at most
+// calls × (1 + ratio) + minPerSecond × window, instead of 4 × calls.
+func TestFaultsRetryBudgetBoundsLoadInAnOutage(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	const (
+		ratio        = 0.1
+		minPerSecond = 2
+		window       = 10 // seconds, upstream.budgetWindow
+		calls        = 150
+		workers      = 6
+	)
+	r := fltStart(t, store, idp, map[string]string{
+		fltOpKey("SEARCH", "BREAKER__CONSECUTIVEFAILURES"):        "1000000",
+		fltOpKey("SEARCH", "BREAKER__FAILURERATIO"):               "0",
+		fltOpKey("SEARCH", "RETRY__ATTEMPTS"):                     "3",
+		fltOpKey("SEARCH", "RETRY__BASEBACKOFF"):                  "1ms",
+		fltOpKey("SEARCH", "RETRY__MAXBACKOFF"):                   "2ms",
+		"GATEWAY_UPSTREAMS__USERSTORE__RETRYBUDGET__RATIO":        fmt.Sprint(ratio),
+		"GATEWAY_UPSTREAMS__USERSTORE__RETRYBUDGET__MINPERSECOND": fmt.Sprint(minPerSecond),
+	})
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Status(http.StatusServiceUnavailable)); err != nil {
+		t.Fatal(err)
+	}
+	proxied := r.proxy.Stats().Requests
+	start := time.Now()
+	var (
+		mu     sync.Mutex
+		status = map[int]int{}
+		wg     sync.WaitGroup
+	)
+	next := make(chan int, calls)
+	for i := range calls {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				lang := []string{"en", "tr"}[i%2]
+				resp := r.search(t, Lang(lang))
+				switch resp.Status {
+				case http.StatusBadGateway, http.StatusServiceUnavailable:
+					fltFailure(t, resp, resp.Status, lang)
+				default:
+					t.Errorf("status %d during the outage: %s", resp.Status, resp.Body)
+				}
+				mu.Lock()
+				status[resp.Status]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	attempts := r.proxy.Stats().Requests - proxied
+	bound := int64(calls*(1+ratio)) + minPerSecond*window
+	if attempts > bound {
+		t.Fatalf("%d attempts for %d calls: over the budget's %d", attempts, calls, bound)
+	}
+	if attempts <= calls {
+		t.Fatalf("%d attempts for %d calls: no retry at all", attempts, calls)
+	}
+	if status[http.StatusServiceUnavailable] == 0 {
+		t.Fatal("no call was refused for want of budget")
+	}
+	if b := r.breaker(t, fltOpSearch); b.State != "closed" {
+		t.Fatalf("breaker %s", b.State)
+	}
+	t.Logf("RESULT | retry budget: %d calls in a 503 outage, 3 retries allowed, ratio %.1f, minPerSecond %d | 502 ×%d, 503 (budget spent) ×%d | %d attempts at the proxy (bound %d; unbudgeted %d) in %s | breaker kept out | — | — |",
+		calls, ratio, minPerSecond, status[http.StatusBadGateway], status[http.StatusServiceUnavailable], attempts, bound, 4*calls, elapsed.Round(time.Millisecond))
+	r.finish(t)
+}
+
+// The request's overall deadline (server.requestTimeout) bounds what the
+// per-call settings would allow: retries stop when the deadline cannot
+// hold another backoff and half an attempt, and an attempt whose own
+// timeout is longer is cut at the deadline (and not held against the
+// store).
+func TestFaultsRequestDeadlineBoundsRetriesAndAttempts(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	const deadline = 500 * time.Millisecond
+
+	t.Run("retries", func(t *testing.T) {
+		// Five retries 300ms apart would take 1.5s; the deadline allows one.
+		r := fltStart(t, store, idp, map[string]string{
+			"GATEWAY_SERVER__REQUESTTIMEOUT":                   deadline.String(),
+			fltOpKey("SEARCH", "BREAKER__CONSECUTIVEFAILURES"): "1000000",
+			fltOpKey("SEARCH", "BREAKER__FAILURERATIO"):        "0",
+			fltOpKey("SEARCH", "RETRY__ATTEMPTS"):              "5",
+			fltOpKey("SEARCH", "RETRY__BASEBACKOFF"):           "300ms",
+			fltOpKey("SEARCH", "RETRY__MAXBACKOFF"):            "300ms",
+		})
+		if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Status(http.StatusServiceUnavailable)); err != nil {
+			t.Fatal(err)
+		}
+		proxied := r.proxy.Stats().Requests
+		resp, d := fltTimed(func() *Response { return r.search(t) })
+		fltFailure(t, resp, http.StatusBadGateway, "en")
+		attempts := r.proxy.Stats().Requests - proxied
+		if attempts != 2 {
+			t.Fatalf("%d attempts within a %s deadline, want 2 (one retry)", attempts, deadline)
+		}
+		if d >= 5*300*time.Millisecond {
+			t.Fatalf("the call took %s: the deadline did not stop the retries", d)
+		}
+		t.Logf("RESULT | request deadline %s vs 5 retries 300ms apart (503s) | 502 after %s | 2 attempts at the proxy (of 6 allowed) | — | — | — |", deadline, d.Round(time.Millisecond))
+		r.finish(t)
+	})
+
+	t.Run("sequential calls", func(t *testing.T) {
+		// A search is two calls in a row, search then live streams, each
+		// allowed 900ms: together up to 1.8s, but the request has 1s. The
+		// store takes 800ms to search and 3s for live streams: the live
+		// streams are cut at the request's deadline, the answer is partial,
+		// and the cut is not held against the live-stream breaker.
+		const deadline, callTimeout, searchDelay = time.Second, 900 * time.Millisecond, 800 * time.Millisecond
+		r := fltStart(t, store, idp, map[string]string{
+			"GATEWAY_SERVER__REQUESTTIMEOUT":   deadline.String(),
+			fltOpKey("SEARCH", "TIMEOUT"):      callTimeout.String(),
+			fltOpKey("LIVESTREAMS", "TIMEOUT"): callTimeout.String(),
+		})
+		if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(searchDelay)); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.proxy.SetPath(contract.PathLiveStreams, faultproxy.Delay(3*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		// More than the breaker's threshold, at once.
+		const n = fltThreshold + 1
+		lat := make([]time.Duration, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, lat[i] = fltTimed(func() *Response { return fltPartialSearch(t, r) })
+			})
+		}
+		wg.Wait()
+		for _, d := range lat {
+			if d >= searchDelay+callTimeout {
+				t.Fatalf("a search took %s: the live-stream call ran to its own timeout, past the %s deadline", d, deadline)
+			}
+		}
+		if b := r.breaker(t, fltOpLive); b.State != "closed" || b.Failures != 0 {
+			t.Fatalf("live-stream breaker after %d deadline cuts: %+v", n, b)
+		}
+		if b := r.breaker(t, fltOpSearch); b.State != "closed" || b.Failures != 0 {
+			t.Fatalf("search breaker: %+v", b)
+		}
+		t.Logf("RESULT | request deadline %s over search (800ms) then live streams (3s), each call allowed %s | 200 partial after median %s | %d searches at the store, %d live-stream calls cut | never opens (the cut is the caller's deadline) | — | — |",
+			deadline, callTimeout, fltMedian(lat).Round(time.Millisecond), n, n)
+		r.finish(t)
+	})
+}
