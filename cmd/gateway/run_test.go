@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/gateway/daemon"
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+// repoConfig is the repository's config.yaml, valid on its own.
+const repoConfig = "../../config.yaml"
+
+// noEnv is an environment without a single GATEWAY_ variable.
+func noEnv(string) string { return "" }
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// runOut runs the binary in-process and returns its stdout and stderr.
+func runOut(t *testing.T, getenv func(string) string, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), append([]string{"gateway"}, args...), getenv, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+// writeConfig writes a configuration file of the test's own.
+func writeConfig(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// editedRepoConfig is config.yaml with some lines replaced (old → new),
+// each of which must be there exactly once.
+func editedRepoConfig(t *testing.T, edits ...string) string {
+	t.Helper()
+	raw, err := os.ReadFile(repoConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if n := strings.Count(s, edits[i]); n != 1 {
+			t.Fatalf("config.yaml has %q %d times", edits[i], n)
+		}
+		s = strings.Replace(s, edits[i], edits[i+1], 1)
+	}
+	return s
+}
+
+func TestValidateAcceptsTheRepositoryConfig(t *testing.T) {
+	out, errOut, err := runOut(t, noEnv, "validate", "-config", repoConfig)
+	if err != nil || out != repoConfig+": valid\n" || errOut != "" {
+		t.Fatalf("err %v, stdout %q, stderr %q", err, out, errOut)
+	}
+	// GATEWAY_CONFIG names the file when -config is not given.
+	out, _, err = runOut(t, envOf(map[string]string{config.EnvConfigPath: repoConfig}), "validate")
+	if err != nil || out != repoConfig+": valid\n" {
+		t.Fatalf("via %s: err %v, stdout %q", config.EnvConfigPath, err, out)
+	}
+}
+
+// A broken file: every problem of a stage at once, each at its path, and a
+// non-zero exit. The stages are the file's shape (keys, value syntax),
+// then the values, then the policies; a later stage is checked once the
+// earlier ones pass. The environment counts, as for the running gateway.
+func TestValidateReportsEveryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edits []string
+		want  []string
+	}{
+		{"shape", []string{
+			"  requestTimeout: 3s", "  requestTimeout: soon",
+			"  mobile_ios: {}", "  mobile_ios: {rateLimit: {perUser: {rate: 1, burst: 1}}}",
+		}, []string{
+			"2 configuration problem(s)",
+			"server.requestTimeout: invalid duration \"soon\"",
+			`policies.mobile_ios.rateLimit: unknown key (line 110); did you mean "rateLimits"?`,
+		}},
+		{"values", []string{
+			"  algorithms: [RS256, ES256]", "  algorithms: [RS256, HS256]",
+			"        timeout: 1s", "        timeout: 5s",
+		}, []string{
+			"2 configuration problem(s)",
+			`auth.algorithms[1]: "HS256" is not allowed`,
+			"upstreams.userstore.operations.search.timeout: 5s is longer than server.requestTimeout (3s)",
+		}},
+		{"policies", []string{
+			"    maxPageSize: 50", "    maxPageSize: 500",
+			"  mobile_android: {}", "  mobile_android: {routes: {admin.users.get: {allow: true}}}",
+		}, []string{
+			"2 configuration problem(s)",
+			"policies.all.maxPageSize: must be between 1 and 100 (the user store's largest page), got 500",
+			"policies.mobile_android.routes.admin.users.get.allow: admin routes can be allowed only on the admin platform",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := writeConfig(t, "bad.yaml", editedRepoConfig(t, tc.edits...))
+			out, _, err := runOut(t, noEnv, "validate", "-config", bad)
+			if !errors.Is(err, errInvalid) {
+				t.Fatalf("err %v, want errInvalid; stdout:\n%s", err, out)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, ": valid") {
+				t.Errorf("an invalid file was called valid:\n%s", out)
+			}
+		})
+	}
+
+	// The environment is part of what is validated.
+	out, _, err := runOut(t, envOf(map[string]string{"GATEWAY_AUTH__ALGORITHMS": "HS256"}), "validate", "-config", repoConfig)
+	if !errors.Is(err, errInvalid) || !strings.Contains(out, `auth.algorithms[0]: "HS256" is not allowed`) {
+		t.Fatalf("env override: err %v, stdout:\n%s", err, out)
+	}
+
+	// A file that is not there.
+	out, _, err = runOut(t, noEnv, "validate", "-config", filepath.Join(t.TempDir(), "missing.yaml"))
+	if !errors.Is(err, errInvalid) || !strings.Contains(out, "read config") {
+		t.Fatalf("missing file: err %v, stdout:\n%s", err, out)
+	}
+}
+
+// `validate -diff` lists what would change against the running file,
+// marking what needs a restart.
+func TestValidateDiff(t *testing.T) {
+	next := writeConfig(t, "next.yaml", editedRepoConfig(t,
+		"  listen: 127.0.0.1:8080", "  listen: 0.0.0.0:8080",
+		"  level: info", "  level: warn",
+		"      ttl: 30s", "      ttl: 45s",
+		"      perUser: {rate: 20, burst: 40}", "      perUser: {rate: 20, burst: 60}",
+		"  pprof: false", "  pprof: true",
+	))
+	out, _, err := runOut(t, noEnv, "validate", "-config", next, "-diff", repoConfig)
+	want := next + ": valid\n" +
+		"5 change(s) against " + repoConfig + ":\n" +
+		"  cache.routes.search.ttl: 30s -> 45s\n" +
+		"  log.level: info -> warn\n" +
+		"  ops.pprof: false -> true  (needs a restart)\n" +
+		"  policies.api.rateLimits.perUser.burst: 40 -> 60\n" +
+		"  server.listen: 127.0.0.1:8080 -> 0.0.0.0:8080  (needs a restart)\n" +
+		"2 change(s) need a restart; the rest apply on reload (SIGHUP or file change)\n"
+	if err != nil || out != want {
+		t.Fatalf("err %v, stdout:\n%s\nwant:\n%s", err, out, want)
+	}
+
+	out, _, err = runOut(t, noEnv, "validate", "-config", repoConfig, "-diff", repoConfig)
+	if err != nil || out != repoConfig+": valid\nno changes\n" {
+		t.Fatalf("no changes: err %v, stdout %q", err, out)
+	}
+
+	// A running file that does not load cannot be compared.
+	broken := writeConfig(t, "broken.yaml", "server: [")
+	out, _, err = runOut(t, noEnv, "validate", "-config", repoConfig, "-diff", broken)
+	if !errors.Is(err, errInvalid) || !strings.Contains(out, broken+" (the running file): ") {
+		t.Fatalf("broken running file: err %v, stdout:\n%s", err, out)
+	}
+}
+
+func TestVersionAndBadFlags(t *testing.T) {
+	out, _, err := runOut(t, noEnv, "version")
+	if err != nil || out != daemon.Version+"\n" {
+		t.Fatalf("version: err %v, stdout %q", err, out)
+	}
+	if _, errOut, err := runOut(t, noEnv, "-no-such-flag"); err == nil || !strings.Contains(errOut, "no-such-flag") {
+		t.Fatalf("unknown flag: err %v, stderr %q", err, errOut)
+	}
+	if _, _, err := runOut(t, noEnv, "validate", "-no-such-flag"); err == nil {
+		t.Fatal("validate accepted an unknown flag")
+	}
+	if _, _, err := runOut(t, noEnv, "-config", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("serving without a config file did not fail")
+	}
+}
+
+// lockedBuffer collects the serve session's log while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freeAddr finds a loopback address nobody listens on (for a moment): the
+// healthcheck reads the ops address from the file, so it cannot be :0.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A short session of the whole binary in-process: `gateway serve` with a
+// temporary configuration, a real identity provider and user store on
+// loopback; one real call, the healthcheck subcommand against it, and a
+// cancelled context that stops it cleanly (nil).
+func TestServeSession(t *testing.T) {
+	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.test", Audience: "edge-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSrv := httptest.NewServer(idp.Handler())
+	defer idpSrv.Close()
+	store, err := refstore.Open(context.Background(), refstore.Options{Users: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	storeSrv := httptest.NewServer(store.Handler(refstore.HandlerOptions{}))
+	defer storeSrv.Close()
+
+	opsAddr := freeAddr(t)
+	path := writeConfig(t, "config.yaml", fmt.Sprintf(`
+server:
+  listen: 127.0.0.1:0
+  drainTimeout: 2s
+ops:
+  listen: %s
+log: {level: info, access: false}
+auth:
+  jwksURLs: [%s/.well-known/jwks.json]
+  issuer: http://idp.test
+upstreams:
+  userstore:
+    baseURL: %s
+`, opsAddr, idpSrv.URL, storeSrv.URL))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"gateway", "serve", "-config", path}, noEnv, logs, io.Discard) }()
+
+	var public string
+	waitFor(t, 10*time.Second, func() error {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "listening" {
+				if m["ops"] != opsAddr {
+					return fmt.Errorf("ops listens on %v, want %s", m["ops"], opsAddr)
+				}
+				public, _ = m["addr"].(string)
+				return nil
+			}
+		}
+		return fmt.Errorf("not listening yet:\n%s", logs.String())
+	})
+	waitFor(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + opsAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+
+	tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+public+"/api/v1/users/me", nil)
+	req.Header.Set("Authorization", tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		IsSuccess bool
+		Data      struct{ ID string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !env.IsSuccess || env.Data.ID != refstore.DemoUserID {
+		t.Fatalf("/me: %d %+v %v", resp.StatusCode, env, err)
+	}
+
+	out, _, err := runOut(t, envOf(map[string]string{config.EnvConfigPath: path}), "healthcheck")
+	if err != nil || out != "healthy\n" {
+		t.Fatalf("healthcheck: err %v, stdout %q", err, out)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after the context ended\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not return after the context ended\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Fatalf("no stopped line:\n%s", logs.String())
+	}
+
+	// Nothing answers now: the healthcheck says so.
+	if _, _, err := runOut(t, noEnv, "healthcheck", "-config", path); err == nil || !strings.Contains(err.Error(), "healthcheck:") {
+		t.Fatalf("healthcheck of a stopped gateway: %v", err)
+	}
+	// And without an ops listener there is nothing to ask.
+	if _, _, err := runOut(t, envOf(map[string]string{"GATEWAY_OPS__LISTEN": " "}), "healthcheck", "-config", writeConfig(t, "noops.yaml",
+		editedRepoConfig(t, "  listen: 127.0.0.1:9090", `  listen: ""`))); err == nil || !strings.Contains(err.Error(), "ops.listen is empty") {
+		t.Fatalf("healthcheck without ops listener: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The configuration reference must name every environment variable the
+// gateway reads, so it cannot fall behind config/types.go. Families of
+// variables are written once with a placeholder (<PLATFORM>, <ROUTE>,
+// <OP>, <CACHE_ROUTE>), which the test expands; and every name the page
+// writes must exist, so it cannot document a setting that is gone.
+func TestConfigurationReferenceNamesEveryVariable(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	placeholders := map[string][]string{
+		"<PLATFORM>":    upperSegments(config.PolicyNames),
+		"<ROUTE>":       upperSegments(config.RouteIDs),
+		"<CACHE_ROUTE>": upperSegments(config.CacheRouteNames),
+		"<OP>":          upperSegments(yamlNames(reflect.TypeOf(config.Operations{}))),
+	}
+	documented := map[string]bool{}
+	for _, name := range regexp.MustCompile(`GATEWAY_[A-Z0-9_<>]*`).FindAllString(string(raw), -1) {
+		for _, n := range expand(t, name, placeholders) {
+			documented[n] = true
+		}
+	}
+	known := append(config.EnvNames(), config.EnvConfigPath)
+	for _, name := range known {
+		if !documented[name] {
+			t.Errorf("docs/configuration.md does not mention %s", name)
+		}
+	}
+	for name := range documented {
+		// A name ending in "_" is a prefix (GATEWAY_, GATEWAY_POLICIES__WEB__):
+		// some variable must start with it.
+		if strings.HasSuffix(name, "_") {
+			if !slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, name) }) {
+				t.Errorf("docs/configuration.md mentions the prefix %s, which no variable has", name)
+			}
+		} else if !slices.Contains(known, name) {
+			t.Errorf("docs/configuration.md mentions %s, which the gateway does not read", name)
+		}
+	}
+}
+
+// expand writes out a documented name's placeholders.
+func expand(t *testing.T, name string, placeholders map[string][]string) []string {
+	start := strings.IndexByte(name, '<')
+	if start < 0 {
+		return []string{name}
+	}
+	end := strings.IndexByte(name[start:], '>')
+	if end < 0 {
+		t.Errorf("docs/configuration.md: unclosed placeholder in %s", name)
+		return nil
+	}
+	ph := name[start : start+end+1]
+	values, ok := placeholders[ph]
+	if !ok {
+		t.Errorf("docs/configuration.md: unknown placeholder %s in %s", ph, name)
+		return nil
+	}
+	var out []string
+	for _, v := range values {
+		out = append(out, expand(t, name[:start]+v+name[start+end+1:], placeholders)...)
+	}
+	return out
+}
+
+// upperSegments spells names as environment variable segments do.
+func upperSegments(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.ToUpper(strings.ReplaceAll(n, ".", "_"))
+	}
+	return out
+}
+
+func yamlNames(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		out = append(out, name)
+	}
+	return out
+}

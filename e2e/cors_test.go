@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Cross-origin access for the web app: preflights answered by the gateway
+// from the policy's configuration, refusals in the envelope with no CORS
+// headers, and never the "*" origin with credentials.
+
+// The web app's origin in the repository's config.yaml.
+const polWebOrigin = "http://localhost:3000"
+
+// polPreflight sends a browser's preflight.
+func polPreflight(t testing.TB, gw *Gateway, path, origin, method, headers string) *Response {
+	t.Helper()
+	opts := []ReqOpt{Header("Origin", origin), Header("Access-Control-Request-Method", method)}
+	if headers != "" {
+		opts = append(opts, Header("Access-Control-Request-Headers", headers))
+	}
+	return gw.Do(t, http.MethodOptions, path, opts...)
+}
+
+// polNoCORS checks that a response carries no Access-Control-* header.
+func polNoCORS(t testing.TB, r *Response) {
+	t.Helper()
+	for name := range r.Header {
+		if strings.HasPrefix(name, "Access-Control-") {
+			t.Fatalf("%s: %q on a response that allows nothing", name, r.Header.Values(name))
+		}
+	}
+}
+
+// polVaries reports whether the response's Vary lists name.
+func polVaries(r *Response, name string) bool {
+	for _, v := range r.Header.Values("Vary") {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The web app's preflights: answered 204 by the gateway with the
+// configured (never reflected) methods and headers, without touching the
+// user store.
+func TestCORSPreflightFromTheWebOrigin(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	store.Reset(t)
+
+	for _, tc := range []struct{ path, method, headers string }{
+		{"/api/v2/users/search", "GET", "authorization, x-platform, x-language, x-timezone"},
+		{"/api/v1/users/me", "GET", "Authorization,X-Device-Id,X-App-Version"},
+		{"/api/v1/users/check-username", "POST", "content-type,authorization,accept-language,x-request-id"},
+		{"/api/v1/users/me", "GET", ""},
+	} {
+		r := polPreflight(t, gw, tc.path, polWebOrigin, tc.method, tc.headers)
+		if r.Status != http.StatusNoContent || len(r.Body) != 0 {
+			t.Fatalf("%s %s: %d %q, want an empty 204", tc.method, tc.path, r.Status, r.Body)
+		}
+		for name, want := range map[string]string{
+			"Access-Control-Allow-Origin":  polWebOrigin,
+			"Access-Control-Allow-Methods": "GET, POST",
+			"Access-Control-Allow-Headers": "Authorization, Content-Type, Accept-Language, X-Language, X-Timezone, X-Platform, X-App-Version, X-Device-Id, X-Request-Id",
+			"Access-Control-Max-Age":       "600",
+		} {
+			if got := r.Header.Get(name); got != want {
+				t.Errorf("%s %s: %s %q, want %q", tc.method, tc.path, name, got, want)
+			}
+		}
+		if got := r.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+			t.Errorf("credentials allowed (%q) without allowCredentials", got)
+		}
+		for _, v := range []string{"Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"} {
+			if !polVaries(r, v) {
+				t.Errorf("Vary %q lacks %s", r.Header.Values("Vary"), v)
+			}
+		}
+	}
+	if n := store.Total(t); n != 0 {
+		t.Fatalf("preflights reached the store: %v", store.Counts(t))
+	}
+}
+
+// What is not allowed is refused with a 403 envelope and no CORS header,
+// so the browser blocks the call: an unknown origin (or a near miss), a
+// method or a request header the policy does not list.
+func TestCORSPreflightRefusals(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
+
+	for _, tc := range []struct{ name, origin, method, headers string }{
+		{"unknown origin", "https://evil.example", "GET", "authorization"},
+		{"other scheme", "https://localhost:3000", "GET", ""},
+		{"other port", "http://localhost:3001", "GET", ""},
+		{"trailing slash", polWebOrigin + "/", "GET", ""},
+		{"opaque origin", "null", "GET", ""},
+		{"suffix of an allowed origin", "http://localhost:3000.evil.example", "GET", ""},
+		{"method not listed", polWebOrigin, "DELETE", ""},
+		{"header not listed", polWebOrigin, "GET", "authorization, x-evil"},
+		{"wildcard header", polWebOrigin, "GET", "*"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := polPreflight(t, gw, "/api/v2/users/search", tc.origin, tc.method, tc.headers)
+			r.Failure(t, http.StatusForbidden, "Insufficient permissions")
+			polNoCORS(t, r)
+			if !polVaries(r, "Origin") {
+				t.Fatalf("Vary %q lacks Origin", r.Header.Values("Vary"))
+			}
+		})
+	}
+	// In Turkish too.
+	r := gw.Do(t, http.MethodOptions, "/api/v2/users/search", Header("Origin", "https://evil.example"),
+		Header("Access-Control-Request-Method", "GET"), Lang("tr"))
+	r.Failure(t, http.StatusForbidden, "Yetersiz yetki")
+}
+
+// The actual requests of the web app carry Access-Control-Allow-Origin and
+// the exposed headers, errors included, so the script can read the
+// envelope; other origins, and platforms without CORS, get none.
+func TestCORSActualRequests(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
+	user := idp.UserToken(t)
+	origin := Header("Origin", polWebOrigin)
+	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
+
+	for _, r := range []*Response{
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin),
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user), origin, Platform("web")),
+		gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), origin, JSONBody(`{"username":"johndoe123"}`)),
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", origin),                         // 401
+		gw.Do(t, http.MethodGet, "/api/admin/v1/users/search", Bearer(user), origin), // 403
+	} {
+		r.Envelope(t)
+		if got := r.Header.Get("Access-Control-Allow-Origin"); got != polWebOrigin {
+			t.Errorf("%d answer: Access-Control-Allow-Origin %q", r.Status, got)
+		}
+		if got := r.Header.Get("Access-Control-Expose-Headers"); got != wantExpose {
+			t.Errorf("%d answer: Access-Control-Expose-Headers %q, want %q", r.Status, got, wantExpose)
+		}
+		if !polVaries(r, "Origin") {
+			t.Errorf("%d answer: Vary %q lacks Origin", r.Status, r.Header.Values("Vary"))
+		}
+	}
+
+	for _, r := range []*Response{
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), Header("Origin", "https://evil.example")),
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin, Platform("mobile_ios")),
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user)),
+	} {
+		r.Data(t, nil) // served: it is the browser that withholds it
+		polNoCORS(t, r)
+	}
+}
+
+// Credentials are allowed only with listed origins, and the exact origin
+// is named then; "*" serves any origin without credentials; the two
+// together are refused by `gateway validate` and at start, wherever in the
+// inheritance each comes from.
+func TestCORSCredentialsAndWildcard(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, ConfigYAML: polConfig(t, `
+policies:
+  web:
+    cors:
+      allowOrigins: ["https://app.example.com", "http://localhost:3000"]
+      allowCredentials: true
+      maxAge: 2m
+  api:
+    cors:
+      allowOrigins: ["*"]
+      allowMethods: [GET]
+`)})
+	user := idp.UserToken(t)
+
+	r := polPreflight(t, gw, "/api/v1/users/me", "https://app.example.com", "GET", "authorization")
+	if r.Status != http.StatusNoContent {
+		t.Fatalf("preflight: %d %s", r.Status, r.Body)
+	}
+	if r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		r.Header.Get("Access-Control-Allow-Credentials") != "true" || r.Header.Get("Access-Control-Max-Age") != "120" {
+		t.Fatalf("credentialed preflight headers: %v", r.Header)
+	}
+	a := gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user), Header("Origin", "https://app.example.com"))
+	a.Data(t, nil)
+	if a.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || a.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("credentialed answer headers: %v", a.Header)
+	}
+
+	// Any other origin meets the api policy's wildcard: "*", no
+	// credentials, only its own methods.
+	r = polPreflight(t, gw, "/api/v2/users/search", "https://partner.example.org", "GET", "authorization")
+	if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		r.Header.Get("Access-Control-Allow-Methods") != "GET" || r.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("wildcard preflight: %d %v", r.Status, r.Header)
+	}
+	polPreflight(t, gw, "/api/v1/users/check-username", "https://partner.example.org", "POST", "").
+		Failure(t, http.StatusForbidden, "Insufficient permissions")
+	a = gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(user), Platform("api"), Header("Origin", "https://partner.example.org"))
+	a.Data(t, nil)
+	if a.Header.Get("Access-Control-Allow-Origin") != "*" || a.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("wildcard answer headers: %v", a.Header)
+	}
+
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, overlay, want string }{
+		{"in one policy", `
+policies:
+  web:
+    cors: {allowOrigins: ["*"], allowCredentials: true}
+`, `policies.web.cors.allowOrigins: the "*" origin cannot be combined with allowCredentials: list the origins instead`},
+		{"wildcard inherited from all", `
+policies:
+  all:
+    cors: {allowOrigins: ["*"]}
+  web:
+    cors: {allowOrigins: null, allowCredentials: true}
+`, `policies.all.cors.allowOrigins: the "*" origin cannot be combined with allowCredentials: list the origins instead`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := polWriteFile(t, dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml", polConfig(t, tc.overlay))
+			out, code := polRunBinary(t, "validate", "-config", path)
+			if code != 1 || !strings.Contains(out, tc.want) || strings.Contains(out, ": valid") {
+				t.Fatalf("validate: exit %d, output:\n%s\nwant %q", code, out, tc.want)
+			}
+			out, code = polRunBinary(t, "-config", path)
+			if code != 1 || !strings.Contains(out, tc.want) {
+				t.Fatalf("start: exit %d, output:\n%s", code, out)
+			}
+		})
+	}
+}

@@ -1,0 +1,381 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+// Live configuration: ops edit config.yaml (or send SIGHUP) while the apps
+// keep calling; a valid file applies within moments, a broken one is
+// refused and counted while the old configuration keeps serving, and what
+// needs a restart is said so.
+
+// polReplaceFile writes content beside path and renames it over path, as
+// editors and deploy tools do, so the gateway never reads half a file.
+func polReplaceFile(t testing.TB, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), ".incoming-"+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// polLogs follows a gateway's JSON log from a mark.
+type polLogs struct {
+	gw   *Gateway
+	mark int
+}
+
+// polFollowLogs starts following the log from now on.
+func polFollowLogs(gw *Gateway) *polLogs {
+	return &polLogs{gw: gw, mark: len(gw.LogLines())}
+}
+
+// await waits (up to within) for a line after the mark with msg whose
+// fields include every key of want (string values compared exactly), and
+// moves the mark past it.
+func (l *polLogs) await(t testing.TB, within time.Duration, msg string, want map[string]string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	eventually(t, within, func() error {
+		lines := l.gw.LogLines()
+		for i := l.mark; i < len(lines); i++ {
+			line := lines[i]
+			if line["msg"] != msg {
+				continue
+			}
+			ok := true
+			for k, v := range want {
+				if fmt.Sprint(line[k]) != v {
+					ok = false
+				}
+			}
+			if ok {
+				found, l.mark = line, i+1
+				return nil
+			}
+		}
+		return fmt.Errorf("no log line %q with %v; lines since the mark:\n%s", msg, want, l.since(lines))
+	})
+	return found
+}
+
+func (l *polLogs) since(lines []map[string]any) string {
+	var b strings.Builder
+	for _, line := range lines[min(l.mark, len(lines)):] {
+		if line["msg"] == "request" || line["msg"] == "access" || line["route"] != nil && line["status"] != nil {
+			continue // access log lines
+		}
+		raw, _ := json.Marshal(line)
+		b.Write(raw)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// polTraffic is app traffic running in the background: every answer must
+// be a 200 success envelope, whatever the configuration does meanwhile.
+type polTraffic struct {
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	sent   atomic.Int64
+	mu     sync.Mutex
+	errors []string
+}
+
+// polStartTraffic keeps clients of the mobile_android platform busy with
+// searches, profiles and name checks until stopped.
+func polStartTraffic(gw *Gateway, tokens []string, clients int) *polTraffic {
+	tr := &polTraffic{stop: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	base := gw.URL // read once: the harness's Gateway.Ops swaps gw.URL while it runs
+	for c := range clients {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			defer client.CloseIdleConnections()
+			for i := 0; ; i++ {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				h := http.Header{"Authorization": {"Bearer " + tokens[c%len(tokens)]}, "X-Platform": {"mobile_android"}}
+				method, path := http.MethodGet, fmt.Sprintf("/api/v2/users/search?query=%c", 'a'+i%26)
+				var body string
+				switch i % 3 {
+				case 1:
+					path = "/api/v1/users/me"
+				case 2:
+					method, path, body = http.MethodPost, "/api/v1/users/check-username", `{"username":"johndoe123"}`
+				}
+				req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+				req.Header = h
+				if body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				tr.check(client, req)
+			}
+		}()
+	}
+	return tr
+}
+
+func (tr *polTraffic) check(client *http.Client, req *http.Request) {
+	tr.sent.Add(1)
+	fail := func(format string, args ...any) {
+		tr.mu.Lock()
+		tr.errors = append(tr.errors, req.Method+" "+req.URL.Path+": "+fmt.Sprintf(format, args...))
+		tr.mu.Unlock()
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	defer resp.Body.Close()
+	var env struct {
+		IsSuccess  *bool           `json:"isSuccess"`
+		StatusCode int             `json:"statusCode"`
+		Data       json.RawMessage `json:"data"`
+		Errors     []string        `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		fail("%d, not an envelope: %v", resp.StatusCode, err)
+		return
+	}
+	if resp.StatusCode != http.StatusOK || env.IsSuccess == nil || !*env.IsSuccess || env.StatusCode != 200 ||
+		len(env.Data) == 0 || string(env.Data) == "null" || env.Errors == nil || len(env.Errors) != 0 ||
+		resp.Header.Get("Content-Type") != "application/json" {
+		fail("%d %+v", resp.StatusCode, env)
+	}
+}
+
+// finish stops the traffic and reports what went wrong.
+func (tr *polTraffic) finish(t testing.TB, atLeast int64) {
+	t.Helper()
+	close(tr.stop)
+	tr.wg.Wait()
+	if len(tr.errors) > 0 {
+		t.Errorf("%d of %d background requests failed; first ones:\n%s", len(tr.errors), tr.sent.Load(),
+			strings.Join(tr.errors[:min(10, len(tr.errors))], "\n"))
+	}
+	if n := tr.sent.Load(); n < atLeast {
+		t.Errorf("only %d background requests ran, want at least %d", n, atLeast)
+	}
+}
+
+// polOps GETs a path of the ops listener. (Gateway.Ops would do, but it
+// swaps gw.URL while it runs, which races with background traffic.)
+func polOps(t testing.TB, gw *Gateway, path string) *Response {
+	t.Helper()
+	resp, err := http.Get(gw.OpsURL + path)
+	if err != nil {
+		t.Fatalf("ops %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("ops %s: %v", path, err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+// polFreePort finds a loopback port nobody listens on (for a moment).
+func polFreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// The reload session. The gateway runs the file's own listen address (the
+// harness's override is blanked) so that a change of it can be seen.
+func TestLiveReloadWithTrafficRunning(t *testing.T) {
+	idp := StartIdP(t)
+	const (
+		v1 = `
+server: {listen: "127.0.0.1:0"}
+cache: {routes: {search: {ttl: 0s}}}
+`
+		// A search TTL, a rate limit and a policy rule change.
+		v2 = `
+server: {listen: "127.0.0.1:0"}
+cache: {routes: {search: {ttl: 1m}}}
+policies:
+  web:
+    rateLimits: {perUser: {rate: 0.001, burst: 2}}
+    routes: {users.me: {allow: false}}
+`
+		// Then back to no caching, another limit, and another rule.
+		v3 = `
+server: {listen: "127.0.0.1:0"}
+cache: {routes: {search: {ttl: 0s}}}
+policies:
+  web:
+    rateLimits: {perUser: {rate: 0.001, burst: 5}}
+    routes: {users.search: {scopes: [search]}}
+`
+	)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, ConfigYAML: polConfig(t, v1),
+		Env: map[string]string{"GATEWAY_SERVER__LISTEN": ""}})
+	logs := polFollowLogs(gw)
+	user := idp.UserToken(t)
+	searcher := polMint(t, idp, "searcher-01", []string{"user"}, []string{"search"})
+	errorsCounted := func() float64 { return polMetric(t, gw, `gateway_config_reloads_total{result="error"}`) }
+
+	traffic := polStartTraffic(gw, []string{idp.UserToken(t), idp.AdminToken(t)}, 4)
+	defer func() {
+		if traffic != nil {
+			traffic.finish(t, 0)
+		}
+	}()
+
+	xcache := func(token string) string {
+		r := gw.Do(t, http.MethodGet, "/api/v2/users/search?query=reload", Bearer(token))
+		r.Data(t, nil)
+		return r.Header.Get("X-Cache")
+	}
+	if got := xcache(user); got != "BYPASS" {
+		t.Fatalf("v1: search TTL 0 should bypass the cache, X-Cache %q", got)
+	}
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user)).Data(t, nil)
+
+	t.Run("a new file renamed into place applies at once", func(t *testing.T) {
+		polReplaceFile(t, gw.ConfigPath, polConfig(t, v2))
+		line := logs.await(t, 2*time.Second, "config reloaded", map[string]string{"trigger": "file change", "level": "INFO"})
+		applied := fmt.Sprint(line["applied"])
+		for _, p := range []string{"cache.routes.search.ttl", "policies.web.rateLimits.perUser.rate",
+			"policies.web.rateLimits.perUser.burst", "policies.web.routes.users.me.allow"} {
+			if !strings.Contains(applied, p) {
+				t.Errorf("applied %s lacks %s", applied, p)
+			}
+		}
+		if got := xcache(user); got != "MISS" {
+			t.Errorf("v2 first search: X-Cache %q, want MISS", got)
+		}
+		if got := xcache(user); got != "HIT" {
+			t.Errorf("v2 second search: X-Cache %q, want HIT", got)
+		}
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user)).Failure(t, http.StatusForbidden, "Insufficient permissions")
+		carol := idp.Token(t, "carol-03", "user")
+		for range 2 {
+			polRoutes[0].call(t, gw, Bearer(carol)).Data(t, nil)
+		}
+		polTooMany(t, polRoutes[0].call(t, gw, Bearer(carol)), "en", 2)
+	})
+
+	stillV2 := func(t *testing.T) {
+		t.Helper()
+		if got := xcache(user); got != "HIT" {
+			t.Errorf("old config: X-Cache %q, want HIT", got)
+		}
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user)).Failure(t, http.StatusForbidden, "Insufficient permissions")
+	}
+
+	for _, tc := range []struct{ name, file, problem string }{
+		{"YAML syntax error", "server: {listen: \"127.0.0.1:0\"\ncache: [", "config: not valid YAML"},
+		{"HS256 allowed", polConfig(t, v2+"auth: {algorithms: [RS256, HS256]}\n"), "auth.algorithms"},
+		{"unknown policy key", polConfig(t, v2+"  mobile_ios: {rateLimit: {perUser: {rate: 1, burst: 1}}}\n"),
+			`policies.mobile_ios.rateLimit: unknown key (line`},
+		{"policy hard rule", polConfig(t, v2+"  api: {routes: {admin.users.get: {allow: true}}}\n"),
+			"policies.api.routes.admin.users.get.allow: admin routes can be allowed only on the admin platform"},
+	} {
+		t.Run("rejected: "+tc.name, func(t *testing.T) {
+			before := errorsCounted()
+			polReplaceFile(t, gw.ConfigPath, tc.file)
+			line := logs.await(t, 2*time.Second, "config reload rejected; the running configuration stays",
+				map[string]string{"trigger": "file change", "level": "ERROR"})
+			if msg := fmt.Sprint(line["error"]); !strings.Contains(msg, tc.problem) {
+				t.Errorf("logged error %q lacks %q", msg, tc.problem)
+			}
+			if got := errorsCounted(); got != before+1 {
+				t.Errorf("config_reloads_total{error} %g -> %g, want one more", before, got)
+			}
+			stillV2(t)
+		})
+	}
+
+	t.Run("a listen address change needs a restart", func(t *testing.T) {
+		elsewhere := polFreePort(t)
+		polReplaceFile(t, gw.ConfigPath, polConfig(t, strings.Replace(v2, "127.0.0.1:0", elsewhere, 1)))
+		line := logs.await(t, 2*time.Second, "config reloaded", map[string]string{"trigger": "file change"})
+		if got := fmt.Sprint(line["needs_restart"]); got != "[server.listen]" {
+			t.Errorf("needs_restart %s, want [server.listen]", got)
+		}
+		stillV2(t) // on the old listener
+		if c, err := net.DialTimeout("tcp", elsewhere, time.Second); err == nil {
+			c.Close()
+			t.Errorf("something listens on %s after a reload", elsewhere)
+		}
+		var running struct {
+			Server struct{ Listen string } `json:"server"`
+		}
+		polOps(t, gw, "/ops/v1/config").Data(t, &running)
+		if running.Server.Listen != "127.0.0.1:0" {
+			t.Errorf("the running configuration says listen %q; the process still runs 127.0.0.1:0", running.Server.Listen)
+		}
+	})
+
+	t.Run("SIGHUP reloads a file the watcher cannot see", func(t *testing.T) {
+		// The config path becomes a symbolic link to a file elsewhere, as
+		// with a Kubernetes ConfigMap: the swap itself is seen (nothing
+		// changes), edits of the target are not, until SIGHUP.
+		target := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(target, []byte(polConfig(t, v2)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		link := gw.ConfigPath + ".link"
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(link, gw.ConfigPath); err != nil {
+			t.Fatal(err)
+		}
+		logs.await(t, 2*time.Second, "config reload: no changes", map[string]string{"trigger": "file change"})
+
+		polReplaceFile(t, target, polConfig(t, v3))
+		stillV2(t)
+		gw.Signal(t, syscall.SIGHUP)
+		logs.await(t, 2*time.Second, "config reloaded", map[string]string{"trigger": "SIGHUP"})
+
+		if got := xcache(searcher); got != "BYPASS" {
+			t.Errorf("v3 search: X-Cache %q, want BYPASS", got)
+		}
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=reload", Bearer(user), Lang("tr")).Failure(t, http.StatusForbidden, "Yetersiz yetki")
+		var me struct{ ID string }
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user)).Data(t, &me)
+		if me.ID != refstore.DemoUserID {
+			t.Errorf("/me: %q", me.ID)
+		}
+		dave := idp.Token(t, "dave-04", "user")
+		for range 5 {
+			polRoutes[0].call(t, gw, Bearer(dave)).Data(t, nil)
+		}
+		polTooMany(t, polRoutes[0].call(t, gw, Bearer(dave)), "en", 5)
+	})
+
+	tr := traffic
+	traffic = nil
+	tr.finish(t, 100)
+}
