@@ -1,0 +1,115 @@
+// Command barefiber is the benchmark's floor: a Fiber app with one handler
+// that answers fixed bytes — the gateway's /me cache-hit envelope and its
+// headers, captured from the gateway by the harness — with nothing else on
+// the path (no authentication, no policy, no cache look-up, no access
+// log). The gateway's /me cache hit is measured against it.
+//
+//	barefiber -body FILE [-header "Name: value"]... [-path /api/v1/users/me] [-listen 127.0.0.1:0]
+//
+// It prints one JSON line {"msg":"listening","addr":"…"} on stdout once it
+// accepts connections, and stops on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// headerFlags collects repeated -header "Name: value" flags.
+type headerFlags [][2]string
+
+func (h *headerFlags) String() string { return fmt.Sprint(*h) }
+
+func (h *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" {
+		return fmt.Errorf("header %q: want \"Name: value\"", v)
+	}
+	*h = append(*h, [2]string{name, value})
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("barefiber", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0 picks a free port)")
+	bodyFile := fs.String("body", "", "file whose bytes every answer carries (required)")
+	path := fs.String("path", "/api/v1/users/me", "the one GET path served")
+	var headers headerFlags
+	fs.Var(&headers, "header", `a response header "Name: value" (repeatable)`)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *bodyFile == "" {
+		return errors.New("-body is required")
+	}
+	body, err := os.ReadFile(*bodyFile)
+	if err != nil {
+		return err
+	}
+	app := New(*path, body, headers)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	line, _ := json.Marshal(map[string]string{"msg": "listening", "addr": ln.Addr().String()})
+	fmt.Fprintf(stdout, "%s\n", line)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	return app.ShutdownWithTimeout(3 * time.Second)
+}
+
+// New is the app: one GET route answering body with the given headers.
+// The content type is the header list's, or application/json. The handler
+// is what a Fiber developer writes for fixed bytes: set the headers, Send.
+func New(path string, body []byte, headers [][2]string) *fiber.App {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	contentType := "application/json"
+	var rest [][2]string
+	for _, h := range headers {
+		if strings.EqualFold(h[0], fiber.HeaderContentType) {
+			contentType = h[1]
+			continue
+		}
+		rest = append(rest, h)
+	}
+	app.Get(path, func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, contentType)
+		for _, h := range rest {
+			c.Set(h[0], h[1])
+		}
+		return c.Send(body)
+	})
+	return app
+}

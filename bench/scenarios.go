@@ -1,0 +1,117 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/bffgate/edge/upstream/contract"
+)
+
+// scenarioNames lists every scenario in report order.
+var scenarioNames = []string{
+	"gw-me-hit", "gw-search-hit", "gw-username", "gw-me-nocache", "gw-search-nocache",
+	"bare-fiber", "upstream-direct", "nginx-proxy", "nginx-proxy-username", "nginx-cache-hit",
+	"store-me", "store-search",
+}
+
+// Groups of scenarios in the report.
+const (
+	groupGateway   = "gateway"
+	groupBaseline  = "baseline"
+	groupRealStore = "real store"
+)
+
+// scenarios builds the selected scenarios whose processes are running.
+func (st *stack) scenarios() []*scenario {
+	bearer := func(token string) http.Header {
+		return http.Header{"Authorization": {"Bearer " + token}}
+	}
+	jsonBearer := func(token string) http.Header {
+		h := bearer(token)
+		h.Set("Content-Type", "application/json")
+		return h
+	}
+	userPath := contract.PathUserPrefix + benchUserID
+	var all []*scenario
+	add := func(sc *scenario) {
+		if st.opts.wants(sc.Name) {
+			all = append(all, sc)
+		}
+	}
+
+	gw, off := st.gwCache, st.gwNoCache
+	add(&scenario{
+		Name: "gw-me-hit", Title: "gateway: GET /api/v1/users/me, cache hit (token cache hit)", Group: groupGateway,
+		Contender: "gateway (cache on)", Method: http.MethodGet, URL: gw.url + "/api/v1/users/me",
+		Header: bearer(st.meToken), contender: gw,
+		CacheHit: true, cacheHeader: "X-Cache", envelope: true,
+	})
+	add(&scenario{
+		Name: "gw-search-hit", Title: "gateway: GET /api/v2/users/search (20 users), cache hit", Group: groupGateway,
+		Contender: "gateway (cache on)", Method: http.MethodGet, URL: gw.url + searchQuery,
+		Header: bearer(st.meToken), contender: gw,
+		CacheHit: true, cacheHeader: "X-Cache", envelope: true,
+	})
+	add(&scenario{
+		Name: "gw-username", Title: "gateway: POST /api/v1/users/check-username (one upstream call, never cached)", Group: groupGateway,
+		Contender: "gateway (cache on)", Upstream: "static upstream", Method: http.MethodPost, URL: gw.url + "/api/v1/users/check-username",
+		Header: jsonBearer(st.meToken), Body: []byte(usernameBody), contender: gw, upstream: st.static,
+		envelope: true, exactData: `{"available":true}`,
+	})
+	add(&scenario{
+		Name: "gw-me-nocache", Title: "gateway: GET /api/v1/users/me, cache off (user + live-stream calls)", Group: groupGateway,
+		Contender: "gateway (cache off)", Upstream: "static upstream", Method: http.MethodGet, URL: off.url + "/api/v1/users/me",
+		Header: bearer(st.meToken), contender: off, upstream: st.static,
+		envelope: true, wantCache: "BYPASS",
+	})
+	add(&scenario{
+		Name: "gw-search-nocache", Title: "gateway: GET /api/v2/users/search (20 users), cache off (search + live-stream calls)", Group: groupGateway,
+		Contender: "gateway (cache off)", Upstream: "static upstream", Method: http.MethodGet, URL: off.url + searchQuery,
+		Header: bearer(st.meToken), contender: off, upstream: st.static,
+		envelope: true, wantCache: "BYPASS",
+	})
+	if st.bare != nil {
+		add(&scenario{
+			Name: "bare-fiber", Title: "baseline: bare Fiber handler answering the /me cache-hit bytes", Group: groupBaseline,
+			Contender: "bare Fiber", Method: http.MethodGet, URL: st.bareURL + "/api/v1/users/me",
+			contender: st.bare, exact: st.envelope, halfOf: "gw-me-hit",
+		})
+	}
+	add(&scenario{
+		Name: "upstream-direct", Title: "baseline: static upstream called directly, GET " + contract.PathUserPrefix + "{id}", Group: groupBaseline,
+		Contender: "static upstream", Method: http.MethodGet, URL: st.staticURL + userPath,
+		contender: st.static,
+	})
+	if n := st.nginx; n != nil {
+		add(&scenario{
+			Name: "nginx-proxy", Title: "baseline: nginx plain reverse proxy → static upstream, GET " + contract.PathUserPrefix + "{id}", Group: groupBaseline,
+			Contender: "nginx", Upstream: "static upstream", Method: http.MethodGet, URL: n.plainURL + userPath,
+			contender: n, upstream: st.static,
+		})
+		add(&scenario{
+			Name: "nginx-proxy-username", Title: "baseline: nginx plain reverse proxy → static upstream, POST " + contract.PathUsernameCheck, Group: groupBaseline,
+			Contender: "nginx", Upstream: "static upstream", Method: http.MethodPost, URL: n.plainURL + contract.PathUsernameCheck,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(usernameBody),
+			contender: n, upstream: st.static,
+		})
+		add(&scenario{
+			Name: "nginx-cache-hit", Title: "baseline: nginx proxy_cache hit, answering the /me cache-hit bytes", Group: groupBaseline,
+			Contender: "nginx", Method: http.MethodGet, URL: n.cacheURL + "/bench/v1/payload",
+			contender: n, exact: st.envelope, CacheHit: true, cacheHeader: "X-Cache-Status",
+		})
+	}
+	if g := st.gwStore; g != nil {
+		add(&scenario{
+			Name: "store-me", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v1/users/me", Group: groupRealStore,
+			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + "/api/v1/users/me",
+			Header: bearer(st.storeToken), contender: g, upstream: st.store,
+			envelope: true, wantCache: "BYPASS",
+		})
+		add(&scenario{
+			Name: "store-search", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v2/users/search (20 users)", Group: groupRealStore,
+			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + searchQuery,
+			Header: bearer(st.storeToken), contender: g, upstream: st.store,
+			envelope: true, wantCache: "BYPASS",
+		})
+	}
+	return all
+}

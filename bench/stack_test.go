@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestNginxConf(t *testing.T) {
+	var b bytes.Buffer
+	err := nginxConf.Execute(&b, map[string]any{
+		"Root": true, "Dir": "/w/nginx", "Fifo": "/w/nginx/access.log", "Upstream": "127.0.0.1:4000",
+		"Plain": "127.0.0.1:4001", "Cache": "127.0.0.1:4002",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := b.String()
+	for _, want := range []string{
+		"user root;", "worker_processes 1;", "daemon off;", "pid /w/nginx/nginx.pid;",
+		"access_log /w/nginx/access.log combined", "server 127.0.0.1:4000;", "keepalive 256;",
+		"listen 127.0.0.1:4001;", "listen 127.0.0.1:4002;", "proxy_cache bench;", `proxy_set_header Connection "";`,
+		"proxy_http_version 1.1;", "keepalive_requests 10000000;", "proxy_cache_path /w/nginx/cache",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("nginx.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	b.Reset()
+	_ = nginxConf.Execute(&b, map[string]any{"Root": false, "Dir": "/w", "Fifo": "/w/a", "Upstream": "u", "Plain": "p", "Cache": "c"})
+	if strings.Contains(b.String(), "user root") {
+		t.Error("user root without root")
+	}
+}
+
+func TestTokenLookupsAndCacheStats(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/metrics":
+			_, _ = w.Write([]byte("# HELP gateway_token_cache_lookups_total Look-ups.\n# TYPE gateway_token_cache_lookups_total counter\n" +
+				"gateway_token_cache_lookups_total{result=\"hit\"} 12345\ngateway_token_cache_lookups_total{result=\"miss\"} 1e+05\n" +
+				"gateway_cache_entries 3\n"))
+		case "/ops/v1/cache":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"isSuccess":true,"statusCode":200,"data":{"enabled":true,"entries":100000,"bytes":123456789},"errors":[],"timestamp":"t"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	l, err := tokenLookups(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.hit != 12345 || l.miss != 100000 {
+		t.Errorf("lookups %+v", l)
+	}
+	n, b, err := cacheStats(context.Background(), srv.URL)
+	if err != nil || n != 100000 || b != 123456789 {
+		t.Errorf("cache stats %d %d %v", n, b, err)
+	}
+	if _, err := tokenLookups(context.Background(), srv.URL+"/nothing"); err == nil {
+		t.Error("metrics without the counters accepted")
+	}
+	if _, _, err := cacheStats(context.Background(), srv.URL+"/nothing"); err == nil {
+		t.Error("a 404 cache stats accepted")
+	}
+}
+
+func TestChoosePinning(t *testing.T) {
+	o := &options{pin: false, serverCPUs: "0", loadCPUs: "1"}
+	if p := choosePinning(o); p.Enabled || !strings.Contains(p.Reason, "-pin=false") {
+		t.Errorf("pin=false: %+v", p)
+	}
+	o = &options{pin: true, serverCPUs: "0", loadCPUs: "0"}
+	if p := choosePinning(o); p.Enabled {
+		t.Errorf("overlapping cores pinned: %+v", p)
+	}
+	o = &options{pin: true, serverCPUs: "0", loadCPUs: "4096"}
+	if p := choosePinning(o); p.Enabled {
+		t.Errorf("missing core: %+v", p)
+	}
+	if cmd := (pinning{}).command("/bin/x", "-a"); cmd.Args[0] != "/bin/x" {
+		t.Errorf("unpinned command %v", cmd.Args)
+	}
+	if cmd := (pinning{Enabled: true, ServerCPUs: "0", LoadCPUs: "1"}).command("/bin/x", "-a"); strings.Join(cmd.Args, " ") != "taskset -c 0 /bin/x -a" {
+		t.Errorf("pinned command %v", cmd.Args)
+	}
+}

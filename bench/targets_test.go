@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// result is a measured scenario with the given median maximum and open
+// loop.
+func result(name string, rps float64, p99 float64, rate int) *scenarioResult {
+	r := &scenarioResult{Name: name, Closed: closedSummary{MedianRPS: rps, Rounds: []closedRound{{RPS: rps, GeneratorCoreBusy: 0.5}}}}
+	if rate > 0 {
+		r.Open = &openSummary{Rate: rate, P99Micros: p99, Rounds: []openRound{{Rate: rate, AchievedRate: float64(rate)}}}
+	}
+	return r
+}
+
+func statusOf(t *testing.T, targets []targetResult, name string) targetResult {
+	t.Helper()
+	for _, tr := range targets {
+		if tr.Name == name {
+			return tr
+		}
+	}
+	t.Fatalf("no target %q", name)
+	return targetResult{}
+}
+
+func TestJudge(t *testing.T) {
+	results := map[string]*scenarioResult{
+		"gw-me-hit":            result("gw-me-hit", 45000, 900, 22500),
+		"bare-fiber":           result("bare-fiber", 50000, 500, 22500),
+		"nginx-cache-hit":      result("nginx-cache-hit", 60000, 0, 0),
+		"gw-username":          result("gw-username", 10000, 0, 0),
+		"nginx-proxy-username": result("nginx-proxy-username", 12000, 0, 0),
+	}
+	mem := &memoryResult{Users: 100000, RSSKiB: 150000, HWMKiB: 180000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
+	targets, ratios := judge(results, mem)
+
+	for name, want := range map[string]string{
+		"/me cache hit vs bare Fiber":         statusPass, // 0.90
+		"/me cache hit vs nginx proxy_cache":  statusFail, // 0.75
+		"username check vs nginx plain proxy": statusPass, // 0.83
+		"p99 at half the gateway's maximum":   statusPass, // 1.8
+		"memory":                              statusPass, // 153.6 MB
+		"allocations on the cache-hit path":   statusNotMeasured,
+	} {
+		if got := statusOf(t, targets, name); got.Status != want {
+			t.Errorf("%s: %s (%v, %s), want %s", name, got.Status, got.Value, got.Detail, want)
+		}
+	}
+	if len(ratios) == 0 || ratios[0].Name != "gw-me-hit / bare-fiber" || ratios[0].Value != 0.9 {
+		t.Errorf("ratios %+v", ratios)
+	}
+
+	// Errors invalidate; a saturated generator invalidates; a missed rate
+	// invalidates the p99 target; a missing contender is not measured.
+	results["bare-fiber"].Errors = 3
+	results["gw-username"].Closed.Rounds[0].GeneratorCoreBusy = 0.99
+	results["gw-me-hit"].Open.Rounds[0].AchievedRate = 15000
+	delete(results, "nginx-cache-hit")
+	targets, _ = judge(results, &memoryResult{Users: 100000, Broken: "gateway did not start"})
+	for name, want := range map[string]string{
+		"/me cache hit vs bare Fiber":         statusInvalid,
+		"/me cache hit vs nginx proxy_cache":  statusNotMeasured,
+		"username check vs nginx plain proxy": statusInvalid,
+		"p99 at half the gateway's maximum":   statusInvalid,
+		"memory":                              statusNotMeasured,
+	} {
+		if got := statusOf(t, targets, name); got.Status != want {
+			t.Errorf("%s: %s (%s), want %s", name, got.Status, got.Detail, want)
+		}
+	}
+}
+
+func TestJudgeMemory(t *testing.T) {
+	full := memoryResult{Users: 100000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
+	for _, tc := range []struct {
+		name   string
+		change func(*memoryResult)
+		want   string
+	}{
+		{"under", func(m *memoryResult) { m.RSSKiB = 195000 }, statusPass}, // 199.7 MB
+		{"over", func(m *memoryResult) { m.RSSKiB = 196000 }, statusFail},  // 200.7 MB
+		{"evicted", func(m *memoryResult) { m.RSSKiB = 1000; m.CacheEntries = 90000 }, statusFail},
+		{"tokens lost", func(m *memoryResult) { m.RSSKiB = 1000; m.SampleTokenHits = 995 }, statusFail},
+		{"fill errors", func(m *memoryResult) { m.RSSKiB = 1000; m.Errors = 1 }, statusInvalid},
+	} {
+		m := full
+		tc.change(&m)
+		targets, _ := judge(map[string]*scenarioResult{}, &m)
+		if got := statusOf(t, targets, "memory"); got.Status != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got.Status, got.Detail, tc.want)
+		}
+	}
+	targets, _ := judge(map[string]*scenarioResult{}, nil)
+	if got := statusOf(t, targets, "memory"); got.Status != statusNotMeasured {
+		t.Errorf("no memory phase: %s", got.Status)
+	}
+}
+
+// The report is written four times (latest and a dated copy, Markdown and
+// JSON); the JSON reads back and the Markdown carries the verdicts.
+func TestReportWrite(t *testing.T) {
+	start := time.Date(2026, 11, 27, 1, 2, 3, 0, time.UTC)
+	res := result("gw-me-hit", 45000, 900, 22500)
+	res.Title, res.Contender, res.Method, res.URL = "gateway /me", "gateway (cache on)", "GET", "http://x/api/v1/users/me"
+	broken := &scenarioResult{Name: "nginx-proxy", Contender: "nginx", Broken: "its answer failed the check"}
+	rep := &report{Schema: 1, StartedAt: start, FinishedAt: start.Add(8 * time.Minute), Command: "go run ./bench",
+		Results: []*scenarioResult{res, broken}, Skipped: []string{"nginx baselines: nginx is not installed"},
+		Memory: &memoryResult{Users: 100000, RSSKiB: 150000}}
+	rep.Targets, rep.Ratios = judge(map[string]*scenarioResult{"gw-me-hit": res}, rep.Memory)
+	dir := t.TempDir()
+	written, err := rep.write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 4 {
+		t.Fatalf("wrote %v", written)
+	}
+	for _, name := range []string{"latest.md", "latest.json", "2026-11-27T010203Z.md", "2026-11-27T010203Z.json"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	var back report
+	b, _ := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Results) != 2 || back.Results[0].Closed.MedianRPS != 45000 {
+		t.Errorf("JSON: %v %+v", err, back.Results)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "latest.md"))
+	for _, want := range []string{"go run ./bench", "| gw-me-hit | gateway (cache on) | 45000", "not measured: its answer failed the check",
+		"**NOT MEASURED**", "nginx is not installed", "146.5 MiB"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+}
+
+func TestOptions(t *testing.T) {
+	o, err := parseOptions([]string{"bench"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.duration != 5*time.Second || o.rounds != 3 || o.connections != 64 || !o.wants("gw-me-hit") || !o.memory || o.memoryUsers != 100000 {
+		t.Errorf("defaults %+v", o)
+	}
+	o, err = parseOptions([]string{"bench", "-scenarios", "gw-me-hit, bare-fiber", "-duration", "2s", "-rounds", "1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.wants("bare-fiber") || o.wants("nginx-proxy") {
+		t.Errorf("scenarios %v", o.scenarios)
+	}
+	for _, bad := range [][]string{
+		{"bench", "-duration", "500ms"},
+		{"bench", "-rounds", "0"},
+		{"bench", "-scenarios", "gw-me-hit,nope"},
+		{"bench", "-generator", "hey"},
+		{"bench", "-server-cpus", "x"},
+		{"bench", "-connections", "0"},
+		{"bench", "extra"},
+	} {
+		if _, err := parseOptions(bad, io.Discard); err == nil {
+			t.Errorf("parseOptions(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"/tmp/go-build/bench", "-duration", "2s", "-scenarios", "a b", "-out", "it's"})
+	if want := `go run ./bench -duration 2s -scenarios 'a b' -out 'it'\''s'`; got != want {
+		t.Errorf("commandLine = %s, want %s", got, want)
+	}
+}
+
+// Other processes on the server core make a throughput target INVALID:
+// the contender did not have its core to itself.
+func TestJudgeSharedCore(t *testing.T) {
+	results := map[string]*scenarioResult{
+		"gw-me-hit":  result("gw-me-hit", 45000, 900, 22500),
+		"bare-fiber": result("bare-fiber", 40000, 500, 22500),
+	}
+	results["bare-fiber"].Closed.Rounds[0].ServerCoreOther = 0.3
+	results["bare-fiber"].Open.Rounds[0].ServerCoreOther = 0.2
+	targets, _ := judge(results, nil)
+	got := statusOf(t, targets, "/me cache hit vs bare Fiber")
+	if got.Status != statusInvalid || !strings.Contains(got.Detail, "other processes took up to 30%") {
+		t.Errorf("%s: %s", got.Status, got.Detail)
+	}
+	results["bare-fiber"].Closed.Rounds[0].ServerCoreOther = 0.05 // one window of two: not most
+	targets, _ = judge(results, nil)
+	if got := statusOf(t, targets, "/me cache hit vs bare Fiber"); got.Status != statusPass {
+		t.Errorf("%s: %s", got.Status, got.Detail)
+	}
+}
