@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,32 +17,43 @@ import (
 // soon as the key that verified it is retired from the key set. Expiry and
 // retirement are checked on every hit, so no sweeper is needed.
 //
-// Bound: MaxEntries in total, split over shards. Each shard admits into a
-// ring of slots in order; when the ring is full, a new token takes the
-// oldest slot and evicts whatever entry still holds it (FIFO). Eviction is
-// O(1) and never scans; an attacker flooding distinct valid tokens can only
-// push out older entries, and each of those had to pass a signature check
-// first. Failures are never cached.
+// Bound: MaxEntries in total, counted across shards. Each shard keeps its
+// admissions in order (a FIFO queue); when the cache is full, a new token
+// pushes out the oldest entry of its own shard. The bound is global rather
+// than a fixed share per shard, so uneven hashing never evicts while the
+// cache as a whole has room (100,000 tokens fit in MaxEntries 100,000).
+// Eviction is O(1) and never scans; an attacker flooding distinct valid
+// tokens can only push out older entries, and each of those had to pass a
+// signature check first. Failures are never cached.
 type tokenCache struct {
 	shards []cacheShard
 	mask   uint64
 	maxTTL time.Duration
+	limit  int64
+	size   atomic.Int64 // entries held, over all shards
 }
 
 type cacheShard struct {
 	mu      sync.RWMutex
 	entries map[[sha256.Size]byte]cacheEntry
-	ring    [][sha256.Size]byte // admission order; a ring once full
-	next    int                 // the ring slot the next admission takes, once full
-	limit   int
+	queue   []queued // admission order, oldest at head
+	head    int
+	seq     uint64
 	_       [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// queued is one admission; seq tells whether the entry still belongs to it
+// (a token admitted again, or deleted and readmitted, has a newer seq).
+type queued struct {
+	sum [sha256.Size]byte
+	seq uint64
 }
 
 type cacheEntry struct {
 	id      *Identity
 	key     *verifyKey
 	expires int64 // unix nanoseconds; never after the token's exp
-	slot    int
+	seq     uint64
 }
 
 func newTokenCache(maxEntries int, maxTTL time.Duration) *tokenCache {
@@ -49,14 +61,9 @@ func newTokenCache(maxEntries int, maxTTL time.Duration) *tokenCache {
 	if maxEntries < 16*4 {
 		n = 1 // too small to split usefully
 	}
-	c := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), maxTTL: maxTTL}
+	c := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), maxTTL: maxTTL, limit: int64(maxEntries)}
 	for i := range c.shards {
-		s := &c.shards[i]
-		s.limit = maxEntries / n
-		if i < maxEntries%n {
-			s.limit++
-		}
-		s.entries = make(map[[sha256.Size]byte]cacheEntry)
+		c.shards[i].entries = make(map[[sha256.Size]byte]cacheEntry)
 	}
 	return c
 }
@@ -80,6 +87,7 @@ func (c *tokenCache) get(sum *[sha256.Size]byte, now int64) *Identity {
 	s.mu.Lock()
 	if cur, ok := s.entries[*sum]; ok && cur.id == e.id {
 		delete(s.entries, *sum)
+		c.size.Add(-1)
 	}
 	s.mu.Unlock()
 	return nil
@@ -98,30 +106,72 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, key *verifyKey, n
 		return
 	}
 	expires := end.UnixNano()
-	s := c.shard(sum)
-	if s.limit == 0 {
+	if c.limit <= 0 {
 		return
 	}
+	s := c.shard(sum)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.entries[*sum]; ok { // verified twice concurrently: keep its slot
-		s.entries[*sum] = cacheEntry{id: id, key: key, expires: expires, slot: cur.slot}
+	if cur, ok := s.entries[*sum]; ok { // verified twice concurrently: keep its place
+		s.entries[*sum] = cacheEntry{id: id, key: key, expires: expires, seq: cur.seq}
 		return
 	}
-	var slot int
-	if len(s.ring) < s.limit {
-		slot = len(s.ring)
-		s.ring = append(s.ring, *sum)
-	} else {
-		slot = s.next
-		s.next = (slot + 1) % s.limit
-		victim := s.ring[slot]
-		if cur, ok := s.entries[victim]; ok && cur.slot == slot {
-			delete(s.entries, victim)
-		}
-		s.ring[slot] = *sum
+	s.seq++
+	if c.size.Load() >= c.limit && !s.evictOldest(c) {
+		return // full, and this shard holds nothing to give up
 	}
-	s.entries[*sum] = cacheEntry{id: id, key: key, expires: expires, slot: slot}
+	s.entries[*sum] = cacheEntry{id: id, key: key, expires: expires, seq: s.seq}
+	s.queue = append(s.queue, queued{sum: *sum, seq: s.seq})
+	c.size.Add(1)
+	if live := len(s.entries); len(s.queue)-s.head > 2*live+1024 {
+		s.prune()
+	}
+}
+
+// prune drops the queue records of entries that are gone (expired or
+// retired ones deleted on a hit), keeping the order of the rest. It runs
+// when dead records outnumber live ones, so its cost is amortised O(1).
+func (s *cacheShard) prune() {
+	n := 0
+	for _, q := range s.queue[s.head:] {
+		if cur, ok := s.entries[q.sum]; ok && cur.seq == q.seq {
+			s.queue[n] = q
+			n++
+		}
+	}
+	clear(s.queue[n:])
+	s.queue = s.queue[:n]
+	s.head = 0
+}
+
+// evictOldest removes the shard's oldest live entry. Queue records whose
+// entry is gone or newer are skipped on the way. It reports whether an
+// entry was removed.
+func (s *cacheShard) evictOldest(c *tokenCache) bool {
+	for s.head < len(s.queue) {
+		q := s.queue[s.head]
+		s.queue[s.head] = queued{}
+		s.head++
+		if cur, ok := s.entries[q.sum]; ok && cur.seq == q.seq {
+			delete(s.entries, q.sum)
+			c.size.Add(-1)
+			s.compact()
+			return true
+		}
+	}
+	s.compact()
+	return false
+}
+
+// compact drops the consumed head of the queue once it is half the slice,
+// so the queue's memory stays proportional to the entries held.
+func (s *cacheShard) compact() {
+	if s.head > 1024 && s.head*2 >= len(s.queue) {
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
+		s.head = 0
+	}
 }
 
 // len counts the entries held, live or not yet noticed dead.

@@ -175,16 +175,27 @@ func TestTokenCacheKeepsNoFailuresAndCanBeOff(t *testing.T) {
 	}
 }
 
-// Unit tests of the ring: exact bound over shards, FIFO slots, stale slots.
+// Unit tests of the queue: the bound is global and exact (uneven hashing
+// never evicts while there is room), FIFO eviction, stale records.
 func TestTokenCacheRing(t *testing.T) {
-	for _, n := range []int{1, 7, 63, 64, 100, 1001} {
+	for _, n := range []int{1, 7, 63, 64, 100, 1001, 20000} {
 		c := newTokenCache(n, time.Minute)
-		total := 0
-		for i := range c.shards {
-			total += c.shards[i].limit
+		key := &verifyKey{kid: "k"}
+		now := time.Now()
+		id := &Identity{ExpiresAt: now.Add(time.Hour)}
+		for i := range n {
+			s := sha256.Sum256([]byte(strconv.Itoa(i)))
+			c.put(&s, id, key, now)
 		}
-		if total != n {
-			t.Errorf("MaxEntries %d: shard limits add up to %d", n, total)
+		if c.len() != n {
+			t.Errorf("MaxEntries %d: %d of %d distinct tokens kept", n, c.len(), n)
+		}
+		for i := n; i < 2*n; i++ {
+			s := sha256.Sum256([]byte(strconv.Itoa(i)))
+			c.put(&s, id, key, now)
+		}
+		if c.len() != n || int(c.size.Load()) != n {
+			t.Errorf("MaxEntries %d: %d held (counted %d) after twice as many", n, c.len(), c.size.Load())
 		}
 	}
 
