@@ -226,7 +226,7 @@ func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
 	var n int
 	switch {
 	case q.Get("user") != "" && isUUID(q.Get("user")):
-		n = o.d.Cache.PurgeTag(userTag(strings.ToLower(q.Get("user"))))
+		n = o.d.Cache.PurgeTag(strings.ToLower(q.Get("user")))
 	case q.Get("route") == "search" || q.Get("route") == "me":
 		n = o.d.Cache.PurgePrefix(readcache.Key(q.Get("route")))
 	case q.Get("all") == "true":
@@ -253,7 +253,7 @@ func (o *Ops) invalidate(w http.ResponseWriter, r *http.Request) {
 	}
 	n := 0
 	if o.d.Cache != nil {
-		n = o.d.Cache.PurgeTag(userTag(strings.ToLower(in.UserID)))
+		n = o.d.Cache.PurgeTag(strings.ToLower(in.UserID))
 	}
 	writeOps(w, http.StatusOK, map[string]int{"purged": n})
 }

@@ -267,14 +267,15 @@ func (s *Server) searchLoader(call *upstream.Call, sp searchParams, fields polic
 		}
 		tags := make([]string, 0, len(res.Items)+1)
 		for i := range res.Items {
-			tags = append(tags, userTag(res.Items[i].ID))
+			tags = append(tags, res.Items[i].ID)
 		}
 		data := appendUserPage(make([]byte, 0, 512*len(res.Items)+64), res.Items, streams, fields, lang, sp.page, sp.limit, res.Total)
 		return readcache.Loaded{Data: data, Tags: tags, Cacheable: !partial}, nil
 	}
 }
 
-func userTag(id string) string { return "user:" + id }
+// Cache tags are user ids: PurgeTag(id) removes every answer that carries
+// the user (their /me, every search page listing them).
 
 // liveStreams is the enrichment of a page or a profile: when it fails, the
 // answer goes out without live streams (liveStream: null) and is marked
@@ -332,7 +333,11 @@ func (s *Server) profileLoader(call *upstream.Call, id string, fields policies.F
 			return readcache.Loaded{}, err
 		}
 		data := appendUser(make([]byte, 0, 1024), u, streams[u.ID], fields, lang)
-		return readcache.Loaded{Data: data, Tags: []string{userTag(u.ID)}, Cacheable: !partial}, nil
+		tag := u.ID
+		if tag == id {
+			tag = id // the verified subject's string: no copy per cached profile
+		}
+		return readcache.Loaded{Data: data, Tags: []string{tag}, Cacheable: !partial}, nil
 	}
 }
 

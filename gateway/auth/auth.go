@@ -158,6 +158,10 @@ type Verifier struct {
 
 	keyLookups atomic.Int64 // how many tokens reached the key look-up (tests)
 
+	// Shared role and scope lists (see intern).
+	internMu sync.RWMutex
+	interned map[string][]string
+
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      chan struct{}

@@ -248,3 +248,26 @@ func TestErrorsWrapSentinels(t *testing.T) {
 		}
 	}
 }
+
+// Equal role lists are shared between identities, and the shared set is
+// bounded.
+func TestInternSharesEqualLists(t *testing.T) {
+	v := &Verifier{}
+	a := v.intern([]string{"user", "admin"})
+	b := v.intern([]string{"user", "admin"})
+	if &a[0] != &b[0] {
+		t.Error("equal lists were not shared")
+	}
+	if c := v.intern([]string{"admin", "user"}); &c[0] == &a[0] {
+		t.Error("a list in another order was shared")
+	}
+	if v.intern(nil) != nil {
+		t.Error("an empty list became non-nil")
+	}
+	for i := range 2 * maxInterned {
+		v.intern([]string{strconv.Itoa(i)})
+	}
+	if len(v.interned) > maxInterned {
+		t.Errorf("%d lists interned, bound %d", len(v.interned), maxInterned)
+	}
+}

@@ -225,7 +225,7 @@ func (c *Cache) sweep() int {
 		for visited := 0; next != nil && visited < sweepChunk; visited++ {
 			e := next
 			next = e.newer
-			if !now.Before(e.retainUntil) {
+			if now.UnixNano() >= e.retainUntil {
 				c.unlinkLocked(e)
 				c.shard(e.key).store.Delete(e.key)
 				n++
@@ -255,7 +255,7 @@ func (c *Cache) Peek(key string) (*Entry, bool) {
 		return nil, false
 	}
 	e, ok := v.(*Entry)
-	if !ok || !c.now().Before(e.freshUntil) {
+	if !ok || c.now().UnixNano() >= e.freshUntil {
 		return nil, false
 	}
 	sh.hits.Add(1)
@@ -274,7 +274,7 @@ func (c *Cache) lookupIn(sh *shard, key string, now time.Time) *Entry {
 		return nil
 	}
 	e, ok := v.(*Entry)
-	if !ok || !now.Before(e.retainUntil) {
+	if !ok || now.UnixNano() >= e.retainUntil {
 		return nil
 	}
 	return e
@@ -293,12 +293,12 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 	now := c.now()
 	sh := c.shard(key)
 	if e := c.lookupIn(sh, key, now); e != nil {
-		if now.Before(e.freshUntil) {
+		if now.UnixNano() < e.freshUntil {
 			sh.hits.Add(1)
 			c.obs.Lookup(Hit)
 			return e, Hit, nil
 		}
-		if now.Before(e.freshUntil.Add(p.StaleWhileRevalidate)) {
+		if now.UnixNano() < e.freshUntil+int64(p.StaleWhileRevalidate) {
 			c.revalidate(ctx, key, e, p, load)
 			return c.answer(e, Stale, nil)
 		}
@@ -313,11 +313,11 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 	if !abandoned && isFault != nil && isFault(err) {
 		now = c.now()
 		if s := c.lookupIn(sh, key, now); s != nil {
-			if now.Before(s.freshUntil) {
+			if now.UnixNano() < s.freshUntil {
 				// Stored meanwhile by a load that started after ours.
 				return c.answer(s, Hit, nil)
 			}
-			if now.Before(s.freshUntil.Add(p.StaleIfError)) {
+			if now.UnixNano() < s.freshUntil+int64(p.StaleIfError) {
 				return c.answer(s, Stale, nil)
 			}
 		}
@@ -470,8 +470,8 @@ func (c *Cache) admit(key string, l Loaded, p Policy, startGen uint64) *Entry {
 	if !e.cacheable || p.TTL <= 0 {
 		return e
 	}
-	e.freshUntil = now.Add(p.TTL)
-	e.retainUntil = e.freshUntil.Add(p.retention())
+	e.freshUntil = now.UnixNano() + int64(p.TTL)
+	e.retainUntil = e.freshUntil + int64(p.retention())
 	e.key = strings.Clone(key)
 	e.size = e.estimateSize()
 	if e.size > c.maxEntryBytes {
@@ -524,7 +524,11 @@ func (c *Cache) linkLocked(e *Entry) {
 		c.oldest = e
 	}
 	c.newest = e
-	e.links = make([]tagLink, len(e.tags))
+	if len(e.tags) == 1 {
+		e.links = e.link1[:]
+	} else {
+		e.links = make([]tagLink, len(e.tags))
+	}
 	for i, t := range e.tags {
 		c.tagAddLocked(t, &e.links[i], e)
 	}
