@@ -87,7 +87,8 @@
 // # Invalidation
 //
 // [Cache.PurgeTag] removes every entry carrying a tag (for example
-// "user:<id>": that user's /me and every search page that shows them) in
+// a user id, as the gateway tags: that user's /me and every search page
+// that shows them) in
 // O(entries with the tag), through a tag index kept with the entries.
 // [Cache.PurgePrefix] scans every key (O(entries)); [Cache.PurgeAll] is O(1).
 // A load that was running when a purge matching its result happened is not

@@ -1,13 +1,13 @@
 package readcache
 
 import (
-	"unsafe"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Status is how a lookup was answered; its String is the X-Cache header.
