@@ -195,7 +195,12 @@ type gatewayProc struct {
 // what one core answers, so that no answer is a 429.
 func (st *stack) gatewayEnv(upstreamURL string, extra map[string]string) []string {
 	env := map[string]string{
-		"GOMAXPROCS":                            "1",
+		"GOMAXPROCS": "1",
+		// The Go runtime settings of deploy/kubernetes (GOGC=400 with a
+		// memory limit as the backstop), the limit sized for the 200 MB
+		// memory target of the memory phase.
+		"GOGC":                                  "400",
+		"GOMEMLIMIT":                            "170MiB",
 		"GATEWAY_SERVER__LISTEN":                "127.0.0.1:0",
 		"GATEWAY_OPS__LISTEN":                   "127.0.0.1:0",
 		"GATEWAY_LOG__LEVEL":                    "info",

@@ -71,7 +71,7 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 	rq.cacheStatus = st
 	s.obs.CacheResult(rq.route, st)
 	h := &c.Response().Header
-	h.Set(headerCache, st)
+	setCanonical(h, hdrCache, st)
 	if !e.Cacheable() {
 		// A partial answer: served to this caller, cached nowhere.
 		rq.partial = true
@@ -80,9 +80,9 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 		writeData(c.Response(), fiber.StatusOK, e.Data())
 		return nil
 	}
-	h.Set(fiber.HeaderETag, e.ETag())
-	h.Set(fiber.HeaderCacheControl, cacheControl(clientMaxAge))
-	if matchesETag(c.Request().Header.Peek(fiber.HeaderIfNoneMatch), e.ETag()) {
+	setCanonical(h, hdrETag, e.ETag())
+	setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
+	if matchesETag(rq.headers.ifNoneMatch, e.ETag()) {
 		// 304 carries no body by definition: the one response that is
 		// not an envelope.
 		c.Response().ResetBody()

@@ -7,7 +7,7 @@ import (
 // applyCORS adds the CORS headers of an actual (non-preflight) request
 // from a browser, when the caller's policy allows its origin.
 func (s *Server) applyCORS(c *fiber.Ctx, rq *request) {
-	origin := c.Request().Header.Peek(fiber.HeaderOrigin)
+	origin := rq.headers.origin
 	if len(origin) == 0 || c.Method() == fiber.MethodOptions {
 		return
 	}

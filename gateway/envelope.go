@@ -106,6 +106,16 @@ func formatTimestamp(t time.Time) []byte {
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
 // U+FFFD so the output is always valid JSON.
 func appendJSONString(dst []byte, s string) []byte {
+	// Fast path: ids, route names and most texts need no escaping.
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf && jsonPlain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
@@ -170,3 +180,11 @@ func appendEnvelope(dst []byte, status int, data []byte, errs []string) []byte {
 	dst = append(dst, timestamp()...)
 	return append(dst, envTail...)
 }
+
+// jsonPlain marks the ASCII bytes appendJSONString writes as they are.
+var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && c != 0x7f
+	}
+	return t
+}()

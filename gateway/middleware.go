@@ -23,16 +23,17 @@ func (s *Server) edge(c *fiber.Ctx) (err error) {
 	rq.start = time.Now()
 	rq.rt = s.rt.Load()
 	h := &c.Request().Header
-	if id := h.Peek(fiber.HeaderXRequestID); saneRequestID(id) {
+	rq.headers.read(h)
+	if id := rq.headers.requestID; saneRequestID(id) {
 		rq.id = string(id)
 	} else {
 		rq.id = newRequestID()
 	}
-	c.Response().Header.Set(fiber.HeaderXRequestID, rq.id)
-	rq.client = clientctx.Normalize(h, rq.start)
+	setCanonical(&c.Response().Header, hdrRequestID, rq.id)
+	rq.client = clientctx.Normalize(&rq.headers, rq.start)
 	rq.clientIP = policies.ClientIP(peerAddr(c), h.PeekAll(fiber.HeaderXForwardedFor), rq.rt.trusted)
 	rq.policy = rq.rt.policies.For(rq.client.Platform)
-	rq.traceparent = h.Peek(headerTraceparent)
+	rq.traceparent = rq.headers.traceparent
 	if s.tracing.Enabled() {
 		rq.traceCtx, rq.span = s.tracing.StartRequest(rq.traceparent, "", c.Method())
 	}
@@ -87,8 +88,6 @@ func (s *Server) finish(c *fiber.Ctx, rq *request) {
 	rq.logBuf = appendAccessLine(rq.logBuf[:0], rq, c.Method(), route, status, d)
 	s.access.write(rq.logBuf)
 }
-
-const headerTraceparent = "traceparent"
 
 func peerAddr(c *fiber.Ctx) netip.Addr {
 	if a, ok := c.Context().RemoteAddr().(*net.TCPAddr); ok {

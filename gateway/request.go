@@ -22,6 +22,7 @@ import (
 // never raw headers. It is pooled; nothing may keep it after the request.
 type request struct {
 	start    time.Time
+	headers  requestHeaders
 	id       string
 	client   clientctx.Context
 	clientIP netip.Addr

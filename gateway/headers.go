@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"unsafe"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/valyala/fasthttp"
+)
+
+// requestHeaders holds the single-valued request headers the gateway
+// reads, taken in one pass over the header block: fasthttp's Peek copies
+// and normalizes the name on every call, and a request is read by a dozen
+// of them. Values alias fasthttp's buffer: valid while the request is
+// handled, never kept. The first of repeated headers counts, as with Peek.
+// Multi-valued headers (Authorization, X-Forwarded-For) use PeekAll.
+type requestHeaders struct {
+	requestID, language, acceptLanguage, timezone, platform,
+	appVersion, deviceID, traceparent, origin, ifNoneMatch []byte
+}
+
+// read fills h from the request's header block. fasthttp stores names in
+// canonical form, so they compare as exact strings.
+func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
+	*h = requestHeaders{}
+	rh.VisitAll(func(k, v []byte) {
+		var dst *[]byte
+		switch string(k) {
+		case "X-Request-Id":
+			dst = &h.requestID
+		case clientctx.HeaderLanguage:
+			dst = &h.language
+		case clientctx.HeaderAcceptLanguage:
+			dst = &h.acceptLanguage
+		case clientctx.HeaderTimezone:
+			dst = &h.timezone
+		case clientctx.HeaderPlatform:
+			dst = &h.platform
+		case clientctx.HeaderAppVersion:
+			dst = &h.appVersion
+		case clientctx.HeaderDeviceID:
+			dst = &h.deviceID
+		case "Traceparent":
+			dst = &h.traceparent
+		case "Origin":
+			dst = &h.origin
+		case "If-None-Match":
+			dst = &h.ifNoneMatch
+		default:
+			return
+		}
+		if *dst == nil {
+			*dst = v
+		}
+	})
+}
+
+// Peek serves clientctx.Normalize from the values already read.
+func (h *requestHeaders) Peek(name string) []byte {
+	switch name {
+	case clientctx.HeaderLanguage:
+		return h.language
+	case clientctx.HeaderAcceptLanguage:
+		return h.acceptLanguage
+	case clientctx.HeaderTimezone:
+		return h.timezone
+	case clientctx.HeaderPlatform:
+		return h.platform
+	case clientctx.HeaderAppVersion:
+		return h.appVersion
+	case clientctx.HeaderDeviceID:
+		return h.deviceID
+	}
+	return nil
+}
+
+// Canonical response header names, for setCanonical.
+var (
+	hdrRequestID    = []byte("X-Request-Id")
+	hdrCache        = []byte("X-Cache")
+	hdrETag         = []byte("Etag")
+	hdrCacheControl = []byte("Cache-Control")
+)
+
+// setCanonical sets a response header whose name is already canonical,
+// skipping fasthttp's per-call normalization; the value is copied by
+// fasthttp, so viewing the string as bytes is safe.
+func setCanonical(h *fasthttp.ResponseHeader, key []byte, value string) {
+	h.SetCanonical(key, unsafe.Slice(unsafe.StringData(value), len(value)))
+}
