@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -91,4 +92,32 @@ func msgNames(ms []msg) []string {
 		out[i] = m.text(0)
 	}
 	return out
+}
+
+// The fast path of the username body agrees with the decoder on every
+// body it accepts, and leaves every other body to it.
+func TestPlainUsernameBodyAgreesWithTheDecoder(t *testing.T) {
+	for _, body := range []string{
+		`{"username":"johndoe123"}`, ` { "username" : "JohnDoe" } `, "{\n\t\"username\": \"a.b_c\"\r\n}\n",
+		`{"username":""}`, `{"username":"has space"}`, `{"username":"ümlaut"}`, `{"username":"a\"b"}`,
+		`{"username":"a\\u0041"}`, `{"username":"x"} trailing`, `{"username":"x",}`, `{"username":"x","other":1}`,
+		`{"USERNAME":"x"}`, `{"username":null}`, `{"username":5}`, `["username"]`, `{"username":"x"`, ``, `{}`,
+		`{"username":"x"}{}`, `{"username":"tab` + "\t" + `"}`,
+	} {
+		name, ok := plainUsernameBody([]byte(body))
+		if !ok {
+			continue
+		}
+		value, err := usernameBody([]byte(body))
+		var want string
+		if err == nil {
+			err = json.Unmarshal(value, &want)
+		}
+		if err != nil || want != name {
+			t.Errorf("%q: fast path %q, decoder %q (%v)", body, name, want, err)
+		}
+	}
+	if _, ok := plainUsernameBody([]byte(`{"username":"johndoe123"}`)); !ok {
+		t.Error("the plain body did not take the fast path")
+	}
 }

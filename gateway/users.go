@@ -39,16 +39,18 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	if !isJSON(c.Request().Header.ContentType()) {
 		return validationError(msgContentTypeJSON)
 	}
-	value, err := usernameBody(c.Body())
-	if err != nil {
-		return err
-	}
-	if len(value) == 0 || string(value) == "null" {
-		return validationError(msgUsernameRequired)
-	}
-	var raw string
-	if err := json.Unmarshal(value, &raw); err != nil {
-		return validationError(msgUsernameType)
+	raw, ok := plainUsernameBody(c.Body())
+	if !ok {
+		value, err := usernameBody(c.Body())
+		if err != nil {
+			return err
+		}
+		if len(value) == 0 || string(value) == "null" {
+			return validationError(msgUsernameRequired)
+		}
+		if err := json.Unmarshal(value, &raw); err != nil {
+			return validationError(msgUsernameType)
+		}
 	}
 	name, problems := canonicalUsername(raw)
 	if len(problems) > 0 {
@@ -67,6 +69,52 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	writeDataBytes(c.Response(), fiber.StatusOK, data)
 	return nil
+}
+
+// plainUsernameBody is the fast path of the body every app sends,
+// {"username":"…"} with printable ASCII and no escapes (whitespace allowed
+// where JSON allows it): it returns the name without a JSON decoder. Any
+// other body, valid or not, takes usernameBody, which decides.
+func plainUsernameBody(body []byte) (string, bool) {
+	const key = `"username"`
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return "", false
+	}
+	i = skipSpace(body, i+1)
+	if !bytes.HasPrefix(body[i:], []byte(key)) {
+		return "", false
+	}
+	i = skipSpace(body, i+len(key))
+	if i >= len(body) || body[i] != ':' {
+		return "", false
+	}
+	i = skipSpace(body, i+1)
+	if i >= len(body) || body[i] != '"' {
+		return "", false
+	}
+	start := i + 1
+	for i = start; i < len(body) && body[i] != '"'; i++ {
+		if b := body[i]; b < 0x20 || b > 0x7e || b == '\\' {
+			return "", false
+		}
+	}
+	if i >= len(body) {
+		return "", false
+	}
+	end := i
+	i = skipSpace(body, i+1)
+	if i >= len(body) || body[i] != '}' || skipSpace(body, i+1) != len(body) {
+		return "", false
+	}
+	return string(body[start:end]), true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // usernameBody reads the body {"username": ...} and returns the raw value

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -318,5 +319,32 @@ func TestTraceparentFromContextOverridesTheCall(t *testing.T) {
 	}
 	if n := len(p.Seen()); n != 2 {
 		t.Fatalf("a refused call reached the store (%d requests)", n)
+	}
+}
+
+// The fast path of the username-check answer agrees with the decoder and
+// leaves every other shape to it.
+func TestPlainUsernameCheckAgreesWithTheDecoder(t *testing.T) {
+	for _, body := range []string{
+		`{"username":"johndoe123","available":true}`, `{"username":"x","available":false}` + "\n",
+		`{"username":"x","available":true} `, `{"username":"x","available":null}`, `{"available":true,"username":"x"}`,
+		`{"username":"a\"b","available":true}`, `{"username":"ş","available":true}`, `{"username":"x","available":true,"extra":1}`,
+		`{"username":"x","available":truex}`, `{"username":"x"`,
+	} {
+		name, avail, ok := plainUsernameCheck([]byte(body))
+		if !ok {
+			continue
+		}
+		var w struct {
+			Username  *string `json:"username"`
+			Available *bool   `json:"available"`
+		}
+		if err := json.Unmarshal([]byte(body), &w); err != nil || w.Username == nil || w.Available == nil ||
+			*w.Username != name || *w.Available != avail {
+			t.Errorf("%q: fast path (%q, %v) disagrees with the decoder (%v)", body, name, avail, err)
+		}
+	}
+	if _, _, ok := plainUsernameCheck([]byte(`{"username":"x","available":true}`)); !ok {
+		t.Error("the plain answer did not take the fast path")
 	}
 }

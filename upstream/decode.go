@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,14 @@ import (
 // ever travel as an Error's cause.
 
 func decodeUsernameCheck(body []byte, asked string) (bool, error) {
+	if name, available, ok := plainUsernameCheck(body); ok {
+		// The common answer, compact JSON with a plain ASCII name: the
+		// same checks without a decoder.
+		if name != asked && contract.Fold(name) != contract.Fold(asked) {
+			return false, errors.New("username check answered for another username")
+		}
+		return available, nil
+	}
 	var w struct {
 		Username  *string `json:"username"`
 		Available *bool   `json:"available"`
@@ -34,6 +43,38 @@ func decodeUsernameCheck(body []byte, asked string) (bool, error) {
 		return false, errors.New("username check answered for another username")
 	}
 	return *w.Available, nil
+}
+
+// plainUsernameCheck reads exactly {"username":"<printable ASCII, no
+// escapes>","available":true|false} and an optional trailing newline, as
+// an encoding/json encoder writes it. Anything else is left to the decoder.
+func plainUsernameCheck(body []byte) (name string, available, ok bool) {
+	const head, mid = `{"username":"`, `","available":`
+	if !bytes.HasPrefix(body, []byte(head)) {
+		return "", false, false
+	}
+	rest := body[len(head):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return "", false, false
+	}
+	for _, b := range rest[:end] {
+		if b < 0x20 || b > 0x7e || b == '\\' {
+			return "", false, false
+		}
+	}
+	tail := rest[end:]
+	if !bytes.HasPrefix(tail, []byte(mid)) {
+		return "", false, false
+	}
+	switch string(bytes.TrimRight(tail[len(mid):], "\n")) {
+	case "true}":
+		available = true
+	case "false}":
+	default:
+		return "", false, false
+	}
+	return string(rest[:end]), available, true
 }
 
 func decodeSearch(body []byte, limit int) (*contract.SearchResponse, error) {
