@@ -9,7 +9,7 @@ import (
 // scenarioNames lists every scenario in report order.
 var scenarioNames = []string{
 	"gw-me-hit", "gw-search-hit", "gw-username", "gw-me-nocache", "gw-search-nocache",
-	"bare-fiber", "upstream-direct", "nginx-proxy", "nginx-proxy-username", "nginx-cache-hit",
+	"bare-fiber", "fiber-proxy-username", "upstream-direct", "nginx-proxy", "nginx-proxy-username", "nginx-cache-hit",
 	"store-me", "store-search",
 }
 
@@ -74,6 +74,12 @@ func (st *stack) scenarios() []*scenario {
 			Name: "bare-fiber", Title: "baseline: bare Fiber handler answering the /me cache-hit bytes", Group: groupBaseline,
 			Contender: "bare Fiber", Method: http.MethodGet, URL: st.bareURL + "/api/v1/users/me",
 			contender: st.bare, exact: st.envelope, halfOf: "gw-me-hit",
+		})
+		add(&scenario{
+			Name: "fiber-proxy-username", Title: "reference: the cheapest Go reverse proxy (Fiber + fasthttp client, no work) → static upstream, POST " + contract.PathUsernameCheck, Group: groupBaseline,
+			Contender: "bare Fiber proxy", Upstream: "static upstream", Method: http.MethodPost, URL: st.bareURL + contract.PathUsernameCheck,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(usernameBody),
+			contender: st.bare, upstream: st.static,
 		})
 	}
 	add(&scenario{

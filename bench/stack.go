@@ -100,7 +100,7 @@ func (st *stack) start(ctx context.Context) error {
 		return err
 	}
 
-	if st.opts.wants("bare-fiber") {
+	if st.wantsAny("bare-fiber", "fiber-proxy-username") {
 		st.log.say("starting the bare Fiber baseline")
 		if err := st.startBare(ctx); err != nil {
 			return err
@@ -302,7 +302,7 @@ func (st *stack) startBare(ctx context.Context) error {
 	if err := os.WriteFile(file, st.envelope, 0o600); err != nil {
 		return err
 	}
-	args := []string{"-body", file, "-path", "/api/v1/users/me"}
+	args := []string{"-body", file, "-path", "/api/v1/users/me", "-proxy", strings.TrimPrefix(st.staticURL, "http://")}
 	for _, h := range st.envelopeHeaders {
 		args = append(args, "-header", h[0]+": "+h[1])
 	}

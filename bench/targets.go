@@ -105,7 +105,8 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 	var ratios []ratioResult
 	for _, pair := range [][2]string{
 		{"gw-me-hit", "bare-fiber"}, {"gw-me-hit", "nginx-cache-hit"}, {"gw-me-hit", "upstream-direct"},
-		{"gw-search-hit", "bare-fiber"}, {"gw-username", "nginx-proxy-username"}, {"gw-me-nocache", "nginx-proxy"},
+		{"gw-search-hit", "bare-fiber"}, {"gw-username", "nginx-proxy-username"}, {"gw-username", "fiber-proxy-username"},
+		{"fiber-proxy-username", "nginx-proxy-username"}, {"gw-me-nocache", "nginx-proxy"},
 		{"gw-me-nocache", "gw-me-hit"}, {"gw-search-nocache", "gw-search-hit"}, {"nginx-proxy", "upstream-direct"},
 		{"nginx-cache-hit", "bare-fiber"}, {"store-me", "gw-me-nocache"}, {"store-search", "gw-search-nocache"},
 	} {
