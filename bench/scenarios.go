@@ -114,7 +114,7 @@ func (st *stack) scenarios() []*scenario {
 		})
 		add(&scenario{
 			Name: "store-search", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v2/users/search (20 users)", Group: groupRealStore,
-			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + searchQuery,
+			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + storeSearchQuery,
 			Header: bearer(st.storeToken), contender: g, upstream: st.store,
 			envelope: true, wantCache: "BYPASS",
 		})

@@ -66,6 +66,13 @@ const benchUserID = "b0b0b0b0-0000-4000-8000-00000000be20"
 // (the static upstream ignores the text; the real store matches by prefix).
 const searchQuery = "/api/v2/users/search?query=a&limit=20"
 
+// storeSearchQuery is the real store's search: a name as the apps send it
+// after the user typed it. A one-letter prefix ("a") matches a fifth of the
+// seeded users, all of which SQLite ranks for the page, so at 64 connections
+// it measures the store's overload (and the gateway's breaker shedding it)
+// rather than the path.
+const storeSearchQuery = "/api/v2/users/search?query=mehmet&limit=20"
+
 const usernameBody = `{"username":"johndoe123"}`
 
 // start brings everything up, in dependency order.
