@@ -64,9 +64,13 @@ type Identity struct {
 	Roles     []string
 	Scopes    []string
 	ExpiresAt time.Time
-	// KeyID is the kid of the key that verified the token.
-	KeyID string
+	// key is the key that verified the token (its kid is KeyID): the token
+	// cache drops the identity when that key is retired.
+	key *verifyKey
 }
+
+// KeyID is the kid of the key that verified the token.
+func (id *Identity) KeyID() string { return id.key.kid }
 
 // HasRole reports whether the identity holds role.
 func (id *Identity) HasRole(role string) bool {
@@ -329,12 +333,12 @@ func (v *Verifier) Authenticate(ctx context.Context, authorization [][]byte) (*I
 	if v.keys.Load() == nil {
 		return nil, ErrKeysUnavailable
 	}
-	id, key, err := v.verify(ctx, string(token))
+	id, err := v.verify(ctx, string(token))
 	if err != nil {
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(&sum, id, key, time.Now())
+		v.cache.put(&sum, id, time.Now())
 	}
 	return id, nil
 }

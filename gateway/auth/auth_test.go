@@ -45,7 +45,7 @@ func TestAuthenticateAcceptsBothHeaderFormsAndAlgorithms(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s, header %.20q…: %v", alg, h, err)
 			}
-			if id.Subject != demoSubject || id.KeyID != p.CurrentKID(alg) ||
+			if id.Subject != demoSubject || id.KeyID() != p.CurrentKID(alg) ||
 				!slices.Equal(id.Roles, []string{"user", "admin"}) || !slices.Equal(id.Scopes, []string{"users:read", "users:write"}) {
 				t.Fatalf("%s identity %+v", alg, id)
 			}

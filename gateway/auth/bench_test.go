@@ -52,9 +52,9 @@ func BenchmarkAuthenticateUncached(b *testing.B) { benchAuthenticate(b, false) }
 func BenchmarkTokenCacheGet(b *testing.B) {
 	c := newTokenCache(100000, time.Minute)
 	now := time.Now()
-	id := &Identity{ExpiresAt: now.Add(time.Hour)}
+	id := &Identity{ExpiresAt: now.Add(time.Hour), key: &verifyKey{}}
 	sum := sha256.Sum256([]byte("token"))
-	c.put(&sum, id, &verifyKey{}, now)
+	c.put(&sum, id, now)
 	b.ReportAllocs()
 	for b.Loop() {
 		if c.get(&sum, time.Now().UnixNano()) == nil {

@@ -11,8 +11,12 @@ import (
 // tokenCache remembers successful verifications so a token presented again
 // costs a SHA-256 and a map look-up instead of a signature check.
 //
-// Entries are keyed by the token's SHA-256, never by the token: memory per
-// entry is fixed and no bearer secret sits in the map. An entry lives until
+// Entries are keyed by the first 128 bits of the token's SHA-256, never by
+// the token: memory per entry is fixed and no bearer secret sits in the
+// map. 128 bits keep the map slot and the queue record small; reaching a
+// cached identity with another token would take a second preimage of those
+// 128 bits (about 2^128 hashes), and two valid tokens colliding by chance
+// among 100,000 has odds of about 1 in 10^28. An entry lives until
 // the earlier of the token's exp and admission + MaxTTL, and is also dead as
 // soon as the key that verified it is retired from the key set. Expiry and
 // retirement are checked on every hit, so no sweeper is needed.
@@ -35,7 +39,7 @@ type tokenCache struct {
 
 type cacheShard struct {
 	mu      sync.RWMutex
-	entries map[[sha256.Size]byte]cacheEntry
+	entries map[tokenKey]cacheEntry
 	queue   []queued // admission order, oldest at head
 	head    int
 	seq     uint64
@@ -45,14 +49,18 @@ type cacheShard struct {
 // queued is one admission; seq tells whether the entry still belongs to it
 // (a token admitted again, or deleted and readmitted, has a newer seq).
 type queued struct {
-	sum [sha256.Size]byte
+	sum tokenKey
 	seq uint64
 }
 
+// tokenKey is the cache key of a token: the first half of its SHA-256.
+type tokenKey [16]byte
+
+func keyOf(sum *[sha256.Size]byte) tokenKey { return tokenKey(sum[:16]) }
+
 type cacheEntry struct {
-	id      *Identity
-	key     *verifyKey
-	expires int64 // unix nanoseconds; never after the token's exp
+	id      *Identity // with the key that verified it
+	expires int64     // unix nanoseconds; never after the token's exp
 	seq     uint64
 }
 
@@ -63,7 +71,7 @@ func newTokenCache(maxEntries int, maxTTL time.Duration) *tokenCache {
 	}
 	c := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), maxTTL: maxTTL, limit: int64(maxEntries)}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[[sha256.Size]byte]cacheEntry)
+		c.shards[i].entries = make(map[tokenKey]cacheEntry)
 	}
 	return c
 }
@@ -74,28 +82,29 @@ func (c *tokenCache) shard(sum *[sha256.Size]byte) *cacheShard {
 
 // get returns the cached identity for the token hash, or nil.
 func (c *tokenCache) get(sum *[sha256.Size]byte, now int64) *Identity {
+	k := keyOf(sum)
 	s := c.shard(sum)
 	s.mu.RLock()
-	e, ok := s.entries[*sum]
+	e, ok := s.entries[k]
 	s.mu.RUnlock()
 	if !ok {
 		return nil
 	}
-	if now < e.expires && !e.key.retired.Load() {
+	if now < e.expires && !e.id.key.retired.Load() {
 		return e.id
 	}
 	s.mu.Lock()
-	if cur, ok := s.entries[*sum]; ok && cur.id == e.id {
-		delete(s.entries, *sum)
+	if cur, ok := s.entries[k]; ok && cur.id == e.id {
+		delete(s.entries, k)
 		c.size.Add(-1)
 	}
 	s.mu.Unlock()
 	return nil
 }
 
-// put admits a verified identity. An identity whose token has already
-// expired (accepted within the leeway) is not admitted.
-func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, key *verifyKey, now time.Time) {
+// put admits a verified identity (id.key set). An identity whose token has
+// already expired (accepted within the leeway) is not admitted.
+func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) {
 	// Compare as times: exp may lie centuries away, beyond what UnixNano
 	// can hold, and only the bounded result is turned into nanoseconds.
 	end := now.Add(c.maxTTL)
@@ -109,19 +118,20 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, key *verifyKey, n
 	if c.limit <= 0 {
 		return
 	}
+	k := keyOf(sum)
 	s := c.shard(sum)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.entries[*sum]; ok { // verified twice concurrently: keep its place
-		s.entries[*sum] = cacheEntry{id: id, key: key, expires: expires, seq: cur.seq}
+	if cur, ok := s.entries[k]; ok { // verified twice concurrently: keep its place
+		s.entries[k] = cacheEntry{id: id, expires: expires, seq: cur.seq}
 		return
 	}
 	s.seq++
 	if c.size.Load() >= c.limit && !s.evictOldest(c) {
 		return // full, and this shard holds nothing to give up
 	}
-	s.entries[*sum] = cacheEntry{id: id, key: key, expires: expires, seq: s.seq}
-	s.queue = append(s.queue, queued{sum: *sum, seq: s.seq})
+	s.entries[k] = cacheEntry{id: id, expires: expires, seq: s.seq}
+	s.queue = append(s.queue, queued{sum: k, seq: s.seq})
 	c.size.Add(1)
 	if live := len(s.entries); len(s.queue)-s.head > 2*live+1024 {
 		s.prune()

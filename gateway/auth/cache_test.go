@@ -180,19 +180,18 @@ func TestTokenCacheKeepsNoFailuresAndCanBeOff(t *testing.T) {
 func TestTokenCacheRing(t *testing.T) {
 	for _, n := range []int{1, 7, 63, 64, 100, 1001, 20000} {
 		c := newTokenCache(n, time.Minute)
-		key := &verifyKey{kid: "k"}
 		now := time.Now()
-		id := &Identity{ExpiresAt: now.Add(time.Hour)}
+		id := &Identity{ExpiresAt: now.Add(time.Hour), key: &verifyKey{kid: "k"}}
 		for i := range n {
 			s := sha256.Sum256([]byte(strconv.Itoa(i)))
-			c.put(&s, id, key, now)
+			c.put(&s, id, now)
 		}
 		if c.len() != n {
 			t.Errorf("MaxEntries %d: %d of %d distinct tokens kept", n, c.len(), n)
 		}
 		for i := n; i < 2*n; i++ {
 			s := sha256.Sum256([]byte(strconv.Itoa(i)))
-			c.put(&s, id, key, now)
+			c.put(&s, id, now)
 		}
 		if c.len() != n || int(c.size.Load()) != n {
 			t.Errorf("MaxEntries %d: %d held (counted %d) after twice as many", n, c.len(), c.size.Load())
@@ -202,17 +201,17 @@ func TestTokenCacheRing(t *testing.T) {
 	c := newTokenCache(3, time.Minute)
 	key := &verifyKey{kid: "k"}
 	now := time.Now()
-	id := &Identity{ExpiresAt: now.Add(time.Hour)}
+	id := &Identity{ExpiresAt: now.Add(time.Hour), key: key}
 	sum := func(i int) *[sha256.Size]byte { s := sha256.Sum256([]byte{byte(i)}); return &s }
 	for i := range 3 {
-		c.put(sum(i), id, key, now)
+		c.put(sum(i), id, now)
 	}
-	c.put(sum(3), id, key, now) // evicts 0, the oldest
+	c.put(sum(3), id, now) // evicts 0, the oldest
 	if c.get(sum(0), now.UnixNano()) != nil || c.get(sum(3), now.UnixNano()) == nil || c.len() != 3 {
 		t.Fatalf("FIFO eviction wrong: len %d", c.len())
 	}
-	c.put(sum(1), id, key, now) // already present: keeps its slot
-	c.put(sum(4), id, key, now) // evicts 1
+	c.put(sum(1), id, now) // already present: keeps its slot
+	c.put(sum(4), id, now) // evicts 1
 	if c.get(sum(1), now.UnixNano()) != nil || c.get(sum(2), now.UnixNano()) == nil || c.len() != 3 {
 		t.Fatalf("re-put or second eviction wrong: len %d", c.len())
 	}
@@ -228,14 +227,14 @@ func TestTokenCacheRing(t *testing.T) {
 	}
 
 	// A token already past exp (within leeway) is not admitted.
-	c.put(sum(9), &Identity{ExpiresAt: now.Add(-time.Second)}, &verifyKey{}, now)
+	c.put(sum(9), &Identity{ExpiresAt: now.Add(-time.Second), key: &verifyKey{}}, now)
 	if c.get(sum(9), now.UnixNano()) != nil {
 		t.Error("an expired identity was admitted")
 	}
 
 	// An exp centuries away is bounded by MaxTTL, not overflowed.
-	far := &Identity{ExpiresAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c.put(sum(10), far, &verifyKey{}, now)
+	far := &Identity{ExpiresAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), key: &verifyKey{}}
+	c.put(sum(10), far, now)
 	if c.get(sum(10), now.Add(59*time.Second).UnixNano()) != far || c.get(sum(10), now.Add(61*time.Second).UnixNano()) != nil {
 		t.Error("a far-future exp was not bounded by MaxTTL")
 	}

@@ -80,8 +80,8 @@ func TestRotatedKeyIsPickedUpOnKidMiss(t *testing.T) {
 		time.Sleep(testConfig().JWKS.UnknownKIDInterval) // the limiter allows the next miss
 		before := p.JWKSFetches()
 		id := mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(alg)))
-		if id.KeyID != kid {
-			t.Errorf("verified by %q, want the new key %q", id.KeyID, kid)
+		if id.KeyID() != kid {
+			t.Errorf("verified by %q, want the new key %q", id.KeyID(), kid)
 		}
 		if got := p.JWKSFetches() - before; got != 1 {
 			t.Errorf("picking up the %s key took %d fetches, want 1", alg, got)

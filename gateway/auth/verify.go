@@ -45,7 +45,7 @@ const (
 // and checks the alg allow-list, then keyFor checks the header and the
 // claims before any key is looked up, then golang-jwt checks the signature
 // and the claims once more.
-func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, *verifyKey, error) {
+func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	claims := jwt.MapClaims{}
 	var used *verifyKey
 	token, err := v.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
@@ -54,14 +54,14 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, *verifyKe
 		return pub, err
 	})
 	if err != nil {
-		return nil, nil, v.classify(token, err)
+		return nil, v.classify(token, err)
 	}
 	if used == nil { // cannot happen: the parser succeeded only through keyFor
-		return nil, nil, errUnknownKID
+		return nil, errUnknownKID
 	}
 	exp, err := claims.GetExpirationTime()
 	if err != nil || exp == nil {
-		return nil, nil, errMissing
+		return nil, errMissing
 	}
 	sub, _ := claims["sub"].(string)
 	return &Identity{
@@ -69,8 +69,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, *verifyKe
 		Roles:     v.intern(claimValues(claims[v.cfg.rolesClaim], " ,")),
 		Scopes:    v.intern(claimValues(v.scopeClaim(claims), " ")),
 		ExpiresAt: exp.Time,
-		KeyID:     used.kid,
-	}, used, nil
+		key:       used,
+	}, nil
 }
 
 // keyFor is the jwt.Keyfunc: it refuses what the header or claims already

@@ -74,11 +74,12 @@ type Cache struct {
 	// mu guards the bookkeeping below and every change to store, so that
 	// both always agree: every entry leaves go-cache through this package,
 	// accounted in the same critical section (no OnEvicted, which go-cache
-	// skips on overwrite and Flush). Readers never take it.
+	// skips on overwrite and Flush). Readers never take it. go-cache is the
+	// only key index (storedLocked): a second map of every key would cost
+	// about 36 bytes per entry.
 	mu             sync.Mutex
-	live           map[string]*Entry
 	oldest, newest *Entry
-	tags           map[string]*tagList
+	tags           map[string]*tagLink
 	entries        int
 	bytes          int64
 	evictions      Evictions
@@ -145,8 +146,7 @@ func New(o Options, obs Observer) *Cache {
 		maxEntries:    o.MaxEntries,
 		maxBytes:      o.MaxBytes,
 		maxEntryBytes: o.MaxBytes / 8,
-		live:          make(map[string]*Entry),
-		tags:          make(map[string]*tagList),
+		tags:          make(map[string]*tagLink),
 		stopJanitor:   make(chan struct{}),
 		janitorDone:   make(chan struct{}),
 	}
@@ -212,7 +212,7 @@ func (c *Cache) sweep() int {
 	var next *Entry
 	for restarts := 0; ; {
 		c.mu.Lock()
-		if next == nil || c.live[next.key] != next {
+		if next == nil || c.storedLocked(next.key) != next {
 			if next != nil {
 				if restarts++; restarts > sweepRestarts {
 					c.mu.Unlock()
@@ -493,7 +493,7 @@ func (c *Cache) insert(e *Entry, startGen uint64) int {
 	if c.base.Err() != nil || c.purgedSinceLocked(e, startGen) {
 		return 0
 	}
-	if old := c.live[e.key]; old != nil {
+	if old := c.storedLocked(e.key); old != nil {
 		// go-cache replaces the value silently; account for the old one.
 		c.unlinkLocked(old)
 	}
@@ -513,10 +513,18 @@ func (c *Cache) insert(e *Entry, startGen uint64) int {
 	return evicted
 }
 
+// storedLocked is the entry go-cache holds under key, or nil. Under mu it
+// is exactly the set of linked entries.
+func (c *Cache) storedLocked(key string) *Entry {
+	if v, ok := c.shard(key).store.Get(key); ok {
+		return v.(*Entry)
+	}
+	return nil
+}
+
 // linkLocked adds e to the index, the insertion order, the tag index and the
 // accounting.
 func (c *Cache) linkLocked(e *Entry) {
-	c.live[e.key] = e
 	e.older = c.newest
 	if c.newest != nil {
 		c.newest.newer = e
@@ -539,7 +547,6 @@ func (c *Cache) linkLocked(e *Entry) {
 // unlinkLocked is the reverse of linkLocked. The caller deletes e from
 // go-cache afterwards if it is still there.
 func (c *Cache) unlinkLocked(e *Entry) {
-	delete(c.live, e.key)
 	if e.older != nil {
 		e.older.newer = e.newer
 	} else {
@@ -552,7 +559,7 @@ func (c *Cache) unlinkLocked(e *Entry) {
 	}
 	e.older, e.newer = nil, nil
 	for i := range e.links {
-		c.tagRemoveLocked(&e.links[i])
+		c.tagRemoveLocked(e.tags[i], &e.links[i])
 	}
 	e.links = nil
 	c.entries--

@@ -80,7 +80,7 @@
 //
 // Accounting is exact by construction: every entry enters and leaves
 // go-cache through this package, under one mutex that also updates the
-// counts, the insertion list, the key index and the tag index. go-cache's
+// counts, the insertion list and the tag index. go-cache's
 // OnEvicted is not used (it is skipped on overwrite and Flush); an overwrite
 // is accounted for before go-cache silently replaces the value.
 //

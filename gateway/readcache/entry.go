@@ -39,7 +39,8 @@ type Loaded struct {
 	// Data is the encoded JSON data member of the answer. It is copied, so
 	// the loader may reuse the slice afterwards.
 	Data []byte
-	// Tags name what the answer depends on, for [Cache.PurgeTag].
+	// Tags name what the answer depends on, for [Cache.PurgeTag]. The cache
+	// may keep the slice: the loader must not change it afterwards.
 	Tags []string
 	// Cacheable is false for answers that are returned to the callers of
 	// this load but never stored (partial results, per-caller errors).
@@ -90,14 +91,15 @@ type Entry struct {
 	size        int64
 	etag        [34]byte // held inline: one allocation less per entry
 	cacheable   bool
+	// refreshing admits one background refresh per entry. (Placed here it
+	// fills the padding after etag: the Entry is 192 bytes, a size class.)
+	refreshing atomic.Bool
 
 	// Bookkeeping, guarded by Cache.mu.
 	key          string
-	older, newer *Entry // insertion order
-	links        []tagLink
+	older, newer *Entry     // insertion order
+	links        []tagLink  // links[i] is the tag index link of tags[i]
 	link1        [1]tagLink // links of an entry with one tag (the common case)
-	// refreshing admits one background refresh per entry.
-	refreshing atomic.Bool
 }
 
 // Data is the encoded JSON data member. Strings cannot be modified, so
@@ -148,10 +150,14 @@ func newEntry(l Loaded, now time.Time) *Entry {
 	}
 }
 
-// normalTags returns a sorted copy without duplicates or empty tags.
+// normalTags returns the tags sorted, without duplicates or empty tags: a
+// single tag as given (the common case, no allocation), else a copy.
 func normalTags(tags []string) []string {
 	if len(tags) == 0 {
 		return nil
+	}
+	if len(tags) == 1 && tags[0] != "" {
+		return tags[:1:1]
 	}
 	out := make([]string, 0, len(tags))
 	for _, t := range tags {
@@ -166,7 +172,7 @@ func normalTags(tags []string) []string {
 // EntryOverhead and TagOverhead are the fixed parts of an entry's size
 // estimate, measured as heap growth per entry (TestOverheadEstimate) and
 // rounded up. EntryOverhead covers the Entry, its ETag, the string header
-// copies, go-cache's map slot and this package's key index; TagOverhead
+// copies and go-cache's map slot; TagOverhead
 // covers one tag link and, at worst, one new tag in the tag index.
 const (
 	EntryOverhead = 512

@@ -130,7 +130,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 // checkConsistent verifies that the bookkeeping and go-cache agree exactly:
-// counts, bytes, the insertion list, the key index and the tag index. Call
+// counts, bytes, the insertion list, go-cache's items and the tag index. Call
 // it when no sweep is pending.
 func checkConsistent(t testing.TB, c *Cache) {
 	t.Helper()
@@ -142,9 +142,6 @@ func checkConsistent(t testing.TB, c *Cache) {
 	}
 	if got := items; got != c.entries {
 		t.Errorf("go-cache holds %d items, accounting says %d", got, c.entries)
-	}
-	if len(c.live) != c.entries {
-		t.Errorf("key index holds %d, accounting says %d", len(c.live), c.entries)
 	}
 	var n int
 	var bytes int64
@@ -158,7 +155,7 @@ func checkConsistent(t testing.TB, c *Cache) {
 		n++
 		bytes += e.size
 		links += len(e.tags)
-		if c.live[e.key] != e {
+		if c.storedLocked(e.key) != e {
 			t.Errorf("listed entry %q is not the indexed one", e.key)
 		}
 		if v, ok := c.shard(e.key).store.Get(e.key); !ok || v.(*Entry) != e {
@@ -175,7 +172,7 @@ func checkConsistent(t testing.TB, c *Cache) {
 	for i := range c.shards {
 		for k, it := range c.shards[i].store.Items() {
 			e := it.Object.(*Entry)
-			if c.live[k] != e || c.shard(k) != &c.shards[i] {
+			if c.storedLocked(k) != e || c.shard(k) != &c.shards[i] {
 				t.Errorf("go-cache item %q is not the indexed entry", k)
 			}
 			sum += e.size
@@ -185,14 +182,21 @@ func checkConsistent(t testing.TB, c *Cache) {
 		t.Errorf("go-cache items weigh %d bytes, accounting says %d", sum, c.bytes)
 	}
 	indexed := 0
-	for name, list := range c.tags {
-		if list.head == nil {
+	for name, head := range c.tags {
+		if head == nil {
 			t.Errorf("empty tag list %q kept", name)
+			continue
 		}
-		for l := list.head; l != nil; l = l.next {
+		if head.prev != nil {
+			t.Errorf("tag %q: the indexed link is not its list's head", name)
+		}
+		for l := head; l != nil; l = l.next {
 			indexed++
-			if !l.entry.hasTag(name) || c.live[l.entry.key] != l.entry {
+			if !l.entry.hasTag(name) || c.storedLocked(l.entry.key) != l.entry {
 				t.Errorf("tag %q links a wrong or dead entry", name)
+			}
+			if l.next != nil && l.next.prev != l {
+				t.Errorf("tag %q: broken back link", name)
 			}
 		}
 	}

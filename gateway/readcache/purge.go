@@ -2,48 +2,38 @@ package readcache
 
 import "strings"
 
-// The tag index: each tag names an intrusive list of links, one link per
-// entry carrying the tag, so adding and removing an entry is O(its tags)
-// and a purge is O(entries with the tag).
+// The tag index: each tag maps to the head of an intrusive list of links,
+// one link per entry carrying the tag, so adding and removing an entry is
+// O(its tags) and a purge is O(entries with the tag). The map holds the
+// head link itself (no list object per tag), and a link finds its tag in
+// its entry's tags, so a tag costs one map slot and one link.
 
 type tagLink struct {
-	list       *tagList
 	entry      *Entry
 	prev, next *tagLink
 }
 
-type tagList struct {
-	name string
-	head *tagLink
-}
-
 func (c *Cache) tagAddLocked(tag string, l *tagLink, e *Entry) {
-	list := c.tags[tag]
-	if list == nil {
-		list = &tagList{name: tag}
-		c.tags[tag] = list
+	head := c.tags[tag]
+	*l = tagLink{entry: e, next: head}
+	if head != nil {
+		head.prev = l
 	}
-	*l = tagLink{list: list, entry: e, next: list.head}
-	if list.head != nil {
-		list.head.prev = l
-	}
-	list.head = l
+	c.tags[tag] = l
 }
 
-func (c *Cache) tagRemoveLocked(l *tagLink) {
-	list := l.list
+func (c *Cache) tagRemoveLocked(tag string, l *tagLink) {
 	if l.prev != nil {
 		l.prev.next = l.next
+	} else if l.next != nil {
+		c.tags[tag] = l.next
 	} else {
-		list.head = l.next
+		delete(c.tags, tag)
 	}
 	if l.next != nil {
 		l.next.prev = l.prev
 	}
 	*l = tagLink{}
-	if list.head == nil {
-		delete(c.tags, list.name)
-	}
 }
 
 // The purge log remembers the last purges so that a load that overlapped
@@ -102,13 +92,11 @@ func (c *Cache) PurgeTag(tag string) int {
 	c.mu.Lock()
 	c.logPurgeLocked(purgeRecord{kind: purgeTag, value: strings.Clone(tag)})
 	n := 0
-	if list := c.tags[tag]; list != nil {
-		for list.head != nil {
-			e := list.head.entry
-			c.unlinkLocked(e)
-			c.shard(e.key).store.Delete(e.key)
-			n++
-		}
+	for head := c.tags[tag]; head != nil; head = c.tags[tag] {
+		e := head.entry
+		c.unlinkLocked(e)
+		c.shard(e.key).store.Delete(e.key)
+		n++
 	}
 	c.evictions.Purge += uint64(n)
 	c.mu.Unlock()
@@ -126,12 +114,14 @@ func (c *Cache) PurgePrefix(prefix string) int {
 	c.mu.Lock()
 	c.logPurgeLocked(purgeRecord{kind: purgePrefix, value: strings.Clone(prefix)})
 	n := 0
-	for key, e := range c.live {
-		if strings.HasPrefix(key, prefix) {
+	for e := c.oldest; e != nil; {
+		next := e.newer
+		if strings.HasPrefix(e.key, prefix) {
 			c.unlinkLocked(e)
-			c.shard(key).store.Delete(key)
+			c.shard(e.key).store.Delete(e.key)
 			n++
 		}
+		e = next
 	}
 	c.evictions.Purge += uint64(n)
 	c.mu.Unlock()
@@ -145,12 +135,11 @@ func (c *Cache) PurgeAll() int {
 	c.logPurgeLocked(purgeRecord{kind: purgeAll})
 	n := c.entries
 	// Flush drops every item at once; a sweep resuming at a dropped entry
-	// finds it gone from live and restarts.
+	// finds it gone from go-cache and restarts.
 	for i := range c.shards {
 		c.shards[i].store.Flush()
 	}
-	c.live = make(map[string]*Entry)
-	c.tags = make(map[string]*tagList)
+	c.tags = make(map[string]*tagLink)
 	c.oldest, c.newest = nil, nil
 	c.entries, c.bytes = 0, 0
 	c.evictions.Purge += uint64(n)
