@@ -93,7 +93,7 @@ func (rq *request) call() *upstream.Call {
 	}
 	if rq.identity != nil {
 		c.UserID = rq.identity.Subject
-		c.Roles = rq.identity.Roles
+		c.Roles = rq.identity.Roles()
 	}
 	if rq.traceCtx == nil {
 		c.Traceparent = telemetry.PropagateTraceparent(rq.traceparent)

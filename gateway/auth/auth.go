@@ -58,28 +58,56 @@ var ErrKeysUnavailable = errors.New("identity provider keys not loaded")
 
 // Identity is a verified caller. It is built once per token and shared by
 // every request that presents the same token (through the cache), so it
-// must be treated as read-only: never modify Roles or Scopes.
+// is read-only: never modify what Roles or Scopes return.
+//
+// It is kept small (48 bytes) because the token cache holds one per token:
+// the role and scope lists are shared between identities with equal lists,
+// and exp is held in seconds (JWT's own precision).
 type Identity struct {
-	Subject   string
-	Roles     []string
-	Scopes    []string
-	ExpiresAt time.Time
+	Subject string
+	grants  *grants // nil: no roles and no scopes
+	exp     int64   // Unix seconds
 	// key is the key that verified the token (its kid is KeyID): the token
 	// cache drops the identity when that key is retired.
 	key *verifyKey
 }
+
+// grants are the role and scope lists of identities, shared (see
+// Verifier.grantsFor).
+type grants struct {
+	roles, scopes []string
+}
+
+// Roles are the verified roles, in the token's order.
+func (id *Identity) Roles() []string {
+	if id == nil || id.grants == nil {
+		return nil
+	}
+	return id.grants.roles
+}
+
+// Scopes are the verified scopes, in the token's order.
+func (id *Identity) Scopes() []string {
+	if id == nil || id.grants == nil {
+		return nil
+	}
+	return id.grants.scopes
+}
+
+// ExpiresAt is the token's exp.
+func (id *Identity) ExpiresAt() time.Time { return time.Unix(id.exp, 0) }
 
 // KeyID is the kid of the key that verified the token.
 func (id *Identity) KeyID() string { return id.key.kid }
 
 // HasRole reports whether the identity holds role.
 func (id *Identity) HasRole(role string) bool {
-	return id != nil && slices.Contains(id.Roles, role)
+	return slices.Contains(id.Roles(), role)
 }
 
 // HasScope reports whether the identity holds scope.
 func (id *Identity) HasScope(scope string) bool {
-	return id != nil && slices.Contains(id.Scopes, scope)
+	return slices.Contains(id.Scopes(), scope)
 }
 
 // Observer receives events for metrics. Its methods are called on the
@@ -164,7 +192,7 @@ type Verifier struct {
 
 	// Shared role and scope lists (see intern).
 	internMu sync.RWMutex
-	interned map[string][]string
+	interned map[string]*grants
 
 	ctx       context.Context
 	cancel    context.CancelFunc

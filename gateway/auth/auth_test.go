@@ -46,14 +46,14 @@ func TestAuthenticateAcceptsBothHeaderFormsAndAlgorithms(t *testing.T) {
 				t.Fatalf("%s, header %.20q…: %v", alg, h, err)
 			}
 			if id.Subject != demoSubject || id.KeyID() != p.CurrentKID(alg) ||
-				!slices.Equal(id.Roles, []string{"user", "admin"}) || !slices.Equal(id.Scopes, []string{"users:read", "users:write"}) {
+				!slices.Equal(id.Roles(), []string{"user", "admin"}) || !slices.Equal(id.Scopes(), []string{"users:read", "users:write"}) {
 				t.Fatalf("%s identity %+v", alg, id)
 			}
 			if !id.HasRole("admin") || id.HasRole("root") || !id.HasScope("users:write") || id.HasScope("users") {
 				t.Fatal("HasRole/HasScope wrong")
 			}
-			if d := time.Until(id.ExpiresAt); d < 14*time.Minute || d > 15*time.Minute {
-				t.Fatalf("ExpiresAt %v", id.ExpiresAt)
+			if d := time.Until(id.ExpiresAt()); d < 14*time.Minute || d > 15*time.Minute {
+				t.Fatalf("ExpiresAt %v", id.ExpiresAt())
 			}
 		}
 	}
@@ -344,8 +344,8 @@ func TestRolesAndScopesClaims(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			id := mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{Extra: c.extra}))
-			if !slices.Equal(id.Roles, c.roles) || !slices.Equal(id.Scopes, c.scopes) {
-				t.Errorf("roles %q scopes %q, want %q %q", id.Roles, id.Scopes, c.roles, c.scopes)
+			if !slices.Equal(id.Roles(), c.roles) || !slices.Equal(id.Scopes(), c.scopes) {
+				t.Errorf("roles %q scopes %q, want %q %q", id.Roles(), id.Scopes(), c.roles, c.scopes)
 			}
 		})
 	}
@@ -355,8 +355,8 @@ func TestRolesAndScopesClaims(t *testing.T) {
 	v2 := readyVerifier(t, cfg, nil)
 	id := mustAuthenticate(t, v2, mint(t, p, devidp.MintClaims{Roles: []string{"ignored"},
 		Extra: map[string]any{"groups": []string{"ops"}, "scope": "fallback"}}))
-	if !slices.Equal(id.Roles, []string{"ops"}) || !slices.Equal(id.Scopes, []string{"fallback"}) {
-		t.Errorf("configured claim names: roles %q scopes %q", id.Roles, id.Scopes)
+	if !slices.Equal(id.Roles(), []string{"ops"}) || !slices.Equal(id.Scopes(), []string{"fallback"}) {
+		t.Errorf("configured claim names: roles %q scopes %q", id.Roles(), id.Scopes())
 	}
 }
 
@@ -374,7 +374,7 @@ func TestAuthenticateKeepsNoCallerBytes(t *testing.T) {
 	for i := range buf {
 		buf[i] = 'A'
 	}
-	if id.Subject != demoSubject || id.Roles[0] != "user" {
+	if id.Subject != demoSubject || id.Roles()[0] != "user" {
 		t.Fatalf("identity changed with the caller's bytes: %+v", id)
 	}
 	if _, err := v.Authenticate(context.Background(), [][]byte{buf}); !errors.Is(err, ErrUnauthenticated) {

@@ -52,7 +52,7 @@ func BenchmarkAuthenticateUncached(b *testing.B) { benchAuthenticate(b, false) }
 func BenchmarkTokenCacheGet(b *testing.B) {
 	c := newTokenCache(100000, time.Minute)
 	now := time.Now()
-	id := &Identity{ExpiresAt: now.Add(time.Hour), key: &verifyKey{}}
+	id := &Identity{exp: now.Add(time.Hour).Unix(), key: &verifyKey{}}
 	sum := sha256.Sum256([]byte("token"))
 	c.put(&sum, id, now)
 	b.ReportAllocs()

@@ -108,8 +108,8 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) {
 	// Compare as times: exp may lie centuries away, beyond what UnixNano
 	// can hold, and only the bounded result is turned into nanoseconds.
 	end := now.Add(c.maxTTL)
-	if id.ExpiresAt.Before(end) {
-		end = id.ExpiresAt
+	if exp := id.ExpiresAt(); exp.Before(end) {
+		end = exp
 	}
 	if !end.After(now) {
 		return

@@ -181,7 +181,7 @@ func TestTokenCacheRing(t *testing.T) {
 	for _, n := range []int{1, 7, 63, 64, 100, 1001, 20000} {
 		c := newTokenCache(n, time.Minute)
 		now := time.Now()
-		id := &Identity{ExpiresAt: now.Add(time.Hour), key: &verifyKey{kid: "k"}}
+		id := &Identity{exp: now.Add(time.Hour).Unix(), key: &verifyKey{kid: "k"}}
 		for i := range n {
 			s := sha256.Sum256([]byte(strconv.Itoa(i)))
 			c.put(&s, id, now)
@@ -201,7 +201,7 @@ func TestTokenCacheRing(t *testing.T) {
 	c := newTokenCache(3, time.Minute)
 	key := &verifyKey{kid: "k"}
 	now := time.Now()
-	id := &Identity{ExpiresAt: now.Add(time.Hour), key: key}
+	id := &Identity{exp: now.Add(time.Hour).Unix(), key: key}
 	sum := func(i int) *[sha256.Size]byte { s := sha256.Sum256([]byte{byte(i)}); return &s }
 	for i := range 3 {
 		c.put(sum(i), id, now)
@@ -227,13 +227,13 @@ func TestTokenCacheRing(t *testing.T) {
 	}
 
 	// A token already past exp (within leeway) is not admitted.
-	c.put(sum(9), &Identity{ExpiresAt: now.Add(-time.Second), key: &verifyKey{}}, now)
+	c.put(sum(9), &Identity{exp: now.Add(-time.Second).Unix(), key: &verifyKey{}}, now)
 	if c.get(sum(9), now.UnixNano()) != nil {
 		t.Error("an expired identity was admitted")
 	}
 
 	// An exp centuries away is bounded by MaxTTL, not overflowed.
-	far := &Identity{ExpiresAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), key: &verifyKey{}}
+	far := &Identity{exp: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), key: &verifyKey{}}
 	c.put(sum(10), far, now)
 	if c.get(sum(10), now.Add(59*time.Second).UnixNano()) != far || c.get(sum(10), now.Add(61*time.Second).UnixNano()) != nil {
 		t.Error("a far-future exp was not bounded by MaxTTL")
@@ -248,25 +248,30 @@ func TestErrorsWrapSentinels(t *testing.T) {
 	}
 }
 
-// Equal role lists are shared between identities, and the shared set is
-// bounded.
-func TestInternSharesEqualLists(t *testing.T) {
+// Equal role and scope lists are shared between identities, and the
+// shared set is bounded.
+func TestGrantsAreShared(t *testing.T) {
 	v := &Verifier{}
-	a := v.intern([]string{"user", "admin"})
-	b := v.intern([]string{"user", "admin"})
-	if &a[0] != &b[0] {
-		t.Error("equal lists were not shared")
+	a := v.grantsFor([]string{"user", "admin"}, []string{"read"})
+	b := v.grantsFor([]string{"user", "admin"}, []string{"read"})
+	if a != b {
+		t.Error("equal grants were not shared")
 	}
-	if c := v.intern([]string{"admin", "user"}); &c[0] == &a[0] {
-		t.Error("a list in another order was shared")
+	if c := v.grantsFor([]string{"admin", "user"}, []string{"read"}); c == a {
+		t.Error("roles in another order were shared")
 	}
-	if v.intern(nil) != nil {
-		t.Error("an empty list became non-nil")
+	if c := v.grantsFor([]string{"user"}, []string{"admin", "read"}); c == a {
+		t.Error("a role moved to the scopes was shared")
+	}
+	if v.grantsFor(nil, nil) != nil {
+		t.Error("no roles and no scopes became non-nil")
 	}
 	for i := range 2 * maxInterned {
-		v.intern([]string{strconv.Itoa(i)})
+		if g := v.grantsFor([]string{strconv.Itoa(i)}, nil); len(g.roles) != 1 || g.roles[0] != strconv.Itoa(i) {
+			t.Fatalf("grants %d: %+v", i, g)
+		}
 	}
 	if len(v.interned) > maxInterned {
-		t.Errorf("%d lists interned, bound %d", len(v.interned), maxInterned)
+		t.Errorf("%d grants interned, bound %d", len(v.interned), maxInterned)
 	}
 }

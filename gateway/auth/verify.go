@@ -65,11 +65,10 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	sub, _ := claims["sub"].(string)
 	return &Identity{
-		Subject:   sub,
-		Roles:     v.intern(claimValues(claims[v.cfg.rolesClaim], " ,")),
-		Scopes:    v.intern(claimValues(v.scopeClaim(claims), " ")),
-		ExpiresAt: exp.Time,
-		key:       used,
+		Subject: sub,
+		grants:  v.grantsFor(claimValues(claims[v.cfg.rolesClaim], " ,"), claimValues(v.scopeClaim(claims), " ")),
+		exp:     exp.Unix(),
+		key:     used,
 	}, nil
 }
 
@@ -229,36 +228,40 @@ func claimValues(raw any, seps string) []string {
 	return out
 }
 
-// maxInterned bounds the shared lists; beyond it lists are kept per token.
+// maxInterned bounds the shared grants; beyond it each token has its own.
 const maxInterned = 256
 
-// intern returns a shared list equal to vals. Most tokens carry one of a
-// few role and scope sets, so a cached identity then holds no list of its
-// own (about 5 MB less for 100,000 cached tokens).
-// Identities are immutable, so sharing is safe.
-func (v *Verifier) intern(vals []string) []string {
-	if len(vals) == 0 {
+// grantsFor returns shared grants equal to roles and scopes (nil for
+// none). Most tokens carry one of a few role and scope sets, so a cached
+// identity then holds a pointer instead of two lists of its own (about
+// 10 MB less for 100,000 cached tokens). Identities are immutable, so
+// sharing is safe.
+func (v *Verifier) grantsFor(roles, scopes []string) *grants {
+	if len(roles) == 0 && len(scopes) == 0 {
 		return nil
 	}
-	key := strings.Join(vals, "\x00")
+	// Values are printable and space-free (validValue), so the separators
+	// cannot occur inside them.
+	key := strings.Join(roles, "\x00") + "\x01" + strings.Join(scopes, "\x00")
 	v.internMu.RLock()
 	shared, ok := v.interned[key]
 	v.internMu.RUnlock()
 	if ok {
 		return shared
 	}
+	g := &grants{roles: roles, scopes: scopes}
 	v.internMu.Lock()
 	defer v.internMu.Unlock()
 	if shared, ok := v.interned[key]; ok {
 		return shared
 	}
 	if v.interned == nil {
-		v.interned = make(map[string][]string)
+		v.interned = make(map[string]*grants)
 	}
 	if len(v.interned) < maxInterned {
-		v.interned[key] = vals
+		v.interned[key] = g
 	}
-	return vals
+	return g
 }
 
 func validValue(s string) bool {
