@@ -532,13 +532,8 @@ func (c *Cache) linkLocked(e *Entry) {
 		c.oldest = e
 	}
 	c.newest = e
-	if len(e.tags) == 1 {
-		e.links = e.link1[:]
-	} else {
-		e.links = make([]tagLink, len(e.tags))
-	}
-	for i, t := range e.tags {
-		c.tagAddLocked(t, &e.links[i], e)
+	for i := range e.links {
+		c.tagAddLocked(&e.links[i], e)
 	}
 	c.entries++
 	c.bytes += e.size
@@ -559,9 +554,8 @@ func (c *Cache) unlinkLocked(e *Entry) {
 	}
 	e.older, e.newer = nil, nil
 	for i := range e.links {
-		c.tagRemoveLocked(e.tags[i], &e.links[i])
+		c.tagRemoveLocked(&e.links[i])
 	}
-	e.links = nil
 	c.entries--
 	c.bytes -= e.size
 }

@@ -759,7 +759,8 @@ func TestPurgeDuringLoad(t *testing.T) {
 
 func TestPurgeLogOverrunIsConservative(t *testing.T) {
 	c, _ := newTestCache(t, Options{})
-	e := &Entry{key: "k", tags: []string{"user:1"}}
+	e := newEntry(Loaded{Tags: []string{"user:1"}}, time.Now())
+	e.key = "k"
 	start := c.gen.Load()
 	for i := range purgeLogSize {
 		c.PurgeTag("other:" + strconv.Itoa(i))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -82,7 +83,6 @@ func (p Policy) retention() time.Duration {
 // Entry is one cached answer. It is immutable and shared by every reader.
 type Entry struct {
 	data string
-	tags []string // sorted, unique
 	// Times in Unix nanoseconds (compared against the cache clock's), 8
 	// bytes each instead of time.Time's 24: entries are many.
 	storedAt    int64
@@ -92,14 +92,19 @@ type Entry struct {
 	etag        [34]byte // held inline: one allocation less per entry
 	cacheable   bool
 	// refreshing admits one background refresh per entry. (Placed here it
-	// fills the padding after etag: the Entry is 192 bytes, a size class.)
+	// fills the padding after etag.)
 	refreshing atomic.Bool
+
+	// links holds the entry's tags, sorted and unique, each with its link
+	// in the tag index (the pointers guarded by Cache.mu, set while the
+	// entry is stored). An entry with one tag (the common case) uses link1:
+	// no allocation, and the Entry stays at 192 bytes, a size class.
+	links []tagLink
+	link1 [1]tagLink
 
 	// Bookkeeping, guarded by Cache.mu.
 	key          string
-	older, newer *Entry     // insertion order
-	links        []tagLink  // links[i] is the tag index link of tags[i]
-	link1        [1]tagLink // links of an entry with one tag (the common case)
+	older, newer *Entry // insertion order
 }
 
 // Data is the encoded JSON data member. Strings cannot be modified, so
@@ -125,10 +130,19 @@ func (e *Entry) Cacheable() bool { return e.cacheable }
 func (e *Entry) Size() int64 { return e.size }
 
 // Tags returns a copy of the entry's tags, sorted.
-func (e *Entry) Tags() []string { return slices.Clone(e.tags) }
+func (e *Entry) Tags() []string {
+	if len(e.links) == 0 {
+		return nil
+	}
+	tags := make([]string, len(e.links))
+	for i := range e.links {
+		tags[i] = e.links[i].tag
+	}
+	return tags
+}
 
 func (e *Entry) hasTag(tag string) bool {
-	_, found := slices.BinarySearch(e.tags, tag)
+	_, found := slices.BinarySearchFunc(e.links, tag, func(l tagLink, t string) int { return strings.Compare(l.tag, t) })
 	return found
 }
 
@@ -140,18 +154,30 @@ func newEntry(l Loaded, now time.Time) *Entry {
 	etag[0] = '"'
 	hex.Encode(etag[1:33], sum[:16])
 	etag[33] = '"'
-	return &Entry{
+	e := &Entry{
 		data:       string(l.Data),
 		etag:       etag,
-		tags:       normalTags(l.Tags),
 		storedAt:   now.UnixNano(),
 		freshUntil: now.UnixNano(),
 		cacheable:  l.Cacheable,
 	}
+	switch tags := normalTags(l.Tags); len(tags) {
+	case 0:
+	case 1:
+		e.link1[0].tag = tags[0]
+		e.links = e.link1[:]
+	default:
+		e.links = make([]tagLink, len(tags))
+		for i, t := range tags {
+			e.links[i].tag = t
+		}
+	}
+	return e
 }
 
 // normalTags returns the tags sorted, without duplicates or empty tags: a
 // single tag as given (the common case, no allocation), else a copy.
+// (The entry keeps the strings, not the slice.)
 func normalTags(tags []string) []string {
 	if len(tags) == 0 {
 		return nil
@@ -180,9 +206,9 @@ const (
 )
 
 func (e *Entry) estimateSize() int64 {
-	n := int64(len(e.data) + len(e.key) + EntryOverhead + TagOverhead*len(e.tags))
-	for _, t := range e.tags {
-		n += int64(len(t))
+	n := int64(len(e.data) + len(e.key) + EntryOverhead + TagOverhead*len(e.links))
+	for i := range e.links {
+		n += int64(len(e.links[i].tag))
 	}
 	return n
 }

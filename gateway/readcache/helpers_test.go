@@ -154,7 +154,7 @@ func checkConsistent(t testing.TB, c *Cache) {
 		prev = e
 		n++
 		bytes += e.size
-		links += len(e.tags)
+		links += len(e.links)
 		if c.storedLocked(e.key) != e {
 			t.Errorf("listed entry %q is not the indexed one", e.key)
 		}

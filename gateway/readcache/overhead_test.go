@@ -30,7 +30,7 @@ func heapPerEntry(t *testing.T, n, tagsPerEntry int) float64 {
 		l := Loaded{Data: []byte("{}"), Tags: tags[i], Cacheable: true}
 		e := c.admit(keys[i], l, p, c.gen.Load())
 		variable += int64(len(e.data) + len(e.key))
-		for _, tg := range e.tags {
+		for _, tg := range e.Tags() {
 			variable += int64(len(tg))
 		}
 	}

@@ -5,35 +5,37 @@ import "strings"
 // The tag index: each tag maps to the head of an intrusive list of links,
 // one link per entry carrying the tag, so adding and removing an entry is
 // O(its tags) and a purge is O(entries with the tag). The map holds the
-// head link itself (no list object per tag), and a link finds its tag in
-// its entry's tags, so a tag costs one map slot and one link.
+// head link itself (no list object per tag), and the link holds its tag,
+// so a tag costs one map slot and one link inside its entry.
 
 type tagLink struct {
+	tag        string
 	entry      *Entry
 	prev, next *tagLink
 }
 
-func (c *Cache) tagAddLocked(tag string, l *tagLink, e *Entry) {
-	head := c.tags[tag]
-	*l = tagLink{entry: e, next: head}
+func (c *Cache) tagAddLocked(l *tagLink, e *Entry) {
+	head := c.tags[l.tag]
+	l.entry, l.prev, l.next = e, nil, head
 	if head != nil {
 		head.prev = l
 	}
-	c.tags[tag] = l
+	c.tags[l.tag] = l
 }
 
-func (c *Cache) tagRemoveLocked(tag string, l *tagLink) {
+// tagRemoveLocked takes l out of the index; l keeps its tag.
+func (c *Cache) tagRemoveLocked(l *tagLink) {
 	if l.prev != nil {
 		l.prev.next = l.next
 	} else if l.next != nil {
-		c.tags[tag] = l.next
+		c.tags[l.tag] = l.next
 	} else {
-		delete(c.tags, tag)
+		delete(c.tags, l.tag)
 	}
 	if l.next != nil {
 		l.next.prev = l.prev
 	}
-	*l = tagLink{}
+	l.entry, l.prev, l.next = nil, nil, nil
 }
 
 // The purge log remembers the last purges so that a load that overlapped
