@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ClosedLoopGenerator: genName, OpenLoopGenerator: "vegeta (in this process, constant rate, fasthttp transport)",
 		Pinned: pin.Enabled, PinningNote: pin.Reason, ServerCPUs: pin.ServerCPUs, LoadCPUs: pin.LoadCPUs,
 		GatewayConfig: "config.yaml + env: free loopback ports, log level info, access log on (drained by the harness), " +
-			"every rate limit at 100,000/s with a burst of 1,000,000 (the most the configuration accepts); GOMAXPROCS=1; gateways with GOGC=400 and GOMEMLIMIT=170MiB (the Go runtime settings of deploy/kubernetes)",
+			"every rate limit at 100,000/s with a burst of 1,000,000 (the most the configuration accepts); GOMAXPROCS=1; gateways with GOGC=400 as in deploy/kubernetes and GOMEMLIMIT=170MiB, the memory limit sized for the 200 MB target (deploy/kubernetes sets 440MiB under its 512Mi limit)",
 	}
 	if !pin.Enabled {
 		rep.Skipped = append(rep.Skipped, "pinning: "+pin.Reason)
