@@ -81,7 +81,7 @@ func (r *runner) warmUp(ctx context.Context) error {
 			continue
 		}
 		r.log.say("warm-up %s", sc.Name)
-		if _, err := r.closed.run(ctx, sc, r.opts.warmup, r.opts.connections); err != nil {
+		if _, err := r.closed.run(ctx, sc, r.opts.warmup, r.closedConns(sc)); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -152,12 +152,20 @@ func upstreamNote(us float64, sc *scenario) string {
 	return fmt.Sprintf(" (+%.1f upstream)", us)
 }
 
+// closedConns is the closed loop's connection count for sc.
+func (r *runner) closedConns(sc *scenario) int {
+	if sc.closedConns > 0 {
+		return sc.closedConns
+	}
+	return r.opts.connections
+}
+
 func (r *runner) closedWindow(ctx context.Context, sc *scenario, round int) (closedRound, error) {
 	before, err := r.mark(sc)
 	if err != nil {
 		return closedRound{}, err
 	}
-	win, err := r.closed.run(ctx, sc, r.opts.duration, r.opts.connections)
+	win, err := r.closed.run(ctx, sc, r.opts.duration, r.closedConns(sc))
 	if err != nil {
 		return closedRound{}, err
 	}
@@ -288,7 +296,7 @@ func (r *runner) summarizeClosed() {
 		res := r.results[sc.Name]
 		res.ResponseBytes = sc.ResponseBytes
 		c := &res.Closed
-		c.Generator, c.Connections = r.generator, r.opts.connections
+		c.Generator, c.Connections = r.generator, r.closedConns(sc)
 		var rps, cpu, up []float64
 		for _, rd := range c.Rounds {
 			rps = append(rps, rd.RPS)

@@ -200,10 +200,10 @@ func (rep *report) markdown() string {
 	p("| repository | %s |\n\n", m.Commit)
 
 	s := rep.Settings
-	p("Closed loop (maximum rate): %s, %d connections, %g s windows. Open loop (fixed rate): %s, %g s windows after a %g s lead-in. "+
+	p("Closed loop (maximum rate): %s, %d connections (the real-store scenarios %d), %g s windows. Open loop (fixed rate): %s, %g s windows after a %g s lead-in. "+
 		"%d round(s), every round visits every scenario once in rotating order; numbers are medians across rounds. "+
 		"Warm-up %g s per scenario. Gateway: %s.\n\n",
-		s.ClosedLoopGenerator, s.Connections, s.WindowSeconds, s.OpenLoopGenerator, s.WindowSeconds, s.PrimeSeconds,
+		s.ClosedLoopGenerator, s.Connections, storeConnections, s.WindowSeconds, s.OpenLoopGenerator, s.WindowSeconds, s.PrimeSeconds,
 		s.Rounds, s.WarmupSeconds, s.GatewayConfig)
 
 	p("## Targets\n\n| target | rule | value | status | detail |\n| --- | --- | --- | --- | --- |\n")
@@ -240,7 +240,9 @@ func (rep *report) markdown() string {
 		}
 		errs := fmt.Sprintf("%d", r.Errors)
 		if c.SizeMismatch {
-			errs += " (size mismatch)"
+			// wrk reads no bodies: answers of another size (a partial answer,
+			// an error envelope) show only as a different mean size.
+			errs += " + answers of another size (closed loop)"
 		}
 		if r.Open != nil && r.Open.NotFromCache > 0 {
 			errs += fmt.Sprintf(" (%d not from cache)", r.Open.NotFromCache)

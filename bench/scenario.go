@@ -55,6 +55,9 @@ type scenario struct {
 	// halfOf names the scenario whose maximum, halved, is this one's
 	// open-loop rate ("" means its own).
 	halfOf string
+	// closedConns is the closed loop's connection count; 0 means the
+	// -connections option.
+	closedConns int
 }
 
 // Successful envelope pieces (gateway/envelope.go writes them).

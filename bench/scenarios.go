@@ -110,13 +110,13 @@ func (st *stack) scenarios() []*scenario {
 			Name: "store-me", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v1/users/me", Group: groupRealStore,
 			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + "/api/v1/users/me",
 			Header: bearer(st.storeToken), contender: g, upstream: st.store,
-			envelope: true, wantCache: "BYPASS",
+			envelope: true, wantCache: "BYPASS", closedConns: storeConnections,
 		})
 		add(&scenario{
 			Name: "store-search", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v2/users/search (20 users)", Group: groupRealStore,
 			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + storeSearchQuery,
 			Header: bearer(st.storeToken), contender: g, upstream: st.store,
-			envelope: true, wantCache: "BYPASS",
+			envelope: true, wantCache: "BYPASS", closedConns: storeConnections,
 		})
 	}
 	return all

@@ -73,6 +73,13 @@ const searchQuery = "/api/v2/users/search?query=a&limit=20"
 // rather than the path.
 const storeSearchQuery = "/api/v2/users/search?query=mehmet&limit=20"
 
+// storeConnections is the closed loop of the real-store scenarios. SQLite
+// on the shared core answers a few thousand /me and under a thousand
+// searches a second; 64 connections queue ~100 ms deep in front of it, the
+// slowest calls pass the operation timeouts and the breakers shed the rest,
+// which measures overload, not the path. 16 keep the store busy without it.
+const storeConnections = 16
+
 const usernameBody = `{"username":"johndoe123"}`
 
 // start brings everything up, in dependency order.
