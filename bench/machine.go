@@ -23,7 +23,7 @@ type machine struct {
 	LoadAvgStart string `json:"loadAverageStart"`
 	LoadAvgEnd   string `json:"loadAverageEnd"`
 	// Commit is the repository's HEAD, "+ local changes" when the work
-	// tree differs from it.
+	// tree (outside bench/results) differs from it.
 	Commit string `json:"commit"`
 }
 
@@ -84,7 +84,11 @@ func gitCommit(ctx context.Context, root string) string {
 		return "unknown (not a git checkout)"
 	}
 	out := strings.TrimSpace(string(head))
-	if status, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(status))) > 0 {
+	// The committed reports themselves do not count: every run rewrites
+	// latest.*, which would mark the next run as built from local changes.
+	status, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no",
+		"--", ".", ":(exclude)bench/results").Output()
+	if err == nil && len(strings.TrimSpace(string(status))) > 0 {
 		out += " + local changes"
 	}
 	return out
