@@ -90,3 +90,25 @@ func TestChoosePinning(t *testing.T) {
 		t.Errorf("pinned command %v", cmd.Args)
 	}
 }
+
+// The real-store scenarios run their closed loop at storeConnections, the
+// others at -connections, and the report records what each used.
+func TestRealStoreConnections(t *testing.T) {
+	gw := func() *gatewayProc { return &gatewayProc{url: "http://127.0.0.1:1"} }
+	st := &stack{opts: &options{connections: 64}, gwCache: gw(), gwNoCache: gw(), gwStore: gw()}
+	r := &runner{opts: st.opts}
+	stores := 0
+	for _, sc := range st.scenarios() {
+		want := 64
+		if sc.Group == groupRealStore {
+			want = storeConnections
+			stores++
+		}
+		if got := r.closedConns(sc); got != want {
+			t.Errorf("%s: %d closed-loop connections, want %d", sc.Name, got, want)
+		}
+	}
+	if stores != 2 {
+		t.Errorf("%d real-store scenarios, want store-me and store-search", stores)
+	}
+}
