@@ -31,15 +31,7 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 			t.Value = ra.Closed.MedianRPS / rb.Closed.MedianRPS
 			t.Detail = fmt.Sprintf("%.0f vs %.0f req/s", ra.Closed.MedianRPS, rb.Closed.MedianRPS)
 			t.Status = passIf(t.Value >= limit)
-			if bad := invalid(ra, rb); bad != "" {
-				t.Status, t.Detail = statusInvalid, t.Detail+"; "+bad
-			}
-			if bound := generatorBound(ra, rb); bound != "" {
-				t.Status, t.Detail = statusInvalid, t.Detail+"; "+bound
-			}
-			if busy := sharedCore(ra, rb); busy != "" {
-				t.Status, t.Detail = statusInvalid, t.Detail+"; "+busy
-			}
+			t.invalidIf(invalid(ra, rb), generatorBound(ra, rb), sharedCore(ra, rb))
 		}
 		targets = append(targets, t)
 	}
@@ -57,18 +49,11 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 		t.Value = ra.Open.P99Micros / rb.Open.P99Micros
 		t.Detail = fmt.Sprintf("%.0f µs vs %.0f µs at %d req/s", ra.Open.P99Micros, rb.Open.P99Micros, ra.Open.Rate)
 		t.Status = passIf(t.Value <= 2)
+		var rates string
 		if ra.Open.Rate != rb.Open.Rate {
-			t.Status, t.Detail = statusInvalid, t.Detail+fmt.Sprintf("; rates differ (%d vs %d)", ra.Open.Rate, rb.Open.Rate)
+			rates = fmt.Sprintf("rates differ (%d vs %d)", ra.Open.Rate, rb.Open.Rate)
 		}
-		if bad := invalid(ra, rb); bad != "" {
-			t.Status, t.Detail = statusInvalid, t.Detail+"; "+bad
-		}
-		if short := rateMissed(ra, rb); short != "" {
-			t.Status, t.Detail = statusInvalid, t.Detail+"; "+short
-		}
-		if busy := sharedCore(ra, rb); busy != "" {
-			t.Status, t.Detail = statusInvalid, t.Detail+"; "+busy
-		}
+		t.invalidIf(rates, invalid(ra, rb), rateMissed(ra, rb), sharedCore(ra, rb))
 	}
 	targets = append(targets, t)
 
@@ -230,4 +215,14 @@ func sharedCore(rs ...*scenarioResult) string {
 		}
 	}
 	return out
+}
+
+// invalidIf marks the target invalid for every non-empty reason, appending
+// each to the detail in order.
+func (t *targetResult) invalidIf(reasons ...string) {
+	for _, r := range reasons {
+		if r != "" {
+			t.Status, t.Detail = statusInvalid, t.Detail+"; "+r
+		}
+	}
 }

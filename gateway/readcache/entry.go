@@ -40,8 +40,8 @@ type Loaded struct {
 	// Data is the encoded JSON data member of the answer. It is copied, so
 	// the loader may reuse the slice afterwards.
 	Data []byte
-	// Tags name what the answer depends on, for [Cache.PurgeTag]. The cache
-	// may keep the slice: the loader must not change it afterwards.
+	// Tags name what the answer depends on, for [Cache.PurgeTag]. The
+	// entry keeps the strings, not the slice: the loader may reuse it.
 	Tags []string
 	// Cacheable is false for answers that are returned to the callers of
 	// this load but never stored (partial results, per-caller errors).
@@ -176,8 +176,8 @@ func newEntry(l Loaded, now time.Time) *Entry {
 }
 
 // normalTags returns the tags sorted, without duplicates or empty tags: a
-// single tag as given (the common case, no allocation), else a copy.
-// (The entry keeps the strings, not the slice.)
+// single tag as given (the common case, no allocation), else a copy. The
+// caller copies the strings out; it must not keep the result.
 func normalTags(tags []string) []string {
 	if len(tags) == 0 {
 		return nil
