@@ -146,12 +146,28 @@ func (s *Server) rateLimited(rq *request, v policies.Verdict) error {
 }
 
 // The request is its own context: its deadline is the request's overall
-// deadline, and the timer behind Done is only made when something waits,
-// so requests answered without an upstream call never start one. It must
-// not be kept after the request ends.
+// deadline, and the timer behind Done is only made when something waits
+// (a retry's pause, parallel calls), so requests that only ask Err, as
+// every call does before it starts, never start one. It must not be kept
+// after the request ends.
 func (rq *request) Deadline() (time.Time, bool) {
 	return rq.start.Add(rq.rt.cfg.Server.RequestTimeout), true
 }
 func (rq *request) Done() <-chan struct{} { return rq.context().Done() }
-func (rq *request) Err() error            { return rq.context().Err() }
 func (rq *request) Value(any) any         { return nil }
+
+// Err is the timer's verdict once Done made one, and until then the
+// clock's: the request is never canceled for any other reason, and a
+// Done made after the deadline is closed from the start, so the two agree.
+func (rq *request) Err() error {
+	rq.ctxMu.Lock()
+	ctx := rq.ctx
+	rq.ctxMu.Unlock()
+	if ctx != nil {
+		return ctx.Err()
+	}
+	if d, _ := rq.Deadline(); !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}

@@ -31,10 +31,11 @@ type request struct {
 	route    string // route id, "" until a route matched
 	identity *auth.Identity
 
-	// ctx carries the overall deadline of the request; made on first use
-	// so that requests answered from cache never pay for a timer. ctxMu
-	// guards making it: a request's calls may run in parallel (a profile
-	// and its live stream), and each asks for it.
+	// ctx carries the overall deadline of the request; made when
+	// something first waits on Done, so that requests answered from cache
+	// or with one store call never pay for a timer. ctxMu guards making
+	// it: a request's calls may run in parallel (a profile and its live
+	// stream), and each asks for it.
 	ctxMu  sync.Mutex
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -73,7 +74,8 @@ func (rq *request) context() context.Context {
 	rq.ctxMu.Lock()
 	defer rq.ctxMu.Unlock()
 	if rq.ctx == nil {
-		rq.ctx, rq.cancel = context.WithDeadline(context.Background(), rq.start.Add(rq.rt.cfg.Server.RequestTimeout))
+		d, _ := rq.Deadline()
+		rq.ctx, rq.cancel = context.WithDeadline(context.Background(), d)
 	}
 	return rq.ctx
 }

@@ -117,32 +117,36 @@ func headerSafe(v string) bool {
 	return true
 }
 
-// writeHeaders sets the contract headers of c on h. h is a fresh request
-// header, so nothing else is on it.
-func (c *Call) writeHeaders(h *fasthttp.RequestHeader) {
+// writeHeaders adds the contract headers of c to h, with traceparent
+// instead of c's when it is not empty. h is a fresh request header, so
+// nothing else is on it and each header is added once.
+func (c *Call) writeHeaders(h *fasthttp.RequestHeader, traceparent string) {
 	if c == nil {
 		c = &Call{}
 	}
-	h.Set(contract.HeaderRequestID, c.RequestID)
-	if c.Traceparent != "" {
-		h.Set(contract.HeaderTraceparent, c.Traceparent)
+	h.Add(contract.HeaderRequestID, c.RequestID)
+	if traceparent == "" {
+		traceparent = c.Traceparent
 	}
-	h.Set(contract.HeaderUserID, c.UserID)
+	if traceparent != "" {
+		h.Add(contract.HeaderTraceparent, traceparent)
+	}
+	h.Add(contract.HeaderUserID, c.UserID)
 	switch len(c.Roles) {
 	case 0:
-		h.Set(contract.HeaderUserRoles, "")
+		h.Add(contract.HeaderUserRoles, "")
 	case 1:
-		h.Set(contract.HeaderUserRoles, c.Roles[0])
+		h.Add(contract.HeaderUserRoles, c.Roles[0])
 	default:
-		h.Set(contract.HeaderUserRoles, strings.Join(c.Roles, ","))
+		h.Add(contract.HeaderUserRoles, strings.Join(c.Roles, ","))
 	}
-	h.Set(contract.HeaderLanguage, c.Language)
-	h.Set(contract.HeaderTimezone, c.Timezone)
-	h.Set(contract.HeaderPlatform, c.Platform)
+	h.Add(contract.HeaderLanguage, c.Language)
+	h.Add(contract.HeaderTimezone, c.Timezone)
+	h.Add(contract.HeaderPlatform, c.Platform)
 	if c.AppVersion != "" {
-		h.Set(contract.HeaderAppVersion, c.AppVersion)
+		h.Add(contract.HeaderAppVersion, c.AppVersion)
 	}
 	if c.DeviceID != "" {
-		h.Set(contract.HeaderDeviceID, c.DeviceID)
+		h.Add(contract.HeaderDeviceID, c.DeviceID)
 	}
 }

@@ -29,18 +29,17 @@ func (c *Client) send(ctx context.Context, r *request) error {
 	req.SetRequestURI(o.target.base + r.path)
 	req.Header.SetMethod(r.method)
 	req.Header.SetUserAgent(userAgent)
-	req.Header.Set(fasthttp.HeaderAccept, mimeJSON)
+	// The request is fresh: Add appends each header where Set would first
+	// look for an earlier one.
+	req.Header.Add(fasthttp.HeaderAccept, mimeJSON)
 	if r.body != nil {
 		req.Header.SetContentType(mimeJSON)
 		req.SetBodyRaw(r.body)
 	}
 	if c.bearer != "" {
-		req.Header.Set(fasthttp.HeaderAuthorization, c.bearer)
+		req.Header.Add(fasthttp.HeaderAuthorization, c.bearer)
 	}
-	r.call.writeHeaders(&req.Header)
-	if r.traceparent != "" {
-		req.Header.Set(contract.HeaderTraceparent, r.traceparent)
-	}
+	r.call.writeHeaders(&req.Header, r.traceparent)
 
 	start := time.Now()
 	err := o.target.client.DoDeadline(req, resp, r.deadline)
