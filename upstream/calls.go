@@ -19,7 +19,7 @@ const maxIDBytes = 256
 // retried, by fasthttp or by the client.
 func (c *Client) CheckUsername(ctx context.Context, call *Call, username string) (bool, error) {
 	o := c.op(OpUsernameCheck)
-	body, err := json.Marshal(contract.UsernameCheckRequest{Username: username})
+	body, err := usernameCheckBody(username)
 	if err != nil {
 		return false, c.refuse(o, invalidInput(o.op, "username: %v", err))
 	}
@@ -33,6 +33,23 @@ func (c *Client) CheckUsername(ctx context.Context, call *Call, username string)
 		return false, err
 	}
 	return available, nil
+}
+
+// usernameCheckBody is the JSON body of the username check. A name of
+// printable ASCII without a quote or backslash, as every valid name is,
+// needs no escaping and is written as it is; any other goes through
+// encoding/json.
+func usernameCheckBody(username string) ([]byte, error) {
+	const head, tail = `{"username":"`, `"}`
+	for i := 0; i < len(username); i++ {
+		if c := username[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return json.Marshal(contract.UsernameCheckRequest{Username: username})
+		}
+	}
+	b := make([]byte, 0, len(head)+len(username)+len(tail))
+	b = append(b, head...)
+	b = append(b, username...)
+	return append(b, tail...), nil
 }
 
 // Search finds users matching q (empty: a random sample), limit from 1 to

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/upstream/contract"
 	"github.com/valyala/fasthttp"
 )
 
@@ -41,7 +42,14 @@ type host struct {
 	// base is scheme://host[:port][/prefix] without a trailing slash; call
 	// paths are appended to it.
 	base string
+	// fixed holds the parsed URI of each call path that never varies,
+	// copied into a request instead of parsing base+path on every call.
+	// Read-only once the host is made.
+	fixed map[string]*fasthttp.URI
 }
+
+// fixedPaths are the call paths without an id or a query.
+var fixedPaths = []string{contract.PathUsernameCheck}
 
 // operation is one Op's live settings, breaker, bulkhead counter and
 // middleware chain.
@@ -210,7 +218,16 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 		SecureErrorLogMessage:  true,
 	}
 	base := u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
-	return &host{client: hc, base: base}, nil
+	h := &host{client: hc, base: base, fixed: make(map[string]*fasthttp.URI, len(fixedPaths))}
+	for _, p := range fixedPaths {
+		fu := new(fasthttp.URI)
+		fu.DisablePathNormalizing = true
+		if err := fu.Parse(nil, []byte(base+p)); err != nil {
+			return nil, fmt.Errorf("upstream: base URL %q: %w", raw, err)
+		}
+		h.fixed[p] = fu
+	}
+	return h, nil
 }
 
 // dial opens a connection within the current dial timeout.

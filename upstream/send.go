@@ -25,21 +25,7 @@ func (c *Client) send(ctx context.Context, r *request) error {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-
-	req.SetRequestURI(o.target.base + r.path)
-	req.Header.SetMethod(r.method)
-	req.Header.SetUserAgent(userAgent)
-	// The request is fresh: Add appends each header where Set would first
-	// look for an earlier one.
-	req.Header.Add(fasthttp.HeaderAccept, mimeJSON)
-	if r.body != nil {
-		req.Header.SetContentType(mimeJSON)
-		req.SetBodyRaw(r.body)
-	}
-	if c.bearer != "" {
-		req.Header.Add(fasthttp.HeaderAuthorization, c.bearer)
-	}
-	r.call.writeHeaders(&req.Header, r.traceparent)
+	c.build(req, r)
 
 	start := time.Now()
 	err := o.target.client.DoDeadline(req, resp, r.deadline)
@@ -60,6 +46,29 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		return e
 	}
 	return nil
+}
+
+// build writes the request of r on req, a fresh request. A fixed path's
+// URI was parsed once (host.fixed); any other is parsed per call.
+func (c *Client) build(req *fasthttp.Request, r *request) {
+	if u := r.op.target.fixed[r.path]; u != nil {
+		req.SetURI(u)
+	} else {
+		req.SetRequestURI(r.op.target.base + r.path)
+	}
+	req.Header.SetMethod(r.method)
+	req.Header.SetUserAgent(userAgent)
+	// The request is fresh: Add appends each header where Set would first
+	// look for an earlier one.
+	req.Header.Add(fasthttp.HeaderAccept, mimeJSON)
+	if r.body != nil {
+		req.Header.SetContentType(mimeJSON)
+		req.SetBodyRaw(r.body)
+	}
+	if c.bearer != "" {
+		req.Header.Add(fasthttp.HeaderAuthorization, c.bearer)
+	}
+	r.call.writeHeaders(&req.Header, r.traceparent)
 }
 
 // dropIdle closes the host's idle connections after a connection was

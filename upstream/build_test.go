@@ -1,0 +1,93 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/valyala/fasthttp"
+)
+
+// The hand-written body decodes to the same name as encoding/json's, for
+// names that take the fast path and names that do not.
+func TestUsernameCheckBody(t *testing.T) {
+	for _, name := range []string{"johndoe123", "", "a.b_c", `quo"te`, `back\slash`, "new\nline", "tab\t", "şükrü", "<script>", "del\x7f", "x y"} {
+		b, err := usernameCheckBody(name)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		var got contract.UsernameCheckRequest
+		if err := json.Unmarshal(b, &got); err != nil || got.Username != name {
+			t.Errorf("%q: body %s decodes to %q (%v)", name, b, got.Username, err)
+		}
+	}
+	if b, _ := usernameCheckBody("johndoe123"); string(b) != `{"username":"johndoe123"}` {
+		t.Errorf("plain name: %s", b)
+	}
+}
+
+// wire is the request as it goes on the wire.
+func wire(t testing.TB, req *fasthttp.Request) []byte {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := req.Write(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	return buf.Bytes()
+}
+
+// A fixed path's pre-parsed URI puts the same bytes on the wire as parsing
+// base+path on the call, also under a base URL with a path prefix, and
+// the copy leaves the host's URI as it was.
+func TestFixedURIMatchesParsed(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:8081", "http://store.internal:9000/prefix/v2"} {
+		c, _ := newClient(t, testConfig(base))
+		o := c.op(OpUsernameCheck)
+		body, _ := usernameCheckBody("johndoe123")
+		r := &request{op: o, call: testCall(), method: http.MethodPost, path: contract.PathUsernameCheck, body: body}
+		if o.target.fixed[r.path] == nil {
+			t.Fatalf("%s: no pre-parsed URI for %s", base, r.path)
+		}
+
+		fixed := fasthttp.AcquireRequest()
+		c.build(fixed, r)
+		parsed := fasthttp.AcquireRequest()
+		c.build(parsed, r)
+		parsed.SetRequestURI(o.target.base + r.path)
+		a, b := wire(t, fixed), wire(t, parsed)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: pre-parsed URI:\n%s\nparsed per call:\n%s", base, a, b)
+		}
+		fixed.URI().SetPath("/elsewhere")
+		if got := string(o.target.fixed[r.path].RequestURI()); got == "/elsewhere" {
+			t.Errorf("%s: changing a request's URI changed the host's", base)
+		}
+		fasthttp.ReleaseRequest(fixed)
+		fasthttp.ReleaseRequest(parsed)
+	}
+}
+
+// BenchmarkBuildUsernameCheck is the client's side of building a username
+// check and writing it out, without the network.
+func BenchmarkBuildUsernameCheck(b *testing.B) {
+	c, _ := newClient(b, testConfig("http://127.0.0.1:8081"))
+	o := c.op(OpUsernameCheck)
+	call := testCall()
+	w := bufio.NewWriter(io.Discard)
+	b.ReportAllocs()
+	for b.Loop() {
+		body, _ := usernameCheckBody("johndoe123")
+		r := &request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body}
+		req := fasthttp.AcquireRequest()
+		c.build(req, r)
+		if err := req.Write(w); err != nil {
+			b.Fatal(err)
+		}
+		fasthttp.ReleaseRequest(req)
+	}
+}
