@@ -315,3 +315,55 @@ func BenchmarkCheckUsername(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServerDeadlines is what fasthttp does to a keep-alive
+// connection per request when the server has idle, read and write
+// timeouts, as the gateway has (60 s, 10 s and 10 s by default): two read
+// deadlines and a write deadline, each a clock read and a runtime timer
+// moved. The bare Fiber baseline has no timeouts and pays none of it.
+func BenchmarkServerDeadlines(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if c := <-accepted; c != nil {
+		defer c.Close()
+	}
+	idle, read, write := 60*time.Second, 10*time.Second, 10*time.Second
+	b.ReportAllocs()
+	for b.Loop() {
+		if conn.SetReadDeadline(time.Now().Add(idle)) != nil ||
+			conn.SetReadDeadline(time.Now().Add(read)) != nil ||
+			conn.SetWriteDeadline(time.Now().Add(write)) != nil {
+			b.Fatal("deadline refused")
+		}
+	}
+}
+
+// BenchmarkAccessLine is the access log's share of a request: the line
+// appended by hand into the request's buffer and queued for the batched
+// writer (here writing to io.Discard).
+func BenchmarkAccessLine(b *testing.B) {
+	a := newAccessLog(io.Discard)
+	defer a.Close()
+	rq := acquireRequest()
+	defer releaseRequest(rq)
+	rq.start, rq.id, rq.cacheStatus = time.Now(), newRequestID(), "HIT"
+	rq.client.AppVersion = "5.2.1"
+	b.ReportAllocs()
+	for b.Loop() {
+		rq.logBuf = appendAccessLine(rq.logBuf[:0], rq, fiber.MethodGet, "me", fiber.StatusOK, 180*time.Microsecond)
+		a.write(rq.logBuf)
+	}
+}

@@ -73,21 +73,81 @@ func TestFixedURIMatchesParsed(t *testing.T) {
 }
 
 // BenchmarkBuildUsernameCheck is the client's side of building a username
-// check and writing it out, without the network.
+// check and writing it out, without the network: the gateway's request
+// (contract headers, service token) next to the one the benchmark's
+// no-work reference proxy sends (bench/barefiber: URI, method, content
+// type, body).
 func BenchmarkBuildUsernameCheck(b *testing.B) {
 	c, _ := newClient(b, testConfig("http://127.0.0.1:8081"))
 	o := c.op(OpUsernameCheck)
 	call := testCall()
 	w := bufio.NewWriter(io.Discard)
-	b.ReportAllocs()
-	for b.Loop() {
-		body, _ := usernameCheckBody("johndoe123")
-		r := &request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body}
-		req := fasthttp.AcquireRequest()
-		c.build(req, r)
-		if err := req.Write(w); err != nil {
-			b.Fatal(err)
+	b.Run("gateway", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			body, _ := usernameCheckBody("johndoe123")
+			r := &request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body}
+			req := fasthttp.AcquireRequest()
+			c.build(req, r)
+			if err := req.Write(w); err != nil {
+				b.Fatal(err)
+			}
+			fasthttp.ReleaseRequest(req)
 		}
-		fasthttp.ReleaseRequest(req)
+	})
+	b.Run("reference", func(b *testing.B) {
+		uri := o.target.base + contract.PathUsernameCheck
+		body := []byte(`{"username":"johndoe123"}`)
+		b.ReportAllocs()
+		for b.Loop() {
+			req := fasthttp.AcquireRequest()
+			referenceRequest(req, uri, body)
+			if err := req.Write(w); err != nil {
+				b.Fatal(err)
+			}
+			fasthttp.ReleaseRequest(req)
+		}
+	})
+}
+
+// referenceRequest builds what bench/barefiber's proxy sends.
+func referenceRequest(req *fasthttp.Request, uri string, body []byte) {
+	req.SetRequestURI(uri)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType(mimeJSON)
+	req.SetBody(body)
+}
+
+// BenchmarkStoreReadsUsernameCheck is the store's side: fasthttp reading
+// the gateway's request (what the static upstream and any fasthttp store
+// do per call) next to reading the reference proxy's.
+func BenchmarkStoreReadsUsernameCheck(b *testing.B) {
+	c, _ := newClient(b, testConfig("http://127.0.0.1:8081"))
+	o := c.op(OpUsernameCheck)
+	body, _ := usernameCheckBody("johndoe123")
+	gw := fasthttp.AcquireRequest()
+	c.build(gw, &request{op: o, call: testCall(), method: http.MethodPost, path: contract.PathUsernameCheck, body: body})
+	ref := fasthttp.AcquireRequest()
+	referenceRequest(ref, o.target.base+contract.PathUsernameCheck, body)
+	for _, v := range []struct {
+		name string
+		req  *fasthttp.Request
+	}{{"gateway", gw}, {"reference", ref}} {
+		raw := wire(b, v.req)
+		b.Run(v.name, func(b *testing.B) {
+			var in fasthttp.Request
+			rd := bytes.NewReader(raw)
+			br := bufio.NewReader(rd)
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(raw)
+				br.Reset(rd)
+				in.Reset()
+				if err := in.Read(br); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
