@@ -100,10 +100,14 @@ type binaries struct {
 }
 
 // build compiles the binaries the way production does (Dockerfile, e2e):
-// static, no cgo, trimmed paths.
-func build(ctx context.Context, root, dir string) (binaries, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
-		"-ldflags", "-s -w -X github.com/bffgate/edge/gateway/daemon.Version=bench",
+// static, no cgo, trimmed paths; stripped unless symbols is set (perf needs
+// the symbol table to name Go functions).
+func build(ctx context.Context, root, dir string, symbols bool) (binaries, error) {
+	ldflags := "-s -w -X github.com/bffgate/edge/gateway/daemon.Version=bench"
+	if symbols {
+		ldflags = strings.TrimPrefix(ldflags, "-s -w ")
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags,
 		"-o", dir+string(os.PathSeparator),
 		"./cmd/gateway", "./cmd/userstore", "./bench/staticstore", "./bench/barefiber")
 	cmd.Dir = root

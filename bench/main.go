@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	log.say("building the gateway, the user store and the baselines")
-	bins, err := build(ctx, root, work)
+	bins, err := build(ctx, root, work, opts.symbols)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type options struct {
 	memoryUsers int
 	out         string
 	keep        bool
+	symbols     bool
 	verbose     bool
 
 	// args is the command line as given, for the report.
@@ -72,6 +73,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.memoryUsers, "memory-users", 100000, "distinct users (profiles and tokens) of the memory phase")
 	fs.StringVar(&o.out, "out", "bench/results", "folder of the reports (latest.md, latest.json and a timestamped copy)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (binaries, configs, logs) for inspection")
+	fs.BoolVar(&o.symbols, "symbols", false, "build the servers with their symbol tables, for perf (bench/perfsplit.py)")
 	fs.BoolVar(&o.verbose, "v", false, "print more of every window: core use, achieved rate, error samples")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
