@@ -33,9 +33,20 @@ type options struct {
 	symbols     bool
 	verbose     bool
 
+	// The floors the floor contender spends per request.
+	floorMe, floorUsername time.Duration
+
 	// args is the command line as given, for the report.
 	args []string
 }
+
+// The floors of docs/performance.md ("The floor"): the per-request work
+// no gateway of ours can drop, each item priced by a go test benchmark.
+// The floor contender spends them as pure CPU.
+const (
+	defaultFloorMe       = 1660 * time.Nanosecond
+	defaultFloorUsername = 2670 * time.Nanosecond
+)
 
 // Generators of the closed loop.
 const (
@@ -74,6 +85,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "folder of the reports (latest.md, latest.json and a timestamped copy)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (binaries, configs, logs) for inspection")
 	fs.BoolVar(&o.symbols, "symbols", false, "build the servers with their symbol tables, for perf (bench/perfsplit.py)")
+	fs.DurationVar(&o.floorMe, "floor-me", defaultFloorMe, "CPU the floor contender spends per /me (bare-fiber-floor): the /me cache hit's floor in docs/performance.md")
+	fs.DurationVar(&o.floorUsername, "floor-username", defaultFloorUsername, "CPU the floor contender spends per username check (fiber-proxy-floor-username): the username check's floor in docs/performance.md")
 	fs.BoolVar(&o.verbose, "v", false, "print more of every window: core use, achieved rate, error samples")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
@@ -99,6 +112,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if !slices.Contains([]string{genAuto, genWrk, genVegeta}, o.generator) {
 		problems = append(problems, "-generator must be auto, wrk or vegeta")
+	}
+	if o.floorMe < 0 || o.floorUsername < 0 {
+		problems = append(problems, "-floor-me and -floor-username must not be negative")
 	}
 	if o.memoryUsers < 1 {
 		problems = append(problems, "-memory-users must be at least 1")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/bffgate/edge/upstream/contract"
@@ -9,7 +10,7 @@ import (
 // scenarioNames lists every scenario in report order.
 var scenarioNames = []string{
 	"gw-me-hit", "gw-search-hit", "gw-username", "gw-me-nocache", "gw-search-nocache",
-	"bare-fiber", "fiber-proxy-username", "upstream-direct", "nginx-proxy", "nginx-proxy-username", "nginx-cache-hit",
+	"bare-fiber", "fiber-proxy-username", "bare-fiber-floor", "fiber-proxy-floor-username", "upstream-direct", "nginx-proxy", "nginx-proxy-username", "nginx-cache-hit",
 	"store-me", "store-search",
 }
 
@@ -80,6 +81,19 @@ func (st *stack) scenarios() []*scenario {
 			Contender: "bare Fiber proxy", Upstream: "static upstream", Method: http.MethodPost, URL: st.bareURL + contract.PathUsernameCheck,
 			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(usernameBody),
 			contender: st.bare, upstream: st.static,
+		})
+	}
+	if st.floor != nil {
+		add(&scenario{
+			Name: "bare-fiber-floor", Title: fmt.Sprintf("floor contender: bare Fiber + %v of pure CPU per request (the /me cache hit's floor), the /me cache-hit bytes", st.opts.floorMe), Group: groupBaseline,
+			Contender: "bare Fiber + /me floor", Method: http.MethodGet, URL: st.floorURL + "/api/v1/users/me",
+			contender: st.floor, exact: st.envelope,
+		})
+		add(&scenario{
+			Name: "fiber-proxy-floor-username", Title: fmt.Sprintf("floor contender: the reference proxy + %v of pure CPU per call (the username check's floor) → static upstream, POST %s", st.opts.floorUsername, contract.PathUsernameCheck), Group: groupBaseline,
+			Contender: "bare Fiber proxy + username floor", Upstream: "static upstream", Method: http.MethodPost, URL: st.floorURL + contract.PathUsernameCheck,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(usernameBody),
+			contender: st.floor, upstream: st.static,
 		})
 	}
 	add(&scenario{

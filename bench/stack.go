@@ -38,6 +38,10 @@ type stack struct {
 
 	bare    *server
 	bareURL string
+	// floor is the floor contender: bench/barefiber spending the floors'
+	// CPU per request (-floor-me, -floor-username).
+	floor    *server
+	floorURL string
 
 	nginx *nginxProc // nil when not run
 
@@ -114,8 +118,8 @@ func (st *stack) start(ctx context.Context) error {
 		return err
 	}
 
-	if st.wantsAny("bare-fiber", "fiber-proxy-username") {
-		st.log.say("starting the bare Fiber baseline")
+	if st.wantsAny("bare-fiber", "fiber-proxy-username", "bare-fiber-floor", "fiber-proxy-floor-username") {
+		st.log.say("starting the bare Fiber baseline and the floor contender")
 		if err := st.startBare(ctx); err != nil {
 			return err
 		}
@@ -153,7 +157,7 @@ func (st *stack) start(ctx context.Context) error {
 
 // stop ends every process the stack started.
 func (st *stack) stop() {
-	for _, s := range []*server{st.bare, st.gatewayServer(st.gwCache), st.gatewayServer(st.gwNoCache), st.gatewayServer(st.gwStore)} {
+	for _, s := range []*server{st.bare, st.floor, st.gatewayServer(st.gwCache), st.gatewayServer(st.gwNoCache), st.gatewayServer(st.gwStore)} {
 		s.stop()
 	}
 	if st.nginx != nil {
@@ -321,7 +325,11 @@ func (st *stack) startBare(ctx context.Context) error {
 		args = append(args, "-header", h[0]+": "+h[1])
 	}
 	var err error
-	st.bare, st.bareURL, err = st.startListener(ctx, "barefiber", st.bins.barefiber, goEnv(), args...)
+	if st.bare, st.bareURL, err = st.startListener(ctx, "barefiber", st.bins.barefiber, goEnv(), args...); err != nil {
+		return err
+	}
+	floor := slices.Concat(args, []string{"-get-work", st.opts.floorMe.String(), "-proxy-work", st.opts.floorUsername.String()})
+	st.floor, st.floorURL, err = st.startListener(ctx, "barefiber-floor", st.bins.barefiber, goEnv(), floor...)
 	return err
 }
 

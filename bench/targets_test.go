@@ -57,6 +57,32 @@ func TestJudge(t *testing.T) {
 	if len(ratios) == 0 || ratios[0].Name != "gw-me-hit / bare-fiber" || ratios[0].Value != 0.9 {
 		t.Errorf("ratios %+v", ratios)
 	}
+	if d := statusOf(t, targets, "username check vs nginx plain proxy").Detail; strings.Contains(d, "floor") {
+		t.Errorf("detail names a floor contender that did not run: %s", d)
+	}
+
+	// A floor contender that ran is reported beside its target (a best
+	// case, never the target's value); one with incorrect answers is not.
+	results["fiber-proxy-floor-username"] = result("fiber-proxy-floor-username", 9000, 0, 0)
+	results["bare-fiber-floor"] = result("bare-fiber-floor", 44000, 0, 0)
+	results["bare-fiber-floor"].Errors = 1
+	targets, ratios = judge(results, mem)
+	u := statusOf(t, targets, "username check vs nginx plain proxy")
+	if want := "the floor contender fiber-proxy-floor-username reached 0.750"; !strings.Contains(u.Detail, want) || u.Status != statusPass {
+		t.Errorf("username target %s %q, want PASS and %q", u.Status, u.Detail, want)
+	}
+	if d := statusOf(t, targets, "/me cache hit vs bare Fiber").Detail; strings.Contains(d, "floor") {
+		t.Errorf("detail reports a floor contender with incorrect answers: %s", d)
+	}
+	var floorRatio bool
+	for _, r := range ratios {
+		floorRatio = floorRatio || r.Name == "gw-username / fiber-proxy-floor-username"
+	}
+	if !floorRatio {
+		t.Errorf("ratios lack the gateway against its floor contender: %+v", ratios)
+	}
+	delete(results, "fiber-proxy-floor-username")
+	delete(results, "bare-fiber-floor")
 
 	// Errors invalidate; a saturated generator invalidates; a missed rate
 	// invalidates the p99 target; a missing contender is not measured.
@@ -147,7 +173,8 @@ func TestOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.duration != 5*time.Second || o.rounds != 3 || o.connections != 64 || !o.wants("gw-me-hit") || !o.memory || o.memoryUsers != 100000 {
+	if o.duration != 5*time.Second || o.rounds != 3 || o.connections != 64 || !o.wants("gw-me-hit") || !o.memory || o.memoryUsers != 100000 ||
+		o.floorMe != 1660*time.Nanosecond || o.floorUsername != 2670*time.Nanosecond {
 		t.Errorf("defaults %+v", o)
 	}
 	o, err = parseOptions([]string{"bench", "-scenarios", "gw-me-hit, bare-fiber", "-duration", "2s", "-rounds", "1"}, io.Discard)
@@ -164,6 +191,8 @@ func TestOptions(t *testing.T) {
 		{"bench", "-generator", "hey"},
 		{"bench", "-server-cpus", "x"},
 		{"bench", "-connections", "0"},
+		{"bench", "-floor-me", "-1us"},
+		{"bench", "-floor-username", "-1us"},
 		{"bench", "extra"},
 	} {
 		if _, err := parseOptions(bad, io.Discard); err == nil {
