@@ -11,7 +11,7 @@ import (
 )
 
 // options are the harness's flags. The defaults size a full run at about
-// seven minutes on the 2-core development machine.
+// ten minutes on the 2-core development machine.
 type options struct {
 	duration    time.Duration // one measured window
 	warmup      time.Duration // per scenario, before the rounds
