@@ -157,10 +157,12 @@ func (s *Server) finishUnrouted(ctx *fasthttp.RequestCtx, start time.Time, heade
 	s.access.write(rq.logBuf)
 }
 
-// appendAccessLine appends the access log line of a finished request.
+// appendAccessLine appends the access log line of a finished request
+// that took d from rq.start: its time is the end of the request, without
+// reading the clock again.
 func appendAccessLine(b []byte, rq *request, method, route string, status int, d time.Duration) []byte {
 	b = append(b, `{"time":"`...)
-	b = append(b, timestamp()...)
+	b = append(b, timestampAt(rq.start.Add(d))...)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendClientString(b, rq.id)
 	b = append(b, `,"method":`...)
@@ -170,7 +172,7 @@ func appendAccessLine(b []byte, rq *request, method, route string, status int, d
 	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"latency_ms":`...)
-	b = strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+	b = appendMillis(b, d)
 	b = append(b, `,"platform":"`...)
 	b = append(b, rq.client.Platform.String()...)
 	b = append(b, `","app_version":`...)
@@ -178,12 +180,36 @@ func appendAccessLine(b []byte, rq *request, method, route string, status int, d
 	b = append(b, `,"cache":"`...)
 	b = append(b, rq.cacheStatus...)
 	b = append(b, `","upstream_ms":`...)
-	b = strconv.AppendFloat(b, float64(time.Duration(rq.upstreamTime.Load()).Microseconds())/1000, 'f', -1, 64)
+	b = appendMillis(b, time.Duration(rq.upstreamTime.Load()))
 	b = append(b, `,"breaker_open":"`...)
 	b = append(b, rq.breakerOpen...)
 	b = append(b, `","partial":`...)
 	b = strconv.AppendBool(b, rq.partial)
 	return append(b, "}\n"...)
+}
+
+// appendMillis appends d in milliseconds to the microsecond, without
+// trailing zeros ("0.18", "12", "1234.567"): the digits
+// strconv.AppendFloat(µs/1000, 'f', -1, 64) gives, without going through
+// a float.
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }
 
 // appendClientString appends a value the client chose: its request id or

@@ -88,8 +88,10 @@ var currentStamp atomic.Pointer[stamp]
 
 // timestamp is the envelope's timestamp: UTC, milliseconds, Z. The bytes
 // are shared and must not be modified.
-func timestamp() []byte {
-	now := time.Now()
+func timestamp() []byte { return timestampAt(time.Now()) }
+
+// timestampAt is timestamp for a time already read from the clock.
+func timestampAt(now time.Time) []byte {
 	ms := now.UnixMilli()
 	if s := currentStamp.Load(); s != nil && s.ms == ms {
 		return s.text
