@@ -44,8 +44,8 @@ type options struct {
 // no gateway of ours can drop, each item priced by a go test benchmark.
 // The floor contender spends them as pure CPU.
 const (
-	defaultFloorMe       = 1660 * time.Nanosecond
-	defaultFloorUsername = 2670 * time.Nanosecond
+	defaultFloorMe       = 1560 * time.Nanosecond
+	defaultFloorUsername = 2570 * time.Nanosecond
 )
 
 // Generators of the closed loop.
