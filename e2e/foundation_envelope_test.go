@@ -421,6 +421,56 @@ func TestFoundationEnvelopeRequestID(t *testing.T) {
 	}
 }
 
+// A keep-alive connection is served request after request while it is
+// busier than server.idleTimeout, and closed once it idles longer (the
+// gateway gives its sockets their timeouts lazily, at most a tenth late).
+func TestFoundationEnvelopeIdleConnectionCloses(t *testing.T) {
+	store := SharedStore(t)
+	idp := StartIdP(t)
+	const idle = 400 * time.Millisecond
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: map[string]string{"GATEWAY_SERVER__IDLETIMEOUT": idle.String()}})
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	ask := func(i int) {
+		t.Helper()
+		if _, err := io.WriteString(conn, "GET /nope HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("answer %d: status %d, want 404", i, resp.StatusCode)
+		}
+	}
+	// Over twice the idle timeout in all, never idle for half of it.
+	start := time.Now()
+	for i := 0; time.Since(start) < 2*idle+idle/2; i++ {
+		ask(i)
+		time.Sleep(idle / 5)
+	}
+	ask(-1)
+	lastAnswer := time.Now()
+	// Then silence: the gateway closes the connection.
+	n, err := br.Read(make([]byte, 1))
+	closedAfter := time.Since(lastAnswer)
+	if n != 0 || err != io.EOF {
+		t.Fatalf("read %d bytes, %v after the idle timeout; want the connection closed (EOF)", n, err)
+	}
+	if closedAfter < idle-idle/10 {
+		t.Fatalf("idle connection closed after %v, before the idle timeout %v", closedAfter, idle)
+	}
+}
+
 // A client that starts a request and never finishes it: once
 // server.readTimeout passes, a 408 envelope, and the connection closes.
 func TestFoundationEnvelopeIncompleteRequest(t *testing.T) {

@@ -99,6 +99,10 @@ type Server struct {
 	access    *accessLog
 	accessLog atomic.Bool
 	inFlight  atomic.Int64
+
+	// deadlineSlack: how late the public connections' timeouts may fire
+	// (lazyDeadlineConn).
+	deadlineSlack time.Duration
 }
 
 // New builds the server and its routes.
@@ -131,6 +135,7 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	cfg := d.Config.Server
+	s.deadlineSlack = deadlineSlack(cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout)
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ServerHeader:          "",
@@ -187,8 +192,12 @@ func (s *Server) Reload(cfg *config.Config, set *policies.Set) error {
 	return nil
 }
 
-// Serve answers requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve answers requests on ln until Shutdown. The connections' read,
+// write and idle timeouts are given to their sockets lazily
+// (lazyDeadlineConn), at most a tenth of the shortest timeout late.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(lazyDeadlineListener{Listener: ln, slack: s.deadlineSlack})
+}
 
 // Shutdown stops accepting connections and waits up to timeout for
 // in-flight requests to finish. It reports whether they all did.

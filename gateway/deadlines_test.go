@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestDeadlineSlack(t *testing.T) {
+	for _, c := range []struct {
+		timeouts []time.Duration
+		want     time.Duration
+	}{
+		{[]time.Duration{10 * time.Second, 10 * time.Second, 60 * time.Second}, time.Second},
+		{[]time.Duration{300 * time.Millisecond, 10 * time.Second, 60 * time.Second}, 30 * time.Millisecond},
+		{[]time.Duration{10 * time.Second, 2 * time.Second, 0}, 200 * time.Millisecond},
+		{[]time.Duration{0, 0}, time.Second},
+		{[]time.Duration{time.Hour}, time.Second},
+	} {
+		if got := deadlineSlack(c.timeouts...); got != c.want {
+			t.Errorf("deadlineSlack(%v) = %v, want %v", c.timeouts, got, c.want)
+		}
+	}
+}
+
+// countingConn records the deadlines given to the socket.
+type countingConn struct {
+	net.Conn
+	reads, writes []time.Time
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.reads = append(c.reads, t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.writes = append(c.writes, t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// The socket gets a deadline only when the one it has does not stand for
+// the one asked for, and then slack later than asked.
+func TestLazyDeadlinesReachTheSocketOnlyWhenTheyMatter(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	under := &countingConn{Conn: a}
+	const slack = 100 * time.Millisecond
+	c := &lazyDeadlineConn{Conn: under, slack: int64(slack)}
+	t0 := time.Now().Add(time.Hour)
+
+	steps := []struct {
+		name  string
+		want  time.Time
+		given []time.Time // what the socket has been given so far
+	}{
+		{"first deadline", t0, []time.Time{t0.Add(slack)}},
+		{"a little later: covered", t0.Add(slack / 2), []time.Time{t0.Add(slack)}},
+		{"exactly the socket's: covered", t0.Add(slack), []time.Time{t0.Add(slack)}},
+		{"past the socket's", t0.Add(slack + 1), []time.Time{t0.Add(slack), t0.Add(2*slack + 1)}},
+		{"earlier by more than slack", t0, []time.Time{t0.Add(slack), t0.Add(2*slack + 1), t0.Add(slack)}},
+		{"none", time.Time{}, []time.Time{t0.Add(slack), t0.Add(2*slack + 1), t0.Add(slack), {}}},
+		{"none again", time.Time{}, []time.Time{t0.Add(slack), t0.Add(2*slack + 1), t0.Add(slack), {}}},
+		{"a deadline after none", t0, []time.Time{t0.Add(slack), t0.Add(2*slack + 1), t0.Add(slack), {}, t0.Add(slack)}},
+	}
+	for _, s := range steps {
+		// Asking alone gives the socket nothing; only a read or write does.
+		if err := c.SetDeadline(s.want); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.beforeRead(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.beforeWrite(); err != nil {
+			t.Fatal(err)
+		}
+		for side, got := range map[string][]time.Time{"read": under.reads, "write": under.writes} {
+			if !sameTimes(got, s.given) {
+				t.Fatalf("%s: socket's %s deadlines %v, want %v", s.name, side, got, s.given)
+			}
+		}
+	}
+
+	// Read and write deadlines are kept apart.
+	if err := c.SetReadDeadline(t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.beforeWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if len(under.writes) != 5 || len(under.reads) != 5 {
+		t.Fatalf("a read deadline reached the write side: %d reads, %d writes", len(under.reads), len(under.writes))
+	}
+	if err := c.beforeRead(); err != nil {
+		t.Fatal(err)
+	}
+	if len(under.reads) != 6 || !under.reads[5].Equal(t0.Add(time.Hour+slack)) {
+		t.Fatalf("socket's read deadlines %v", under.reads)
+	}
+}
+
+func sameTimes(a, b []time.Time) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// tcpPair is a connected loopback pair: the server's end behind a
+// lazyDeadlineListener, and the client's.
+func tcpPair(t *testing.T, slack time.Duration) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lazy := lazyDeadlineListener{Listener: ln, slack: slack}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := lazy.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, client
+}
+
+// A read that waits past its deadline still ends, with a timeout, never
+// before the deadline asked for; and a later deadline lets reading go on.
+func TestLazyReadDeadlineStillFires(t *testing.T) {
+	const slack = 20 * time.Millisecond
+	server, client := tcpPair(t, slack)
+
+	asked := time.Now().Add(50 * time.Millisecond)
+	if err := server.SetReadDeadline(asked); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Read(make([]byte, 1))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read ended with %v, want a deadline exceeded", err)
+		}
+		if now := time.Now(); now.Before(asked) {
+			t.Fatalf("read timed out %v before its deadline", asked.Sub(now))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read never timed out")
+	}
+
+	if err := server.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("read after a later deadline: %v", err)
+	}
+}
+
+// A client that never reads: the write waiting on it ends with a timeout.
+func TestLazyWriteDeadlineStillFires(t *testing.T) {
+	server, _ := tcpPair(t, 20*time.Millisecond)
+	if err := server.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := server.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write ended with %v, want a deadline exceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("write never timed out")
+	}
+}
