@@ -53,8 +53,10 @@ type request struct {
 	partial      bool
 	breakerOpen  string // operation whose breaker refused the call, if any
 
-	// logBuf is reused across requests for the access log line.
+	// logBuf is reused across requests for the access log line, keyBuf
+	// for the read-cache key of a look-up.
 	logBuf []byte
+	keyBuf []byte
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -65,7 +67,7 @@ func releaseRequest(rq *request) {
 	if rq.cancel != nil {
 		rq.cancel()
 	}
-	*rq = request{logBuf: rq.logBuf[:0]}
+	*rq = request{logBuf: rq.logBuf[:0], keyBuf: rq.keyBuf[:0]}
 	requestPool.Put(rq)
 }
 

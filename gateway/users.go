@@ -11,6 +11,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/gateway/readcache"
@@ -347,13 +348,16 @@ func (s *Server) me(c *fiber.Ctx, rq *request) error {
 	lang := rq.client.Language
 	sub := rq.identity.Subject
 	route := rq.rt.cfg.Cache.Routes.Me
-	key := readcache.Key("me", lang.String(), p.FieldClass(viewMe), sub)
+	rq.keyBuf = readcache.AppendKey(rq.keyBuf[:0], "me", lang.String(), p.FieldClass(viewMe), sub)
 	ttl := p.CacheTTL("me", route.TTL)
 	// Authentication has already run: an expired or revoked token never
-	// reaches this cache.
-	if e, ok := s.peek(key, ttl, p); ok {
+	// reaches this cache. Peek keeps nothing of the key, so a hit looks
+	// it up in the request's buffer; only a miss makes the key a string
+	// of its own, for the cache to keep.
+	if e, ok := s.peek(unsafe.String(unsafe.SliceData(rq.keyBuf), len(rq.keyBuf)), ttl, p); ok {
 		return s.writeEntry(c, rq, "me", e, readcache.Hit, route.ClientMaxAge)
 	}
+	key := string(rq.keyBuf)
 	call := rq.call()
 	load := s.profileLoader(call, sub, p.Fields(viewMe), lang)
 	return s.serveCached(c, rq, "me", key, ttl, route.StaleWhileRevalidate, route.StaleIfError,

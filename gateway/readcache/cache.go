@@ -245,8 +245,8 @@ func (c *Cache) sweep() int {
 	return total
 }
 
-// Peek returns a fresh entry or nothing. It allocates nothing and takes no
-// write lock. A hit is counted and observed; a miss is not, because the
+// Peek returns a fresh entry or nothing. It allocates nothing, takes no
+// write lock and keeps nothing of key (which may be a caller's buffer). A hit is counted and observed; a miss is not, because the
 // caller is expected to continue with Get, which counts it.
 func (c *Cache) Peek(key string) (*Entry, bool) {
 	sh := c.shard(key)
