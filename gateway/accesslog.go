@@ -82,7 +82,7 @@ func (a *accessLog) flush(spare []byte) []byte {
 	a.mu.Unlock()
 	if dropped > 0 {
 		lines = append(lines, `{"time":"`...)
-		lines = append(lines, timestamp()...)
+		lines = appendTimestamp(lines, time.Now())
 		lines = append(lines, `","level":"WARN","msg":"access log lines dropped: output too slow","dropped":`...)
 		lines = strconv.AppendUint(lines, dropped, 10)
 		lines = append(lines, "}\n"...)
@@ -162,7 +162,7 @@ func (s *Server) finishUnrouted(ctx *fasthttp.RequestCtx, start time.Time, heade
 // reading the clock again.
 func appendAccessLine(b []byte, rq *request, method, route string, status int, d time.Duration) []byte {
 	b = append(b, `{"time":"`...)
-	b = append(b, timestampAt(rq.start.Add(d))...)
+	b = appendTimestamp(b, rq.start.Add(d))
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendClientString(b, rq.id)
 	b = append(b, `,"method":`...)

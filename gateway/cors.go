@@ -23,8 +23,7 @@ func (s *Server) applyCORS(c *fiber.Ctx, rq *request) {
 // preflight, so X-Platform is unknown here: the policy is the one whose
 // CORS allows the origin (see policies.Set.PreflightPolicy). A refused
 // preflight is a 403 envelope; a plain OPTIONS gets 204 with Allow.
-func (s *Server) preflight(c *fiber.Ctx) error {
-	rq := requestOf(c)
+func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 	h := &c.Request().Header
 	origin := h.Peek(fiber.HeaderOrigin)
 	method := h.Peek(fiber.HeaderAccessControlRequestMethod)

@@ -62,9 +62,10 @@ func writeEnvelopeHead(resp *fasthttp.Response, status int) {
 }
 
 func writeEnvelopeTail(resp *fasthttp.Response) {
-	resp.AppendBody(envNoErrors)
-	resp.AppendBody(timestamp())
-	resp.AppendBody(envTail)
+	var tail [64]byte
+	b := append(tail[:0], envNoErrors...)
+	b = appendTimestamp(b, time.Now())
+	resp.AppendBody(append(b, envTail...))
 }
 
 // writeErrors answers a failure envelope; status is also the HTTP status.
@@ -77,32 +78,35 @@ func writeErrors(resp *fasthttp.Response, status int, messages ...string) {
 	resp.SetBodyRaw(appendEnvelope(make([]byte, 0, 128), status, nil, messages))
 }
 
-// stamp caches the formatted timestamp of the current millisecond: one
-// format per millisecond instead of one per response.
-type stamp struct {
-	ms   int64
-	text []byte
+// secondStamp holds the formatted start of the current second,
+// "2006-01-02T15:04:05.", so a timestamp is that prefix and three digits:
+// one format per second instead of one per response.
+type secondStamp struct {
+	sec    int64
+	prefix [20]byte
 }
 
-var currentStamp atomic.Pointer[stamp]
+var currentSecond atomic.Pointer[secondStamp]
 
-// timestamp is the envelope's timestamp: UTC, milliseconds, Z. The bytes
-// are shared and must not be modified.
-func timestamp() []byte { return timestampAt(time.Now()) }
-
-// timestampAt is timestamp for a time already read from the clock.
-func timestampAt(now time.Time) []byte {
-	ms := now.UnixMilli()
-	if s := currentStamp.Load(); s != nil && s.ms == ms {
-		return s.text
+// appendTimestamp appends t as the envelope's timestamp: UTC,
+// milliseconds, Z (2026-05-22T16:11:26.801Z).
+func appendTimestamp(dst []byte, t time.Time) []byte {
+	ms := t.UnixMilli()
+	sec, milli := ms/1000, ms%1000
+	if milli < 0 { // before 1970
+		sec, milli = sec-1, milli+1000
 	}
-	s := &stamp{ms: ms, text: formatTimestamp(now)}
-	currentStamp.Store(s)
-	return s.text
-}
-
-func formatTimestamp(t time.Time) []byte {
-	return t.UTC().AppendFormat(make([]byte, 0, 24), "2006-01-02T15:04:05.000Z07:00")
+	s := currentSecond.Load()
+	if s == nil || s.sec != sec {
+		s = &secondStamp{sec: sec}
+		prefix := time.Unix(sec, 0).UTC().AppendFormat(s.prefix[:0], "2006-01-02T15:04:05.")
+		if len(prefix) != len(s.prefix) { // a year beyond 9999: format it whole
+			return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+		}
+		currentSecond.Store(s)
+	}
+	dst = append(dst, s.prefix[:]...)
+	return append(dst, byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z')
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
@@ -179,7 +183,7 @@ func appendEnvelope(dst []byte, status int, data []byte, errs []string) []byte {
 		}
 		dst = append(dst, envTimestampKey...)
 	}
-	dst = append(dst, timestamp()...)
+	dst = appendTimestamp(dst, time.Now())
 	return append(dst, envTail...)
 }
 

@@ -230,21 +230,26 @@ func TestTimestampFormat(t *testing.T) {
 		{time.Date(2026, 5, 22, 19, 11, 26, 801_999_999, time.FixedZone("TRT", 3*3600)), "2026-05-22T16:11:26.801Z"},
 		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "2026-01-01T00:00:00.000Z"},
 		{time.Date(2025, 12, 31, 20, 0, 0, 5_000_000, time.FixedZone("PST", -8*3600)), "2026-01-01T04:00:00.005Z"},
+		{time.Date(2026, 1, 1, 4, 0, 0, 999_999_999, time.UTC), "2026-01-01T04:00:00.999Z"}, // same second as the last
+		{time.Date(2026, 1, 1, 4, 0, 1, 0, time.UTC), "2026-01-01T04:00:01.000Z"},           // the next
+		{time.Date(1969, 12, 31, 23, 59, 59, 990_000_000, time.UTC), "1969-12-31T23:59:59.990Z"},
+		{time.Date(10000, 1, 1, 0, 0, 0, 42_000_000, time.UTC), "10000-01-01T00:00:00.042Z"},
+		{time.Date(2026, 5, 22, 16, 11, 26, 801_000_000, time.UTC), "2026-05-22T16:11:26.801Z"}, // the first again
 		{time.Date(2026, 3, 29, 0, 30, 0, 0, time.FixedZone("", 45*60)), "2026-03-28T23:45:00.000Z"},
 	} {
-		if got := string(formatTimestamp(c.at)); got != c.want {
-			t.Errorf("formatTimestamp(%v) = %s, want %s", c.at, got, c.want)
+		if got := string(appendTimestamp(nil, c.at)); got != c.want {
+			t.Errorf("appendTimestamp(%v) = %s, want %s", c.at, got, c.want)
 		}
 	}
 	re := regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
 	before := time.Now().Truncate(time.Millisecond)
-	got := string(timestamp())
+	got := string(appendTimestamp(nil, time.Now()))
 	after := time.Now()
 	if !re.MatchString(got) {
-		t.Fatalf("timestamp() = %s", got)
+		t.Fatalf("appendTimestamp(now) = %s", got)
 	}
 	ts, _ := time.Parse(time.RFC3339Nano, got)
 	if ts.Before(before) || ts.After(after) {
-		t.Fatalf("timestamp() = %s, not between %v and %v", got, before, after)
+		t.Fatalf("appendTimestamp(now) = %s, not between %v and %v", got, before, after)
 	}
 }

@@ -157,13 +157,10 @@ func retryAfterSeconds(d time.Duration) string {
 }
 
 // lastResortErrorHandler answers what fails before or outside the edge
-// middleware: headers too large (431), body too large (413), unparsable
-// requests (400). Fiber's default would send the error's text.
+// (whose handlers never return an error): headers too large (431), body
+// too large (413), unparsable requests (400). Fiber's default would send
+// the error's text.
 func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
-	if rq := requestOf(c); rq != nil {
-		s.writeError(c, rq, err)
-		return nil
-	}
 	status := fiber.StatusInternalServerError
 	var fe *fiber.Error
 	if errors.As(err, &fe) && fe.Code >= 400 && fe.Code <= 599 {

@@ -14,21 +14,27 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// edge runs first for every request, matched or not: it gives the request
-// its id, normalizes the client context, resolves the client IP and the
-// platform policy, recovers panics, turns every error into an envelope, and
-// writes the access log line.
-func (s *Server) edge(c *fiber.Ctx) (err error) {
+// edged wraps every handler, of a route or of the catch-all behind them,
+// so that the edge runs first for every request, matched or not: it gives
+// the request its id, normalizes the client context, resolves the client
+// IP and the platform policy, recovers panics, turns every error into an
+// envelope, and writes the access log line. The handler gets the request's
+// state as an argument (no per-request Locals, no second trip through the
+// router).
+func (s *Server) edged(h func(*fiber.Ctx, *request) error) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		s.edge(c, h)
+		return nil
+	}
+}
+
+func (s *Server) edge(c *fiber.Ctx, handler func(*fiber.Ctx, *request) error) {
 	rq := acquireRequest()
 	rq.start = time.Now()
 	rq.rt = s.rt.Load()
 	h := &c.Request().Header
 	rq.headers.read(h)
-	if id := rq.headers.requestID; saneRequestID(id) {
-		rq.id = string(id)
-	} else {
-		rq.id = newRequestID()
-	}
+	rq.setID(rq.headers.requestID)
 	setCanonical(&c.Response().Header, hdrRequestID, rq.id)
 	rq.client = clientctx.Normalize(&rq.headers, rq.start)
 	rq.clientIP = policies.ClientIP(peerAddr(c), h.PeekAll(fiber.HeaderXForwardedFor), rq.rt.trusted)
@@ -37,7 +43,6 @@ func (s *Server) edge(c *fiber.Ctx) (err error) {
 	if s.tracing.Enabled() {
 		rq.traceCtx, rq.span = s.tracing.StartRequest(rq.traceparent, "", c.Method())
 	}
-	c.Locals(requestKey{}, rq)
 	s.inFlight.Add(1)
 	s.obs.RequestStarted()
 
@@ -54,18 +59,19 @@ func (s *Server) edge(c *fiber.Ctx) (err error) {
 			writeErrors(c.Response(), fiber.StatusInternalServerError, msgInternal.text(rq.client.Language))
 		}
 		s.finish(c, rq)
-		c.Locals(requestKey{}, nil)
 		s.inFlight.Add(-1)
 		releaseRequest(rq)
-		err = nil
 	}()
 
 	s.applyCORS(c, rq)
-	if err := c.Next(); err != nil {
+	if err := handler(c, rq); err != nil {
 		s.writeError(c, rq, err)
 	}
-	return nil
 }
+
+// unrouted is the catch-all's handler: nothing else matched, and Fiber's
+// router says whether the path takes other methods (405) or none (404).
+func unrouted(c *fiber.Ctx, _ *request) error { return c.Next() }
 
 // finish records the request in metrics and the access log.
 func (s *Server) finish(c *fiber.Ctx, rq *request) {
@@ -100,9 +106,8 @@ func peerAddr(c *fiber.Ctx) netip.Addr {
 // in order: per-IP limit, the auth-failure limit (before any signature
 // check), authentication, the platform policy's access rule, per-user and
 // per-device limits.
-func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		rq := requestOf(c)
+func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) func(*fiber.Ctx, *request) error {
+	return func(c *fiber.Ctx, rq *request) error {
 		rq.route = route
 		p := rq.policy
 		if v := s.limiter.AllowIP(p, rq.clientIP, rq.start); !v.Allowed {

@@ -2,18 +2,21 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bffgate/edge/gateway/auth"
 	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/gateway/telemetry"
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream"
-	"github.com/gofiber/fiber/v2"
 )
 
 // request is everything the gateway knows about one incoming request once
@@ -21,9 +24,13 @@ import (
 // identity, the policy that applies. Handlers read these typed values,
 // never raw headers. It is pooled; nothing may keep it after the request.
 type request struct {
-	start    time.Time
-	headers  requestHeaders
+	start   time.Time
+	headers requestHeaders
+	// id is idBuf's bytes (the client's sane id, or a made one): valid
+	// until the request ends. Whatever outlives the request copies it
+	// (call).
 	id       string
+	idBuf    [maxRequestIDLen]byte
 	client   clientctx.Context
 	clientIP netip.Addr
 	rt       *runtime
@@ -88,7 +95,7 @@ func (rq *request) context() context.Context {
 // otherwise); with tracing, each call sends its own span's.
 func (rq *request) call() *upstream.Call {
 	c := &upstream.Call{
-		RequestID:  rq.id,
+		RequestID:  strings.Clone(rq.id), // the call may outlive the request (a background refresh)
 		Language:   rq.client.Language.String(),
 		Timezone:   rq.client.Timezone,
 		Platform:   rq.client.Platform.String(),
@@ -116,14 +123,6 @@ func (rq *request) upstreamContext() context.Context {
 
 func (rq *request) addUpstreamTime(d time.Duration) { rq.upstreamTime.Add(int64(d)) }
 
-// requestOf returns the request state the edge middleware attached.
-func requestOf(c *fiber.Ctx) *request {
-	rq, _ := c.Locals(requestKey{}).(*request)
-	return rq
-}
-
-type requestKey struct{}
-
 // Request ids: a client's X-Request-Id is kept when it is sane (1-128 of
 // [A-Za-z0-9._:-]); otherwise the gateway makes a random UUID-shaped id.
 const maxRequestIDLen = 128
@@ -143,28 +142,37 @@ func saneRequestID(b []byte) bool {
 	return true
 }
 
-// newRequestID returns a random version-4 UUID. math/rand/v2's generator
-// is unpredictable enough for correlation ids and costs nanoseconds.
-func newRequestID() string {
-	const hex = "0123456789abcdef"
-	a, b := rand.Uint64(), rand.Uint64()
-	a = a&^(0xf<<12) | 0x4<<12 // version 4
-	b = b&^(0x3<<62) | 0x2<<62 // variant 10
-	var out [36]byte
-	j := 0
-	for i := 0; i < 16; i++ {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out[j] = '-'
-			j++
-		}
-		var v byte
-		if i < 8 {
-			v = byte(a >> (56 - 8*i))
-		} else {
-			v = byte(b >> (56 - 8*(i-8)))
-		}
-		out[j], out[j+1] = hex[v>>4], hex[v&0xf]
-		j += 2
+// setID gives the request the client's id when it is sane, a new one
+// otherwise, in idBuf.
+func (rq *request) setID(sent []byte) {
+	var id []byte
+	if saneRequestID(sent) {
+		id = append(rq.idBuf[:0], sent...)
+	} else {
+		id = appendRequestID(rq.idBuf[:0])
 	}
-	return string(out[:])
+	rq.id = unsafe.String(unsafe.SliceData(id), len(id))
+}
+
+// newRequestID returns a random version-4 UUID as a string of its own.
+func newRequestID() string { return string(appendRequestID(nil)) }
+
+// appendRequestID appends a random version-4 UUID. math/rand/v2's
+// generator is unpredictable enough for correlation ids and costs
+// nanoseconds.
+func appendRequestID(dst []byte) []byte {
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[:8], rand.Uint64()&^(0xf<<12)|0x4<<12) // version 4
+	binary.BigEndian.PutUint64(raw[8:], rand.Uint64()&^(0x3<<62)|0x2<<62) // variant 10
+	var out [36]byte
+	hex.Encode(out[0:8], raw[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], raw[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], raw[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], raw[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], raw[10:])
+	return append(dst, out[:]...)
 }

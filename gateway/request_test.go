@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,30 @@ func TestRequestContextErrWithoutTimer(t *testing.T) {
 	}
 	if err := late.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err after Done past the deadline: %v", err)
+	}
+}
+
+// The request's id lives in the pooled request; a store call, which may
+// outlive the request (a background refresh), keeps its own copy: the id
+// it sends stays the request's after the request is released and reused.
+func TestCallKeepsTheRequestIDPastTheRequest(t *testing.T) {
+	for _, sent := range []string{"client-id-42", "", "not sane!"} {
+		rq := acquireRequest()
+		rq.setID([]byte(sent))
+		id := strings.Clone(rq.id)
+		if sent == "client-id-42" && id != sent {
+			t.Fatalf("sane client id %q became %q", sent, id)
+		}
+		if sent != "client-id-42" && !isUUID(id) {
+			t.Fatalf("id %q made for %q, want a UUID", id, sent)
+		}
+		call := rq.call()
+		releaseRequest(rq)
+		next := acquireRequest()
+		next.setID([]byte("the-next-request"))
+		if call.RequestID != id {
+			t.Fatalf("the call's request id became %q after the request ended, want %q", call.RequestID, id)
+		}
+		releaseRequest(next)
 	}
 }

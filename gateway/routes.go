@@ -3,22 +3,26 @@ package gateway
 import (
 	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/policies"
+	"github.com/gofiber/fiber/v2"
 )
 
-// routes maps the whole public API surface. Every route passes the edge
-// middleware (request id, client context, CORS, envelope for errors), and
-// every API route is an endpoint: rate limits, authentication and the
-// platform policy run before its handler.
+// routes maps the whole public API surface. Every route is edged: the
+// edge (request id, client context, CORS, envelope for errors) runs before
+// it; every API route is an endpoint: rate limits, authentication and the
+// platform policy run before its handler. A catch-all behind the routes
+// edges everything else, answered 404 or 405.
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.edge)
+	api := func(route string, h func(*fiber.Ctx, *request) error) fiber.Handler {
+		return s.edged(s.endpoint(route, h))
+	}
 
-	app.Post("/api/v1/users/check-username", s.endpoint(config.RouteCheckUsername, s.checkUsername))
-	app.Get("/api/v2/users/search", s.endpoint(config.RouteSearch, s.searchUsers))
-	app.Get("/api/v1/users/me", s.endpoint(config.RouteMe, s.me))
+	app.Post("/api/v1/users/check-username", api(config.RouteCheckUsername, s.checkUsername))
+	app.Get("/api/v2/users/search", api(config.RouteSearch, s.searchUsers))
+	app.Get("/api/v1/users/me", api(config.RouteMe, s.me))
 
-	app.Get("/api/admin/v1/users/search", s.endpoint(config.RouteAdminSearch, s.adminSearchUsers))
-	app.Get("/api/admin/v1/users/:id", s.endpoint(config.RouteAdminUser, s.adminUser))
+	app.Get("/api/admin/v1/users/search", api(config.RouteAdminSearch, s.adminSearchUsers))
+	app.Get("/api/admin/v1/users/:id", api(config.RouteAdminUser, s.adminUser))
 
 	// CORS preflights (and plain OPTIONS) on every API path; other paths
 	// stay 404 for every method.
@@ -26,8 +30,9 @@ func (s *Server) routes() {
 		"/api/v1/users/check-username", "/api/v2/users/search", "/api/v1/users/me",
 		"/api/admin/v1/users/search", "/api/admin/v1/users/:id",
 	} {
-		app.Options(path, s.preflight)
+		app.Options(path, s.edged(s.preflight))
 	}
+	app.Use(s.edged(unrouted))
 }
 
 // allowedMethods answers the Allow header of a 405 for the known paths.
