@@ -7,6 +7,7 @@ package e2e
 // gateway's back (Rename), which the store's HTTP surface does not offer.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -329,6 +330,65 @@ func TestCacheTwoUsersNeverSeeEachOthersProfile(t *testing.T) {
 	mine := cchMeOf(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tokens[other.ID])))
 	if demo.ID != refstore.DemoUserID || mine.ID != other.ID || mine.Username != other.Username {
 		t.Fatalf("profiles mixed up: %+v / %+v", demo, mine)
+	}
+}
+
+// One keep-alive connection carrying several users' requests, as a proxy's
+// connection does: the gateway remembers the last token verified on a
+// connection, and each request is still answered for its own token only:
+// the other user's profile, a forged copy of the remembered token, and
+// the remembered token after another one in between.
+func TestCacheOneConnectionManyUsers(t *testing.T) {
+	st := cchStartStore(t)
+	idp := StartIdP(t)
+	gw := cchGateway(t, st.URL, idp, nil)
+	other := st.otherUser(t)
+	demoTok, otherTok := idp.UserToken(t), idp.Token(t, other.ID, "user")
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	me := func(tok string) (int, string) {
+		t.Helper()
+		if _, err := io.WriteString(conn, "GET "+cchMe+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Data cchUser `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, env.Data.ID
+	}
+	for i, step := range []struct {
+		tok    string
+		status int
+		id     string
+	}{
+		{demoTok, http.StatusOK, refstore.DemoUserID},
+		{demoTok, http.StatusOK, refstore.DemoUserID},
+		{otherTok, http.StatusOK, other.ID},
+		{demoTok, http.StatusOK, refstore.DemoUserID},
+		{fndTamper(t, demoTok, 2), http.StatusUnauthorized, ""}, // the remembered token, its signature changed
+		{demoTok[:len(demoTok)-8], http.StatusUnauthorized, ""}, // cut short
+		{demoTok, http.StatusOK, refstore.DemoUserID},
+		{otherTok, http.StatusOK, other.ID},
+		{otherTok, http.StatusOK, other.ID},
+	} {
+		status, id := me(step.tok)
+		if status != step.status || id != step.id {
+			t.Fatalf("request %d on the connection: %d for %q, want %d for %q", i, status, id, step.status, step.id)
+		}
 	}
 }
 

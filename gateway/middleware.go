@@ -117,7 +117,7 @@ func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) func
 			return s.rateLimited(rq, v)
 		}
 		_, span := s.tracing.StartSpan(rq.traceCtx, "authenticate")
-		id, err := s.auth.Authenticate(rq, c.Request().Header.PeekAll(fiber.HeaderAuthorization))
+		id, err := s.auth.AuthenticateOn(rq, c.Request().Header.PeekAll(fiber.HeaderAuthorization), authMemo(c.Context()))
 		span.Fail(err)
 		span.End()
 		if err != nil {

@@ -28,9 +28,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Authenticator verifies access tokens (gateway/auth.Verifier).
+// Authenticator verifies access tokens (gateway/auth.Verifier), with the
+// memo of the client connection the request came on (nil: none).
 type Authenticator interface {
-	Authenticate(ctx context.Context, authorization [][]byte) (*auth.Identity, error)
+	AuthenticateOn(ctx context.Context, authorization [][]byte, memo *auth.Memo) (*auth.Identity, error)
 	Ready() (bool, string)
 }
 
@@ -101,7 +102,7 @@ type Server struct {
 	inFlight  atomic.Int64
 
 	// deadlineSlack: how late the public connections' timeouts may fire
-	// (lazyDeadlineConn).
+	// (clientConn).
 	deadlineSlack time.Duration
 }
 
@@ -192,11 +193,12 @@ func (s *Server) Reload(cfg *config.Config, set *policies.Set) error {
 	return nil
 }
 
-// Serve answers requests on ln until Shutdown. The connections' read,
-// write and idle timeouts are given to their sockets lazily
-// (lazyDeadlineConn), at most a tenth of the shortest timeout late.
+// Serve answers requests on ln until Shutdown. Each connection carries
+// its own state (clientConn): its read, write and idle timeouts, given to
+// the socket lazily (at most a tenth of the shortest timeout late), and
+// the memo of the last token verified on it.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.app.Listener(lazyDeadlineListener{Listener: ln, slack: s.deadlineSlack})
+	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack})
 }
 
 // Shutdown stops accepting connections and waits up to timeout for

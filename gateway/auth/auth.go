@@ -30,6 +30,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -339,6 +340,12 @@ func orDefault(d *time.Duration, def time.Duration) {
 // ErrKeysUnavailable. The only wait is for an unknown-kid key refresh, which
 // never outlasts UnknownKIDWait nor ctx.
 func (v *Verifier) Authenticate(ctx context.Context, authorization [][]byte) (*Identity, error) {
+	return v.AuthenticateOn(ctx, authorization, nil)
+}
+
+// AuthenticateOn is Authenticate for a request that arrived on a client
+// connection with its Memo (nil: none).
+func (v *Verifier) AuthenticateOn(ctx context.Context, authorization [][]byte, memo *Memo) (*Identity, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -346,11 +353,18 @@ func (v *Verifier) Authenticate(ctx context.Context, authorization [][]byte) (*I
 	if err != nil {
 		return nil, err
 	}
+	// A memo is only ever filled from the token cache's paths below: with
+	// the cache off, every token is verified, as configured.
+	if id := memo.recall(token); id != nil {
+		v.obs.TokenCache(true)
+		return id, nil
+	}
 	var sum [sha256.Size]byte
 	if v.cache != nil {
 		sum = sha256.Sum256(token)
-		if id := v.cache.get(&sum, time.Now().UnixNano()); id != nil {
+		if id, expires := v.cache.get(&sum, time.Now().UnixNano()); id != nil {
 			v.obs.TokenCache(true)
+			memo.remember(token, id, expires)
 			return id, nil
 		}
 		v.obs.TokenCache(false)
@@ -366,9 +380,57 @@ func (v *Verifier) Authenticate(ctx context.Context, authorization [][]byte) (*I
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(&sum, id, time.Now())
+		if expires, ok := v.cache.put(&sum, id, time.Now()); ok {
+			memo.remember(token, id, expires)
+		}
 	}
 	return id, nil
+}
+
+// Memo remembers the token last verified on one client connection, with
+// its identity and the end of its token-cache entry. A request on the same
+// connection presenting the same bytes (apps keep a connection and a token
+// for many requests) gets the identity after a byte comparison instead of
+// hashing the token for the token cache; the entry's end and its key's
+// retirement are checked as on a token-cache hit, and nothing is
+// remembered when the token cache is off or would not admit the token.
+// A Memo belongs to one connection, whose requests use it one at a time;
+// it holds one token of at most memoMaxTokenBytes (longer tokens are not
+// remembered), freed with the connection. The zero Memo is empty.
+type Memo struct {
+	token   []byte
+	id      *Identity
+	expires int64 // Unix nanoseconds
+}
+
+// memoMaxTokenBytes bounds what a connection keeps: typical access tokens
+// are 0.5-1.5 KB.
+const memoMaxTokenBytes = 2048
+
+// Remembers reports whether the memo holds a verified token.
+func (m *Memo) Remembers() bool { return m != nil && m.id != nil }
+
+func (m *Memo) recall(token []byte) *Identity {
+	if m == nil || m.id == nil || !bytes.Equal(m.token, token) {
+		return nil
+	}
+	if time.Now().UnixNano() < m.expires && !m.id.key.retired.Load() {
+		return m.id
+	}
+	m.id = nil
+	return nil
+}
+
+func (m *Memo) remember(token []byte, id *Identity, expires int64) {
+	if m == nil {
+		return
+	}
+	if len(token) > memoMaxTokenBytes {
+		m.id = nil
+		return
+	}
+	m.token = append(m.token[:0], token...)
+	m.id, m.expires = id, expires
 }
 
 // Ready reports whether a key set is loaded, and why not when it is not.

@@ -80,18 +80,19 @@ func (c *tokenCache) shard(sum *[sha256.Size]byte) *cacheShard {
 	return &c.shards[binary.LittleEndian.Uint64(sum[:8])&c.mask]
 }
 
-// get returns the cached identity for the token hash, or nil.
-func (c *tokenCache) get(sum *[sha256.Size]byte, now int64) *Identity {
+// get returns the cached identity for the token hash and the end of its
+// entry (Unix nanoseconds), or nil.
+func (c *tokenCache) get(sum *[sha256.Size]byte, now int64) (*Identity, int64) {
 	k := keyOf(sum)
 	s := c.shard(sum)
 	s.mu.RLock()
 	e, ok := s.entries[k]
 	s.mu.RUnlock()
 	if !ok {
-		return nil
+		return nil, 0
 	}
 	if now < e.expires && !e.id.key.retired.Load() {
-		return e.id
+		return e.id, e.expires
 	}
 	s.mu.Lock()
 	if cur, ok := s.entries[k]; ok && cur.id == e.id {
@@ -99,12 +100,13 @@ func (c *tokenCache) get(sum *[sha256.Size]byte, now int64) *Identity {
 		c.size.Add(-1)
 	}
 	s.mu.Unlock()
-	return nil
+	return nil, 0
 }
 
-// put admits a verified identity (id.key set). An identity whose token has
-// already expired (accepted within the leeway) is not admitted.
-func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) {
+// put admits a verified identity (id.key set) and returns the end of its
+// entry (Unix nanoseconds) and whether it was admitted. An identity whose
+// token has already expired (accepted within the leeway) is not admitted.
+func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) (int64, bool) {
 	// Compare as times: exp may lie centuries away, beyond what UnixNano
 	// can hold, and only the bounded result is turned into nanoseconds.
 	end := now.Add(c.maxTTL)
@@ -112,11 +114,11 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) {
 		end = exp
 	}
 	if !end.After(now) {
-		return
+		return 0, false
 	}
 	expires := end.UnixNano()
 	if c.limit <= 0 {
-		return
+		return 0, false
 	}
 	k := keyOf(sum)
 	s := c.shard(sum)
@@ -124,11 +126,11 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) {
 	defer s.mu.Unlock()
 	if cur, ok := s.entries[k]; ok { // verified twice concurrently: keep its place
 		s.entries[k] = cacheEntry{id: id, expires: expires, seq: cur.seq}
-		return
+		return expires, true
 	}
 	s.seq++
 	if c.size.Load() >= c.limit && !s.evictOldest(c) {
-		return // full, and this shard holds nothing to give up
+		return 0, false // full, and this shard holds nothing to give up
 	}
 	s.entries[k] = cacheEntry{id: id, expires: expires, seq: s.seq}
 	s.queue = append(s.queue, queued{sum: k, seq: s.seq})
@@ -136,6 +138,7 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) {
 	if live := len(s.entries); len(s.queue)-s.head > 2*live+1024 {
 		s.prune()
 	}
+	return expires, true
 }
 
 // prune drops the queue records of entries that are gone (expired or

@@ -6,6 +6,9 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 func TestDeadlineSlack(t *testing.T) {
@@ -49,7 +52,7 @@ func TestLazyDeadlinesReachTheSocketOnlyWhenTheyMatter(t *testing.T) {
 	defer b.Close()
 	under := &countingConn{Conn: a}
 	const slack = 100 * time.Millisecond
-	c := &lazyDeadlineConn{Conn: under, slack: int64(slack)}
+	c := &clientConn{Conn: under, slack: int64(slack)}
 	t0 := time.Now().Add(time.Hour)
 
 	steps := []struct {
@@ -115,7 +118,7 @@ func sameTimes(a, b []time.Time) bool {
 }
 
 // tcpPair is a connected loopback pair: the server's end behind a
-// lazyDeadlineListener, and the client's.
+// clientListener, and the client's.
 func tcpPair(t *testing.T, slack time.Duration) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -123,7 +126,7 @@ func tcpPair(t *testing.T, slack time.Duration) (server, client net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	lazy := lazyDeadlineListener{Listener: ln, slack: slack}
+	lazy := clientListener{Listener: ln, slack: slack}
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, _ := lazy.Accept()
@@ -203,5 +206,30 @@ func TestLazyWriteDeadlineStillFires(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("write never timed out")
+	}
+}
+
+// A request that came on a client connection leaves its verified token in
+// the connection's memo, for the next request on it; one that came some
+// other way (no clientConn) has none and is served all the same.
+func TestRequestsUseTheirConnectionsAuthMemo(t *testing.T) {
+	r := bchNewRig(t)
+	c := r.warm(t, "/api/v1/users/me")
+	cc, ok := c.ctx.Conn().(*clientConn)
+	if !ok || authMemo(&c.ctx) != &cc.memo {
+		t.Fatal("the request's connection is not the gateway's")
+	}
+	if !cc.memo.Remembers() {
+		t.Fatal("the verified token was not remembered on its connection")
+	}
+
+	var bare fasthttp.RequestCtx
+	bare.Init(r.request("/api/v1/users/me"), &net.TCPAddr{IP: net.IPv4(10, 9, 8, 7), Port: 1}, nil)
+	if authMemo(&bare) != nil {
+		t.Fatal("a memo for a request on no client connection")
+	}
+	r.s.app.Handler()(&bare)
+	if bare.Response.StatusCode() != fiber.StatusOK {
+		t.Fatalf("without a memo: %d %s", bare.Response.StatusCode(), bare.Response.Body())
 	}
 }

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/bffgate/edge/gateway/auth"
+	"github.com/valyala/fasthttp"
+)
+
+// clientConn is a client's connection to the public server, as the
+// server's listener hands it out (clientListener). It carries what the
+// gateway keeps per connection: the socket deadlines given lazily, and the
+// memo of the last token verified on it (auth.Memo), which spares the next
+// request with the same token the token cache's hash and look-up.
+//
+// Lazy deadlines: the public server has read, write and idle timeouts, and
+// fasthttp sets them as socket deadlines on every request of a keep-alive
+// connection: the idle deadline before waiting for the next request, the
+// read deadline once it starts, the write deadline before the answer. Each
+// moves a runtime timer and reads the clock again (BenchmarkServerDeadlines:
+// ~0.4 µs a request for the three). Most of them change nothing that
+// matters: the request usually arrives whole with the first read, so its
+// read deadline never bounds a wait, and the next request's deadline is
+// the last one moved on by a few milliseconds. So clientConn keeps the
+// deadline asked for and gives it to the socket only when a Read or Write
+// is about to wait under it, and then a little later than asked (by
+// slack), so the next requests on the connection, asking for nearly the
+// same deadline, find it already covered. Every timeout is still enforced,
+// at most slack late.
+//
+// It is made for fasthttp's serving loop, where one goroutine at a time
+// serves a connection's requests, reading and writing it and setting its
+// deadlines before it does. A deadline set while another goroutine is
+// blocked in Read or Write applies from their next call (fasthttp's
+// shutdown closes idle connections instead).
+type clientConn struct {
+	net.Conn
+	slack int64 // nanoseconds
+
+	wantRead, wantWrite atomic.Int64 // asked for: Unix nanoseconds, 0 for none
+	realRead, realWrite int64        // on the socket; each touched by its own side only
+
+	memo auth.Memo // used by the request being served, one at a time
+}
+
+// authMemo is the auth memo of the connection c's request came on; nil
+// when it did not come through the server's listener (in-process tests).
+func authMemo(c *fasthttp.RequestCtx) *auth.Memo {
+	if cc, ok := c.Conn().(*clientConn); ok {
+		return &cc.memo
+	}
+	return nil
+}
+
+// deadlineSlack is how late a lazily applied deadline may be: a tenth of
+// the shortest timeout, at most a second.
+func deadlineSlack(timeouts ...time.Duration) time.Duration {
+	slack := time.Second
+	for _, t := range timeouts {
+		if t > 0 && t/10 < slack {
+			slack = t / 10
+		}
+	}
+	return slack
+}
+
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	if n := t.UnixNano(); n != 0 {
+		return n
+	}
+	return 1 // the Unix epoch itself: long past, but not "none"
+}
+
+func (c *clientConn) SetDeadline(t time.Time) error {
+	n := unixNanos(t)
+	c.wantRead.Store(n)
+	c.wantWrite.Store(n)
+	return nil
+}
+
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.wantRead.Store(unixNanos(t))
+	return nil
+}
+
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	c.wantWrite.Store(unixNanos(t))
+	return nil
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	if err := c.beforeRead(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	if err := c.beforeWrite(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *clientConn) beforeRead() error {
+	want := c.wantRead.Load()
+	if covered(c.realRead, want, c.slack) {
+		return nil
+	}
+	real := lateBy(want, c.slack)
+	if err := c.Conn.SetReadDeadline(deadlineTime(real)); err != nil {
+		return err
+	}
+	c.realRead = real
+	return nil
+}
+
+func (c *clientConn) beforeWrite() error {
+	want := c.wantWrite.Load()
+	if covered(c.realWrite, want, c.slack) {
+		return nil
+	}
+	real := lateBy(want, c.slack)
+	if err := c.Conn.SetWriteDeadline(deadlineTime(real)); err != nil {
+		return err
+	}
+	c.realWrite = real
+	return nil
+}
+
+// covered: the socket's deadline (real) stands for the one wanted: both
+// none, or the socket's no earlier and at most slack later.
+func covered(real, want, slack int64) bool {
+	if want == 0 || real == 0 {
+		return want == real
+	}
+	return real >= want && real-want <= slack
+}
+
+// lateBy is the deadline to give the socket for the one wanted.
+func lateBy(want, slack int64) int64 {
+	if want == 0 {
+		return 0
+	}
+	return want + slack
+}
+
+func deadlineTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// clientListener hands out clientConns.
+type clientListener struct {
+	net.Listener
+	slack time.Duration
+}
+
+func (l clientListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{Conn: c, slack: int64(l.slack)}, nil
+}
