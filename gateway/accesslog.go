@@ -164,7 +164,11 @@ func appendAccessLine(b []byte, rq *request, method, route string, status int, d
 	b = append(b, `{"time":"`...)
 	b = appendTimestamp(b, rq.start.Add(d))
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
-	b = appendClientString(b, rq.id)
+	if rq.idMade {
+		b = append(append(append(b, '"'), rq.id...), '"') // the gateway's own UUID: nothing to escape or redact
+	} else {
+		b = appendClientString(b, rq.id)
+	}
 	b = append(b, `,"method":`...)
 	b = appendJSONString(b, method)
 	b = append(b, `,"route":"`...)

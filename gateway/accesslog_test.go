@@ -46,3 +46,36 @@ func TestAccessLineTimeIsTheRequestsEnd(t *testing.T) {
 		t.Errorf("time %v, latency_ms %v, upstream_ms %v in %s", got["time"], got["latency_ms"], got["upstream_ms"], line)
 	}
 }
+
+// The request id is written as it is when the gateway made it, and through
+// the client-value checks when the client sent it: a JWT-looking id is
+// redacted.
+func TestAccessLineRequestID(t *testing.T) {
+	for _, c := range []struct {
+		sent, want string // want "" means the made id
+	}{
+		{"", ""},
+		{"not sane!", ""},
+		{"client-id-42", "client-id-42"},
+		{"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "[REDACTED]"},
+	} {
+		rq := acquireRequest()
+		rq.setID([]byte(c.sent))
+		var got map[string]any
+		line := appendAccessLine(nil, rq, "GET", "me", 200, time.Millisecond)
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		want := c.want
+		if want == "" {
+			want = rq.id
+			if !isUUID(want) {
+				t.Fatalf("made id %q for %q", want, c.sent)
+			}
+		}
+		if got["request_id"] != want {
+			t.Errorf("sent %q: request_id %v, want %q", c.sent, got["request_id"], want)
+		}
+		releaseRequest(rq)
+	}
+}

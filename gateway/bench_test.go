@@ -167,7 +167,7 @@ func bchNewClient(h fasthttp.RequestHandler, req *fasthttp.Request) *bchClient {
 	addr := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 40000 + int(bchPort.Add(1))}
 	// The connection is the gateway's own, as its listener hands it out
 	// (its auth memo included), over no socket at all.
-	c.ctx.Init2(&clientConn{Conn: bchConn{remote: addr}}, nil, false)
+	c.ctx.Init2(newClientConn(bchConn{remote: addr}, time.Second), nil, false)
 	req.CopyTo(&c.ctx.Request)
 	return c
 }

@@ -13,13 +13,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 )
 
-// peek is the hot path of a cached read: a fresh entry, no allocation
-// beyond the key the caller built.
-func (s *Server) peek(key string, ttl time.Duration, p *policies.Policy) (*readcache.Entry, bool) {
+// peek is the hot path of a cached read: a fresh entry at now (the
+// request's arrival), without allocating.
+func (s *Server) peek(key string, ttl time.Duration, p *policies.Policy, now time.Time) (*readcache.Entry, bool) {
 	if s.cache == nil || ttl <= 0 || p.CacheBypass() {
 		return nil, false
 	}
-	return s.cache.Peek(key)
+	return s.cache.PeekAt(key, now)
 }
 
 // serveCached answers a cacheable read through the read cache: a fresh

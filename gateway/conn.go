@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,8 @@ type clientConn struct {
 	wantRead, wantWrite atomic.Int64 // asked for: Unix nanoseconds, 0 for none
 	realRead, realWrite int64        // on the socket; each touched by its own side only
 
-	memo auth.Memo // used by the request being served, one at a time
+	memo auth.Memo  // used by the request being served, one at a time
+	peer netip.Addr // the remote address, read once
 }
 
 // authMemo is the auth memo of the connection c's request came on; nil
@@ -168,5 +170,13 @@ func (l clientListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{Conn: c, slack: int64(l.slack)}, nil
+	return newClientConn(c, l.slack), nil
+}
+
+func newClientConn(c net.Conn, slack time.Duration) *clientConn {
+	cc := &clientConn{Conn: c, slack: int64(slack)}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.peer = a.AddrPort().Addr().Unmap()
+	}
+	return cc
 }

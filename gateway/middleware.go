@@ -95,7 +95,12 @@ func (s *Server) finish(c *fiber.Ctx, rq *request) {
 	s.access.write(rq.logBuf)
 }
 
+// peerAddr is the address the request's connection comes from (read once
+// per connection when it is the gateway's own).
 func peerAddr(c *fiber.Ctx) netip.Addr {
+	if cc, ok := c.Context().Conn().(*clientConn); ok {
+		return cc.peer
+	}
 	if a, ok := c.Context().RemoteAddr().(*net.TCPAddr); ok {
 		return a.AddrPort().Addr().Unmap()
 	}
@@ -117,7 +122,7 @@ func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) func
 			return s.rateLimited(rq, v)
 		}
 		_, span := s.tracing.StartSpan(rq.traceCtx, "authenticate")
-		id, err := s.auth.AuthenticateOn(rq, c.Request().Header.PeekAll(fiber.HeaderAuthorization), authMemo(c.Context()))
+		id, err := s.auth.AuthenticateOn(rq, c.Request().Header.PeekAll(fiber.HeaderAuthorization), authMemo(c.Context()), rq.start)
 		span.Fail(err)
 		span.End()
 		if err != nil {

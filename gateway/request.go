@@ -31,6 +31,7 @@ type request struct {
 	// (call).
 	id       string
 	idBuf    [maxRequestIDLen]byte
+	idMade   bool // id is the gateway's own, not the client's
 	client   clientctx.Context
 	clientIP netip.Addr
 	rt       *runtime
@@ -146,10 +147,10 @@ func saneRequestID(b []byte) bool {
 // otherwise, in idBuf.
 func (rq *request) setID(sent []byte) {
 	var id []byte
-	if saneRequestID(sent) {
-		id = append(rq.idBuf[:0], sent...)
-	} else {
+	if rq.idMade = !saneRequestID(sent); rq.idMade {
 		id = appendRequestID(rq.idBuf[:0])
+	} else {
+		id = append(rq.idBuf[:0], sent...)
 	}
 	rq.id = unsafe.String(unsafe.SliceData(id), len(id))
 }

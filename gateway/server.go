@@ -29,9 +29,10 @@ import (
 )
 
 // Authenticator verifies access tokens (gateway/auth.Verifier), with the
-// memo of the client connection the request came on (nil: none).
+// memo of the client connection the request came on (nil: none), at the
+// request's arrival.
 type Authenticator interface {
-	AuthenticateOn(ctx context.Context, authorization [][]byte, memo *auth.Memo) (*auth.Identity, error)
+	AuthenticateOn(ctx context.Context, authorization [][]byte, memo *auth.Memo, now time.Time) (*auth.Identity, error)
 	Ready() (bool, string)
 }
 

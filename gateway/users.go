@@ -354,7 +354,7 @@ func (s *Server) me(c *fiber.Ctx, rq *request) error {
 	// reaches this cache. Peek keeps nothing of the key, so a hit looks
 	// it up in the request's buffer; only a miss makes the key a string
 	// of its own, for the cache to keep.
-	if e, ok := s.peek(unsafe.String(unsafe.SliceData(rq.keyBuf), len(rq.keyBuf)), ttl, p); ok {
+	if e, ok := s.peek(unsafe.String(unsafe.SliceData(rq.keyBuf), len(rq.keyBuf)), ttl, p, rq.start); ok {
 		return s.writeEntry(c, rq, "me", e, readcache.Hit, route.ClientMaxAge)
 	}
 	key := string(rq.keyBuf)

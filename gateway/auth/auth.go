@@ -340,12 +340,14 @@ func orDefault(d *time.Duration, def time.Duration) {
 // ErrKeysUnavailable. The only wait is for an unknown-kid key refresh, which
 // never outlasts UnknownKIDWait nor ctx.
 func (v *Verifier) Authenticate(ctx context.Context, authorization [][]byte) (*Identity, error) {
-	return v.AuthenticateOn(ctx, authorization, nil)
+	return v.AuthenticateOn(ctx, authorization, nil, time.Now())
 }
 
-// AuthenticateOn is Authenticate for a request that arrived on a client
-// connection with its Memo (nil: none).
-func (v *Verifier) AuthenticateOn(ctx context.Context, authorization [][]byte, memo *Memo) (*Identity, error) {
+// AuthenticateOn is Authenticate for a request that arrived at now on a
+// client connection with its Memo (nil: none). A remembered or cached
+// verification is judged alive or not at now (the request's arrival, a
+// few microseconds back).
+func (v *Verifier) AuthenticateOn(ctx context.Context, authorization [][]byte, memo *Memo, now time.Time) (*Identity, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -355,14 +357,17 @@ func (v *Verifier) AuthenticateOn(ctx context.Context, authorization [][]byte, m
 	}
 	// A memo is only ever filled from the token cache's paths below: with
 	// the cache off, every token is verified, as configured.
-	if id := memo.recall(token); id != nil {
+	if id := memo.recall(token, now.UnixNano()); id != nil {
 		v.obs.TokenCache(true)
 		return id, nil
+	}
+	if err := tokenShape(token); err != nil {
+		return nil, err
 	}
 	var sum [sha256.Size]byte
 	if v.cache != nil {
 		sum = sha256.Sum256(token)
-		if id, expires := v.cache.get(&sum, time.Now().UnixNano()); id != nil {
+		if id, expires := v.cache.get(&sum, now.UnixNano()); id != nil {
 			v.obs.TokenCache(true)
 			memo.remember(token, id, expires)
 			return id, nil
@@ -380,7 +385,7 @@ func (v *Verifier) AuthenticateOn(ctx context.Context, authorization [][]byte, m
 		return nil, err
 	}
 	if v.cache != nil {
-		if expires, ok := v.cache.put(&sum, id, time.Now()); ok {
+		if expires, ok := v.cache.put(&sum, id, now); ok {
 			memo.remember(token, id, expires)
 		}
 	}
@@ -410,11 +415,11 @@ const memoMaxTokenBytes = 2048
 // Remembers reports whether the memo holds a verified token.
 func (m *Memo) Remembers() bool { return m != nil && m.id != nil }
 
-func (m *Memo) recall(token []byte) *Identity {
+func (m *Memo) recall(token []byte, now int64) *Identity {
 	if m == nil || m.id == nil || !bytes.Equal(m.token, token) {
 		return nil
 	}
-	if time.Now().UnixNano() < m.expires && !m.id.key.retired.Load() {
+	if now < m.expires && !m.id.key.retired.Load() {
 		return m.id
 	}
 	m.id = nil

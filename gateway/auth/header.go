@@ -20,10 +20,11 @@ var (
 // bytes.
 //
 // The checks here are the cheap structural ones (header count, length,
-// scheme, no space, three non-empty dot-separated segments), all done with
-// vectorised byte searches. The byte-by-byte alphabet check (compactJWS)
-// runs only when the token is not in the cache: a cache hit means these
-// exact bytes passed it before.
+// scheme); tokenShape does the rest (no space, three non-empty
+// dot-separated segments), all with vectorised byte searches. The
+// byte-by-byte alphabet check (compactJWS) runs only when the token is not
+// in the cache, and tokenShape only when it is not the connection's memo:
+// either means these exact bytes passed them before.
 func (v *Verifier) bearerToken(values [][]byte) ([]byte, error) {
 	switch {
 	case len(values) == 0:
@@ -53,15 +54,21 @@ func (v *Verifier) bearerToken(values [][]byte) ([]byte, error) {
 		if len(token) == 0 {
 			return nil, errNoToken
 		}
-		if bytes.IndexByte(token, ' ') >= 0 {
-			return nil, errShape
-		}
+	}
+	return token, nil
+}
+
+// tokenShape refuses a token with a space inside or without exactly three
+// non-empty dot-separated segments.
+func tokenShape(token []byte) error {
+	if bytes.IndexByte(token, ' ') >= 0 {
+		return errShape
 	}
 	if bytes.Count(token, dot) != 2 || token[0] == '.' || token[len(token)-1] == '.' ||
 		bytes.Contains(token, twoDots) {
-		return nil, errShape
+		return errShape
 	}
-	return token, nil
+	return nil
 }
 
 var (

@@ -10,7 +10,7 @@ import (
 )
 
 func authenticateOn(v *Verifier, memo *Memo, token string) (*Identity, error) {
-	return v.AuthenticateOn(context.Background(), bearer(token), memo)
+	return v.AuthenticateOn(context.Background(), bearer(token), memo, time.Now())
 }
 
 // A connection's memo answers its token again without the token cache's

@@ -246,16 +246,21 @@ func (c *Cache) sweep() int {
 }
 
 // Peek returns a fresh entry or nothing. It allocates nothing, takes no
-// write lock and keeps nothing of key (which may be a caller's buffer). A hit is counted and observed; a miss is not, because the
-// caller is expected to continue with Get, which counts it.
-func (c *Cache) Peek(key string) (*Entry, bool) {
+// write lock and keeps nothing of key (which may be a caller's buffer).
+// A hit is counted and observed; a miss is not, because the caller is
+// expected to continue with Get, which counts it.
+func (c *Cache) Peek(key string) (*Entry, bool) { return c.PeekAt(key, c.now()) }
+
+// PeekAt is Peek with the time already read (a request's arrival), where
+// the cache's clock is the real one.
+func (c *Cache) PeekAt(key string, now time.Time) (*Entry, bool) {
 	sh := c.shard(key)
 	v, ok := sh.store.Get(key)
 	if !ok {
 		return nil, false
 	}
 	e, ok := v.(*Entry)
-	if !ok || c.now().UnixNano() >= e.freshUntil {
+	if !ok || now.UnixNano() >= e.freshUntil {
 		return nil, false
 	}
 	sh.hits.Add(1)
