@@ -44,8 +44,8 @@ type options struct {
 // no gateway of ours can drop, each item priced by a go test benchmark.
 // The floor contender spends them as pure CPU.
 const (
-	defaultFloorMe       = 1560 * time.Nanosecond
-	defaultFloorUsername = 2570 * time.Nanosecond
+	defaultFloorMe       = 940 * time.Nanosecond
+	defaultFloorUsername = 1960 * time.Nanosecond
 )
 
 // Generators of the closed loop.

@@ -174,7 +174,7 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.duration != 5*time.Second || o.rounds != 3 || o.connections != 64 || !o.wants("gw-me-hit") || !o.memory || o.memoryUsers != 100000 ||
-		o.floorMe != 1560*time.Nanosecond || o.floorUsername != 2570*time.Nanosecond {
+		o.floorMe != 940*time.Nanosecond || o.floorUsername != 1960*time.Nanosecond {
 		t.Errorf("defaults %+v", o)
 	}
 	o, err = parseOptions([]string{"bench", "-scenarios", "gw-me-hit, bare-fiber", "-duration", "2s", "-rounds", "1"}, io.Discard)
