@@ -7,7 +7,6 @@ package e2e
 // gateway's back (Rename), which the store's HTTP surface does not offer.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -345,30 +344,17 @@ func TestCacheOneConnectionManyUsers(t *testing.T) {
 	other := st.otherUser(t)
 	demoTok, otherTok := idp.UserToken(t), idp.Token(t, other.ID, "user")
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(conn)
+	ka := gw.KeepAlive(t)
 	me := func(tok string) (int, string) {
 		t.Helper()
-		if _, err := io.WriteString(conn, "GET "+cchMe+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+"\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		r := ka.Send(t, "GET "+cchMe+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
 		var env struct {
 			Data cchUser `json:"data"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		if err := json.Unmarshal(r.Body, &env); err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, env.Data.ID
+		return r.Status, env.Data.ID
 	}
 	for i, step := range []struct {
 		tok    string

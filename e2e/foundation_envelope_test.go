@@ -7,10 +7,8 @@ package e2e
 // request could be read, with an X-Request-Id.
 
 import (
-	"bufio"
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -22,25 +20,7 @@ import (
 // one HTTP response, for requests no well-behaved client would send.
 func fndRaw(t *testing.T, gw *Gateway, raw string) *Response {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatalf("writing %q: %v", fndShort(raw), err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the answer to %q: %v", fndShort(raw), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the body of the answer to %q: %v", fndShort(raw), err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return gw.KeepAlive(t).Send(t, raw)
 }
 
 func fndShort(s string) string {
@@ -430,26 +410,11 @@ func TestFoundationEnvelopeIdleConnectionCloses(t *testing.T) {
 	const idle = 400 * time.Millisecond
 	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: map[string]string{"GATEWAY_SERVER__IDLETIMEOUT": idle.String()}})
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	br := bufio.NewReader(conn)
+	ka := gw.KeepAlive(t)
 	ask := func(i int) {
 		t.Helper()
-		if _, err := io.WriteString(conn, "GET /nope HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("answer %d: %v", i, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("answer %d: status %d, want 404", i, resp.StatusCode)
+		if r := ka.Send(t, "GET /nope HTTP/1.1\r\nHost: gw\r\n\r\n"); r.Status != http.StatusNotFound {
+			t.Fatalf("answer %d: status %d, want 404", i, r.Status)
 		}
 	}
 	// Over twice the idle timeout in all, never idle for half of it.
@@ -461,7 +426,7 @@ func TestFoundationEnvelopeIdleConnectionCloses(t *testing.T) {
 	ask(-1)
 	lastAnswer := time.Now()
 	// Then silence: the gateway closes the connection.
-	n, err := br.Read(make([]byte, 1))
+	n, err := ka.Closed()
 	closedAfter := time.Since(lastAnswer)
 	if n != 0 || err != io.EOF {
 		t.Fatalf("read %d bytes, %v after the idle timeout; want the connection closed (EOF)", n, err)

@@ -549,6 +549,48 @@ func RawBody(contentType string, body []byte) ReqOpt {
 	}
 }
 
+// KeepAlive is one raw connection to the gateway, for tests that send
+// request after request on the same connection.
+type KeepAlive struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// KeepAlive dials the gateway; the connection is closed when the test ends.
+func (g *Gateway) KeepAlive(t testing.TB) *KeepAlive {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return &KeepAlive{conn: conn, br: bufio.NewReader(conn)}
+}
+
+// Send writes raw (a whole HTTP/1.1 request) and reads its answer.
+func (k *KeepAlive) Send(t testing.TB, raw string) *Response {
+	t.Helper()
+	what, _, _ := strings.Cut(raw, "\r\n") // the request line names it in failures
+	if _, err := io.WriteString(k.conn, raw); err != nil {
+		t.Fatalf("writing %q: %v", what, err)
+	}
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", what, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body of the answer to %q: %v", what, err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+// Closed waits for the gateway to close the connection: it reports the
+// error of a one-byte read (io.EOF once closed) and what it read.
+func (k *KeepAlive) Closed() (int, error) { return k.br.Read(make([]byte, 1)) }
+
 // Do sends a request to the gateway.
 func (g *Gateway) Do(t testing.TB, method, path string, opts ...ReqOpt) *Response {
 	t.Helper()

@@ -40,8 +40,7 @@ type clientConn struct {
 	net.Conn
 	slack int64 // nanoseconds
 
-	wantRead, wantWrite atomic.Int64 // asked for: Unix nanoseconds, 0 for none
-	realRead, realWrite int64        // on the socket; each touched by its own side only
+	read, write lazyDeadline
 
 	memo auth.Memo  // used by the request being served, one at a time
 	peer netip.Addr // the remote address, read once
@@ -80,18 +79,18 @@ func unixNanos(t time.Time) int64 {
 
 func (c *clientConn) SetDeadline(t time.Time) error {
 	n := unixNanos(t)
-	c.wantRead.Store(n)
-	c.wantWrite.Store(n)
+	c.read.want.Store(n)
+	c.write.want.Store(n)
 	return nil
 }
 
 func (c *clientConn) SetReadDeadline(t time.Time) error {
-	c.wantRead.Store(unixNanos(t))
+	c.read.want.Store(unixNanos(t))
 	return nil
 }
 
 func (c *clientConn) SetWriteDeadline(t time.Time) error {
-	c.wantWrite.Store(unixNanos(t))
+	c.write.want.Store(unixNanos(t))
 	return nil
 }
 
@@ -109,29 +108,28 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func (c *clientConn) beforeRead() error {
-	want := c.wantRead.Load()
-	if covered(c.realRead, want, c.slack) {
-		return nil
-	}
-	real := lateBy(want, c.slack)
-	if err := c.Conn.SetReadDeadline(deadlineTime(real)); err != nil {
-		return err
-	}
-	c.realRead = real
-	return nil
+func (c *clientConn) beforeRead() error  { return c.read.apply(c.slack, c.Conn.SetReadDeadline) }
+func (c *clientConn) beforeWrite() error { return c.write.apply(c.slack, c.Conn.SetWriteDeadline) }
+
+// lazyDeadline is one side's deadline: the one asked for, and the one the
+// socket has.
+type lazyDeadline struct {
+	want atomic.Int64 // Unix nanoseconds, 0 for none
+	real int64        // touched only by the side's own Read or Write
 }
 
-func (c *clientConn) beforeWrite() error {
-	want := c.wantWrite.Load()
-	if covered(c.realWrite, want, c.slack) {
+// apply gives the socket the deadline wanted (slack late) unless the one
+// it has stands for it.
+func (d *lazyDeadline) apply(slack int64, set func(time.Time) error) error {
+	want := d.want.Load()
+	if covered(d.real, want, slack) {
 		return nil
 	}
-	real := lateBy(want, c.slack)
-	if err := c.Conn.SetWriteDeadline(deadlineTime(real)); err != nil {
+	real := lateBy(want, slack)
+	if err := set(deadlineTime(real)); err != nil {
 		return err
 	}
-	c.realWrite = real
+	d.real = real
 	return nil
 }
 
