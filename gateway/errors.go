@@ -175,7 +175,7 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	return nil
 }
 
-// writeUnroutedError answers a request the edge middleware never saw (an
+// writeUnroutedError answers a request the edge never saw (an
 // unknown method, a body over the limit, an unparsable request).
 // headersRead says whether the request's header block was parsed in full:
 // only then are its language and a sane X-Request-Id honoured.

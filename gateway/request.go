@@ -20,7 +20,7 @@ import (
 )
 
 // request is everything the gateway knows about one incoming request once
-// the edge middleware has run: the normalized client context, the verified
+// the edge has run: the normalized client context, the verified
 // identity, the policy that applies. Handlers read these typed values,
 // never raw headers. It is pooled; nothing may keep it after the request.
 type request struct {
