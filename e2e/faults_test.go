@@ -17,7 +17,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -297,12 +296,7 @@ func fltOps(t testing.TB, gw *Gateway, path string) *Response {
 	if err != nil {
 		t.Fatalf("ops %s: %v", path, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("ops %s: %v", path, err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return readResponse(t, resp, "ops "+path)
 }
 
 // fltBreakerView is one entry of GET /ops/v1/breakers.

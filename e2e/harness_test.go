@@ -579,10 +579,16 @@ func (k *KeepAlive) Send(t testing.TB, raw string) *Response {
 	if err != nil {
 		t.Fatalf("reading the answer to %q: %v", what, err)
 	}
+	return readResponse(t, resp, fmt.Sprintf("the answer to %q", what))
+}
+
+// readResponse reads and closes resp's body; what names it in a failure.
+func readResponse(t testing.TB, resp *http.Response, what string) *Response {
+	t.Helper()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("reading the body of the answer to %q: %v", what, err)
+		t.Fatalf("%s: reading body: %v", what, err)
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
@@ -610,12 +616,7 @@ func (g *Gateway) do(t testing.TB, base, method, path string, opts ...ReqOpt) *R
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return readResponse(t, resp, method+" "+path)
 }
 
 // Ops sends a request to the ops listener.

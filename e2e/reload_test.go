@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -189,12 +188,7 @@ func polOps(t testing.TB, gw *Gateway, path string) *Response {
 	if err != nil {
 		t.Fatalf("ops %s: %v", path, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("ops %s: %v", path, err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return readResponse(t, resp, "ops "+path)
 }
 
 // polFreePort finds a loopback port nobody listens on (for a moment).

@@ -162,23 +162,30 @@ func unavailable(err error) bool {
 	return false
 }
 
-// statusWriter remembers the status written through it.
+// statusWriter remembers the status written through it, and tells
+// onStatus (when set) before the status goes on.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status   int
+	onStatus func(status int)
+}
+
+func (w *statusWriter) setStatus(status int) {
+	if w.status == 0 {
+		w.status = status
+		if w.onStatus != nil {
+			w.onStatus(status)
+		}
+	}
 }
 
 func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
+	w.setStatus(status)
 	w.ResponseWriter.WriteHeader(status)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
+	w.setStatus(http.StatusOK)
 	return w.ResponseWriter.Write(b)
 }
 
@@ -266,7 +273,11 @@ func (p *probeWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// record notes every request except the debug endpoints themselves.
+// record notes every request except the debug endpoints themselves. A
+// request is noted when its status is written, before any byte of the
+// answer leaves: a client holding the answer finds its request recorded
+// (a test may reset the recorder right after an answer, and a request
+// noted later would land among the next test's).
 func (h *Handler) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_debug/") {
@@ -274,8 +285,17 @@ func (h *Handler) record(next http.Handler) http.Handler {
 			return
 		}
 		_, pattern := h.mux.Handler(r)
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() { h.recorder.add(r, h.operations[pattern], sw.status) }()
+		op := h.operations[pattern]
+		recorded := false
+		sw := &statusWriter{ResponseWriter: w, onStatus: func(status int) {
+			recorded = true
+			h.recorder.add(r, op, status)
+		}}
+		defer func() { // nothing written, or the handler aborted
+			if !recorded {
+				h.recorder.add(r, op, sw.status)
+			}
+		}()
 		next.ServeHTTP(sw, r)
 	})
 }

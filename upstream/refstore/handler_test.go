@@ -598,3 +598,29 @@ func BenchmarkSearchHTTP(b *testing.B) {
 		}
 	})
 }
+
+// A request is recorded by the time its answer's status reaches the
+// client, before the handler has finished: a test that resets the
+// recorder right after an answer never finds that request among the next
+// ones.
+func TestRecordedBeforeTheAnswerLeaves(t *testing.T) {
+	h := shared.Handler(HandlerOptions{Record: true})
+	release := make(chan struct{})
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_ = http.NewResponseController(w).Flush()
+		<-release // the rest of the answer, still being written
+	})
+	srv := httptest.NewServer(h.record(inner))
+	defer srv.Close()
+	defer close(release)
+	resp, err := http.Get(srv.URL + contract.PathSearch + "?q=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	reqs := h.Recorder().Requests()
+	if len(reqs) != 1 || reqs[0].Operation != OpSearch || reqs[0].Status != http.StatusOK {
+		t.Fatalf("recorded %+v when the answer's status arrived, want the search, 200", reqs)
+	}
+}
