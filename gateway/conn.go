@@ -172,9 +172,5 @@ func (l clientListener) Accept() (net.Conn, error) {
 }
 
 func newClientConn(c net.Conn, slack time.Duration) *clientConn {
-	cc := &clientConn{Conn: c, slack: int64(slack)}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		cc.peer = a.AddrPort().Addr().Unmap()
-	}
-	return cc
+	return &clientConn{Conn: c, slack: int64(slack), peer: tcpPeer(c.RemoteAddr())}
 }

@@ -101,8 +101,14 @@ func peerAddr(c *fiber.Ctx) netip.Addr {
 	if cc, ok := c.Context().Conn().(*clientConn); ok {
 		return cc.peer
 	}
-	if a, ok := c.Context().RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr().Unmap()
+	return tcpPeer(c.Context().RemoteAddr())
+}
+
+// tcpPeer is a TCP address's IP (IPv4-mapped IPv6 as IPv4); the zero
+// Addr for any other kind of address.
+func tcpPeer(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort().Addr().Unmap()
 	}
 	return netip.Addr{}
 }
