@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 )
 
 func TestDeadlineSlack(t *testing.T) {
@@ -231,5 +232,36 @@ func TestRequestsUseTheirConnectionsAuthMemo(t *testing.T) {
 	r.s.app.Handler()(&bare)
 	if bare.Response.StatusCode() != fiber.StatusOK {
 		t.Fatalf("without a memo: %d %s", bare.Response.StatusCode(), bare.Response.Body())
+	}
+}
+
+// The edge takes a request's start from the clock reading fasthttp made
+// for it, and reads the clock itself only for a context fasthttp did not
+// serve.
+func TestArrivalIsTheTimeFasthttpReadTheRequest(t *testing.T) {
+	ln := fasthttputil.NewInmemoryListener()
+	var got, want time.Time
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		got, want = arrival(ctx), ctx.Time()
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Shutdown() }()
+	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	for i := 0; i < 3; i++ { // one keep-alive connection: each request its own time
+		time.Sleep(2 * time.Millisecond)
+		prev := want
+		if code, _, err := client.Get(nil, "http://gateway.test/"); err != nil || code != fasthttp.StatusOK {
+			t.Fatalf("request %d: %d %v", i, code, err)
+		}
+		if want.IsZero() || !got.Equal(want) || !want.After(prev) {
+			t.Fatalf("request %d: arrival %v, fasthttp's time %v (previous %v)", i, got, want, prev)
+		}
+	}
+
+	var ctx fasthttp.RequestCtx // not served by fasthttp: no time of its own
+	before := time.Now()
+	a := arrival(&ctx)
+	if a.Before(before) || a.After(time.Now()) {
+		t.Fatalf("arrival outside fasthttp's loop is %v, not the clock's (%v)", a, before)
 	}
 }

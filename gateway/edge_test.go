@@ -436,3 +436,22 @@ func TestRetryAfterSeconds(t *testing.T) {
 		}
 	}
 }
+
+// A request starts when fasthttp read it: the edge uses that clock reading
+// (ctx.Time) for the token's and the cache's checks, the deadline and the
+// latency, instead of reading the clock again.
+func TestEdgeStartsTheRequestWhenFasthttpReadIt(t *testing.T) {
+	s, _ := edgeServer(t)
+	var start, read time.Time
+	s.app.Get("/test/arrival", func(c *fiber.Ctx) error {
+		s.edge(c, func(c *fiber.Ctx, rq *request) error {
+			start, read = rq.start, c.Context().Time()
+			return nil
+		})
+		return nil
+	})
+	edgeDo(t, s, http.MethodGet, "/test/arrival")
+	if read.IsZero() || !start.Equal(read) {
+		t.Fatalf("the edge started the request at %v; fasthttp read it at %v", start, read)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/policies"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // edged wraps every handler, of a route or of the catch-all behind them,
@@ -30,7 +31,7 @@ func (s *Server) edged(h func(*fiber.Ctx, *request) error) fiber.Handler {
 
 func (s *Server) edge(c *fiber.Ctx, handler func(*fiber.Ctx, *request) error) {
 	rq := acquireRequest()
-	rq.start = time.Now()
+	rq.start = arrival(c.Context())
 	rq.rt = s.rt.Load()
 	h := &c.Request().Header
 	rq.headers.read(h)
@@ -67,6 +68,17 @@ func (s *Server) edge(c *fiber.Ctx, handler func(*fiber.Ctx, *request) error) {
 	if err := handler(c, rq); err != nil {
 		s.writeError(c, rq, err)
 	}
+}
+
+// arrival is when the request was read: fasthttp reads the clock for it
+// just before the handler runs (ctx.Time), so the edge need not read it
+// again. A context served outside fasthttp's loop has no such time and
+// gets the clock's.
+func arrival(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
 }
 
 // unrouted is the catch-all's handler: nothing else matched, and Fiber's
