@@ -67,8 +67,8 @@ func bchNewRigAt(tb testing.TB, storeURL string) *bchRig {
 	// The repository's config.yaml, pointed at them. Rate limits stay on
 	// (they are part of every request's cost) at the highest values
 	// validation allows, 100 000/s after a burst of 1 000 000, which a
-	// benchmark of the default length never spends; entries live longer
-	// than any benchmark.
+	// benchmark of the default length never spends (bchHit renews them
+	// for longer ones); entries live longer than any benchmark.
 	env := map[string]string{
 		"GATEWAY_AUTH__JWKSURLS":                idpSrv.URL + "/.well-known/jwks.json",
 		"GATEWAY_AUTH__ISSUER":                  "http://idp.bench",
@@ -211,8 +211,18 @@ func bchHit(b *testing.B, uri string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if c.do() != fiber.StatusOK {
-			b.Fatalf("status %d", c.ctx.Response.StatusCode())
+		st := c.do()
+		if st == fiber.StatusTooManyRequests {
+			// The rig's buckets (the most validation allows) last ~3 s
+			// at this rate; a longer -benchtime gets fresh ones, outside
+			// the timer.
+			b.StopTimer()
+			r.s.limiter = policies.NewLimiter(policies.DefaultMaxKeys)
+			b.StartTimer()
+			st = c.do()
+		}
+		if st != fiber.StatusOK {
+			b.Fatalf("status %d", st)
 		}
 	}
 	b.StopTimer()
