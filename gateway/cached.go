@@ -36,12 +36,12 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 		// Counted like every other cache answer (the bypass series of
 		// gateway_cache_lookups_total would otherwise stay at zero).
 		s.obs.CacheResult(rq.route, "BYPASS")
-		c.Set(headerCache, "BYPASS")
+		setCanonical(&c.Response().Header, hdrCache, "BYPASS")
 		if !l.Cacheable {
 			rq.partial = true
 			c.Set(headerPartial, partialLive)
 		}
-		c.Set(fiber.HeaderCacheControl, "private, no-store")
+		setCanonical(&c.Response().Header, hdrCacheControl, "private, no-store")
 		writeDataBytes(c.Response(), fiber.StatusOK, l.Data)
 		return nil
 	}

@@ -67,7 +67,7 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	if available {
 		data = dataAvailable
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
+	setCanonical(&c.Response().Header, hdrCacheControl, "no-store")
 	writeDataBytes(c.Response(), fiber.StatusOK, data)
 	return nil
 }
@@ -427,7 +427,7 @@ func (s *Server) adminUser(c *fiber.Ctx, rq *request) error {
 }
 
 func (s *Server) writeUncached(c *fiber.Ctx, rq *request, l readcache.Loaded) error {
-	c.Set(fiber.HeaderCacheControl, "private, no-store")
+	setCanonical(&c.Response().Header, hdrCacheControl, "private, no-store")
 	if !l.Cacheable {
 		rq.partial = true
 		c.Set(headerPartial, partialLive)
