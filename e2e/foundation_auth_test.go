@@ -159,6 +159,36 @@ func TestFoundationAuthValidTokens(t *testing.T) {
 		IssuedAt: now.Add(10 * time.Second), NotBefore: now.Add(10 * time.Second)}))).Data(t, nil)
 }
 
+// What the token says reaches the store as it is, or the token is refused:
+// a subject with a space at either end would reach it trimmed (HTTP trims
+// header values), as another user, so it is refused before any call; a
+// role that holds the X-User-Roles separator is dropped, not sent broken
+// nor made to fail every call of its user.
+func TestFoundationAuthClaimsReachTheStoreUnchanged(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: map[string]string{"GATEWAY_CACHE__ENABLED": "false"}})
+
+	for _, sub := range []string{" " + refstore.DemoUserID, refstore.DemoUserID + " "} {
+		store.Reset(t)
+		r := gw.Do(t, http.MethodPost, "/api/v1/users/check-username",
+			Bearer(idp.Token(t, sub, "user")), JSONBody(`{"username":"padded_subject"}`))
+		r.Failure(t, http.StatusUnauthorized, "Authentication required")
+		if reqs := store.Requests(t); len(reqs) != 0 {
+			t.Errorf("subject %q: the store was called as %q", sub, reqs[0].Headers["X-User-Id"])
+		}
+	}
+
+	tok := idp.Token(t, refstore.DemoUserID, "user", "beta,tester")
+	for _, path := range []string{"/api/v1/users/me", "/api/v2/users/search?query=ali"} {
+		store.Reset(t)
+		gw.Do(t, http.MethodGet, path, Bearer(tok)).Data(t, nil)
+		for _, rec := range store.Requests(t) {
+			fndWantHeader(t, rec.Headers, "X-User-Roles", "user")
+		}
+	}
+}
+
 // Every rejection: the same 401, WWW-Authenticate, and no call reaching
 // the store.
 func TestFoundationAuthRejections(t *testing.T) {

@@ -161,6 +161,9 @@ func TestAuthenticateRefusesBadClaims(t *testing.T) {
 		{"long sub", devidp.MintClaims{Subject: strings.Repeat("s", 129)}, nil, errSubject},
 		{"sub with newline", devidp.MintClaims{Subject: "user\nadmin"}, nil, errSubject},
 		{"sub with escape", devidp.MintClaims{Subject: "user\x1b[31m"}, nil, errSubject},
+		// X-User-Id's value is trimmed by HTTP: the store would see "user".
+		{"sub with a leading space", devidp.MintClaims{Subject: " user"}, nil, errSubject},
+		{"sub with a trailing space", devidp.MintClaims{Subject: "user "}, nil, errSubject},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,14 +176,15 @@ func TestAuthenticateRefusesBadClaims(t *testing.T) {
 
 	// Inside the leeway, and every audience form that holds ours.
 	for name, c := range map[string]devidp.MintClaims{
-		"expired within leeway":      {IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-2 * time.Second)},
-		"nbf within leeway":          {NotBefore: now.Add(2 * time.Second)},
-		"iat within leeway":          {IssuedAt: now.Add(2 * time.Second), ExpiresAt: now.Add(time.Hour)},
-		"audience in a list":         {Audience: []string{"other", testAudience}},
-		"subject at max length":      {Subject: strings.Repeat("s", 128)},
-		"subject with unicode":       {Subject: "kullanıcı-ğüşiöç"},
-		"nbf in the past":            {NotBefore: now.Add(-time.Minute)},
-		"second configured audience": {Audience: []string{"admin-api"}},
+		"expired within leeway":       {IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-2 * time.Second)},
+		"nbf within leeway":           {NotBefore: now.Add(2 * time.Second)},
+		"iat within leeway":           {IssuedAt: now.Add(2 * time.Second), ExpiresAt: now.Add(time.Hour)},
+		"audience in a list":          {Audience: []string{"other", testAudience}},
+		"subject at max length":       {Subject: strings.Repeat("s", 128)},
+		"subject with unicode":        {Subject: "kullanıcı-ğüşiöç"},
+		"subject with a space inside": {Subject: "user one"},
+		"nbf in the past":             {NotBefore: now.Add(-time.Minute)},
+		"second configured audience":  {Audience: []string{"admin-api"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := cfg
@@ -336,6 +340,8 @@ func TestRolesAndScopesClaims(t *testing.T) {
 		{"roles array with junk", map[string]any{"roles": []any{"user", 7, "", "has space", strings.Repeat("x", 200), "bad\x00", "user", "admin"}},
 			[]string{"user", "admin"}, nil},
 		{"roles of the wrong type", map[string]any{"roles": map[string]any{"admin": true}}, nil, nil},
+		// X-User-Roles is comma-separated: such a role could not be sent.
+		{"roles array element with a comma", map[string]any{"roles": []any{"beta,tester", "user"}}, []string{"user"}, nil},
 		{"absurd number of roles", map[string]any{"roles": many}, many[:maxClaimValues], nil},
 		{"scope string", map[string]any{"scope": "users:read  users:write"}, nil, []string{"users:read", "users:write"}},
 		{"scp array", map[string]any{"scp": []string{"users:read"}}, nil, []string{"users:read"}},

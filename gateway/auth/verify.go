@@ -168,9 +168,12 @@ func claimsError(err error) error {
 }
 
 // validSubject: present, bounded and printable, because the subject keys
-// rate limits and appears in logs.
+// rate limits and appears in logs; and without a space at either end,
+// because it goes to the store as X-User-Id, whose value HTTP trims: " u1"
+// would reach the store as another user, "u1".
 func validSubject(sub string) bool {
-	if sub == "" || len(sub) > maxSubjectBytes || !utf8.ValidString(sub) {
+	if sub == "" || len(sub) > maxSubjectBytes || !utf8.ValidString(sub) ||
+		sub[0] == ' ' || sub[len(sub)-1] == ' ' {
 		return false
 	}
 	for _, r := range sub {
@@ -199,13 +202,15 @@ func (v *Verifier) scopeClaim(claims jwt.MapClaims) any {
 
 // claimValues reads a roles or scopes claim: an array of strings, or one
 // string split on any of seps. Values that are empty, too long or not
-// printable are ignored, duplicates are dropped, and at most maxClaimValues
-// are kept.
+// printable are ignored, and so is an array element holding a separator
+// ("beta,tester"): the store's X-User-Roles is a comma-separated list, so
+// such a role could not be sent, and every store call of the user would
+// fail. Duplicates are dropped, and at most maxClaimValues are kept.
 func claimValues(raw any, seps string) []string {
 	var out []string
 	add := func(s string) {
 		if len(out) >= maxClaimValues || s == "" || len(s) > maxClaimValueBytes ||
-			!validValue(s) || slices.Contains(out, s) {
+			!validValue(s) || strings.ContainsAny(s, seps) || slices.Contains(out, s) {
 			return
 		}
 		out = append(out, s)
