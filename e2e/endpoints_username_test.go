@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -34,6 +35,7 @@ var epTR = map[string]string{
 	"The service returned an invalid response":                                      "Hizmetten geçersiz bir yanıt alındı",
 	"The service did not respond in time":                                           "Hizmet zamanında yanıt vermedi",
 	"Content-Type must be application/json":                                         "Content-Type application/json olmalıdır",
+	"Content-Encoding is not supported: send the body uncompressed":                 "Content-Encoding desteklenmiyor: gövdeyi sıkıştırmadan gönderin",
 	"Request body is not valid JSON":                                                "İstek gövdesi geçerli bir JSON değil",
 	"Request body contains an unknown field":                                        "İstek gövdesinde bilinmeyen bir alan var",
 	"username is required":                                                          "Kullanıcı adı zorunludur",
@@ -375,6 +377,45 @@ func TestEndpointsUsernameBodies(t *testing.T) {
 	if names := rig.tap.take(t); !slices.Equal(names, []string{"johndoe123"}) {
 		t.Fatalf("the store was asked about %q, want only the one valid check", names)
 	}
+
+	// Bodies are read as they came. A compressed one is refused, not
+	// decoded: Fiber's c.Body() decoded every listed coding with no bound,
+	// so a small "gzip, gzip" body became megabytes in memory (and was
+	// checked as a name); now nothing is inflated.
+	gz := func(b []byte) []byte {
+		var out bytes.Buffer
+		zw := gzip.NewWriter(&out)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		return out.Bytes()
+	}
+	bomb := gz(gz([]byte(`{"username":"` + strings.Repeat("a", 8<<20) + `"}`)))
+	for _, c := range []struct {
+		name, encoding string
+		body           []byte
+	}{
+		{"gzip", "gzip", gz([]byte(`{"username":"johndoe123"}`))},
+		{"gzip twice, 8 MiB inflated", "gzip, gzip", bomb},
+		{"identity then gzip", "identity, gzip", gz([]byte(`{"username":"johndoe123"}`))},
+		{"br on plain JSON", "br", []byte(`{"username":"johndoe123"}`)},
+	} {
+		t.Run("Content-Encoding "+c.name, func(t *testing.T) {
+			rig.store.Reset(t)
+			epFails(t, func(lang string) *Response {
+				return rig.gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(rig.tok), Lang(lang),
+					RawBody("application/json", c.body), Header("Content-Encoding", c.encoding))
+			}, http.StatusBadRequest, "Validation failed", "Content-Encoding is not supported: send the body uncompressed")
+			epNoStoreCall(t, rig.store, c.name)
+		})
+	}
+	for _, enc := range []string{"identity", "Identity", " identity , IDENTITY "} {
+		rig.gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(rig.tok),
+			JSONBody(`{"username":"johndoe123"}`), Header("Content-Encoding", enc)).Data(t, &out)
+		if !out.Available {
+			t.Fatalf("Content-Encoding %q: not available", enc)
+		}
+	}
+	rig.tap.take(t)
 
 	// Without a token nothing is read or asked.
 	rig.store.Reset(t)

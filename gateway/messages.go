@@ -27,6 +27,7 @@ const (
 
 	// Validation details.
 	msgContentTypeJSON
+	msgContentEncoding
 	msgMalformedJSON
 	msgUnknownField
 	msgUsernameRequired
@@ -70,6 +71,7 @@ var catalog = [msgCount][2]string{
 	msgAuthUnavailable:  {"Authentication is temporarily unavailable, please try again later", "Kimlik doğrulama geçici olarak kullanılamıyor, lütfen daha sonra tekrar deneyin"},
 
 	msgContentTypeJSON: {"Content-Type must be application/json", "Content-Type application/json olmalıdır"},
+	msgContentEncoding: {"Content-Encoding is not supported: send the body uncompressed", "Content-Encoding desteklenmiyor: gövdeyi sıkıştırmadan gönderin"},
 	msgMalformedJSON:   {"Request body is not valid JSON", "İstek gövdesi geçerli bir JSON değil"},
 	msgUnknownField:    {"Request body contains an unknown field", "İstek gövdesinde bilinmeyen bir alan var"},
 	msgUsernameRequired: {"username is required",

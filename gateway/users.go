@@ -40,9 +40,16 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	if !isJSON(c.Request().Header.ContentType()) {
 		return validationError(msgContentTypeJSON)
 	}
-	raw, ok := plainUsernameBody(c.Body())
+	// The body as it came: Fiber's c.Body() would decode every
+	// Content-Encoding listed, with no bound, so 1 KiB of "gzip, gzip"
+	// became 256 MiB in memory before any check.
+	if !identityEncoding(c.Request().Header.PeekAll(fiber.HeaderContentEncoding)) {
+		return validationError(msgContentEncoding)
+	}
+	body := c.Request().Body()
+	raw, ok := plainUsernameBody(body)
 	if !ok {
-		value, err := usernameBody(c.Body())
+		value, err := usernameBody(body)
 		if err != nil {
 			return err
 		}
@@ -155,6 +162,21 @@ func usernameBody(body []byte) (json.RawMessage, error) {
 		return nil, validationError(msgMalformedJSON)
 	}
 	return value, nil
+}
+
+// identityEncoding reports whether the Content-Encoding headers say the
+// body is not encoded: none, or only "identity" (any case, in lists too).
+func identityEncoding(values [][]byte) bool {
+	for _, v := range values {
+		for len(v) > 0 {
+			var coding []byte
+			coding, v, _ = bytes.Cut(v, []byte{','})
+			if c := bytes.TrimSpace(coding); len(c) > 0 && !bytes.EqualFold(c, []byte("identity")) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isJSON accepts application/json with optional parameters (charset).
