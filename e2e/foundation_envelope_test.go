@@ -404,6 +404,53 @@ func TestFoundationEnvelopeRequestID(t *testing.T) {
 // A keep-alive connection is served request after request while it is
 // busier than server.idleTimeout, and closed once it idles longer (the
 // gateway gives its sockets their timeouts lazily, at most a tenth late).
+// server.maxConnections: a connection over the cap gets a 503 envelope
+// with Retry-After and is closed (fasthttp's own cap answered in plain
+// text, naming its setting), and a connection that closes frees its place.
+func TestFoundationEnvelopeConnectionLimit(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp,
+		Env: map[string]string{"GATEWAY_SERVER__MAXCONNECTIONS": "4"}})
+	const probe = "GET /nope HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n\r\n"
+
+	// The harness may hold a connection of its own: open until refused.
+	var held []*KeepAlive
+	for len(held) <= 4 {
+		ka := gw.KeepAlive(t)
+		r := ka.Send(t, probe)
+		if r.Status == http.StatusServiceUnavailable {
+			r.Failure(t, http.StatusServiceUnavailable, "Service temporarily unavailable, please try again later")
+			if got := r.Header.Get("Retry-After"); got != "1" {
+				t.Errorf("Retry-After %q, want 1", got)
+			}
+			if n, err := ka.Closed(); n != 0 || err != io.EOF {
+				t.Errorf("the refused connection: read %d bytes, %v; want it closed", n, err)
+			}
+			break
+		}
+		r.Failure(t, http.StatusNotFound, "Kaynak bulunamadı")
+		held = append(held, ka)
+	}
+	if len(held) > 4 || len(held) == 0 {
+		t.Fatalf("%d connections served with maxConnections 4", len(held))
+	}
+	for _, ka := range held { // still served
+		ka.Send(t, probe).Failure(t, http.StatusNotFound, "Kaynak bulunamadı")
+	}
+
+	held[0].conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r := gw.KeepAlive(t).Send(t, probe)
+		if r.Status == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed connection's place was not freed: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestFoundationEnvelopeIdleConnectionCloses(t *testing.T) {
 	store := SharedStore(t)
 	idp := StartIdP(t)

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -44,6 +48,18 @@ type clientConn struct {
 
 	memo auth.Memo  // used by the request being served, one at a time
 	peer netip.Addr // the remote address, read once
+
+	open   *atomic.Int64 // the listener's count of open connections, or nil
+	closed atomic.Bool
+}
+
+// Close closes the connection and, the first time, counts it out of the
+// listener's open connections.
+func (c *clientConn) Close() error {
+	if c.open != nil && c.closed.CompareAndSwap(false, true) {
+		c.open.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 // authMemo is the auth memo of the connection c's request came on; nil
@@ -157,20 +173,79 @@ func deadlineTime(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// clientListener hands out clientConns.
+// clientListener hands out clientConns, and with max set at most max open
+// at once (server.maxConnections): a connection beyond them goes to refuse,
+// which answers it and closes it. fasthttp's own cap (Concurrency) would
+// answer in plain text, naming its setting; it is set above this one.
 type clientListener struct {
 	net.Listener
 	slack time.Duration
+
+	max    int64
+	open   *atomic.Int64
+	refuse func(net.Conn)
 }
 
 func (l clientListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open == nil {
+			return newClientConn(c, l.slack), nil
+		}
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			l.refuse(c)
+			continue
+		}
+		cc := newClientConn(c, l.slack)
+		cc.open = l.open
+		return cc, nil
 	}
-	return newClientConn(c, l.slack), nil
 }
 
 func newClientConn(c net.Conn, slack time.Duration) *clientConn {
 	return &clientConn{Conn: c, slack: int64(slack), peer: tcpPeer(c.RemoteAddr())}
+}
+
+// maxRefusing bounds the connections being refused at once; beyond it,
+// under a flood, a connection is closed without an answer.
+const maxRefusing = 256
+
+// refuseConn answers a connection over server.maxConnections with a 503
+// envelope (English and a new request id: nothing of the request was
+// read), Retry-After and Connection: close, then closes it after letting
+// the client read the answer (a close with the request unread would reset
+// the connection, and the client could lose the answer).
+func (s *Server) refuseConn(c net.Conn) {
+	n := s.connsRefused.Add(1)
+	if now := time.Now().UnixNano(); now-s.refusedLogged.Load() > int64(time.Minute) {
+		s.refusedLogged.Store(now)
+		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "connection refused: server.maxConnections reached",
+			slog.Int64("max_connections", s.maxConns), slog.Uint64("refused_total", n))
+	}
+	if s.refusing.Add(1) > maxRefusing {
+		s.refusing.Add(-1)
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer s.refusing.Add(-1)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		writeUnroutedError(resp, nil, fasthttp.StatusServiceUnavailable, false)
+		resp.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		resp.SetConnectionClose()
+		w := bufio.NewWriterSize(c, 2<<10)
+		if resp.Write(w) != nil || w.Flush() != nil {
+			return
+		}
+		if tc, ok := c.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+		}
+	}()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,5 +264,60 @@ func TestArrivalIsTheTimeFasthttpReadTheRequest(t *testing.T) {
 	a := arrival(&ctx)
 	if a.Before(before) || a.After(time.Now()) {
 		t.Fatalf("arrival outside fasthttp's loop is %v, not the clock's (%v)", a, before)
+	}
+}
+
+// The listener counts a connection out once however often it is closed
+// (fasthttp may close twice), and refuses beyond max without counting.
+func TestClientListenerCountsOpenConnections(t *testing.T) {
+	ln := fasthttputil.NewInmemoryListener()
+	var open atomic.Int64
+	refused := make(chan net.Conn, 4)
+	l := clientListener{Listener: ln, slack: time.Second, max: 2, open: &open,
+		refuse: func(c net.Conn) { refused <- c; c.Close() }}
+	accepted := make(chan net.Conn, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return // the listener closed
+			}
+			accepted <- c
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	dial := func() net.Conn {
+		t.Helper()
+		client, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		select {
+		case c := <-accepted:
+			return c
+		case <-refused:
+			return nil
+		case <-time.After(5 * time.Second):
+			t.Fatal("neither accepted nor refused")
+			return nil
+		}
+	}
+	a, b := dial(), dial()
+	if a == nil || b == nil || open.Load() != 2 {
+		t.Fatalf("two connections under a cap of 2: %v %v, open %d", a, b, open.Load())
+	}
+	if c := dial(); c != nil || open.Load() != 2 {
+		t.Fatalf("a third: accepted %v, open %d", c, open.Load())
+	}
+	_ = a.Close()
+	_ = a.Close()
+	if open.Load() != 1 {
+		t.Fatalf("after closing one twice: open %d, want 1", open.Load())
+	}
+	if c := dial(); c == nil || open.Load() != 2 {
+		t.Fatalf("after a close, a new one: accepted %v, open %d", c, open.Load())
 	}
 }

@@ -102,6 +102,14 @@ type Server struct {
 	accessLog atomic.Bool
 	inFlight  atomic.Int64
 
+	// Client connections open, and those refused over server.maxConnections
+	// (clientListener).
+	maxConns      int64
+	openConns     atomic.Int64
+	connsRefused  atomic.Uint64
+	refusedLogged atomic.Int64 // Unix nanoseconds of the last warning
+	refusing      atomic.Int64
+
 	// deadlineSlack: how late the public connections' timeouts may fire
 	// (clientConn).
 	deadlineSlack time.Duration
@@ -138,6 +146,7 @@ func New(d Deps) (*Server, error) {
 	}
 	cfg := d.Config.Server
 	s.deadlineSlack = deadlineSlack(cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout)
+	s.maxConns = int64(cfg.MaxConnections)
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ServerHeader:          "",
@@ -146,9 +155,11 @@ func New(d Deps) (*Server, error) {
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
-		Concurrency:           cfg.MaxConnections,
-		CaseSensitive:         true,
-		ErrorHandler:          s.lastResortErrorHandler,
+		// The cap is the listener's (clientListener), which answers with
+		// an envelope; fasthttp's, in plain text, stays out of reach.
+		Concurrency:   cfg.MaxConnections + cfg.MaxConnections/8 + 64,
+		CaseSensitive: true,
+		ErrorHandler:  s.lastResortErrorHandler,
 		// Request strings are copied explicitly where they are kept; the
 		// zero-copy default stays for speed.
 		Immutable: false,
@@ -199,7 +210,8 @@ func (s *Server) Reload(cfg *config.Config, set *policies.Set) error {
 // the socket lazily (at most a tenth of the shortest timeout late), and
 // the memo of the last token verified on it.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack})
+	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
+		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn})
 }
 
 // Shutdown stops accepting connections and waits up to timeout for
