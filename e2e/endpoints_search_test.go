@@ -490,6 +490,19 @@ func TestEndpointsSearchCallsTheStoreOncePerPage(t *testing.T) {
 	if notModified.Status != http.StatusNotModified || len(notModified.Body) != 0 {
 		t.Fatalf("If-None-Match: status %d, body %q; want 304 without a body", notModified.Status, notModified.Body)
 	}
+	// A client may keep the page for 15 s: its cache must not answer
+	// another user, language or platform with it (CORS's Origin stays).
+	web, _ := epSearch(t, gw, "/api/v2/users/search?query=sukru&page=2&limit=10", Bearer(tok), Header("Origin", "http://localhost:3000"))
+	for _, a := range []*Response{r, notModified, web} {
+		for _, h := range []string{"Authorization", "X-Language", "Accept-Language", "X-Platform"} {
+			if !polVaries(a, h) {
+				t.Errorf("%d answer: Vary %q lacks %s", a.Status, a.Header.Values("Vary"), h)
+			}
+		}
+	}
+	if !polVaries(web, "Origin") {
+		t.Errorf("the web origin's answer: Vary %q lacks Origin", web.Header.Values("Vary"))
+	}
 	epNoStoreCall(t, store, "cached searches")
 
 	// A page without users needs no live-stream call.

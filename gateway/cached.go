@@ -82,6 +82,12 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 	}
 	setCanonical(h, hdrETag, e.ETag())
 	setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
+	if clientMaxAge > 0 {
+		// A client may keep the answer: its cache, keyed by the URL, must
+		// not give it to another user, language or platform (added to
+		// CORS's Vary: Origin, on the 304 too).
+		h.Add(fiber.HeaderVary, varyClientContext)
+	}
 	if matchesETag(rq.headers.ifNoneMatch, e.ETag()) {
 		// 304 carries no body by definition: the one response that is
 		// not an envelope.
@@ -94,6 +100,11 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 }
 
 var cacheControlNoStore = "private, no-store"
+
+// varyClientContext names the request headers a cached answer depends on
+// besides its URL: the token (whose answer), the language (messages, price
+// display) and the platform (which fields).
+const varyClientContext = "Authorization, X-Language, Accept-Language, X-Platform"
 
 // cacheControl: personalised or short-lived answers are private; max-age 0
 // means the client must not store them.
