@@ -59,6 +59,10 @@ func TestCORSPreflightFromTheWebOrigin(t *testing.T) {
 		{"/api/v1/users/me", "GET", "Authorization,X-Device-Id,X-App-Version"},
 		{"/api/v1/users/check-username", "POST", "content-type,authorization,accept-language,x-request-id"},
 		{"/api/v1/users/me", "GET", ""},
+		// The routes take a trailing slash (Fiber's non-strict routing),
+		// so their preflights do too.
+		{"/api/v1/users/me/", "GET", "authorization"},
+		{"/api/v2/users/search//", "GET", "authorization"},
 	} {
 		r := polPreflight(t, gw, tc.path, polWebOrigin, tc.method, tc.headers)
 		if r.Status != http.StatusNoContent || len(r.Body) != 0 {

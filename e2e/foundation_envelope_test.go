@@ -195,6 +195,7 @@ func TestFoundationEnvelopeUnknownMethod(t *testing.T) {
 		{"PROPFIND", "/api/v2/users/search", "GET, HEAD, OPTIONS"},
 		{"get", "/api/v1/users/me", "GET, HEAD, OPTIONS"}, // methods are case-sensitive
 		{"BREW", "/nope", ""},
+		{"BREW", "/api/v1/users/me/", "GET, HEAD, OPTIONS"}, // routed with its trailing slash
 	} {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
 			r := gw.Do(t, c.method, c.path, Bearer(tok), Header("X-Request-Id", "brew-1"))

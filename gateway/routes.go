@@ -37,6 +37,10 @@ func (s *Server) routes() {
 
 // allowedMethods answers the Allow header of a 405 for the known paths.
 func allowedMethods(path string) string {
+	// Routing is not strict: the routes take trailing slashes too.
+	for len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
 	switch path {
 	case "/api/v1/users/check-username":
 		return "POST, OPTIONS"
