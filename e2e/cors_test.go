@@ -141,6 +141,10 @@ func TestCORSActualRequests(t *testing.T) {
 		gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), origin, JSONBody(`{"username":"johndoe123"}`)),
 		gw.Do(t, http.MethodGet, "/api/v1/users/me", origin),                         // 401
 		gw.Do(t, http.MethodGet, "/api/admin/v1/users/search", Bearer(user), origin), // 403
+		// Answered before the edge: a body over the limit, an unknown method.
+		gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), origin,
+			JSONBody(`{"username":"`+strings.Repeat("a", 17<<10)+`"}`)), // 413
+		gw.Do(t, "BREW", "/api/v1/users/me", origin), // 405
 	} {
 		r.Envelope(t)
 		if got := r.Header.Get("Access-Control-Allow-Origin"); got != polWebOrigin {

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // applyCORS adds the CORS headers of an actual (non-preflight) request
@@ -48,4 +50,20 @@ func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 	}
 	c.Status(fiber.StatusNoContent)
 	return nil
+}
+
+// unroutedCORS adds the CORS headers to an answer the edge never saw (a
+// body over the limit, an unknown method) whose headers were read, so
+// that a browser lets the web app read the envelope as it does the other
+// errors. The policy is the one X-Platform names, as for any request.
+func (s *Server) unroutedCORS(resp *fasthttp.Response, h *fasthttp.RequestHeader) {
+	origin := h.Peek(fiber.HeaderOrigin)
+	if len(origin) == 0 || string(h.Method()) == fiber.MethodOptions {
+		return
+	}
+	cors := s.rt.Load().policies.For(clientctx.ParsePlatform(h.Peek(clientctx.HeaderPlatform))).CORS()
+	if cors == nil {
+		return
+	}
+	cors.Actual(string(origin), resp.Header.Set)
 }

@@ -169,9 +169,13 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	// The request may not even have parsed: answer in the default language,
 	// unless only the body overflowed (fasthttp reads the whole header
 	// block first, so the caller's language and request id are known).
-	writeUnroutedError(c.Response(), &c.Request().Header, status, status == fiber.StatusRequestEntityTooLarge)
+	headersRead := status == fiber.StatusRequestEntityTooLarge
+	writeUnroutedError(c.Response(), &c.Request().Header, status, headersRead)
+	if headersRead {
+		s.unroutedCORS(c.Response(), &c.Request().Header)
+	}
 	c.Response().SetConnectionClose()
-	s.finishUnrouted(c.Context(), time.Now(), status == fiber.StatusRequestEntityTooLarge)
+	s.finishUnrouted(c.Context(), time.Now(), headersRead)
 	return nil
 }
 

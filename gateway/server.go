@@ -176,6 +176,7 @@ func New(d Deps) (*Server, error) {
 				ctx.Response.Header.Set(fiber.HeaderAllow, allow)
 			}
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusMethodNotAllowed, true)
+			s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
 			s.finishUnrouted(ctx, ctx.Time(), true)
 			return
 		}
