@@ -31,6 +31,9 @@ type Client struct {
 	// attempt by much. It follows Update.
 	dialTimeout    atomic.Int64
 	cfgDialTimeout time.Duration
+	// connWait is the pools' wait for a free connection, fixed at start
+	// (see connWaitDivisor); a reload keeps every timeout above it.
+	connWait time.Duration
 }
 
 // opIndex numbers the operations for the Client's fixed array.
@@ -97,9 +100,13 @@ const (
 	// minBackground is the least ReadTimeout/WriteTimeout of a pool: they
 	// only bound an exchange whose own deadline is somehow far off.
 	minBackground = 10 * time.Second
-	// A call waits for a free pooled connection at most DialTimeout /
-	// connWaitDivisor (and never past its deadline), then fails as
-	// pool_full: a short queue, not an unbounded one.
+	// A call waits for a free pooled connection at most the dial timeout
+	// (capped by the shortest operation timeout at start) divided by
+	// connWaitDivisor, then fails as pool_full: a short queue, not an
+	// unbounded one. The wait must stay below every operation timeout:
+	// fasthttp cuts a wait longer than the attempt's time left with
+	// ErrTimeout, which would read as the store's timeout (and open its
+	// breaker) although nothing was sent.
 	connWaitDivisor = 4
 )
 
@@ -126,6 +133,7 @@ func New(cfg config.UserStore, logger *slog.Logger, obs Observer) (*Client, erro
 		c.bearer = "Bearer " + cfg.ServiceToken
 	}
 	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
+	c.connWait = max(c.boundedDialTimeout(cfg.Operations)/connWaitDivisor, time.Millisecond)
 
 	main, err := c.newHost(cfg, cfg.BaseURL)
 	if err != nil {
@@ -211,7 +219,7 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 		ReadTimeout:               background,
 		WriteTimeout:              background,
 		MaxResponseBodySize:       int(cfg.MaxResponseBytes),
-		MaxConnWaitTimeout:        max(cfg.DialTimeout/connWaitDivisor, 10*time.Millisecond),
+		MaxConnWaitTimeout:        c.connWait,
 		// Paths are escaped by us; normalizing would decode %2F and apply
 		// "..", letting an id walk to another endpoint.
 		DisablePathNormalizing: true,
@@ -253,6 +261,11 @@ func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {
 func (c *Client) Update(cfg config.UserStore) error {
 	if err := checkSettings(cfg, false); err != nil {
 		return err
+	}
+	for _, op := range Ops {
+		if t := settingsOf(cfg.Operations, op).Timeout; t <= c.connWait {
+			return fmt.Errorf("upstream: operations.%s.timeout %s must exceed the wait for a pooled connection, %s, fixed at start (the dial timeout or the shortest operation timeout, over %d); a restart applies it", op, t, c.connWait, connWaitDivisor)
+		}
 	}
 	for _, op := range Ops {
 		o := c.op(op)

@@ -126,6 +126,7 @@ func TestCanceledCallsDoNotCountAgainstTheStore(t *testing.T) {
 func TestUpdateChangesTimeoutsLive(t *testing.T) {
 	p := proxied(t)
 	cfg := testConfig(p.URL())
+	cfg.DialTimeout = 200 * time.Millisecond // the pool wait, 50ms, stays below every timeout
 	c, _ := newClient(t, cfg)
 	p.Set(faultproxy.Delay(250 * time.Millisecond))
 	ctx := context.Background()
@@ -398,6 +399,56 @@ func TestPoolFullFailsFast(t *testing.T) {
 	}
 	if b := breakerOf(c, OpUserByID); b.State != "closed" || b.Counts.Exclusions != 1 {
 		t.Fatalf("a full local pool is not the store's fault: %+v", b)
+	}
+}
+
+// With operation timeouts shorter than a quarter of the dial timeout, the
+// wait for a free connection follows them: a longer wait was cut by the
+// attempt's deadline and reported as the store's timeout, opening its
+// breaker although nothing was sent. A reload cannot go below the wait.
+func TestPoolFullFailsFastUnderShortTimeouts(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.MaxConnsPerHost, cfg.DialTimeout = 1, time.Second
+	eachOp(&cfg, func(o *config.Operation) {
+		o.Timeout, o.Breaker.ConsecutiveFailures, o.Retry.Attempts = 200*time.Millisecond, 1, 0
+	})
+	cfg.Operations.Search.Timeout = time.Second
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Delay(400 * time.Millisecond))
+	done := make(chan error)
+	go func() {
+		_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+		done <- err
+	}()
+	for p.Stats().Requests < 1 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	before := p.Stats().Requests
+	_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindUnavailable, OutcomePoolFull)
+	if sent := p.Stats().Requests - before; sent != 0 {
+		t.Fatalf("%d requests sent while the pool was full", sent)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b := breakerOf(c, OpUserByID); b.State != "closed" {
+		t.Fatalf("a full local pool opened the breaker: %+v", b)
+	}
+
+	// The wait is 200ms/4, fixed until a restart.
+	shorter := cfg
+	shorter.Operations.UserByID.Timeout = 50 * time.Millisecond
+	if err := c.Update(shorter); err == nil || !strings.Contains(err.Error(), "operations.userById.timeout") {
+		t.Fatalf("a timeout at the connection wait was accepted on reload: %v", err)
+	}
+	if got := c.op(OpUserByID).settings.Load().Timeout; got != 200*time.Millisecond {
+		t.Fatalf("the refused reload changed the timeout to %s", got)
+	}
+	shorter.Operations.UserByID.Timeout = 60 * time.Millisecond
+	if err := c.Update(shorter); err != nil {
+		t.Fatalf("a timeout above the wait was refused: %v", err)
 	}
 }
 
