@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,8 @@ type host struct {
 	// copied into a request instead of parsing base+path on every call.
 	// Read-only once the host is made.
 	fixed map[string]*fasthttp.URI
+	// tls is the TLS client configuration of an https host, nil for http.
+	tls *tls.Config
 }
 
 // fixedPaths are the call paths without an id or a query.
@@ -227,6 +230,10 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 	}
 	base := u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
 	h := &host{client: hc, base: base, fixed: make(map[string]*fasthttp.URI, len(fixedPaths))}
+	if hc.IsTLS {
+		h.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
+		hc.Dial = c.dialTLS(h)
+	}
 	for _, p := range fixedPaths {
 		fu := new(fasthttp.URI)
 		fu.DisablePathNormalizing = true
@@ -242,6 +249,35 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 func (c *Client) dial(addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: time.Duration(c.dialTimeout.Load())}
 	return d.Dial("tcp", addr)
+}
+
+// dialTLS opens a connection and completes the TLS handshake within the
+// current dial timeout, both together. Left to fasthttp, the handshake
+// would be bounded by the pool's WriteTimeout (10s or more), far past any
+// attempt's deadline, and its timeout would read as a bad answer.
+func (c *Client) dialTLS(h *host) func(addr string) (net.Conn, error) {
+	return func(addr string) (net.Conn, error) {
+		deadline := time.Now().Add(time.Duration(c.dialTimeout.Load()))
+		d := net.Dialer{Deadline: deadline}
+		raw, err := d.Dial("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		conn := tls.Client(raw, h.tls)
+		err = conn.SetDeadline(deadline)
+		if err == nil {
+			err = conn.Handshake()
+		}
+		if err == nil {
+			err = conn.SetDeadline(time.Time{})
+		}
+		if err != nil {
+			_ = raw.Close()
+			// A connection that could not be set up: the connect outcome.
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: err}
+		}
+		return conn, nil
+	}
 }
 
 func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {
