@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bffgate/edge/config"
@@ -52,6 +53,9 @@ type host struct {
 	fixed map[string]*fasthttp.URI
 	// tls is the TLS client configuration of an https host, nil for http.
 	tls *tls.Config
+	// resets counts reads that found one of the host's connections reset
+	// (resetConn).
+	resets atomic.Uint64
 }
 
 // fixedPaths are the call paths without an id or a query.
@@ -213,7 +217,6 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 		Name:                     userAgent,
 		NoDefaultUserAgentHeader: true,
 		IsTLS:                    u.Scheme == "https",
-		Dial:                     c.dial,
 		MaxConns:                 cfg.MaxConnsPerHost,
 		MaxIdleConnDuration:      cfg.MaxIdleConnDuration,
 		// We retry ourselves, only idempotent reads and only on failures
@@ -232,8 +235,8 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 	h := &host{client: hc, base: base, fixed: make(map[string]*fasthttp.URI, len(fixedPaths))}
 	if hc.IsTLS {
 		h.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
-		hc.Dial = c.dialTLS(h)
 	}
+	hc.Dial = c.dial(h)
 	for _, p := range fixedPaths {
 		fu := new(fasthttp.URI)
 		fu.DisablePathNormalizing = true
@@ -245,17 +248,12 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 	return h, nil
 }
 
-// dial opens a connection within the current dial timeout.
-func (c *Client) dial(addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: time.Duration(c.dialTimeout.Load())}
-	return d.Dial("tcp", addr)
-}
-
-// dialTLS opens a connection and completes the TLS handshake within the
-// current dial timeout, both together. Left to fasthttp, the handshake
-// would be bounded by the pool's WriteTimeout (10s or more), far past any
-// attempt's deadline, and its timeout would read as a bad answer.
-func (c *Client) dialTLS(h *host) func(addr string) (net.Conn, error) {
+// dial opens a connection to h within the current dial timeout. For an
+// https host it completes the TLS handshake too, within the same timeout:
+// left to fasthttp, the handshake would be bounded by the pool's
+// WriteTimeout (10s or more), far past any attempt's deadline, and its
+// timeout would read as a bad answer.
+func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 	return func(addr string) (net.Conn, error) {
 		deadline := time.Now().Add(time.Duration(c.dialTimeout.Load()))
 		d := net.Dialer{Deadline: deadline}
@@ -263,7 +261,11 @@ func (c *Client) dialTLS(h *host) func(addr string) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		conn := tls.Client(raw, h.tls)
+		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets}
+		if h.tls == nil {
+			return counted, nil
+		}
+		conn := tls.Client(counted, h.tls)
 		err = conn.SetDeadline(deadline)
 		if err == nil {
 			err = conn.Handshake()
@@ -278,6 +280,23 @@ func (c *Client) dialTLS(h *host) func(addr string) (net.Conn, error) {
 		}
 		return conn, nil
 	}
+}
+
+// resetConn counts on its host the reads that find the connection reset.
+// fasthttp takes a reset where a chunked body's next chunk should be for
+// the body's end, and pools the dead connection; when the body read so
+// far still decodes, only this count shows it (see send).
+type resetConn struct {
+	net.Conn
+	resets *atomic.Uint64
+}
+
+func (c resetConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && errors.Is(err, syscall.ECONNRESET) {
+		c.resets.Add(1)
+	}
+	return n, err
 }
 
 func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {

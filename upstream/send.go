@@ -27,9 +27,16 @@ func (c *Client) send(ctx context.Context, r *request) error {
 	defer fasthttp.ReleaseResponse(resp)
 	c.build(req, r)
 
+	resets := o.target.resets.Load()
 	start := time.Now()
 	err := o.target.client.DoDeadline(req, resp, r.deadline)
 	r.call.spent(time.Since(start))
+	if o.target.resets.Load() != resets {
+		// A connection was found reset meanwhile, maybe this call's after
+		// a body fasthttp took as complete: drop the idle ones, which
+		// may include it (see resetConn).
+		defer dropIdle(o.target)
+	}
 	if err != nil {
 		err := transportError(ctx, o.op, r, err)
 		if err.Outcome == OutcomeReset {
