@@ -438,7 +438,9 @@ func (s *Server) adminUser(c *fiber.Ctx, rq *request) error {
 	if !isUUID(id) {
 		return validationError(msgUserIDInvalid)
 	}
-	id = strings.ToLower(id) // also copies it out of the request buffer
+	// A copy: c.Params is the request's buffer, and ToLower returns an
+	// id that is already lower-case as it is.
+	id = strings.ToLower(strings.Clone(id))
 	call := rq.call()
 	l, err := s.profileLoader(call, id, rq.policy.Fields(viewAdmin), rq.client.Language)(rq.upstreamContext())
 	rq.addUpstreamTime(call.UpstreamTime())
