@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/upstream/contract"
 	"github.com/bffgate/edge/upstream/faultproxy"
 	"github.com/bffgate/edge/upstream/refstore"
 )
@@ -211,20 +212,23 @@ func TestConnectionFailures(t *testing.T) {
 	}
 }
 
-// A reset right after a chunked body's last data chunk, where the
-// terminating chunk should be: fasthttp takes it for the body's end, the
-// body decodes, and the dead connection was pooled; the next call, a
-// username check that is never retried, failed on it.
-func TestResetAfterAWholeChunkedBodyDoesNotPoisonThePool(t *testing.T) {
+// resetAfterFirst serves the store contract over keep-alive connections,
+// except that the first connection's first answer is first (raw bytes),
+// followed by a reset (RST) instead of the rest. The client c is closed
+// first when the test ends, which ends the server's keep-alive loops.
+func resetAfterFirst(t *testing.T, cfg func(*config.UserStore), first string) *Client {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := newClient(t, testConfig("http://"+ln.Addr().String()))
+	us := testConfig("http://" + ln.Addr().String())
+	if cfg != nil {
+		cfg(&us)
+	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
-	defer c.Close()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	c, _ := newClient(t, us)
 	var conns atomic.Int64
 	wg.Add(1)
 	go func() {
@@ -247,18 +251,30 @@ func TestResetAfterAWholeChunkedBodyDoesNotPoisonThePool(t *testing.T) {
 					}
 					io.Copy(io.Discard, req.Body)
 					if n == 1 {
-						// The whole JSON in one chunk, then RST instead of "0\r\n\r\n".
-						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(userJSON), userJSON)
+						io.WriteString(conn, first)
 						time.Sleep(20 * time.Millisecond)
 						conn.(*net.TCPConn).SetLinger(0)
 						return
 					}
-					body := `{"username":"sukru.isik","available":true}`
+					body := userJSON
+					if req.URL.Path == contract.PathUsernameCheck {
+						body = `{"username":"sukru.isik","available":true}`
+					}
 					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 				}
 			}()
 		}
 	}()
+	return c
+}
+
+// A reset right after a chunked body's last data chunk, where the
+// terminating chunk should be: fasthttp takes it for the body's end, the
+// body decodes, and the dead connection was pooled; the next call, a
+// username check that is never retried, failed on it.
+func TestResetAfterAWholeChunkedBodyDoesNotPoisonThePool(t *testing.T) {
+	c := resetAfterFirst(t, nil, fmt.Sprintf(
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(userJSON), userJSON))
 	if _, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID); err != nil {
 		t.Logf("the body cut before its last chunk: %v", err) // either answer is right
 	}
@@ -270,51 +286,10 @@ func TestResetAfterAWholeChunkedBodyDoesNotPoisonThePool(t *testing.T) {
 // TestCutChunkedBodyDoesNotPoisonThePool: fasthttp takes a reset in the
 // middle of a chunked body for its end and pools the dead connection.
 func TestCutChunkedBodyDoesNotPoisonThePool(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig("http://" + ln.Addr().String())
-	cfg.Operations.UserByID.Retry.Attempts = 0
-	c, _ := newClient(t, cfg)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
-	defer c.Close() // ends the server's keep-alive loop
-	var conns atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n := conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					if n == 1 {
-						// The head and part of a chunked body, then RST.
-						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"id\":\"8\r\n")
-						time.Sleep(20 * time.Millisecond)
-						conn.(*net.TCPConn).SetLinger(0)
-						return
-					}
-					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(userJSON), userJSON)
-				}
-			}()
-		}
-	}()
-	_, err = c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	// The head and part of a chunked body, then RST.
+	c := resetAfterFirst(t, func(cfg *config.UserStore) { cfg.Operations.UserByID.Retry.Attempts = 0 },
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"id\":\"8\r\n")
+	_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != KindBadGateway {
 		t.Fatalf("cut body: %v", err)
