@@ -373,3 +373,46 @@ policies:
 	traffic = nil
 	tr.finish(t, 100)
 }
+
+// A reload whose user-store settings the client would refuse (an
+// operation timeout at or below the wait for a pooled connection, fixed
+// at start: 75ms with the repository's config) is rejected whole: it used
+// to apply the file's other changes, count as a success and show the
+// refused timeout in /ops/v1/config.
+func TestReloadRefusedByTheStoreClientChangesNothing(t *testing.T) {
+	idp := StartIdP(t)
+	v1 := polConfig(t, `cache: {routes: {search: {ttl: 0s}}}`)
+	v2 := polConfig(t, `
+cache: {routes: {search: {ttl: 1m}}}
+upstreams: {userstore: {operations: {liveStreams: {timeout: 50ms}}}}
+`)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, ConfigYAML: v1})
+	logs := polFollowLogs(gw)
+	okBefore := polMetric(t, gw, `gateway_config_reloads_total{result="ok"}`)
+	errBefore := polMetric(t, gw, `gateway_config_reloads_total{result="error"}`)
+
+	polReplaceFile(t, gw.ConfigPath, v2)
+	line := logs.await(t, 5*time.Second, "config reload rejected; the running configuration stays", nil)
+	if !strings.Contains(fmt.Sprint(line["error"]), "operations.liveStreams.timeout") {
+		t.Fatalf("rejected for another reason: %v", line["error"])
+	}
+	if ok, bad := polMetric(t, gw, `gateway_config_reloads_total{result="ok"}`), polMetric(t, gw, `gateway_config_reloads_total{result="error"}`); ok != okBefore || bad != errBefore+1 {
+		t.Fatalf("reloads ok %g -> %g, error %g -> %g; want one more error", okBefore, ok, errBefore, bad)
+	}
+	if x := gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(idp.UserToken(t))).Header.Get("X-Cache"); x != "BYPASS" {
+		t.Fatalf("the rejected file's search TTL was applied: X-Cache %q", x)
+	}
+	var running struct {
+		Upstreams struct {
+			Userstore struct {
+				Operations struct {
+					LiveStreams struct{ Timeout string } `json:"liveStreams"`
+				} `json:"operations"`
+			} `json:"userstore"`
+		} `json:"upstreams"`
+	}
+	polOps(t, gw, "/ops/v1/config").Data(t, &running)
+	if got := running.Upstreams.Userstore.Operations.LiveStreams.Timeout; got == "50ms" {
+		t.Fatalf("/ops/v1/config shows the refused timeout %s", got)
+	}
+}

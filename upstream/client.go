@@ -314,13 +314,8 @@ func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {
 // a restart and are ignored here. Invalid settings are reported and change
 // nothing.
 func (c *Client) Update(cfg config.UserStore) error {
-	if err := checkSettings(cfg, false); err != nil {
+	if err := c.Check(cfg); err != nil {
 		return err
-	}
-	for _, op := range Ops {
-		if t := settingsOf(cfg.Operations, op).Timeout; t <= c.connWait {
-			return fmt.Errorf("upstream: operations.%s.timeout %s must exceed the wait for a pooled connection, %s, fixed at start (the dial timeout or the shortest operation timeout, over %d); a restart applies it", op, t, c.connWait, connWaitDivisor)
-		}
 	}
 	for _, op := range Ops {
 		o := c.op(op)
@@ -334,6 +329,22 @@ func (c *Client) Update(cfg config.UserStore) error {
 	}
 	c.budget.update(cfg.RetryBudget)
 	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
+	return nil
+}
+
+// Check reports whether Update would take cfg's live settings, changing
+// nothing: a reload asks before it applies anything. Beyond what
+// validation checks, every operation timeout must exceed the wait for a
+// pooled connection fixed at start (see connWaitDivisor).
+func (c *Client) Check(cfg config.UserStore) error {
+	if err := checkSettings(cfg, false); err != nil {
+		return err
+	}
+	for _, op := range Ops {
+		if t := settingsOf(cfg.Operations, op).Timeout; t <= c.connWait {
+			return fmt.Errorf("upstream: operations.%s.timeout %s must exceed the wait for a pooled connection, %s, fixed at start (the dial timeout or the shortest operation timeout, over %d); a restart applies it", op, t, c.connWait, connWaitDivisor)
+		}
+	}
 	return nil
 }
 

@@ -271,13 +271,21 @@ func (r *reloader) reload(trigger string) error {
 			applied = append(applied, c.Path)
 		}
 	}
+	// Everything that can refuse is asked before anything is applied: a
+	// rejected reload changes nothing.
+	if err := r.store.Check(cfg.Upstreams.UserStore); err != nil {
+		r.metrics.ConfigReload(err)
+		r.logger.Error("config reload rejected; the running configuration stays", "trigger", trigger, "error", err.Error())
+		return err
+	}
 	if err := r.srv.Reload(cfg, set); err != nil {
 		r.metrics.ConfigReload(err)
 		r.logger.Error("config reload rejected; the running configuration stays", "trigger", trigger, "error", err.Error())
 		return err
 	}
 	if err := r.store.Update(cfg.Upstreams.UserStore); err != nil {
-		r.logger.Warn("user store settings not applied", "error", err.Error())
+		// Check said yes to the same settings: not expected.
+		r.logger.Error("user store settings not applied", "error", err.Error())
 	}
 	if lv, err := telemetry.ParseLevel(cfg.Log.Level); err == nil {
 		r.level.Set(lv)
