@@ -118,9 +118,15 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]settin
 			flattenValue(v.MapIndex(k), join(path, k.String()), secret, m)
 		}
 	case reflect.Slice:
-		// An empty list is no setting, as a nil pointer is: otherwise a
+		// An absent list is no setting, as a nil pointer is: otherwise a
 		// policy added with one field would list all its lists as changed.
+		// A present empty one is ("roles: []" replaces an inherited list,
+		// where leaving the key out inherits it).
+		if v.IsNil() {
+			return
+		}
 		if v.Len() == 0 {
+			m[path] = setting{value: "[]", shown: "[]"}
 			return
 		}
 		parts := make([]string, v.Len())

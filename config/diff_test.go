@@ -70,7 +70,18 @@ func TestDiff(t *testing.T) {
 		{"list emptied",
 			nil,
 			func(c *config.Config) { c.Server.TrustedProxies, c.Auth.Audiences = nil, []string{} },
-			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "(unset)", Restart: true}}},
+			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "[]", Restart: true}}},
+		// In a policy an empty list replaces the inherited one, where an
+		// absent one inherits it: the two differ, and a reload that only
+		// removes "roles: []" changes who may call the route.
+		{"policy's empty list removed",
+			func(c *config.Config) {
+				c.Policies = map[string]config.Policy{"mobile_android": {Routes: map[string]config.RouteRule{"users.search": {Roles: []string{}}}}}
+			},
+			func(c *config.Config) {
+				c.Policies = map[string]config.Policy{"mobile_android": {Routes: map[string]config.RouteRule{"users.search": {}}}}
+			},
+			[]config.Change{{Path: "policies.mobile_android.routes.users.search.roles", Old: "[]", New: "(unset)"}}},
 		{"policy cache ttl entry removed",
 			func(c *config.Config) {
 				c.Policies = map[string]config.Policy{"web": {Cache: &config.PolicyCache{TTL: map[string]time.Duration{"search": time.Second, "me": time.Second}}}}

@@ -416,3 +416,38 @@ upstreams: {userstore: {operations: {liveStreams: {timeout: 50ms}}}}
 		t.Fatalf("/ops/v1/config shows the refused timeout %s", got)
 	}
 }
+
+// "roles: []" in a platform's policy replaces the inherited roles, where
+// leaving the key out inherits them. A reload that only removes such an
+// override was taken for "no changes" and never applied: the route stayed
+// open to callers the new file shuts out.
+func TestReloadSeesAnEmptyListOverrideRemoved(t *testing.T) {
+	idp := StartIdP(t)
+	const open = `
+policies:
+  all:
+    routes: {users.search: {roles: [premium]}}
+  mobile_android:
+    routes: {users.search: {roles: []}}
+`
+	const tightened = `
+policies:
+  all:
+    routes: {users.search: {roles: [premium]}}
+`
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, ConfigYAML: polConfig(t, open)})
+	logs := polFollowLogs(gw)
+	user := idp.Token(t, "plain-user-01", "user")
+	search := func() *Response {
+		return gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(user), Platform("mobile_android"))
+	}
+	if r := search(); r.Status != http.StatusOK {
+		t.Fatalf("before the reload: %d %s, want 200", r.Status, r.Body)
+	}
+	polReplaceFile(t, gw.ConfigPath, polConfig(t, tightened))
+	line := logs.await(t, 5*time.Second, "config reloaded", nil)
+	if got := fmt.Sprint(line["applied"]); !strings.Contains(got, "policies.mobile_android.routes.users.search.roles") {
+		t.Fatalf("applied %s", got)
+	}
+	search().Failure(t, http.StatusForbidden, "Insufficient permissions")
+}
