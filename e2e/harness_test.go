@@ -291,6 +291,11 @@ func (o GatewayOptions) env() map[string]string {
 		"GATEWAY_POLICIES__ALL__RATELIMITS__AUTHFAILURES__RATE":  "100000",
 		"GATEWAY_POLICIES__ALL__RATELIMITS__AUTHFAILURES__BURST": "100000",
 	}
+	// The admin platform sets its own, stricter limits.
+	for _, k := range []string{"PERIP", "PERUSER", "PERDEVICE", "AUTHFAILURES"} {
+		env["GATEWAY_POLICIES__ADMIN__RATELIMITS__"+k+"__RATE"] = "100000"
+		env["GATEWAY_POLICIES__ADMIN__RATELIMITS__"+k+"__BURST"] = "100000"
+	}
 	if o.IdP != nil {
 		env["GATEWAY_AUTH__JWKSURLS"] = o.IdP.JWKSURL
 		env["GATEWAY_AUTH__ISSUER"] = o.IdP.URL

@@ -25,16 +25,18 @@ import (
 // ever empties.
 const polSlowRate = 0.001
 
-// polLimitEnv sets the "all" policy's limit of kind (perIP, authFailures,
-// perUser, perDevice) through the environment, over the harness's raised
-// values.
+// polLimitEnv sets the limit of kind (perIP, authFailures, perUser,
+// perDevice) of every platform through the environment, over the
+// harness's raised values: in "all", and in "admin", which sets its own.
 func polLimitEnv(env map[string]string, kind string, rate float64, burst int) map[string]string {
 	if env == nil {
 		env = map[string]string{}
 	}
-	prefix := "GATEWAY_POLICIES__ALL__RATELIMITS__" + strings.ToUpper(kind)
-	env[prefix+"__RATE"] = strconv.FormatFloat(rate, 'g', -1, 64)
-	env[prefix+"__BURST"] = strconv.Itoa(burst)
+	for _, policy := range []string{"ALL", "ADMIN"} {
+		prefix := "GATEWAY_POLICIES__" + policy + "__RATELIMITS__" + strings.ToUpper(kind)
+		env[prefix+"__RATE"] = strconv.FormatFloat(rate, 'g', -1, 64)
+		env[prefix+"__BURST"] = strconv.Itoa(burst)
+	}
 	return env
 }
 
@@ -343,5 +345,30 @@ func TestRateLimitUntrustedForwardedForDoesNotEscape(t *testing.T) {
 		r := polRoutes[1].call(t, gw, Bearer(alice), Header("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1)),
 			Header("X-Real-Ip", fmt.Sprintf("198.51.100.%d", i+1)), Header("Forwarded", fmt.Sprintf("for=198.51.100.%d", i+1)))
 		polTooMany(t, r, "en", 3)
+	}
+}
+
+// The shipped config.yaml writes the apps' limits out in "all"; the admin
+// platform keeps its stricter ones (it inherited the apps' before): the
+// sixth failed authentication from one address is refused.
+func TestRateLimitAdminStricterWithTheShippedConfig(t *testing.T) {
+	idp := StartIdP(t)
+	env := map[string]string{} // blank the harness's raised limits
+	for _, policy := range []string{"ALL", "ADMIN"} {
+		for _, k := range []string{"PERIP", "PERUSER", "PERDEVICE", "AUTHFAILURES"} {
+			env["GATEWAY_POLICIES__"+policy+"__RATELIMITS__"+k+"__RATE"] = ""
+			env["GATEWAY_POLICIES__"+policy+"__RATELIMITS__"+k+"__BURST"] = ""
+		}
+	}
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, Env: env})
+	for i := range 5 {
+		if r := gw.Do(t, http.MethodGet, "/api/admin/v1/users/search?query=a", Bare("not.a.jwt"), Platform("admin")); r.Status != http.StatusUnauthorized {
+			t.Fatalf("failed authentication %d: %d, want 401", i+1, r.Status)
+		}
+	}
+	r := gw.Do(t, http.MethodGet, "/api/admin/v1/users/search?query=a", Bare("not.a.jwt"), Platform("admin"))
+	r.Failure(t, http.StatusTooManyRequests, "Too many requests, please try again later")
+	if got := r.Header.Get("RateLimit-Limit"); got != "5" {
+		t.Fatalf("RateLimit-Limit %q, want the admin platform's burst 5", got)
 	}
 }
