@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,8 +26,17 @@ func Validate(c *Config) Problems {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		ps.add("log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
 	}
-	if c.Tracing.Enabled && c.Tracing.Endpoint == "" {
-		ps.add("tracing.endpoint", "required when tracing is enabled (host:port of an OTLP/HTTP collector)")
+	if c.Tracing.Enabled {
+		switch e := c.Tracing.Endpoint; {
+		case e == "":
+			ps.add("tracing.endpoint", "required when tracing is enabled (host:port of an OTLP/HTTP collector)")
+		case strings.Contains(e, "://"):
+			ps.add("tracing.endpoint", "must be host:port, without a scheme (got %q)", e)
+		default:
+			if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
+				ps.add("tracing.endpoint", "must be host:port (got %q)", e)
+			}
+		}
 	}
 	ratio(&ps, "tracing.sampleRatio", c.Tracing.SampleRatio)
 	validateAuth(&c.Auth, &ps)
@@ -52,11 +62,20 @@ func validateServer(s *Server, ps *Problems) {
 	between(ps, "server.bodyLimit", int64(s.BodyLimit), 1<<10, 64<<20, "1KiB", "64MiB")
 	between(ps, "server.headerLimit", int64(s.HeaderLimit), 1<<10, 1<<20, "1KiB", "1MiB")
 	between(ps, "server.maxConnections", int64(s.MaxConnections), 1, 1<<22, "1", "4194304")
+	// As policies.ParseTrusted reads them at start and on reload.
 	for i, p := range s.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			if _, err := netip.ParseAddr(p); err != nil {
-				ps.add("server.trustedProxies["+strconv.Itoa(i)+"]", "not a CIDR or IP address: %q", p)
+		path := "server.trustedProxies[" + strconv.Itoa(i) + "]"
+		prefix, err := netip.ParsePrefix(strings.TrimSpace(p))
+		if err != nil {
+			a, err := netip.ParseAddr(strings.TrimSpace(p))
+			if err != nil || a.Zone() != "" {
+				ps.add(path, "not a CIDR or IP address: %q", p)
+				continue
 			}
+			prefix = netip.PrefixFrom(a, a.BitLen())
+		}
+		if prefix.Addr().Is4In6() && prefix.Bits() < 96 {
+			ps.add(path, "%q spans more than the IPv4-mapped range", p)
 		}
 	}
 }
@@ -126,10 +145,10 @@ func validateUserStore(u *UserStore, requestTimeout time.Duration, ps *Problems)
 	if u.BaseURL == "" {
 		ps.add(p+".baseURL", "required")
 	} else {
-		checkURL(p+".baseURL", u.BaseURL, ps)
+		checkBaseURL(p+".baseURL", u.BaseURL, ps)
 	}
 	if u.LiveStreamsBaseURL != "" {
-		checkURL(p+".liveStreamsBaseURL", u.LiveStreamsBaseURL, ps)
+		checkBaseURL(p+".liveStreamsBaseURL", u.LiveStreamsBaseURL, ps)
 	}
 	between(ps, p+".maxConnsPerHost", int64(u.MaxConnsPerHost), 1, 65536, "1", "65536")
 	positive(ps, p+".maxIdleConnDuration", u.MaxIdleConnDuration)
@@ -243,8 +262,29 @@ func checkAddr(path, addr string, allowEmpty bool, ps *Problems) {
 func checkURL(path, raw string, ps *Problems) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		ps.add(path, "must be an absolute http(s) URL without credentials or fragment (got %q)", raw)
+		ps.add(path, "must be an absolute http(s) URL without credentials or fragment (got %q)", redactURL(u, raw))
 	}
+}
+
+// checkBaseURL is checkURL for a base URL that call paths are appended to:
+// no query either.
+func checkBaseURL(path, raw string, ps *Problems) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" {
+		ps.add(path, "must be an absolute http(s) URL without credentials, query or fragment (got %q)", redactURL(u, raw))
+	}
+}
+
+// redactURL is raw as it may be logged: a password in it is masked (a
+// refused reload's problems go to the log).
+func redactURL(u *url.URL, raw string) string {
+	if u == nil {
+		if strings.Contains(raw, "@") {
+			return "(a URL that does not parse, with credentials)"
+		}
+		return raw
+	}
+	return u.Redacted()
 }
 
 // IsLoopback reports whether a listen address only accepts local

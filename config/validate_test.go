@@ -102,6 +102,20 @@ func TestValidateRules(t *testing.T) {
 			[]want{{"upstreams.userstore.baseURL", "absolute http(s) URL"}}},
 		{"live streams URL missing its colon", func(c *config.Config) { c.Upstreams.UserStore.LiveStreamsBaseURL = "http//live" },
 			[]want{{"upstreams.userstore.liveStreamsBaseURL", "absolute http(s) URL"}}},
+		// What the gateway refuses at start, validate refuses too.
+		{"base URL with a query", func(c *config.Config) { c.Upstreams.UserStore.BaseURL = "http://127.0.0.1:8082/?region=eu" },
+			[]want{{"upstreams.userstore.baseURL", "without credentials, query or fragment"}}},
+		{"JWKS URL with a query", func(c *config.Config) { c.Auth.JWKSURLs = []string{"https://idp.example.com/jwks?tenant=a"} }, nil},
+		// A refused reload's problems are logged: no password in them.
+		{"live streams URL with a password", func(c *config.Config) {
+			c.Upstreams.UserStore.LiveStreamsBaseURL = "http://svc-gateway:Pr0dStorePassw0rd@livestreams:8083"
+		}, []want{{"upstreams.userstore.liveStreamsBaseURL", `"http://svc-gateway:xxxxx@livestreams:8083"`}}},
+		{"tracing endpoint with a scheme", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://otel-collector:4318"
+		}, []want{{"tracing.endpoint", "without a scheme"}}},
+		{"tracing endpoint without a port", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector" },
+			[]want{{"tracing.endpoint", "must be host:port"}}},
+		{"tracing endpoint", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector:4318" }, nil},
 		{"no JWKS URL", func(c *config.Config) { c.Auth.JWKSURLs = nil }, []want{{"auth.jwksURLs", "required"}}},
 		{"no issuer", func(c *config.Config) { c.Auth.Issuer = "" }, []want{{"auth.issuer", "required"}}},
 
@@ -115,6 +129,12 @@ func TestValidateRules(t *testing.T) {
 			{"server.trustedProxies[1]", `not a CIDR or IP address: "10.0.0.0/33"`},
 			{"server.trustedProxies[2]", `"proxy.internal"`},
 			{"server.trustedProxies[3]", `"10.0.0/8"`},
+		}},
+		{"what the gateway refuses at start", func(c *config.Config) {
+			c.Server.TrustedProxies = []string{"fe80::1%eth0", "::ffff:10.0.0.0/8", "::ffff:10.0.0.0/104"}
+		}, []want{
+			{"server.trustedProxies[0]", `not a CIDR or IP address: "fe80::1%eth0"`},
+			{"server.trustedProxies[1]", "spans more than the IPv4-mapped range"},
 		}},
 
 		// Policies.
