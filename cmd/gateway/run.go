@@ -36,12 +36,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	return daemon.Run(ctx, daemon.Options{
 		ConfigPath:   *path,
 		Getenv:       getenv,
 		Stdout:       stdout,
 		WatchSignals: true,
 	})
+}
+
+// noArgs refuses words left after the flags: a mistyped subcommand
+// ("healtcheck") or one after a flag ("-config x.yaml validate") would
+// otherwise start a gateway, or check nothing.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unknown argument %q (subcommands: serve, validate, healthcheck, version; they come first)", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 func defaultConfigPath(getenv func(string) string) string {
@@ -64,6 +77,9 @@ func validate(args []string, getenv func(string) string, stdout, stderr io.Write
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file to check")
 	old := fs.String("diff", "", "running configuration file to compare against")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	cfg, _, err := daemon.Load(*path, getenv)
@@ -107,6 +123,9 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path, getenv)

@@ -199,6 +199,26 @@ func TestVersionAndBadFlags(t *testing.T) {
 	if _, _, err := runOut(t, noEnv, "-config", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("serving without a config file did not fail")
 	}
+	// Words left after the flags are refused before anything starts: a
+	// mistyped subcommand, or one after a flag, used to serve (or check
+	// nothing). The repository's config would start a gateway.
+	for _, args := range [][]string{
+		{"healtcheck"},
+		{"-config", repoConfig, "validate"},
+		{"validate", "-config", repoConfig, "extra"},
+		{"healthcheck", "now"},
+	} {
+		// Bounded, so that a gateway started by mistake fails the test
+		// instead of serving until the test binary's timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, append([]string{"gateway"}, args...),
+			envOf(map[string]string{"GATEWAY_SERVER__LISTEN": "127.0.0.1:0", "GATEWAY_OPS__LISTEN": "127.0.0.1:0"}), &stdout, &stderr)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "unknown argument") {
+			t.Errorf("%q: err %v, stdout %.200q; want an unknown argument refused", args, err, stdout.String())
+		}
+	}
 }
 
 // lockedBuffer collects the serve session's log while the test reads it.
