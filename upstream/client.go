@@ -140,7 +140,7 @@ func New(cfg config.UserStore, logger *slog.Logger, obs Observer) (*Client, erro
 		c.bearer = "Bearer " + cfg.ServiceToken
 	}
 	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
-	c.connWait = max(c.boundedDialTimeout(cfg.Operations)/connWaitDivisor, time.Millisecond)
+	c.connWait = connWaitOf(cfg)
 
 	main, err := c.newHost(cfg, cfg.BaseURL)
 	if err != nil {
@@ -300,11 +300,21 @@ func (c resetConn) Read(p []byte) (int, error) {
 }
 
 func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {
-	d := c.cfgDialTimeout
+	return boundedDialTimeout(c.cfgDialTimeout, ops)
+}
+
+// boundedDialTimeout is dial capped by the shortest operation timeout.
+func boundedDialTimeout(dial time.Duration, ops config.Operations) time.Duration {
 	for _, op := range Ops {
-		d = min(d, settingsOf(ops, op).Timeout)
+		dial = min(dial, settingsOf(ops, op).Timeout)
 	}
-	return d
+	return dial
+}
+
+// connWaitOf is the wait for a pooled connection of a client started with
+// cfg (see connWaitDivisor).
+func connWaitOf(cfg config.UserStore) time.Duration {
+	return max(boundedDialTimeout(cfg.DialTimeout, cfg.Operations)/connWaitDivisor, time.Millisecond)
 }
 
 // Update applies the live-reloadable settings of cfg: per-operation
@@ -336,13 +346,19 @@ func (c *Client) Update(cfg config.UserStore) error {
 // nothing: a reload asks before it applies anything. Beyond what
 // validation checks, every operation timeout must exceed the wait for a
 // pooled connection fixed at start (see connWaitDivisor).
-func (c *Client) Check(cfg config.UserStore) error {
+func (c *Client) Check(cfg config.UserStore) error { return checkLive(cfg, c.connWait) }
+
+// CheckReload is Check for a client started with start, without one: what
+// `gateway validate -diff` asks.
+func CheckReload(start, next config.UserStore) error { return checkLive(next, connWaitOf(start)) }
+
+func checkLive(cfg config.UserStore, connWait time.Duration) error {
 	if err := checkSettings(cfg, false); err != nil {
 		return err
 	}
 	for _, op := range Ops {
-		if t := settingsOf(cfg.Operations, op).Timeout; t <= c.connWait {
-			return fmt.Errorf("upstream: operations.%s.timeout %s must exceed the wait for a pooled connection, %s, fixed at start (the dial timeout or the shortest operation timeout, over %d); a restart applies it", op, t, c.connWait, connWaitDivisor)
+		if t := settingsOf(cfg.Operations, op).Timeout; t <= connWait {
+			return fmt.Errorf("upstream: operations.%s.timeout %s must exceed the wait for a pooled connection, %s, fixed at start (the dial timeout or the shortest operation timeout, over %d); a restart applies it", op, t, connWait, connWaitDivisor)
 		}
 	}
 	return nil

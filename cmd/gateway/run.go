@@ -96,6 +96,11 @@ func validate(args []string, getenv func(string) string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "%s (the running file): %v\n", *old, err)
 		return errInvalid
 	}
+	if err := daemon.CheckReload(running, cfg); err != nil {
+		// Valid on its own, but the running gateway would reject it.
+		fmt.Fprintf(stdout, "a reload from %s would be rejected: %v\n", *old, err)
+		return errInvalid
+	}
 	changes := config.Diff(running, cfg)
 	if len(changes) == 0 {
 		fmt.Fprintln(stdout, "no changes")

@@ -177,6 +177,29 @@ func TestValidateDiff(t *testing.T) {
 		t.Fatalf("no changes: err %v, stdout %q", err, out)
 	}
 
+	// Valid on its own, but the running gateway would reject the reload:
+	// the admin policy's roles compiled with the running auth.adminRole
+	// (restart-only), or a timeout the running store client refuses. The
+	// live changes beside them would not apply either.
+	for name, edits := range map[string][]string{
+		"adminRole": {"  adminRole: admin", "  adminRole: superadmin",
+			"    requireRoles: [admin]", "    requireRoles: [superadmin]",
+			"      admin.users.search: {allow: true, roles: [admin]}", "      admin.users.search: {allow: true, roles: [superadmin]}",
+			"      admin.users.get: {allow: true, roles: [admin]}", "      admin.users.get: {allow: true, roles: [superadmin]}",
+			"      ttl: 30s", "      ttl: 45s"},
+		"store timeout": {"        timeout: 300ms", "        timeout: 50ms", "      ttl: 30s", "      ttl: 45s"},
+	} {
+		next := writeConfig(t, "next.yaml", editedRepoConfig(t, edits...))
+		out, _, err := runOut(t, noEnv, "validate", "-config", next)
+		if err != nil {
+			t.Fatalf("%s: not valid on its own: %v\n%s", name, err, out)
+		}
+		out, _, err = runOut(t, noEnv, "validate", "-config", next, "-diff", repoConfig)
+		if !errors.Is(err, errInvalid) || !strings.Contains(out, "a reload from "+repoConfig+" would be rejected: ") {
+			t.Fatalf("%s: err %v, stdout:\n%s", name, err, out)
+		}
+	}
+
 	// A running file that does not load cannot be compared.
 	broken := writeConfig(t, "broken.yaml", "server: [")
 	out, _, err = runOut(t, noEnv, "validate", "-config", repoConfig, "-diff", broken)
