@@ -278,13 +278,15 @@ func checkBaseURL(path, raw string, ps *Problems) {
 // redactURL is raw as it may be logged: a password in it is masked (a
 // refused reload's problems go to the log).
 func redactURL(u *url.URL, raw string) string {
-	if u == nil {
-		if strings.Contains(raw, "@") {
-			return "(a URL that does not parse, with credentials)"
-		}
-		return raw
+	if u != nil && u.User != nil {
+		return u.Redacted()
 	}
-	return u.Redacted()
+	// Not parsed as credentials ("http//u:p@host", no scheme): whatever
+	// comes before an "@" may be a password.
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		return "xxxxx" + raw[i:]
+	}
+	return raw
 }
 
 // IsLoopback reports whether a listen address only accepts local

@@ -110,6 +110,12 @@ func TestValidateRules(t *testing.T) {
 		{"live streams URL with a password", func(c *config.Config) {
 			c.Upstreams.UserStore.LiveStreamsBaseURL = "http://svc-gateway:Pr0dStorePassw0rd@livestreams:8083"
 		}, []want{{"upstreams.userstore.liveStreamsBaseURL", `"http://svc-gateway:xxxxx@livestreams:8083"`}}},
+		{"live streams URL with a password, missing its colon", func(c *config.Config) {
+			c.Upstreams.UserStore.LiveStreamsBaseURL = "http//svc:Pr0dStorePassw0rd@live"
+		}, []want{{"upstreams.userstore.liveStreamsBaseURL", `"xxxxx@live"`}}},
+		{"base URL with a password, no scheme", func(c *config.Config) {
+			c.Upstreams.UserStore.BaseURL = "svc-gateway:Pr0dStorePassw0rd@users:8082"
+		}, []want{{"upstreams.userstore.baseURL", `"xxxxx@users:8082"`}}},
 		{"tracing endpoint with a scheme", func(c *config.Config) {
 			c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://otel-collector:4318"
 		}, []want{{"tracing.endpoint", "without a scheme"}}},

@@ -402,9 +402,6 @@ func TestFoundationEnvelopeRequestID(t *testing.T) {
 	}
 }
 
-// A keep-alive connection is served request after request while it is
-// busier than server.idleTimeout, and closed once it idles longer (the
-// gateway gives its sockets their timeouts lazily, at most a tenth late).
 // server.maxConnections: a connection over the cap gets a 503 envelope
 // with Retry-After and is closed (fasthttp's own cap answered in plain
 // text, naming its setting), and a connection that closes frees its place.
@@ -452,6 +449,9 @@ func TestFoundationEnvelopeConnectionLimit(t *testing.T) {
 	}
 }
 
+// A keep-alive connection is served request after request while it is
+// busier than server.idleTimeout, and closed once it idles longer (the
+// gateway gives its sockets their timeouts lazily, at most a tenth late).
 func TestFoundationEnvelopeIdleConnectionCloses(t *testing.T) {
 	store := SharedStore(t)
 	idp := StartIdP(t)

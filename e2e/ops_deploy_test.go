@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/gateway/daemon"
 	"go.yaml.in/yaml/v3"
 )
@@ -453,6 +454,18 @@ func TestOpsKubernetesManifests(t *testing.T) {
 	cfg, _, err := daemon.Load(cfgPath, func(k string) string { return withSecrets[k] })
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The cluster runs the repository's policies but for the web app's
+	// origin (the admin platform's stricter rate limits were once added
+	// to one file only).
+	repo, _, err := daemon.Load(filepath.Join(repoRoot, "config.yaml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range config.Diff(repo, cfg) {
+		if strings.HasPrefix(c.Path, "policies.") && c.Path != "policies.web.cors.allowOrigins" {
+			t.Errorf("the ConfigMap's policies differ from config.yaml's: %s", c)
+		}
 	}
 
 	// Listeners and probes agree with the configuration.

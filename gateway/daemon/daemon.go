@@ -236,13 +236,12 @@ func (r *reloader) config() *config.Config {
 	return r.current
 }
 
-// reload validates the file in full first; only a valid file replaces the
-// running configuration, atomically. Settings that need a restart are
-// reported and keep their running values.
 // CheckReload reports why a reload from running to next would be rejected
 // beyond next's own validity (Load): the policies compiled with the
 // running restart-only settings (auth.adminRole, say), and the user-store
-// settings a client started with running takes. nil: it would apply.
+// settings a client started with running takes (a gateway reloaded since
+// it started keeps the pool wait of the file it started with, which may
+// differ). nil: it would apply.
 func CheckReload(running, next *config.Config) error {
 	cfg := config.KeepRestartOnly(running, next)
 	if _, problems := policies.Compile(cfg.Policies, cfg.Auth); len(problems) > 0 {
@@ -251,6 +250,9 @@ func CheckReload(running, next *config.Config) error {
 	return upstream.CheckReload(running.Upstreams.UserStore, cfg.Upstreams.UserStore)
 }
 
+// reload validates the file in full first; only a valid file replaces the
+// running configuration, atomically. Settings that need a restart are
+// reported and keep their running values.
 func (r *reloader) reload(trigger string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
