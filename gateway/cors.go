@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/policies"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 )
@@ -9,16 +10,18 @@ import (
 // applyCORS adds the CORS headers of an actual (non-preflight) request
 // from a browser, when the caller's policy allows its origin.
 func (s *Server) applyCORS(c *fiber.Ctx, rq *request) {
-	origin := rq.headers.origin
-	if len(origin) == 0 || c.Method() == fiber.MethodOptions {
+	actualCORS(rq.policy, rq.headers.origin, c.Method(), &c.Response().Header)
+}
+
+// actualCORS sets the CORS headers of policy p on an actual request from
+// origin (none without an origin, or for OPTIONS: preflight answers).
+func actualCORS(p *policies.Policy, origin []byte, method string, h *fasthttp.ResponseHeader) {
+	if len(origin) == 0 || method == fiber.MethodOptions {
 		return
 	}
-	cors := rq.policy.CORS()
-	if cors == nil {
-		return
+	if cors := p.CORS(); cors != nil {
+		cors.Actual(string(origin), h.Set)
 	}
-	h := &c.Response().Header
-	cors.Actual(string(origin), h.Set)
 }
 
 // preflight answers CORS preflights. Browsers send no custom headers on a
@@ -57,13 +60,6 @@ func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 // that a browser lets the web app read the envelope as it does the other
 // errors. The policy is the one X-Platform names, as for any request.
 func (s *Server) unroutedCORS(resp *fasthttp.Response, h *fasthttp.RequestHeader) {
-	origin := h.Peek(fiber.HeaderOrigin)
-	if len(origin) == 0 || string(h.Method()) == fiber.MethodOptions {
-		return
-	}
-	cors := s.rt.Load().policies.For(clientctx.ParsePlatform(h.Peek(clientctx.HeaderPlatform))).CORS()
-	if cors == nil {
-		return
-	}
-	cors.Actual(string(origin), resp.Header.Set)
+	p := s.rt.Load().policies.For(clientctx.ParsePlatform(h.Peek(clientctx.HeaderPlatform)))
+	actualCORS(p, h.Peek(fiber.HeaderOrigin), string(h.Method()), &resp.Header)
 }
