@@ -432,6 +432,9 @@ func TestFoundationEnvelopeConnectionLimit(t *testing.T) {
 	if len(held) > 4 || len(held) == 0 {
 		t.Fatalf("%d connections served with maxConnections 4", len(held))
 	}
+	if n := polMetric(t, gw, "gateway_connections_refused_total"); n != 1 {
+		t.Errorf("gateway_connections_refused_total %g, want 1", n)
+	}
 	for _, ka := range held { // still served
 		ka.Send(t, probe).Failure(t, http.StatusNotFound, "Kaynak bulunamadı")
 	}

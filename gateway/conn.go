@@ -220,6 +220,7 @@ const maxRefusing = 256
 // the client read the answer (a close with the request unread would reset
 // the connection, and the client could lose the answer).
 func (s *Server) refuseConn(c net.Conn) {
+	s.obs.ConnectionRefused()
 	n := s.connsRefused.Add(1)
 	if now := time.Now().UnixNano(); now-s.refusedLogged.Load() > int64(time.Minute) {
 		s.refusedLogged.Store(now)

@@ -51,6 +51,9 @@ type Observer interface {
 	RequestDone(route, method string, status int, platform string, d time.Duration)
 	RateLimited(policy, kind string)
 	CacheResult(route, status string)
+	// ConnectionRefused counts a client connection refused over
+	// server.maxConnections.
+	ConnectionRefused()
 }
 
 type nopObserver struct{}
@@ -59,6 +62,7 @@ func (nopObserver) RequestStarted()                                        {}
 func (nopObserver) RequestDone(string, string, int, string, time.Duration) {}
 func (nopObserver) RateLimited(string, string)                             {}
 func (nopObserver) CacheResult(string, string)                             {}
+func (nopObserver) ConnectionRefused()                                     {}
 
 // Deps is everything the server needs; main builds them.
 type Deps struct {

@@ -93,6 +93,7 @@ type Metrics struct {
 	rateLimited  *counterTable
 	reloads      *counterTable
 	lastReload   atomic.Int64 // unix nanoseconds
+	connsRefused atomic.Uint64
 
 	sources atomic.Pointer[sources]
 }
@@ -164,6 +165,10 @@ func NewMetrics(version string) *Metrics {
 			Name: namespace + "jwks_keys",
 			Help: "Usable keys in the last JWKS fetched successfully.",
 		}, func() float64 { return float64(m.jwksKeys.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: namespace + "connections_refused_total",
+			Help: "Client connections refused (503) because server.maxConnections were open.",
+		}, func() float64 { return float64(m.connsRefused.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: namespace + "config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration last loaded successfully (start-up counts), as a Unix time.",
@@ -226,6 +231,10 @@ func (m *Metrics) RequestDone(route, method string, status int, platform string,
 func (m *Metrics) RateLimited(policy, kind string) {
 	m.rateLimited.add(policyIndex(policy)*nKinds+limitKindIndex(kind), 1)
 }
+
+// ConnectionRefused counts a client connection refused over
+// server.maxConnections (gateway.Observer).
+func (m *Metrics) ConnectionRefused() { m.connsRefused.Add(1) }
 
 // CacheResult counts how the read cache answered a route
 // (gateway.Observer).

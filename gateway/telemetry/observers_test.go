@@ -17,6 +17,7 @@ type gatewayObserver interface {
 	RequestDone(route, method string, status int, platform string, d time.Duration)
 	RateLimited(policy, kind string)
 	CacheResult(route, status string)
+	ConnectionRefused()
 }
 
 // Metrics is every component's observer, and the components are its
