@@ -26,7 +26,9 @@ func Default() Config {
 			DrainTimeout:   15 * time.Second,
 			BodyLimit:      16 << 10,
 			HeaderLimit:    8 << 10,
-			MaxConnections: 65536,
+			// ~17 KiB each while idle between requests (docs/operations.md,
+			// Sizing): 8,192 fit the Deployment's memory beside full caches.
+			MaxConnections: 8192,
 		},
 		Ops: Ops{Listen: "127.0.0.1:9090"},
 		Log: Log{Level: "info", Access: true},
