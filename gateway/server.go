@@ -174,12 +174,15 @@ func New(d Deps) (*Server, error) {
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		if !knownMethod(ctx.Method()) {
 			// The headers were read: answer in the caller's language, keep
-			// a sane request id, and say which methods the path takes
-			// (RFC 9110 requires Allow on a 405).
+			// a sane request id, and on a known path say which methods it
+			// takes (RFC 9110 requires Allow on a 405); an unknown path is
+			// a 404, whatever the method.
+			status := fiber.StatusNotFound
 			if allow := allowedMethods(string(ctx.Path())); allow != "" {
 				ctx.Response.Header.Set(fiber.HeaderAllow, allow)
+				status = fiber.StatusMethodNotAllowed
 			}
-			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusMethodNotAllowed, true)
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, status, true)
 			s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
 			s.finishUnrouted(ctx, ctx.Time(), true)
 			return
