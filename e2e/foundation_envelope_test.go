@@ -193,7 +193,7 @@ func TestFoundationEnvelopeUnknownMethod(t *testing.T) {
 		{"BREW", "/api/v1/users/me", "GET, HEAD, OPTIONS"},
 		{"BREW", "/api/v1/users/check-username", "POST, OPTIONS"},
 		{"PROPFIND", "/api/v2/users/search", "GET, HEAD, OPTIONS"},
-		{"get", "/api/v1/users/me", "GET, HEAD, OPTIONS"}, // methods are case-sensitive
+		{"get", "/api/v1/users/me", "GET, HEAD, OPTIONS"},   // methods are case-sensitive
 		{"BREW", "/api/v1/users/me/", "GET, HEAD, OPTIONS"}, // routed with its trailing slash
 	} {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {

@@ -268,7 +268,7 @@ func TestEdgeFrameworkAnswersAreEnvelopes(t *testing.T) {
 		{http.MethodGet, "/nope", 404, "", "Resource not found", "Kaynak bulunamadı"},
 		{http.MethodPut, "/api/v1/users/me", 405, "GET, HEAD, OPTIONS", "Method not allowed", "Bu yönteme izin verilmiyor"},
 		{"BREW", "/api/v1/users/check-username", 405, "POST, OPTIONS", "Method not allowed", "Bu yönteme izin verilmiyor"},
-		{"BREW", "/nope", 405, "", "Method not allowed", "Bu yönteme izin verilmiyor"},
+		{"BREW", "/nope", 404, "", "Resource not found", "Kaynak bulunamadı"}, // an unknown path, whatever the method
 		{http.MethodGet, "/api/v1/users/me", 401, "", "Authentication required", "Kimlik doğrulaması gerekli"},
 	} {
 		a := edgeDo(t, s, c.method, c.path)
