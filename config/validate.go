@@ -259,20 +259,23 @@ func checkAddr(path, addr string, allowEmpty bool, ps *Problems) {
 	}
 }
 
-func checkURL(path, raw string, ps *Problems) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		ps.add(path, "must be an absolute http(s) URL without credentials or fragment (got %q)", redactURL(u, raw))
-	}
-}
+func checkURL(path, raw string, ps *Problems) { checkHTTPURL(path, raw, false, ps) }
 
 // checkBaseURL is checkURL for a base URL that call paths are appended to:
 // no query either.
-func checkBaseURL(path, raw string, ps *Problems) {
+func checkBaseURL(path, raw string, ps *Problems) { checkHTTPURL(path, raw, true, ps) }
+
+func checkHTTPURL(path, raw string, base bool, ps *Problems) {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" {
-		ps.add(path, "must be an absolute http(s) URL without credentials, query or fragment (got %q)", redactURL(u, raw))
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.Fragment == "" &&
+		(!base || u.RawQuery == "") {
+		return
 	}
+	what := "credentials or fragment"
+	if base {
+		what = "credentials, query or fragment"
+	}
+	ps.add(path, "must be an absolute http(s) URL without %s (got %q)", what, redactURL(u, raw))
 }
 
 // redactURL is raw as it may be logged: a password in it is masked (a

@@ -139,7 +139,7 @@ func New(cfg config.UserStore, logger *slog.Logger, obs Observer) (*Client, erro
 	if cfg.ServiceToken != "" {
 		c.bearer = "Bearer " + cfg.ServiceToken
 	}
-	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
+	c.dialTimeout.Store(int64(boundedDialTimeout(c.cfgDialTimeout, cfg.Operations)))
 	c.connWait = connWaitOf(cfg)
 
 	main, err := c.newHost(cfg, cfg.BaseURL)
@@ -299,10 +299,6 @@ func (c resetConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *Client) boundedDialTimeout(ops config.Operations) time.Duration {
-	return boundedDialTimeout(c.cfgDialTimeout, ops)
-}
-
 // boundedDialTimeout is dial capped by the shortest operation timeout.
 func boundedDialTimeout(dial time.Duration, ops config.Operations) time.Duration {
 	for _, op := range Ops {
@@ -338,7 +334,7 @@ func (c *Client) Update(cfg config.UserStore) error {
 		}
 	}
 	c.budget.update(cfg.RetryBudget)
-	c.dialTimeout.Store(int64(c.boundedDialTimeout(cfg.Operations)))
+	c.dialTimeout.Store(int64(boundedDialTimeout(c.cfgDialTimeout, cfg.Operations)))
 	return nil
 }
 
