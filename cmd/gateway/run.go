@@ -8,10 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/gateway/daemon"
+	"go.yaml.in/yaml/v3"
 )
 
 // run is the whole binary; main only gives it the process's context,
@@ -133,14 +136,14 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, getenv)
+	listen, err := opsListen(*path, getenv)
 	if err != nil {
 		return err
 	}
-	if cfg.Ops.Listen == "" {
+	if listen == "" {
 		return errors.New("healthcheck: ops.listen is empty")
 	}
-	host, port, err := net.SplitHostPort(cfg.Ops.Listen)
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return err
 	}
@@ -163,4 +166,31 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	}
 	fmt.Fprintln(stdout, "healthy")
 	return nil
+}
+
+// opsListen is ops.listen as the file and the environment say, read alone.
+// The whole file is not validated: a gateway whose reload rejected the file
+// keeps serving on its running configuration, and must not look dead
+// because the file on disk (or a secret the probe's environment lacks) is
+// wrong.
+func opsListen(path string, getenv func(string) string) (string, error) {
+	if v := strings.TrimSpace(getenv(config.EnvPrefix + "OPS__LISTEN")); v != "" {
+		return v, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	var f struct {
+		Ops struct {
+			Listen *string `yaml:"listen"`
+		} `yaml:"ops"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+	}
+	if f.Ops.Listen == nil {
+		return config.Default().Ops.Listen, nil
+	}
+	return *f.Ops.Listen, nil
 }

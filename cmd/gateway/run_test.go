@@ -487,3 +487,37 @@ func yamlNames(t reflect.Type) []string {
 	}
 	return out
 }
+
+// The healthcheck reads ops.listen alone: a gateway that rejected a broken
+// file on reload keeps serving, and its probe must still find it alive.
+// Here the file has an unknown key, no identity provider or user store, and
+// the probe's environment lacks the ops token a non-loopback listener needs.
+func TestHealthcheckNeedsOnlyOpsListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	broken := writeConfig(t, "broken.yaml", "ops:\n  listen: 0.0.0.0:"+port+"\nbogusKey: 1\n")
+	if out, _, err := runOut(t, noEnv, "healthcheck", "-config", broken); err != nil || out != "healthy\n" {
+		t.Fatalf("healthcheck with a broken file: err %v, stdout %q", err, out)
+	}
+	// The environment still overrides the file.
+	other := writeConfig(t, "other.yaml", "ops:\n  listen: 127.0.0.1:1\n")
+	if out, _, err := runOut(t, envOf(map[string]string{"GATEWAY_OPS__LISTEN": ln.Addr().String()}), "healthcheck", "-config", other); err != nil || out != "healthy\n" {
+		t.Fatalf("healthcheck with GATEWAY_OPS__LISTEN: err %v, stdout %q", err, out)
+	}
+	if _, _, err := runOut(t, noEnv, "healthcheck", "-config", other); err == nil || !strings.Contains(err.Error(), "healthcheck:") {
+		t.Fatalf("healthcheck of an address nobody serves: %v", err)
+	}
+}
