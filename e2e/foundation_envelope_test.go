@@ -237,12 +237,14 @@ func TestFoundationEnvelopeBodyTooLarge(t *testing.T) {
 	fndOnly(t, r, http.StatusRequestEntityTooLarge, "Request body too large")
 	fndNoFrameworkText(t, r)
 
+	logs := polFollowLogs(gw)
 	r = gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(tok), JSONBody(big), Lang("tr"),
 		Header("X-Request-Id", "big-body-1"))
 	fndOnly(t, r, http.StatusRequestEntityTooLarge, "İstek gövdesi çok büyük")
 	if got := r.Header.Get("X-Request-Id"); got != "big-body-1" {
 		t.Fatalf("X-Request-Id %q, want the client's big-body-1", got)
 	}
+	logs.await(t, 5*time.Second, "request", map[string]string{"request_id": "big-body-1", "method": "POST", "status": "413", "route": "unmatched"})
 
 	// Exactly at the limit is a body like any other (here: not valid for
 	// the username rules, so a 400 from the handler, not a 413).
@@ -260,6 +262,9 @@ func TestFoundationEnvelopeBodyTooLarge(t *testing.T) {
 		"5000\r\n" + chunk + "\r\n0\r\n\r\n"
 	r = fndRaw(t, gw, raw)
 	fndOnly(t, r, http.StatusRequestEntityTooLarge, "Request body too large")
+	// fasthttp dropped the request, headers and method too, when its body
+	// failed: the log and the metrics say "other", not fasthttp's default GET.
+	logs.await(t, 5*time.Second, "request", map[string]string{"request_id": r.Header.Get("X-Request-Id"), "method": "other", "status": "413"})
 
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("oversized bodies reached the store %d times", n)
@@ -499,6 +504,7 @@ func TestFoundationEnvelopeIncompleteRequest(t *testing.T) {
 	store := SharedStore(t)
 	idp := StartIdP(t)
 	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: map[string]string{"GATEWAY_SERVER__READTIMEOUT": "300ms"}})
+	logs := polFollowLogs(gw)
 
 	for _, raw := range []string{
 		"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n",                        // no blank line
@@ -514,5 +520,7 @@ func TestFoundationEnvelopeIncompleteRequest(t *testing.T) {
 			t.Fatalf("errors %q, want [Request timed out]", e.Errors)
 		}
 		fndNoFrameworkText(t, r)
+		// No method was read (or it was dropped with the body): "other".
+		logs.await(t, 5*time.Second, "request", map[string]string{"request_id": r.Header.Get("X-Request-Id"), "method": "other", "status": "408"})
 	}
 }

@@ -129,15 +129,16 @@ func (a *accessLog) Close() {
 // read (headers or body over the limit, unparsable). Without it such junk
 // and floods would be missing from requests_total and the access log. Its
 // route is "unmatched" and its method one of the known ones or "other" (a
-// client's method string is never written out); the client context is read
-// only when headersRead says the header block was parsed in full. start is
+// client's method string is never written out; a request whose headers
+// were not read is "other" too); the client context is read only when
+// headersRead says the header block was parsed in full. start is
 // the request's arrival when known; fasthttp sets ctx.Time() only once a
 // request was read whole, so a request it failed to read passes time.Now().
 func (s *Server) finishUnrouted(ctx *fasthttp.RequestCtx, start time.Time, headersRead bool) {
 	d := time.Since(start)
 	status := ctx.Response.StatusCode()
-	method := "other"
-	if knownMethod(ctx.Method()) {
+	method := "other" // fasthttp says GET for a request whose headers it never read, or dropped
+	if headersRead && knownMethod(ctx.Method()) {
 		method = string(ctx.Method())
 	}
 	rq := acquireRequest()

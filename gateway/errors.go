@@ -169,7 +169,10 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	// The request may not even have parsed: answer in the default language,
 	// unless only the body overflowed (fasthttp reads the whole header
 	// block first, so the caller's language and request id are known).
-	headersRead := status == fiber.StatusRequestEntityTooLarge
+	// A body that fails while it is read (chunked past the limit) makes
+	// fasthttp reset the whole request, headers too: its raw header block
+	// is then empty, and what the headers said is lost.
+	headersRead := status == fiber.StatusRequestEntityTooLarge && len(c.Request().Header.RawHeaders()) > 0
 	writeUnroutedError(c.Response(), &c.Request().Header, status, headersRead)
 	if headersRead {
 		s.unroutedCORS(c.Response(), &c.Request().Header)
