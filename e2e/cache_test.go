@@ -736,7 +736,7 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 				errs <- fmt.Errorf("expired entry: %d X-Cache %q", r.Status, r.Header.Get("X-Cache"))
 			case r.Header.Get("ETag") != first.Header.Get("ETag"):
 				errs <- fmt.Errorf("stale answer has ETag %q, the stored one %q", r.Header.Get("ETag"), first.Header.Get("ETag"))
-			case took > 500*time.Millisecond:
+			case took > 700*time.Millisecond: // below the store's 800ms, wide for a busy machine
 				errs <- fmt.Errorf("the stale answer waited %s for a store that takes 800ms", took)
 			}
 		}()

@@ -555,7 +555,7 @@ func TestBreakerHalfOpenTrialsAndRecovery(t *testing.T) {
 	// Healthy but slow: of 6 concurrent calls, exactly HalfOpenRequests
 	// are let through as trials.
 	time.Sleep(250 * time.Millisecond)
-	p.Set(faultproxy.Delay(300 * time.Millisecond))
+	p.Set(faultproxy.Delay(600 * time.Millisecond)) // the six calls must overlap it
 	before := p.Stats().Requests
 	var wg sync.WaitGroup
 	var mu sync.Mutex

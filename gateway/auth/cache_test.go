@@ -61,13 +61,15 @@ func TestTokenCacheEntryEndsAtExp(t *testing.T) {
 func TestTokenCacheEntryEndsAtMaxTTL(t *testing.T) {
 	p := startIDP(t)
 	cfg := testConfig(p.jwksURL())
-	cfg.TokenCache.MaxTTL = 50 * time.Millisecond
+	// Wide enough for two verifications under the race detector on a
+	// busy machine.
+	cfg.TokenCache.MaxTTL = 300 * time.Millisecond
 	rec := &recorder{}
 	v := readyVerifier(t, cfg, rec)
 	token := mint(t, p, devidp.MintClaims{})
 	mustAuthenticate(t, v, token)
 	mustAuthenticate(t, v, token)
-	time.Sleep(80 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
 	mustAuthenticate(t, v, token)
 	if hits, misses := rec.cacheHit.Load(), rec.cacheMis.Load(); hits != 1 || misses != 2 {
 		t.Errorf("hits %d misses %d, want 1 and 2 (the entry should have aged out)", hits, misses)
