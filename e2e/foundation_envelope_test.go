@@ -255,16 +255,24 @@ func TestFoundationEnvelopeBodyTooLarge(t *testing.T) {
 	r = gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(tok), JSONBody(atLimit))
 	fndOnly(t, r, http.StatusBadRequest, "Validation failed", "username must be between 3 and 30 characters long")
 
-	// Chunked, no Content-Length: the limit still holds.
+	// Chunked, no Content-Length: the limit still holds. fasthttp drops
+	// the request's headers when its body fails; the gateway held them, so
+	// the answer is still in the caller's language, with their request id
+	// and the web origin's CORS headers, and the log has the method.
 	chunk := strings.Repeat("b", 20<<10)
 	raw := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
-		"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"\r\nContent-Type: application/json\r\nX-Language: tr\r\nX-Request-Id: big-chunks-1\r\nOrigin: " + polWebOrigin +
+		"\r\nTransfer-Encoding: chunked\r\n\r\n" +
 		"5000\r\n" + chunk + "\r\n0\r\n\r\n"
 	r = fndRaw(t, gw, raw)
-	fndOnly(t, r, http.StatusRequestEntityTooLarge, "Request body too large")
-	// fasthttp dropped the request, headers and method too, when its body
-	// failed: the log and the metrics say "other", not fasthttp's default GET.
-	logs.await(t, 5*time.Second, "request", map[string]string{"request_id": r.Header.Get("X-Request-Id"), "method": "other", "status": "413"})
+	fndOnly(t, r, http.StatusRequestEntityTooLarge, "İstek gövdesi çok büyük")
+	if got := r.Header.Get("X-Request-Id"); got != "big-chunks-1" {
+		t.Fatalf("X-Request-Id %q, want the client's big-chunks-1", got)
+	}
+	if got := r.Header.Get("Access-Control-Allow-Origin"); got != polWebOrigin {
+		t.Fatalf("Access-Control-Allow-Origin %q, want %q", got, polWebOrigin)
+	}
+	logs.await(t, 5*time.Second, "request", map[string]string{"request_id": "big-chunks-1", "method": "POST", "status": "413"})
 
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("oversized bodies reached the store %d times", n)
@@ -336,6 +344,15 @@ func TestFoundationEnvelopeMalformedRequests(t *testing.T) {
 				t.Fatalf("X-Request-Id %q is not a generated v4 UUID", r.Header.Get("X-Request-Id"))
 			}
 		})
+	}
+	// A malformed body after a good header block: the headers, which
+	// fasthttp drops with the body, were held, so the caller's language and
+	// request id still hold.
+	r := fndRaw(t, gw, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
+		"\r\nX-Language: tr\r\nX-Request-Id: bad-chunk-1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+	fndOnly(t, r, http.StatusBadRequest, "Doğrulama başarısız oldu")
+	if got := r.Header.Get("X-Request-Id"); got != "bad-chunk-1" {
+		t.Fatalf("X-Request-Id %q, want the client's bad-chunk-1", got)
 	}
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("malformed requests reached the store %d times", n)
@@ -512,21 +529,51 @@ func TestFoundationEnvelopeIncompleteRequest(t *testing.T) {
 	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: map[string]string{"GATEWAY_SERVER__READTIMEOUT": "300ms"}})
 	logs := polFollowLogs(gw)
 
-	for _, raw := range []string{
-		"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n",                        // no blank line
-		"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nnot a header\r\n\r\n",                      // fasthttp waits for a colon
-		"POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n{", // body never comes
+	for _, c := range []struct{ raw, message, method, id string }{
+		// The header block never ends: nothing of it is known.
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n", "Request timed out", "other", ""},
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nnot a header\r\n\r\n", "Request timed out", "other", ""}, // fasthttp waits for a colon
+		// The headers were read and the body never comes: fasthttp drops
+		// the headers, the gateway held them.
+		{"POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\nX-Request-Id: slow-body-1\r\nContent-Length: 100\r\n\r\n{",
+			"İstek zaman aşımına uğradı", "POST", "slow-body-1"},
+		{"POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+			"İstek zaman aşımına uğradı", "POST", ""},
 	} {
-		r := fndRaw(t, gw, raw)
+		r := fndRaw(t, gw, c.raw)
 		if r.Status != http.StatusRequestTimeout {
-			t.Fatalf("status %d for %q, want 408: %s", r.Status, raw, r.Body)
+			t.Fatalf("status %d for %q, want 408: %s", r.Status, c.raw, r.Body)
 		}
 		e := r.Envelope(t)
-		if len(e.Errors) != 1 || e.Errors[0] != "Request timed out" {
-			t.Fatalf("errors %q, want [Request timed out]", e.Errors)
+		if len(e.Errors) != 1 || e.Errors[0] != c.message {
+			t.Fatalf("errors %q for %q, want [%s]", e.Errors, c.raw, c.message)
 		}
 		fndNoFrameworkText(t, r)
-		// No method was read (or it was dropped with the body): "other".
-		logs.await(t, 5*time.Second, "request", map[string]string{"request_id": r.Header.Get("X-Request-Id"), "method": "other", "status": "408"})
+		id := r.Header.Get("X-Request-Id")
+		if c.id != "" && id != c.id {
+			t.Fatalf("X-Request-Id %q for %q, want the client's %q", id, c.raw, c.id)
+		}
+		if c.id == "" && !fndUUIDv4.MatchString(id) {
+			t.Fatalf("X-Request-Id %q for %q is not a generated v4 UUID", id, c.raw)
+		}
+		// A method never read is "other", never fasthttp's default GET.
+		logs.await(t, 5*time.Second, "request", map[string]string{"request_id": id, "method": c.method, "status": "408"})
+	}
+
+	// Headers are held only for their own request: after a request with a
+	// body was answered, the next one on the connection that never
+	// finishes its header block learns nothing from it (English, a new
+	// request id).
+	tok := idp.UserToken(t)
+	conn := gw.KeepAlive(t)
+	first := conn.Send(t, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
+		"\r\nX-Language: tr\r\nX-Request-Id: held-1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	if first.Status != http.StatusBadRequest || first.Header.Get("X-Request-Id") != "held-1" {
+		t.Fatalf("first request: %d %q", first.Status, first.Header.Get("X-Request-Id"))
+	}
+	next := conn.Send(t, "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n")
+	fndOnly(t, next, http.StatusRequestTimeout, "Request timed out")
+	if id := next.Header.Get("X-Request-Id"); !fndUUIDv4.MatchString(id) {
+		t.Fatalf("X-Request-Id %q after a held request, want a generated v4 UUID", id)
 	}
 }

@@ -49,6 +49,11 @@ type clientConn struct {
 	memo auth.Memo  // used by the request being served, one at a time
 	peer netip.Addr // the remote address, read once
 
+	// The header block of the request whose body is being read, and the
+	// number of the request before it (held.go).
+	held      *[]byte
+	heldAfter uint64
+
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	closed atomic.Bool
 }

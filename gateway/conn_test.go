@@ -321,3 +321,12 @@ func TestClientListenerCountsOpenConnections(t *testing.T) {
 		t.Fatalf("after a close, a new one: accepted %v, open %d", c, open.Load())
 	}
 }
+
+// The HeaderReceived hook finds its request's context from the header it
+// is given (held.go): the pointer arithmetic must land on the context.
+func TestRequestCtxOfHeader(t *testing.T) {
+	var ctx fasthttp.RequestCtx
+	if got := requestCtxOf(&ctx.Request.Header); got != &ctx {
+		t.Fatalf("requestCtxOf = %p, want %p", got, &ctx)
+	}
+}

@@ -167,12 +167,13 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 		status = fe.Code
 	}
 	// The request may not even have parsed: answer in the default language,
-	// unless only the body overflowed (fasthttp reads the whole header
-	// block first, so the caller's language and request id are known).
-	// A body that fails while it is read (chunked past the limit) makes
-	// fasthttp reset the whole request, headers too: its raw header block
-	// is then empty, and what the headers said is lost.
-	headersRead := status == fiber.StatusRequestEntityTooLarge && len(c.Request().Header.RawHeaders()) > 0
+	// unless the header block was read whole. A body over a declared
+	// Content-Length is refused with the headers in place; a body that
+	// fails while it is read (too slow, chunked past the limit, malformed)
+	// makes fasthttp drop the headers too, and they come back from where
+	// they were held (held.go).
+	restored := restoreHeld(c.Context())
+	headersRead := restored || status == fiber.StatusRequestEntityTooLarge && len(c.Request().Header.RawHeaders()) > 0
 	writeUnroutedError(c.Response(), &c.Request().Header, status, headersRead)
 	if headersRead {
 		s.unroutedCORS(c.Response(), &c.Request().Header)

@@ -30,6 +30,7 @@ func (s *Server) edged(h func(*fiber.Ctx, *request) error) fiber.Handler {
 }
 
 func (s *Server) edge(c *fiber.Ctx, handler func(*fiber.Ctx, *request) error) {
+	bodyRead(c.Context())
 	rq := acquireRequest()
 	rq.start = arrival(c.Context())
 	rq.rt = s.rt.Load()

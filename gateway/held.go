@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"sync"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Headers held while a request's body is read.
+//
+// fasthttp reads a request's header block, then its body, and only then
+// calls the handler. When the body fails (it never arrives: 408; a chunked
+// body grows past the limit: 413; a malformed chunk: 400), fasthttp resets
+// the whole request, headers included, before the error handler runs: the
+// answer would lose the caller's language, request id and CORS origin, and
+// the access line the method and client context. So the server's
+// HeaderReceived hook, which fasthttp calls between the two reads, copies
+// the header block of a request with a body onto its connection, and the
+// error handler puts it back when fasthttp dropped it. A request whose body
+// was read gives the copy up as the edge starts.
+
+// maxHeld bounds the header block held per connection: a larger one (the
+// header limit allows 8 KiB) is not held, and its body's failure is
+// answered as before, in English with a new request id, so that
+// connections cannot each keep a full header limit's worth for it.
+const maxHeld = 4 << 10
+
+var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+// holdHeaders is the server's HeaderReceived hook. It changes nothing of
+// how the request is read.
+func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if n := h.ContentLength(); n == 0 || n == -2 { // no body, nothing can fail after the headers
+		return fasthttp.RequestConfig{}
+	}
+	ctx := requestCtxOf(h)
+	cc, ok := ctx.Conn().(*clientConn)
+	if !ok {
+		return fasthttp.RequestConfig{}
+	}
+	raw := h.RawHeaders()
+	if len(raw) > maxHeld {
+		cc.releaseHeld()
+		return fasthttp.RequestConfig{}
+	}
+	p := cc.held
+	if p == nil {
+		p = heldPool.Get().(*[]byte)
+	}
+	b := append((*p)[:0], h.Method()...)
+	b = append(append(b, ' '), h.RequestURI()...)
+	b = append(append(b, ' '), h.Protocol()...)
+	b = append(append(b, "\r\n"...), raw...)
+	*p = b
+	cc.held = p
+	// fasthttp numbers a request only once it was read whole: until then
+	// the context has the number of the connection's previous request.
+	cc.heldAfter = ctx.ConnRequestNum()
+	return fasthttp.RequestConfig{}
+}
+
+// requestCtxOf is the request context whose Request.Header h is: fasthttp's
+// server calls HeaderReceived with &ctx.Request.Header of the request it
+// is reading, and never with another header (server.go, serveConn).
+func requestCtxOf(h *fasthttp.RequestHeader) *fasthttp.RequestCtx {
+	var ctx *fasthttp.RequestCtx
+	off := unsafe.Offsetof(ctx.Request) + unsafe.Offsetof(ctx.Request.Header)
+	return (*fasthttp.RequestCtx)(unsafe.Add(unsafe.Pointer(h), -int(off)))
+}
+
+// restoreHeld puts back the header block fasthttp dropped with the body of
+// the request being answered, and reports whether it did. Headers still
+// there, or held for another request of the connection, are left alone.
+func restoreHeld(ctx *fasthttp.RequestCtx) bool {
+	cc, ok := ctx.Conn().(*clientConn)
+	if !ok || cc.held == nil {
+		return false
+	}
+	defer cc.releaseHeld()
+	if cc.heldAfter != ctx.ConnRequestNum() || len(ctx.Request.Header.RawHeaders()) > 0 {
+		return false
+	}
+	var h fasthttp.RequestHeader
+	if h.Read(bufio.NewReader(bytes.NewReader(*cc.held))) != nil {
+		return false
+	}
+	h.CopyTo(&ctx.Request.Header)
+	return true
+}
+
+// releaseHeld gives up the connection's held header block, if any.
+func (c *clientConn) releaseHeld() {
+	if c.held != nil {
+		heldPool.Put(c.held)
+		c.held = nil
+	}
+}
+
+// bodyRead tells the request's connection that the body was read, so the
+// header block held for it can go.
+func bodyRead(ctx *fasthttp.RequestCtx) {
+	if cc, ok := ctx.Conn().(*clientConn); ok && cc.held != nil {
+		cc.releaseHeld()
+	}
+}
