@@ -273,6 +273,14 @@ func TestFoundationEnvelopeBodyTooLarge(t *testing.T) {
 		t.Fatalf("Access-Control-Allow-Origin %q, want %q", got, polWebOrigin)
 	}
 	logs.await(t, 5*time.Second, "request", map[string]string{"request_id": "big-chunks-1", "method": "POST", "status": "413"})
+	// A header block over 4 KiB is not held (each connection could keep
+	// one): its failed body is answered as fasthttp leaves it, in English
+	// with a new request id.
+	r = fndRaw(t, gw, strings.Replace(raw, "X-Language: tr\r\n", "X-Language: tr\r\nX-Padding: "+strings.Repeat("p", 4<<10)+"\r\n", 1))
+	fndOnly(t, r, http.StatusRequestEntityTooLarge, "Request body too large")
+	if id := r.Header.Get("X-Request-Id"); !fndUUIDv4.MatchString(id) {
+		t.Fatalf("X-Request-Id %q for an unheld header block, want a generated v4 UUID", id)
+	}
 
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("oversized bodies reached the store %d times", n)

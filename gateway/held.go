@@ -22,8 +22,9 @@ import (
 // error handler puts it back when fasthttp dropped it. A request whose body
 // was read gives the copy up as the edge starts.
 
-// maxHeld bounds the header block held per connection: a larger one (the
-// header limit allows 8 KiB) is not held, and its body's failure is
+// maxHeld bounds the header block (with the request's URI) held per
+// connection: a larger one (the header limit allows 8 KiB) is not held,
+// and its body's failure is
 // answered as before, in English with a new request id, so that
 // connections cannot each keep a full header limit's worth for it.
 const maxHeld = 4 << 10
@@ -41,8 +42,8 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if !ok {
 		return fasthttp.RequestConfig{}
 	}
-	raw := h.RawHeaders()
-	if len(raw) > maxHeld {
+	raw, uri := h.RawHeaders(), h.RequestURI()
+	if len(raw)+len(uri) > maxHeld {
 		cc.releaseHeld()
 		return fasthttp.RequestConfig{}
 	}
@@ -51,7 +52,7 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		p = heldPool.Get().(*[]byte)
 	}
 	b := append((*p)[:0], h.Method()...)
-	b = append(append(b, ' '), h.RequestURI()...)
+	b = append(append(b, ' '), uri...)
 	b = append(append(b, ' '), h.Protocol()...)
 	b = append(append(b, "\r\n"...), raw...)
 	*p = b
