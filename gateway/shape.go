@@ -147,7 +147,7 @@ func appendUserPage(dst []byte, users []contract.User, streams map[string]*contr
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendUser(dst, &users[i], streams[users[i].ID], visible, lang)
+		dst = appendUser(dst, &users[i], streamOf(streams, users[i].ID), visible, lang)
 	}
 	o := jsonObject{b: append(dst, ']'), count: 1}
 	o.int("page", int64(page))

@@ -338,15 +338,24 @@ func (s *Server) searchLoader(call *upstream.Call, sp searchParams, fields polic
 		}
 		tags := make([]string, 0, len(res.Items)+1)
 		for i := range res.Items {
-			tags = append(tags, res.Items[i].ID)
+			tags = append(tags, strings.ToLower(res.Items[i].ID))
 		}
 		data := appendUserPage(make([]byte, 0, 512*len(res.Items)+64), res.Items, streams, fields, lang, sp.page, sp.limit, res.Total)
 		return readcache.Loaded{Data: data, Tags: tags, Cacheable: !partial}, nil
 	}
 }
 
-// Cache tags are user ids: PurgeTag(id) removes every answer that carries
-// the user (their /me, every search page listing them).
+// Cache tags are user ids in lower case (the contract allows either case;
+// the ops endpoints purge the lower-cased id): PurgeTag(id) removes every
+// answer that carries the user (their /me, every search page listing them).
+
+// streamOf is the live stream of the user with id, if any.
+func streamOf(streams map[string]*contract.LiveStream, id string) *contract.LiveStream {
+	if streams == nil {
+		return nil
+	}
+	return streams[strings.ToLower(id)]
+}
 
 // liveStreams is the enrichment of a page or a profile: when it fails, the
 // answer goes out without live streams (liveStream: null) and is marked
@@ -356,9 +365,11 @@ func (s *Server) liveStreams(ctx context.Context, call *upstream.Call, ids []str
 	if err != nil {
 		return nil, true
 	}
+	// Keyed by the lower-cased user id, and looked up so (streamOf): the
+	// store may write an id in another case than the user's record.
 	m := make(map[string]*contract.LiveStream, len(items))
 	for i := range items {
-		m[items[i].UserID] = &items[i]
+		m[strings.ToLower(items[i].UserID)] = &items[i]
 	}
 	return m, false
 }
@@ -406,8 +417,8 @@ func (s *Server) profileLoader(call *upstream.Call, id string, fields policies.F
 		if err != nil {
 			return readcache.Loaded{}, err
 		}
-		data := appendUser(make([]byte, 0, 1024), u, streams[u.ID], fields, lang)
-		tag := u.ID
+		data := appendUser(make([]byte, 0, 1024), u, streamOf(streams, u.ID), fields, lang)
+		tag := strings.ToLower(u.ID)
 		if tag == id {
 			tag = id // the verified subject's string: no copy per cached profile
 		}

@@ -168,6 +168,11 @@ func (c *compiler) checkLimit(path string, l *config.Limit) {
 		c.add(path+".rate", "must be a number of requests per second, at least 0 (0 turns the limit off)")
 	case l.Rate > maxRate:
 		c.add(path+".rate", "%g per second is beyond any sensible limit (at most %d)", l.Rate, maxRate)
+	case l.Rate == 0 && l.Burst > 0:
+		// A limit replaces rate and burst together: a burst given alone
+		// (say only its environment variable) would switch the inherited
+		// limit off without a word.
+		c.add(path+".rate", "missing or 0 while burst is %d: a limit replaces rate and burst together, so give both (rate 0 and burst 0 turn the limit off)", l.Burst)
 	}
 	switch {
 	case l.Burst < 0:

@@ -521,3 +521,25 @@ func TestHealthcheckNeedsOnlyOpsListen(t *testing.T) {
 		t.Fatalf("healthcheck of an address nobody serves: %v", err)
 	}
 }
+
+// A limit replaces rate and burst together, and a rate of 0 turns it off:
+// a burst given alone (the usual slip: only …__BURST exported for a
+// platform whose file has no such limit) would silently switch the
+// inherited limit off. It is refused instead, at its path.
+func TestValidateRefusesABurstWithoutARate(t *testing.T) {
+	out, _, err := runOut(t, envOf(map[string]string{"GATEWAY_POLICIES__WEB__RATELIMITS__PERUSER__BURST": "40"}),
+		"validate", "-config", repoConfig)
+	if !errors.Is(err, errInvalid) || !strings.Contains(out, "policies.web.rateLimits.perUser.rate:") {
+		t.Fatalf("burst alone from the environment: err %v, stdout:\n%s", err, out)
+	}
+	bad := writeConfig(t, "bad.yaml", editedRepoConfig(t, "  mobile_ios: {}", "  mobile_ios: {rateLimits: {perIP: {burst: 40}}}"))
+	out, _, err = runOut(t, noEnv, "validate", "-config", bad)
+	if !errors.Is(err, errInvalid) || !strings.Contains(out, "policies.mobile_ios.rateLimits.perIP.rate:") {
+		t.Fatalf("burst alone in the file: err %v, stdout:\n%s", err, out)
+	}
+	// Both 0 (or rate 0 alone) still turns a limit off.
+	off := writeConfig(t, "off.yaml", editedRepoConfig(t, "  mobile_ios: {}", "  mobile_ios: {rateLimits: {perIP: {rate: 0, burst: 0}, perUser: {rate: 0}}}"))
+	if out, _, err := runOut(t, noEnv, "validate", "-config", off); err != nil {
+		t.Fatalf("a limit turned off was refused: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/policies"
+	"github.com/bffgate/edge/upstream"
+	"github.com/bffgate/edge/upstream/contract"
+)
+
+// caseStore answers ids in upper case and live streams in lower case, as
+// the contract allows (UUIDs in either case; the gateway compares them
+// ignoring case when it checks the store's answers).
+type caseStore struct{ UserStore }
+
+const upperID = "8D7C6F0E-3B0A-4C1E-9A59-3F1F1C2B7D11"
+
+func (caseStore) user() contract.User {
+	return contract.User{ID: upperID, Username: "selim", MinutePrice: contract.Money{AmountMinor: 100, Currency: "TRY"}}
+}
+
+func (s caseStore) UserByID(context.Context, *upstream.Call, string) (*contract.User, error) {
+	u := s.user()
+	return &u, nil
+}
+
+func (s caseStore) Search(context.Context, *upstream.Call, string, int, int) (*contract.SearchResponse, error) {
+	return &contract.SearchResponse{Items: []contract.User{s.user()}, Total: 1}, nil
+}
+
+func (caseStore) ActiveLiveStreams(context.Context, *upstream.Call, []string) ([]contract.LiveStream, error) {
+	return []contract.LiveStream{{ID: "ls1", UserID: strings.ToLower(upperID), Title: "live now", StartedAt: "2026-11-27T00:00:00Z", ViewerCount: 3}}, nil
+}
+
+// Invalidation purges the lower-cased id (ops.go), so the tags must be
+// lower case whatever case the store answers in; and a live stream belongs
+// to its user whatever case either id is written in.
+func TestCacheTagsAndLiveStreamsIgnoreIDCase(t *testing.T) {
+	s := &Server{store: caseStore{}}
+	fields := policies.NewFieldSet(policies.FieldID, policies.FieldUsername, policies.FieldLiveStream)
+	want := strings.ToLower(upperID)
+	for name, load := range map[string]func() (string, []string, bool){
+		"profile": func() (string, []string, bool) {
+			l, err := s.profileLoader(&upstream.Call{}, upperID, fields, clientctx.LanguageEN)(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(l.Data), l.Tags, l.Cacheable
+		},
+		"search": func() (string, []string, bool) {
+			l, err := s.searchLoader(&upstream.Call{}, searchParams{page: 1, limit: 20}, fields, clientctx.LanguageEN)(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(l.Data), l.Tags, l.Cacheable
+		},
+	} {
+		data, tags, cacheable := load()
+		if !slices.Equal(tags, []string{want}) {
+			t.Errorf("%s: tags %q, want %q (what a purge of the user removes)", name, tags, want)
+		}
+		if !cacheable || !strings.Contains(data, "live now") {
+			t.Errorf("%s: the user's live stream is missing: %s", name, data)
+		}
+	}
+}
