@@ -563,3 +563,57 @@ func TestResilAuditConnectIsBoundedByDialTimeoutOnly(t *testing.T) {
 		t.Fatalf("the connect timeout should count once against the live-stream breaker: %+v", b)
 	}
 }
+
+// Thirty callers at once over a full bulkhead: each is refused with a 503
+// and Retry-After: 1 well before the slow calls end, and none of them opens
+// a connection to the store or reaches it.
+func TestResilAuditBulkheadBurstOpensNothing(t *testing.T) {
+	const maxInFlight, slow, excess = 2, 800 * time.Millisecond, 30
+	r := raStart(t, map[string]string{
+		fltOpKey("SEARCH", "MAXINFLIGHT"): fmt.Sprint(maxInFlight),
+		fltOpKey("SEARCH", "TIMEOUT"):     "2s",
+	})
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(slow)); err != nil {
+		t.Fatal(err)
+	}
+	before := r.proxy.Stats()
+	var held sync.WaitGroup
+	for range maxInFlight {
+		held.Go(func() { r.search(t).Data(t, nil) })
+	}
+	eventually(t, 2*time.Second, func() error {
+		if n := r.proxy.Stats().Requests - before.Requests; n != maxInFlight {
+			return fmt.Errorf("%d calls at the proxy", n)
+		}
+		return nil
+	})
+	full := r.proxy.Stats()
+	start := time.Now()
+	var wg sync.WaitGroup
+	results := make([]*Response, excess)
+	for i := range excess {
+		wg.Go(func() { results[i] = r.search(t, Lang([]string{"en", "tr"}[i%2])) })
+	}
+	wg.Wait()
+	took := time.Since(start)
+	after := r.proxy.Stats()
+	held.Wait()
+	for i, resp := range results {
+		fltFailure(t, resp, http.StatusServiceUnavailable, []string{"en", "tr"}[i%2])
+		if resp.Header.Get("Retry-After") != "1" {
+			t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
+		}
+	}
+	if took >= slow/2 {
+		t.Fatalf("%d refusals took %s: they waited for the slow calls", excess, took)
+	}
+	if after.Requests != full.Requests || after.Connections != full.Connections {
+		t.Fatalf("the refused burst reached the store side: %d requests, %d connections", after.Requests-full.Requests, after.Connections-full.Connections)
+	}
+	if n := fltCalls(t, r.gw, fltOpSearch, "bulkhead_full"); n != excess {
+		t.Fatalf("%v bulkhead refusals, want %d", n, excess)
+	}
+	// The burst may have left connections that never carried a request;
+	// they would hold the gateway's drain (docs/resilience.md, shutdown).
+	r.gw.client.Transport.(*http.Transport).CloseIdleConnections()
+}
