@@ -40,6 +40,9 @@ func Validate(c *Config) Problems {
 				ps.add("tracing.endpoint", "invalid port in %q (want 1 to 65535)", e)
 			}
 		}
+		if strings.TrimSpace(c.Tracing.ServiceName) == "" {
+			ps.add("tracing.serviceName", "required when tracing is enabled (the service.name traces are found by)")
+		}
 	}
 	ratio(&ps, "tracing.sampleRatio", c.Tracing.SampleRatio)
 	validateAuth(&c.Auth, &ps)
@@ -109,6 +112,11 @@ func validateAuth(a *Auth, ps *Problems) {
 	if len(a.Audiences) == 0 {
 		ps.add("auth.audiences", "at least one audience is required")
 	}
+	for i, aud := range a.Audiences {
+		if strings.TrimSpace(aud) == "" {
+			ps.add("auth.audiences["+strconv.Itoa(i)+"]", "must not be empty")
+		}
+	}
 	if len(a.Algorithms) == 0 {
 		ps.add("auth.algorithms", "at least one algorithm is required")
 	}
@@ -131,11 +139,11 @@ func validateAuth(a *Auth, ps *Problems) {
 		ps.add("auth.adminRole", "required")
 	}
 	j := &a.JWKS
-	positive(ps, "auth.jwks.refreshInterval", j.RefreshInterval)
+	atLeastInterval(ps, "auth.jwks.refreshInterval", j.RefreshInterval)
 	positive(ps, "auth.jwks.fetchTimeout", j.FetchTimeout)
-	positive(ps, "auth.jwks.unknownKIDInterval", j.UnknownKIDInterval)
+	atLeastInterval(ps, "auth.jwks.unknownKIDInterval", j.UnknownKIDInterval)
 	nonNegative(ps, "auth.jwks.unknownKIDWait", j.UnknownKIDWait)
-	positive(ps, "auth.jwks.retryInterval", j.RetryInterval)
+	atLeastInterval(ps, "auth.jwks.retryInterval", j.RetryInterval)
 	between(ps, "auth.jwks.maxBytes", int64(j.MaxBytes), 1<<10, 16<<20, "1KiB", "16MiB")
 	if a.TokenCache.Enabled {
 		between(ps, "auth.tokenCache.maxEntries", int64(a.TokenCache.MaxEntries), 1, 10_000_000, "1", "10000000")
@@ -205,7 +213,7 @@ func validateOperation(p string, o *Operation, requestTimeout time.Duration, ps 
 func validateCache(c *Cache, ps *Problems) {
 	between(ps, "cache.maxEntries", int64(c.MaxEntries), 1, 50_000_000, "1", "50000000")
 	between(ps, "cache.maxBytes", int64(c.MaxBytes), 1<<20, 64<<30, "1MiB", "64GiB")
-	positive(ps, "cache.cleanupInterval", c.CleanupInterval)
+	atLeastInterval(ps, "cache.cleanupInterval", c.CleanupInterval)
 	for _, route := range []struct {
 		name string
 		r    CacheRoute
@@ -222,6 +230,17 @@ func validateCache(c *Cache, ps *Problems) {
 func positive(ps *Problems, path string, d time.Duration) {
 	if d <= 0 {
 		ps.add(path, "must be a positive duration such as 500ms or 2s")
+	}
+}
+
+// minInterval is the shortest period of a background loop (key refresh,
+// cache sweep): a typo such as 1ns or 1us would spin it, or hammer the
+// identity provider.
+const minInterval = 10 * time.Millisecond
+
+func atLeastInterval(ps *Problems, path string, d time.Duration) {
+	if d < minInterval {
+		ps.add(path, "must be at least %s (got %s): a shorter period would spin", minInterval, d)
 	}
 }
 

@@ -28,6 +28,21 @@ func TestValidateRules(t *testing.T) {
 			[]want{{"auth.algorithms", "at least one"}}},
 		{"asymmetric algorithms accepted", func(c *config.Config) { c.Auth.Algorithms = []string{"PS256", "ES512", "EdDSA"} }, nil},
 		{"no audience", func(c *config.Config) { c.Auth.Audiences = nil }, []want{{"auth.audiences", "at least one"}}},
+		{"an empty audience", func(c *config.Config) { c.Auth.Audiences = []string{"edge-gateway", " "} },
+			[]want{{"auth.audiences[1]", "must not be empty"}}},
+		{"tracing without a service name", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint, c.Tracing.ServiceName = true, "collector:4318", " "
+		}, []want{{"tracing.serviceName", "required when tracing is enabled"}}},
+		{"intervals that would spin", func(c *config.Config) {
+			c.Auth.JWKS.RefreshInterval, c.Auth.JWKS.UnknownKIDInterval = time.Nanosecond, time.Microsecond
+			c.Auth.JWKS.RetryInterval, c.Cache.CleanupInterval = 9*time.Millisecond, time.Nanosecond
+		}, []want{
+			{"auth.jwks.refreshInterval", "at least 10ms (got 1ns)"}, {"auth.jwks.unknownKIDInterval", "at least 10ms"},
+			{"auth.jwks.retryInterval", "at least 10ms"}, {"cache.cleanupInterval", "at least 10ms"},
+		}},
+		{"the shortest interval", func(c *config.Config) {
+			c.Auth.JWKS.RefreshInterval, c.Cache.CleanupInterval = 10*time.Millisecond, 10*time.Millisecond
+		}, nil},
 		{"leeway too long", func(c *config.Config) { c.Auth.Leeway = 10 * time.Minute }, []want{{"auth.leeway", "between 0s and 5m"}}},
 
 		// Timeouts.
