@@ -24,9 +24,9 @@ import (
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
-// and its body's failure is
-// answered as before, in English with a new request id, so that
-// connections cannot each keep a full header limit's worth for it.
+// and its body's failure is answered as before, in English with a new
+// request id, so that connections cannot each keep a full header limit's
+// worth for it.
 const maxHeld = 4 << 10
 
 var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}

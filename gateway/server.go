@@ -171,10 +171,10 @@ func New(d Deps) (*Server, error) {
 	// Fiber answers an unknown HTTP method itself in plain text; put the
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
-	s.app.Server().HeaderReceived = holdHeaders
+	s.app.Server().HeaderReceived = holdHeaders // held.go
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		if !knownMethod(ctx.Method()) {
-			bodyRead(ctx)
+			bodyRead(ctx) // the handler runs: the body was read
 			// The headers were read: answer in the caller's language, keep
 			// a sane request id, and on a known path say which methods it
 			// takes (RFC 9110 requires Allow on a 405); an unknown path is
