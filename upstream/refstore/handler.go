@@ -40,7 +40,8 @@ type HandlerOptions struct {
 	// Timeout bounds the store work of one call (default 5s); running out
 	// answers 503 unavailable.
 	Timeout time.Duration
-	// Logger receives errors and a debug line per request (default: none).
+	// Logger receives store errors (500), unavailability (503) and
+	// recovered panics, never a line per request (default: none).
 	Logger *slog.Logger
 }
 
