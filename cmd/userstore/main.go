@@ -8,7 +8,8 @@
 //	userstore [-listen 127.0.0.1:8082] [-data users.db] [-users 10000] [-seed 1] [-record]
 //
 // USERSTORE_SERVICE_TOKEN, when set, is the bearer token every call must
-// carry. Logs are JSON on stderr; once listening it prints one JSON line
+// carry (surrounding whitespace is ignored and a blank value means none, as
+// the gateway reads its copy). Logs are JSON on stderr; once listening it prints one JSON line
 // with the bound address on stdout ({"msg":"listening","addr":"…"}), so a
 // script can start it on port 0 and read the port. SIGINT or SIGTERM shut
 // it down gracefully.

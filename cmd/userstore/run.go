@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,7 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	token := getenv("USERSTORE_SERVICE_TOKEN")
+	// Read like the gateway reads its copy (config.lookup): surrounding
+	// whitespace, such as the newline of a secret mounted from a file, is
+	// not part of the token, and a blank variable means none.
+	token := strings.TrimSpace(getenv("USERSTORE_SERVICE_TOKEN"))
 	srv := &http.Server{
 		Handler: store.Handler(refstore.HandlerOptions{
 			ServiceToken: token,

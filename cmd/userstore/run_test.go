@@ -228,3 +228,26 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		t.Errorf("-h printed %q", stderr.String())
 	}
 }
+
+// TestRunServiceTokenIsTrimmed: the gateway reads its copy of the token
+// with surrounding whitespace trimmed and a blank value as unset
+// (config.lookup, setScalar), so the store must read the same variable the
+// same way. A secret mounted from a file often ends in a newline: kept,
+// it made every call 401 (no client can send a newline in a header), and
+// a blank variable turned on a token the gateway never sends.
+func TestRunServiceTokenIsTrimmed(t *testing.T) {
+	path := contract.PathUserPrefix + refstore.DemoUserID
+	inst := start(t, map[string]string{"USERSTORE_SERVICE_TOKEN": " dev-token\n"}, "-listen", "127.0.0.1:0", "-users", "10")
+	if status, body := inst.get(t, path, map[string]string{"Authorization": "Bearer dev-token"}); status != http.StatusOK {
+		t.Fatalf("token with a trailing newline in the environment: %d %s", status, body)
+	}
+	if status, _ := inst.get(t, path, nil); status != http.StatusUnauthorized {
+		t.Fatalf("without token: %d, want 401", status)
+	}
+	inst.stop(t)
+
+	blank := start(t, map[string]string{"USERSTORE_SERVICE_TOKEN": "  \n"}, "-listen", "127.0.0.1:0", "-users", "10")
+	if status, body := blank.get(t, path, nil); status != http.StatusOK {
+		t.Fatalf("blank token variable should mean no token: %d %s", status, body)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -39,7 +40,8 @@ type HandlerOptions struct {
 	// Timeout bounds the store work of one call (default 5s); running out
 	// answers 503 unavailable.
 	Timeout time.Duration
-	// Logger receives errors and a debug line per request (default: none).
+	// Logger receives store errors (500), unavailability (503) and
+	// recovered panics, never a line per request (default: none).
 	Logger *slog.Logger
 }
 
@@ -239,6 +241,10 @@ func requireServiceToken(token string, next http.Handler) http.Handler {
 // mux still decides which of the two it is (and the Allow header).
 func contractFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !canonicalPath(r) {
+			writeError(w, http.StatusNotFound, contract.CodeNotFound, "Resource not found", nil)
+			return
+		}
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
@@ -254,6 +260,14 @@ func contractFallback(mux *http.ServeMux) http.Handler {
 		}
 		writeError(w, http.StatusNotFound, contract.CodeNotFound, "Resource not found", nil)
 	})
+}
+
+// canonicalPath reports whether r's path is already clean. ServeMux
+// would answer any other path with a redirect to the cleaned one (an HTML
+// body); no call lives at such a path, so it is an unknown path: 404.
+func canonicalPath(r *http.Request) bool {
+	p := r.URL.EscapedPath()
+	return p == "/" || strings.HasPrefix(p, "/") && path.Clean(p) == strings.TrimSuffix(p, "/")
 }
 
 // probeWriter captures what ServeMux's fallback handler would answer.
@@ -284,8 +298,11 @@ func (h *Handler) record(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		_, pattern := h.mux.Handler(r)
-		op := h.operations[pattern]
+		var op string
+		if canonicalPath(r) {
+			_, pattern := h.mux.Handler(r)
+			op = h.operations[pattern]
+		}
 		recorded := false
 		sw := &statusWriter{ResponseWriter: w, onStatus: func(status int) {
 			recorded = true

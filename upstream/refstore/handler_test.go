@@ -356,6 +356,40 @@ func TestUserHTTP(t *testing.T) {
 	}
 }
 
+// TestNonCanonicalPathsAre404: ServeMux answers a path with dot segments
+// or doubled slashes with a 307 redirect and an HTML body; the contract
+// wants a contract body on every non-2xx answer and no call is served at
+// a path other than its own.
+func TestNonCanonicalPathsAre404(t *testing.T) {
+	srv, h := serve(t, HandlerOptions{Record: true})
+	client := *srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, path := range []string{
+		"/internal/v1/users/../users/search?q=ali",
+		"//internal/v1/users/search?q=ali",
+		"/internal/v1/users/./" + DemoUserID,
+		"/internal/v1//live-streams/active?userIds=" + DemoUserID,
+		"/internal/v1/usernames/x/../check",
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		checkError(t, response{status: resp.StatusCode, header: resp.Header, body: body}, http.StatusNotFound, contract.CodeNotFound, "")
+	}
+	for op, n := range h.Recorder().Counts() {
+		if n != 0 {
+			t.Errorf("recorder counted %d %s calls for paths that are none", n, op)
+		}
+	}
+}
+
 func TestLiveStreamsHTTP(t *testing.T) {
 	srv, _ := serve(t, HandlerOptions{})
 	get := func(query string) response {
