@@ -447,7 +447,7 @@ func (r *runner) notes() []string {
 			if rd.AchievedRate < 0.95*float64(rd.Rate) {
 				short++
 			}
-			if rd.GeneratorCoreBusy > 0.9 {
+			if rd.GeneratorCoreBusy > openGeneratorLimit {
 				gen++
 			}
 		}
@@ -456,8 +456,8 @@ func (r *runner) notes() []string {
 				sc.Name, res.Open.Rate, short, len(res.Open.Rounds)))
 		}
 		if gen > 0 {
-			out = append(out, fmt.Sprintf("%s: vegeta used more than 90%% of its core in %d of %d open-loop windows: "+
-				"its own queueing is part of the latencies", sc.Name, gen, len(res.Open.Rounds)))
+			out = append(out, fmt.Sprintf("%s: vegeta used more than %.0f%% of its core in %d of %d open-loop windows: "+
+				"its own queueing is part of the latencies", sc.Name, 100*openGeneratorLimit, gen, len(res.Open.Rounds)))
 		}
 		if res.Open.NotFromCache > 0 {
 			out = append(out, fmt.Sprintf("%s: %d correct answers of the open loop were not served from the cache "+
