@@ -259,3 +259,15 @@ func mustJudge(results map[string]*scenarioResult) []targetResult {
 	targets, _ := judge(results, nil)
 	return targets
 }
+
+// The memory phase's RSS follows the benchmark's GOMEMLIMIT (with GOGC=400
+// the heap grows towards the limit before it is collected): the verdict
+// names the limit it was measured under, which is not production's.
+func TestJudgeMemoryNamesTheLimit(t *testing.T) {
+	m := &memoryResult{Users: 100000, RSSKiB: 190000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
+	targets, _ := judge(map[string]*scenarioResult{}, m)
+	got := statusOf(t, targets, "memory")
+	if !strings.Contains(got.Detail, "GOMEMLIMIT="+benchMemLimit) || !strings.Contains(got.Detail, "440MiB") {
+		t.Errorf("memory detail does not name the memory limit it was measured under: %s", got.Detail)
+	}
+}
