@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		results: map[string]*scenarioResult{}, clients: map[string]*http.Client{}}
 	if pin.Enabled {
 		r.serverCPUs, _ = parseCPUList(pin.ServerCPUs)
+		r.loadCPUs, _ = parseCPUList(pin.LoadCPUs)
 	}
 	for _, sc := range st.scenarios() {
 		res := &scenarioResult{Name: sc.Name, Title: sc.Title, Group: sc.Group, Contender: sc.Contender,

@@ -102,6 +102,45 @@ func parseCoresUser(b []byte, cpus []int) (time.Duration, error) {
 	return sum, nil
 }
 
+// coresBusyTime is the time the given cores were not idle (user, nice,
+// system, irq, softirq, steal; not idle or iowait), all processes and the
+// kernel together, from /proc/stat.
+func coresBusyTime(cpus []int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseCoresBusy(b, cpus)
+}
+
+func parseCoresBusy(b []byte, cpus []int) (time.Duration, error) {
+	want := map[string]bool{}
+	for _, c := range cpus {
+		want["cpu"+strconv.Itoa(c)] = true
+	}
+	var sum time.Duration
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !want[f[0]] {
+			continue
+		}
+		// user nice system idle iowait irq softirq steal
+		for _, i := range []int{1, 2, 3, 6, 7, 8} {
+			n, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat: %q", line)
+			}
+			sum += time.Duration(n) * clockTick
+		}
+		found++
+	}
+	if found != len(want) {
+		return 0, fmt.Errorf("/proc/stat: %d of the cores %v found", found, cpus)
+	}
+	return sum, nil
+}
+
 // parseStatPPID reads the parent pid (field 4) of a stat line.
 func parseStatPPID(b []byte) (int, error) {
 	i := bytes.LastIndexByte(b, ')')

@@ -228,3 +228,46 @@ func TestJudgeSharedCore(t *testing.T) {
 		t.Errorf("%s: %s", got.Status, got.Detail)
 	}
 }
+
+// A p99 measured while vegeta's own core was saturated is mostly the
+// generator's queueing, the same milliseconds added to both contenders,
+// which pulls their ratio towards 1 whatever the gateway does: the p99
+// target is INVALID then, as a closed-loop maximum is when wrk saturates.
+func TestJudgeP99GeneratorSaturated(t *testing.T) {
+	results := map[string]*scenarioResult{
+		"gw-me-hit":  result("gw-me-hit", 45000, 3712, 22500),
+		"bare-fiber": result("bare-fiber", 50000, 3175, 22500),
+	}
+	const p99 = "p99 at half the gateway's maximum"
+	if got := statusOf(t, mustJudge(results), p99); got.Status != statusPass {
+		t.Fatalf("generator not saturated: %s (%s)", got.Status, got.Detail)
+	}
+	results["bare-fiber"].Open.Rounds[0].GeneratorCoreBusy = 0.95
+	got := statusOf(t, mustJudge(results), p99)
+	if got.Status != statusInvalid || !strings.Contains(got.Detail, "bare-fiber's open-loop generator") {
+		t.Errorf("saturated generator: %s (%s), want INVALID naming bare-fiber", got.Status, got.Detail)
+	}
+	// One window of three: not most.
+	results["bare-fiber"].Open.Rounds = append(results["bare-fiber"].Open.Rounds,
+		openRound{Rate: 22500, AchievedRate: 22500, GeneratorCoreBusy: 0.5}, openRound{Rate: 22500, AchievedRate: 22500, GeneratorCoreBusy: 0.5})
+	if got := statusOf(t, mustJudge(results), p99); got.Status != statusPass {
+		t.Errorf("one saturated window of three: %s (%s), want PASS", got.Status, got.Detail)
+	}
+}
+
+func mustJudge(results map[string]*scenarioResult) []targetResult {
+	targets, _ := judge(results, nil)
+	return targets
+}
+
+// The memory phase's RSS follows the benchmark's GOMEMLIMIT (with GOGC=400
+// the heap grows towards the limit before it is collected): the verdict
+// names the limit it was measured under, which is not production's.
+func TestJudgeMemoryNamesTheLimit(t *testing.T) {
+	m := &memoryResult{Users: 100000, RSSKiB: 190000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
+	targets, _ := judge(map[string]*scenarioResult{}, m)
+	got := statusOf(t, targets, "memory")
+	if !strings.Contains(got.Detail, "GOMEMLIMIT="+benchMemLimit) || !strings.Contains(got.Detail, "440MiB") {
+		t.Errorf("memory detail does not name the memory limit it was measured under: %s", got.Detail)
+	}
+}
