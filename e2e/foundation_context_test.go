@@ -316,3 +316,53 @@ func TestFoundationContextMessagesInTurkish(t *testing.T) {
 		RawBody("text/plain", []byte(`{"username":"abc"}`))), http.StatusBadRequest,
 		"Doğrulama başarısız oldu", "Content-Type application/json olmalıdır")
 }
+
+// Fields a client puts in the trailer section of a chunked body are not
+// headers: fasthttp appends them to the request's header list, where the
+// edge would read them as X-Platform, X-Language, X-Request-Id, Origin or
+// X-Forwarded-For, past whatever a proxy in front checked, stripped or
+// appended in the header section. Behind a trusted proxy a trailer's
+// X-Forwarded-For is the rightmost entry, so it would name the client and
+// buy a fresh per-IP budget with each request. A request that sends
+// trailer fields is refused (400, English, a new request id) and never
+// reaches the store; one without them is served as usual.
+func TestFoundationContextTrailerFieldsAreRefused(t *testing.T) {
+	idp := StartIdP(t)
+	store := StartStore(t, nil)
+	env := polLimitEnv(map[string]string{"GATEWAY_SERVER__TRUSTEDPROXIES": "127.0.0.1/32"}, "perIP", polSlowRate, 3)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: env})
+	tok := idp.UserToken(t)
+	body := `{"username":"trailer.probe"}`
+	chunked := func(id, trailer string) string {
+		return "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+			"\r\nContent-Type: application/json\r\nX-Forwarded-For: 203.0.113.7\r\nX-Request-Id: " + id +
+			"\r\nTransfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n0\r\n%s\r\n", len(body), body, trailer)
+	}
+
+	// A chunked body without trailer fields is a request like any other,
+	// also as the second request of a connection. Three spend the proxied
+	// client's per-IP budget.
+	ka := gw.KeepAlive(t)
+	ka.Send(t, chunked("plain-1", "")).Data(t, nil)
+	ka.Send(t, chunked("plain-2", "")).Data(t, nil)
+	fndRaw(t, gw, chunked("plain-3", "")).Data(t, nil)
+	polTooMany(t, fndRaw(t, gw, chunked("plain-4", "")), "en", 3)
+
+	for i := range 3 {
+		id := fmt.Sprintf("trailer-%d", i)
+		trailer := fmt.Sprintf("X-Forwarded-For: 198.51.100.%d\r\nX-Platform: mobile_ios\r\nX-Language: tr\r\nX-Request-Id: from-trailer\r\n", i+1)
+		r := fndRaw(t, gw, chunked(id, trailer))
+		if r.Status != http.StatusBadRequest {
+			t.Fatalf("trailer fields: status %d, want 400 (a trailer's X-Forwarded-For must not name the client): %s", r.Status, r.Body)
+		}
+		fndOnly(t, r, http.StatusBadRequest, "Validation failed")
+		if got := r.Header.Get("X-Request-Id"); !fndUUIDv4.MatchString(got) {
+			t.Fatalf("X-Request-Id %q, want a generated v4 UUID", got)
+		}
+	}
+	for _, rec := range store.Requests(t) {
+		if id := rec.Headers["X-Request-Id"]; strings.HasPrefix(id, "trailer-") || id == "from-trailer" {
+			t.Fatalf("the store received %s: %v", id, rec.Headers)
+		}
+	}
+}

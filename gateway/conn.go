@@ -54,6 +54,11 @@ type clientConn struct {
 	held      *[]byte
 	heldAfter uint64
 
+	// The number of header fields a chunked request had when its header
+	// block was read, and that request's number (held.go, sentTrailers).
+	headerFields    int
+	headerFieldsFor uint64
+
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	closed atomic.Bool
 }

@@ -34,13 +34,17 @@ var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &
 // holdHeaders is the server's HeaderReceived hook. It changes nothing of
 // how the request is read.
 func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if n := h.ContentLength(); n == 0 || n == -2 { // no body, nothing can fail after the headers
+	n := h.ContentLength()
+	if n == 0 || n == -2 { // no body, nothing can fail after the headers
 		return fasthttp.RequestConfig{}
 	}
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok {
 		return fasthttp.RequestConfig{}
+	}
+	if n == -1 { // chunked: a trailer section may follow the body
+		cc.headerFields, cc.headerFieldsFor = h.Len(), ctx.ConnRequestNum()+1
 	}
 	raw, uri := h.RawHeaders(), h.RequestURI()
 	if len(raw)+len(uri) > maxHeld {
@@ -106,4 +110,16 @@ func bodyRead(ctx *fasthttp.RequestCtx) {
 	if cc, ok := ctx.Conn().(*clientConn); ok && cc.held != nil {
 		cc.releaseHeld()
 	}
+}
+
+// sentTrailers reports whether the request's chunked body ended in trailer
+// fields. fasthttp appends them to the header list, where they would pass
+// for headers the client never sent in the header section (X-Platform,
+// Origin, X-Forwarded-For after a proxy's own entry), so such a request is
+// refused (RFC 9110 section 6.5.1: trailers are not merged into headers).
+// The count was taken by holdHeaders when the header block was read; the
+// request number is the handler's, one past the one fasthttp had then.
+func sentTrailers(ctx *fasthttp.RequestCtx) bool {
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && cc.headerFieldsFor == ctx.ConnRequestNum() && ctx.Request.Header.Len() > cc.headerFields
 }

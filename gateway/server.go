@@ -173,6 +173,14 @@ func New(d Deps) (*Server, error) {
 	fh := s.app.Server().Handler
 	s.app.Server().HeaderReceived = holdHeaders // held.go
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		if sentTrailers(ctx) {
+			// Headers and trailer fields are one list now: answer as for
+			// a request whose headers could not be read.
+			bodyRead(ctx)
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
+			s.finishUnrouted(ctx, ctx.Time(), false)
+			return
+		}
 		if !knownMethod(ctx.Method()) {
 			bodyRead(ctx) // the handler runs: the body was read
 			// The headers were read: answer in the caller's language, keep
