@@ -21,6 +21,10 @@ import (
 // the header block of a request with a body onto its connection, and the
 // error handler puts it back when fasthttp dropped it. A request whose body
 // was read gives the copy up as the edge starts.
+//
+// The same hook counts a chunked request's header fields, so that trailer
+// fields, which fasthttp adds to the header list after the body, can be
+// told apart from headers (sentTrailers).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
