@@ -563,7 +563,7 @@ cache:
 policies:
   api:
     rateLimits:
-      perUser: {rate: 5, burst: 40}
+      perUser: {rate: 2, burst: 10}
   mobile_ios:
     routes:
       users.search: {scopes: [search]}
@@ -572,7 +572,7 @@ policies:
 	want := newPath + ": valid\n" +
 		"4 change(s) against " + oldPath + ":\n" +
 		"  cache.routes.search.ttl: 30s -> 1m0s\n" +
-		"  policies.api.rateLimits.perUser.rate: 20 -> 5\n" +
+		"  policies.api.rateLimits.perUser.rate: 5 -> 2\n" +
 		"  policies.mobile_ios.routes.users.search.scopes: (unset) -> [search]\n" +
 		"  server.listen: 127.0.0.1:8080 -> 127.0.0.1:8088  (needs a restart)\n" +
 		"1 change(s) need a restart; the rest apply on reload (SIGHUP or file change)\n"

@@ -156,7 +156,7 @@ func TestValidateDiff(t *testing.T) {
 		"  listen: 127.0.0.1:8080", "  listen: 0.0.0.0:8080",
 		"  level: info", "  level: warn",
 		"      ttl: 30s", "      ttl: 45s",
-		"      perUser: {rate: 20, burst: 40}", "      perUser: {rate: 20, burst: 60}",
+		"      perUser: {rate: 5, burst: 10}", "      perUser: {rate: 5, burst: 30}",
 		"  pprof: false", "  pprof: true",
 	))
 	out, _, err := runOut(t, noEnv, "validate", "-config", next, "-diff", repoConfig)
@@ -165,7 +165,7 @@ func TestValidateDiff(t *testing.T) {
 		"  cache.routes.search.ttl: 30s -> 45s\n" +
 		"  log.level: info -> warn\n" +
 		"  ops.pprof: false -> true  (needs a restart)\n" +
-		"  policies.api.rateLimits.perUser.burst: 40 -> 60\n" +
+		"  policies.api.rateLimits.perUser.burst: 10 -> 30\n" +
 		"  server.listen: 127.0.0.1:8080 -> 0.0.0.0:8080  (needs a restart)\n" +
 		"2 change(s) need a restart; the rest apply on reload (SIGHUP or file change)\n"
 	if err != nil || out != want {
