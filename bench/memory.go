@@ -31,21 +31,26 @@ type memoryResult struct {
 	Users  int    `json:"users"`
 	Broken string `json:"broken,omitempty"`
 	// Method says how it was measured.
-	Method          string   `json:"method"`
-	MintSeconds     float64  `json:"mintSeconds"`
-	FillSeconds     float64  `json:"fillSeconds"`
-	Errors          int64    `json:"errors"`
-	ErrorSamples    []string `json:"errorSamples,omitempty"`
-	IdleRSSKiB      int64    `json:"idleRSSKiB"`
-	RSSKiB          int64    `json:"rssKiB"`
-	HWMKiB          int64    `json:"hwmKiB"`
-	CacheEntries    int      `json:"cacheEntries"`
-	CacheBytes      int64    `json:"cacheBytes"`
-	TokenMisses     int64    `json:"tokenCacheMisses"`
-	TokenHits       int64    `json:"tokenCacheHits"`
-	SampleSize      int      `json:"sampleSize"`
-	SampleCacheHits int      `json:"sampleCacheHits"`
-	SampleTokenHits int      `json:"sampleTokenHits"`
+	Method       string   `json:"method"`
+	MintSeconds  float64  `json:"mintSeconds"`
+	FillSeconds  float64  `json:"fillSeconds"`
+	Errors       int64    `json:"errors"`
+	ErrorSamples []string `json:"errorSamples,omitempty"`
+	IdleRSSKiB   int64    `json:"idleRSSKiB"`
+	// LiveHeapBytes is the heap in use right after a forced collection
+	// (pprof's heap profile with gc=1, then go_memstats_heap_alloc_bytes):
+	// what the cached data itself takes, whatever GOGC and GOMEMLIMIT
+	// let the heap grow to between collections.
+	LiveHeapBytes   int64 `json:"liveHeapBytes"`
+	RSSKiB          int64 `json:"rssKiB"`
+	HWMKiB          int64 `json:"hwmKiB"`
+	CacheEntries    int   `json:"cacheEntries"`
+	CacheBytes      int64 `json:"cacheBytes"`
+	TokenMisses     int64 `json:"tokenCacheMisses"`
+	TokenHits       int64 `json:"tokenCacheHits"`
+	SampleSize      int   `json:"sampleSize"`
+	SampleCacheHits int   `json:"sampleCacheHits"`
+	SampleTokenHits int   `json:"sampleTokenHits"`
 }
 
 const memorySample = 1000
@@ -60,7 +65,8 @@ func (st *stack) memoryPhase(ctx context.Context) *memoryResult {
 		"A fresh cache-on gateway (config.yaml + the benchmark overrides + GATEWAY_CACHE__ROUTES__ME__TTL=30m), pinned like the others, "+
 			"gets GET /api/v1/users/me once from each of %d users with %d distinct ES256 tokens (vegeta, %d connections, as fast as it answers). "+
 			"VmRSS and VmHWM are read 2 s after the fill; a random sample of %d users then asks again and must be answered from the read cache "+
-			"(X-Cache) with a token-cache hit (gateway_token_cache_lookups_total).", n, n, st.opts.connections, min(memorySample, n))}
+			"(X-Cache) with a token-cache hit (gateway_token_cache_lookups_total). Last, a forced collection (pprof's heap profile, gc=1) "+
+			"shows the live heap: what the cached data takes whatever the GC settings.", n, n, st.opts.connections, min(memorySample, n))}
 	if err := st.fillMemory(ctx, res); err != nil {
 		res.Broken = err.Error()
 	}
@@ -69,7 +75,8 @@ func (st *stack) memoryPhase(ctx context.Context) *memoryResult {
 
 func (st *stack) fillMemory(ctx context.Context, res *memoryResult) error {
 	st.log.say("memory: starting a fresh gateway")
-	g, err := st.startGateway(ctx, "gateway-memory", st.staticURL, map[string]string{"GATEWAY_CACHE__ROUTES__ME__TTL": "30m"})
+	g, err := st.startGateway(ctx, "gateway-memory", st.staticURL, map[string]string{"GATEWAY_CACHE__ROUTES__ME__TTL": "30m",
+		"GATEWAY_OPS__PPROF": "true"}) // on the loopback ops listener, for the live heap at the end
 	if err != nil {
 		return err
 	}
@@ -141,9 +148,44 @@ func (st *stack) fillMemory(ctx context.Context, res *memoryResult) error {
 		return err
 	}
 	res.SampleTokenHits = int(final.hit - after.hit)
-	st.log.say("memory: VmRSS %.1f MiB, VmHWM %.1f MiB, %d cache entries, sample %d/%d cache hits, %d/%d token hits",
-		mib(res.RSSKiB), mib(res.HWMKiB), res.CacheEntries, res.SampleCacheHits, res.SampleSize, res.SampleTokenHits, res.SampleSize)
+	if res.LiveHeapBytes, err = liveHeap(ctx, g.opsURL); err != nil {
+		return err
+	}
+	st.log.say("memory: VmRSS %.1f MiB, VmHWM %.1f MiB, live heap %.1f MiB, %d cache entries, sample %d/%d cache hits, %d/%d token hits",
+		mib(res.RSSKiB), mib(res.HWMKiB), float64(res.LiveHeapBytes)/(1<<20), res.CacheEntries, res.SampleCacheHits, res.SampleSize, res.SampleTokenHits, res.SampleSize)
 	return nil
+}
+
+// liveHeap forces a collection (the heap profile with gc=1) and reads the
+// heap in use after it.
+func liveHeap(ctx context.Context, opsURL string) (int64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, opsURL+"/debug/pprof/heap?gc=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("heap profile: status %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, opsURL+"/metrics", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				return 0, fmt.Errorf("metrics: go_memstats_heap_alloc_bytes: %v", err)
+			}
+			return int64(v), nil
+		}
+	}
+	return 0, errors.New("metrics: go_memstats_heap_alloc_bytes not found")
 }
 
 // fill sends one /me per token, as fast as the gateway answers.

@@ -279,6 +279,7 @@ func (rep *report) markdown() string {
 			p("| RSS idle, before the fill | %.1f MiB |\n", mib(mem.IdleRSSKiB))
 			p("| RSS after the fill (VmRSS) | **%.1f MiB** |\n", mib(mem.RSSKiB))
 			p("| peak RSS (VmHWM, fill included) | %.1f MiB |\n", mib(mem.HWMKiB))
+			p("| live heap after a forced collection (the cached data itself) | %.1f MiB |\n", float64(mem.LiveHeapBytes)/(1<<20))
 			p("| read-cache entries / bytes | %d / %.1f MiB |\n", mem.CacheEntries, float64(mem.CacheBytes)/(1<<20))
 			p("| token-cache look-ups during the fill (miss / hit) | %d / %d |\n", mem.TokenMisses, mem.TokenHits)
 			p("| re-read sample: answers from the read cache, token-cache hits | %d / %d, %d / %d |\n", mem.SampleCacheHits, mem.SampleSize, mem.SampleTokenHits, mem.SampleSize)
