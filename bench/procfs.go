@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,29 +78,7 @@ func coresUserTime(cpus []int) (time.Duration, error) {
 }
 
 func parseCoresUser(b []byte, cpus []int) (time.Duration, error) {
-	want := map[string]bool{}
-	for _, c := range cpus {
-		want["cpu"+strconv.Itoa(c)] = true
-	}
-	var sum time.Duration
-	found := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || !want[f[0]] {
-			continue
-		}
-		user, err1 := strconv.ParseInt(f[1], 10, 64)
-		nice, err2 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil {
-			return 0, fmt.Errorf("/proc/stat: %q", line)
-		}
-		sum += time.Duration(user+nice) * clockTick
-		found++
-	}
-	if found != len(want) {
-		return 0, fmt.Errorf("/proc/stat: %d of the cores %v found", found, cpus)
-	}
-	return sum, nil
+	return sumCoreTimes(b, cpus, 1, 2) // user nice
 }
 
 // coresBusyTime is the time the given cores were not idle (user, nice,
@@ -114,6 +93,12 @@ func coresBusyTime(cpus []int) (time.Duration, error) {
 }
 
 func parseCoresBusy(b []byte, cpus []int) (time.Duration, error) {
+	return sumCoreTimes(b, cpus, 1, 2, 3, 6, 7, 8) // user nice system (idle iowait) irq softirq steal
+}
+
+// sumCoreTimes adds up the given fields (1 is user) of the cores' lines of
+// /proc/stat; every core must be there.
+func sumCoreTimes(b []byte, cpus []int, fields ...int) (time.Duration, error) {
 	want := map[string]bool{}
 	for _, c := range cpus {
 		want["cpu"+strconv.Itoa(c)] = true
@@ -122,11 +107,10 @@ func parseCoresBusy(b []byte, cpus []int) (time.Duration, error) {
 	found := 0
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 9 || !want[f[0]] {
+		if len(f) <= slices.Max(fields) || !want[f[0]] {
 			continue
 		}
-		// user nice system idle iowait irq softirq steal
-		for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		for _, i := range fields {
 			n, err := strconv.ParseInt(f[i], 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("/proc/stat: %q", line)
