@@ -49,7 +49,7 @@ func ambiguousFraming(raw []byte, http11 bool) bool {
 			return true // also obs-fold: a line starting with SP or HTAB
 		}
 		for _, c := range value {
-			if c < 0x20 && c != '\t' || c == 0x7f {
+			if controlChars[c] {
 				return true // CR, NUL, other controls
 			}
 		}
@@ -83,6 +83,16 @@ func isToken(b []byte) bool {
 	}
 	return true
 }
+
+// controlChars are the bytes a field value may not hold: the controls
+// but HTAB.
+var controlChars = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = c != '\t'
+	}
+	t[0x7f] = true
+	return t
+}()
 
 var tokenChars = func() (t [128]bool) {
 	for c := '0'; c <= '9'; c++ {
