@@ -59,6 +59,10 @@ type clientConn struct {
 	headerFields    int
 	headerFieldsFor uint64
 
+	// The number of the request whose header block framing could be read
+	// differently by another parser (framing.go), 0 for none.
+	badFramingFor uint64
+
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	closed atomic.Bool
 }

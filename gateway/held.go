@@ -25,6 +25,8 @@ import (
 // The same hook counts a chunked request's header fields, so that trailer
 // fields, which fasthttp adds to the header list after the body, can be
 // told apart from headers (sentTrailers).
+//
+// And it refuses a header block whose framing is ambiguous (framing.go).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -38,6 +40,12 @@ var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &
 // holdHeaders is the server's HeaderReceived hook. It changes nothing of
 // how the request is read.
 func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if ambiguousFraming(h.RawHeaders(), h.IsHTTP11()) { // framing.go
+		if cc, ok := requestCtxOf(h).Conn().(*clientConn); ok {
+			cc.badFramingFor = requestCtxOf(h).ConnRequestNum() + 1
+			h.SetConnectionClose()
+		}
+	}
 	n := h.ContentLength()
 	if n == 0 || n == -2 { // no body, nothing can fail after the headers
 		return fasthttp.RequestConfig{}

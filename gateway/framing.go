@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Refusing a header block whose framing another parser could read
+// differently.
+//
+// The gateway sits behind an ingress that keeps connections to it open and
+// sends many clients' requests down each. If the ingress and fasthttp
+// disagree on where a request's body ends, the rest of one client's body
+// is read here as the next request (request smuggling). fasthttp v1.51 is
+// lenient where RFC 9112 asks for a refusal: it takes the last of two
+// different Content-Lengths, reads any Transfer-Encoding but "identity" as
+// chunked (also "xchunked", "gzip", "chunked, identity"), lets
+// Transfer-Encoding override Content-Length and keeps the connection,
+// accepts Transfer-Encoding from HTTP/1.0, unfolds obs-fold, and takes a
+// bare LF as the end of a header line, a bare CR or NUL as part of a value.
+// A parser in front that reads any of these the other way could frame the
+// request differently. So such a request is answered 400 (in English, with
+// a new request id: its headers are not trusted) and its connection is
+// closed, so that nothing after it on the connection is read.
+//
+// The check reads the header block as received (RawHeaders), before
+// fasthttp reads the body. Not covered here: the request line, and the
+// chunk-size lines of a chunked body, which fasthttp reads itself.
+
+// ambiguousFraming reports whether a request's header block (raw: its
+// header lines as received, with the blank line that ends them; empty when
+// there were none) breaks one of the rules above. http11 is whether the
+// request is HTTP/1.1.
+func ambiguousFraming(raw []byte, http11 bool) bool {
+	var contentLengths, transferEncodings, hosts int
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 1 || raw[i-1] != '\r' {
+			return true // a bare LF (or a block that does not end)
+		}
+		line := raw[:i-1]
+		raw = raw[i+1:]
+		if len(line) == 0 {
+			break // the blank line
+		}
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok || !isToken(name) {
+			return true // also obs-fold: a line starting with SP or HTAB
+		}
+		for _, c := range value {
+			if controlChars[c] {
+				return true // CR, NUL, other controls
+			}
+		}
+		switch {
+		case bytes.EqualFold(name, []byte(fasthttp.HeaderContentLength)):
+			contentLengths++
+		case bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)):
+			transferEncodings++
+			if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
+				return true // another coding, a list, or empty
+			}
+		case bytes.EqualFold(name, []byte(fasthttp.HeaderHost)):
+			hosts++
+		}
+	}
+	return contentLengths > 1 || transferEncodings > 1 ||
+		contentLengths > 0 && transferEncodings > 0 ||
+		transferEncodings > 0 && !http11 ||
+		hosts > 1
+}
+
+// isToken reports whether b is a non-empty RFC 9110 token (a field name).
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// controlChars are the bytes a field value may not hold: the controls
+// but HTAB.
+var controlChars = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = c != '\t'
+	}
+	t[0x7f] = true
+	return t
+}()
+
+var tokenChars = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// refusedFraming reports whether the request being handled had a header
+// block holdHeaders found ambiguous (see ambiguousFraming).
+func refusedFraming(ctx *fasthttp.RequestCtx) bool {
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && cc.badFramingFor != 0 && cc.badFramingFor == ctx.ConnRequestNum()
+}
