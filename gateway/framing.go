@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/valyala/fasthttp"
 )
@@ -48,21 +49,25 @@ func ambiguousFraming(raw []byte, http11 bool) bool {
 		if !ok || !isToken(name) {
 			return true // also obs-fold: a line starting with SP or HTAB
 		}
-		for _, c := range value {
-			if controlChars[c] {
-				return true // CR, NUL, other controls
-			}
+		if hasControl(value) {
+			return true // CR, NUL, other controls
 		}
-		switch {
-		case bytes.EqualFold(name, []byte(fasthttp.HeaderContentLength)):
-			contentLengths++
-		case bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)):
-			transferEncodings++
-			if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
-				return true // another coding, a list, or empty
+		switch len(name) {
+		case len(fasthttp.HeaderContentLength):
+			if bytes.EqualFold(name, []byte(fasthttp.HeaderContentLength)) {
+				contentLengths++
 			}
-		case bytes.EqualFold(name, []byte(fasthttp.HeaderHost)):
-			hosts++
+		case len(fasthttp.HeaderTransferEncoding):
+			if bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) {
+				transferEncodings++
+				if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
+					return true // another coding, a list, or empty
+				}
+			}
+		case len(fasthttp.HeaderHost):
+			if bytes.EqualFold(name, []byte(fasthttp.HeaderHost)) {
+				hosts++
+			}
 		}
 	}
 	return contentLengths > 1 || transferEncodings > 1 ||
@@ -82,6 +87,50 @@ func isToken(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// hasControl reports whether b holds a byte of controlChars. It is on the
+// path of every request, so it looks at eight bytes at a time: a word none
+// of whose bytes is below 0x20 or equal to 0x7f is skipped whole (bytes of
+// 0x80 and above, obs-text, pass), and only a word with one of them, an
+// HTAB included, is looked at byte by byte.
+func hasControl(b []byte) bool {
+	for len(b) >= 32 {
+		if suspectWord(binary.LittleEndian.Uint64(b))|suspectWord(binary.LittleEndian.Uint64(b[8:]))|
+			suspectWord(binary.LittleEndian.Uint64(b[16:]))|suspectWord(binary.LittleEndian.Uint64(b[24:])) != 0 {
+			for _, c := range b[:32] {
+				if controlChars[c] {
+					return true
+				}
+			}
+		}
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		if suspectWord(binary.LittleEndian.Uint64(b)) != 0 {
+			for _, c := range b[:8] {
+				if controlChars[c] {
+					return true
+				}
+			}
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if controlChars[c] {
+			return true
+		}
+	}
+	return false
+}
+
+// suspectWord is non-zero when one of the eight bytes of x is below 0x20
+// or is 0x7f (exact, as a whole: no word with such a byte is zero).
+func suspectWord(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x & highs
+	del := x ^ 0x7f*ones
+	return below | (del-ones)&^del&highs
 }
 
 // controlChars are the bytes a field value may not hold: the controls

@@ -1,6 +1,10 @@
 package gateway
 
-import "testing"
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
 
 func TestAmbiguousFraming(t *testing.T) {
 	for _, c := range []struct {
@@ -33,6 +37,51 @@ func TestAmbiguousFraming(t *testing.T) {
 	} {
 		if got := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
 			t.Errorf("ambiguousFraming(%q, %v) = %v, want %v", c.raw, c.http11, got, c.want)
+		}
+	}
+}
+
+// An app's header block: a JWT of ~800 bytes and the client context.
+var appHeaderBlock = []byte("Host: api.example.com\r\nAuthorization: Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0." +
+	strings.Repeat("eyJzdWIiOiIxMjM0NTY3ODkwIiwicm9sZXMiOlsidXNlciJdfQ", 10) + ".c2lnbmF0dXJl" + strings.Repeat("QUJD", 60) +
+	"\r\nX-Language: tr\r\nX-Platform: ios\r\nX-App-Version: 4.2.0\r\nX-Device-Id: 8c1f3e0a-5b7d-4c2e-9f1a-2b3c4d5e6f70\r\n" +
+	"X-Timezone: Europe/Istanbul\r\nAccept: application/json\r\nUser-Agent: App/4.2.0 (iPhone; iOS 18.1)\r\n\r\n")
+
+func BenchmarkAmbiguousFraming(b *testing.B) {
+	b.SetBytes(int64(len(appHeaderBlock)))
+	for b.Loop() {
+		if ambiguousFraming(appHeaderBlock, true) {
+			b.Fatal("refused an app's header block")
+		}
+	}
+}
+
+// hasControl looks at eight bytes at a time: it must find every control
+// byte at every position, and pass every other byte, as a byte loop does.
+func TestHasControlMatchesByteLoop(t *testing.T) {
+	byteLoop := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				return true
+			}
+		}
+		return false
+	}
+	for n := 0; n <= 70; n++ {
+		for _, fill := range []byte{'a', ' ', '\t', 0x80, 0xff, 0x7e} {
+			b := bytes.Repeat([]byte{fill}, n)
+			if got, want := hasControl(b), byteLoop(b); got != want {
+				t.Fatalf("hasControl(%d × %#x) = %v, want %v", n, fill, got, want)
+			}
+			for i := 0; i < n; i++ {
+				for c := 0; c < 256; c++ {
+					b[i] = byte(c)
+					if got, want := hasControl(b), byteLoop(b); got != want {
+						t.Fatalf("hasControl with %#x at %d of %d × %#x = %v, want %v", c, i, n, fill, got, want)
+					}
+				}
+				b[i] = fill
+			}
 		}
 	}
 }
