@@ -49,19 +49,7 @@ type clientConn struct {
 	memo auth.Memo  // used by the request being served, one at a time
 	peer netip.Addr // the remote address, read once
 
-	// The header block of the request whose body is being read, and the
-	// number of the request before it (held.go).
-	held      *[]byte
-	heldAfter uint64
-
-	// The number of header fields a chunked request had when its header
-	// block was read, and that request's number (held.go, sentTrailers).
-	headerFields    int
-	headerFieldsFor uint64
-
-	// The number of the request whose header block framing could be read
-	// differently by another parser (framing.go), 0 for none.
-	badFramingFor uint64
+	hook hookState // what the HeaderReceived hook saw of the latest header block (held.go)
 
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	closed atomic.Bool

@@ -159,6 +159,6 @@ var tokenChars = func() (t [128]bool) {
 // refusedFraming reports whether the request being handled had a header
 // block holdHeaders found ambiguous (see ambiguousFraming).
 func refusedFraming(ctx *fasthttp.RequestCtx) bool {
-	cc, ok := ctx.Conn().(*clientConn)
-	return ok && cc.badFramingFor != 0 && cc.badFramingFor == ctx.ConnRequestNum()
+	hs := handledHook(ctx)
+	return hs != nil && hs.ambiguous
 }

@@ -37,33 +37,51 @@ const maxHeld = 4 << 10
 
 var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
+// hookState is what holdHeaders saw of a connection's latest header block.
+type hookState struct {
+	// after is the number of the connection's request before the block's:
+	// fasthttp numbers a request only once it was read whole, so that is
+	// the number its context has while the body is read and when the body
+	// fails, and the block's request has after+1 when it is handled.
+	after uint64
+	// ambiguous: the block's framing could be read differently by another
+	// parser (framing.go).
+	ambiguous bool
+	// fields is the number of header fields of a chunked request, -1 for
+	// any other (sentTrailers).
+	fields int
+	// held is the block, for a request with a body, until the body was
+	// read (nil otherwise).
+	held *[]byte
+}
+
 // holdHeaders is the server's HeaderReceived hook. It changes nothing of
-// how the request is read.
+// how the request is read, but for a connection to close after an
+// ambiguous header block.
 func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if ambiguousFraming(h.RawHeaders(), h.IsHTTP11()) { // framing.go
-		if cc, ok := requestCtxOf(h).Conn().(*clientConn); ok {
-			cc.badFramingFor = requestCtxOf(h).ConnRequestNum() + 1
-			h.SetConnectionClose()
-		}
-	}
-	n := h.ContentLength()
-	if n == 0 || n == -2 { // no body, nothing can fail after the headers
-		return fasthttp.RequestConfig{}
-	}
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok {
 		return fasthttp.RequestConfig{}
 	}
-	if n == -1 { // chunked: a trailer section may follow the body
-		cc.headerFields, cc.headerFieldsFor = h.Len(), ctx.ConnRequestNum()+1
+	hs := &cc.hook
+	hs.after = ctx.ConnRequestNum()
+	raw := h.RawHeaders()
+	hs.ambiguous = ambiguousFraming(raw, h.IsHTTP11())
+	if hs.ambiguous {
+		h.SetConnectionClose()
 	}
-	raw, uri := h.RawHeaders(), h.RequestURI()
-	if len(raw)+len(uri) > maxHeld {
+	n := h.ContentLength()
+	hs.fields = -1
+	if n == -1 { // chunked: a trailer section may follow the body
+		hs.fields = h.Len()
+	}
+	uri := h.RequestURI()
+	if n == 0 || n == -2 || len(raw)+len(uri) > maxHeld { // no body to fail, or too large a block to hold
 		cc.releaseHeld()
 		return fasthttp.RequestConfig{}
 	}
-	p := cc.held
+	p := hs.held
 	if p == nil {
 		p = heldPool.Get().(*[]byte)
 	}
@@ -72,11 +90,18 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	b = append(append(b, ' '), h.Protocol()...)
 	b = append(append(b, "\r\n"...), raw...)
 	*p = b
-	cc.held = p
-	// fasthttp numbers a request only once it was read whole: until then
-	// the context has the number of the connection's previous request.
-	cc.heldAfter = ctx.ConnRequestNum()
+	hs.held = p
 	return fasthttp.RequestConfig{}
+}
+
+// handledHook is the hook's state of the request being handled, nil when
+// the hook did not see its header block (a context served outside the
+// gateway's listener).
+func handledHook(ctx *fasthttp.RequestCtx) *hookState {
+	if cc, ok := ctx.Conn().(*clientConn); ok && cc.hook.after+1 == ctx.ConnRequestNum() {
+		return &cc.hook
+	}
+	return nil
 }
 
 // requestCtxOf is the request context whose Request.Header h is: fasthttp's
@@ -93,15 +118,15 @@ func requestCtxOf(h *fasthttp.RequestHeader) *fasthttp.RequestCtx {
 // there, or held for another request of the connection, are left alone.
 func restoreHeld(ctx *fasthttp.RequestCtx) bool {
 	cc, ok := ctx.Conn().(*clientConn)
-	if !ok || cc.held == nil {
+	if !ok || cc.hook.held == nil {
 		return false
 	}
 	defer cc.releaseHeld()
-	if cc.heldAfter != ctx.ConnRequestNum() || len(ctx.Request.Header.RawHeaders()) > 0 {
+	if cc.hook.after != ctx.ConnRequestNum() || len(ctx.Request.Header.RawHeaders()) > 0 {
 		return false
 	}
 	var h fasthttp.RequestHeader
-	if h.Read(bufio.NewReader(bytes.NewReader(*cc.held))) != nil {
+	if h.Read(bufio.NewReader(bytes.NewReader(*cc.hook.held))) != nil {
 		return false
 	}
 	h.CopyTo(&ctx.Request.Header)
@@ -110,16 +135,16 @@ func restoreHeld(ctx *fasthttp.RequestCtx) bool {
 
 // releaseHeld gives up the connection's held header block, if any.
 func (c *clientConn) releaseHeld() {
-	if c.held != nil {
-		heldPool.Put(c.held)
-		c.held = nil
+	if c.hook.held != nil {
+		heldPool.Put(c.hook.held)
+		c.hook.held = nil
 	}
 }
 
 // bodyRead tells the request's connection that the body was read, so the
 // header block held for it can go.
 func bodyRead(ctx *fasthttp.RequestCtx) {
-	if cc, ok := ctx.Conn().(*clientConn); ok && cc.held != nil {
+	if cc, ok := ctx.Conn().(*clientConn); ok && cc.hook.held != nil {
 		cc.releaseHeld()
 	}
 }
@@ -129,9 +154,8 @@ func bodyRead(ctx *fasthttp.RequestCtx) {
 // for headers the client never sent in the header section (X-Platform,
 // Origin, X-Forwarded-For after a proxy's own entry), so such a request is
 // refused (RFC 9110 section 6.5.1: trailers are not merged into headers).
-// The count was taken by holdHeaders when the header block was read; the
-// request number is the handler's, one past the one fasthttp had then.
+// The count was taken by holdHeaders when the header block was read.
 func sentTrailers(ctx *fasthttp.RequestCtx) bool {
-	cc, ok := ctx.Conn().(*clientConn)
-	return ok && cc.headerFieldsFor == ctx.ConnRequestNum() && ctx.Request.Header.Len() > cc.headerFields
+	hs := handledHook(ctx)
+	return hs != nil && hs.fields >= 0 && ctx.Request.Header.Len() > hs.fields
 }

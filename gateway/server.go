@@ -173,19 +173,15 @@ func New(d Deps) (*Server, error) {
 	fh := s.app.Server().Handler
 	s.app.Server().HeaderReceived = holdHeaders // held.go
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
-		if refusedFraming(ctx) {
-			// Where this request ended is not certain: answer it as
-			// unparsable and read nothing more of the connection.
+		// Answered as unparsable, their headers not trusted: a request
+		// whose end is not certain (and nothing more of its connection is
+		// read), and one whose chunked body ended in trailer fields, which
+		// fasthttp merged into its headers.
+		if ambiguous := refusedFraming(ctx); ambiguous || sentTrailers(ctx) {
 			bodyRead(ctx)
-			ctx.SetConnectionClose()
-			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
-			s.finishUnrouted(ctx, ctx.Time(), false)
-			return
-		}
-		if sentTrailers(ctx) {
-			// Headers and trailer fields are one list now: answer as for
-			// a request whose headers could not be read.
-			bodyRead(ctx)
+			if ambiguous {
+				ctx.SetConnectionClose()
+			}
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
