@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -169,23 +168,8 @@ func liveHeap(ctx context.Context, opsURL string) (int64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("heap profile: status %d", resp.StatusCode)
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, opsURL+"/metrics", nil)
-	if resp, err = http.DefaultClient.Do(req); err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				return 0, fmt.Errorf("metrics: go_memstats_heap_alloc_bytes: %v", err)
-			}
-			return int64(v), nil
-		}
-	}
-	return 0, errors.New("metrics: go_memstats_heap_alloc_bytes not found")
+	v, err := scrape(ctx, opsURL, "go_memstats_heap_alloc_bytes")
+	return int64(v["go_memstats_heap_alloc_bytes"]), err
 }
 
 // fill sends one /me per token, as fast as the gateway answers.
@@ -227,33 +211,41 @@ type lookups struct{ hit, miss int64 }
 
 // tokenLookups reads the token cache's counters from /metrics.
 func tokenLookups(ctx context.Context, opsURL string) (lookups, error) {
+	const hit, miss = `gateway_token_cache_lookups_total{result="hit"}`, `gateway_token_cache_lookups_total{result="miss"}`
+	v, err := scrape(ctx, opsURL, hit, miss)
+	return lookups{hit: int64(v[hit]), miss: int64(v[miss])}, err
+}
+
+// scrape reads the given series (name and labels as exposed) from the
+// ops listener's /metrics; every one must be there.
+func scrape(ctx context.Context, opsURL string, series ...string) (map[string]float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, opsURL+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return lookups{}, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	var l lookups
-	found := 0
+	out := make(map[string]float64, len(series))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		for label, dst := range map[string]*int64{`result="hit"`: &l.hit, `result="miss"`: &l.miss} {
-			if rest, ok := strings.CutPrefix(line, "gateway_token_cache_lookups_total{"+label+"} "); ok {
+		for _, name := range series {
+			if rest, ok := strings.CutPrefix(line, name+" "); ok {
 				v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 				if err != nil {
-					return l, fmt.Errorf("metrics: %q: %v", line, err)
+					return nil, fmt.Errorf("metrics: %q: %v", line, err)
 				}
-				*dst = int64(v)
-				found++
+				out[name] = v
 			}
 		}
 	}
-	if found != 2 {
-		return l, errors.New("metrics: gateway_token_cache_lookups_total{result=hit|miss} not found")
+	for _, name := range series {
+		if _, ok := out[name]; !ok {
+			return nil, fmt.Errorf("metrics: %s not found", name)
+		}
 	}
-	return l, sc.Err()
+	return out, sc.Err()
 }
 
 // cacheStats reads the read cache's size from the ops listener.
