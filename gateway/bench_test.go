@@ -16,18 +16,12 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bffgate/edge/config"
-	"github.com/bffgate/edge/gateway/auth"
-	"github.com/bffgate/edge/gateway/readcache"
 	"github.com/bffgate/edge/gateway/telemetry"
 	"github.com/bffgate/edge/policies"
-	"github.com/bffgate/edge/upstream"
 	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 	"github.com/gofiber/fiber/v2"
@@ -77,59 +71,8 @@ func bchNewRigAt(tb testing.TB, storeURL string) *bchRig {
 		"GATEWAY_CACHE__ROUTES__SEARCH__TTL":    "1h",
 		"GATEWAY_LOG__ACCESS":                   "true",
 	}
-	for _, kind := range []string{"PERIP", "PERUSER", "PERDEVICE", "AUTHFAILURES"} {
-		env["GATEWAY_POLICIES__ALL__RATELIMITS__"+kind+"__RATE"] = "100000"
-		env["GATEWAY_POLICIES__ALL__RATELIMITS__"+kind+"__BURST"] = "1000000"
-	}
-	data, err := os.ReadFile(filepath.Join("..", "config.yaml"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := config.Parse(data, func(k string) string { return env[k] })
-	if err != nil {
-		tb.Fatal(err)
-	}
-	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
-	if len(problems) > 0 {
-		tb.Fatal(problems)
-	}
-
-	logger, _ := telemetry.NewLogger(io.Discard, cfg.Log.Level)
-	metrics := telemetry.NewMetrics("bench")
-	verifier, err := auth.New(cfg.Auth, logger, metrics)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(verifier.Close)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if ok, _ := verifier.Ready(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("the verifier never loaded the keys")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	store, err := upstream.New(cfg.Upstreams.UserStore, logger, metrics)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(store.Close)
-	cache := readcache.New(readcache.Options{
-		MaxEntries: cfg.Cache.MaxEntries, MaxBytes: int64(cfg.Cache.MaxBytes), CleanupInterval: cfg.Cache.CleanupInterval,
-	}, metrics)
-	tb.Cleanup(cache.Close)
-	limiter := policies.NewLimiter(policies.DefaultMaxKeys)
-	metrics.SetSources(verifier, store, cache, limiter)
-
-	s, err := New(Deps{
-		Config: cfg, Policies: set, Logger: logger, Auth: verifier, Store: store,
-		Cache: cache, Limiter: limiter, Observer: metrics, AccessLog: io.Discard,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Shutdown(time.Second) })
+	raiseRateLimits(env, "ALL")
+	s := newRepoServer(tb, env, telemetry.NewMetrics("bench"))
 	token, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		tb.Fatal(err)

@@ -10,26 +10,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bffgate/edge/config"
-	"github.com/bffgate/edge/gateway/auth"
-	"github.com/bffgate/edge/gateway/readcache"
-	"github.com/bffgate/edge/gateway/telemetry"
-	"github.com/bffgate/edge/policies"
-	"github.com/bffgate/edge/upstream"
 	"github.com/bffgate/edge/upstream/contract"
 	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
@@ -77,72 +68,18 @@ func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
 		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
 		"GATEWAY_LOG__ACCESS":                   "true",
 	}
-	for _, kind := range []string{"PERIP", "PERUSER", "PERDEVICE", "AUTHFAILURES"} {
-		for _, p := range []string{"ALL", "ADMIN"} {
-			all["GATEWAY_POLICIES__"+p+"__RATELIMITS__"+kind+"__RATE"] = "100000"
-			all["GATEWAY_POLICIES__"+p+"__RATELIMITS__"+kind+"__BURST"] = "1000000"
-		}
-	}
+	raiseRateLimits(all, "ALL", "ADMIN")
 	for _, env := range envs {
 		for k, v := range env {
 			all[k] = v
 		}
 	}
-	data, err := os.ReadFile(filepath.Join("..", "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(data, func(k string) string { return all[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
-	if len(problems) > 0 {
-		t.Fatal(problems)
-	}
-	logger, _ := telemetry.NewLogger(io.Discard, cfg.Log.Level)
-	verifier, err := auth.New(cfg.Auth, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(verifier.Close)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if ok, _ := verifier.Ready(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the verifier never loaded the keys")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	store, err := upstream.New(cfg.Upstreams.UserStore, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	cache := readcache.New(readcache.Options{
-		MaxEntries: cfg.Cache.MaxEntries, MaxBytes: int64(cfg.Cache.MaxBytes), CleanupInterval: cfg.Cache.CleanupInterval,
-	}, nil)
-	t.Cleanup(cache.Close)
-	tracing, err := telemetry.NewTracing(context.Background(), cfg.Tracing, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tracing.Shutdown(context.Background()) })
-	s, err := New(Deps{
-		Config: cfg, Policies: set, Logger: logger, Auth: verifier, Store: store,
-		Cache: cache, Limiter: policies.NewLimiter(policies.DefaultMaxKeys), AccessLog: io.Discard,
-		Tracing: tracing,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newRepoServer(t, all, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go s.Serve(ln)
-	t.Cleanup(func() { s.Shutdown(2 * time.Second) })
 	return &mixRig{s: s, addr: ln.Addr().String(), idp: idp, store: st}
 }
 
