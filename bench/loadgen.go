@@ -26,8 +26,9 @@ import (
 // The load generators. The closed loop (the maximum rate) uses wrk when it
 // is installed: one C thread with an event loop costs far less per request
 // than any Go client, so on one core it can drive a one-core server to
-// saturation. Otherwise, and for every open-loop (fixed-rate) window,
-// vegeta runs in this process on the load cores.
+// saturation. Otherwise vegeta runs in this process on the load cores. The
+// open loop (fixed rate) is h2load's when it is installed, else vegeta's
+// (h2load.go).
 
 // window is what one measured window produced, before CPU accounting.
 type window struct {
@@ -363,6 +364,15 @@ func (v *vegetaRunner) client(name string, connections int) *http.Client {
 		v.clients[name] = c
 	}
 	return c
+}
+
+// close closes the idle connections of every client.
+func (v *vegetaRunner) close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, c := range v.clients {
+		c.CloseIdleConnections()
+	}
 }
 
 func (v *vegetaRunner) run(ctx context.Context, sc *scenario, d time.Duration, connections int) (window, error) {

@@ -10,7 +10,7 @@
 // user store behind its own gateway; pins every server to one core and the
 // load generator to another; warms up; measures every scenario in
 // alternating rounds (closed-loop maximum with wrk or vegeta, open-loop
-// latency at a fixed rate with vegeta, CPU per request and peak memory
+// latency at a fixed rate with h2load or vegeta, CPU per request and peak memory
 // from /proc); fills a fresh gateway with 100,000 profiles and tokens to
 // measure its memory; judges the targets; and writes the report as
 // Markdown and JSON under bench/results/. See bench/README.md.
@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -82,10 +81,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	closed, genName, genNotes := chooseGenerator(opts, pin, work)
 	rep.Notes = append(rep.Notes, genNotes...)
+	open, openName, openNotes := chooseOpenLoop(opts, pin, work)
+	rep.Notes = append(rep.Notes, openNotes...)
 	rep.Settings = settings{
 		WindowSeconds: opts.duration.Seconds(), WarmupSeconds: opts.warmup.Seconds(), PrimeSeconds: opts.prime.Seconds(),
 		Rounds: opts.rounds, Connections: opts.connections,
-		ClosedLoopGenerator: genName, OpenLoopGenerator: "vegeta (in this process, constant rate, fasthttp transport)",
+		ClosedLoopGenerator: genName, OpenLoopGenerator: openName,
 		Pinned: pin.Enabled, PinningNote: pin.Reason, ServerCPUs: pin.ServerCPUs, LoadCPUs: pin.LoadCPUs,
 		GatewayConfig: "config.yaml + env: free loopback ports, log level info, access log on (drained by the harness), " +
 			"every rate limit at 100,000/s with a burst of 1,000,000 (the most the configuration accepts); GOMAXPROCS=1; gateways with GOGC=400 as in deploy/kubernetes and GOMEMLIMIT=170MiB, the memory limit sized for the 200 MB target (deploy/kubernetes sets 440MiB under its 512Mi limit)",
@@ -102,8 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Skipped = append(rep.Skipped, st.skipped...)
 
-	r := &runner{opts: opts, log: log, closed: closed, generator: genName,
-		results: map[string]*scenarioResult{}, clients: map[string]*http.Client{}}
+	r := &runner{opts: opts, log: log, closed: closed, open: open, generator: genName,
+		results: map[string]*scenarioResult{}}
 	if pin.Enabled {
 		r.serverCPUs, _ = parseCPUList(pin.ServerCPUs)
 		r.loadCPUs, _ = parseCPUList(pin.LoadCPUs)

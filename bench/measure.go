@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"time"
 )
@@ -24,10 +23,10 @@ type runner struct {
 	opts      *options
 	log       *progress
 	closed    closedLoop
+	open      openLoop
 	generator string
 	scenarios []*scenario
 	results   map[string]*scenarioResult
-	clients   map[string]*http.Client // open loop, per scenario
 	// serverCPUs are the pinned server cores (nil when not pinned): the
 	// user time other processes spend there is measured per window.
 	serverCPUs []int
@@ -257,7 +256,6 @@ func (r *runner) openRounds(ctx context.Context) error {
 		}
 		rate, basis := r.openRate(sc)
 		res.Open = &openSummary{Rate: rate, RateBasis: basis}
-		r.clients[sc.Name] = newHTTPClient(r.opts.connections)
 	}
 	for i := 0; i < r.opts.rounds; i++ {
 		for _, sc := range r.rotated(i) {
@@ -282,23 +280,14 @@ func (r *runner) openRounds(ctx context.Context) error {
 			sleep(ctx, pause)
 		}
 	}
-	for _, c := range r.clients {
-		c.CloseIdleConnections()
+	if c, ok := r.open.(interface{ close() }); ok {
+		c.close()
 	}
 	return ctx.Err()
 }
 
 func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) (openRound, error) {
-	client := r.clients[sc.Name]
-	if r.opts.prime > 0 {
-		attack(ctx, client, sc, rate, r.opts.connections, r.opts.prime)
-	}
-	before, err := r.mark(sc)
-	if err != nil {
-		return openRound{}, err
-	}
-	win := attack(ctx, client, sc, rate, r.opts.connections, r.opts.duration)
-	after, err := r.mark(sc)
+	win, before, after, err := r.open.window(ctx, sc, rate, r.opts.prime, r.opts.duration, func() (cpuMark, error) { return r.mark(sc) })
 	if err != nil {
 		return openRound{}, err
 	}
@@ -485,7 +474,7 @@ func (r *runner) notes() []string {
 				sc.Name, res.Open.Rate, short, len(res.Open.Rounds)))
 		}
 		if gen > 0 {
-			out = append(out, fmt.Sprintf("%s: vegeta used more than %.0f%% of its core in %d of %d open-loop windows: "+
+			out = append(out, fmt.Sprintf("%s: the open-loop generator used more than %.0f%% of its core in %d of %d windows: "+
 				"its own queueing is part of the latencies", sc.Name, 100*openGeneratorLimit, gen, len(res.Open.Rounds)))
 		}
 		if res.Open.NotFromCache > 0 {

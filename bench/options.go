@@ -21,17 +21,19 @@ type options struct {
 	rate        int // open-loop rate of the other scenarios; 0: half their own maximum
 	scenarios   []string
 	generator   string // auto, wrk, vegeta
-	pin         bool
-	serverCPUs  string
-	loadCPUs    string
-	nginx       bool
-	store       bool
-	memory      bool
-	memoryUsers int
-	out         string
-	keep        bool
-	symbols     bool
-	verbose     bool
+	// openGenerator is the open loop's: auto, h2load, vegeta.
+	openGenerator string
+	pin           bool
+	serverCPUs    string
+	loadCPUs      string
+	nginx         bool
+	store         bool
+	memory        bool
+	memoryUsers   int
+	out           string
+	keep          bool
+	symbols       bool
+	verbose       bool
 
 	// The floors the floor contender spends per request.
 	floorMe, floorUsername time.Duration
@@ -53,6 +55,7 @@ const (
 	genAuto   = "auto"
 	genWrk    = "wrk"
 	genVegeta = "vegeta"
+	genH2load = "h2load"
 )
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
@@ -75,6 +78,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rate, "rate", 0, "open-loop rate (req/s) of every scenario except the p99 pair; 0: half of the scenario's own maximum")
 	list := fs.String("scenarios", "all", "comma-separated scenario names to run, or all")
 	fs.StringVar(&o.generator, "generator", genAuto, "closed-loop generator: auto (wrk when installed, else vegeta), wrk, vegeta")
+	fs.StringVar(&o.openGenerator, "open-generator", genAuto, "open-loop generator: auto (h2load when installed, else vegeta), h2load, vegeta")
 	fs.BoolVar(&o.pin, "pin", true, "pin servers and load generator to separate cores with taskset (when available)")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "cores of every server under test (and the upstreams)")
 	fs.StringVar(&o.loadCPUs, "load-cpus", "1", "cores of the load generator (this process and wrk)")
@@ -112,6 +116,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if !slices.Contains([]string{genAuto, genWrk, genVegeta}, o.generator) {
 		problems = append(problems, "-generator must be auto, wrk or vegeta")
+	}
+	if !slices.Contains([]string{genAuto, genH2load, genVegeta}, o.openGenerator) {
+		problems = append(problems, "-open-generator must be auto, h2load or vegeta")
 	}
 	if o.floorMe < 0 || o.floorUsername < 0 {
 		problems = append(problems, "-floor-me and -floor-username must not be negative")

@@ -193,10 +193,11 @@ func rateMissed(rs ...*scenarioResult) string {
 }
 
 // openGeneratorLimit is the share of its core above which the open-loop
-// generator (vegeta, in this process) queues its own requests: its pacer
-// sends late in bursts and its goroutines wait for the one P, so a latency
-// measured then is mostly the generator's, the same for every contender,
-// and a ratio of two such p99s says little about the contenders.
+// generator queues its own requests (vegeta's pacer sends late in bursts
+// and its goroutines wait for the one P; h2load's event loop falls behind
+// its timers), so a latency measured then is mostly the generator's, the
+// same for every contender, and a ratio of two such p99s says little about
+// the contenders.
 const openGeneratorLimit = 0.90
 
 // openGeneratorBound names the scenarios whose open-loop generator used

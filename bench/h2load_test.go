@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// What h2load 1.52 prints at the end of a run.
+const h2loadOut = `starting benchmark...
+spawning thread #0: 64 total client(s). 282000 total requests
+Application protocol: http/1.1
+progress: 10% done
+
+finished in 6.09s, 46298.85 req/s, 49.01MB/s
+requests: 282000 total, 282000 started, 281990 done, 281980 succeeded, 10 failed, 3 errored, 7 timeout
+status codes: 281980 2xx, 0 3xx, 0 4xx, 10 5xx
+traffic: 298.52MB (313020000) total, 21.25MB (22278000) headers (space savings 0.00%), 268.94MB (282000000) data
+                     min         max         mean         sd        +/- sd
+time for request:       14us      8.33ms       158us       189us    93.60%
+`
+
+func TestParseH2loadSummary(t *testing.T) {
+	s, err := parseH2loadSummary([]byte(h2loadOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != (h2loadSummary{Done: 281990, Errored: 3, Timeout: 7, Bytes: 313020000}) {
+		t.Errorf("parsed %+v", s)
+	}
+	for _, out := range []string{
+		"",
+		"connect: Connection refused\nNo connection could be made\n",
+		strings.Replace(h2loadOut, "traffic:", "trafic:", 1),
+	} {
+		if _, err := parseH2loadSummary([]byte(out)); err == nil {
+			t.Errorf("accepted %q", out)
+		}
+	}
+}
+
+// writeLog writes h2load log lines (start µs, status, µs) to a file.
+func writeLog(t *testing.T, lines []string) *os.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "log.tsv")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// Only requests that started inside the window count; statuses outside 2xx
+// and the run's transport errors are errors; a mean size on the wire that
+// is not the probe's is an error too.
+func TestH2loadWindow(t *testing.T) {
+	from := time.UnixMicro(1_000_000_000)
+	to := from.Add(time.Second)
+	lines := []string{
+		"999999999\t200\t5000", // before the window (the lead-in)
+		"1000000000\t200\t100",
+		"1000000100\t200\t300",
+		"1000000200\t503\t200",
+		"1000500000\t200\t400",
+		"1000999999\t200\t1000", // last one in
+		"1001000000\t200\t9",    // after
+	}
+	sum := h2loadSummary{Done: 7, Bytes: 7 * 1264}
+	win, err := h2loadWindow(writeLog(t, lines), from, to, 1264, sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Requests != 5 || win.Errors != 1 {
+		t.Errorf("requests %d errors %d, want 5 and 1", win.Requests, win.Errors)
+	}
+	if win.Elapsed != 1000*time.Millisecond+999*time.Microsecond {
+		t.Errorf("elapsed %s", win.Elapsed)
+	}
+	if win.P50 != 300*time.Microsecond || win.P99 != time.Millisecond || win.Max != time.Millisecond {
+		t.Errorf("p50 %s p99 %s max %s", win.P50, win.P99, win.Max)
+	}
+	if len(win.ErrorSamples) != 1 || !strings.Contains(win.ErrorSamples[0], "status 503") {
+		t.Errorf("samples %q", win.ErrorSamples)
+	}
+
+	sum = h2loadSummary{Done: 7, Bytes: 7 * 1300, Errored: 2, Timeout: 1}
+	win, err = h2loadWindow(writeLog(t, lines), from, to, 1264, sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Errors != 1+3+1 {
+		t.Errorf("errors %d, want the 503, the 3 transport errors and the size mismatch", win.Errors)
+	}
+	if got := strings.Join(win.ErrorSamples, "|"); !strings.Contains(got, "2 requests errored, 1 timed out") || !strings.Contains(got, "1300.0 bytes on the wire") {
+		t.Errorf("samples %q", win.ErrorSamples)
+	}
+
+	if _, err := h2loadWindow(writeLog(t, []string{"1000000000 200 100"}), from, to, 0, h2loadSummary{}); err == nil {
+		t.Error("a line that is not tab-separated was accepted")
+	}
+	if _, err := h2loadWindow(writeLog(t, []string{"1000000000\tx\t100"}), from, to, 0, h2loadSummary{}); err == nil {
+		t.Error("a line with a bad status was accepted")
+	}
+}
+
+// The real h2load against a real server: the scenario's method, headers
+// and body arrive, the rate is held, the window lies between the marks, and
+// wrong answers are errors.
+func TestH2loadOpenWindow(t *testing.T) {
+	path, err := exec.LookPath("h2load")
+	if err != nil {
+		t.Skip("h2load is not installed (Debian: apt-get install -y nghttp2-client; .ci/run installs it)")
+	}
+	var (
+		n       atomic.Int64
+		mu      sync.Mutex
+		badReqs []string
+	)
+	const answer = `{"isSuccess":true}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.RequestURI() != "/check?x=1" || string(body) != `{"username":"johndoe123"}` ||
+			r.Header.Get("Authorization") != "Bearer t.o.k" || r.Header.Get("Content-Type") != "application/json" {
+			mu.Lock()
+			badReqs = append(badReqs, fmt.Sprintf("%s %s %q %v", r.Method, r.URL, body, r.Header))
+			mu.Unlock()
+		}
+		if n.Add(1)%10 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"isSuccess":false}`))
+			return
+		}
+		_, _ = w.Write([]byte(answer))
+	}))
+	defer srv.Close()
+	sc := &scenario{Name: "t", Method: http.MethodPost, URL: srv.URL + "/check?x=1", Body: []byte(`{"username":"johndoe123"}`),
+		Header: http.Header{"Authorization": {"Bearer t.o.k"}, "Content-Type": {"application/json"}}}
+	h := &h2loadOpen{path: path, dir: t.TempDir(), connections: 8}
+	marks := 0
+	mark := func() (cpuMark, error) { marks++; return cpuMark{at: time.Now()}, nil }
+	win, before, after, err := h.window(context.Background(), sc, 400, 300*time.Millisecond, time.Second, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if marks != 2 || !before.at.Before(after.at) {
+		t.Errorf("%d marks, %s to %s", marks, before.at, after.at)
+	}
+	mu.Lock()
+	if len(badReqs) > 0 {
+		t.Errorf("%d requests were not the scenario's, e.g. %s", len(badReqs), badReqs[0])
+	}
+	mu.Unlock()
+	if win.Requests < 360 || win.Requests > 440 {
+		t.Errorf("%d requests in the 1-s window at 400/s", win.Requests)
+	}
+	if win.Errors < win.Requests/10-5 || win.Errors > win.Requests/10+5 {
+		t.Errorf("%d errors of %d requests, want about a tenth (the 503s)", win.Errors, win.Requests)
+	}
+	if win.P50 <= 0 || win.P99 < win.P50 || win.Max < win.P999 || win.Elapsed < 900*time.Millisecond {
+		t.Errorf("p50 %s p99 %s max %s elapsed %s", win.P50, win.P99, win.Max, win.Elapsed)
+	}
+	// Every request of the run was answered; none of the lead-in is in the window.
+	if total := n.Load(); total < win.Requests+100 {
+		t.Errorf("the server answered %d, the window holds %d: the lead-in is missing or counted", total, win.Requests)
+	}
+}
