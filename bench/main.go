@@ -183,7 +183,7 @@ func chooseGenerator(o *options, pin pinning, work string) (closedLoop, string, 
 	return &wrkRunner{pin: pin, dir: work, path: path, threads: threads}, fmt.Sprintf("wrk (%d thread(s))", threads), []string{
 		"closed loop: wrk counts non-2xx/3xx answers and socket errors but does not read bodies at full speed; " +
 			"every answer of a scenario has the same size on the wire, so the mean bytes per answer is compared with the verified probe's " +
-			"(a difference is reported as a size mismatch), and the open loop checks every body and header"}
+			"(a difference is reported as a size mismatch); the open loop checks every body and header when vegeta runs it"}
 }
 
 // estimate is how long the measurement takes after start-up.
