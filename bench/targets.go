@@ -53,6 +53,18 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 	default:
 		t.Value = ra.Open.P99Micros / rb.Open.P99Micros
 		t.Detail = fmt.Sprintf("%.0f µs vs %.0f µs at %d req/s", ra.Open.P99Micros, rb.Open.P99Micros, ra.Open.Rate)
+		// Round i of each ran back to back on the same machine: their
+		// ratios show how much of the median's ratio every round shares.
+		if n := min(len(ra.Open.Rounds), len(rb.Open.Rounds)); n > 1 {
+			t.Detail += "; per round"
+			for i := range n {
+				sep := ","
+				if i == 0 {
+					sep = ""
+				}
+				t.Detail += fmt.Sprintf("%s %.2f", sep, ratio(ra.Open.Rounds[i].P99Micros, rb.Open.Rounds[i].P99Micros))
+			}
+		}
 		t.Status = passIf(t.Value <= 2)
 		var rates string
 		if ra.Open.Rate != rb.Open.Rate {

@@ -271,3 +271,15 @@ func TestJudgeMemoryNamesTheLimit(t *testing.T) {
 		t.Errorf("memory detail does not name the memory limit it was measured under: %s", got.Detail)
 	}
 }
+
+// The p99 target names the ratio of every round, paired by round: the
+// median's ratio can hide one round's far larger one.
+func TestJudgeP99PerRound(t *testing.T) {
+	gw, bare := result("gw-me-hit", 45000, 1736, 22500), result("bare-fiber", 50000, 977, 22500)
+	gw.Open.Rounds = []openRound{{Rate: 22500, AchievedRate: 22500, P99Micros: 1736}, {Rate: 22500, AchievedRate: 22500, P99Micros: 1476}, {Rate: 22500, AchievedRate: 22500, P99Micros: 1989}}
+	bare.Open.Rounds = []openRound{{Rate: 22500, AchievedRate: 22500, P99Micros: 1457}, {Rate: 22500, AchievedRate: 22500, P99Micros: 977}, {Rate: 22500, AchievedRate: 22500, P99Micros: 510}}
+	got := statusOf(t, mustJudge(map[string]*scenarioResult{"gw-me-hit": gw, "bare-fiber": bare}), "p99 at half the gateway's maximum")
+	if got.Status != statusPass || !strings.HasSuffix(got.Detail, "; per round 1.19, 1.51, 3.90") {
+		t.Errorf("%s (%s), want PASS with the rounds' ratios", got.Status, got.Detail)
+	}
+}
