@@ -201,7 +201,9 @@ func parseH2loadSummary(out []byte) (h2loadSummary, error) {
 
 // h2loadWindow reads h2load's log (per request: start in µs since the
 // epoch, status, µs until the end of the answer) and keeps the requests
-// that started in [from, to). Every non-2xx answer counts as an error, and
+// that started in [from, to); Served counts every request that started at
+// or after from (h2load's tail after the window, inside the CPU marks
+// too). Every non-2xx answer counts as an error, and
 // so does every request of the run that errored or timed out (h2load logs
 // no line for those). The run's mean size on the wire is checked against
 // responseBytes (0: not checked).
@@ -226,7 +228,11 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 		if err1 != nil || err2 != nil || err3 != nil {
 			return win, fmt.Errorf("h2load's log: unexpected line %q", sc.Text())
 		}
-		if startUS < lo || startUS >= hi {
+		if startUS < lo {
+			continue
+		}
+		win.Served++
+		if startUS >= hi {
 			continue
 		}
 		if first < 0 || startUS < first {

@@ -84,8 +84,8 @@ func TestH2loadWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if win.Requests != 5 || win.Errors != 1 {
-		t.Errorf("requests %d errors %d, want 5 and 1", win.Requests, win.Errors)
+	if win.Requests != 5 || win.Errors != 1 || win.Served != 6 {
+		t.Errorf("requests %d errors %d served %d, want 5, 1 and 6 (the tail after the window)", win.Requests, win.Errors, win.Served)
 	}
 	if win.Elapsed != 1000*time.Millisecond+999*time.Microsecond {
 		t.Errorf("elapsed %s", win.Elapsed)
@@ -172,6 +172,10 @@ func TestH2loadOpenWindow(t *testing.T) {
 	}
 	if win.P50 <= 0 || win.P99 < win.P50 || win.Max < win.P999 || win.Elapsed < 900*time.Millisecond {
 		t.Errorf("p50 %s p99 %s max %s elapsed %s", win.P50, win.P99, win.Max, win.Elapsed)
+	}
+	// The 0.2-s tail after the window, inside the marks, counts for CPU.
+	if tail := win.Served - win.Requests; tail < 40 || tail > 200 {
+		t.Errorf("%d requests after the window, want about 80", tail)
 	}
 	// Every request of the run was answered; none of the lead-in is in the window.
 	if total := n.Load(); total < win.Requests+100 {

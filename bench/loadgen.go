@@ -49,6 +49,11 @@ type window struct {
 	P50, P99, P999, Max time.Duration
 	// GeneratorCPU is the CPU the generator used in the window.
 	GeneratorCPU time.Duration
+	// Served, when not 0, is how many requests were answered between the
+	// window's CPU marks, where these enclose more than the Requests
+	// measured (h2load's tail after the window); CPU per request divides
+	// by it.
+	Served int64
 }
 
 // ---------------------------------------------------------------------------

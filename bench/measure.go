@@ -292,17 +292,21 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 		return openRound{}, err
 	}
 	contender, upstream, other := windowCPU(before, after, win.Elapsed)
+	served := win.Requests
+	if win.Served > 0 {
+		served = win.Served
+	}
 	out := openRound{
 		Round: round, Rate: rate, Requests: win.Requests,
 		AchievedRate: ratio(float64(win.Requests), win.Elapsed.Seconds()),
 		P50Micros:    micros(win.P50), P99Micros: micros(win.P99), P999Micros: micros(win.P999), MaxMicros: micros(win.Max),
 		Errors: win.Errors, ErrorSamples: win.ErrorSamples, NotFromCache: win.NotFromCache,
-		CPUMicrosPerRequest: ratio(micros(contender.total()), float64(win.Requests)),
+		CPUMicrosPerRequest: ratio(micros(contender.total()), float64(served)),
 		GeneratorCoreBusy:   generatorBusy(win.GeneratorCPU, win.Elapsed, before, after, len(r.loadCPUs)),
 		ServerCoreOther:     other,
 	}
 	if sc.upstream != nil {
-		out.UpstreamCPUMicrosPerRequest = ratio(micros(upstream.total()), float64(win.Requests))
+		out.UpstreamCPUMicrosPerRequest = ratio(micros(upstream.total()), float64(served))
 	}
 	return out, ctx.Err()
 }
