@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -340,11 +341,17 @@ func TestFoundationContextTrailerFieldsAreRefused(t *testing.T) {
 	}
 
 	// A chunked body without trailer fields is a request like any other,
-	// also as the second request of a connection. Three spend the proxied
-	// client's per-IP budget.
+	// also as the second request of a connection (after which the
+	// connection is closed: framing.go). Three spend the proxied client's
+	// per-IP budget.
 	ka := gw.KeepAlive(t)
-	ka.Send(t, chunked("plain-1", "")).Data(t, nil)
+	ka.Send(t, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
+		"\r\nContent-Type: application/json\r\nX-Forwarded-For: 203.0.113.7\r\nX-Request-Id: plain-1"+
+		fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n%s", len(body), body)).Data(t, nil)
 	ka.Send(t, chunked("plain-2", "")).Data(t, nil)
+	if n, err := ka.Closed(); n != 0 || err != io.EOF {
+		t.Fatalf("after a chunked request: read %d bytes, %v; want the connection closed (EOF)", n, err)
+	}
 	fndRaw(t, gw, chunked("plain-3", "")).Data(t, nil)
 	polTooMany(t, fndRaw(t, gw, chunked("plain-4", "")), "en", 3)
 

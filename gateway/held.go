@@ -57,7 +57,7 @@ type hookState struct {
 
 // holdHeaders is the server's HeaderReceived hook. It changes nothing of
 // how the request is read, but for a connection to close after an
-// ambiguous header block.
+// ambiguous header block or a chunked body.
 func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
@@ -73,7 +73,14 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	}
 	n := h.ContentLength()
 	hs.fields = -1
-	if n == -1 { // chunked: a trailer section may follow the body
+	if n == -1 {
+		// Chunked. fasthttp reads a chunk-size line leniently (whatever
+		// follows the size up to a CR is skipped, a bare LF included), so
+		// a parser in front could end the body elsewhere: nothing after
+		// this request is read from the connection (framing.go).
+		h.SetConnectionClose()
+		// A trailer section may follow the body (sentTrailers). Counted
+		// after the line above: Len counts Connection: close too.
 		hs.fields = h.Len()
 	}
 	uri := h.RequestURI()
