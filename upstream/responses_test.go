@@ -298,3 +298,77 @@ func TestCutChunkedBodyDoesNotPoisonThePool(t *testing.T) {
 		t.Fatalf("the next call failed on the dead connection: %v", err)
 	}
 }
+
+// A store that sends one answer too many on a connection (here a search
+// page after the first answer) puts the connection out of step: the next
+// call on it reads the extra answer as its own. It echoes the X-Request-Id
+// of the request it answers, as the contract allows, so the client refuses
+// an answer naming another request, and drops the connection, on which
+// the refused call's own answer is still waiting.
+func TestAnswerToAnotherRequestIsRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := testConfig("http://" + ln.Addr().String())
+	eachOp(&us, func(o *config.Operation) { o.Retry.Attempts = 0 })
+	us.MaxIdleConnDuration = 500 * time.Millisecond // the connection stays pooled through the test
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	c, _ := newClient(t, us)
+	var conns atomic.Int64
+	page := func(id, name string) string {
+		body := `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-Id: %s\r\nContent-Length: %d\r\n\r\n%s", id, len(body), body)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			first := conns.Add(1) == 1
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					id, q := req.Header.Get(contract.HeaderRequestID), req.URL.Query().Get("q")
+					io.WriteString(conn, page(id, q))
+					if first && n == 0 {
+						// One answer too many, after the client read the
+						// first (sent together, its reader would drop it).
+						time.Sleep(50 * time.Millisecond)
+						io.WriteString(conn, page(id, "someone.else"))
+					}
+				}
+			}()
+		}
+	}()
+	ctx := context.Background()
+	call := func(id, q string) (*contract.SearchResponse, error) {
+		cl := testCall()
+		cl.RequestID = id
+		return c.Search(ctx, cl, q, 2, 0)
+	}
+	if r, err := call("req-1", "ali"); err != nil || len(r.Items) != 1 || r.Items[0].Username != "ali" {
+		t.Fatalf("first search: %+v, %v", r, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the extra answer is in the socket
+	r, err := call("req-2", "bob")
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindBadGateway || e.Outcome != OutcomeBadResponse || !errors.Is(err, errOtherRequest) {
+		t.Fatalf("the extra answer was taken for the next call's: %+v, %v (%d connections)", r, err, conns.Load())
+	}
+	if r, err := call("req-3", "cem"); err != nil || r.Items[0].Username != "cem" {
+		t.Fatalf("the call after it: %+v, %v (the out-of-step connection was kept)", r, err)
+	}
+}

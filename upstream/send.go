@@ -47,7 +47,9 @@ func (c *Client) send(ctx context.Context, r *request) error {
 	if e := checkResponse(o.op, r, resp); e != nil {
 		// A chunked body cut by a reset also looks complete to fasthttp;
 		// it shows only as a body that does not decode.
-		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && resp.Header.ContentLength() < 0 {
+		// So does an answer to another request: the connection it came
+		// on is out of step and back in the pool.
+		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (resp.Header.ContentLength() < 0 || errors.Is(e, errOtherRequest)) {
 			dropIdle(o.target)
 		}
 		return e
@@ -138,6 +140,12 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 		e.Status = status
 		return e
 	}
+	// The store may echo X-Request-Id; an echo of another id is an answer
+	// to another request (a store that sent one answer too many, read
+	// here as the next request's): whatever its status, not this call's.
+	if id := resp.Header.Peek(contract.HeaderRequestID); len(id) > 0 && string(id) != r.call.RequestID {
+		return badResponse(op, status, errOtherRequest)
+	}
 	switch {
 	case status == http.StatusOK:
 		if !isJSON(resp.Header.ContentType()) {
@@ -184,6 +192,10 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 		return e
 	}
 }
+
+// errOtherRequest is the cause of an answer whose X-Request-Id is not the
+// request's.
+var errOtherRequest = errors.New("the answer echoes another request's X-Request-Id")
 
 func badResponse(op Op, status int, cause error) *Error {
 	e := newError(op, OutcomeBadResponse, cause)

@@ -78,7 +78,14 @@ func (s *Store) Handler(opts HandlerOptions) *Handler {
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
+// ServeHTTP answers r, echoing its X-Request-Id (the contract lets the
+// gateway refuse an answer that names another request).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id := r.Header.Get(contract.HeaderRequestID); id != "" {
+		w.Header().Set(contract.HeaderRequestID, id)
+	}
+	h.root.ServeHTTP(w, r)
+}
 
 // Recorder returns the recorder, or nil when HandlerOptions.Record is off.
 func (h *Handler) Recorder() *Recorder { return h.recorder }

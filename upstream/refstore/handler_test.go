@@ -658,3 +658,28 @@ func TestRecordedBeforeTheAnswerLeaves(t *testing.T) {
 		t.Fatalf("recorded %+v when the answer's status arrived, want the search, 200", reqs)
 	}
 }
+
+// Every answer, errors included, echoes the request's X-Request-Id (the
+// gateway refuses an answer that names another request); without one,
+// none is made up.
+func TestAnswersEchoRequestID(t *testing.T) {
+	srv := httptest.NewServer(shared.Handler(HandlerOptions{}))
+	defer srv.Close()
+	for _, c := range []struct{ method, target, body string }{
+		{http.MethodGet, contract.PathUserPrefix + DemoUserID, ""},
+		{http.MethodGet, contract.PathUserPrefix + "nobody", ""},
+		{http.MethodGet, contract.PathSearch + "?q=a&limit=2", ""},
+		{http.MethodGet, contract.PathSearch + "?limit=0", ""},
+		{http.MethodPost, contract.PathUsernameCheck, `{"username":"johndoe123"}`},
+		{http.MethodGet, "/no/such/path", ""},
+	} {
+		r := call(t, srv, c.method, c.target, c.body, map[string]string{contract.HeaderRequestID: "req-echo.1", "Content-Type": "application/json"})
+		if got := r.header.Values(contract.HeaderRequestID); len(got) != 1 || got[0] != "req-echo.1" {
+			t.Errorf("%s %s (%d): X-Request-Id %q, want the request's", c.method, c.target, r.status, got)
+		}
+		r = call(t, srv, c.method, c.target, c.body, jsonHeader)
+		if got := r.header.Values(contract.HeaderRequestID); len(got) != 0 {
+			t.Errorf("%s %s without an id: X-Request-Id %q", c.method, c.target, got)
+		}
+	}
+}
