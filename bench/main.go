@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.Notes = append(rep.Notes, openNotes...)
 	rep.Settings = settings{
 		WindowSeconds: opts.duration.Seconds(), WarmupSeconds: opts.warmup.Seconds(), PrimeSeconds: opts.prime.Seconds(),
-		Rounds: opts.rounds, Connections: opts.connections,
+		Rounds: opts.rounds, P99Rounds: max(opts.rounds, opts.p99Rounds), Connections: opts.connections,
 		ClosedLoopGenerator: genName, OpenLoopGenerator: openName,
 		Pinned: pin.Enabled, PinningNote: pin.Reason, ServerCPUs: pin.ServerCPUs, LoadCPUs: pin.LoadCPUs,
 		GatewayConfig: "config.yaml + env: free loopback ports, log level info, access log on (drained by the harness), " +
@@ -191,7 +191,7 @@ func estimate(o *options, n int) time.Duration {
 	wrkWindow := max(time.Second, o.duration.Round(time.Second))
 	d := time.Duration(n) * (o.warmup + pause)
 	d += time.Duration(n*o.rounds) * (wrkWindow + pause + 300*time.Millisecond)
-	d += time.Duration(n*o.rounds) * (o.prime + o.duration + pause + 200*time.Millisecond)
+	d += time.Duration(n*o.rounds+2*max(0, o.p99Rounds-o.rounds)) * (o.prime + o.duration + pause + 200*time.Millisecond)
 	if o.memory {
 		d += time.Duration(o.memoryUsers) * 250 * time.Microsecond // mint + fill on one core each
 		d += 10 * time.Second

@@ -229,6 +229,10 @@ func (r *runner) closedWindow(ctx context.Context, sc *scenario, round int) (clo
 	return out, nil
 }
 
+// p99Pair reports whether sc is one of the two scenarios the p99 target
+// compares.
+func p99Pair(sc *scenario) bool { return sc.Name == "gw-me-hit" || sc.halfOf == "gw-me-hit" }
+
 // openRate is a scenario's open-loop rate: half of the gateway's /me
 // maximum for the p99 pair (the target compares them at the same rate),
 // else -rate, else half of its own maximum.
@@ -257,10 +261,13 @@ func (r *runner) openRounds(ctx context.Context) error {
 		rate, basis := r.openRate(sc)
 		res.Open = &openSummary{Rate: rate, RateBasis: basis}
 	}
-	for i := 0; i < r.opts.rounds; i++ {
+	// The p99 pair gets more rounds than the others (-p99-rounds): one
+	// window's p99 is a few milliseconds of the host's hiccups, and the
+	// target compares the pair's medians.
+	for i := 0; i < max(r.opts.rounds, r.opts.p99Rounds); i++ {
 		for _, sc := range r.rotated(i) {
 			res := r.results[sc.Name]
-			if res.Open == nil || res.Broken != "" {
+			if res.Open == nil || res.Broken != "" || i >= r.opts.rounds && !p99Pair(sc) {
 				continue
 			}
 			round, err := r.openWindow(ctx, sc, res.Open.Rate, i+1)
@@ -273,8 +280,12 @@ func (r *runner) openRounds(ctx context.Context) error {
 				continue
 			}
 			res.Open.Rounds = append(res.Open.Rounds, round)
+			rounds := r.opts.rounds
+			if p99Pair(sc) {
+				rounds = max(rounds, r.opts.p99Rounds)
+			}
 			r.log.say("open   %d/%d %-22s %7d req/s: p50 %7.0f µs  p99 %7.0f µs  p99.9 %7.0f µs  errors %d",
-				i+1, r.opts.rounds, sc.Name, res.Open.Rate, round.P50Micros, round.P99Micros, round.P999Micros, round.Errors)
+				i+1, rounds, sc.Name, res.Open.Rate, round.P50Micros, round.P99Micros, round.P999Micros, round.Errors)
 			r.verbose(round.ErrorSamples, "achieved %.0f req/s, max %.0f µs, others on the server core %.0f%%, generator core %.0f%%, %d not from cache",
 				round.AchievedRate, round.MaxMicros, 100*round.ServerCoreOther, 100*round.GeneratorCoreBusy, round.NotFromCache)
 			sleep(ctx, pause)

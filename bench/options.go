@@ -17,6 +17,7 @@ type options struct {
 	warmup      time.Duration // per scenario, before the rounds
 	prime       time.Duration // open loop: unmeasured lead-in of each window
 	rounds      int
+	p99Rounds   int // open-loop rounds of the p99 pair (at least rounds)
 	connections int // closed loop
 	rate        int // open-loop rate of the other scenarios; 0: half their own maximum
 	scenarios   []string
@@ -78,6 +79,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rate, "rate", 0, "open-loop rate (req/s) of every scenario except the p99 pair; 0: half of the scenario's own maximum")
 	list := fs.String("scenarios", "all", "comma-separated scenario names to run, or all")
 	fs.StringVar(&o.generator, "generator", genAuto, "closed-loop generator: auto (wrk when installed, else vegeta), wrk, vegeta")
+	fs.IntVar(&o.p99Rounds, "p99-rounds", 9, "open-loop rounds of the p99 target's pair (gw-me-hit and bare-fiber), when more than -rounds")
 	fs.StringVar(&o.openGenerator, "open-generator", genAuto, "open-loop generator: auto (h2load when installed, else vegeta), h2load, vegeta")
 	fs.BoolVar(&o.pin, "pin", true, "pin servers and load generator to separate cores with taskset (when available)")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "cores of every server under test (and the upstreams)")
@@ -107,6 +109,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.rounds < 1 {
 		problems = append(problems, "-rounds must be at least 1")
+	}
+	if o.p99Rounds < 0 {
+		problems = append(problems, "-p99-rounds must not be negative")
 	}
 	if o.connections < 1 || o.connections > 10000 {
 		problems = append(problems, "-connections must be 1 to 10000")
