@@ -174,7 +174,11 @@ func (h *h2loadOpen) args(sc *scenario, rate, clients, total int, logPath string
 	return append(args, sc.URL), nil
 }
 
-// h2loadSummary is what h2load prints at the end of a run.
+// h2loadSummary is what h2load prints at the end of a run. Errored
+// counts every request that got no answer: those whose connection failed
+// or timed out, and those never sent because of it; Timeout is the part
+// of them that was in flight when its connection timed out (h2load adds
+// these to both counts).
 type h2loadSummary struct {
 	Done, Errored, Timeout int64
 	Bytes                  int64 // on the wire, every answer of the run
@@ -204,8 +208,8 @@ func parseH2loadSummary(out []byte) (h2loadSummary, error) {
 // that started in [from, to); Served counts every request that started at
 // or after from (h2load's tail after the window, inside the CPU marks
 // too). Every non-2xx answer counts as an error, and
-// so does every request of the run that errored or timed out (h2load logs
-// no line for those). The run's mean size on the wire is checked against
+// so does every request of the run that errored, timed out ones included
+// (h2load logs no line for those). The run's mean size on the wire is checked against
 // responseBytes (0: not checked).
 func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loadSummary) (window, error) {
 	var (
@@ -255,9 +259,9 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 	for _, st := range slices.Sorted(maps.Keys(statuses)) {
 		win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: %d answers with status %d", statuses[st], st))
 	}
-	if n := sum.Errored + sum.Timeout; n > 0 {
+	if n := max(sum.Errored, sum.Timeout); n > 0 { // the timed out are among the errored
 		win.Errors += n
-		win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: %d requests errored, %d timed out (in the whole run)", sum.Errored, sum.Timeout))
+		win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: %d requests errored, %d of them timed out (in the whole run)", n, sum.Timeout))
 	}
 	if responseBytes > 0 && sum.Done > 0 {
 		mean := float64(sum.Bytes) / float64(sum.Done)

@@ -23,7 +23,7 @@ Application protocol: http/1.1
 progress: 10% done
 
 finished in 6.09s, 46298.85 req/s, 49.01MB/s
-requests: 282000 total, 282000 started, 281990 done, 281980 succeeded, 10 failed, 3 errored, 7 timeout
+requests: 282000 total, 282000 started, 281990 done, 281980 succeeded, 20 failed, 10 errored, 7 timeout
 status codes: 281980 2xx, 0 3xx, 0 4xx, 10 5xx
 traffic: 298.52MB (313020000) total, 21.25MB (22278000) headers (space savings 0.00%), 268.94MB (282000000) data
                      min         max         mean         sd        +/- sd
@@ -35,7 +35,7 @@ func TestParseH2loadSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s != (h2loadSummary{Done: 281990, Errored: 3, Timeout: 7, Bytes: 313020000}) {
+	if s != (h2loadSummary{Done: 281990, Errored: 10, Timeout: 7, Bytes: 313020000}) {
 		t.Errorf("parsed %+v", s)
 	}
 	for _, out := range []string{
@@ -53,7 +53,11 @@ func TestParseH2loadSummary(t *testing.T) {
 func writeLog(t *testing.T, lines []string) *os.File {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "log.tsv")
-	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+	var text string
+	for _, l := range lines {
+		text += l + "\n"
+	}
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(p)
@@ -97,16 +101,34 @@ func TestH2loadWindow(t *testing.T) {
 		t.Errorf("samples %q", win.ErrorSamples)
 	}
 
-	sum = h2loadSummary{Done: 7, Bytes: 7 * 1300, Errored: 2, Timeout: 1}
+	// h2load counts a timed out request as errored too: 3 errored, 1 of
+	// them timed out, is 3 requests without an answer.
+	sum = h2loadSummary{Done: 7, Bytes: 7 * 1300, Errored: 3, Timeout: 1}
 	win, err = h2loadWindow(writeLog(t, lines), from, to, 1264, sum)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if win.Errors != 1+3+1 {
-		t.Errorf("errors %d, want the 503, the 3 transport errors and the size mismatch", win.Errors)
+		t.Errorf("errors %d, want the 503, the 3 requests without an answer and the size mismatch", win.Errors)
 	}
-	if got := strings.Join(win.ErrorSamples, "|"); !strings.Contains(got, "2 requests errored, 1 timed out") || !strings.Contains(got, "1300.0 bytes on the wire") {
+	if got := strings.Join(win.ErrorSamples, "|"); !strings.Contains(got, "3 requests errored, 1 of them timed out") || !strings.Contains(got, "1300.0 bytes on the wire") {
 		t.Errorf("samples %q", win.ErrorSamples)
+	}
+
+	// What h2load 1.52 printed for 2 clients of 10 requests whose first
+	// answers never came (-N 1s): each client's request in flight timed
+	// out, and its other 9 were never sent.
+	stalled, err := parseH2loadSummary([]byte("requests: 20 total, 2 started, 0 done, 0 succeeded, 20 failed, 20 errored, 2 timeout\n" +
+		"status codes: 0 2xx, 0 3xx, 0 4xx, 0 5xx\ntraffic: 0B (0) total, 0B (0) headers (space savings 0.00%), 0B (0) data\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	win, err = h2loadWindow(writeLog(t, nil), from, to, 1264, stalled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Errors != 20 {
+		t.Errorf("errors %d for 20 requests without an answer", win.Errors)
 	}
 
 	if _, err := h2loadWindow(writeLog(t, []string{"1000000000 200 100"}), from, to, 0, h2loadSummary{}); err == nil {
