@@ -105,8 +105,10 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 		return window{}, before, before, err
 	}
 	var waitErr error
+	var exited time.Time
 	select {
 	case waitErr = <-done:
+		exited = time.Now()
 	case <-ctx.Done():
 		kill()
 		return window{}, before, before, ctx.Err()
@@ -136,7 +138,7 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 	}
 	if st := cmd.ProcessState; st != nil {
 		// Its own CPU over the whole run, scaled to the measured part.
-		if run := time.Since(start); run > 0 {
+		if run := exited.Sub(start); run > 0 {
 			own := st.UserTime() + st.SystemTime()
 			win.GeneratorCPU = time.Duration(float64(own) * float64(after.at.Sub(before.at)) / float64(run))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -202,5 +203,46 @@ func TestH2loadOpenWindow(t *testing.T) {
 	// Every request of the run was answered; none of the lead-in is in the window.
 	if total := n.Load(); total < win.Requests+100 {
 		t.Errorf("the server answered %d, the window holds %d: the lead-in is missing or counted", total, win.Requests)
+	}
+}
+
+// fakeOpen is an open loop that returns a fixed window and marks.
+type fakeOpen struct {
+	win           window
+	before, after cpuMark
+}
+
+func (f *fakeOpen) window(context.Context, *scenario, int, time.Duration, time.Duration, func() (cpuMark, error)) (window, cpuMark, cpuMark, error) {
+	return f.win, f.before, f.after, nil
+}
+
+// With h2load the CPU marks enclose the window and its tail (5.25 s here
+// for a 5-s window): what other processes took of the server core, and
+// what the generator used, are shares of the marks' interval, as the CPU
+// per request is.
+func TestOpenWindowSharesOverTheMarks(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	f := &fakeOpen{
+		win:    window{Requests: 5000, Served: 5250, Elapsed: 5 * time.Second, GeneratorCPU: 3675 * time.Millisecond},
+		before: cpuMark{contender: cpuSnapshot{1: {user: time.Second}}, coresUser: 10 * time.Second, coresOK: true, at: t0},
+		after: cpuMark{contender: cpuSnapshot{1: {user: time.Second + 1050*time.Millisecond}}, coresUser: 10*time.Second + 1050*time.Millisecond + 525*time.Millisecond,
+			coresOK: true, at: t0.Add(5250 * time.Millisecond)},
+	}
+	r := &runner{opts: &options{duration: 5 * time.Second}, open: f}
+	rd, err := r.openWindow(context.Background(), &scenario{Name: "t"}, 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rd.CPUMicrosPerRequest-200) > 1e-6 {
+		t.Errorf("CPU per request %.3f µs, want 200 (1.05 s over the 5250 requests between the marks)", rd.CPUMicrosPerRequest)
+	}
+	if math.Abs(rd.ServerCoreOther-0.10) > 1e-6 {
+		t.Errorf("others on the server core %.4f, want 0.10 (0.525 s of 5.25)", rd.ServerCoreOther)
+	}
+	if math.Abs(rd.GeneratorCoreBusy-0.70) > 1e-6 {
+		t.Errorf("generator core %.4f, want 0.70 (3.675 s of 5.25)", rd.GeneratorCoreBusy)
+	}
+	if math.Abs(rd.AchievedRate-1000) > 1e-6 {
+		t.Errorf("achieved %.1f req/s, want 1000 (the window's)", rd.AchievedRate)
 	}
 }
