@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,9 +83,14 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 	lead := prime + time.Duration(clients)*stagger
 	// Enough requests for the lead-in, the window and a margin; h2load
 	// stops after them. Requests that start after the window are not
-	// counted.
-	total := int(float64(rate) * (lead + d + 200*time.Millisecond).Seconds())
-	total = max(total, clients)
+	// counted. They are counted per client: h2load gives each client
+	// total/clients (rounded down), and a client sends its first request
+	// as it connects and the next ones at its rate, so n requests span
+	// (n-1)/rate; at a low rate per client (1/s below 64 req/s) a share
+	// of the whole rate rounded down ended the clients' runs inside the
+	// window.
+	perClient := int(math.Ceil(float64(rate)/float64(clients)*(lead+d+200*time.Millisecond).Seconds())) + 1
+	total := perClient * clients
 	logPath := filepath.Join(h.dir, "h2load-"+sc.Name+".tsv")
 	args, err := h.args(sc, rate, clients, total, logPath)
 	if err != nil {

@@ -246,3 +246,29 @@ func TestOpenWindowSharesOverTheMarks(t *testing.T) {
 		t.Errorf("achieved %.1f req/s, want 1000 (the window's)", rd.AchievedRate)
 	}
 }
+
+// At a low rate every client sends one request a second: each needs
+// enough requests of its own to reach past the window, not a share of
+// the rate's total rounded down (5 req/s, 0.3 s lead-in, a 1-s window:
+// 7 requests for 5 clients left 3 of them without one in the window).
+func TestH2loadOpenWindowLowRate(t *testing.T) {
+	path, err := exec.LookPath("h2load")
+	if err != nil {
+		t.Skip("h2load is not installed (Debian: apt-get install -y nghttp2-client; .ci/run installs it)")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer srv.Close()
+	sc := &scenario{Name: "t", Method: http.MethodGet, URL: srv.URL + "/"}
+	h := &h2loadOpen{path: path, dir: t.TempDir(), connections: 8}
+	mark := func() (cpuMark, error) { return cpuMark{at: time.Now()}, nil }
+	win, before, after, err := h.window(context.Background(), sc, 5, 300*time.Millisecond, time.Second, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Requests < 4 || win.Requests > 6 || win.Errors != 0 {
+		t.Errorf("%d requests (%d errors) in the 1-s window at 5 req/s", win.Requests, win.Errors)
+	}
+	if marks := after.at.Sub(before.at); marks < time.Second {
+		t.Errorf("h2load ended %s after the window started, inside the 1-s window", marks)
+	}
+}
