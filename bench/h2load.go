@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,7 +55,7 @@ func (v *vegetaOpen) close() { v.clients.close() }
 // heap, about half of vegeta's cost per request here. Each of its clients
 // (one connection each, one request at a time) sends rate/clients requests
 // a second; the clients connect one a millisecond, so that their timers do
-// not tick together and send the whole rate in bursts. Every request's
+// not all tick together and send the whole rate in bursts. Every request's
 // start, status and latency go to a log file; the window is the requests
 // that started between the two marks.
 //
@@ -62,7 +63,11 @@ func (v *vegetaOpen) close() { v.clients.close() }
 // size on the wire is compared with the verified probe's, and a transport
 // error or timeout counts as an error. A request whose client was still
 // waiting for its previous answer is sent when that answer arrives, and its
-// latency starts then (as with vegeta's bounded workers).
+// latency starts then. With h2load that is most requests: its --rps timer
+// ticks at most every 10 ms (max(0.01, 1/rps)), and a tick releases every
+// request due since the last, to go one after another (5-6 per client and
+// tick at 36,000 req/s over 64 clients); and the clients, 1 ms apart, tick
+// in ten groups.
 type h2loadOpen struct {
 	pin         pinning
 	path        string // the h2load binary
@@ -78,9 +83,14 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 	lead := prime + time.Duration(clients)*stagger
 	// Enough requests for the lead-in, the window and a margin; h2load
 	// stops after them. Requests that start after the window are not
-	// counted.
-	total := int(float64(rate) * (lead + d + 200*time.Millisecond).Seconds())
-	total = max(total, clients)
+	// counted. They are counted per client: h2load gives each client
+	// total/clients (rounded down), and a client sends its first request
+	// as it connects and the next ones at its rate, so n requests span
+	// (n-1)/rate; at a low rate per client (1/s below 64 req/s) a share
+	// of the whole rate rounded down ended the clients' runs inside the
+	// window.
+	perClient := int(math.Ceil(float64(rate)/float64(clients)*(lead+d+200*time.Millisecond).Seconds())) + 1
+	total := perClient * clients
 	logPath := filepath.Join(h.dir, "h2load-"+sc.Name+".tsv")
 	args, err := h.args(sc, rate, clients, total, logPath)
 	if err != nil {
@@ -105,8 +115,10 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 		return window{}, before, before, err
 	}
 	var waitErr error
+	var exited time.Time
 	select {
 	case waitErr = <-done:
+		exited = time.Now()
 	case <-ctx.Done():
 		kill()
 		return window{}, before, before, ctx.Err()
@@ -136,7 +148,7 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 	}
 	if st := cmd.ProcessState; st != nil {
 		// Its own CPU over the whole run, scaled to the measured part.
-		if run := time.Since(start); run > 0 {
+		if run := exited.Sub(start); run > 0 {
 			own := st.UserTime() + st.SystemTime()
 			win.GeneratorCPU = time.Duration(float64(own) * float64(after.at.Sub(before.at)) / float64(run))
 		}
@@ -174,7 +186,11 @@ func (h *h2loadOpen) args(sc *scenario, rate, clients, total int, logPath string
 	return append(args, sc.URL), nil
 }
 
-// h2loadSummary is what h2load prints at the end of a run.
+// h2loadSummary is what h2load prints at the end of a run. Errored
+// counts every request that got no answer: those whose connection failed
+// or timed out, and those never sent because of it; Timeout is the part
+// of them that was in flight when its connection timed out (h2load adds
+// these to both counts).
 type h2loadSummary struct {
 	Done, Errored, Timeout int64
 	Bytes                  int64 // on the wire, every answer of the run
@@ -204,8 +220,8 @@ func parseH2loadSummary(out []byte) (h2loadSummary, error) {
 // that started in [from, to); Served counts every request that started at
 // or after from (h2load's tail after the window, inside the CPU marks
 // too). Every non-2xx answer counts as an error, and
-// so does every request of the run that errored or timed out (h2load logs
-// no line for those). The run's mean size on the wire is checked against
+// so does every request of the run that errored, timed out ones included
+// (h2load logs no line for those). The run's mean size on the wire is checked against
 // responseBytes (0: not checked).
 func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loadSummary) (window, error) {
 	var (
@@ -255,9 +271,9 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 	for _, st := range slices.Sorted(maps.Keys(statuses)) {
 		win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: %d answers with status %d", statuses[st], st))
 	}
-	if n := sum.Errored + sum.Timeout; n > 0 {
+	if n := max(sum.Errored, sum.Timeout); n > 0 { // the timed out are among the errored
 		win.Errors += n
-		win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: %d requests errored, %d timed out (in the whole run)", sum.Errored, sum.Timeout))
+		win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: %d requests errored, %d of them timed out (in the whole run)", n, sum.Timeout))
 	}
 	if responseBytes > 0 && sum.Done > 0 {
 		mean := float64(sum.Bytes) / float64(sum.Done)

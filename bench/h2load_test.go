@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +24,7 @@ Application protocol: http/1.1
 progress: 10% done
 
 finished in 6.09s, 46298.85 req/s, 49.01MB/s
-requests: 282000 total, 282000 started, 281990 done, 281980 succeeded, 10 failed, 3 errored, 7 timeout
+requests: 282000 total, 282000 started, 281990 done, 281980 succeeded, 20 failed, 10 errored, 7 timeout
 status codes: 281980 2xx, 0 3xx, 0 4xx, 10 5xx
 traffic: 298.52MB (313020000) total, 21.25MB (22278000) headers (space savings 0.00%), 268.94MB (282000000) data
                      min         max         mean         sd        +/- sd
@@ -35,7 +36,7 @@ func TestParseH2loadSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s != (h2loadSummary{Done: 281990, Errored: 3, Timeout: 7, Bytes: 313020000}) {
+	if s != (h2loadSummary{Done: 281990, Errored: 10, Timeout: 7, Bytes: 313020000}) {
 		t.Errorf("parsed %+v", s)
 	}
 	for _, out := range []string{
@@ -53,7 +54,11 @@ func TestParseH2loadSummary(t *testing.T) {
 func writeLog(t *testing.T, lines []string) *os.File {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "log.tsv")
-	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+	var text string
+	for _, l := range lines {
+		text += l + "\n"
+	}
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(p)
@@ -97,16 +102,34 @@ func TestH2loadWindow(t *testing.T) {
 		t.Errorf("samples %q", win.ErrorSamples)
 	}
 
-	sum = h2loadSummary{Done: 7, Bytes: 7 * 1300, Errored: 2, Timeout: 1}
+	// h2load counts a timed out request as errored too: 3 errored, 1 of
+	// them timed out, is 3 requests without an answer.
+	sum = h2loadSummary{Done: 7, Bytes: 7 * 1300, Errored: 3, Timeout: 1}
 	win, err = h2loadWindow(writeLog(t, lines), from, to, 1264, sum)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if win.Errors != 1+3+1 {
-		t.Errorf("errors %d, want the 503, the 3 transport errors and the size mismatch", win.Errors)
+		t.Errorf("errors %d, want the 503, the 3 requests without an answer and the size mismatch", win.Errors)
 	}
-	if got := strings.Join(win.ErrorSamples, "|"); !strings.Contains(got, "2 requests errored, 1 timed out") || !strings.Contains(got, "1300.0 bytes on the wire") {
+	if got := strings.Join(win.ErrorSamples, "|"); !strings.Contains(got, "3 requests errored, 1 of them timed out") || !strings.Contains(got, "1300.0 bytes on the wire") {
 		t.Errorf("samples %q", win.ErrorSamples)
+	}
+
+	// What h2load 1.52 printed for 2 clients of 10 requests whose first
+	// answers never came (-N 1s): each client's request in flight timed
+	// out, and its other 9 were never sent.
+	stalled, err := parseH2loadSummary([]byte("requests: 20 total, 2 started, 0 done, 0 succeeded, 20 failed, 20 errored, 2 timeout\n" +
+		"status codes: 0 2xx, 0 3xx, 0 4xx, 0 5xx\ntraffic: 0B (0) total, 0B (0) headers (space savings 0.00%), 0B (0) data\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	win, err = h2loadWindow(writeLog(t, nil), from, to, 1264, stalled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Errors != 20 {
+		t.Errorf("errors %d for 20 requests without an answer", win.Errors)
 	}
 
 	if _, err := h2loadWindow(writeLog(t, []string{"1000000000 200 100"}), from, to, 0, h2loadSummary{}); err == nil {
@@ -180,5 +203,72 @@ func TestH2loadOpenWindow(t *testing.T) {
 	// Every request of the run was answered; none of the lead-in is in the window.
 	if total := n.Load(); total < win.Requests+100 {
 		t.Errorf("the server answered %d, the window holds %d: the lead-in is missing or counted", total, win.Requests)
+	}
+}
+
+// fakeOpen is an open loop that returns a fixed window and marks.
+type fakeOpen struct {
+	win           window
+	before, after cpuMark
+}
+
+func (f *fakeOpen) window(context.Context, *scenario, int, time.Duration, time.Duration, func() (cpuMark, error)) (window, cpuMark, cpuMark, error) {
+	return f.win, f.before, f.after, nil
+}
+
+// With h2load the CPU marks enclose the window and its tail (5.25 s here
+// for a 5-s window): what other processes took of the server core, and
+// what the generator used, are shares of the marks' interval, as the CPU
+// per request is.
+func TestOpenWindowSharesOverTheMarks(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	f := &fakeOpen{
+		win:    window{Requests: 5000, Served: 5250, Elapsed: 5 * time.Second, GeneratorCPU: 3675 * time.Millisecond},
+		before: cpuMark{contender: cpuSnapshot{1: {user: time.Second}}, coresUser: 10 * time.Second, coresOK: true, at: t0},
+		after: cpuMark{contender: cpuSnapshot{1: {user: time.Second + 1050*time.Millisecond}}, coresUser: 10*time.Second + 1050*time.Millisecond + 525*time.Millisecond,
+			coresOK: true, at: t0.Add(5250 * time.Millisecond)},
+	}
+	r := &runner{opts: &options{duration: 5 * time.Second}, open: f}
+	rd, err := r.openWindow(context.Background(), &scenario{Name: "t"}, 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rd.CPUMicrosPerRequest-200) > 1e-6 {
+		t.Errorf("CPU per request %.3f µs, want 200 (1.05 s over the 5250 requests between the marks)", rd.CPUMicrosPerRequest)
+	}
+	if math.Abs(rd.ServerCoreOther-0.10) > 1e-6 {
+		t.Errorf("others on the server core %.4f, want 0.10 (0.525 s of 5.25)", rd.ServerCoreOther)
+	}
+	if math.Abs(rd.GeneratorCoreBusy-0.70) > 1e-6 {
+		t.Errorf("generator core %.4f, want 0.70 (3.675 s of 5.25)", rd.GeneratorCoreBusy)
+	}
+	if math.Abs(rd.AchievedRate-1000) > 1e-6 {
+		t.Errorf("achieved %.1f req/s, want 1000 (the window's)", rd.AchievedRate)
+	}
+}
+
+// At a low rate every client sends one request a second: each needs
+// enough requests of its own to reach past the window, not a share of
+// the rate's total rounded down (5 req/s, 0.3 s lead-in, a 1-s window:
+// 7 requests for 5 clients left 3 of them without one in the window).
+func TestH2loadOpenWindowLowRate(t *testing.T) {
+	path, err := exec.LookPath("h2load")
+	if err != nil {
+		t.Skip("h2load is not installed (Debian: apt-get install -y nghttp2-client; .ci/run installs it)")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer srv.Close()
+	sc := &scenario{Name: "t", Method: http.MethodGet, URL: srv.URL + "/"}
+	h := &h2loadOpen{path: path, dir: t.TempDir(), connections: 8}
+	mark := func() (cpuMark, error) { return cpuMark{at: time.Now()}, nil }
+	win, before, after, err := h.window(context.Background(), sc, 5, 300*time.Millisecond, time.Second, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Requests < 4 || win.Requests > 6 || win.Errors != 0 {
+		t.Errorf("%d requests (%d errors) in the 1-s window at 5 req/s", win.Requests, win.Errors)
+	}
+	if marks := after.at.Sub(before.at); marks < time.Second {
+		t.Errorf("h2load ended %s after the window started, inside the 1-s window", marks)
 	}
 }

@@ -47,7 +47,8 @@ type window struct {
 	Bytes int64
 	// Latencies of the open loop, sorted; closed-loop quantiles from wrk.
 	P50, P99, P999, Max time.Duration
-	// GeneratorCPU is the CPU the generator used in the window.
+	// GeneratorCPU is the CPU the generator used in the window (in an
+	// open-loop window, between its CPU marks).
 	GeneratorCPU time.Duration
 	// Served, when not 0, is how many requests were answered between the
 	// window's CPU marks, where these enclose more than the Requests

@@ -302,7 +302,10 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 	if err != nil {
 		return openRound{}, err
 	}
-	contender, upstream, other := windowCPU(before, after, win.Elapsed)
+	// The CPU marks may enclose more than the window (h2load's tail after
+	// it): what was used between them is shared out over their interval.
+	wall := after.at.Sub(before.at)
+	contender, upstream, other := windowCPU(before, after, wall)
 	served := win.Requests
 	if win.Served > 0 {
 		served = win.Served
@@ -313,7 +316,7 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 		P50Micros:    micros(win.P50), P99Micros: micros(win.P99), P999Micros: micros(win.P999), MaxMicros: micros(win.Max),
 		Errors: win.Errors, ErrorSamples: win.ErrorSamples, NotFromCache: win.NotFromCache,
 		CPUMicrosPerRequest: ratio(micros(contender.total()), float64(served)),
-		GeneratorCoreBusy:   generatorBusy(win.GeneratorCPU, win.Elapsed, before, after, len(r.loadCPUs)),
+		GeneratorCoreBusy:   generatorBusy(win.GeneratorCPU, wall, before, after, len(r.loadCPUs)),
 		ServerCoreOther:     other,
 	}
 	if sc.upstream != nil {

@@ -53,8 +53,10 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 	default:
 		t.Value = ra.Open.P99Micros / rb.Open.P99Micros
 		t.Detail = fmt.Sprintf("%.0f µs vs %.0f µs at %d req/s", ra.Open.P99Micros, rb.Open.P99Micros, ra.Open.Rate)
-		// Round i of each ran back to back on the same machine: their
-		// ratios show how much of the median's ratio every round shares.
+		// Round i of each ran in the same round of the rotation (for
+		// gw-me-hit and bare-fiber 5 to 10 windows apart, not back to
+		// back): their ratios show how much of the median's ratio every
+		// round shares.
 		if n := min(len(ra.Open.Rounds), len(rb.Open.Rounds)); n > 1 {
 			t.Detail += "; per round"
 			for i := range n {
