@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// fakeOpen is an open loop that answers at once and records the windows
+// recordingOpen is an open loop that answers at once and records the windows
 // it ran.
-type fakeOpen struct{ ran []string }
+type recordingOpen struct{ ran []string }
 
-func (f *fakeOpen) window(_ context.Context, sc *scenario, rate int, _, d time.Duration, mark func() (cpuMark, error)) (window, cpuMark, cpuMark, error) {
+func (f *recordingOpen) window(_ context.Context, sc *scenario, rate int, _, d time.Duration, mark func() (cpuMark, error)) (window, cpuMark, cpuMark, error) {
 	f.ran = append(f.ran, sc.Name)
 	before, _ := mark()
 	after, _ := mark()
@@ -25,7 +25,7 @@ func TestOpenRoundsP99PairGetsMoreRounds(t *testing.T) {
 	gw := &scenario{Name: "gw-me-hit"}
 	bare := &scenario{Name: "bare-fiber", halfOf: "gw-me-hit"}
 	other := &scenario{Name: "gw-username"}
-	open := &fakeOpen{}
+	open := &recordingOpen{}
 	r := &runner{opts: &options{rounds: 2, p99Rounds: 4, duration: time.Second}, log: &progress{w: io.Discard, start: time.Now()},
 		open: open, scenarios: []*scenario{gw, bare, other}, results: map[string]*scenarioResult{}}
 	for _, sc := range r.scenarios {
