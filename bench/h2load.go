@@ -219,9 +219,9 @@ func parseH2loadSummary(out []byte) (h2loadSummary, error) {
 // epoch, status, µs until the end of the answer) and keeps the requests
 // that started in [from, to); Served counts every request that started at
 // or after from (h2load's tail after the window, inside the CPU marks
-// too). Every non-2xx answer counts as an error, and
-// so does every request of the run that errored, timed out ones included
-// (h2load logs no line for those). The run's mean size on the wire is checked against
+// too). Every non-2xx answer counts as an error, and so does every request
+// of the run that errored, timed out ones included (h2load logs no line
+// for those). The run's mean size on the wire is checked against
 // responseBytes (0: not checked).
 func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loadSummary) (window, error) {
 	var (
@@ -304,8 +304,9 @@ func chooseOpenLoop(o *options, pin pinning, work string) (openLoop, string, []s
 		return vegeta, vegetaName, []string{"open loop: h2load is not installed (Debian: apt-get install -y nghttp2-client), so vegeta measured the latencies: " +
 			"it costs about twice as much of the load core per request, and near half the gateway's maximum it saturates that core (the p99 target is then INVALID)"}
 	}
-	name := fmt.Sprintf("h2load --h1 (%d clients, one connection each, constant rate per client, clients started 1 ms apart)", o.connections)
+	name := fmt.Sprintf("h2load --h1 (%d clients, one connection each, started 1 ms apart; each client's rate released in ticks of at least 10 ms)", o.connections)
 	return &h2loadOpen{pin: pin, path: path, dir: work, connections: o.connections}, name, []string{
 		"open loop: h2load reads statuses but checks no bodies or headers; the mean bytes per answer on the wire is compared with the verified probe's " +
-			"(a difference counts as an error), and correct answers not served from the cache are not counted (vegeta, with -open-generator vegeta, checks both)"}
+			"(a difference counts as an error), and correct answers not served from the cache are not counted (vegeta, with -open-generator vegeta, checks both); " +
+			"its --rps releases a client's requests in ticks of at least 10 ms, sent one after another, each timed from when it was sent, so a stall's wait is not in the latencies of the requests queued behind it: the p99s understate the tail, for every contender alike"}
 }
