@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // The targets of issue 8, judged from one run. A target whose scenarios
 // did not run is NOT MEASURED; one whose scenarios gave any incorrect
@@ -53,19 +56,16 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 	default:
 		t.Value = ra.Open.P99Micros / rb.Open.P99Micros
 		t.Detail = fmt.Sprintf("%.0f µs vs %.0f µs at %d req/s", ra.Open.P99Micros, rb.Open.P99Micros, ra.Open.Rate)
-		// Round i of each ran in the same round of the rotation (for
-		// gw-me-hit and bare-fiber 5 to 10 windows apart, not back to
-		// back): their ratios show how much of the median's ratio every
-		// round shares.
+		// Round i of each ran in the same round of the rotation (5 to 10
+		// windows apart in the rounds of every scenario, one after the
+		// other in the pair's extra rounds): their ratios show how much
+		// of the median's ratio every round shares.
 		if n := min(len(ra.Open.Rounds), len(rb.Open.Rounds)); n > 1 {
-			t.Detail += "; per round"
+			per := make([]string, n)
 			for i := range n {
-				sep := ","
-				if i == 0 {
-					sep = ""
-				}
-				t.Detail += fmt.Sprintf("%s %.2f", sep, ratio(ra.Open.Rounds[i].P99Micros, rb.Open.Rounds[i].P99Micros))
+				per[i] = fmt.Sprintf("%.2f", ratio(ra.Open.Rounds[i].P99Micros, rb.Open.Rounds[i].P99Micros))
 			}
+			t.Detail += "; per round " + strings.Join(per, ", ")
 		}
 		t.Status = passIf(t.Value <= 2)
 		var rates string
