@@ -227,6 +227,7 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 	var (
 		win       window
 		latencies []time.Duration
+		starts    []int64 // µs since the epoch, as latencies
 		first     = int64(-1)
 		last      int64
 		statuses  = map[int]int64{}
@@ -256,6 +257,7 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 		}
 		last = max(last, startUS+durUS)
 		latencies = append(latencies, time.Duration(durUS)*time.Microsecond)
+		starts = append(starts, startUS)
 		if status < 200 || status > 299 {
 			win.Errors++
 			statuses[status]++
@@ -282,11 +284,11 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 			win.ErrorSamples = append(win.ErrorSamples, fmt.Sprintf("h2load: mean answer %.1f bytes on the wire, the verified answer has %d", mean, responseBytes))
 		}
 	}
-	slices.Sort(latencies)
-	win.P50, win.P99, win.P999 = quantile(latencies, 0.50), quantile(latencies, 0.99), quantile(latencies, 0.999)
-	if n := len(latencies); n > 0 {
-		win.Max = latencies[n-1]
+	since := make([]time.Duration, len(starts))
+	for i, us := range starts {
+		since[i] = time.Duration(us-first) * time.Microsecond
 	}
+	win.setLatencies(since, latencies)
 	return win, nil
 }
 

@@ -98,6 +98,11 @@ func TestH2loadWindow(t *testing.T) {
 	if win.P50 != 300*time.Microsecond || win.P99 != time.Millisecond || win.Max != time.Millisecond {
 		t.Errorf("p50 %s p99 %s max %s", win.P50, win.P99, win.Max)
 	}
+	// The window's starts span 100 intervals of 10 ms; its tail (the
+	// answer of 1 ms) started in the last.
+	if win.TailIntervals != 1 || win.Intervals != 100 {
+		t.Errorf("tail in %d of %d intervals, want 1 of 100", win.TailIntervals, win.Intervals)
+	}
 	if len(win.ErrorSamples) != 1 || !strings.Contains(win.ErrorSamples[0], "status 503") {
 		t.Errorf("samples %q", win.ErrorSamples)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -55,6 +56,9 @@ type window struct {
 	// measured (h2load's tail after the window); CPU per request divides
 	// by it.
 	Served int64
+	// TailIntervals of the window's Intervals (10 ms each, by request
+	// start) hold half of its requests at or above its p99 (tailSpread).
+	TailIntervals, Intervals int
 }
 
 // ---------------------------------------------------------------------------
@@ -301,6 +305,7 @@ func attack(ctx context.Context, client *http.Client, sc *scenario, rate int, wo
 	var (
 		win       window
 		latencies = make([]time.Duration, 0, max(rate, 1000)*int(d/time.Second+1))
+		starts    = make([]time.Time, 0, cap(latencies))
 		samples   = map[string]bool{}
 		first     time.Time
 		last      time.Time
@@ -315,6 +320,7 @@ func attack(ctx context.Context, client *http.Client, sc *scenario, rate int, wo
 		}
 		win.Requests++
 		latencies = append(latencies, res.Latency)
+		starts = append(starts, res.Timestamp)
 		fromCache, err := sc.check(int(res.Code), res.Headers, res.Body, res.Error)
 		if err != nil {
 			win.Errors++
@@ -329,12 +335,67 @@ func attack(ctx context.Context, client *http.Client, sc *scenario, rate int, wo
 	cpuAfter, _ := cpuTime(os.Getpid())
 	win.GeneratorCPU = cpuAfter - cpuBefore
 	win.Elapsed = last.Sub(first)
+	since := make([]time.Duration, len(starts))
+	for i, t := range starts {
+		since[i] = t.Sub(first)
+	}
+	win.setLatencies(since, latencies)
+	return win
+}
+
+// setLatencies sets the window's quantiles and tail spread from its
+// requests' starts (since the window's start) and latencies, in the same
+// order; it sorts latencies.
+func (win *window) setLatencies(starts, latencies []time.Duration) {
+	var p99 time.Duration
+	if len(latencies) > 0 {
+		sorted := slices.Sorted(slices.Values(latencies))
+		p99 = quantile(sorted, 0.99)
+	}
+	win.TailIntervals, win.Intervals = tailSpread(starts, latencies, p99)
 	slices.Sort(latencies)
-	win.P50, win.P99, win.P999 = quantile(latencies, 0.50), quantile(latencies, 0.99), quantile(latencies, 0.999)
+	win.P50, win.P99, win.P999 = quantile(latencies, 0.50), p99, quantile(latencies, 0.999)
 	if n := len(latencies); n > 0 {
 		win.Max = latencies[n-1]
 	}
-	return win
+}
+
+// tailInterval is the span of tailSpread's intervals.
+const tailInterval = 10 * time.Millisecond
+
+// tailSpread says how a window's slowest requests are spread over its
+// time: the fewest 10-ms intervals (by when the request started) that
+// hold half of the requests with a latency at or above p99, and how many
+// intervals the window spans. starts are since the window's start, in the
+// order of latencies. A handful of intervals out of hundreds says the p99
+// was set by a few stalls, each delaying many requests at once (the host
+// taking the core away, a pause of the contender), not by how single
+// requests fare.
+func tailSpread(starts, latencies []time.Duration, p99 time.Duration) (k, of int) {
+	if len(latencies) == 0 {
+		return 0, 0
+	}
+	counts := map[int64]int{}
+	tail := 0
+	for i, l := range latencies {
+		iv := int64(starts[i] / tailInterval)
+		of = max(of, int(iv)+1)
+		if l >= p99 {
+			counts[iv]++
+			tail++
+		}
+	}
+	byCount := slices.Sorted(maps.Values(counts))
+	slices.Reverse(byCount)
+	held := 0
+	for _, c := range byCount {
+		k++
+		held += c
+		if 2*held >= tail {
+			break
+		}
+	}
+	return k, of
 }
 
 // quantile is the nearest-rank quantile of sorted values: the smallest

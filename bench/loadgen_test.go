@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,6 +104,45 @@ func TestQuantileAndMedian(t *testing.T) {
 
 // The fasthttp transport carries method, headers and body out and status,
 // headers and body back, and reports a refused connection as an error.
+func TestTailSpread(t *testing.T) {
+	// One request a millisecond for a second, each answered in a few
+	// hundred µs; a stall delays those that started from 500 to 520 ms.
+	starts := make([]time.Duration, 1000)
+	lat := make([]time.Duration, 1000)
+	for i := range starts {
+		starts[i] = time.Duration(i) * time.Millisecond
+		lat[i] = time.Duration(100+i%300) * time.Microsecond
+		if i >= 500 && i < 520 {
+			lat[i] = 10*time.Millisecond + time.Duration(i)*time.Microsecond
+		}
+	}
+	sorted := slices.Sorted(slices.Values(lat))
+	p99 := quantile(sorted, 0.99) // the 11th slowest: the stall's, from 509 ms on
+	k, of := tailSpread(starts, lat, p99)
+	if k != 1 || of != 100 {
+		t.Errorf("stall: tail in %d of %d intervals, want 1 of 100 (10 of its 11 in 510-519 ms)", k, of)
+	}
+
+	// The slowest 1 % (the 11 from rank 990 on: ten slow answers and the
+	// slowest of the rest, at 999 ms) one to an interval: half of them
+	// take six.
+	for i := range lat {
+		lat[i] = 100*time.Microsecond + time.Duration(i)
+		if i%100 == 7 {
+			lat[i] = time.Duration(2000+i) * time.Microsecond
+		}
+	}
+	sorted = slices.Sorted(slices.Values(lat))
+	k, of = tailSpread(starts, lat, quantile(sorted, 0.99))
+	if k != 6 || of != 100 {
+		t.Errorf("spread: tail in %d of %d intervals, want 6 of 100", k, of)
+	}
+
+	if k, of := tailSpread(nil, nil, 0); k != 0 || of != 0 {
+		t.Errorf("no requests: %d of %d", k, of)
+	}
+}
+
 func TestFastTransport(t *testing.T) {
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -286,8 +286,8 @@ func (r *runner) openRounds(ctx context.Context) error {
 			}
 			r.log.say("open   %d/%d %-22s %7d req/s: p50 %7.0f µs  p99 %7.0f µs  p99.9 %7.0f µs  errors %d",
 				i+1, rounds, sc.Name, res.Open.Rate, round.P50Micros, round.P99Micros, round.P999Micros, round.Errors)
-			r.verbose(round.ErrorSamples, "achieved %.0f req/s, max %.0f µs, others on the server core %.0f%%, generator core %.0f%%, %d not from cache",
-				round.AchievedRate, round.MaxMicros, 100*round.ServerCoreOther, 100*round.GeneratorCoreBusy, round.NotFromCache)
+			r.verbose(round.ErrorSamples, "achieved %.0f req/s, max %.0f µs, others on the server core %.0f%%, generator core %.0f%%, %d not from cache, half of the slowest 1%% in %d of %d 10-ms intervals",
+				round.AchievedRate, round.MaxMicros, 100*round.ServerCoreOther, 100*round.GeneratorCoreBusy, round.NotFromCache, round.TailIntervals, round.Intervals)
 			sleep(ctx, pause)
 		}
 	}
@@ -318,6 +318,7 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 		CPUMicrosPerRequest: ratio(micros(contender.total()), float64(served)),
 		GeneratorCoreBusy:   generatorBusy(win.GeneratorCPU, wall, before, after, len(r.loadCPUs)),
 		ServerCoreOther:     other,
+		TailIntervals:       win.TailIntervals, Intervals: win.Intervals,
 	}
 	if sc.upstream != nil {
 		out.UpstreamCPUMicrosPerRequest = ratio(micros(upstream.total()), float64(served))

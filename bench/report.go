@@ -127,6 +127,11 @@ type openRound struct {
 	UpstreamCPUMicrosPerRequest float64  `json:"upstreamCPUMicrosPerRequest,omitempty"`
 	GeneratorCoreBusy           float64  `json:"generatorCoreBusy"`
 	ServerCoreOther             float64  `json:"serverCoreOther"`
+	// TailIntervals of the window's Intervals (10 ms each, by request
+	// start) hold half of its requests at or above its p99: a few of
+	// hundreds means a few stalls set the p99.
+	TailIntervals int `json:"tailIntervals"`
+	Intervals     int `json:"intervals"`
 }
 
 // Target outcomes.

@@ -67,6 +67,7 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 			}
 			t.Detail += "; per round " + strings.Join(per, ", ")
 		}
+		t.Detail += tailNote(ra, rb)
 		t.Status = passIf(t.Value <= 2)
 		var rates string
 		if ra.Open.Rate != rb.Open.Rate {
@@ -204,6 +205,28 @@ func rateMissed(rs ...*scenarioResult) string {
 		}
 	}
 	return out
+}
+
+// tailNote says, for the p99 pair, in how few of its 10-ms intervals a
+// window held half of its slowest 1 % (median over the rounds).
+func tailNote(rs ...*scenarioResult) string {
+	var parts []string
+	of := 0
+	for _, r := range rs {
+		var ks []float64
+		for _, rd := range r.Open.Rounds {
+			if rd.Intervals > 0 {
+				ks = append(ks, float64(rd.TailIntervals))
+				of = max(of, rd.Intervals)
+			}
+		}
+		if len(ks) == 0 {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("%g (%s)", median(ks), r.Name))
+	}
+	return fmt.Sprintf("; half of a window's slowest 1 %% started within %s of its %d 10-ms intervals (median over the rounds)",
+		strings.Join(parts, " and "), of)
 }
 
 // openGeneratorLimit is the share of its core above which the open-loop

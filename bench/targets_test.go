@@ -283,3 +283,20 @@ func TestJudgeP99PerRound(t *testing.T) {
 		t.Errorf("%s (%s), want PASS with the rounds' ratios", got.Status, got.Detail)
 	}
 }
+
+// The p99 target says how concentrated the windows' tails were: in how
+// few of its 10-ms intervals a window held half of its slowest 1 %.
+func TestJudgeP99TailSpread(t *testing.T) {
+	gw, bare := result("gw-me-hit", 45000, 1736, 22500), result("bare-fiber", 50000, 977, 22500)
+	for i, k := range []int{4, 9, 6} {
+		gw.Open.Rounds = append(gw.Open.Rounds[:i], openRound{Rate: 22500, AchievedRate: 22500, P99Micros: 1736, TailIntervals: k, Intervals: 500})
+	}
+	for i, k := range []int{8, 12, 10} {
+		bare.Open.Rounds = append(bare.Open.Rounds[:i], openRound{Rate: 22500, AchievedRate: 22500, P99Micros: 977, TailIntervals: k, Intervals: 499})
+	}
+	got := statusOf(t, mustJudge(map[string]*scenarioResult{"gw-me-hit": gw, "bare-fiber": bare}), "p99 at half the gateway's maximum")
+	want := "; half of a window's slowest 1 % started within 6 (gw-me-hit) and 10 (bare-fiber) of its 500 10-ms intervals (median over the rounds)"
+	if !strings.HasSuffix(got.Detail, want) {
+		t.Errorf("detail %q, want it to end %q", got.Detail, want)
+	}
+}
