@@ -345,19 +345,14 @@ func attack(ctx context.Context, client *http.Client, sc *scenario, rate int, wo
 
 // setLatencies sets the window's quantiles and tail spread from its
 // requests' starts (since the window's start) and latencies, in the same
-// order; it sorts latencies.
+// order.
 func (win *window) setLatencies(starts, latencies []time.Duration) {
-	var p99 time.Duration
-	if len(latencies) > 0 {
-		sorted := slices.Sorted(slices.Values(latencies))
-		p99 = quantile(sorted, 0.99)
+	sorted := slices.Sorted(slices.Values(latencies))
+	win.P50, win.P99, win.P999 = quantile(sorted, 0.50), quantile(sorted, 0.99), quantile(sorted, 0.999)
+	if n := len(sorted); n > 0 {
+		win.Max = sorted[n-1]
 	}
-	win.TailIntervals, win.Intervals = tailSpread(starts, latencies, p99)
-	slices.Sort(latencies)
-	win.P50, win.P99, win.P999 = quantile(latencies, 0.50), p99, quantile(latencies, 0.999)
-	if n := len(latencies); n > 0 {
-		win.Max = latencies[n-1]
-	}
+	win.TailIntervals, win.Intervals = tailSpread(starts, latencies, win.P99)
 }
 
 // tailInterval is the span of tailSpread's intervals.

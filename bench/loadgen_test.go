@@ -102,8 +102,8 @@ func TestQuantileAndMedian(t *testing.T) {
 	}
 }
 
-// The fasthttp transport carries method, headers and body out and status,
-// headers and body back, and reports a refused connection as an error.
+// tailSpread finds a stall's tail in one interval, and a tail spread one
+// request to an interval in as many as half of it needs.
 func TestTailSpread(t *testing.T) {
 	// One request a millisecond for a second, each answered in a few
 	// hundred µs; a stall delays those that started from 500 to 520 ms.
@@ -143,6 +143,8 @@ func TestTailSpread(t *testing.T) {
 	}
 }
 
+// The fasthttp transport carries method, headers and body out and status,
+// headers and body back, and reports a refused connection as an error.
 func TestFastTransport(t *testing.T) {
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
