@@ -114,6 +114,7 @@ type Server struct {
 	connsRefused  atomic.Uint64
 	refusedLogged atomic.Int64 // Unix nanoseconds of the last warning
 	refusing      atomic.Int64
+	acceptLogged  atomic.Int64 // Unix nanoseconds of the last failed accept logged
 
 	// deadlineSlack: how late the public connections' timeouts may fire
 	// (clientConn).
@@ -250,7 +251,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.lnMu.Unlock()
 	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
-		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn})
+		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed})
 }
 
 // Shutdown stops accepting connections and waits up to timeout for
