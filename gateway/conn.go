@@ -3,11 +3,13 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bffgate/edge/gateway/auth"
@@ -186,14 +188,32 @@ type clientListener struct {
 	max    int64
 	open   *atomic.Int64
 	refuse func(net.Conn)
+	// acceptFailed is told of an accept that failed for want of file
+	// descriptors or memory, and is retried (nil: not told).
+	acceptFailed func(error)
 }
 
 func (l clientListener) Accept() (net.Conn, error) {
+	var wait time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			// Out of file descriptors (a flood of connections above the
+			// process's limit) passes as connections close. fasthttp takes
+			// every accept error but a timeout for the end of the listener:
+			// it would stop serving for good. Wait and try again, as
+			// net/http does.
+			if !outOfResources(err) {
+				return nil, err
+			}
+			if l.acceptFailed != nil {
+				l.acceptFailed(err)
+			}
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		if l.open == nil {
 			return newClientConn(c, l.slack), nil
 		}
@@ -208,8 +228,24 @@ func (l clientListener) Accept() (net.Conn, error) {
 	}
 }
 
+// outOfResources: an accept error that ends when connections close.
+func outOfResources(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
 func newClientConn(c net.Conn, slack time.Duration) *clientConn {
 	return &clientConn{Conn: c, slack: int64(slack), peer: tcpPeer(c.RemoteAddr())}
+}
+
+// acceptFailed logs an accept that failed for want of resources, at most
+// once a minute: the listener retries it.
+func (s *Server) acceptFailed(err error) {
+	if now := time.Now().UnixNano(); now-s.acceptLogged.Load() > int64(time.Minute) {
+		s.acceptLogged.Store(now)
+		s.logger.LogAttrs(context.Background(), slog.LevelError, "accepting a connection failed; retrying",
+			slog.String("error", err.Error()))
+	}
 }
 
 // maxRefusing bounds the connections being refused at once; beyond it,

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,6 +320,50 @@ func TestClientListenerCountsOpenConnections(t *testing.T) {
 	}
 	if c := dial(); c == nil || open.Load() != 2 {
 		t.Fatalf("after a close, a new one: accepted %v, open %d", c, open.Load())
+	}
+}
+
+// outOfFDs is a listener whose first accepts fail as accept4 does when
+// the process has no file descriptor left.
+type outOfFDs struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *outOfFDs) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Running out of file descriptors (a flood of connections above the
+// process's limit) passes once connections close; fasthttp ends Serve on
+// any accept error but a timeout, so the listener must not hand it one: it
+// waits, retries, and says so.
+func TestClientListenerRetriesWhenOutOfFileDescriptors(t *testing.T) {
+	ln := &outOfFDs{Listener: fasthttputil.NewInmemoryListener()}
+	ln.failures.Store(3)
+	defer ln.Close()
+	var told []error
+	l := clientListener{Listener: ln, slack: time.Second, acceptFailed: func(err error) { told = append(told, err) }}
+	go func() { // Dial waits for the accept
+		if client, err := ln.Listener.(*fasthttputil.InmemoryListener).Dial(); err == nil {
+			client.Close()
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept gave fasthttp %v: it would stop serving for good", err)
+	}
+	c.Close()
+	if len(told) != 3 || !errors.Is(told[0], syscall.EMFILE) {
+		t.Fatalf("failed accepts reported: %v, want the 3 EMFILEs", told)
+	}
+	// Any other error still ends the listener.
+	ln.Close()
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("Accept on a closed listener gave no error")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,10 +114,19 @@ type Server struct {
 	connsRefused  atomic.Uint64
 	refusedLogged atomic.Int64 // Unix nanoseconds of the last warning
 	refusing      atomic.Int64
+	acceptLogged  atomic.Int64 // Unix nanoseconds of the last failed accept logged
 
 	// deadlineSlack: how late the public connections' timeouts may fire
 	// (clientConn).
 	deadlineSlack time.Duration
+
+	// The listener Serve was given, which Shutdown closes itself: fasthttp
+	// only stops a listener its Serve has registered, so a Shutdown that
+	// comes first (a stop asked for while the gateway starts) would leave
+	// it serving, and the process waiting for it, for good.
+	lnMu     sync.Mutex
+	ln       net.Listener
+	stopping bool
 }
 
 // New builds the server and its routes.
@@ -233,17 +243,33 @@ func (s *Server) Reload(cfg *config.Config, set *policies.Set) error {
 // the socket lazily (at most a tenth of the shortest timeout late), and
 // the memo of the last token verified on it.
 func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.stopping {
+		s.lnMu.Unlock()
+		return ln.Close()
+	}
+	s.ln = ln
+	s.lnMu.Unlock()
 	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
-		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn})
+		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed})
 }
 
 // Shutdown stops accepting connections and waits up to timeout for
 // in-flight requests to finish. It reports whether they all did.
 func (s *Server) Shutdown(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
+	s.lnMu.Lock()
+	s.stopping = true
+	ln := s.ln
+	s.lnMu.Unlock()
 	// ShutdownWithTimeout may return at its deadline while handlers still
-	// run: wait for them too, within the same deadline.
+	// run: wait for them too, within the same deadline. It returns at once
+	// when fasthttp has not registered the listener yet: closing it makes
+	// that Serve return as soon as it accepts.
 	_ = s.app.ShutdownWithTimeout(timeout)
+	if ln != nil {
+		_ = ln.Close() // already closed when fasthttp had it
+	}
 	drained := true
 	for s.inFlight.Load() > 0 {
 		if time.Now().After(deadline) {

@@ -543,3 +543,39 @@ func TestValidateRefusesABurstWithoutARate(t *testing.T) {
 		t.Fatalf("a limit turned off was refused: %v\n%s", err, out)
 	}
 }
+
+// A stop asked for while the gateway is still starting (SIGTERM right
+// after the pod started, say) must stop it: the public listener must not
+// start serving after the shutdown that should have closed it, leaving the
+// process waiting for it forever.
+func TestServeStopsWhenStoppedWhileStarting(t *testing.T) {
+	path := writeConfig(t, "config.yaml", `
+server:
+  listen: 127.0.0.1:0
+  drainTimeout: 1s
+ops:
+  listen: 127.0.0.1:0
+log: {level: info, access: true}
+auth:
+  jwksURLs: [http://127.0.0.1:1/.well-known/jwks.json]
+  issuer: http://idp.test
+upstreams:
+  userstore:
+    baseURL: http://127.0.0.1:1
+`)
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // stopped before it even listens
+		logs := &lockedBuffer{}
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, []string{"gateway", "-config", path}, noEnv, logs, io.Discard) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d did not return 10 s after its context ended (drainTimeout 1s):\n%s", i, logs.String())
+		}
+	}
+}
