@@ -241,11 +241,22 @@ func newClientConn(c net.Conn, slack time.Duration) *clientConn {
 // acceptFailed logs an accept that failed for want of resources, at most
 // once a minute: the listener retries it.
 func (s *Server) acceptFailed(err error) {
-	if now := time.Now().UnixNano(); now-s.acceptLogged.Load() > int64(time.Minute) {
-		s.acceptLogged.Store(now)
+	if oncePerMinute(&s.acceptLogged) {
 		s.logger.LogAttrs(context.Background(), slog.LevelError, "accepting a connection failed; retrying",
 			slog.String("error", err.Error()))
 	}
+}
+
+// oncePerMinute reports whether a minute has passed since it last said
+// yes for last (Unix nanoseconds), and then notes now: a warning that a
+// flood would repeat is logged at most once a minute.
+func oncePerMinute(last *atomic.Int64) bool {
+	now := time.Now().UnixNano()
+	if now-last.Load() <= int64(time.Minute) {
+		return false
+	}
+	last.Store(now)
+	return true
 }
 
 // maxRefusing bounds the connections being refused at once; beyond it,
@@ -260,8 +271,7 @@ const maxRefusing = 256
 func (s *Server) refuseConn(c net.Conn) {
 	s.obs.ConnectionRefused()
 	n := s.connsRefused.Add(1)
-	if now := time.Now().UnixNano(); now-s.refusedLogged.Load() > int64(time.Minute) {
-		s.refusedLogged.Store(now)
+	if oncePerMinute(&s.refusedLogged) {
 		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "connection refused: server.maxConnections reached",
 			slog.Int64("max_connections", s.maxConns), slog.Uint64("refused_total", n))
 	}
