@@ -94,8 +94,14 @@ func validateOps(o *Ops, ps *Problems) {
 	if !IsLoopback(o.Listen) && o.Token == "" {
 		ps.add("ops.token", "required when ops.listen is not a loopback address; set %s", EnvPrefix+"OPS__TOKEN")
 	}
-	if o.Token != "" && len(o.Token) < 16 {
-		ps.add("ops.token", "too short: use at least 16 characters")
+	minSecretLength(ps, "ops.token", o.Token)
+}
+
+// minSecretLength refuses a credential the gateway checks itself that is
+// set but short enough to guess; unset is judged by the caller.
+func minSecretLength(ps *Problems, path, secret string) {
+	if secret != "" && len(secret) < 16 {
+		ps.add(path, "too short: use at least 16 characters")
 	}
 }
 
@@ -214,6 +220,7 @@ func validateCache(c *Cache, ps *Problems) {
 	between(ps, "cache.maxEntries", int64(c.MaxEntries), 1, 50_000_000, "1", "50000000")
 	between(ps, "cache.maxBytes", int64(c.MaxBytes), 1<<20, 64<<30, "1MiB", "64GiB")
 	atLeastInterval(ps, "cache.cleanupInterval", c.CleanupInterval)
+	minSecretLength(ps, "cache.invalidationToken", c.InvalidationToken)
 	for _, route := range []struct {
 		name string
 		r    CacheRoute

@@ -94,6 +94,9 @@ func TestValidateRules(t *testing.T) {
 			c.Ops.Listen, c.Ops.Token = "10.0.0.5:9090", "0123456789abcdef"
 		}, nil},
 		{"short ops token", func(c *config.Config) { c.Ops.Token = "short" }, []want{{"ops.token", "too short"}}},
+		{"short invalidation token", func(c *config.Config) { c.Cache.InvalidationToken = "fifteen-chars!!" },
+			[]want{{"cache.invalidationToken", "too short"}}},
+		{"invalidation token of 16", func(c *config.Config) { c.Cache.InvalidationToken = "sixteen-chars!!!" }, nil},
 		{"IPv6 loopback ops listener", func(c *config.Config) { c.Ops.Listen = "[::1]:9090" }, nil},
 		{"localhost ops listener", func(c *config.Config) { c.Ops.Listen = "localhost:9090" }, nil},
 		{"ops listener off", func(c *config.Config) { c.Ops.Listen = "" }, nil},
