@@ -17,10 +17,14 @@ func Default() Config {
 	readRetry := Retry{Attempts: 1, BaseBackoff: 25 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	return Config{
 		Server: Server{
-			Listen:         "127.0.0.1:8080",
-			ReadTimeout:    10 * time.Second,
-			WriteTimeout:   10 * time.Second,
-			IdleTimeout:    60 * time.Second,
+			Listen:       "127.0.0.1:8080",
+			ReadTimeout:  10 * time.Second,
+			WriteTimeout: 10 * time.Second,
+			// Longer than the 60 s idle timeout of the common load
+			// balancers in front (AWS ALB, ingress-nginx's upstream
+			// keep-alive): a backend that closes first races the
+			// balancer's next request on the connection into a 502.
+			IdleTimeout:    75 * time.Second,
 			RequestTimeout: 3 * time.Second,
 			ShutdownDelay:  0,
 			DrainTimeout:   15 * time.Second,

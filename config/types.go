@@ -28,7 +28,8 @@ type Server struct {
 	ReadTimeout time.Duration `yaml:"readTimeout"`
 	// WriteTimeout bounds writing one response.
 	WriteTimeout time.Duration `yaml:"writeTimeout"`
-	// IdleTimeout closes keep-alive connections idle this long.
+	// IdleTimeout closes keep-alive connections idle this long. It should
+	// be longer than the idle timeout of the load balancer in front.
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
 	// RequestTimeout is the overall deadline of one incoming request, across
 	// every upstream call and retry it makes.
