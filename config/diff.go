@@ -106,7 +106,13 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]settin
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			flattenValue(v.Field(i), join(path, yamlName(f)), f.Tag.Get("secret") == "true", m)
+			p := join(path, yamlName(f))
+			if f.Tag.Get("redact") == "url" && v.Field(i).Len() > 0 {
+				urls := v.Field(i).Interface().([]string)
+				m[p] = setting{value: "[" + strings.Join(urls, ", ") + "]", shown: "[" + strings.Join(redactURLs(urls), ", ") + "]"}
+				continue
+			}
+			flattenValue(v.Field(i), p, f.Tag.Get("secret") == "true", m)
 		}
 	case reflect.Pointer:
 		if !v.IsNil() {
@@ -149,7 +155,8 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]settin
 }
 
 // Redacted returns a copy of c that is safe to show: every field tagged
-// secret is replaced by a marker when set.
+// secret is replaced by a marker when set, and every URL list tagged
+// redact:"url" (the JWKS URLs) is shown as RedactURL gives it.
 func Redacted(c *Config) Config {
 	out := *c
 	redact(reflect.ValueOf(&out).Elem())
@@ -165,8 +172,20 @@ func redact(v reflect.Value) {
 		switch {
 		case t.Field(i).Tag.Get("secret") == "true" && f.Kind() == reflect.String && f.String() != "":
 			f.SetString("<redacted>")
+		case t.Field(i).Tag.Get("redact") == "url" && f.Len() > 0:
+			f.Set(reflect.ValueOf(redactURLs(f.Interface().([]string))))
 		case f.Kind() == reflect.Struct:
 			redact(f)
 		}
 	}
+}
+
+// redactURLs is urls as RedactURL shows them, in a new slice (a copied
+// Config shares the original's).
+func redactURLs(urls []string) []string {
+	shown := make([]string, len(urls))
+	for i, u := range urls {
+		shown[i] = RedactURL(u)
+	}
+	return shown
 }

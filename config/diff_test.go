@@ -38,6 +38,10 @@ func TestDiff(t *testing.T) {
 			nil,
 			func(c *config.Config) { c.Auth.Audiences = []string{"edge-gateway", "mobile"} },
 			[]config.Change{{Path: "auth.audiences", Old: "[edge-gateway]", New: "[edge-gateway, mobile]", Restart: true}}},
+		{"JWKS URL's query value changed: a change, its values masked",
+			func(c *config.Config) { c.Auth.JWKSURLs = []string{"https://idp.example/jwks?key=old-key-value"} },
+			func(c *config.Config) { c.Auth.JWKSURLs = []string{"https://idp.example/jwks?key=new-key-value"} },
+			[]config.Change{{Path: "auth.jwksURLs", Old: "[https://idp.example/jwks?key=xxxxx]", New: "[https://idp.example/jwks?key=xxxxx]", Restart: true}}},
 		{"secret set",
 			nil,
 			func(c *config.Config) { c.Ops.Token = secret },
@@ -247,6 +251,36 @@ func mutateEverything(v reflect.Value) {
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.String {
 			v.Set(reflect.Append(v, reflect.ValueOf("x")))
+		}
+	}
+}
+
+// The ops API's copy of the configuration shows the JWKS URLs with their
+// query values (an API key at some providers) masked, names kept, and
+// leaves the original alone.
+func TestRedactedMasksJWKSQueryValues(t *testing.T) {
+	c := valid()
+	c.Auth.JWKSURLs = []string{"https://idp.example/jwks?tenant=acme&key=secret-value", "https://idp2.example/jwks"}
+	r := config.Redacted(&c)
+	want := []string{"https://idp.example/jwks?tenant=xxxxx&key=xxxxx", "https://idp2.example/jwks"}
+	if !slices.Equal(r.Auth.JWKSURLs, want) {
+		t.Errorf("redacted JWKS URLs %q, want %q", r.Auth.JWKSURLs, want)
+	}
+	if c.Auth.JWKSURLs[0] != "https://idp.example/jwks?tenant=acme&key=secret-value" {
+		t.Errorf("Redacted changed the original: %q", c.Auth.JWKSURLs[0])
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://idp.example/jwks":                    "https://idp.example/jwks",
+		"https://idp.example/jwks?a=1&flag&b=":        "https://idp.example/jwks?a=xxxxx&flag&b=xxxxx",
+		"https://user:pass@idp.example/jwks?k=v":      "https://user:xxxxx@idp.example/jwks?k=xxxxx",
+		"https://idp.example/jwks?sig=a%26b#fragment": "https://idp.example/jwks?sig=xxxxx#fragment",
+		"http://[::1:bad/jwks":                        "(unparsable URL)",
+	} {
+		if got := config.RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }

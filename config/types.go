@@ -88,7 +88,7 @@ type Tracing struct {
 // Auth configures JWT verification against the identity provider's JWKS.
 type Auth struct {
 	// JWKSURLs are the identity provider's key set URLs.
-	JWKSURLs []string `yaml:"jwksURLs"`
+	JWKSURLs []string `yaml:"jwksURLs" redact:"url"`
 	// Issuer is the required iss claim.
 	Issuer string `yaml:"issuer"`
 	// Audiences: the token's aud must contain at least one of them.

@@ -321,6 +321,27 @@ func redactURL(u *url.URL, raw string) string {
 	return raw
 }
 
+// RedactURL is a configured URL as logs, /readyz and the ops API show it:
+// a password masked, and every query value too, since some providers take
+// an API key or a signature in the query (auth.jwksURLs may have one). The
+// parameter names stay, so ops can still tell which URL it is.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.RawQuery != "" {
+		params := strings.Split(u.RawQuery, "&")
+		for i, p := range params {
+			if name, _, ok := strings.Cut(p, "="); ok {
+				params[i] = name + "=xxxxx"
+			}
+		}
+		u.RawQuery = strings.Join(params, "&")
+	}
+	return u.Redacted()
+}
+
 // IsLoopback reports whether a listen address only accepts local
 // connections.
 func IsLoopback(addr string) bool {

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -56,16 +57,21 @@ func newFetcher(s settings) *fetcher {
 // fetch GETs one key set and returns its body. Everything but a 200 with a
 // JSON object of at most maxBytes is an error, so the caller keeps the keys
 // it has.
-func (f *fetcher) fetch(ctx context.Context, url string) ([]byte, error) {
+func (f *fetcher) fetch(ctx context.Context, rawURL string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
+		// Not the *url.Error itself: it quotes the URL whole, query and
+		// all, and the caller names the URL, redacted.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -435,3 +435,35 @@ func TestKeysWithoutAlgMatchByType(t *testing.T) {
 	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256),
 		devidp.WithKeyID(p.CurrentKID(devidp.RS256))), errKeyMismatch)
 }
+
+// A key in the JWKS URL's query (some providers take one there) shows in
+// neither the log lines nor the readiness reason of a failing fetch: only
+// its parameter name does. The *url.Error net/http returns quotes the URL
+// whole, so the error is taken apart too.
+func TestFailingFetchRedactsTheQuery(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here now: connection refused
+
+	const secret = "s3cr3t-api-key-value"
+	rec := &recorder{}
+	v := newVerifier(t, testConfig("http://"+addr+"/jwks.json?tenant=acme&api_key="+secret), rec)
+	eventually(t, "a failed attempt", func() bool { return rec.fetchErr.Load() >= 1 })
+	eventually(t, "the failure logged", func() bool { return strings.Contains(rec.logText(), "JWKS fetch failed") })
+
+	_, reason := v.Ready()
+	for what, text := range map[string]string{"readiness reason": reason, "log": rec.logText()} {
+		if strings.Contains(text, secret) || strings.Contains(text, "acme") {
+			t.Errorf("the %s shows a query value: %s", what, text)
+		}
+		if !strings.Contains(text, "api_key=xxxxx") || !strings.Contains(text, addr) {
+			t.Errorf("the %s no longer names the URL: %s", what, text)
+		}
+	}
+	if !strings.Contains(reason, "connection refused") {
+		t.Errorf("the readiness reason lost the cause: %s", reason)
+	}
+}

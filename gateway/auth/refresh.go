@@ -2,10 +2,11 @@ package auth
 
 import (
 	"context"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/bffgate/edge/config"
 )
 
 // One goroutine owns fetching: it runs a fetch round (every JWKS URL once)
@@ -82,19 +83,19 @@ func (v *Verifier) fetchOne(i int, current *keySet) fetchResult {
 	}
 	h := &v.health[i]
 	if err != nil {
-		msg := redact(rawURL) + ": " + err.Error()
+		msg := config.RedactURL(rawURL) + ": " + err.Error()
 		v.lastErr.Store(&msg)
 		h.failures++
 		now := time.Now()
 		if h.failures == 1 || err.Error() != h.lastErr || now.Sub(h.loggedAt) >= failureLogEvery {
 			v.log.Warn("JWKS fetch failed; keeping the keys already loaded",
-				"url", redact(rawURL), "error", err.Error(), "failures", h.failures, "keys_loaded", current != nil)
+				"url", config.RedactURL(rawURL), "error", err.Error(), "failures", h.failures, "keys_loaded", current != nil)
 			h.lastErr, h.loggedAt = err.Error(), now
 		}
 		return fetchResult{err: err}
 	}
 	if h.failures > 0 {
-		v.log.Info("JWKS fetch recovered", "url", redact(rawURL), "after_failures", h.failures)
+		v.log.Info("JWKS fetch recovered", "url", config.RedactURL(rawURL), "after_failures", h.failures)
 		*h = urlHealth{}
 	}
 	return fetchResult{keys: keys}
@@ -195,13 +196,4 @@ func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
 	case <-v.ctx.Done():
 	}
 	return false
-}
-
-// redact hides credentials a JWKS URL may carry before it is logged.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
