@@ -129,12 +129,13 @@ func (nopObserver) JWKSFetch(error, int) {}
 func (nopObserver) TokenCache(bool)      {}
 
 // Defaults for settings left at zero in config.Auth (the same values as
-// config.Default, so a hand-built config behaves like a loaded one).
+// config.Default, so a hand-built config behaves like a loaded one). The
+// unknown-kid wait has none: zero is a setting of its own there ("do not
+// wait", as documented for auth.jwks.unknownKIDWait).
 const (
 	defaultRefreshInterval    = 10 * time.Minute
 	defaultFetchTimeout       = 3 * time.Second
 	defaultUnknownKIDInterval = 30 * time.Second
-	defaultUnknownKIDWait     = time.Second
 	defaultRetryInterval      = 2 * time.Second
 	defaultJWKSMaxBytes       = 256 << 10
 	defaultMaxTokenBytes      = 8 << 10
@@ -262,7 +263,7 @@ func settle(cfg config.Auth) (settings, error) {
 		refreshInterval:    cfg.JWKS.RefreshInterval,
 		fetchTimeout:       cfg.JWKS.FetchTimeout,
 		unknownKIDInterval: cfg.JWKS.UnknownKIDInterval,
-		unknownKIDWait:     cfg.JWKS.UnknownKIDWait,
+		unknownKIDWait:     max(cfg.JWKS.UnknownKIDWait, 0),
 		retryInterval:      cfg.JWKS.RetryInterval,
 		jwksMaxBytes:       int64(cfg.JWKS.MaxBytes),
 		cacheEnabled:       cfg.TokenCache.Enabled,
@@ -316,7 +317,6 @@ func settle(cfg config.Auth) (settings, error) {
 	orDefault(&s.refreshInterval, defaultRefreshInterval)
 	orDefault(&s.fetchTimeout, defaultFetchTimeout)
 	orDefault(&s.unknownKIDInterval, defaultUnknownKIDInterval)
-	orDefault(&s.unknownKIDWait, defaultUnknownKIDWait)
 	orDefault(&s.retryInterval, defaultRetryInterval)
 	if s.jwksMaxBytes <= 0 {
 		s.jwksMaxBytes = defaultJWKSMaxBytes
