@@ -17,8 +17,9 @@
 //     read: keys come only from the configured JWKS URLs;
 //   - claims before the key is even looked up: iss equal to the issuer, aud
 //     containing one of the audiences, exp present and not past, nbf and iat
-//     not in the future (all with the configured leeway), sub present,
-//     printable and at most 128 bytes;
+//     not in the future (all with the configured leeway), none of the
+//     three past the year 9999, sub present, printable and at most 128
+//     bytes;
 //   - the key's type matching the alg (RSA for RS/PS, the alg's curve for
 //     ES, Ed25519 for EdDSA) and the JWK's own "alg" when it declares one,
 //     then the signature.
