@@ -119,7 +119,8 @@ type JWKS struct {
 	// UnknownKIDInterval is the minimum time between refreshes triggered by
 	// a token whose kid is not in the set.
 	UnknownKIDInterval time.Duration `yaml:"unknownKIDInterval"`
-	// UnknownKIDWait is the longest a request waits for such a refresh.
+	// UnknownKIDWait is the longest a request waits for such a refresh (0:
+	// it does not wait; the refresh still runs for the requests after it).
 	UnknownKIDWait time.Duration `yaml:"unknownKIDWait"`
 	// RetryInterval is how often fetching is retried while no keys are loaded.
 	RetryInterval time.Duration `yaml:"retryInterval"`

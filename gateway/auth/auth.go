@@ -17,8 +17,9 @@
 //     read: keys come only from the configured JWKS URLs;
 //   - claims before the key is even looked up: iss equal to the issuer, aud
 //     containing one of the audiences, exp present and not past, nbf and iat
-//     not in the future (all with the configured leeway), sub present,
-//     printable and at most 128 bytes;
+//     not in the future (all with the configured leeway), none of the
+//     three past the year 9999, sub present, printable and at most 128
+//     bytes;
 //   - the key's type matching the alg (RSA for RS/PS, the alg's curve for
 //     ES, Ed25519 for EdDSA) and the JWK's own "alg" when it declares one,
 //     then the signature.
@@ -129,12 +130,13 @@ func (nopObserver) JWKSFetch(error, int) {}
 func (nopObserver) TokenCache(bool)      {}
 
 // Defaults for settings left at zero in config.Auth (the same values as
-// config.Default, so a hand-built config behaves like a loaded one).
+// config.Default, so a hand-built config behaves like a loaded one). The
+// unknown-kid wait has none: zero is a setting of its own there ("do not
+// wait", as documented for auth.jwks.unknownKIDWait).
 const (
 	defaultRefreshInterval    = 10 * time.Minute
 	defaultFetchTimeout       = 3 * time.Second
 	defaultUnknownKIDInterval = 30 * time.Second
-	defaultUnknownKIDWait     = time.Second
 	defaultRetryInterval      = 2 * time.Second
 	defaultJWKSMaxBytes       = 256 << 10
 	defaultMaxTokenBytes      = 8 << 10
@@ -262,7 +264,7 @@ func settle(cfg config.Auth) (settings, error) {
 		refreshInterval:    cfg.JWKS.RefreshInterval,
 		fetchTimeout:       cfg.JWKS.FetchTimeout,
 		unknownKIDInterval: cfg.JWKS.UnknownKIDInterval,
-		unknownKIDWait:     cfg.JWKS.UnknownKIDWait,
+		unknownKIDWait:     max(cfg.JWKS.UnknownKIDWait, 0),
 		retryInterval:      cfg.JWKS.RetryInterval,
 		jwksMaxBytes:       int64(cfg.JWKS.MaxBytes),
 		cacheEnabled:       cfg.TokenCache.Enabled,
@@ -316,7 +318,6 @@ func settle(cfg config.Auth) (settings, error) {
 	orDefault(&s.refreshInterval, defaultRefreshInterval)
 	orDefault(&s.fetchTimeout, defaultFetchTimeout)
 	orDefault(&s.unknownKIDInterval, defaultUnknownKIDInterval)
-	orDefault(&s.unknownKIDWait, defaultUnknownKIDWait)
 	orDefault(&s.retryInterval, defaultRetryInterval)
 	if s.jwksMaxBytes <= 0 {
 		s.jwksMaxBytes = defaultJWKSMaxBytes

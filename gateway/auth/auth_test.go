@@ -155,6 +155,12 @@ func TestAuthenticateRefusesBadClaims(t *testing.T) {
 		{"missing exp", devidp.MintClaims{}, []devidp.MintOption{devidp.WithoutClaims("exp")}, errMissing},
 		{"exp zero", devidp.MintClaims{Extra: map[string]any{"exp": 0}}, nil, errMissing},
 		{"exp as string", devidp.MintClaims{Extra: map[string]any{"exp": "tomorrow"}}, nil, errClaims},
+		// Beyond int64 seconds golang-jwt's conversion and time.Unix
+		// overflow: these read as long past.
+		{"nbf beyond any date", devidp.MintClaims{Extra: map[string]any{"nbf": 1e300}}, nil, errClaims},
+		{"iat beyond any date", devidp.MintClaims{Extra: map[string]any{"iat": 1e19}}, nil, errClaims},
+		{"exp beyond any date", devidp.MintClaims{Extra: map[string]any{"exp": 1e300}}, nil, errClaims},
+		{"exp after year 9999", devidp.MintClaims{Extra: map[string]any{"exp": 253402300800}}, nil, errClaims},
 		{"missing sub", devidp.MintClaims{}, []devidp.MintOption{devidp.WithoutClaims("sub")}, errSubject},
 		{"empty sub", devidp.MintClaims{Extra: map[string]any{"sub": ""}}, nil, errSubject},
 		{"numeric sub", devidp.MintClaims{Extra: map[string]any{"sub": 42}}, nil, nil},
@@ -184,6 +190,7 @@ func TestAuthenticateRefusesBadClaims(t *testing.T) {
 		"subject with unicode":        {Subject: "kullanıcı-ğüşiöç"},
 		"subject with a space inside": {Subject: "user one"},
 		"nbf in the past":             {NotBefore: now.Add(-time.Minute)},
+		"exp at the end of year 9999": {Extra: map[string]any{"exp": 253402300799}},
 		"second configured audience":  {Audience: []string{"admin-api"}},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -125,6 +125,30 @@ func TestUnknownKIDWaitIsBounded(t *testing.T) {
 	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}))
 }
 
+// UnknownKIDWait 0 (documented "does not wait") is a setting, not a
+// missing one: a token of a key not loaded yet is refused at once, and the
+// refresh it asked for still runs, so the requests after it pass.
+func TestUnknownKIDWaitZeroDoesNotWait(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.UnknownKIDWait = 0
+	v := readyVerifier(t, cfg, nil)
+	kid, err := p.Rotate(devidp.RS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.JWKSFetches()
+	token := mint(t, p, devidp.MintClaims{})
+	// The refresh round would end in a few milliseconds on loopback: a
+	// request that waited for it would pass.
+	mustRefuse(t, v, token, errUnknownKID)
+	eventually(t, "the refresh the miss asked for", func() bool { return p.JWKSFetches() > before })
+	eventually(t, "the new key loaded", func() bool { _, ok := v.keys.Load().byKID[kid]; return ok })
+	if id := mustAuthenticate(t, v, token); id.KeyID() != kid {
+		t.Fatalf("verified by %q, want %q", id.KeyID(), kid)
+	}
+}
+
 // New never waits for the identity provider, even one that hangs.
 func TestNewDoesNotWaitForTheKeySet(t *testing.T) {
 	p := startIDP(t)

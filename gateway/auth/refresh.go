@@ -163,8 +163,9 @@ func (v *Verifier) apply(results []fetchResult, sources [][]*verifyKey, current 
 // awaitKeyRefresh is called when a token names a kid the key set lacks. It
 // asks for a fetch round, at most one per UnknownKIDInterval (a request
 // arriving while that round runs waits for it too), and waits for the round
-// no longer than UnknownKIDWait and ctx allow. It reports whether a round
-// ended, so the caller should look again.
+// no longer than UnknownKIDWait and ctx allow (with UnknownKIDWait 0 it
+// asks and does not wait). It reports whether a round ended, so the caller
+// should look again.
 func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
 	if ctx.Err() != nil || v.ctx.Err() != nil {
 		return false // nobody would wait for the round: don't spend the budget
@@ -185,6 +186,9 @@ func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
 		}
 	}
 	v.mu.Unlock()
+	if v.cfg.unknownKIDWait <= 0 {
+		return false // the round runs for the requests after this one
+	}
 
 	wait := time.NewTimer(v.cfg.unknownKIDWait)
 	defer wait.Stop()

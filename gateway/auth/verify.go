@@ -114,8 +114,20 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, claims jwt.MapClaim
 	return k, pub, nil
 }
 
+// maxNumericDate is 9999-12-31T23:59:59Z, the last second a date can
+// name. golang-jwt makes a time of exp, nbf and iat through a conversion
+// to int64 seconds whose result is implementation-dependent far beyond it,
+// and time.Unix overflows near the int64 limit: an nbf of 1e300 read as
+// long past, so a token not valid before the end of time passed as valid.
+const maxNumericDate = 253402300799
+
 // checkClaims runs the registered-claim rules and the sub rule.
 func (v *Verifier) checkClaims(claims jwt.MapClaims) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		if d, ok := claims[name].(float64); ok && (d > maxNumericDate || d < -maxNumericDate) {
+			return errClaims
+		}
+	}
 	if err := v.validator.Validate(claims); err != nil {
 		return claimsError(err)
 	}
