@@ -53,6 +53,8 @@ type hookState struct {
 	// held is the block, for a request with a body, until the body was
 	// read (nil otherwise).
 	held *[]byte
+	// seen: a header block was read on the connection (readFailed).
+	seen bool
 }
 
 // holdHeaders is the server's HeaderReceived hook. It changes nothing of
@@ -65,6 +67,7 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		return fasthttp.RequestConfig{}
 	}
 	hs := &cc.hook
+	hs.seen = true
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
 	hs.ambiguous = ambiguousFraming(raw, h.IsHTTP11())

@@ -182,6 +182,16 @@ func New(d Deps) (*Server, error) {
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
 	s.app.Server().HeaderReceived = holdHeaders // held.go
+	// Fiber calls a failed read of the client's connection a 502, the
+	// status of a failing user store (errors.go, readFailed).
+	fiberReadErrors := s.app.Server().ErrorHandler
+	s.app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		if connFailed(err) {
+			s.readFailed(ctx, err)
+			return
+		}
+		fiberReadErrors(ctx, err)
+	}
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		// Answered as unparsable, their headers not trusted: a request
 		// whose end is not certain (and nothing more of its connection is

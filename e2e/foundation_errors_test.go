@@ -1,0 +1,124 @@
+package e2e
+
+// The status of answers nobody asked the edge for: what fasthttp and Fiber
+// would decide on their own when a request fails while it is read, and
+// what the gateway records of it.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// errMetrics5xx returns the request-count series of 5xx answers that are
+// not zero.
+func errMetrics5xx(t *testing.T, gw *Gateway) []string {
+	t.Helper()
+	resp, err := http.Get(gw.OpsURL + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "gateway_requests_total{") && strings.Contains(line, `status_class="5xx"`) &&
+			!strings.HasSuffix(line, " 0") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// errReset closes conn with a TCP reset (SO_LINGER 0) instead of a FIN.
+func errReset(t *testing.T, conn net.Conn) {
+	t.Helper()
+	if err := conn.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+}
+
+// A client whose connection is reset while its request is read is the
+// client's failure, never the gateway's or the user store's: Fiber calls a
+// failed read a 502, and the 5xx ratio pages on it. Reset mid-body (a
+// phone losing its network during an upload), it is logged as a 400 with
+// the request's id and method; reset before it sent a byte (a load
+// balancer's TCP health check), it is no request at all, as a connection
+// closed cleanly is not.
+func TestFoundationErrorsClientResetIsNotA5xx(t *testing.T) {
+	idp := StartIdP(t)
+	// One connection at a time: the next one is served only once the
+	// gateway closed the previous one, after it recorded its answer.
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp,
+		Env: map[string]string{"GATEWAY_SERVER__MAXCONNECTIONS": "1"}})
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	logs := polFollowLogs(gw)
+
+	// Reset before a byte was sent.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errReset(t, conn)
+
+	// Reset in the middle of the body: the header block was read (the
+	// gateway said 100 Continue) and the body never ends.
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + idp.UserToken(t) +
+		"\r\nX-Request-Id: reset-mid-body\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("reading the answer to the header block: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusContinue {
+			if _, err := io.WriteString(conn, `{"username":`); err != nil {
+				t.Fatal(err)
+			}
+			errReset(t, conn)
+			break
+		}
+		conn.Close()
+		// Refused: the first connection is still open.
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("status %d to the header block, want 100 Continue", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	line := logs.await(t, 5*time.Second, "request", map[string]string{"request_id": "reset-mid-body"})
+	if line["status"] != 400.0 || line["method"] != "POST" {
+		t.Errorf("access line of the request reset mid-body: %v, want status 400, method POST", line)
+	}
+
+	// The first connection's line, had it one, came before.
+	for _, line := range gw.LogLines() {
+		if line["msg"] != "request" {
+			continue
+		}
+		if status := fmt.Sprint(line["status"]); line["request_id"] != "reset-mid-body" &&
+			(strings.HasPrefix(status, "5") || line["method"] == "other") {
+			t.Errorf("access line for a reset connection: %v", line)
+		}
+	}
+	if series := errMetrics5xx(t, gw); len(series) > 0 {
+		t.Errorf("5xx counted for reset connections:\n%s", strings.Join(series, "\n"))
+	}
+}
