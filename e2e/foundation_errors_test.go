@@ -122,3 +122,34 @@ func TestFoundationErrorsClientResetIsNotA5xx(t *testing.T) {
 		t.Errorf("5xx counted for reset connections:\n%s", strings.Join(series, "\n"))
 	}
 }
+
+// A multipart body is a body like any other: no route takes a form, so it
+// is neither parsed nor refused before the route. A profile read that
+// carries one is served, and a username check with one is told its
+// Content-Type is wrong, in the caller's language, on a connection that
+// stays open (fasthttp pre-parsed such bodies and refused an unparsable
+// one with a bare 400 and a closed connection).
+func TestFoundationErrorsMultipartBodyReachesTheRoute(t *testing.T) {
+	store := SharedStore(t)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	tok := idp.UserToken(t)
+	const form = "multipart/form-data; boundary=xyz"
+
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(tok), RawBody(form, []byte("not a form"))).Data(t, nil)
+
+	conn := gw.KeepAlive(t)
+	body := `{"username":"fresh.name_42"}`
+	r := conn.Send(t, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
+		"\r\nX-Language: tr\r\nContent-Type: "+form+fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(body))+body)
+	fndOnly(t, r, http.StatusBadRequest, "Doğrulama başarısız oldu", "Content-Type application/json olmalıdır")
+	// A well-formed form is refused the same way.
+	formBody := "--xyz\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nfresh.name_42\r\n--xyz--\r\n"
+	r = conn.Send(t, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
+		"\r\nContent-Type: "+form+fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(formBody))+formBody)
+	fndOnly(t, r, http.StatusBadRequest, "Validation failed", "Content-Type must be application/json")
+	// The same connection goes on.
+	r = conn.Send(t, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
+		"\r\nContent-Type: application/json"+fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(body))+body)
+	r.Data(t, nil)
+}

@@ -173,7 +173,12 @@ func New(d Deps) (*Server, error) {
 		// an envelope; fasthttp's, in plain text, stays out of reach.
 		Concurrency:   cfg.MaxConnections + cfg.MaxConnections/8 + 64,
 		CaseSensitive: true,
-		ErrorHandler:  s.lastResortErrorHandler,
+		// No route takes a form: fasthttp would otherwise parse every
+		// multipart body before the handler, and refuse one that does
+		// not parse with a bare 400, whatever the route (a body on GET
+		// included) and before the username check could say why.
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.lastResortErrorHandler,
 		// Request strings are copied explicitly where they are kept; the
 		// zero-copy default stays for speed.
 		Immutable: false,
