@@ -153,3 +153,56 @@ func TestFoundationErrorsMultipartBodyReachesTheRoute(t *testing.T) {
 		"\r\nContent-Type: application/json"+fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(body))+body)
 	r.Data(t, nil)
 }
+
+// The request line: fasthttp serves any version but HTTP/1.1 as HTTP/1.0
+// and keeps spaces and controls inside the target. Another HTTP version is
+// a 505, a malformed version or target a 400, both in English with a new
+// request id (the request line did not parse, so nothing after it is
+// trusted) and the connection closed; the store never hears of them.
+func TestFoundationErrorsRequestLine(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	headers := "\r\nHost: gw\r\nAuthorization: Bearer " + idp.UserToken(t) + "\r\nX-Language: tr\r\nX-Request-Id: line-1\r\n\r\n"
+
+	for _, c := range []struct {
+		line   string
+		status int
+		msg    string
+	}{
+		{"GET /api/v1/users/me HTTP/2.0", http.StatusHTTPVersionNotSupported, "HTTP version not supported: use HTTP/1.1"},
+		{"GET /api/v1/users/me HTTP/0.9", http.StatusHTTPVersionNotSupported, "HTTP version not supported: use HTTP/1.1"},
+		{"GET /api/v1/users/me HTTP/3.0", http.StatusHTTPVersionNotSupported, "HTTP version not supported: use HTTP/1.1"},
+		{"PRI * HTTP/2.0", http.StatusHTTPVersionNotSupported, "HTTP version not supported: use HTTP/1.1"},
+		{"GET /api/v1/users/me FOO/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET /api/v1/users/me http/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET /api/v1/users/me HTTP/11", http.StatusBadRequest, "Validation failed"},
+		{"GET /api/v1/users/me HTTP/1.1 junk", http.StatusBadRequest, "Validation failed"},
+		{"GET /api/v1/users /me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET /api/v1/users/me\x00 HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET /api/v1/users/me\tHTTP/1.1", http.StatusBadRequest, "Validation failed"},
+	} {
+		t.Run(fmt.Sprintf("%q", c.line), func(t *testing.T) {
+			conn := gw.KeepAlive(t)
+			r := conn.Send(t, c.line+headers)
+			fndOnly(t, r, c.status, c.msg)
+			if id := r.Header.Get("X-Request-Id"); !fndUUIDv4.MatchString(id) {
+				t.Fatalf("X-Request-Id %q, want a generated v4 UUID", id)
+			}
+			if n, err := conn.Closed(); n != 0 || err != io.EOF {
+				t.Fatalf("after the answer: read %d bytes, %v; want the connection closed", n, err)
+			}
+		})
+	}
+	if n := store.Total(t); n != 0 {
+		t.Fatalf("refused request lines reached the store %d times", n)
+	}
+	// Sound request lines are served, HTTP/1.0 and other minor versions of
+	// HTTP/1 included.
+	for _, line := range []string{"GET /api/v1/users/me HTTP/1.1", "GET /api/v1/users/me HTTP/1.0", "GET /api/v1/users/me HTTP/1.2"} {
+		r := fndRaw(t, gw, line+headers)
+		if r.Status != http.StatusOK || r.Header.Get("X-Request-Id") != "line-1" {
+			t.Fatalf("%q: status %d, X-Request-Id %q: %s", line, r.Status, r.Header.Get("X-Request-Id"), r.Body)
+		}
+	}
+}

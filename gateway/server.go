@@ -211,6 +211,15 @@ func New(d Deps) (*Server, error) {
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
 		}
+		// A broken request line, or another HTTP version: its headers
+		// are not trusted either, as for a request that did not parse.
+		if status := requestLineStatus(&ctx.Request.Header); status != 0 {
+			bodyRead(ctx)
+			ctx.SetConnectionClose()
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, status, false)
+			s.finishUnrouted(ctx, ctx.Time(), false)
+			return
+		}
 		if !knownMethod(ctx.Method()) {
 			bodyRead(ctx) // the handler runs: the body was read
 			// The headers were read: answer in the caller's language, keep
