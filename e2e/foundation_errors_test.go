@@ -206,3 +206,40 @@ func TestFoundationErrorsRequestLine(t *testing.T) {
 		}
 	}
 }
+
+// A chunked body whose trailer section fails (it never ends, or holds a
+// field fasthttp refuses) failed after a good header block, like any other
+// body: the answer is in the caller's language with their request id, and
+// the log has the method. fasthttp keeps the headers then, with whatever
+// trailer fields it merged into them, so the gateway answers from the
+// header block it held, never from trailer fields.
+func TestFoundationErrorsChunkedTrailerFails(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: map[string]string{"GATEWAY_SERVER__READTIMEOUT": "300ms"}})
+	logs := polFollowLogs(gw)
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + idp.UserToken(t) +
+		"\r\nX-Language: tr\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Request-Id: "
+
+	for _, c := range []struct {
+		id, rest string
+		status   int
+		msg      string
+	}{
+		{"trailer-never-ends", "\r\n\r\n2\r\n{}\r\n0\r\n", http.StatusRequestTimeout, "İstek zaman aşımına uğradı"},
+		{"trailer-bad-name", "\r\n\r\n2\r\n{}\r\n0\r\nX-Language: en\r\nBad Name: 1\r\n\r\n", http.StatusBadRequest, "Doğrulama başarısız oldu"},
+		{"trailer-forbidden", "\r\n\r\n2\r\n{}\r\n0\r\nContent-Length: 2\r\n\r\n", http.StatusBadRequest, "Doğrulama başarısız oldu"},
+	} {
+		t.Run(c.id, func(t *testing.T) {
+			r := fndRaw(t, gw, head+c.id+c.rest)
+			fndOnly(t, r, c.status, c.msg)
+			if got := r.Header.Get("X-Request-Id"); got != c.id {
+				t.Fatalf("X-Request-Id %q, want the client's %q", got, c.id)
+			}
+			logs.await(t, 5*time.Second, "request", map[string]string{"request_id": c.id, "method": "POST", "status": fmt.Sprint(c.status)})
+		})
+	}
+	if n := store.Total(t); n != 0 {
+		t.Fatalf("failed bodies reached the store %d times", n)
+	}
+}

@@ -123,16 +123,20 @@ func requestCtxOf(h *fasthttp.RequestHeader) *fasthttp.RequestCtx {
 	return (*fasthttp.RequestCtx)(unsafe.Add(unsafe.Pointer(h), -int(off)))
 }
 
-// restoreHeld puts back the header block fasthttp dropped with the body of
-// the request being answered, and reports whether it did. Headers still
-// there, or held for another request of the connection, are left alone.
+// restoreHeld puts back the header block held for the request being
+// answered, whose body failed, and reports whether it did. fasthttp
+// dropped the headers when the body itself failed; when the trailer
+// section after a chunked body failed (it never ended, or holds a field
+// fasthttp refuses), the headers are still there but may have trailer
+// fields merged into them, which the held block has not. A block held
+// for another request of the connection is left alone.
 func restoreHeld(ctx *fasthttp.RequestCtx) bool {
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok || cc.hook.held == nil {
 		return false
 	}
 	defer cc.releaseHeld()
-	if cc.hook.after != ctx.ConnRequestNum() || len(ctx.Request.Header.RawHeaders()) > 0 {
+	if cc.hook.after != ctx.ConnRequestNum() {
 		return false
 	}
 	var h fasthttp.RequestHeader
