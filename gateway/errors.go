@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -181,6 +182,37 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	c.Response().SetConnectionClose()
 	s.finishUnrouted(c.Context(), time.Now(), headersRead)
 	return nil
+}
+
+// connFailed reports whether err, met while fasthttp read a request, is
+// the client's connection failing (reset by the client or the network)
+// rather than a timeout or bytes that do not parse.
+func connFailed(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && !ne.Timeout()
+}
+
+// readFailed answers a request whose connection failed while it was read.
+// Fiber would make it a 502, the status of a failing user store, and the
+// 5xx ratio pages on it: a client that resets its connection mid-request
+// (a phone losing its network during an upload) is a failed request of
+// the client's, a 400 that reaches no one. A connection reset before it
+// sent a byte (a load balancer's TCP health check) is no request at all,
+// as for one closed cleanly: it is neither counted nor logged.
+func (s *Server) readFailed(ctx *fasthttp.RequestCtx, err error) {
+	restored := restoreHeld(ctx)
+	writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, restored)
+	ctx.SetConnectionClose()
+	// fasthttp returns the socket's error as it is only when nothing of
+	// the request was read: a broken header block or body comes wrapped,
+	// or after a header block the hook saw (a reset on a later request
+	// of a connection before its first byte never gets here).
+	if _, bare := err.(*net.OpError); bare {
+		if cc, ok := ctx.Conn().(*clientConn); ok && !cc.hook.seen {
+			return
+		}
+	}
+	s.finishUnrouted(ctx, time.Now(), restored)
 }
 
 // writeUnroutedError answers a request the edge never saw (an

@@ -26,10 +26,10 @@ import (
 // closed, so that nothing after it on the connection is read.
 //
 // The check reads the header block as received (RawHeaders), before
-// fasthttp reads the body. Not covered here: the request line, and the
-// chunk-size lines of a chunked body, which fasthttp reads itself, and
-// leniently (it skips whatever follows the size up to a CR, a bare LF
-// included). So a chunked request is served, but its connection closed
+// fasthttp reads the body. Not covered here: the request line (checked
+// as the request is handled, requestLineStatus), and the chunk-size
+// lines of a chunked body, which fasthttp reads itself, and leniently (it
+// skips whatever follows the size up to a CR, a bare LF included). So a chunked request is served, but its connection closed
 // after the answer (holdHeaders): wherever a parser in front ends its
 // body, nothing after it is read as a request. Apps and browsers send
 // their JSON bodies with a Content-Length; a chunked one costs its client
@@ -168,3 +168,30 @@ func refusedFraming(ctx *fasthttp.RequestCtx) bool {
 	hs := handledHook(ctx)
 	return hs != nil && hs.ambiguous
 }
+
+// requestLineStatus is the status that refuses a request line fasthttp
+// read leniently, 0 when it is sound. fasthttp takes whatever follows the
+// request-target's last space for the version and serves anything but
+// "HTTP/1.1" as HTTP/1.0 ("HTTP/2.0", "HTTP/0.9", "FOO/1.1", "HTTP/1.1
+// junk" alike), and keeps spaces and controls inside the target ("GET /a
+// b HTTP/1.1"). A well-formed version of another major number is a 505
+// (RFC 9112 section 2.3); a malformed version or target is a broken
+// request line, a 400. Other minor versions of HTTP/1 are served, as
+// fasthttp serves them.
+func requestLineStatus(h *fasthttp.RequestHeader) int {
+	for _, c := range h.RequestURI() {
+		if c <= ' ' || c == 0x7f {
+			return fasthttp.StatusBadRequest
+		}
+	}
+	p := h.Protocol()
+	if len(p) != len("HTTP/1.1") || string(p[:5]) != "HTTP/" || !isDigit(p[5]) || p[6] != '.' || !isDigit(p[7]) {
+		return fasthttp.StatusBadRequest
+	}
+	if p[5] != '1' {
+		return fasthttp.StatusHTTPVersionNotSupported
+	}
+	return 0
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -53,6 +53,8 @@ type hookState struct {
 	// held is the block, for a request with a body, until the body was
 	// read (nil otherwise).
 	held *[]byte
+	// seen: a header block was read on the connection (readFailed).
+	seen bool
 }
 
 // holdHeaders is the server's HeaderReceived hook. It changes nothing of
@@ -65,6 +67,7 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		return fasthttp.RequestConfig{}
 	}
 	hs := &cc.hook
+	hs.seen = true
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
 	hs.ambiguous = ambiguousFraming(raw, h.IsHTTP11())
@@ -120,16 +123,20 @@ func requestCtxOf(h *fasthttp.RequestHeader) *fasthttp.RequestCtx {
 	return (*fasthttp.RequestCtx)(unsafe.Add(unsafe.Pointer(h), -int(off)))
 }
 
-// restoreHeld puts back the header block fasthttp dropped with the body of
-// the request being answered, and reports whether it did. Headers still
-// there, or held for another request of the connection, are left alone.
+// restoreHeld puts back the header block held for the request being
+// answered, whose body failed, and reports whether it did. fasthttp
+// dropped the headers when the body itself failed; when the trailer
+// section after a chunked body failed (it never ended, or holds a field
+// fasthttp refuses), the headers are still there but may have trailer
+// fields merged into them, which the held block has not. A block held
+// for another request of the connection is left alone.
 func restoreHeld(ctx *fasthttp.RequestCtx) bool {
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok || cc.hook.held == nil {
 		return false
 	}
 	defer cc.releaseHeld()
-	if cc.hook.after != ctx.ConnRequestNum() || len(ctx.Request.Header.RawHeaders()) > 0 {
+	if cc.hook.after != ctx.ConnRequestNum() {
 		return false
 	}
 	var h fasthttp.RequestHeader

@@ -24,6 +24,7 @@ const (
 	msgGatewayTimeout
 	msgRequestTimeout
 	msgAuthUnavailable
+	msgVersionNotSupported
 
 	// Validation details.
 	msgContentTypeJSON
@@ -69,6 +70,8 @@ var catalog = [msgCount][2]string{
 	msgGatewayTimeout:   {"The service did not respond in time", "Hizmet zamanında yanıt vermedi"},
 	msgRequestTimeout:   {"Request timed out", "İstek zaman aşımına uğradı"},
 	msgAuthUnavailable:  {"Authentication is temporarily unavailable, please try again later", "Kimlik doğrulama geçici olarak kullanılamıyor, lütfen daha sonra tekrar deneyin"},
+	msgVersionNotSupported: {"HTTP version not supported: use HTTP/1.1",
+		"HTTP sürümü desteklenmiyor: HTTP/1.1 kullanın"},
 
 	msgContentTypeJSON: {"Content-Type must be application/json", "Content-Type application/json olmalıdır"},
 	msgContentEncoding: {"Content-Encoding is not supported: send the body uncompressed", "Content-Encoding desteklenmiyor: gövdeyi sıkıştırmadan gönderin"},
@@ -145,6 +148,8 @@ func statusMessage(status int) msg {
 		return msgUnavailable
 	case 504:
 		return msgGatewayTimeout
+	case 505:
+		return msgVersionNotSupported
 	}
 	if status >= 400 && status < 500 {
 		return msgMalformedRequest

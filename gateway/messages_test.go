@@ -44,16 +44,17 @@ func TestEveryMessageHasBothLanguages(t *testing.T) {
 // Known words, spelled with their Turkish letters.
 func TestTurkishSpelling(t *testing.T) {
 	for m, word := range map[msg]string{
-		msgValidationFailed: "Doğrulama başarısız",
-		msgAuthRequired:     "Kimlik doğrulaması gerekli",
-		msgNotFound:         "bulunamadı",
-		msgMethodNotAllowed: "yönteme",
-		msgBodyTooLarge:     "İstek gövdesi",
-		msgHeadersTooLarge:  "başlıkları",
-		msgTooManyRequests:  "Çok fazla istek",
-		msgAuthUnavailable:  "geçici olarak kullanılamıyor",
-		msgUsernameRequired: "Kullanıcı adı",
-		msgUsernameCharset:  "İngilizce harfler",
+		msgValidationFailed:    "Doğrulama başarısız",
+		msgAuthRequired:        "Kimlik doğrulaması gerekli",
+		msgNotFound:            "bulunamadı",
+		msgMethodNotAllowed:    "yönteme",
+		msgBodyTooLarge:        "İstek gövdesi",
+		msgHeadersTooLarge:     "başlıkları",
+		msgTooManyRequests:     "Çok fazla istek",
+		msgAuthUnavailable:     "geçici olarak kullanılamıyor",
+		msgVersionNotSupported: "sürümü desteklenmiyor",
+		msgUsernameRequired:    "Kullanıcı adı",
+		msgUsernameCharset:     "İngilizce harfler",
 	} {
 		if tr := m.text(clientctx.LanguageTR); !strings.Contains(tr, word) {
 			t.Errorf("message %d: Turkish %q lacks %q", m, tr, word)
@@ -90,11 +91,11 @@ func TestStatusMessage(t *testing.T) {
 		400: msgValidationFailed, 401: msgAuthRequired, 403: msgForbidden, 404: msgNotFound,
 		405: msgMethodNotAllowed, 408: msgRequestTimeout, 409: msgConflict, 413: msgBodyTooLarge,
 		429: msgTooManyRequests, 431: msgHeadersTooLarge, 502: msgBadGateway, 503: msgUnavailable,
-		504: msgGatewayTimeout, 500: msgInternal,
+		504: msgGatewayTimeout, 500: msgInternal, 505: msgVersionNotSupported,
 		// Other client errors are "malformed"; other server errors internal.
 		402: msgMalformedRequest, 411: msgMalformedRequest, 414: msgMalformedRequest, 415: msgMalformedRequest,
 		418: msgMalformedRequest, 422: msgMalformedRequest, 499: msgMalformedRequest,
-		501: msgInternal, 505: msgInternal, 599: msgInternal,
+		501: msgInternal, 599: msgInternal,
 		// Not errors at all: never shown, but never a panic either.
 		0: msgInternal, 200: msgInternal, 302: msgInternal, 600: msgInternal, -1: msgInternal,
 	} {

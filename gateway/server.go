@@ -173,7 +173,12 @@ func New(d Deps) (*Server, error) {
 		// an envelope; fasthttp's, in plain text, stays out of reach.
 		Concurrency:   cfg.MaxConnections + cfg.MaxConnections/8 + 64,
 		CaseSensitive: true,
-		ErrorHandler:  s.lastResortErrorHandler,
+		// No route takes a form: fasthttp would otherwise parse every
+		// multipart body before the handler, and refuse one that does
+		// not parse with a bare 400, whatever the route (a body on GET
+		// included) and before the username check could say why.
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.lastResortErrorHandler,
 		// Request strings are copied explicitly where they are kept; the
 		// zero-copy default stays for speed.
 		Immutable: false,
@@ -182,6 +187,16 @@ func New(d Deps) (*Server, error) {
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
 	s.app.Server().HeaderReceived = holdHeaders // held.go
+	// Fiber calls a failed read of the client's connection a 502, the
+	// status of a failing user store (errors.go, readFailed).
+	fiberReadErrors := s.app.Server().ErrorHandler
+	s.app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		if connFailed(err) {
+			s.readFailed(ctx, err)
+			return
+		}
+		fiberReadErrors(ctx, err)
+	}
 	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
 		// Answered as unparsable, their headers not trusted: a request
 		// whose end is not certain (and nothing more of its connection is
@@ -193,6 +208,15 @@ func New(d Deps) (*Server, error) {
 				ctx.SetConnectionClose()
 			}
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
+			s.finishUnrouted(ctx, ctx.Time(), false)
+			return
+		}
+		// A broken request line, or another HTTP version: its headers
+		// are not trusted either, as for a request that did not parse.
+		if status := requestLineStatus(&ctx.Request.Header); status != 0 {
+			bodyRead(ctx)
+			ctx.SetConnectionClose()
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, status, false)
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
 		}
