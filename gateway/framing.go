@@ -27,13 +27,13 @@ import (
 //
 // The check reads the header block as received (RawHeaders), before
 // fasthttp reads the body. Not covered here: the request line (checked
-// as the request is handled, requestLineStatus), and the chunk-size
-// lines of a chunked body, which fasthttp reads itself, and leniently (it
-// skips whatever follows the size up to a CR, a bare LF included). So a chunked request is served, but its connection closed
-// after the answer (holdHeaders): wherever a parser in front ends its
-// body, nothing after it is read as a request. Apps and browsers send
-// their JSON bodies with a Content-Length; a chunked one costs its client
-// a new connection.
+// as the request is handled, requestLineStatus), and the chunk-size lines
+// of a chunked body, which fasthttp reads itself, and leniently (it skips
+// whatever follows the size up to a CR, a bare LF included). So a chunked
+// request is served, but its connection closed after the answer
+// (holdHeaders): wherever a parser in front ends its body, nothing after
+// it is read as a request. Apps and browsers send their JSON bodies with
+// a Content-Length; a chunked one costs its client a new connection.
 
 // ambiguousFraming reports whether a request's header block (raw: its
 // header lines as received, with the blank line that ends them; empty when
