@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestAmbiguousFraming(t *testing.T) {
@@ -82,6 +85,20 @@ func TestHasControlMatchesByteLoop(t *testing.T) {
 				}
 				b[i] = fill
 			}
+		}
+	}
+}
+
+// The request-line check runs on every request: an app's search, the
+// longest target the apps send.
+func BenchmarkRequestLineStatus(b *testing.B) {
+	var h fasthttp.RequestHeader
+	if err := h.Read(bufio.NewReader(strings.NewReader("GET /api/v2/users/search?query=sukru&page=1&limit=20 HTTP/1.1\r\nHost: gateway\r\n\r\n"))); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if requestLineStatus(&h) != 0 {
+			b.Fatal("refused an app's request line")
 		}
 	}
 }
