@@ -293,7 +293,9 @@ func (l *Limiter) AllowDevice(p *Policy, deviceID string, now time.Time) Verdict
 // IP has spent its failed-authentication budget (limit authFailures):
 // Allowed is false when it has, and the gateway then refuses the request
 // before verifying any signature. It is one map look-up under a shard lock
-// and never creates a bucket.
+// and never creates a bucket. An existing bucket counts as used: an IP
+// refused here records no more failures, and its empty bucket must not
+// drift to the evicted end while the IP keeps trying.
 func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time) Verdict {
 	if p == nil || !p.limits.AuthFailures.Enabled() {
 		return Verdict{Allowed: true}
@@ -308,6 +310,7 @@ func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time)
 	if !ok {
 		return Verdict{Allowed: true, Limit: lim.Burst, Remaining: lim.Burst, Kind: kindNames[kindAuthFailures]}
 	}
+	sh.touch(i)
 	b := &sh.buckets[i]
 	refill(b, lim, t)
 	v := verdictOf(b, lim, kindAuthFailures)

@@ -338,3 +338,39 @@ func TestNewLimiterDefaultsItsBound(t *testing.T) {
 		t.Fatalf("MaxKeys %d", got)
 	}
 }
+
+// An IP that spent its failed-authentication budget and keeps trying is
+// refused by AuthFailuresExhausted alone: no failure is recorded any more,
+// yet it is the most active client there is. A flood of newcomers must not
+// evict its empty bucket before the idle, refilled ones, or the abuser
+// gets a fresh budget out of the flood.
+func TestEvictionKeepsTheBucketsOfRefusedAbusers(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 0.001, burst: 2}, perUser: {rate: 1000, burst: 10}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	abusers := make([]netip.Addr, 8)
+	for i := range abusers {
+		abusers[i] = netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
+		l.RecordAuthFailure(web, abusers[i], t0)
+		l.RecordAuthFailure(web, abusers[i], t0)
+	}
+	for i := range 56 { // other clients, full again 1ms later
+		l.AllowUser(web, fmt.Sprint("user-", i), t0)
+	}
+	t1 := t0.Add(time.Second)
+	for _, ip := range abusers { // the abusers keep trying, and are refused
+		if v := l.AuthFailuresExhausted(web, ip, t1); v.Allowed {
+			t.Fatalf("%v: budget not spent: %+v", ip, v)
+		}
+	}
+	for i := range 8 { // newcomers need room
+		l.AllowUser(web, fmt.Sprint("newcomer-", i), t1)
+	}
+	if s := l.Stats(); s.Evictions != 8 || s.Keys != 64 {
+		t.Fatalf("stats %+v", s)
+	}
+	for _, ip := range abusers {
+		if v := l.AuthFailuresExhausted(web, ip, t1); v.Allowed {
+			t.Fatalf("%v got a fresh failed-authentication budget from the flood: %+v", ip, v)
+		}
+	}
+}
