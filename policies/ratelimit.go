@@ -322,12 +322,18 @@ func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time)
 }
 
 // RecordAuthFailure spends one token of the client IP's failed-
-// authentication budget, and reports what is left.
+// authentication budget, and reports what is left. Unlike a request, a
+// failure has already happened, so it is charged even when no whole token
+// is left: requests that passed AuthFailuresExhausted together (say many
+// unknown kids waiting for one key refresh) each cost a token, and the
+// bucket owes what they overspent. Otherwise an IP could fail at its
+// concurrency times the configured rate. Allowed says whether the failure
+// was within the budget.
 func (l *Limiter) RecordAuthFailure(p *Policy, ip netip.Addr, now time.Time) Verdict {
 	if p == nil {
 		return Verdict{Allowed: true}
 	}
-	return l.take(l.ipBucket(kindAuthFailures, ip), kindAuthFailures, p.limits.AuthFailures, now)
+	return l.spend(l.ipBucket(kindAuthFailures, ip), kindAuthFailures, p.limits.AuthFailures, now, true)
 }
 
 func (l *Limiter) since(now time.Time) int64 {
@@ -340,9 +346,16 @@ func (l *Limiter) shard(k bucketKey) *limiterShard {
 	return &l.shards[(uint64(k)>>40)&l.mask]
 }
 
-// take spends one token of key's bucket, creating the bucket (full) when
-// it is new. It allocates only when a shard's bucket slice grows.
+// take spends one token of key's bucket, if it has one, creating the
+// bucket (full) when it is new. It allocates only when a shard's bucket
+// slice grows.
 func (l *Limiter) take(key bucketKey, kind limitKind, lim Limit, now time.Time) Verdict {
+	return l.spend(key, kind, lim, now, false)
+}
+
+// spend is take, and with owe also charges a bucket without a whole token
+// left, which then stays empty for longer.
+func (l *Limiter) spend(key bucketKey, kind limitKind, lim Limit, now time.Time, owe bool) Verdict {
 	if !lim.Enabled() {
 		return Verdict{Allowed: true}
 	}
@@ -359,7 +372,7 @@ func (l *Limiter) take(key bucketKey, kind limitKind, lim Limit, now time.Time) 
 	b := &sh.buckets[i]
 	refill(b, lim, t)
 	allowed := b.tokens >= 1
-	if allowed {
+	if allowed || owe {
 		b.tokens--
 	}
 	b.fullAt = b.last + int64(secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))

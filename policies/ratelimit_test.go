@@ -374,3 +374,31 @@ func TestEvictionKeepsTheBucketsOfRefusedAbusers(t *testing.T) {
 		}
 	}
 }
+
+// Failures that passed the check together are each charged, beyond the
+// budget: the IP then waits until its debt is paid.
+func TestAuthFailuresBeyondTheBudgetAreOwed(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 1, burst: 2}}}`)
+	l := policies.NewLimiter(1000)
+	ip := netip.MustParseAddr("203.0.113.9")
+	for i := range 5 { // five in flight at once, all checked before any failed
+		if !l.AuthFailuresExhausted(web, ip, t0).Allowed {
+			t.Fatalf("check %d refused before any failure", i)
+		}
+	}
+	for i, within := range []bool{true, true, false, false, false} {
+		if v := l.RecordAuthFailure(web, ip, t0); v.Allowed != within {
+			t.Fatalf("failure %d: %+v, want within the budget %v", i, v, within)
+		}
+	}
+	v := l.AuthFailuresExhausted(web, ip, t0)
+	if v.Allowed || v.Remaining != 0 || v.RetryAfter != 4*time.Second || v.Reset != 5*time.Second {
+		t.Fatalf("after 5 failures against 2: %+v", v)
+	}
+	if l.AuthFailuresExhausted(web, ip, t0.Add(3*time.Second)).Allowed {
+		t.Fatal("allowed again before the debt was paid")
+	}
+	if !l.AuthFailuresExhausted(web, ip, t0.Add(4*time.Second)).Allowed {
+		t.Fatal("refused after the debt was paid")
+	}
+}
