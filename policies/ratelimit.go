@@ -75,8 +75,14 @@ func (v Verdict) Headers(set func(key, value string)) {
 	}
 }
 
+// ceilSeconds rounds d up to whole seconds, at least floor. It divides
+// before rounding: adding a second first would overflow the longest
+// duration (a very slow rate saturates at it) into a negative one.
 func ceilSeconds(d time.Duration, floor int64) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
 	return max(s, floor)
 }
 
@@ -375,7 +381,7 @@ func (l *Limiter) spend(key bucketKey, kind limitKind, lim Limit, now time.Time,
 	if allowed || owe {
 		b.tokens--
 	}
-	b.fullAt = b.last + int64(secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))
+	b.fullAt = addSaturating(b.last, secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))
 	v := verdictOf(b, lim, kind)
 	v.Allowed = allowed
 	if !allowed {
@@ -402,6 +408,16 @@ func verdictOf(b *bucket, lim Limit, kind limitKind) Verdict {
 		Reset:     secondsToDuration((float64(lim.Burst) - b.tokens) / lim.Rate),
 		Kind:      kindNames[kind],
 	}
+}
+
+// addSaturating is t+d for a time in nanoseconds since the epoch, held at
+// the largest one rather than wrapping to the past: a bucket whose refill
+// takes longer than a Duration holds must not look refilled to eviction.
+func addSaturating(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
 
 func secondsToDuration(s float64) time.Duration {

@@ -3,6 +3,7 @@ package policies_test
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -400,5 +401,40 @@ func TestAuthFailuresBeyondTheBudgetAreOwed(t *testing.T) {
 	}
 	if !l.AuthFailuresExhausted(web, ip, t0.Add(4*time.Second)).Allowed {
 		t.Fatal("refused after the debt was paid")
+	}
+}
+
+// A rate so slow that a token takes longer than a time.Duration can hold
+// (about 292 years) saturates: the headers say "a very long time", never
+// "retry in 1 s" or "full in 0 s", and eviction does not take the bucket
+// for refilled.
+func TestVerySlowRatesSaturate(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1e-10, burst: 2}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	// After the limiter's creation, as every real request is (t0 is before).
+	t0 := time.Now().Add(time.Hour)
+	l.AllowUser(web, "alice", t0)
+	l.AllowUser(web, "alice", t0)
+	v := l.AllowUser(web, "alice", t0)
+	if v.Allowed {
+		t.Fatalf("third request: %+v", v)
+	}
+	h := headers{}
+	v.Headers(h.set)
+	for _, name := range []string{"Retry-After", "RateLimit-Reset"} {
+		if secs, err := strconv.ParseInt(h[name], 10, 64); err != nil || secs < 9e9 {
+			t.Errorf("%s %q, want the longest wait a duration holds (about 9.2e9 s)", name, h[name])
+		}
+	}
+
+	// alice is the least recently used of a full shard whose other buckets
+	// have all refilled: one of them goes, not her empty bucket.
+	fast := limited(t, `web: {rateLimits: {perUser: {rate: 1000, burst: 10}}}`)
+	for i := range 63 {
+		l.AllowUser(fast, fmt.Sprint("u", i), t0) // full again 1ms later
+	}
+	l.AllowUser(fast, "newcomer", t0.Add(time.Second))
+	if v := l.AllowUser(web, "alice", t0.Add(time.Second)); v.Allowed {
+		t.Fatalf("alice's empty bucket was evicted as if it had refilled: %+v", v)
 	}
 }
