@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,5 +372,84 @@ func TestRateLimitAdminStricterWithTheShippedConfig(t *testing.T) {
 	r.Failure(t, http.StatusTooManyRequests, "Too many requests, please try again later")
 	if got := r.Header.Get("RateLimit-Limit"); got != "5" {
 		t.Fatalf("RateLimit-Limit %q, want the admin platform's burst 5", got)
+	}
+}
+
+// Failed authentications that were in flight together are each charged:
+// the budget bounds the failures, not only the check made before them.
+// Unknown-kid tokens all wait for the one key refresh they set off, which
+// the identity provider holds here; six of them pass the check at once
+// against a budget of two, and the IP then owes what it overspent.
+func TestRateLimitAuthFailuresInFlightTogetherAreAllCharged(t *testing.T) {
+	idp := StartIdP(t)
+	var hold atomic.Bool
+	release := make(chan struct{})
+	provider := idp.Handler()
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold.Load() {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		provider.ServeHTTP(w, r)
+	}))
+	defer jwks.Close()
+	var released sync.Once
+	releaseKeys := func() { released.Do(func() { close(release) }) }
+	defer releaseKeys() // before jwks.Close, which waits for held fetches
+
+	// Nothing but the held refresh ends the wait.
+	env := polLimitEnv(map[string]string{
+		"GATEWAY_AUTH__JWKS__UNKNOWNKIDWAIT": "60s",
+		"GATEWAY_AUTH__JWKS__FETCHTIMEOUT":   "60s",
+		"GATEWAY_SERVER__REQUESTTIMEOUT":     "60s",
+	}, "authFailures", polSlowRate, 2)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp,
+		JWKSURL: jwks.URL + "/.well-known/jwks.json", Env: env})
+	hold.Store(true)
+
+	const n = 6
+	client := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	defer client.CloseIdleConnections()
+	type result struct {
+		status int
+		err    error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID}, devidp.WithKeyID(fmt.Sprintf("rotated-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			status, _, _, err := polSend(client, http.MethodGet, gw.URL+"/api/v1/users/me", http.Header{"Authorization": {"Bearer " + tok}})
+			results <- result{status, err}
+		}()
+	}
+	eventually(t, 30*time.Second, func() error {
+		if got := polMetric(t, gw, "gateway_requests_in_flight"); got != n {
+			return fmt.Errorf("%g requests in flight, want the %d waiting for the key refresh", got, n)
+		}
+		return nil
+	})
+	releaseKeys()
+	for range n {
+		r := <-results
+		if r.err != nil || r.status != http.StatusUnauthorized {
+			t.Fatalf("an unknown kid: %d %v, want 401", r.status, r.err)
+		}
+	}
+
+	// Six failures against a budget of two: four tokens owed, so the next
+	// token is five refills (5000 s at 0.001/s) away, a full bucket six.
+	r := polRoutes[2].call(t, gw, Bearer(idp.UserToken(t)))
+	r.Failure(t, http.StatusTooManyRequests, "Too many requests, please try again later")
+	for name, want := range map[string]int{"Retry-After": 5000, "RateLimit-Reset": 6000} {
+		got, err := strconv.Atoi(r.Header.Get(name))
+		if err != nil || got < want-100 || got > want {
+			t.Errorf("%s %q, want about %d s: the failures beyond the budget were not charged", name, r.Header.Get(name), want)
+		}
 	}
 }

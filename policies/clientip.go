@@ -69,9 +69,12 @@ const (
 // means a misconfigured proxy, and the last trusted hop is the closest
 // address we can vouch for.
 //
-// IPv4-mapped IPv6 is returned as IPv4. It does not allocate.
+// IPv4-mapped IPv6 is returned as IPv4, and the peer without its zone: a
+// link-local peer carries the zone of the interface it came in on, which
+// netip.Prefix.Contains never matches, so a listed link-local proxy would
+// otherwise never be trusted. It does not allocate.
 func ClientIP(peer netip.Addr, xForwardedFor [][]byte, trusted []netip.Prefix) netip.Addr {
-	client := peer.Unmap()
+	client := peer.Unmap().WithZone("")
 	if !isTrusted(client, trusted) {
 		return client
 	}

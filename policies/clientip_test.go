@@ -70,6 +70,24 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// A proxy that reaches the gateway over IPv6 link-local comes with the
+// zone of the interface it came in on (fe80::1%eth0); it is trusted when
+// its address is listed, as server.trustedProxies cannot name a zone.
+func TestClientIPTrustsALinkLocalProxy(t *testing.T) {
+	trusted := mustTrusted(t, "fe80::/10")
+	peer := netip.MustParseAddr("fe80::1%eth0")
+	if got := policies.ClientIP(peer, lines("198.51.100.20"), trusted); got != netip.MustParseAddr("198.51.100.20") {
+		t.Fatalf("got %v, want the client the link-local proxy named", got)
+	}
+	if got := policies.ClientIP(peer, lines("unknown"), trusted); got != netip.MustParseAddr("fe80::1") {
+		t.Fatalf("garbage after the proxy: got %v, want the proxy, without its zone", got)
+	}
+	untrusted := netip.MustParseAddr("fe80::1%eth0")
+	if got := policies.ClientIP(untrusted, lines("198.51.100.20"), mustTrusted(t, "10.0.0.0/8")); got.WithZone("") != netip.MustParseAddr("fe80::1") {
+		t.Fatalf("untrusted link-local peer: got %v", got)
+	}
+}
+
 func TestClientIPWithoutTrustedProxies(t *testing.T) {
 	got := policies.ClientIP(netip.MustParseAddr("10.1.1.1"), lines("1.2.3.4"), nil)
 	if got != netip.MustParseAddr("10.1.1.1") {

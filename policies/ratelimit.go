@@ -75,8 +75,14 @@ func (v Verdict) Headers(set func(key, value string)) {
 	}
 }
 
+// ceilSeconds rounds d up to whole seconds, at least floor. It divides
+// before rounding: adding a second first would overflow the longest
+// duration (a very slow rate saturates at it) into a negative one.
 func ceilSeconds(d time.Duration, floor int64) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
 	return max(s, floor)
 }
 
@@ -293,7 +299,9 @@ func (l *Limiter) AllowDevice(p *Policy, deviceID string, now time.Time) Verdict
 // IP has spent its failed-authentication budget (limit authFailures):
 // Allowed is false when it has, and the gateway then refuses the request
 // before verifying any signature. It is one map look-up under a shard lock
-// and never creates a bucket.
+// and never creates a bucket. An existing bucket counts as used: an IP
+// refused here records no more failures, and its empty bucket must not
+// drift to the evicted end while the IP keeps trying.
 func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time) Verdict {
 	if p == nil || !p.limits.AuthFailures.Enabled() {
 		return Verdict{Allowed: true}
@@ -308,6 +316,7 @@ func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time)
 	if !ok {
 		return Verdict{Allowed: true, Limit: lim.Burst, Remaining: lim.Burst, Kind: kindNames[kindAuthFailures]}
 	}
+	sh.touch(i)
 	b := &sh.buckets[i]
 	refill(b, lim, t)
 	v := verdictOf(b, lim, kindAuthFailures)
@@ -319,12 +328,18 @@ func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time)
 }
 
 // RecordAuthFailure spends one token of the client IP's failed-
-// authentication budget, and reports what is left.
+// authentication budget, and reports what is left. Unlike a request, a
+// failure has already happened, so it is charged even when no whole token
+// is left: requests that passed AuthFailuresExhausted together (say many
+// unknown kids waiting for one key refresh) each cost a token, and the
+// bucket owes what they overspent. Otherwise an IP could fail at its
+// concurrency times the configured rate. Allowed says whether the failure
+// was within the budget.
 func (l *Limiter) RecordAuthFailure(p *Policy, ip netip.Addr, now time.Time) Verdict {
 	if p == nil {
 		return Verdict{Allowed: true}
 	}
-	return l.take(l.ipBucket(kindAuthFailures, ip), kindAuthFailures, p.limits.AuthFailures, now)
+	return l.spend(l.ipBucket(kindAuthFailures, ip), kindAuthFailures, p.limits.AuthFailures, now, true)
 }
 
 func (l *Limiter) since(now time.Time) int64 {
@@ -337,9 +352,16 @@ func (l *Limiter) shard(k bucketKey) *limiterShard {
 	return &l.shards[(uint64(k)>>40)&l.mask]
 }
 
-// take spends one token of key's bucket, creating the bucket (full) when
-// it is new. It allocates only when a shard's bucket slice grows.
+// take spends one token of key's bucket, if it has one, creating the
+// bucket (full) when it is new. It allocates only when a shard's bucket
+// slice grows.
 func (l *Limiter) take(key bucketKey, kind limitKind, lim Limit, now time.Time) Verdict {
+	return l.spend(key, kind, lim, now, false)
+}
+
+// spend is take, and with owe also charges a bucket without a whole token
+// left, which then stays empty for longer.
+func (l *Limiter) spend(key bucketKey, kind limitKind, lim Limit, now time.Time, owe bool) Verdict {
 	if !lim.Enabled() {
 		return Verdict{Allowed: true}
 	}
@@ -356,10 +378,10 @@ func (l *Limiter) take(key bucketKey, kind limitKind, lim Limit, now time.Time) 
 	b := &sh.buckets[i]
 	refill(b, lim, t)
 	allowed := b.tokens >= 1
-	if allowed {
+	if allowed || owe {
 		b.tokens--
 	}
-	b.fullAt = b.last + int64(secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))
+	b.fullAt = addSaturating(b.last, secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))
 	v := verdictOf(b, lim, kind)
 	v.Allowed = allowed
 	if !allowed {
@@ -386,6 +408,16 @@ func verdictOf(b *bucket, lim Limit, kind limitKind) Verdict {
 		Reset:     secondsToDuration((float64(lim.Burst) - b.tokens) / lim.Rate),
 		Kind:      kindNames[kind],
 	}
+}
+
+// addSaturating is t+d for a time in nanoseconds since the epoch, held at
+// the largest one rather than wrapping to the past: a bucket whose refill
+// takes longer than a Duration holds must not look refilled to eviction.
+func addSaturating(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
 
 func secondsToDuration(s float64) time.Duration {

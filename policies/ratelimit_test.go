@@ -3,6 +3,7 @@ package policies_test
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -336,5 +337,104 @@ func TestNewLimiterDefaultsItsBound(t *testing.T) {
 	}
 	if got := policies.NewLimiter(1).Stats().MaxKeys; got != 1 {
 		t.Fatalf("MaxKeys %d", got)
+	}
+}
+
+// An IP that spent its failed-authentication budget and keeps trying is
+// refused by AuthFailuresExhausted alone: no failure is recorded any more,
+// yet it is the most active client there is. A flood of newcomers must not
+// evict its empty bucket before the idle, refilled ones, or the abuser
+// gets a fresh budget out of the flood.
+func TestEvictionKeepsTheBucketsOfRefusedAbusers(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 0.001, burst: 2}, perUser: {rate: 1000, burst: 10}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	abusers := make([]netip.Addr, 8)
+	for i := range abusers {
+		abusers[i] = netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
+		l.RecordAuthFailure(web, abusers[i], t0)
+		l.RecordAuthFailure(web, abusers[i], t0)
+	}
+	for i := range 56 { // other clients, full again 1ms later
+		l.AllowUser(web, fmt.Sprint("user-", i), t0)
+	}
+	t1 := t0.Add(time.Second)
+	for _, ip := range abusers { // the abusers keep trying, and are refused
+		if v := l.AuthFailuresExhausted(web, ip, t1); v.Allowed {
+			t.Fatalf("%v: budget not spent: %+v", ip, v)
+		}
+	}
+	for i := range 8 { // newcomers need room
+		l.AllowUser(web, fmt.Sprint("newcomer-", i), t1)
+	}
+	if s := l.Stats(); s.Evictions != 8 || s.Keys != 64 {
+		t.Fatalf("stats %+v", s)
+	}
+	for _, ip := range abusers {
+		if v := l.AuthFailuresExhausted(web, ip, t1); v.Allowed {
+			t.Fatalf("%v got a fresh failed-authentication budget from the flood: %+v", ip, v)
+		}
+	}
+}
+
+// Failures that passed the check together are each charged, beyond the
+// budget: the IP then waits until its debt is paid.
+func TestAuthFailuresBeyondTheBudgetAreOwed(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 1, burst: 2}}}`)
+	l := policies.NewLimiter(1000)
+	ip := netip.MustParseAddr("203.0.113.9")
+	for i := range 5 { // five in flight at once, all checked before any failed
+		if !l.AuthFailuresExhausted(web, ip, t0).Allowed {
+			t.Fatalf("check %d refused before any failure", i)
+		}
+	}
+	for i, within := range []bool{true, true, false, false, false} {
+		if v := l.RecordAuthFailure(web, ip, t0); v.Allowed != within {
+			t.Fatalf("failure %d: %+v, want within the budget %v", i, v, within)
+		}
+	}
+	v := l.AuthFailuresExhausted(web, ip, t0)
+	if v.Allowed || v.Remaining != 0 || v.RetryAfter != 4*time.Second || v.Reset != 5*time.Second {
+		t.Fatalf("after 5 failures against 2: %+v", v)
+	}
+	if l.AuthFailuresExhausted(web, ip, t0.Add(3*time.Second)).Allowed {
+		t.Fatal("allowed again before the debt was paid")
+	}
+	if !l.AuthFailuresExhausted(web, ip, t0.Add(4*time.Second)).Allowed {
+		t.Fatal("refused after the debt was paid")
+	}
+}
+
+// A rate so slow that a token takes longer than a time.Duration can hold
+// (about 292 years) saturates: the headers say "a very long time", never
+// "retry in 1 s" or "full in 0 s", and eviction does not take the bucket
+// for refilled.
+func TestVerySlowRatesSaturate(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1e-10, burst: 2}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	// After the limiter's creation, as every real request is (t0 is before).
+	t0 := time.Now().Add(time.Hour)
+	l.AllowUser(web, "alice", t0)
+	l.AllowUser(web, "alice", t0)
+	v := l.AllowUser(web, "alice", t0)
+	if v.Allowed {
+		t.Fatalf("third request: %+v", v)
+	}
+	h := headers{}
+	v.Headers(h.set)
+	for _, name := range []string{"Retry-After", "RateLimit-Reset"} {
+		if secs, err := strconv.ParseInt(h[name], 10, 64); err != nil || secs < 9e9 {
+			t.Errorf("%s %q, want the longest wait a duration holds (about 9.2e9 s)", name, h[name])
+		}
+	}
+
+	// alice is the least recently used of a full shard whose other buckets
+	// have all refilled: one of them goes, not her empty bucket.
+	fast := limited(t, `web: {rateLimits: {perUser: {rate: 1000, burst: 10}}}`)
+	for i := range 63 {
+		l.AllowUser(fast, fmt.Sprint("u", i), t0) // full again 1ms later
+	}
+	l.AllowUser(fast, "newcomer", t0.Add(time.Second))
+	if v := l.AllowUser(web, "alice", t0.Add(time.Second)); v.Allowed {
+		t.Fatalf("alice's empty bucket was evicted as if it had refilled: %+v", v)
 	}
 }
