@@ -333,8 +333,11 @@ func (l *Limiter) AuthFailuresExhausted(p *Policy, ip netip.Addr, now time.Time)
 // is left: requests that passed AuthFailuresExhausted together (say many
 // unknown kids waiting for one key refresh) each cost a token, and the
 // bucket owes what they overspent. Otherwise an IP could fail at its
-// concurrency times the configured rate. Allowed says whether the failure
-// was within the budget.
+// concurrency times the configured rate. The debt stops at one burst:
+// many users share an address behind a carrier's NAT, and one burst of
+// failures from any of them must not lock the address out for longer
+// than two bursts take to refill. Allowed says whether the failure was
+// within the budget.
 func (l *Limiter) RecordAuthFailure(p *Policy, ip netip.Addr, now time.Time) Verdict {
 	if p == nil {
 		return Verdict{Allowed: true}
@@ -360,7 +363,7 @@ func (l *Limiter) take(key bucketKey, kind limitKind, lim Limit, now time.Time) 
 }
 
 // spend is take, and with owe also charges a bucket without a whole token
-// left, which then stays empty for longer.
+// left, down to a debt of one burst, so that it stays empty for longer.
 func (l *Limiter) spend(key bucketKey, kind limitKind, lim Limit, now time.Time, owe bool) Verdict {
 	if !lim.Enabled() {
 		return Verdict{Allowed: true}
@@ -378,7 +381,7 @@ func (l *Limiter) spend(key bucketKey, kind limitKind, lim Limit, now time.Time,
 	b := &sh.buckets[i]
 	refill(b, lim, t)
 	allowed := b.tokens >= 1
-	if allowed || owe {
+	if allowed || owe && b.tokens-1 >= -float64(lim.Burst) {
 		b.tokens--
 	}
 	b.fullAt = addSaturating(b.last, secondsToDuration((float64(lim.Burst)-b.tokens)/lim.Rate))

@@ -382,25 +382,45 @@ func TestAuthFailuresBeyondTheBudgetAreOwed(t *testing.T) {
 	web := limited(t, `web: {rateLimits: {authFailures: {rate: 1, burst: 2}}}`)
 	l := policies.NewLimiter(1000)
 	ip := netip.MustParseAddr("203.0.113.9")
-	for i := range 5 { // five in flight at once, all checked before any failed
+	for i := range 4 { // four in flight at once, all checked before any failed
 		if !l.AuthFailuresExhausted(web, ip, t0).Allowed {
 			t.Fatalf("check %d refused before any failure", i)
 		}
 	}
-	for i, within := range []bool{true, true, false, false, false} {
+	for i, within := range []bool{true, true, false, false} {
 		if v := l.RecordAuthFailure(web, ip, t0); v.Allowed != within {
 			t.Fatalf("failure %d: %+v, want within the budget %v", i, v, within)
 		}
 	}
 	v := l.AuthFailuresExhausted(web, ip, t0)
-	if v.Allowed || v.Remaining != 0 || v.RetryAfter != 4*time.Second || v.Reset != 5*time.Second {
-		t.Fatalf("after 5 failures against 2: %+v", v)
+	if v.Allowed || v.Remaining != 0 || v.RetryAfter != 3*time.Second || v.Reset != 4*time.Second {
+		t.Fatalf("after 4 failures against 2: %+v", v)
 	}
-	if l.AuthFailuresExhausted(web, ip, t0.Add(3*time.Second)).Allowed {
+	if l.AuthFailuresExhausted(web, ip, t0.Add(2*time.Second)).Allowed {
 		t.Fatal("allowed again before the debt was paid")
 	}
-	if !l.AuthFailuresExhausted(web, ip, t0.Add(4*time.Second)).Allowed {
+	if !l.AuthFailuresExhausted(web, ip, t0.Add(3*time.Second)).Allowed {
 		t.Fatal("refused after the debt was paid")
+	}
+}
+
+// The debt of failures beyond the budget stops at one burst: a flood of
+// failures in flight from one address (many users behind a carrier's NAT)
+// locks it out for at most two bursts' refill, not for as long as the
+// flood was wide.
+func TestAuthFailureDebtStopsAtOneBurst(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 1, burst: 2}}}`)
+	l := policies.NewLimiter(1000)
+	ip := netip.MustParseAddr("203.0.113.10")
+	for range 100 {
+		l.RecordAuthFailure(web, ip, t0)
+	}
+	v := l.AuthFailuresExhausted(web, ip, t0)
+	if v.Allowed || v.RetryAfter != 3*time.Second || v.Reset != 4*time.Second {
+		t.Fatalf("after 100 failures against 2: %+v, want a debt of one burst (retry in 3 s, full in 4 s)", v)
+	}
+	if !l.AuthFailuresExhausted(web, ip, t0.Add(3*time.Second)).Allowed {
+		t.Fatal("still refused once one burst of debt was paid")
 	}
 }
 
