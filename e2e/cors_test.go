@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/bffgate/edge/upstream/contract"
+	"github.com/bffgate/edge/upstream/faultproxy"
 )
 
 // Cross-origin access for the web app: preflights answered by the gateway
@@ -133,7 +136,7 @@ func TestCORSActualRequests(t *testing.T) {
 	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
 	user := idp.UserToken(t)
 	origin := Header("Origin", polWebOrigin)
-	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After"
+	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response"
 
 	for _, r := range []*Response{
 		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin),
@@ -165,6 +168,37 @@ func TestCORSActualRequests(t *testing.T) {
 	} {
 		r.Data(t, nil) // served: it is the browser that withholds it
 		polNoCORS(t, r)
+	}
+}
+
+// A partial answer (the live-stream look-up failed) says so in
+// X-Partial-Response; the web app's script can read that header only when
+// the answer lists it in Access-Control-Expose-Headers. Otherwise its
+// liveStream: null would read as "not live" instead of "not known".
+func TestCORSPartialAnswerIsReadableByTheWebApp(t *testing.T) {
+	rig := epStartFaultRig(t, nil)
+	if err := rig.proxy.SetPath(contract.PathLiveStreams, faultproxy.Status(500)); err != nil {
+		t.Fatal(err)
+	}
+	origin := Header("Origin", polWebOrigin)
+	for _, r := range []*Response{
+		rig.gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(rig.user), origin),
+		rig.gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(rig.user), origin, Platform("web")),
+	} {
+		epPartial(t, r)
+		if got := r.Header.Get("Access-Control-Allow-Origin"); got != polWebOrigin {
+			t.Fatalf("Access-Control-Allow-Origin %q, want %q", got, polWebOrigin)
+		}
+		exposed := false
+		for _, v := range r.Header.Values("Access-Control-Expose-Headers") {
+			for _, name := range strings.Split(v, ",") {
+				exposed = exposed || strings.EqualFold(strings.TrimSpace(name), "X-Partial-Response")
+			}
+		}
+		if !exposed {
+			t.Fatalf("a partial answer to the web app exposes %q: its script cannot see X-Partial-Response",
+				r.Header.Values("Access-Control-Expose-Headers"))
+		}
 	}
 }
 

@@ -35,8 +35,12 @@ var (
 		clientctx.HeaderLanguage, clientctx.HeaderTimezone, clientctx.HeaderPlatform,
 		clientctx.HeaderAppVersion, clientctx.HeaderDeviceID, "X-Request-Id",
 	}
+	// X-Partial-Response is how a client tells "not live" from "not
+	// known" (a failed live-stream look-up): without it in the list, a
+	// browser hides it from the web app's script.
 	defaultCORSExpose = []string{
 		"X-Request-Id", headerLimit, headerRemaining, headerReset, headerRetryAfter,
+		"X-Partial-Response",
 	}
 )
 
