@@ -62,6 +62,9 @@ func TestCORSPreflightFromTheWebOrigin(t *testing.T) {
 		{"/api/v1/users/me", "GET", "Authorization,X-Device-Id,X-App-Version"},
 		{"/api/v1/users/check-username", "POST", "content-type,authorization,accept-language,x-request-id"},
 		{"/api/v1/users/me", "GET", ""},
+		// A web app revalidating its profile itself, traced by a browser's
+		// tracing instrumentation (browsers send the names lower-case).
+		{"/api/v1/users/me", "GET", "authorization,if-none-match,traceparent"},
 		// The routes take a trailing slash (Fiber's non-strict routing),
 		// so their preflights do too.
 		{"/api/v1/users/me/", "GET", "authorization"},
@@ -74,7 +77,7 @@ func TestCORSPreflightFromTheWebOrigin(t *testing.T) {
 		for name, want := range map[string]string{
 			"Access-Control-Allow-Origin":  polWebOrigin,
 			"Access-Control-Allow-Methods": "GET, POST",
-			"Access-Control-Allow-Headers": "Authorization, Content-Type, Accept-Language, X-Language, X-Timezone, X-Platform, X-App-Version, X-Device-Id, X-Request-Id",
+			"Access-Control-Allow-Headers": "Authorization, Content-Type, Accept-Language, X-Language, X-Timezone, X-Platform, X-App-Version, X-Device-Id, X-Request-Id, If-None-Match, Traceparent",
 			"Access-Control-Max-Age":       "600",
 		} {
 			if got := r.Header.Get(name); got != want {
@@ -136,7 +139,7 @@ func TestCORSActualRequests(t *testing.T) {
 	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
 	user := idp.UserToken(t)
 	origin := Header("Origin", polWebOrigin)
-	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response"
+	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response, ETag"
 
 	for _, r := range []*Response{
 		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin),

@@ -65,7 +65,7 @@ web:
 				"Access-Control-Allow-Origin":      tt.origin,
 				"Access-Control-Allow-Credentials": "true",
 				"Access-Control-Allow-Methods":     "GET, POST",
-				"Access-Control-Allow-Headers":     "Authorization, Content-Type, Accept-Language, X-Language, X-Timezone, X-Platform, X-App-Version, X-Device-Id, X-Request-Id",
+				"Access-Control-Allow-Headers":     "Authorization, Content-Type, Accept-Language, X-Language, X-Timezone, X-Platform, X-App-Version, X-Device-Id, X-Request-Id, If-None-Match, Traceparent",
 				"Access-Control-Max-Age":           "90",
 			}
 			if len(h) != len(want) {

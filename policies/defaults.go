@@ -34,13 +34,16 @@ var (
 		"Authorization", "Content-Type", "Accept-Language",
 		clientctx.HeaderLanguage, clientctx.HeaderTimezone, clientctx.HeaderPlatform,
 		clientctx.HeaderAppVersion, clientctx.HeaderDeviceID, "X-Request-Id",
+		// A web app's own conditional requests (the answer's ETag), and
+		// the trace context of a browser's tracing instrumentation.
+		"If-None-Match", "Traceparent",
 	}
 	// X-Partial-Response is how a client tells "not live" from "not
 	// known" (a failed live-stream look-up): without it in the list, a
 	// browser hides it from the web app's script.
 	defaultCORSExpose = []string{
 		"X-Request-Id", headerLimit, headerRemaining, headerReset, headerRetryAfter,
-		"X-Partial-Response",
+		"X-Partial-Response", "ETag",
 	}
 )
 
