@@ -488,3 +488,42 @@ func TestEndpointsUpstreamSpoofedIdentityNeverReachesTheStore(t *testing.T) {
 		})
 	}
 }
+
+// The store's times reach the apps in the one form docs/api.md gives (UTC,
+// milliseconds, Z), whatever RFC 3339 spelling the store used; the instant
+// is kept. One that is not a time is the store failing.
+func TestEndpointsStoreTimesAreCanonical(t *testing.T) {
+	rig := epStartFaultRig(t, nil)
+	user := `{"id":"` + refstore.DemoUserID + `","username":"sukru.isik","firstName":"Şükrü","lastName":"Işık",` +
+		`"minutePrice":{"amountMinor":1250,"currency":"TRY"},` +
+		`"createdAt":"2025-03-01T12:00:00+03:00","updatedAt":"2026-05-01T12:00:00.123456Z"}`
+	streams := `{"items":[{"id":"s1","userId":"` + refstore.DemoUserID + `","title":"t","startedAt":"2025-12-31T19:30:00.5-04:30","viewerCount":3}]}`
+	if err := rig.proxy.SetPath(contract.PathUserPrefix+refstore.DemoUserID, faultproxy.Respond(200, "application/json", user)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rig.proxy.SetPath(contract.PathLiveStreams, faultproxy.Respond(200, "application/json", streams)); err != nil {
+		t.Fatal(err)
+	}
+	type times struct {
+		CreatedAt  string `json:"createdAt"`
+		UpdatedAt  string `json:"updatedAt"`
+		LiveStream struct {
+			StartedAt string `json:"startedAt"`
+		} `json:"liveStream"`
+	}
+	var me, admin times
+	rig.do(t, epCallMe).Data(t, &me)
+	if me.CreatedAt != "2025-03-01T09:00:00.000Z" || me.LiveStream.StartedAt != "2026-01-01T00:00:00.500Z" {
+		t.Errorf("/me: createdAt %q, liveStream.startedAt %q", me.CreatedAt, me.LiveStream.StartedAt)
+	}
+	rig.do(t, epCallAdminU).Data(t, &admin)
+	if admin.CreatedAt != "2025-03-01T09:00:00.000Z" || admin.UpdatedAt != "2026-05-01T12:00:00.123Z" {
+		t.Errorf("admin user: createdAt %q, updatedAt %q", admin.CreatedAt, admin.UpdatedAt)
+	}
+
+	if err := rig.proxy.SetPath(contract.PathUserPrefix+refstore.DemoUserID,
+		faultproxy.Respond(200, "application/json", strings.Replace(user, "2025-03-01T12:00:00+03:00", "yesterday", 1))); err != nil {
+		t.Fatal(err)
+	}
+	rig.fails(t, epCallAdminU, http.StatusBadGateway, "The service returned an invalid response")
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bffgate/edge/upstream/contract"
 )
@@ -146,6 +147,9 @@ func decodeLiveStreams(body []byte, asked map[string]bool) ([]contract.LiveStrea
 		case ls.ViewerCount < 0:
 			return nil, fmt.Errorf("live streams: item %d: negative viewerCount", i)
 		}
+		if err := canonicalTime("startedAt", &ls.StartedAt); err != nil {
+			return nil, fmt.Errorf("live streams: item %d: %w", i, err)
+		}
 		seen[key] = true
 	}
 	return w.Items, nil
@@ -153,7 +157,8 @@ func decodeLiveStreams(body []byte, asked map[string]bool) ([]contract.LiveStrea
 
 // checkUser checks what the gateway relies on: an id and username, and a
 // minute price in integer minor units of a three-letter currency. A null
-// in place of a user decodes to the zero User and fails here.
+// in place of a user decodes to the zero User and fails here. Its times
+// are put in the apps' form (canonicalTime).
 func checkUser(u *contract.User) error {
 	switch {
 	case u.ID == "" || u.Username == "":
@@ -163,6 +168,36 @@ func checkUser(u *contract.User) error {
 	case !isCurrency(u.MinutePrice.Currency):
 		return errors.New("user: minutePrice.currency must be a three-letter code")
 	}
+	if err := canonicalTime("createdAt", &u.CreatedAt); err != nil {
+		return fmt.Errorf("user: %w", err)
+	}
+	if err := canonicalTime("updatedAt", &u.UpdatedAt); err != nil {
+		return fmt.Errorf("user: %w", err)
+	}
+	return nil
+}
+
+// apiTime is the one form of a time the apps get (docs/api.md): UTC,
+// milliseconds, Z; the contract's own example uses it too.
+const apiTime = "2006-01-02T15:04:05.000Z"
+
+// canonicalTime puts a time the store sent in the apps' form: any RFC 3339
+// time is accepted (another offset, no fraction, nanoseconds) and given as
+// the same instant in UTC, to the millisecond. An absent one stays absent;
+// one that is not a time is a broken answer, like any other field of the
+// wrong type.
+func canonicalTime(field string, s *string) error {
+	if *s == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return fmt.Errorf("%s is not an RFC 3339 time", field)
+	}
+	if len(*s) == len(apiTime) && (*s)[19] == '.' && (*s)[23] == 'Z' {
+		return nil // parsed, and of that shape: already in the apps' form
+	}
+	*s = t.UTC().Format(apiTime)
 	return nil
 }
 

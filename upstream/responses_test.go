@@ -28,6 +28,55 @@ const (
 	contractErr = `{"code":"%s","message":"m","details":{"field":"problem"}}`
 )
 
+// userAt is userJSON with one more string field.
+func userAt(field, value string) string {
+	return strings.Replace(userJSON, `"username"`, `"`+field+`":"`+value+`","username"`, 1)
+}
+
+// The store's times reach the apps in one form, UTC to the millisecond
+// with Z (docs/api.md), whatever RFC 3339 spelling the store used: an
+// offset, no fraction, nanoseconds. The instant is kept.
+func TestStoreTimesAreCanonical(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+
+	user := strings.Replace(userAt("createdAt", "2025-03-01T12:00:00+03:00"), `"username"`, `"updatedAt":"2026-05-01T12:00:00.123456789Z","username"`, 1)
+	if err := p.Set(faultproxy.Respond(200, "application/json", user)); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.CreatedAt != "2025-03-01T09:00:00.000Z" || u.UpdatedAt != "2026-05-01T12:00:00.123Z" {
+		t.Errorf("createdAt %q, updatedAt %q", u.CreatedAt, u.UpdatedAt)
+	}
+
+	if err := p.Set(faultproxy.Respond(200, "application/json", `{"items":[`+userAt("createdAt", "2025-03-01T09:00:00Z")+`],"total":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.Search(ctx, testCall(), "ali", 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := page.Items[0].CreatedAt; got != "2025-03-01T09:00:00.000Z" {
+		t.Errorf("search item's createdAt %q", got)
+	}
+
+	stream := strings.Replace(streamJSON, "2026-01-01T00:00:00.000Z", "2025-12-31T19:30:00.5-04:30", 1)
+	if err := p.Set(faultproxy.Respond(200, "application/json", `{"items":[`+stream+`]}`)); err != nil {
+		t.Fatal(err)
+	}
+	streams, err := c.ActiveLiveStreams(ctx, testCall(), []string{refstore.DemoUserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(streams) != 1 || streams[0].StartedAt != "2026-01-01T00:00:00.500Z" {
+		t.Errorf("streams %+v", streams)
+	}
+}
+
 // callsByOp runs one call of each operation against the client.
 func callsByOp(c *Client) map[Op]func() error {
 	ctx := context.Background()
@@ -87,6 +136,10 @@ func TestResponsesAreChecked(t *testing.T) {
 		{"more items than the limit", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userJSON+`,`+userJSON+`,`+userJSON+`],"total":3}`), badGateway(OutcomeBadResponse, 200)},
 		{"stream of a stranger", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, refstore.DemoUserID, refstore.DemoMissingID, 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
 		{"two streams of one user", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+streamJSON+`,`+streamJSON+`]}`), badGateway(OutcomeBadResponse, 200)},
+		{"createdAt not a time", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("createdAt", "yesterday")), badGateway(OutcomeBadResponse, 200)},
+		{"updatedAt without a zone", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("updatedAt", "2026-05-01T12:00:00")), badGateway(OutcomeBadResponse, 200)},
+		{"search item's createdAt not a time", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userAt("createdAt", "1 May")+`],"total":1}`), badGateway(OutcomeBadResponse, 200)},
+		{"startedAt not a time", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, "2026-01-01T00:00:00.000Z", "now", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
 		{"check without available", []Op{OpUsernameCheck}, faultproxy.Respond(200, "application/json", `{"username":"sukru.isik"}`), badGateway(OutcomeBadResponse, 200)},
 		{"check of another name", []Op{OpUsernameCheck}, faultproxy.Respond(200, "application/json", `{"username":"someone","available":true}`), badGateway(OutcomeBadResponse, 200)},
 		{"201", all, faultproxy.Respond(201, "application/json", userJSON), badGateway(OutcomeBadStatus, 201)},
