@@ -1003,6 +1003,11 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"), Header("X-Request-Id", "ops-traced")).Data(t, nil)
 	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(idp.UserToken(t)),
 		Header("X-Request-Id", "ops-untraced")).Data(t, nil)
+	// Two traceparents are no traceparent (W3C Trace Context): a new
+	// trace starts, here unsampled, whatever either copy says.
+	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=ayse", Bearer(idp.UserToken(t)),
+		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"),
+		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"), Header("X-Request-Id", "ops-traced-twice")).Data(t, nil)
 
 	calls := 0
 	storeParents := map[string]string{} // store-side parent span id → operation
@@ -1022,6 +1027,10 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 		case "ops-untraced":
 			if !opsTraceparentRE.MatchString(tp) || strings.Contains(tp, traceID) {
 				t.Errorf("an unsampled request sent %q", tp)
+			}
+		case "ops-traced-twice":
+			if !opsTraceparentRE.MatchString(tp) || strings.Contains(tp, traceID) || !strings.HasSuffix(tp, "-00") {
+				t.Errorf("a request with two traceparents sent the store %q, want a new unsampled trace", tp)
 			}
 		}
 	}
@@ -1102,6 +1111,12 @@ func TestOpsTraceparentWithoutTracing(t *testing.T) {
 	sent := map[string]string{"ops-tp-valid": valid}
 	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(idp.UserToken(t)),
 		Header("traceparent", valid), Header("X-Request-Id", "ops-tp-valid")).Data(t, nil)
+	// Two traceparents, each valid alone, are no traceparent (W3C Trace
+	// Context): neither is passed on.
+	other := "00-1bf7651916cd43dd8448eb211c80319d-c7ad6b7169203332-01"
+	sent["ops-tp-twice"] = valid
+	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=c", Bearer(idp.UserToken(t)),
+		Header("traceparent", valid), Header("traceparent", other), Header("X-Request-Id", "ops-tp-twice")).Data(t, nil)
 	i := 0
 	for name, tp := range invalid {
 		i++
@@ -1128,7 +1143,8 @@ func TestOpsTraceparentWithoutTracing(t *testing.T) {
 			}
 			continue
 		}
-		if got == in || !opsTraceparentRE.MatchString(got) || !strings.HasSuffix(got, "-00") {
+		if got == in || strings.Contains(got, "0af7651916cd43dd8448eb211c80319c") || strings.Contains(got, "1bf7651916cd43dd8448eb211c80319d") ||
+			!opsTraceparentRE.MatchString(got) || !strings.HasSuffix(got, "-00") {
 			t.Errorf("traceparent %q reached the store as %q, want a fresh unsampled one", in, got)
 		}
 	}
