@@ -678,6 +678,39 @@ func TestOpsReadinessWaitsForKeys(t *testing.T) {
 	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t))).Data(t, nil)
 }
 
+// With two identity providers, gateway_jwks_keys is the key set the
+// gateway verifies with, the union of both (2 + 2 keys), and it stays so
+// when one of them fails later: not the count of whichever URL answered
+// last.
+func TestOpsJWKSKeysCountsTheUnionOfEveryURL(t *testing.T) {
+	store := SharedStore(t)
+	a, b := StartIdP(t), StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: a, Env: map[string]string{
+		"GATEWAY_AUTH__JWKSURLS":                a.JWKSURL + "," + b.JWKSURL,
+		"GATEWAY_AUTH__JWKS__REFRESHINTERVAL":   "100ms",
+		"GATEWAY_AUTH__JWKS__RETRYINTERVAL":     "100ms",
+		"GATEWAY_AUTH__JWKS__UNKNOWNKIDINTERVAL": "100ms",
+	}})
+	eventually(t, 5*time.Second, func() error {
+		if n := opsScrape(t, gw).must(t, "gateway_jwks_keys", nil); n != 4 {
+			return fmt.Errorf("gateway_jwks_keys = %v with two providers of 2 keys each, want 4", n)
+		}
+		return nil
+	})
+	b.SetJWKSMode(devidp.JWKSStatus(http.StatusServiceUnavailable))
+	fetched := opsScrape(t, gw).must(t, "gateway_jwks_fetches_total", opsLabels{"result": "ok"})
+	eventually(t, 5*time.Second, func() error {
+		m := opsScrape(t, gw)
+		if n := m.must(t, "gateway_jwks_fetches_total", opsLabels{"result": "ok"}); n < fetched+2 {
+			return fmt.Errorf("%v good fetches since the second provider failed, want 2 more", n-fetched)
+		}
+		if n := m.must(t, "gateway_jwks_keys", nil); n != 4 {
+			t.Fatalf("gateway_jwks_keys = %v while one provider fails and its keys are kept, want 4", n)
+		}
+		return nil
+	})
+}
+
 // Shutdown as Kubernetes does it: SIGTERM, then the gateway reports not
 // ready for server.shutdownDelay while still answering, so the load
 // balancer moves traffic away; liveness stays 200 until the process is
