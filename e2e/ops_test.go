@@ -686,9 +686,9 @@ func TestOpsJWKSKeysCountsTheUnionOfEveryURL(t *testing.T) {
 	store := SharedStore(t)
 	a, b := StartIdP(t), StartIdP(t)
 	gw := StartGateway(t, GatewayOptions{Store: store, IdP: a, Env: map[string]string{
-		"GATEWAY_AUTH__JWKSURLS":                a.JWKSURL + "," + b.JWKSURL,
-		"GATEWAY_AUTH__JWKS__REFRESHINTERVAL":   "100ms",
-		"GATEWAY_AUTH__JWKS__RETRYINTERVAL":     "100ms",
+		"GATEWAY_AUTH__JWKSURLS":                 a.JWKSURL + "," + b.JWKSURL,
+		"GATEWAY_AUTH__JWKS__REFRESHINTERVAL":    "100ms",
+		"GATEWAY_AUTH__JWKS__RETRYINTERVAL":      "100ms",
 		"GATEWAY_AUTH__JWKS__UNKNOWNKIDINTERVAL": "100ms",
 	}})
 	eventually(t, 5*time.Second, func() error {
