@@ -678,6 +678,39 @@ func TestOpsReadinessWaitsForKeys(t *testing.T) {
 	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t))).Data(t, nil)
 }
 
+// With two identity providers, gateway_jwks_keys is the key set the
+// gateway verifies with, the union of both (2 + 2 keys), and it stays so
+// when one of them fails later: not the count of whichever URL answered
+// last.
+func TestOpsJWKSKeysCountsTheUnionOfEveryURL(t *testing.T) {
+	store := SharedStore(t)
+	a, b := StartIdP(t), StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: a, Env: map[string]string{
+		"GATEWAY_AUTH__JWKSURLS":                 a.JWKSURL + "," + b.JWKSURL,
+		"GATEWAY_AUTH__JWKS__REFRESHINTERVAL":    "100ms",
+		"GATEWAY_AUTH__JWKS__RETRYINTERVAL":      "100ms",
+		"GATEWAY_AUTH__JWKS__UNKNOWNKIDINTERVAL": "100ms",
+	}})
+	eventually(t, 5*time.Second, func() error {
+		if n := opsScrape(t, gw).must(t, "gateway_jwks_keys", nil); n != 4 {
+			return fmt.Errorf("gateway_jwks_keys = %v with two providers of 2 keys each, want 4", n)
+		}
+		return nil
+	})
+	b.SetJWKSMode(devidp.JWKSStatus(http.StatusServiceUnavailable))
+	fetched := opsScrape(t, gw).must(t, "gateway_jwks_fetches_total", opsLabels{"result": "ok"})
+	eventually(t, 5*time.Second, func() error {
+		m := opsScrape(t, gw)
+		if n := m.must(t, "gateway_jwks_fetches_total", opsLabels{"result": "ok"}); n < fetched+2 {
+			return fmt.Errorf("%v good fetches since the second provider failed, want 2 more", n-fetched)
+		}
+		if n := m.must(t, "gateway_jwks_keys", nil); n != 4 {
+			t.Fatalf("gateway_jwks_keys = %v while one provider fails and its keys are kept, want 4", n)
+		}
+		return nil
+	})
+}
+
 // Shutdown as Kubernetes does it: SIGTERM, then the gateway reports not
 // ready for server.shutdownDelay while still answering, so the load
 // balancer moves traffic away; liveness stays 200 until the process is
@@ -1003,6 +1036,11 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"), Header("X-Request-Id", "ops-traced")).Data(t, nil)
 	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(idp.UserToken(t)),
 		Header("X-Request-Id", "ops-untraced")).Data(t, nil)
+	// Two traceparents are no traceparent (W3C Trace Context): a new
+	// trace starts, here unsampled, whatever either copy says.
+	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=ayse", Bearer(idp.UserToken(t)),
+		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"),
+		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"), Header("X-Request-Id", "ops-traced-twice")).Data(t, nil)
 
 	calls := 0
 	storeParents := map[string]string{} // store-side parent span id → operation
@@ -1022,6 +1060,10 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 		case "ops-untraced":
 			if !opsTraceparentRE.MatchString(tp) || strings.Contains(tp, traceID) {
 				t.Errorf("an unsampled request sent %q", tp)
+			}
+		case "ops-traced-twice":
+			if !opsTraceparentRE.MatchString(tp) || strings.Contains(tp, traceID) || !strings.HasSuffix(tp, "-00") {
+				t.Errorf("a request with two traceparents sent the store %q, want a new unsampled trace", tp)
 			}
 		}
 	}
@@ -1102,6 +1144,12 @@ func TestOpsTraceparentWithoutTracing(t *testing.T) {
 	sent := map[string]string{"ops-tp-valid": valid}
 	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(idp.UserToken(t)),
 		Header("traceparent", valid), Header("X-Request-Id", "ops-tp-valid")).Data(t, nil)
+	// Two traceparents, each valid alone, are no traceparent (W3C Trace
+	// Context): neither is passed on.
+	other := "00-1bf7651916cd43dd8448eb211c80319d-c7ad6b7169203332-01"
+	sent["ops-tp-twice"] = valid
+	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=c", Bearer(idp.UserToken(t)),
+		Header("traceparent", valid), Header("traceparent", other), Header("X-Request-Id", "ops-tp-twice")).Data(t, nil)
 	i := 0
 	for name, tp := range invalid {
 		i++
@@ -1128,7 +1176,8 @@ func TestOpsTraceparentWithoutTracing(t *testing.T) {
 			}
 			continue
 		}
-		if got == in || !opsTraceparentRE.MatchString(got) || !strings.HasSuffix(got, "-00") {
+		if got == in || strings.Contains(got, "0af7651916cd43dd8448eb211c80319c") || strings.Contains(got, "1bf7651916cd43dd8448eb211c80319d") ||
+			!opsTraceparentRE.MatchString(got) || !strings.HasSuffix(got, "-00") {
 			t.Errorf("traceparent %q reached the store as %q, want a fresh unsampled one", in, got)
 		}
 	}

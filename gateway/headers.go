@@ -11,11 +11,14 @@ import (
 // reads, taken in one pass over the header block: fasthttp's Peek copies
 // and normalizes the name on every call, and a request is read by a dozen
 // of them. Values alias fasthttp's buffer: valid while the request is
-// handled, never kept. The first of repeated headers counts, as with Peek.
+// handled, never kept. The first of repeated headers counts, as with Peek,
+// but for traceparent: W3C Trace Context gives a repeated one no meaning, so
+// the request carries none that is valid (see repeatedTraceparent).
 // Multi-valued headers (Authorization, X-Forwarded-For) use PeekAll.
 type requestHeaders struct {
 	requestID, language, acceptLanguage, timezone, platform,
 	appVersion, deviceID, traceparent, origin, ifNoneMatch []byte
+	sawTraceparent bool
 }
 
 // read fills h from the request's header block. fasthttp stores names in
@@ -40,6 +43,11 @@ func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
 		case clientctx.HeaderDeviceID:
 			dst = &h.deviceID
 		case "Traceparent":
+			if h.sawTraceparent {
+				h.traceparent = repeatedTraceparent
+				return
+			}
+			h.sawTraceparent = true
 			dst = &h.traceparent
 		case "Origin":
 			dst = &h.origin
@@ -53,6 +61,10 @@ func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
 		}
 	})
 }
+
+// repeatedTraceparent stands for a request's traceparent when it sent
+// more than one: no trace is continued, as for a malformed one.
+var repeatedTraceparent = []byte("repeated")
 
 // Peek serves clientctx.Normalize from the values already read.
 func (h *requestHeaders) Peek(name string) []byte {

@@ -453,6 +453,15 @@ func (v *Verifier) Ready() (ok bool, reason string) {
 	return false, "no identity provider keys loaded yet: first fetch in progress"
 }
 
+// KeyCount is the number of keys tokens are verified with now: the union
+// of every JWKS URL's last good set (0 before any loaded).
+func (v *Verifier) KeyCount() int {
+	if ks := v.keys.Load(); ks != nil {
+		return len(ks.byKID)
+	}
+	return 0
+}
+
 // KeysAge is the time since the last successful key set fetch (0 when none
 // has succeeded yet).
 func (v *Verifier) KeysAge() time.Duration {

@@ -345,6 +345,9 @@ func TestSeveralJWKSURLs(t *testing.T) {
 	rec := &recorder{}
 	v := readyVerifier(t, testConfig(a.jwksURL(), broken.URL, b.jwksURL()), rec)
 	eventually(t, "both good sets", func() bool { ks := v.keys.Load(); return ks != nil && len(ks.byKID) == 4 })
+	if n := v.KeyCount(); n != 4 {
+		t.Errorf("KeyCount = %d, want the 4 keys of both good sets", n)
+	}
 	mustAuthenticate(t, v, mint(t, a, devidp.MintClaims{}))
 	mustAuthenticate(t, v, mint(t, b, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256)))
 	if rec.fetchErr.Load() == 0 {

@@ -24,7 +24,6 @@
 //	gateway_cache_evictions_total{reason}                        counter (capacity, expired, purge)
 //	gateway_token_cache_lookups_total{result}                    counter (hit, miss)
 //	gateway_jwks_fetches_total{result}                           counter (ok, error)
-//	gateway_jwks_keys                                            gauge, keys in the last good set
 //	gateway_rate_limited_total{policy,kind}                      counter
 //	gateway_config_reloads_total{result}                         counter (ok, error)
 //	gateway_config_last_reload_success_timestamp_seconds         gauge
@@ -35,6 +34,7 @@
 //
 //	gateway_breaker_state{op}             0 closed, 1 half-open, 2 open (also kept by breaker events)
 //	gateway_cache_entries, gateway_cache_bytes, gateway_cache_max_entries, gateway_cache_max_bytes
+//	gateway_jwks_keys                     keys in use (every URL's last good set); without a key source, the last good fetch's
 //	gateway_jwks_keys_age_seconds         0 until the first good fetch
 //	gateway_auth_keys_ready               1 or 0
 //	gateway_rate_limit_keys

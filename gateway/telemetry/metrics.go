@@ -163,8 +163,8 @@ func NewMetrics(version string) *Metrics {
 		}, func() float64 { return float64(m.inFlight.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: namespace + "jwks_keys",
-			Help: "Usable keys in the last JWKS fetched successfully.",
-		}, func() float64 { return float64(m.jwksKeys.Load()) }),
+			Help: "Usable keys in the key set tokens are verified with (with several JWKS URLs, the union of their last good sets).",
+		}, m.keyCount),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: namespace + "connections_refused_total",
 			Help: "Client connections refused (503) because server.maxConnections were open.",
@@ -242,9 +242,22 @@ func (m *Metrics) CacheResult(route, status string) {
 	m.cacheLookups.add(routeIndex(route)*nCache+cacheIndex(status), 1)
 }
 
+// keyCount is gateway_jwks_keys: the key source's count of the keys in
+// use when it has one, else the count of the last good fetch. With several
+// JWKS URLs only the source knows the set in use, their union: the last
+// fetch is one URL's, whichever answered last.
+func (m *Metrics) keyCount() float64 {
+	if s := m.sources.Load(); s != nil {
+		if kc, ok := s.keys.(interface{ KeyCount() int }); ok {
+			return float64(kc.KeyCount())
+		}
+	}
+	return float64(m.jwksKeys.Load())
+}
+
 // JWKSFetch counts a key set fetch and, when it succeeded, remembers how
-// many keys it carried (auth.Observer). With several JWKS URLs the gauge
-// shows the last one fetched.
+// many keys it carried (auth.Observer), for gateway_jwks_keys when no key
+// source counts them (see keyCount).
 func (m *Metrics) JWKSFetch(err error, keys int) {
 	m.jwksFetches.add(resultIndex(err), 1)
 	if err == nil {

@@ -116,9 +116,13 @@ func (t *Tracing) StartRequest(traceparent []byte, route, method string) (contex
 	ctx := context.Background()
 	if tid, sid, flags, ok := parseTraceparent(traceparent); ok {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID:    tid,
-			SpanID:     sid,
-			TraceFlags: trace.TraceFlags(flags),
+			TraceID: tid,
+			SpanID:  sid,
+			// Only the sampled flag is continued: W3C Trace Context has
+			// the others zeroed by whoever does not know them, and the
+			// SDK would otherwise copy them into every traceparent sent
+			// on.
+			TraceFlags: trace.TraceFlags(flags) & trace.FlagsSampled,
 			Remote:     true,
 		}))
 	}

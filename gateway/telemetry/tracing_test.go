@@ -236,6 +236,23 @@ func TestTracingContinuesTheClientTraceAndNestsSpans(t *testing.T) {
 	}
 }
 
+// Flags other than "sampled" are not the gateway's to pass on: W3C Trace
+// Context has a participant that does not know a flag send it as zero.
+// The trace and the sampling decision are continued all the same.
+func TestTracingContinuesOnlyTheSampledFlag(t *testing.T) {
+	tr := newEnabled(t, newCollector(t), 0)
+	for flags, want := range map[string]string{"ff": "01", "fe": "00", "03": "01", "01": "01", "00": "00"} {
+		ctx, req := tr.StartRequest([]byte("00-"+clientTrace+"-"+clientParent+"-"+flags), config.RouteMe, "GET")
+		callCtx, call := tr.StartClientSpan(ctx, "userstore userById")
+		got := Traceparent(callCtx)
+		call.End()
+		req.End()
+		if !strings.HasPrefix(got, "00-"+clientTrace+"-") || !strings.HasSuffix(got, "-"+want) {
+			t.Errorf("client flags %s: the store would get %q, want the client's trace with flags %s", flags, got, want)
+		}
+	}
+}
+
 func TestTracingSamplesNewTracesByRatio(t *testing.T) {
 	c := newCollector(t)
 	tr := newEnabled(t, c, 1)
