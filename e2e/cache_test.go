@@ -776,6 +776,47 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 	}
 }
 
+// The user is deleted while their profile is cached: once the profile has
+// expired, the stale-while-revalidate window serves it while one refresh
+// asks the store, but the store's 404 ends it there: the next request is
+// the 404, not the deleted profile for the rest of the window.
+func TestCacheDeletedUserIsNotServedStale(t *testing.T) {
+	st := cchStartStore(t)
+	proxy := cchProxy(t, st)
+	idp := StartIdP(t)
+	gw := cchGateway(t, proxy.URL(), idp, map[string]string{
+		"GATEWAY_CACHE__ROUTES__ME__TTL":                  "300ms",
+		"GATEWAY_CACHE__ROUTES__ME__STALEWHILEREVALIDATE": "1m",
+		"GATEWAY_CACHE__ROUTES__ME__STALEIFERROR":         "5m",
+	})
+	tok := idp.UserToken(t)
+
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "MISS")
+	stored := time.Now()
+	// The store no longer knows the user (the reference store cannot
+	// delete one; its 404 is what the gateway would get).
+	cchMust(t, proxy.SetPath(contract.PathUserPrefix, faultproxy.Status(http.StatusNotFound)))
+	cchWaitUntil(stored.Add(400 * time.Millisecond))
+
+	// This answer was already on its way: served stale, the refresh starts.
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "STALE")
+	eventually(t, 5*time.Second, func() error {
+		r, err := cchSend(gw, gw.URL, http.MethodGet, cchMe, Bearer(tok))
+		if err != nil {
+			return err
+		}
+		if r.Status != http.StatusNotFound {
+			return fmt.Errorf("%d X-Cache %q: the deleted user's profile is still served", r.Status, r.Header.Get("X-Cache"))
+		}
+		return nil
+	})
+	r := gw.Do(t, http.MethodGet, cchMe, Bearer(tok))
+	r.Failure(t, http.StatusNotFound, "Resource not found")
+	if r.Header.Get("X-Cache") != "" || r.Header.Get("ETag") != "" {
+		t.Fatalf("a 404 carries cache headers: %v", r.Header)
+	}
+}
+
 // The store goes down and the breakers open: apps keep getting the last
 // answers (STALE) within the stale-if-error window, then the error.
 func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {
