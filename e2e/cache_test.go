@@ -1293,7 +1293,15 @@ func TestCacheInvalidationByTheUserStore(t *testing.T) {
 	}
 	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "HIT")
 
-	for _, bad := range []string{`{}`, `{"userId":"nope"}`, `{"userId":"` + refstore.DemoUserID + `","x":1}`, `not json`} {
+	// Exactly {"userId": "<uuid>"}: no other spelling of the key, no second
+	// one, nothing after the object.
+	for _, bad := range []string{`{}`, `{"userId":"nope"}`, `{"userId":"` + refstore.DemoUserID + `","x":1}`, `not json`,
+		`{"userId":"` + refstore.DemoUserID + `"} trailing`,
+		`{"userId":"` + refstore.DemoUserID + `"}{"userId":"` + refstore.DemoUserID + `"}`,
+		`{"UserID":"` + refstore.DemoUserID + `"}`,
+		`{"userId":"` + refstore.DemoUserID + `","userId":"` + refstore.DemoUserID + `"}`,
+		`{"userId":null}`, `{"userId":["` + refstore.DemoUserID + `"]}`,
+	} {
 		errs := invalidate(bad, Bearer(invToken)).Failure(t, http.StatusBadRequest, "Validation failed")
 		if len(errs) != 2 {
 			t.Fatalf("invalidate %s: %q", bad, errs)
