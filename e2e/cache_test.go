@@ -1235,7 +1235,11 @@ func TestCachePurgeOnTheOpsListener(t *testing.T) {
 	expect(t, miss(all...))
 	cchPurged(t, purge("user="+refstore.DemoMissingID), 0)
 
-	for _, bad := range []string{"", "user=not-a-uuid", "route=checkUsername", "all=yes"} {
+	// One of them, once: a typo in the user beside all=true (or any two
+	// together) must not purge more than was meant.
+	for _, bad := range []string{"", "user=not-a-uuid", "route=checkUsername", "all=yes",
+		"user=not-a-uuid&all=true", "user=" + refstore.DemoUserID + "&all=true", "route=me&all=true",
+		"user=" + refstore.DemoUserID + "&route=search", "all=true&all=true"} {
 		r := purge(bad)
 		errs := r.Failure(t, http.StatusBadRequest, "Validation failed")
 		if len(errs) != 2 || errs[1] != "give one of user=<uuid>, route=search|me, all=true" {

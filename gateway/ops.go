@@ -223,14 +223,22 @@ func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
 		writeOps(w, http.StatusOK, map[string]int{"purged": 0})
 		return
 	}
+	// Exactly one parameter, given once: beside another, a typo in one (a
+	// user id next to all=true) would purge far more than was meant.
 	q := r.URL.Query()
+	once := func(name string) string {
+		if vs := q[name]; len(q) == 1 && len(vs) == 1 {
+			return vs[0]
+		}
+		return ""
+	}
 	var n int
-	switch {
-	case q.Get("user") != "" && isUUID(q.Get("user")):
-		n = o.d.Cache.PurgeTag(strings.ToLower(q.Get("user")))
-	case q.Get("route") == "search" || q.Get("route") == "me":
-		n = o.d.Cache.PurgePrefix(readcache.Key(q.Get("route")))
-	case q.Get("all") == "true":
+	switch user, route := once("user"), once("route"); {
+	case isUUID(user):
+		n = o.d.Cache.PurgeTag(strings.ToLower(user))
+	case route == "search" || route == "me":
+		n = o.d.Cache.PurgePrefix(readcache.Key(route))
+	case once("all") == "true":
 		n = o.d.Cache.PurgeAll()
 	default:
 		writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0),
