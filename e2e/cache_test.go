@@ -776,6 +776,47 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 	}
 }
 
+// The user is deleted while their profile is cached: once the profile has
+// expired, the stale-while-revalidate window serves it while one refresh
+// asks the store, but the store's 404 ends it there: the next request is
+// the 404, not the deleted profile for the rest of the window.
+func TestCacheDeletedUserIsNotServedStale(t *testing.T) {
+	st := cchStartStore(t)
+	proxy := cchProxy(t, st)
+	idp := StartIdP(t)
+	gw := cchGateway(t, proxy.URL(), idp, map[string]string{
+		"GATEWAY_CACHE__ROUTES__ME__TTL":                  "300ms",
+		"GATEWAY_CACHE__ROUTES__ME__STALEWHILEREVALIDATE": "1m",
+		"GATEWAY_CACHE__ROUTES__ME__STALEIFERROR":         "5m",
+	})
+	tok := idp.UserToken(t)
+
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "MISS")
+	stored := time.Now()
+	// The store no longer knows the user (the reference store cannot
+	// delete one; its 404 is what the gateway would get).
+	cchMust(t, proxy.SetPath(contract.PathUserPrefix, faultproxy.Status(http.StatusNotFound)))
+	cchWaitUntil(stored.Add(400 * time.Millisecond))
+
+	// This answer was already on its way: served stale, the refresh starts.
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "STALE")
+	eventually(t, 5*time.Second, func() error {
+		r, err := cchSend(gw, gw.URL, http.MethodGet, cchMe, Bearer(tok))
+		if err != nil {
+			return err
+		}
+		if r.Status != http.StatusNotFound {
+			return fmt.Errorf("%d X-Cache %q: the deleted user's profile is still served", r.Status, r.Header.Get("X-Cache"))
+		}
+		return nil
+	})
+	r := gw.Do(t, http.MethodGet, cchMe, Bearer(tok))
+	r.Failure(t, http.StatusNotFound, "Resource not found")
+	if r.Header.Get("X-Cache") != "" || r.Header.Get("ETag") != "" {
+		t.Fatalf("a 404 carries cache headers: %v", r.Header)
+	}
+}
+
 // The store goes down and the breakers open: apps keep getting the last
 // answers (STALE) within the stale-if-error window, then the error.
 func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {
@@ -1194,7 +1235,11 @@ func TestCachePurgeOnTheOpsListener(t *testing.T) {
 	expect(t, miss(all...))
 	cchPurged(t, purge("user="+refstore.DemoMissingID), 0)
 
-	for _, bad := range []string{"", "user=not-a-uuid", "route=checkUsername", "all=yes"} {
+	// One of them, once: a typo in the user beside all=true (or any two
+	// together) must not purge more than was meant.
+	for _, bad := range []string{"", "user=not-a-uuid", "route=checkUsername", "all=yes",
+		"user=not-a-uuid&all=true", "user=" + refstore.DemoUserID + "&all=true", "route=me&all=true",
+		"user=" + refstore.DemoUserID + "&route=search", "all=true&all=true"} {
 		r := purge(bad)
 		errs := r.Failure(t, http.StatusBadRequest, "Validation failed")
 		if len(errs) != 2 || errs[1] != "give one of user=<uuid>, route=search|me, all=true" {
@@ -1252,7 +1297,15 @@ func TestCacheInvalidationByTheUserStore(t *testing.T) {
 	}
 	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "HIT")
 
-	for _, bad := range []string{`{}`, `{"userId":"nope"}`, `{"userId":"` + refstore.DemoUserID + `","x":1}`, `not json`} {
+	// Exactly {"userId": "<uuid>"}: no other spelling of the key, no second
+	// one, nothing after the object.
+	for _, bad := range []string{`{}`, `{"userId":"nope"}`, `{"userId":"` + refstore.DemoUserID + `","x":1}`, `not json`,
+		`{"userId":"` + refstore.DemoUserID + `"} trailing`,
+		`{"userId":"` + refstore.DemoUserID + `"}{"userId":"` + refstore.DemoUserID + `"}`,
+		`{"UserID":"` + refstore.DemoUserID + `"}`,
+		`{"userId":"` + refstore.DemoUserID + `","userId":"` + refstore.DemoUserID + `"}`,
+		`{"userId":null}`, `{"userId":["` + refstore.DemoUserID + `"]}`,
+	} {
 		errs := invalidate(bad, Bearer(invToken)).Failure(t, http.StatusBadRequest, "Validation failed")
 		if len(errs) != 2 {
 			t.Fatalf("invalidate %s: %q", bad, errs)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -222,14 +223,22 @@ func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
 		writeOps(w, http.StatusOK, map[string]int{"purged": 0})
 		return
 	}
+	// Exactly one parameter, given once: beside another, a typo in one (a
+	// user id next to all=true) would purge far more than was meant.
 	q := r.URL.Query()
+	once := func(name string) string {
+		if vs := q[name]; len(q) == 1 && len(vs) == 1 {
+			return vs[0]
+		}
+		return ""
+	}
 	var n int
-	switch {
-	case q.Get("user") != "" && isUUID(q.Get("user")):
-		n = o.d.Cache.PurgeTag(strings.ToLower(q.Get("user")))
-	case q.Get("route") == "search" || q.Get("route") == "me":
-		n = o.d.Cache.PurgePrefix(readcache.Key(q.Get("route")))
-	case q.Get("all") == "true":
+	switch user, route := once("user"), once("route"); {
+	case isUUID(user):
+		n = o.d.Cache.PurgeTag(strings.ToLower(user))
+	case route == "search" || route == "me":
+		n = o.d.Cache.PurgePrefix(readcache.Key(route))
+	case once("all") == "true":
 		n = o.d.Cache.PurgeAll()
 	default:
 		writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0),
@@ -242,20 +251,40 @@ func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
 // invalidate: POST /ops/v1/cache/invalidate {"userId": "<uuid>"} — the user
 // store saying a user changed; every cached answer carrying them goes.
 func (o *Ops) invalidate(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		UserID string `json:"userId"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || !isUUID(in.UserID) {
+	id, ok := invalidationUserID(http.MaxBytesReader(w, r.Body, 4096))
+	if !ok || !isUUID(id) {
 		writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0), msgUserIDInvalid.text(0))
 		return
 	}
 	n := 0
 	if o.d.Cache != nil {
-		n = o.d.Cache.PurgeTag(strings.ToLower(in.UserID))
+		n = o.d.Cache.PurgeTag(strings.ToLower(id))
 	}
 	writeOps(w, http.StatusOK, map[string]int{"purged": n})
+}
+
+// invalidationUserID reads a body that is exactly {"userId": "<string>"}.
+// Read token by token: encoding/json alone would take "UserID" for the
+// key, let a repeated key win and ignore whatever follows the object.
+func invalidationUserID(body io.Reader) (string, bool) {
+	dec := json.NewDecoder(body)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	if key, err := dec.Token(); err != nil || key != "userId" {
+		return "", false
+	}
+	var id *string
+	if err := dec.Decode(&id); err != nil || id == nil {
+		return "", false
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return "", false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", false
+	}
+	return *id, true
 }
 
 // config shows the running configuration with config.yaml's key names,

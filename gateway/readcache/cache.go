@@ -304,7 +304,7 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 			return e, Hit, nil
 		}
 		if now.UnixNano() < e.freshUntil+int64(p.StaleWhileRevalidate) {
-			c.revalidate(ctx, key, e, p, load)
+			c.revalidate(ctx, key, e, p, load, isFault)
 			return c.answer(e, Stale, nil)
 		}
 	}
@@ -378,8 +378,12 @@ func (c *Cache) fill(ctx context.Context, key string, p Policy, load LoadFunc) (
 	}
 }
 
-// revalidate starts the one background refresh of a stale entry.
-func (c *Cache) revalidate(ctx context.Context, key string, e *Entry, p Policy, load LoadFunc) {
+// revalidate starts the one background refresh of a stale entry. A refresh
+// that fails with a fault leaves the entry (a later stale hit tries again);
+// one that the store answers with a real answer instead of data (not
+// found: the user was deleted) removes it, so the next lookup loads and
+// gets that answer rather than the old data for the rest of the window.
+func (c *Cache) revalidate(ctx context.Context, key string, e *Entry, p Policy, load LoadFunc, isFault func(error) bool) {
 	if load == nil || !e.refreshing.CompareAndSwap(false, true) {
 		return
 	}
@@ -389,6 +393,9 @@ func (c *Cache) revalidate(ctx context.Context, key string, e *Entry, p Policy, 
 		v, err, _ := c.flights.Do(fk, run)
 		if err != nil && err != errClosed {
 			c.refreshFailures.Add(1)
+			if isFault != nil && !isFault(err) && !errors.Is(err, errPanicked) && c.base.Err() == nil {
+				c.drop(e)
+			}
 		}
 		if fresh, _ := v.(*Entry); err != nil || fresh == nil || c.lookup(key, c.now()) != fresh {
 			// Not replaced: let a later stale hit try again.
@@ -397,6 +404,22 @@ func (c *Cache) revalidate(ctx context.Context, key string, e *Entry, p Policy, 
 	})
 	if !started {
 		e.refreshing.Store(false)
+	}
+}
+
+// drop removes e if it is still the entry stored under its key (counted as
+// a purge: the store said its data no longer stands).
+func (c *Cache) drop(e *Entry) {
+	c.mu.Lock()
+	dropped := c.storedLocked(e.key) == e
+	if dropped {
+		c.unlinkLocked(e)
+		c.shard(e.key).store.Delete(e.key)
+		c.evictions.Purge++
+	}
+	c.mu.Unlock()
+	if dropped {
+		c.observePurge(1)
 	}
 }
 
@@ -447,11 +470,14 @@ func (c *Cache) flight(parent context.Context, key string, p Policy, load LoadFu
 	}
 }
 
+// errPanicked wraps the panic of a load.
+var errPanicked = errors.New("readcache: load panicked")
+
 // safeLoad turns a panicking load into an error.
 func safeLoad(ctx context.Context, load LoadFunc) (l Loaded, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("readcache: load panicked: %v", r)
+			err = fmt.Errorf("%w: %v", errPanicked, r)
 		}
 	}()
 	return load(ctx)

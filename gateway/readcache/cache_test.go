@@ -224,6 +224,31 @@ func TestFailedRefreshKeepsStaleEntry(t *testing.T) {
 	})
 }
 
+// A refresh that gets a real answer instead of data (the user was deleted:
+// not found) ends the stale entry: the next lookup loads and gets that
+// answer, instead of the deleted data for the rest of the window.
+func TestRefreshAnsweredNotFoundDropsTheStaleEntry(t *testing.T) {
+	c, clock := newTestCache(t, Options{})
+	l := &loader{data: `"v1"`, tags: []string{"u1"}}
+	p := Policy{TTL: time.Minute, StaleWhileRevalidate: time.Minute, StaleIfError: 5 * time.Minute}
+	old, _, _ := c.Get(ctx, "k", p, l.load, isFault)
+	clock.Advance(70 * time.Second)
+	l.set("", errNotFound)
+
+	if e, st, err := c.Get(ctx, "k", p, l.load, isFault); err != nil || st != Stale || e != old {
+		t.Fatalf("Get = %v, %v; want the old entry as stale while the refresh runs", st, err)
+	}
+	eventually(t, "the refresh is answered", func() bool { return c.Stats().RefreshFailures == 1 })
+	eventually(t, "the entry goes", func() bool { return c.Stats().Entries == 0 })
+	if e, st, err := c.Get(ctx, "k", p, l.load, isFault); !errors.Is(err, errNotFound) || st != Miss || e != nil {
+		t.Fatalf("Get after the refresh = %v, %v, %v; want the store's not found", e, st, err)
+	}
+	if s := c.Stats(); s.Evictions.Purge != 1 {
+		t.Errorf("evictions = %+v, want the dropped entry counted as a purge", s.Evictions)
+	}
+	checkConsistent(t, c)
+}
+
 func TestStaleIfError(t *testing.T) {
 	p := Policy{TTL: time.Minute, StaleIfError: 5 * time.Minute}
 	setup := func(t *testing.T) (*Cache, *fakeClock, *loader, *Entry) {

@@ -34,8 +34,10 @@
 //   - Stale-while-revalidate: an entry past its freshness but within
 //     Policy.StaleWhileRevalidate after it is served at once as [Stale], and
 //     one background refresh (deadline Policy.RefreshTimeout) replaces it on
-//     success; on failure the stale entry stays and a later stale hit tries
-//     again. At most one refresh per entry runs at a time.
+//     success; on a failure for which isFault is true the stale entry stays
+//     and a later stale hit tries again, on another error (not found: the
+//     data is gone) the entry is dropped, so that the next lookup loads and
+//     returns it. At most one refresh per entry runs at a time.
 //   - Stale-if-error: when the load fails with an error for which isFault is
 //     true (the upstream failed or its breaker is open) and an entry exists
 //     within Policy.StaleIfError after its freshness, that entry is served as
