@@ -340,8 +340,9 @@ func TestResilAuditWhatCountsOnOtherOperations(t *testing.T) {
 	r.proxy.Heal()
 }
 
-// Stale data never masks an answer that means something (a 404), but it
-// does stand in for a failing store within staleIfError.
+// Stale data stands in for a failing store within staleIfError, but never
+// masks an answer that means something (a 404), and once the store said
+// the user is gone, a later failure does not bring the old data back.
 func TestResilAuditStaleNeverMasksAnAnswer(t *testing.T) {
 	r := raStart(t, map[string]string{
 		"GATEWAY_CACHE__ENABLED":                          "true",
@@ -352,11 +353,20 @@ func TestResilAuditStaleNeverMasksAnAnswer(t *testing.T) {
 	me := contract.PathUserPrefix + refstore.DemoUserID
 	warm := r.me(t)
 	warm.Data(t, nil)
-	if err := r.proxy.SetPath(me, faultproxy.Status(http.StatusNotFound)); err != nil {
+	if err := r.proxy.SetPath(me, faultproxy.Status(http.StatusInternalServerError)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(400 * time.Millisecond)
 	resp := r.me(t)
+	resp.Data(t, nil)
+	if resp.Header.Get("X-Cache") != "STALE" || resp.Header.Get("ETag") != warm.Header.Get("ETag") {
+		t.Fatalf("a failing store within staleIfError: X-Cache %q ETag %q (stored %q)",
+			resp.Header.Get("X-Cache"), resp.Header.Get("ETag"), warm.Header.Get("ETag"))
+	}
+	if err := r.proxy.SetPath(me, faultproxy.Status(http.StatusNotFound)); err != nil {
+		t.Fatal(err)
+	}
+	resp = r.me(t)
 	fltFailure(t, resp, http.StatusNotFound, "en")
 	if resp.Header.Get("X-Cache") != "" {
 		t.Fatalf("404 with X-Cache %q", resp.Header.Get("X-Cache"))
@@ -365,11 +375,10 @@ func TestResilAuditStaleNeverMasksAnAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp = r.me(t)
-	resp.Data(t, nil)
-	if resp.Header.Get("X-Cache") != "STALE" || resp.Header.Get("ETag") != warm.Header.Get("ETag") {
-		t.Fatalf("a failing store within staleIfError: X-Cache %q ETag %q (stored %q)",
-			resp.Header.Get("X-Cache"), resp.Header.Get("ETag"), warm.Header.Get("ETag"))
+	if resp.Status == http.StatusOK || resp.Header.Get("X-Cache") == "STALE" {
+		t.Fatalf("the deleted user's data came back after the 404: %d, X-Cache %q", resp.Status, resp.Header.Get("X-Cache"))
 	}
+	fltFailure(t, resp, http.StatusBadGateway, "en")
 	r.proxy.Heal()
 }
 

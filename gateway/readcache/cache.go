@@ -315,15 +315,21 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 	if err == nil {
 		return c.answer(e, Miss, nil)
 	}
-	if !abandoned && isFault != nil && isFault(err) {
+	if !abandoned && isFault != nil {
 		now = c.now()
 		if s := c.lookupIn(sh, key, now); s != nil {
-			if now.UnixNano() < s.freshUntil {
+			fresh := now.UnixNano() < s.freshUntil
+			switch {
+			case isFault(err) && fresh:
 				// Stored meanwhile by a load that started after ours.
 				return c.answer(s, Hit, nil)
-			}
-			if now.UnixNano() < s.freshUntil+int64(p.StaleIfError) {
+			case isFault(err) && now.UnixNano() < s.freshUntil+int64(p.StaleIfError):
 				return c.answer(s, Stale, nil)
+			case !isFault(err) && !fresh && !errors.Is(err, errPanicked):
+				// The store answered instead of failing (not found: the
+				// user was deleted): the expired data no longer stands,
+				// not even for a later failure's stale-if-error.
+				c.drop(s)
 			}
 		}
 	}

@@ -296,6 +296,24 @@ func TestStaleIfError(t *testing.T) {
 			t.Fatalf("Get = %v, %v; want not found", st, err)
 		}
 	})
+	// Once the store said the data is gone (the user was deleted), a later
+	// failure within the window must not bring the old data back.
+	t.Run("a fault after a not found is not masked by the old data", func(t *testing.T) {
+		c, clock, l, _ := setup(t)
+		clock.Advance(2 * time.Minute)
+		l.set("", errNotFound)
+		if _, _, err := c.Get(ctx, "k", p, l.load, isFault); !errors.Is(err, errNotFound) {
+			t.Fatalf("Get = %v; want not found", err)
+		}
+		l.set("", errUpstream)
+		if e, st, err := c.Get(ctx, "k", p, l.load, isFault); !errors.Is(err, errUpstream) || st != Miss || e != nil {
+			t.Fatalf("Get after the not found = %v, %v, %v; want the upstream error, not the deleted data", e, st, err)
+		}
+		if s := c.Stats(); s.Entries != 0 || s.Evictions.Purge != 1 {
+			t.Errorf("stats %+v, want the entry dropped as a purge", s)
+		}
+		checkConsistent(t, c)
+	})
 	t.Run("no fault classifier masks nothing", func(t *testing.T) {
 		c, clock, l, _ := setup(t)
 		clock.Advance(2 * time.Minute)
