@@ -19,17 +19,8 @@ import (
 // not zero.
 func errMetrics5xx(t *testing.T, gw *Gateway) []string {
 	t.Helper()
-	resp, err := http.Get(gw.OpsURL + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
 	var out []string
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(gw.Metrics(t), "\n") {
 		if strings.HasPrefix(line, "gateway_requests_total{") && strings.Contains(line, `status_class="5xx"`) &&
 			!strings.HasSuffix(line, " 0") {
 			out = append(out, line)

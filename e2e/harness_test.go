@@ -630,6 +630,21 @@ func (g *Gateway) Ops(t testing.TB, method, path string, opts ...ReqOpt) *Respon
 	return g.do(t, g.OpsURL, method, path, opts...)
 }
 
+// Metrics is the ops listener's /metrics page, in Prometheus' text format.
+func (g *Gateway) Metrics(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get(g.OpsURL + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 var timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
 
 // Envelope checks that the body is exactly the unified envelope, with the
