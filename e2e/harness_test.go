@@ -36,6 +36,37 @@ var bins struct {
 	dir, gateway, userstore, devidp string
 }
 
+// raceGateway is the gateway binary built with the race detector, made
+// the first time a test asks for it (GatewayOptions.Race): it needs cgo
+// and a C compiler, and takes a while to build cold, so only the tests
+// that hunt for races pay for it.
+var raceGateway struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func raceGatewayBinary(t testing.TB) string {
+	t.Helper()
+	raceGateway.once.Do(func() {
+		path := filepath.Join(bins.dir, "gateway-race")
+		build := exec.Command("go", "build", "-race", "-trimpath",
+			"-ldflags", "-X github.com/bffgate/edge/gateway/daemon.Version=e2e-race",
+			"-o", path, "./cmd/gateway")
+		build.Dir = repoRoot
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := build.CombinedOutput(); err != nil {
+			raceGateway.err = fmt.Errorf("building the gateway with -race: %v\n%s", err, out)
+			return
+		}
+		raceGateway.path = path
+	})
+	if raceGateway.err != nil {
+		t.Fatal(raceGateway.err)
+	}
+	return raceGateway.path
+}
+
 // repoRoot is the repository root (the e2e package's parent).
 var repoRoot = func() string {
 	_, file, _, _ := runtime.Caller(0)
@@ -273,6 +304,10 @@ type GatewayOptions struct {
 	Env map[string]string
 	// NoReadyWait returns as soon as the gateway listens, ready or not.
 	NoReadyWait bool
+	// Race runs the gateway binary built with the race detector; its
+	// reports land in Logs (stderr), and a race found makes the process
+	// exit 66 instead of 0.
+	Race bool
 }
 
 func (o GatewayOptions) env() map[string]string {
@@ -344,7 +379,11 @@ type Gateway struct {
 func StartGateway(t testing.TB, o GatewayOptions) *Gateway {
 	t.Helper()
 	g := &Gateway{ConfigPath: o.configFile(t), logs: &lockedBuffer{}, stopped: make(chan struct{}), client: newClient()}
-	cmd := exec.Command(bins.gateway, "-config", g.ConfigPath)
+	bin := bins.gateway
+	if o.Race {
+		bin = raceGatewayBinary(t)
+	}
+	cmd := exec.Command(bin, "-config", g.ConfigPath)
 	cmd.Env = os.Environ()
 	for k, v := range o.env() {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -653,51 +692,61 @@ var timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3
 // it.
 func (r *Response) Envelope(t testing.TB) Envelope {
 	t.Helper()
+	e, err := r.CheckEnvelope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// CheckEnvelope is Envelope for goroutines that cannot stop the test: it
+// reports what is wrong instead.
+func (r *Response) CheckEnvelope() (Envelope, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type %q, want application/json; body %s", ct, r.Body)
+		return Envelope{}, fmt.Errorf("Content-Type %q, want application/json; body %s", ct, r.Body)
 	}
 	if r.Header.Get("X-Request-Id") == "" {
-		t.Fatalf("no X-Request-Id on %d %s", r.Status, r.Body)
+		return Envelope{}, fmt.Errorf("no X-Request-Id on %d %s", r.Status, r.Body)
 	}
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(r.Body, &keys); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
+		return Envelope{}, fmt.Errorf("body is not a JSON object: %v: %s", err, r.Body)
 	}
 	want := []string{"data", "errors", "isSuccess", "statusCode", "timestamp"}
 	if len(keys) != len(want) {
-		t.Fatalf("envelope keys %v, want exactly %v: %s", mapKeys(keys), want, r.Body)
+		return Envelope{}, fmt.Errorf("envelope keys %v, want exactly %v: %s", mapKeys(keys), want, r.Body)
 	}
 	for _, k := range want {
 		if _, ok := keys[k]; !ok {
-			t.Fatalf("envelope lacks %q: %s", k, r.Body)
+			return Envelope{}, fmt.Errorf("envelope lacks %q: %s", k, r.Body)
 		}
 	}
 	var e Envelope
 	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("envelope: %v: %s", err, r.Body)
+		return Envelope{}, fmt.Errorf("envelope: %v: %s", err, r.Body)
 	}
 	if e.StatusCode != r.Status {
-		t.Fatalf("statusCode %d but HTTP status %d: %s", e.StatusCode, r.Status, r.Body)
+		return Envelope{}, fmt.Errorf("statusCode %d but HTTP status %d: %s", e.StatusCode, r.Status, r.Body)
 	}
 	if !timestampRE.MatchString(e.Timestamp) {
-		t.Fatalf("timestamp %q is not UTC with milliseconds and Z", e.Timestamp)
+		return Envelope{}, fmt.Errorf("timestamp %q is not UTC with milliseconds and Z", e.Timestamp)
 	}
 	if ts, err := time.Parse(time.RFC3339Nano, e.Timestamp); err != nil || time.Since(ts).Abs() > time.Minute {
-		t.Fatalf("timestamp %q is not now", e.Timestamp)
+		return Envelope{}, fmt.Errorf("timestamp %q is not now", e.Timestamp)
 	}
 	if e.Errors == nil {
-		t.Fatalf("errors must be a list, never null: %s", r.Body)
+		return Envelope{}, fmt.Errorf("errors must be a list, never null: %s", r.Body)
 	}
 	if r.Status < 400 {
 		if !e.IsSuccess || len(e.Errors) != 0 {
-			t.Fatalf("success envelope must have isSuccess true and errors []: %s", r.Body)
+			return Envelope{}, fmt.Errorf("success envelope must have isSuccess true and errors []: %s", r.Body)
 		}
 	} else if e.IsSuccess || string(e.Data) != "null" || len(e.Errors) == 0 {
-		t.Fatalf("failure envelope must have isSuccess false, data null and errors: %s", r.Body)
+		return Envelope{}, fmt.Errorf("failure envelope must have isSuccess false, data null and errors: %s", r.Body)
 	}
-	return e
+	return e, nil
 }
 
 // Failure checks a failure envelope with the given status and first
