@@ -108,7 +108,7 @@ func BenchmarkRequestLineStatus(b *testing.B) {
 func FuzzHasControl(f *testing.F) {
 	for _, s := range []string{"", "plain value", "tab\there", "nul\x00", "del\x7f", "cr\r", "lf\n", "\x80\xff\xfe obs-text",
 		strings.Repeat("a", 31) + "\x1f", strings.Repeat("\x7e", 40) + "\x7f", strings.Repeat("\x20\x80", 33), strings.Repeat("\t", 64) + "\x00",
-		"\x9f\xa0\xff\x7e\x1f\x20\x21\x60", strings.Repeat("\xe0", 8) + "\x01" + strings.Repeat("\xff", 23)} {
+		"\x9f\xa0\xff\x7e\x1f\x20\x21\x60", "seven b\x7f", strings.Repeat("x", 20) + "\x7f" + strings.Repeat("\x80", 11), strings.Repeat("\xe0", 8) + "\x01" + strings.Repeat("\xff", 23)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
