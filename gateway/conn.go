@@ -183,10 +183,11 @@ func covered(real, want, slack int64) bool {
 
 // lateBy is the deadline to give the socket for the one wanted: slack
 // later, but no later than Unix nanoseconds go (want+slack would wrap
-// around into the past).
+// around into the past). One before 1970 is long past and given as it is:
+// slack later, one exactly slack before 1970 would have become 0, none.
 func lateBy(want, slack int64) int64 {
-	if want == 0 {
-		return 0
+	if want <= 0 {
+		return want
 	}
 	if want > math.MaxInt64-slack {
 		return math.MaxInt64

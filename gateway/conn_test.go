@@ -207,6 +207,28 @@ func TestLazyDeadlineBeyondUnixNanosStillWaits(t *testing.T) {
 	}
 }
 
+// A deadline long past times a read out at once, also the one exactly
+// slack before 1970, which slack later is Unix nanosecond 0: none.
+func TestLazyDeadlineLongPastTimesOut(t *testing.T) {
+	server, _ := tcpPair(t, time.Second)
+	if err := server.SetReadDeadline(time.Unix(-1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Read(make([]byte, 1))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read ended with %v, want a deadline exceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deadline before 1970 let the read wait")
+	}
+}
+
 // A client that never reads: the write waiting on it ends with a timeout.
 func TestLazyWriteDeadlineStillFires(t *testing.T) {
 	server, _ := tcpPair(t, 20*time.Millisecond)
