@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
+	"math/big"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,4 +81,95 @@ func TestAccessLineRequestID(t *testing.T) {
 		}
 		releaseRequest(rq)
 	}
+}
+
+// exactMillis is d's whole microseconds in milliseconds as the shortest
+// exact decimal, by math/big: what the access line's numbers must say.
+func exactMillis(d time.Duration) string {
+	s := new(big.Rat).SetFrac64(d.Microseconds(), 1000).FloatString(3)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// FuzzAppendMillis: the integer formatting of milliseconds is the exact
+// decimal of the whole microseconds, and where a float64 holds that
+// exactly (below 10^15 µs, 31 years) also strconv.AppendFloat's digits,
+// the format the line had before.
+func FuzzAppendMillis(f *testing.F) {
+	for _, d := range []int64{0, 999, 1000, 1500, 180_000, 1_200_000, 12_000_000_000, -1000, -2_500_000, -999,
+		1 << 62, -1 << 63, 1<<63 - 1, 999_999_999_999_999_000, 1e18 + 1000} {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		d := time.Duration(n)
+		got := string(appendMillis(nil, d))
+		if want := exactMillis(d); got != want {
+			t.Fatalf("appendMillis(%d ns) = %s, want %s", n, got, want)
+		}
+		if us := d.Microseconds(); us > -1e15 && us < 1e15 {
+			if want := strconv.FormatFloat(float64(us)/1000, 'f', -1, 64); got != want {
+				t.Fatalf("appendMillis(%d ns) = %s, strconv %s", n, got, want)
+			}
+		}
+	})
+}
+
+// FuzzAccessLine: whatever a client sent as its request id, app version
+// or method (the line's client-chosen strings), the access line is one
+// line of valid JSON whose strings decode to what encoding/json makes of
+// the same values (or "[REDACTED]") and whose numbers are the status and
+// the exact milliseconds.
+func FuzzAccessLine(f *testing.F) {
+	f.Add("client-id-42", "1.2.3", "GET", 200, int64(1200*time.Microsecond), int64(1500*time.Microsecond))
+	f.Add("", "", "POST", 503, int64(0), int64(0))
+	f.Add("a\"b\\c\n\x00</script>", "\xff\xfe", "\u2028", 599, int64(-5), int64(1<<62))
+	f.Add("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "+905551234567", "other", 400, int64(time.Hour), int64(999))
+	f.Add("\xed\xa0\x80", "1.2.3+45", "G\"ET", 100, int64(-1<<63), int64(1<<63-1))
+	f.Fuzz(func(t *testing.T, id, appVersion, method string, status int, d, upstream int64) {
+		rq := acquireRequest()
+		defer releaseRequest(rq)
+		rq.start = time.Date(2026, 11, 27, 7, 59, 59, 999_600_000, time.UTC)
+		rq.id, rq.idMade = id, false
+		rq.client.AppVersion = appVersion
+		rq.cacheStatus, rq.breakerOpen = "MISS", "userById"
+		rq.upstreamTime.Store(upstream)
+		line := appendAccessLine(nil, rq, method, "me", status, time.Duration(d))
+		if bytes.IndexByte(line, '\n') != len(line)-1 {
+			t.Fatalf("not one line: %q", line)
+		}
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		var got map[string]any
+		if err := dec.Decode(&got); err != nil || !json.Valid(line) {
+			t.Fatalf("%q: %v", line, err)
+		}
+		roundTrip := func(s string) string {
+			b, _ := json.Marshal(s)
+			var v string
+			_ = json.Unmarshal(b, &v)
+			return v
+		}
+		for _, c := range []struct{ key, sent string }{{"request_id", id}, {"app_version", appVersion}, {"method", method}} {
+			want := roundTrip(c.sent)
+			if c.key != "method" && mayHoldSecret(c.sent) {
+				want = "[REDACTED]"
+			}
+			if got[c.key] != want {
+				t.Fatalf("%s %q logged as %q, want %q in %q", c.key, c.sent, got[c.key], want, line)
+			}
+		}
+		for _, c := range []struct {
+			key  string
+			want string
+		}{
+			{"status", strconv.Itoa(status)},
+			{"latency_ms", exactMillis(time.Duration(d))},
+			{"upstream_ms", exactMillis(time.Duration(upstream))},
+			{"time", rq.start.Add(time.Duration(d)).UTC().Format("2006-01-02T15:04:05.000Z07:00")},
+		} {
+			if v := got[c.key]; v != json.Number(c.want) && v != c.want {
+				t.Fatalf("%s logged as %v, want %s in %q", c.key, v, c.want, line)
+			}
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -87,9 +88,25 @@ func deadlineSlack(timeouts ...time.Duration) time.Duration {
 	return slack
 }
 
+// The instants Unix nanoseconds can say (1677-09-21 to 2262-04-11).
+var (
+	firstUnixNano = time.Unix(0, math.MinInt64)
+	lastUnixNano  = time.Unix(0, math.MaxInt64)
+)
+
+// unixNanos is t in Unix nanoseconds, 0 for none. An instant beyond
+// their range is held at its end (time.UnixNano would wrap around, and a
+// timeout of centuries, time.Now().Add of the longest Duration, would
+// have become a deadline long past): still centuries away, or long past,
+// as net.Conn would read it.
 func unixNanos(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return 0
+	case t.After(lastUnixNano):
+		return math.MaxInt64
+	case t.Before(firstUnixNano):
+		return math.MinInt64
 	}
 	if n := t.UnixNano(); n != 0 {
 		return n
@@ -154,18 +171,26 @@ func (d *lazyDeadline) apply(slack int64, set func(time.Time) error) error {
 }
 
 // covered: the socket's deadline (real) stands for the one wanted: both
-// none, or the socket's no earlier and at most slack later.
+// none, or the socket's no earlier and at most slack later. The
+// difference is taken unsigned: real-want of a deadline long past and one
+// centuries away does not fit an int64.
 func covered(real, want, slack int64) bool {
 	if want == 0 || real == 0 {
 		return want == real
 	}
-	return real >= want && real-want <= slack
+	return real >= want && uint64(real)-uint64(want) <= uint64(slack)
 }
 
-// lateBy is the deadline to give the socket for the one wanted.
+// lateBy is the deadline to give the socket for the one wanted: slack
+// later, but no later than Unix nanoseconds go (want+slack would wrap
+// around into the past). One before 1970 is long past and given as it is:
+// slack later, one exactly slack before 1970 would have become 0, none.
 func lateBy(want, slack int64) int64 {
-	if want == 0 {
-		return 0
+	if want <= 0 {
+		return want
+	}
+	if want > math.MaxInt64-slack {
+		return math.MaxInt64
 	}
 	return want + slack
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"math"
 	"net"
 	"os"
 	"sync/atomic"
@@ -183,6 +184,48 @@ func TestLazyReadDeadlineStillFires(t *testing.T) {
 	}
 	if _, err := server.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("read after a later deadline: %v", err)
+	}
+}
+
+// A timeout as long as a Duration goes (server.*Timeout has no upper
+// bound) puts the deadline past 2262, beyond Unix nanoseconds: the read
+// waits for the client as it would on the socket directly, instead of
+// timing out at once on a deadline wrapped into the past.
+func TestLazyDeadlineBeyondUnixNanosStillWaits(t *testing.T) {
+	server, client := tcpPair(t, time.Second)
+	for _, d := range []time.Duration{math.MaxInt64, 240 * 365 * 24 * time.Hour} {
+		if err := server.SetReadDeadline(time.Now().Add(d)); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			_, _ = client.Write([]byte("x"))
+		}()
+		if _, err := server.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("read under a deadline %v away: %v", d, err)
+		}
+	}
+}
+
+// A deadline long past times a read out at once, also the one exactly
+// slack before 1970, which slack later is Unix nanosecond 0: none.
+func TestLazyDeadlineLongPastTimesOut(t *testing.T) {
+	server, _ := tcpPair(t, time.Second)
+	if err := server.SetReadDeadline(time.Unix(-1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Read(make([]byte, 1))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read ended with %v, want a deadline exceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deadline before 1970 let the read wait")
 	}
 }
 
@@ -374,4 +417,98 @@ func TestRequestCtxOfHeader(t *testing.T) {
 	if got := requestCtxOf(&ctx.Request.Header); got != &ctx {
 		t.Fatalf("requestCtxOf = %p, want %p", got, &ctx)
 	}
+}
+
+// deadlineRecorder is a connection that only records the read deadline
+// it is given: the socket's deadline as the lazy deadlines leave it.
+type deadlineRecorder struct {
+	net.Conn
+	given bool
+	read  time.Time
+}
+
+func (r *deadlineRecorder) SetReadDeadline(t time.Time) error {
+	r.given, r.read = true, t
+	return nil
+}
+
+// FuzzLazyDeadline: after any sequence of deadlines asked for (any instant
+// time.Time holds, before 1970 and after 2262 included), the socket's
+// read deadline when a read is about to wait stands for the last one
+// asked, as net.Conn would have it set directly: none for none; otherwise
+// no earlier and at most slack later, and where Unix nanoseconds cannot
+// say the instant, still on the same side of any clock reading (in the
+// past for one before 1678, far in the future for one after 2262).
+func FuzzLazyDeadline(f *testing.F) {
+	hour := int64(time.Hour)
+	for _, c := range []struct {
+		slack                    int64
+		sec1, sec2, sec3, n1, n2 int64
+	}{
+		{int64(time.Second), 1795000000, 1795000000, 1795000001, 0, 500_000_000},
+		{int64(time.Second), 1795000000, 0, 1795000000, 0, 0},
+		{hour / 10, -1, 0, 1, 999_999_999, 1},
+		{int64(time.Second), 1795000000, 11_000_000_000, 1795000000, 0, 0}, // year 2318: now + the longest time.Duration
+		{int64(time.Second), 9223372036, 9223372036, 9223372037, 854_775_000, 0},
+		{int64(time.Second), 1795000000, -11_000_000_000, 1795000000, 0, 0}, // year 1621
+		{0, 1, 2, 3, 4, 5},
+	} {
+		f.Add(c.slack, c.sec1, c.sec2, c.sec3, c.n1, c.n2)
+	}
+	var (
+		maxNanos = time.Unix(0, math.MaxInt64)
+		minNanos = time.Unix(0, math.MinInt64)
+		y1970    = time.Unix(0, 0)
+		y2200    = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	)
+	f.Fuzz(func(t *testing.T, slack, sec1, sec2, sec3, n1, n2 int64) {
+		if slack < 0 || slack > int64(time.Second) {
+			return // deadlineSlack: at most a second
+		}
+		var wants []time.Time
+		for i, sec := range []int64{sec1, sec2, sec3} {
+			const lim = 1e15 // 31 million years either side: wide, and far from time.Time's own limits
+			if sec < -lim || sec > lim {
+				return
+			}
+			if sec == 0 && i == 1 {
+				wants = append(wants, time.Time{}) // none
+				continue
+			}
+			wants = append(wants, time.Unix(sec, (n1+int64(i)*n2)%1e9))
+		}
+		rec := &deadlineRecorder{}
+		c := &clientConn{Conn: rec, slack: slack}
+		for _, want := range wants {
+			if err := c.SetReadDeadline(want); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.beforeRead(); err != nil {
+				t.Fatal(err)
+			}
+			got := rec.read // the zero time (none) until a deadline was given
+			switch {
+			case want.IsZero():
+				if !got.IsZero() {
+					t.Fatalf("%v: none asked, the socket has %v", wants, got)
+				}
+			case want.After(maxNanos.Add(-time.Duration(slack))):
+				if !got.After(y2200) {
+					t.Fatalf("%v: %v asked, the socket has %v", wants, want, got)
+				}
+			case want.Before(minNanos):
+				if got.IsZero() || !got.Before(y1970) {
+					t.Fatalf("%v: %v asked, the socket has %v", wants, want, got)
+				}
+			default:
+				floor := want
+				if want.Equal(y1970) {
+					floor = want.Add(1) // the epoch itself is kept as 1 ns after it: still long past
+				}
+				if got.Before(floor) || got.Sub(floor) > time.Duration(slack) {
+					t.Fatalf("%v (slack %v): %v asked, the socket has %v", wants, time.Duration(slack), want, got)
+				}
+			}
+		}
+	})
 }

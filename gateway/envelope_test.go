@@ -253,3 +253,75 @@ func TestTimestampFormat(t *testing.T) {
 		t.Fatalf("appendTimestamp(now) = %s, not between %v and %v", got, before, after)
 	}
 }
+
+// FuzzAppendJSONString: for any string, the hand-written JSON string is
+// valid JSON and valid UTF-8, decodes to what encoding/json's string for
+// it decodes to (invalid bytes, lone surrogates included, become U+FFFD
+// one by one), and leaves no raw HTML character or line separator, as
+// encoding/json does not.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `say "hi"`, `back\slash`, "line\nfeed\rreturn\ttab", "nul\x00bell\x07esc\x1b",
+		"\b\f", "</script><b>&amp;", "del\x7f", "Şükrü Öztürk ığüşöç İĞÜŞÖÇ", "emoji 🎉", "ls\u2028ps\u2029",
+		"bad\xffbyte", "cut \xe2\x82", "overlong \xc0\xaf", "surrogate \xed\xa0\x80", "\xed\xbf\xbf", "\ufffd itself",
+		"\xf4\x90\x80\x80", "\xf0\x9f\x8e", "\U0010ffff", "\u2027\u202a", "\xe2\x80\xa8", "\x80", "a\\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString([]byte("x"), s)[1:]
+		if !json.Valid(out) || !utf8.Valid(out) {
+			t.Fatalf("appendJSONString(%q) = %q: not valid JSON in UTF-8", s, out)
+		}
+		ref, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("appendJSONString(%q) = %s decodes to %q; encoding/json's %s to %q", s, out, got, ref, want)
+		}
+		if bytes.ContainsAny(out, "<>&\u2028\u2029") {
+			t.Fatalf("appendJSONString(%q) = %q: a raw HTML character or line separator", s, out)
+		}
+	})
+}
+
+// FuzzAppendTimestamp: the per-second prefix, cached across calls, gives
+// what time.Format gives for the same instant, also when calls move
+// between seconds (a, b, then a again) and around 1970 and year 9999.
+func FuzzAppendTimestamp(f *testing.F) {
+	for _, c := range [][5]int64{
+		{1779466286, 801_000_000, 1779466286, 801_999_999, 0},
+		{1779466286, 999_999_999, 1779466287, 0, 3 * 3600},
+		{-1, 990_000_000, 0, 0, 0},
+		{-1, 0, -2, 999_999_999, -8 * 3600},
+		{253402300799, 999_000_000, 253402300800, 42_000_000, 0}, // the last second of 9999, the first of 10000
+		{-62135596800, 0, -62135596801, 500_000_000, 45 * 60},    // the first second of year 1, the last of year 0
+		{-62198755200, 0, 1 << 40, 123_456_789, -12 * 3600},
+		{1e15, 0, -1e15, 1, 14 * 3600},
+	} {
+		f.Add(c[0], c[1], c[2], c[3], c[4])
+	}
+	f.Fuzz(func(t *testing.T, secA, nsecA, secB, nsecB, offset int64) {
+		// time.Time's own range, and UnixMilli's, are far wider than a
+		// clock's; ±10^15 s is 31 million years either side.
+		const lim = 1e15
+		if secA < -lim || secA > lim || secB < -lim || secB > lim {
+			return
+		}
+		zone := time.FixedZone("", int(offset%(18*3600)))
+		a := time.Unix(secA, nsecA%1e9).In(zone)
+		b := time.Unix(secB, nsecB%1e9).In(zone)
+		for _, at := range []time.Time{a, b, a} {
+			want := at.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			if got := string(appendTimestamp([]byte{}, at)); got != want {
+				t.Fatalf("appendTimestamp(%v) = %s, want %s", at, got, want)
+			}
+		}
+	})
+}

@@ -102,3 +102,25 @@ func BenchmarkRequestLineStatus(b *testing.B) {
 		}
 	}
 }
+
+// FuzzHasControl: the eight-bytes-at-a-time scan finds a control byte
+// (but HTAB) exactly when a byte loop does, for any header value.
+func FuzzHasControl(f *testing.F) {
+	for _, s := range []string{"", "plain value", "tab\there", "nul\x00", "del\x7f", "cr\r", "lf\n", "\x80\xff\xfe obs-text",
+		strings.Repeat("a", 31) + "\x1f", strings.Repeat("\x7e", 40) + "\x7f", strings.Repeat("\x20\x80", 33), strings.Repeat("\t", 64) + "\x00",
+		"\x9f\xa0\xff\x7e\x1f\x20\x21\x60", "seven b\x7f", strings.Repeat("x", 20) + "\x7f" + strings.Repeat("\x80", 11), strings.Repeat("\xe0", 8) + "\x01" + strings.Repeat("\xff", 23)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := false
+		for _, c := range b {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				want = true
+				break
+			}
+		}
+		if got := hasControl(b); got != want {
+			t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
+		}
+	})
+}

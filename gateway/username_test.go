@@ -121,3 +121,37 @@ func TestPlainUsernameBodyAgreesWithTheDecoder(t *testing.T) {
 		t.Error("the plain body did not take the fast path")
 	}
 }
+
+// FuzzPlainUsernameBody: for any body, the fast path either declines or
+// returns exactly the name the strict path (usernameBody, then
+// encoding/json) returns, so that what follows (canonicalUsername, the
+// store call) cannot tell which path read it. Nothing the strict path
+// refuses may be accepted.
+func FuzzPlainUsernameBody(f *testing.F) {
+	for _, body := range []string{
+		`{"username":"johndoe123"}`, ` { "username" : "JohnDoe" } `, "{\n\t\"username\": \"a.b_c\"\r\n}\n",
+		`{"username":""}`, `{"username":"has space"}`, `{"username":"ümlaut"}`, `{"username":"a\"b"}`,
+		`{"username":"a\u0041"}`, `{"username":"x"} trailing`, `{"username":"x",}`, `{"username":"x","other":1}`,
+		`{"USERNAME":"x"}`, `{"Username":"x"}`, `{"username":null}`, `{"username":5}`, `["username"]`, `{"username":"x"`,
+		``, `{}`, `{"username":"x"}{}`, `{"username":"tab` + "\t" + `"}`, `{"username":"x","username":"y"}`,
+		`{"user\u006eame":"x"}`, "\ufeff{\"username\":\"x\"}", `{"username":"x"}` + "\x00", `{"username":"x"}` + "\f",
+		`{"username":"x"}` + "\u00a0", `{"username":"del` + "\x7f" + `"}`, `{"username":"bad` + "\xff" + `"}`,
+		`{"username":"\ud800"}`, `{"username":"a"}}`, `{{"username":"a"}`, `{"username":"a"]`, `{"username""a"}`,
+		`{"username":'a'}`, `{"username":"a"} ` + "\n\r\t", `{"username":"` + strings.Repeat("a", 1024) + `"}`,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := plainUsernameBody(body)
+		if !ok {
+			return
+		}
+		strict, err := strictUsernameBody(body)
+		if err != nil {
+			t.Fatalf("%q: the fast path read %q, the strict path refuses it: %v", body, fast, err)
+		}
+		if fast != strict {
+			t.Fatalf("%q: the fast path read %q, the strict path %q", body, fast, strict)
+		}
+	})
+}

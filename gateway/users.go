@@ -49,15 +49,9 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	body := c.Request().Body()
 	raw, ok := plainUsernameBody(body)
 	if !ok {
-		value, err := usernameBody(body)
-		if err != nil {
+		var err error
+		if raw, err = strictUsernameBody(body); err != nil {
 			return err
-		}
-		if len(value) == 0 || string(value) == "null" {
-			return validationError(msgUsernameRequired)
-		}
-		if err := json.Unmarshal(value, &raw); err != nil {
-			return validationError(msgUsernameType)
 		}
 	}
 	name, problems := canonicalUsername(raw)
@@ -116,6 +110,24 @@ func plainUsernameBody(body []byte) (string, bool) {
 		return "", false
 	}
 	return string(body[start:end]), true
+}
+
+// strictUsernameBody is the path of every body plainUsernameBody leaves:
+// the keys read one by one (usernameBody), then the value decoded as a
+// string. Its error is the validation error to answer.
+func strictUsernameBody(body []byte) (string, error) {
+	value, err := usernameBody(body)
+	if err != nil {
+		return "", err
+	}
+	if len(value) == 0 || string(value) == "null" {
+		return "", validationError(msgUsernameRequired)
+	}
+	var raw string
+	if err := json.Unmarshal(value, &raw); err != nil {
+		return "", validationError(msgUsernameType)
+	}
+	return raw, nil
 }
 
 func skipSpace(b []byte, i int) int {

@@ -28,6 +28,12 @@ func decodeUsernameCheck(body []byte, asked string) (bool, error) {
 		}
 		return available, nil
 	}
+	return strictUsernameCheck(body, asked)
+}
+
+// strictUsernameCheck is the path of every answer plainUsernameCheck
+// leaves: encoding/json and the checks.
+func strictUsernameCheck(body []byte, asked string) (bool, error) {
 	var w struct {
 		Username  *string `json:"username"`
 		Available *bool   `json:"available"`

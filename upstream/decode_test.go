@@ -1,0 +1,87 @@
+package upstream
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/bffgate/edge/upstream/contract"
+)
+
+// FuzzPlainUsernameCheck: for any answer of the store and any name asked,
+// the byte-for-byte reading of the common answer either declines or
+// decides exactly as encoding/json and the checks (strictUsernameCheck)
+// do: the same availability, the same refusal.
+func FuzzPlainUsernameCheck(f *testing.F) {
+	for _, c := range []struct{ body, asked string }{
+		{`{"username":"johndoe123","available":true}`, "johndoe123"},
+		{`{"username":"johndoe123","available":false}` + "\n", "johndoe123"},
+		{`{"username":"JohnDoe123","available":true}`, "johndoe123"},
+		{`{"username":"Şükrü","available":true}`, "sukru"},
+		{`{"username":"other","available":true}`, "johndoe123"},
+		{`{"username":"johndoe123","available":true}` + "\n\n", "johndoe123"},
+		{`{"username":"johndoe123","available":true} `, "johndoe123"},
+		{`{"username":"johndoe123","available":true}x`, "johndoe123"},
+		{`{"username":"johndoe123","available":true,"available":false}`, "johndoe123"},
+		{`{"username":"johndoe123","available":"true"}`, "johndoe123"},
+		{`{"username":"johndoe123","available":1}`, "johndoe123"},
+		{`{"username":"johndoe123","available":null}`, "johndoe123"},
+		{`{"username":"johndoe123","AVAILABLE":true}`, "johndoe123"},
+		{`{"USERNAME":"johndoe123","available":true}`, "johndoe123"},
+		{`{"username":"john\"doe","available":true}`, `john"doe`},
+		{`{"username":"john\u0064oe","available":true}`, "johndoe"},
+		{`{"username":"a","available":true}{}`, "a"},
+		{`{"username":"a","available":true`, "a"},
+		{`{"username":"a" ,"available":true}`, "a"},
+		{`{"username":"a","available":tru}`, "a"},
+		{`{"username":"a","available":true}` + "\r\n", "a"},
+		{`{"username":"a` + "\t" + `","available":true}`, "a\t"},
+		{`{"username":"a` + "\xff" + `","available":true}`, "a\xff"},
+		{`{"username":"` + strings.Repeat("a", 4096) + `","available":false}`, strings.Repeat("a", 4096)},
+	} {
+		f.Add([]byte(c.body), c.asked)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, asked string) {
+		if _, _, ok := plainUsernameCheck(body); !ok {
+			return
+		}
+		got, gotErr := decodeUsernameCheck(body, asked)
+		want, wantErr := strictUsernameCheck(body, asked)
+		if got != want || (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%q asked %q: fast path %v (%v), strict path %v (%v)", body, asked, got, gotErr, want, wantErr)
+		}
+		if gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("%q asked %q: fast path refuses with %q, strict path with %q", body, asked, gotErr, wantErr)
+		}
+	})
+}
+
+// FuzzUsernameCheckBody: the body written by hand for the store decodes,
+// by encoding/json, to exactly the name json.Marshal's body decodes to,
+// and is valid JSON, whatever the name.
+func FuzzUsernameCheckBody(f *testing.F) {
+	for _, name := range []string{"johndoe123", "", "a.b_c", `quo"te`, `back\slash`, "new\nline", "tab\t", "şükrü",
+		"<script>&", "del\x7f", "x y", "\xff", "\xed\xa0\x80", "\u2028", "~", " "} {
+		f.Add(name)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		b, err := usernameCheckBody(name)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		ref, err := json.Marshal(contract.UsernameCheckRequest{Username: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want contract.UsernameCheckRequest
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q: body %q is not valid JSON: %v", name, b, err)
+		}
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%q: body %q decodes to %q, json.Marshal's %q to %q", name, b, got.Username, ref, want.Username)
+		}
+	})
+}
