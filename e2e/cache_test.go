@@ -100,23 +100,7 @@ func cchGateway(t *testing.T, storeURL string, idp *IdP, env map[string]string) 
 
 // cchSend is Gateway.Do for goroutines: it reports failures as errors.
 func cchSend(gw *Gateway, base, method, path string, opts ...ReqOpt) (*Response, error) {
-	req, err := http.NewRequest(method, base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := gw.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	return sendWith(gw.client, method, base+path, opts...)
 }
 
 // cchOps sends a request to the ops listener. An ops listener bound to

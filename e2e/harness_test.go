@@ -669,6 +669,28 @@ func (g *Gateway) Ops(t testing.TB, method, path string, opts ...ReqOpt) *Respon
 	return g.do(t, g.OpsURL, method, path, opts...)
 }
 
+// sendWith sends one request through c and reads its answer; failures
+// come back as errors, so goroutines other than the test's may call it.
+func sendWith(c *http.Client, method, url string, opts ...ReqOpt) (*Response, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
 // Metrics is the ops listener's /metrics page, in Prometheus' text format.
 func (g *Gateway) Metrics(t testing.TB) string {
 	t.Helper()

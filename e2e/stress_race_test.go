@@ -627,23 +627,7 @@ func strsWarmUp(t testing.TB, gw *Gateway, ts *strsTokens, users []string) {
 
 // strsDo sends one request and reads its answer.
 func strsDo(c *http.Client, method, url string, opts ...ReqOpt) (*Response, error) {
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	return sendWith(c, method, url, opts...)
 }
 
 // strsCheck: an answer is the envelope with a status that can happen
