@@ -136,9 +136,10 @@ func epContractError(code string) string {
 	return fmt.Sprintf(`{"code":%q,"message":%q,"details":{"username":%q,"trace":"at db.go:42"}}`, code, epSecret, epSecret)
 }
 
-// The store's own answers 400, 404 and 409 keep their meaning; the client
-// reads the gateway's message for them, never the store's. An answer with
-// the status but not the store's body is not the store's answer: 502.
+// The store's own answers 400, 404 and 409 keep their meaning (404 only
+// where the call names a user); the client reads the gateway's message
+// for them, never the store's. An answer with the status but not the
+// store's body is not the store's answer: 502.
 func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 	rig := epStartFaultRig(t, map[string]string{"GATEWAY_CACHE__ENABLED": "false"})
 	const (
@@ -152,7 +153,6 @@ func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 		message string
 	}{
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(400, "application/json", epContractError("validation_failed")), 400, "Validation failed"},
-		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(404, "application/json", epContractError("not_found")), 404, "Resource not found"},
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(409, "application/json; charset=utf-8", epContractError("conflict")), 409, "Resource already exists or cannot be changed in its current state"},
 		{epCallSearch, contract.PathSearch, faultproxy.Respond(400, "application/json", epContractError("validation_failed")), 400, "Validation failed"},
 		{epCallMe, contract.PathUserPrefix + refstore.DemoUserID, faultproxy.Respond(404, "application/json", epContractError("not_found")), 404, "Resource not found"},
@@ -162,6 +162,11 @@ func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 		// stranger's JSON, a code that does not fit.
 		{epCallMe, contract.PathUserPrefix, faultproxy.Respond(404, "text/html", "<html><body>404 Not Found "+epSecret+"</body></html>"), 502, badGateway},
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(400, "application/json", epContractError("not_found")), 502, badGateway},
+		// A 404 means something only to the one-user call. On the
+		// others it is a store without that path (a wrong base URL),
+		// however well-formed its body: not "not found" to the apps.
+		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
+		{epCallSearch, contract.PathSearch, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(409, "text/plain", epSecret), 502, badGateway},
 		{epCallSearch, contract.PathSearch, faultproxy.Respond(400, "application/json", `{"error":"`+epSecret+`"}`), 502, badGateway},
 	} {
@@ -526,4 +531,30 @@ func TestEndpointsStoreTimesAreCanonical(t *testing.T) {
 		t.Fatal(err)
 	}
 	rig.fails(t, epCallAdminU, http.StatusBadGateway, "The service returned an invalid response")
+}
+
+// A gateway pointed at the store's host with a wrong base path: the store
+// answers its well-formed 404 for every path it does not have. Search and
+// the username check name no resource that can be missing, so they answer
+// 502, count as store failures and log the hint; only the profile, which
+// names a user, cannot tell a wrong path from a deleted user.
+func TestEndpointsWrongStoreBasePathIsBadGateway(t *testing.T) {
+	store := SharedStore(t)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{StoreURL: store.URL + "/v9", IdP: idp,
+		Env: map[string]string{"GATEWAY_CACHE__ENABLED": "false"}})
+	token := idp.UserToken(t)
+	const badGateway = "The service returned an invalid response"
+	gw.Do(t, "GET", "/api/v2/users/search?query=ali", Bearer(token)).Failure(t, 502, badGateway)
+	gw.Do(t, "POST", "/api/v1/users/check-username", Bearer(token), JSONBody(`{"username":"sukru.isik"}`)).Failure(t, 502, badGateway)
+	gw.Do(t, "GET", "/api/v1/users/me", Bearer(token)).Failure(t, 404, "Resource not found")
+	metrics := gw.Metrics(t)
+	for _, op := range []string{"search", "usernameCheck"} {
+		if want := `gateway_upstream_calls_total{op="` + op + `",outcome="bad_status"} 1`; !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(gw.Logs(), "is the store's base URL right?") {
+		t.Errorf("no log line names the likely cause:\n%s", gw.Logs())
+	}
 }

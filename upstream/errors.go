@@ -21,7 +21,8 @@ const (
 	// KindBadRequest: the store answered 400 validation_failed, or the call
 	// itself was malformed and never sent (outcome invalid_input).
 	KindBadRequest
-	// KindNotFound: the store answered 404 not_found.
+	// KindNotFound: the store answered 404 not_found to the one-user call
+	// (on any other call a 404 is KindBadGateway: see checkResponse).
 	KindNotFound
 	// KindConflict: the store answered 409 conflict.
 	KindConflict
@@ -64,7 +65,7 @@ const (
 	OutcomeConflict     = "conflict"      // 409 conflict
 	OutcomeError5xx     = "error_5xx"     // any 5xx
 	OutcomeRedirect     = "redirect"      // any 3xx (never followed)
-	OutcomeBadStatus    = "bad_status"    // any other status (1xx, 2xx but 200, other 4xx)
+	OutcomeBadStatus    = "bad_status"    // any other status (1xx, 2xx but 200, other 4xx, 404 but to the one-user call)
 	OutcomeBadResponse  = "bad_response"  // unusable response: wrong content type, body that breaks the contract, garbage headers
 	OutcomeTooLarge     = "too_large"     // body over MaxResponseBytes
 	OutcomeTimeout      = "timeout"       // an attempt ran out of time

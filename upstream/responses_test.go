@@ -151,11 +151,13 @@ func TestResponsesAreChecked(t *testing.T) {
 		{"503", all, faultproxy.Status(503), want{KindBadGateway, OutcomeError5xx, 503, "unavailable"}},
 		{"400", all, faultproxy.Status(400), want{KindBadRequest, OutcomeBadRequest, 400, "validation_failed"}},
 		{"400 with details", all, faultproxy.Respond(400, "application/json; charset=utf-8", fmt.Sprintf(contractErr, "validation_failed")), want{KindBadRequest, OutcomeBadRequest, 400, "validation_failed"}},
-		{"404", all, faultproxy.Status(404), want{KindNotFound, OutcomeNotFound, 404, "not_found"}},
+		{"404", []Op{OpUserByID}, faultproxy.Status(404), want{KindNotFound, OutcomeNotFound, 404, "not_found"}},
+		{"404 to a call that names no resource", []Op{OpUsernameCheck, OpSearch, OpLiveStreams}, faultproxy.Status(404), badGateway(OutcomeBadStatus, 404)},
+		{"404 html to a call that names no resource", []Op{OpUsernameCheck, OpSearch, OpLiveStreams}, faultproxy.Respond(404, "text/html", "<h1>Not Found</h1>"), badGateway(OutcomeBadStatus, 404)},
 		{"409", all, faultproxy.Status(409), want{KindConflict, OutcomeConflict, 409, "conflict"}},
-		{"404 html", all, faultproxy.Respond(404, "text/html", "<h1>Not Found</h1>"), badGateway(OutcomeBadResponse, 404)},
-		{"404 foreign json", all, faultproxy.Respond(404, "application/json", `{"error":"no route"}`), badGateway(OutcomeBadResponse, 404)},
-		{"404 with another code", all, faultproxy.Respond(404, "application/json", fmt.Sprintf(contractErr, "internal")), badGateway(OutcomeBadResponse, 404)},
+		{"404 html", []Op{OpUserByID}, faultproxy.Respond(404, "text/html", "<h1>Not Found</h1>"), badGateway(OutcomeBadResponse, 404)},
+		{"404 foreign json", []Op{OpUserByID}, faultproxy.Respond(404, "application/json", `{"error":"no route"}`), badGateway(OutcomeBadResponse, 404)},
+		{"404 with another code", []Op{OpUserByID}, faultproxy.Respond(404, "application/json", fmt.Sprintf(contractErr, "internal")), badGateway(OutcomeBadResponse, 404)},
 		{"400 truncated", all, faultproxy.Respond(400, "application/json", `{"code":"validation_failed","mess`), badGateway(OutcomeBadResponse, 400)},
 	} {
 		if err := p.Set(tc.mode); err != nil {

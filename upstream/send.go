@@ -155,6 +155,14 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 			return badResponse(op, status, err)
 		}
 		return nil
+	case status == http.StatusNotFound && op != OpUserByID:
+		// Only the one-user call names a resource that can be missing.
+		// Any other call answered 404, contract-shaped or not, reached a
+		// path the store does not have: a wrong base URL. Passed on as a
+		// 404 it would tell every app "not found" and no 5xx alert would
+		// fire; as a broken answer it is a 502, fails the breaker and is
+		// logged with this hint.
+		return badStatus(op, status, errNoSuchCall)
 	case status == http.StatusBadRequest, status == http.StatusNotFound, status == http.StatusConflict:
 		want, outcome := contract.CodeValidationFailed, OutcomeBadRequest
 		switch status {
@@ -187,10 +195,17 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 		e.Status = status
 		return e
 	default:
-		e := newError(op, OutcomeBadStatus, fmt.Errorf("status %d", status))
-		e.Status = status
-		return e
+		return badStatus(op, status, fmt.Errorf("status %d", status))
 	}
+}
+
+// errNoSuchCall is the cause of a 404 on a call that names no resource.
+var errNoSuchCall = errors.New("404 on a call that names no resource: is the store's base URL right?")
+
+func badStatus(op Op, status int, cause error) *Error {
+	e := newError(op, OutcomeBadStatus, cause)
+	e.Status = status
+	return e
 }
 
 // errOtherRequest is the cause of an answer whose X-Request-Id is not the
