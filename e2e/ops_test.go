@@ -1480,3 +1480,60 @@ func opsExpiredAdmin(t *testing.T, idp *IdP) string {
 	}
 	return tok
 }
+
+// A store outage fails every request that needs it. The event log must not
+// turn into one WARN line per request: each operation and outcome logs at
+// most five "upstream failure" lines a second, and the next line logged
+// says how many were left out. The access log still has every request.
+func TestOpsUpstreamFailureLinesAreBounded(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{StoreURL: "http://" + opsRefusedAddr(t), IdP: idp,
+		Env: map[string]string{"GATEWAY_CACHE__ENABLED": "false"}})
+	user := idp.UserToken(t)
+	const requests = 60
+	start := time.Now()
+	for range requests {
+		if r := gw.Do(t, http.MethodGet, "/api/v2/users/search?query=ali", Bearer(user)); r.Status < 500 {
+			t.Fatalf("search against a dead store: %d %s", r.Status, r.Body)
+		}
+	}
+	seconds := int(time.Since(start)/time.Second) + 1
+	// After a pause, one more of each kind seen: its line carries the count.
+	time.Sleep(1100 * time.Millisecond)
+	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=ali", Bearer(user))
+	if err := gw.Stop(t); err != nil {
+		t.Fatalf("gateway exit: %v", err)
+	}
+	perKind := map[string]int{}
+	var accessLines, suppressed int
+	for _, l := range gw.LogLines() {
+		switch l["msg"] {
+		case "request":
+			if l["route"] == "users.search" {
+				accessLines++
+			}
+		case "upstream failure":
+			perKind[fmt.Sprint(l["op"], " ", l["error"])]++
+			if n, ok := l["suppressed"].(float64); ok {
+				suppressed += int(n)
+			}
+		}
+	}
+	if accessLines != requests+1 {
+		t.Errorf("%d access lines for %d searches", accessLines, requests+1)
+	}
+	logged := 0
+	for kind, n := range perKind {
+		logged += n
+		// The error text holds the outcome, so each kind is one budget
+		// (+1: the line after the pause).
+		if n > 5*seconds+1 {
+			t.Errorf("%d lines of %q in %d s", n, kind, seconds)
+		}
+	}
+	// The breaker is still open after the pause (openTimeout 5 s), so the
+	// last line is of the kind that was cut and reports it.
+	if logged == 0 || suppressed == 0 || logged+suppressed > requests+1 {
+		t.Errorf("%d failure lines logged and %d counted as left out, for %d failed searches", logged, suppressed, requests+1)
+	}
+}

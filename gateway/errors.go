@@ -141,10 +141,15 @@ func (s *Server) writeUpstreamError(c *fiber.Ctx, rq *request, ue *upstream.Erro
 		status = fiber.StatusBadGateway
 	}
 	if status >= 500 {
-		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "upstream failure",
-			slog.String("request_id", rq.id), slog.String("route", rq.route),
-			slog.String("op", string(ue.Op)), slog.Int("status", status), slog.String("error", ue.Error()),
-			slog.String("cause", causeText(ue.Err)))
+		if ok, suppressed := s.failureLog.allow(string(ue.Op), ue.Outcome, time.Now()); ok {
+			attrs := []slog.Attr{slog.String("request_id", rq.id), slog.String("route", rq.route),
+				slog.String("op", string(ue.Op)), slog.Int("status", status), slog.String("error", ue.Error()),
+				slog.String("cause", causeText(ue.Err))}
+			if suppressed > 0 {
+				attrs = append(attrs, slog.Uint64("suppressed", suppressed))
+			}
+			s.logger.LogAttrs(context.Background(), slog.LevelWarn, "upstream failure", attrs...)
+		}
 	}
 	writeErrors(resp, status, statusMessage(status).text(lang))
 }

@@ -103,9 +103,10 @@ type Server struct {
 	tracing *telemetry.Tracing
 	rt      atomic.Pointer[runtime]
 
-	access    *accessLog
-	accessLog atomic.Bool
-	inFlight  atomic.Int64
+	access     *accessLog
+	accessLog  atomic.Bool
+	inFlight   atomic.Int64
+	failureLog failureLogSampler
 
 	// Client connections open, and those refused over server.maxConnections
 	// (clientListener).
