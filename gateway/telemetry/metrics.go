@@ -119,7 +119,7 @@ func NewMetrics(version string) *Metrics {
 		"User-store calls finished, by operation and outcome (all attempts of one call count once).", false,
 		newGrid([]string{"op", "outcome"}, ops, outcomeLabels[:]))
 	m.callDuration = newHistogramTable(namespace+"upstream_call_duration_seconds",
-		"Time a user-store call took, retries, waits and backoffs included, by operation.", false, latencyBuckets,
+		"Time a user-store call took, retries, waits and backoffs included, by operation (calls refused before they left the gateway are not timed).", false, latencyBuckets,
 		newGrid([]string{"op"}, ops))
 	m.retries = newCounterTable(namespace+"upstream_retries_total",
 		"Retries sent to the user store, by operation.", true,
@@ -272,7 +272,14 @@ func (m *Metrics) TokenCache(hit bool) { m.tokenCache.add(hitIndex(hit), 1) }
 func (m *Metrics) Call(op upstream.Op, outcome string, d time.Duration) {
 	o := opIndex(op)
 	m.calls.add(o*nOutcomes+outcomeIndex(outcome), 1)
-	m.callDuration.observe(o, d)
+	switch outcome {
+	case upstream.OutcomeBreakerOpen, upstream.OutcomeBulkheadFull, upstream.OutcomeInvalidInput:
+		// Refused before leaving the gateway, in microseconds: timed, a
+		// breaker open under an outage would pull the store's latency
+		// quantiles towards zero just when they matter.
+	default:
+		m.callDuration.observe(o, d)
+	}
 }
 
 // Retry counts a retry about to be sent (upstream.Observer).

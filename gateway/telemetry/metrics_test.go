@@ -246,6 +246,9 @@ func TestUpstreamMetrics(t *testing.T) {
 	m.Call(upstream.OpSearch, upstream.OutcomeTimeout, 800*time.Millisecond)
 	m.Call(upstream.OpSearch, upstream.OutcomeTimeout, 900*time.Millisecond)
 	m.Call("dropTables", "exploded", time.Millisecond)
+	// Refused in the gateway: counted, not timed.
+	m.Call(upstream.OpSearch, upstream.OutcomeBreakerOpen, time.Microsecond)
+	m.Call(upstream.OpSearch, upstream.OutcomeBulkheadFull, time.Microsecond)
 	m.Retry(upstream.OpUserByID)
 	m.Retry(upstream.OpUserByID)
 	m.Retry("nope")
@@ -255,6 +258,9 @@ func TestUpstreamMetrics(t *testing.T) {
 	}
 	if got := value(t, m, "gateway_upstream_calls_total", L{"op": "search", "outcome": "ok"}); got != 1 {
 		t.Errorf("search ok = %v, want 1", got)
+	}
+	if got := value(t, m, "gateway_upstream_calls_total", L{"op": "search", "outcome": "breaker_open"}); got != 1 {
+		t.Errorf("search breaker_open = %v, want 1", got)
 	}
 	if got := value(t, m, "gateway_upstream_calls_total", L{"op": "other", "outcome": "other"}); got != 1 {
 		t.Errorf("unknown op and outcome = %v, want 1 under other/other", got)
