@@ -138,7 +138,9 @@ func epContractError(code string) string {
 
 // The store's own answers 400, 404 and 409 keep their meaning; the client
 // reads the gateway's message for them, never the store's. An answer with
-// the status but not the store's body is not the store's answer: 502.
+// the status but not the store's body is not the store's answer: 502. So
+// is a 404 to a call other than the user look-up, the only one whose
+// contract has it: the store does not know the path it was sent to.
 func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 	rig := epStartFaultRig(t, map[string]string{"GATEWAY_CACHE__ENABLED": "false"})
 	const (
@@ -152,7 +154,6 @@ func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 		message string
 	}{
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(400, "application/json", epContractError("validation_failed")), 400, "Validation failed"},
-		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(404, "application/json", epContractError("not_found")), 404, "Resource not found"},
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(409, "application/json; charset=utf-8", epContractError("conflict")), 409, "Resource already exists or cannot be changed in its current state"},
 		{epCallSearch, contract.PathSearch, faultproxy.Respond(400, "application/json", epContractError("validation_failed")), 400, "Validation failed"},
 		{epCallMe, contract.PathUserPrefix + refstore.DemoUserID, faultproxy.Respond(404, "application/json", epContractError("not_found")), 404, "Resource not found"},
@@ -164,6 +165,10 @@ func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(400, "application/json", epContractError("not_found")), 502, badGateway},
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(409, "text/plain", epSecret), 502, badGateway},
 		{epCallSearch, contract.PathSearch, faultproxy.Respond(400, "application/json", `{"error":"`+epSecret+`"}`), 502, badGateway},
+		// A 404 with the store's body, to a call whose contract has none.
+		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
+		{epCallSearch, contract.PathSearch, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
+		{epCallAdminS, contract.PathSearch, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
 	} {
 		t.Run(fmt.Sprintf("%s %s to %d", c.call.name, c.mode, c.status), func(t *testing.T) {
 			if err := rig.proxy.SetPath(c.path, c.mode); err != nil {

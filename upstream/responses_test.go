@@ -151,7 +151,12 @@ func TestResponsesAreChecked(t *testing.T) {
 		{"503", all, faultproxy.Status(503), want{KindBadGateway, OutcomeError5xx, 503, "unavailable"}},
 		{"400", all, faultproxy.Status(400), want{KindBadRequest, OutcomeBadRequest, 400, "validation_failed"}},
 		{"400 with details", all, faultproxy.Respond(400, "application/json; charset=utf-8", fmt.Sprintf(contractErr, "validation_failed")), want{KindBadRequest, OutcomeBadRequest, 400, "validation_failed"}},
-		{"404", all, faultproxy.Status(404), want{KindNotFound, OutcomeNotFound, 404, "not_found"}},
+		{"404", []Op{OpUserByID}, faultproxy.Status(404), want{KindNotFound, OutcomeNotFound, 404, "not_found"}},
+		// Only the user look-up has a 404 in the contract: to any other
+		// call it is a path the store does not know (a base URL with a
+		// wrong prefix), which must trip breakers and page as a 5xx, not
+		// tell every app "not found".
+		{"404 to a call without one", []Op{OpUsernameCheck, OpSearch, OpLiveStreams}, faultproxy.Status(404), badGateway(OutcomeBadResponse, 404)},
 		{"409", all, faultproxy.Status(409), want{KindConflict, OutcomeConflict, 409, "conflict"}},
 		{"404 html", all, faultproxy.Respond(404, "text/html", "<h1>Not Found</h1>"), badGateway(OutcomeBadResponse, 404)},
 		{"404 foreign json", all, faultproxy.Respond(404, "application/json", `{"error":"no route"}`), badGateway(OutcomeBadResponse, 404)},

@@ -155,6 +155,13 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 			return badResponse(op, status, err)
 		}
 		return nil
+	case status == http.StatusNotFound && op != OpUserByID:
+		// Only the user look-up has a 404 in the contract. Any other call
+		// answered 404 reached a path the store does not know (a base URL
+		// with a wrong prefix, a store without the call): a store failure
+		// that must trip the breaker and count as a 5xx, where passing it
+		// on would tell every app "not found" and page nobody.
+		return badResponse(op, status, errors.New("404 to a call that has none in the contract"))
 	case status == http.StatusBadRequest, status == http.StatusNotFound, status == http.StatusConflict:
 		want, outcome := contract.CodeValidationFailed, OutcomeBadRequest
 		switch status {
