@@ -1160,6 +1160,44 @@ func TestCacheBoundHoldsUnderAFloodOfKeys(t *testing.T) {
 	}
 }
 
+// Search pages fill cache.maxBytes long before cache.maxEntries (a page of
+// 20 users counts about 11 KB: its data and a tag per user), so the
+// runbook's cache-full alert must watch the bytes too: with the entries
+// alone it would never fire for a cache of search pages.
+func TestCacheSearchPagesFillTheBytesBoundFirst(t *testing.T) {
+	st := cchStartStore(t)
+	idp := StartIdP(t)
+	gw := cchGateway(t, st.URL, idp, map[string]string{
+		"GATEWAY_CACHE__MAXBYTES": "1MiB",
+		// Random samples (full pages of the default 20) stay for the test.
+		"GATEWAY_CACHE__ROUTES__SEARCH__EMPTYQUERYTTL": "1m",
+	})
+	tok := idp.UserToken(t)
+	const pages = 150
+	for page := 1; page <= pages; page++ {
+		cchXCache(t, gw.Do(t, http.MethodGet, fmt.Sprintf("%s?page=%d", cchSearch, page), Bearer(tok)), "MISS")
+	}
+
+	var s struct {
+		Entries, MaxEntries int
+		Bytes, MaxBytes     int64
+		Evictions           struct{ Capacity int }
+	}
+	cchOps(t, gw, http.MethodGet, "/ops/v1/cache").Data(t, &s)
+	if perPage := s.Bytes / int64(s.Entries); perPage < 9000 || perPage > 14000 {
+		t.Errorf("a full search page counts %d bytes, docs/runbook.md says about 11 KB", perPage)
+	}
+	if s.Evictions.Capacity == 0 || s.Entries+s.Evictions.Capacity != pages {
+		t.Fatalf("%d pages stored: %+v, want the bound met and the rest evicted", pages, s)
+	}
+	// The runbook's "full" clause, on the exported gauges.
+	byBytes := cchMetric(t, gw, "gateway_cache_bytes") / cchMetric(t, gw, "gateway_cache_max_bytes")
+	byEntries := cchMetric(t, gw, "gateway_cache_entries") / cchMetric(t, gw, "gateway_cache_max_entries")
+	if byBytes <= 0.95 || byEntries > 0.01 {
+		t.Fatalf("fill by bytes %.3f, by entries %.5f: want full by bytes with almost no entries", byBytes, byEntries)
+	}
+}
+
 // An operator purges one user's entries, one route, or everything, on the
 // loopback ops listener (no credential needed there).
 func TestCachePurgeOnTheOpsListener(t *testing.T) {

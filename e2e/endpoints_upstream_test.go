@@ -167,6 +167,7 @@ func TestEndpointsUpstreamClientErrorsKeepTheirMeaning(t *testing.T) {
 		// however well-formed its body: not "not found" to the apps.
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
 		{epCallSearch, contract.PathSearch, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
+		{epCallAdminS, contract.PathSearch, faultproxy.Respond(404, "application/json", epContractError("not_found")), 502, badGateway},
 		{epCallCheck, contract.PathUsernameCheck, faultproxy.Respond(409, "text/plain", epSecret), 502, badGateway},
 		{epCallSearch, contract.PathSearch, faultproxy.Respond(400, "application/json", `{"error":"`+epSecret+`"}`), 502, badGateway},
 	} {

@@ -24,9 +24,10 @@
 // A 200 must carry application/json and a body that decodes into the
 // contract's types and answers what was asked (see decode.go). A 400, 404
 // or 409 is the store's answer only with a contract error body whose code
-// matches the status; anything else (an HTML 404 from a misrouted proxy, a
-// 3xx, a 5xx, a refused or reset connection, a body over MaxResponseBytes)
-// is a store failure. Errors are always *Error; its Kind tells the gateway
+// matches the status, and a 404 only to the user look-up, the one call
+// whose contract has it; anything else (an HTML 404 from a misrouted proxy,
+// a 404 to a search, a 3xx, a 5xx, a refused or reset connection, a body
+// over MaxResponseBytes) is a store failure. Errors are always *Error; its Kind tells the gateway
 // what to answer, and its text never holds a backend body or an address.
 //
 // # Resilience
