@@ -38,7 +38,9 @@ COPY config.yaml /etc/gateway/config.yaml
 ENV GATEWAY_CONFIG=/etc/gateway/config.yaml \
     GATEWAY_SERVER__LISTEN=0.0.0.0:8080 \
     GATEWAY_OPS__LISTEN=0.0.0.0:9090
-USER nonroot:nonroot
+# nonroot, by number: the kubelet checks runAsNonRoot only against a numeric
+# USER (with a name, a pod that does not set runAsUser is refused).
+USER 65532:65532
 # 8080: the public API. 9090: probes, metrics and ops endpoints.
 EXPOSE 8080 9090
 # `gateway healthcheck` asks the ops listener's /healthz (no curl needed).

@@ -97,6 +97,15 @@ func TestOpsDockerfileBuildsWhatCIBuilds(t *testing.T) {
 	if name, _, _ := strings.Cut(user.args, ":"); name == "root" || name == "0" || name == "" {
 		t.Errorf("USER %q runs as root", user.args)
 	}
+	// Numeric: the kubelet can check runAsNonRoot only against a number,
+	// and refuses to start an image whose USER is a name unless the pod
+	// also sets runAsUser.
+	for _, id := range strings.Split(user.args, ":") {
+		if _, err := strconv.Atoi(id); err != nil {
+			t.Errorf("USER %q is not numeric: a pod with runAsNonRoot and no runAsUser would not start", user.args)
+			break
+		}
+	}
 	if c := runtime.find("COPY", "--from=build"); c == nil || !strings.HasSuffix(c.args, " /gateway") {
 		t.Errorf("the binary is not copied to /gateway: %v", c)
 	}
@@ -548,6 +557,13 @@ func TestOpsKubernetesManifests(t *testing.T) {
 	if pod.SecurityContext != nil && pod.SecurityContext.RunAsUser != nil && *pod.SecurityContext.RunAsUser == 0 {
 		t.Error("runAsUser 0")
 	}
+	// The image's tag is whatever an overlay sets, "latest" included: left
+	// unset, the pull policy is Always for "latest" and IfNotPresent for a
+	// version, while IfNotPresent written here would keep every node on the
+	// first "latest" it pulled, whatever was pushed since.
+	if c.ImagePullPolicy != "" {
+		t.Errorf("imagePullPolicy %s: leave it to Kubernetes' default for the tag the overlay sets", c.ImagePullPolicy)
+	}
 	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Error("the root file system is writable")
 	}
@@ -947,8 +963,9 @@ type opsDeployment struct {
 				TerminationGracePeriodSeconds int                 `yaml:"terminationGracePeriodSeconds"`
 				SecurityContext               *opsSecurityContext `yaml:"securityContext"`
 				Containers                    []struct {
-					Name  string `yaml:"name"`
-					Ports []struct {
+					Name            string `yaml:"name"`
+					ImagePullPolicy string `yaml:"imagePullPolicy"`
+					Ports           []struct {
 						Name          string `yaml:"name"`
 						ContainerPort int    `yaml:"containerPort"`
 					} `yaml:"ports"`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,28 +32,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tokenTTL   = fs.Duration("token-ttl", time.Hour, "lifetime of the printed tokens")
 	)
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is the answer
+		}
 		return err
+	}
+
+	// Everything that can refuse to start is checked before the user store
+	// is seeded, so a second devstack or a port held by something else
+	// fails at once and names the flag that moves it. The gateway's two
+	// listeners are opened by daemon.Run; trying them here is a moment
+	// early, which is good enough on a developer's machine.
+	if _, err := os.Stat(*configPath); err != nil {
+		return fmt.Errorf("-config: %w (run from the repository root, or pass -config)", err)
+	}
+	storeLn, err := listen("-store", *storeAt)
+	if err != nil {
+		return err
+	}
+	defer storeLn.Close()
+	idpLn, err := listen("-idp", *idpAt)
+	if err != nil {
+		return err
+	}
+	defer idpLn.Close()
+	for _, a := range []struct{ flag, addr string }{{"-gateway", *gatewayAt}, {"-ops", *opsAt}} {
+		ln, err := listen(a.flag, a.addr)
+		if err != nil {
+			return err
+		}
+		ln.Close()
 	}
 
 	store, err := refstore.Open(ctx, refstore.Options{Path: *data, Users: *users})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C while seeding; Open removed its temporary database
+		}
 		return fmt.Errorf("user store: %w", err)
 	}
 	defer store.Close()
-	storeLn, err := net.Listen("tcp", *storeAt)
-	if err != nil {
-		return fmt.Errorf("user store: %w", err)
-	}
-	idpLn, err := net.Listen("tcp", *idpAt)
-	if err != nil {
-		storeLn.Close()
-		return fmt.Errorf("identity provider: %w", err)
-	}
 	issuer := "http://" + idpLn.Addr().String()
 	idp, err := devidp.New(devidp.Options{Issuer: issuer, Audience: "edge-gateway"})
 	if err != nil {
-		storeLn.Close()
-		idpLn.Close()
 		return err
 	}
 
@@ -105,6 +127,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
+// listen opens addr for the part of the stack that flag places.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w (is another devstack running? choose another address with %s)", flag, addr, err, flag)
+	}
+	return ln, nil
+}
+
 func printBanner(w io.Writer, idp *devidp.Provider, public, ops, store net.Addr, issuer string, ttl time.Duration) {
 	mint := func(sub string, roles ...string) string {
 		tok, err := idp.Mint(devidp.MintClaims{Subject: sub, Roles: roles, ExpiresAt: time.Now().Add(ttl)})
@@ -120,7 +151,7 @@ func printBanner(w io.Writer, idp *devidp.Provider, public, ops, store net.Addr,
 	fmt.Fprintf(&b, "\nedge gateway development stack is up\n\n")
 	fmt.Fprintf(&b, "  gateway            %s\n", base)
 	if ops != nil {
-		fmt.Fprintf(&b, "  ops (health, metrics) http://%s  (/healthz /readyz /metrics)\n", ops)
+		fmt.Fprintf(&b, "  ops                http://%s  (/healthz /readyz /metrics)\n", ops)
 	}
 	fmt.Fprintf(&b, "  identity provider  %s  (JWKS at /.well-known/jwks.json)\n", issuer)
 	fmt.Fprintf(&b, "  user store         http://%s\n\n", store)

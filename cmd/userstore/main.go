@@ -11,8 +11,8 @@
 // carry (surrounding whitespace is ignored and a blank value means none, as
 // the gateway reads its copy). Logs are JSON on stderr; once listening it prints one JSON line
 // with the bound address on stdout ({"msg":"listening","addr":"…"}), so a
-// script can start it on port 0 and read the port. SIGINT or SIGTERM shut
-// it down gracefully.
+// script can start it on port 0 and read the port. SIGINT, SIGTERM or SIGHUP
+// shut it down gracefully.
 package main
 
 import (

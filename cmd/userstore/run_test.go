@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,9 +23,81 @@ import (
 	"github.com/bffgate/edge/upstream/refstore"
 )
 
+// runMainEnv makes the test binary run main instead of the tests, so that
+// signals can be sent to a process of its own.
+const runMainEnv = "USERSTORE_TEST_RUN_MAIN"
+
 // TestMain fails the run if a stopped server left goroutines behind.
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
+}
+
+// SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) each stop
+// the process with status 0 and remove its temporary database; by default
+// SIGHUP would kill it and leave the database behind.
+func TestSignalsRemoveTheDatabase(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command(exe, "-listen", "127.0.0.1:0", "-users", "100")
+			cmd.Env = append(os.Environ(), runMainEnv+"=1", "TMPDIR="+tmp)
+			stderr := &lockedBuffer{}
+			cmd.Stderr = stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			listening := make(chan bool, 1)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				listening <- sc.Scan() && strings.Contains(sc.Text(), `"listening"`)
+				_, _ = io.Copy(io.Discard, stdout)
+			}()
+			select {
+			case ok := <-listening:
+				if !ok {
+					_ = cmd.Process.Kill()
+					t.Fatalf("not listening:\n%s", stderr)
+				}
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("not listening after 60 s:\n%s", stderr)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("after %v: %v\n%s", sig, err, stderr)
+				}
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Fatalf("still running 30 s after %v", sig)
+			}
+			entries, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				t.Errorf("left behind in the temporary directory: %s", e.Name())
+			}
+		})
+	}
 }
 
 // lockedBuffer collects stderr, which the server's goroutines write to.

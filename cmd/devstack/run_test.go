@@ -1,0 +1,430 @@
+package main
+
+// The README's first command, `go run ./cmd/devstack`, as a new developer
+// meets it: the banner's curl commands answer, a second stack or a taken
+// port is refused at once with the flag that moves it, and Ctrl-C, kill or
+// a closed terminal stop everything and leave no temporary database.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runMainEnv makes the test binary run main instead of the tests, so the
+// signal handling of main itself is tested in a process of its own.
+const runMainEnv = "DEVSTACK_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const bannerEnd = "Ctrl-C stops everything."
+
+// freeArgs runs the stack on ports the system picks, with a small seed,
+// from this package's directory.
+func freeArgs(extra ...string) []string {
+	args := []string{"devstack", "-config", filepath.Join("..", "..", "config.yaml"), "-users", "300",
+		"-gateway", "127.0.0.1:0", "-ops", "127.0.0.1:0", "-idp", "127.0.0.1:0", "-store", "127.0.0.1:0"}
+	return append(args, extra...)
+}
+
+// withArg replaces the value of one flag in args.
+func withArg(args []string, flag, value string) []string {
+	out := append([]string(nil), args...)
+	for i := range out {
+		if out[i] == flag {
+			out[i+1] = value
+		}
+	}
+	return out
+}
+
+// emptyTempDir points the temporary directory at a fresh one, where the
+// user store makes its database, and returns a check that nothing is
+// left in it.
+func emptyTempDir(t *testing.T) func() {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	return func() {
+		t.Helper()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			t.Errorf("left behind in the temporary directory: %s", e.Name())
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// readBanner reads stdout up to the banner's last line.
+func readBanner(t *testing.T, r io.Reader, within time.Duration, logs func() string) string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if sc.Text() == bannerEnd {
+				got <- b.String()
+				_, _ = io.Copy(io.Discard, r)
+				return
+			}
+		}
+		got <- b.String()
+	}()
+	select {
+	case banner := <-got:
+		if !strings.Contains(banner, bannerEnd) {
+			t.Fatalf("stopped before the banner:\n%s\n%s", banner, logs())
+		}
+		return banner
+	case <-time.After(within):
+		t.Fatalf("no banner within %v:\n%s", within, logs())
+		return ""
+	}
+}
+
+// Every curl command the banner prints answers 200 in the envelope, with
+// the token as printed and with "Bearer " added or taken away; the ops
+// URL's probes answer; Ctrl-C stops the stack, closes every port and
+// removes the temporary database.
+func TestBannerCommandsWork(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, freeArgs(), func(string) string { return "" }, stdoutW, stderr)
+		stdoutW.Close()
+		done <- err
+	}()
+	banner := readBanner(t, stdoutR, 60*time.Second, stderr.String)
+
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`export (\w+)='([^']*)'`).FindAllStringSubmatch(banner, -1) {
+		vars[m[1]] = m[2]
+	}
+	if vars["USER_TOKEN"] == "" || vars["ADMIN_TOKEN"] == "" {
+		t.Fatalf("the banner exports no tokens:\n%s", banner)
+	}
+	var curls []curlCommand
+	for _, line := range strings.Split(banner, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "curl ") {
+			curls = append(curls, parseCurl(t, strings.TrimSpace(line), vars))
+		}
+	}
+	if len(curls) != 5 {
+		t.Fatalf("%d curl commands in the banner, want one per call of the API (5):\n%s", len(curls), banner)
+	}
+	for _, c := range curls {
+		auth := c.header.Get("Authorization")
+		other := "Bearer " + auth
+		if bare, ok := strings.CutPrefix(auth, "Bearer "); ok {
+			other = bare
+		}
+		for _, a := range []string{auth, other} {
+			c.header.Set("Authorization", a)
+			status, body := c.do(t)
+			var env struct {
+				IsSuccess  bool `json:"isSuccess"`
+				StatusCode int  `json:"statusCode"`
+			}
+			if err := json.Unmarshal(body, &env); err != nil || status != 200 || !env.IsSuccess || env.StatusCode != 200 {
+				t.Errorf("%s %s (Authorization %.12q...): %d %s", c.method, c.url, a, status, body)
+			}
+		}
+	}
+
+	ops := regexp.MustCompile(`(?m)^  ops +(http://\S+)`).FindStringSubmatch(banner)
+	if ops == nil {
+		t.Fatalf("no ops URL in the banner:\n%s", banner)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(ops[1] + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s%s: %d", ops[1], p, resp.StatusCode)
+		}
+	}
+	var addrs []string
+	for _, m := range regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindAllStringSubmatch(banner, -1) {
+		addrs = append(addrs, m[1])
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30 s after Ctrl-C")
+	}
+	for _, a := range addrs {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after the stack stopped", a)
+		}
+	}
+	leftovers()
+}
+
+// A port already taken (a second devstack, or anything else) is refused
+// before the user store is seeded, with the flag that moves that part.
+func TestTakenPortNamesTheFlag(t *testing.T) {
+	for _, flag := range []string{"-gateway", "-ops", "-idp", "-store"} {
+		t.Run(flag, func(t *testing.T) {
+			leftovers := emptyTempDir(t)
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer taken.Close()
+			start := time.Now()
+			err = run(context.Background(), withArg(freeArgs("-users", "10000"), flag, taken.Addr().String()),
+				func(string) string { return "" }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "with "+flag) {
+				t.Fatalf("%s on a taken port: %v; want an error that names the address and %s", flag, err, flag)
+			}
+			// Seeding 10,000 users takes about half a second here.
+			if d := time.Since(start); d > 200*time.Millisecond {
+				t.Errorf("refused after %v: the user store was seeded first", d)
+			}
+			leftovers()
+		})
+	}
+}
+
+// A config.yaml that is not there (devstack started outside the
+// repository root) is refused at once, saying what to do.
+func TestMissingConfigSaysWhere(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	err := run(context.Background(), withArg(freeArgs(), "-config", "config.yaml"), func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "repository root") {
+		t.Fatalf("missing config.yaml: %v", err)
+	}
+	leftovers()
+}
+
+// -h prints the usage and is not a failure.
+func TestHelp(t *testing.T) {
+	var stderr strings.Builder
+	if err := run(context.Background(), []string{"devstack", "-h"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		t.Errorf("-h: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "-gateway") {
+		t.Errorf("-h printed no usage: %q", stderr.String())
+	}
+}
+
+// Ctrl-C while the user store is being seeded stops quietly, and the
+// half-seeded temporary database is removed.
+func TestStopWhileSeeding(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := run(ctx, freeArgs(), func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+		t.Errorf("stopped while seeding: %v", err)
+	}
+	leftovers()
+}
+
+// The process as a terminal runs it: Ctrl-C (SIGINT), kill (SIGTERM) and a
+// closed terminal or ssh session (SIGHUP) each stop it with status 0 and
+// leave nothing in the temporary directory.
+func TestSignalsStopEverything(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			leftovers := emptyTempDir(t)
+			cmd := exec.Command(exe, freeArgs()[1:]...)
+			cmd.Env = append(os.Environ(), runMainEnv+"=1")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stderr := &lockedBuffer{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			banner := make(chan struct{})
+			go func() {
+				readBanner(t, stdout, 60*time.Second, stderr.String)
+				close(banner)
+			}()
+			select {
+			case <-banner:
+			case <-time.After(70 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("no banner:\n%s", stderr)
+			}
+			go func() { exited <- cmd.Wait() }()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("after %v: %v\n%s", sig, err, stderr)
+				}
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Fatalf("still running 30 s after %v", sig)
+			}
+			leftovers()
+		})
+	}
+}
+
+// curlCommand is one curl line of the banner, as a shell would run it.
+type curlCommand struct {
+	method, url, body string
+	header            http.Header
+}
+
+func (c curlCommand) do(t *testing.T) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = c.header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// parseCurl splits a curl line as sh would (single quotes literal, $VAR
+// expanded inside double quotes and bare words) and reads the options the
+// banner uses.
+func parseCurl(t *testing.T, line string, vars map[string]string) curlCommand {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	inWord := false
+	expand := func(s string) string { return os.Expand(s, func(k string) string { return vars[k] }) }
+	for i := 0; i < len(line); i++ {
+		switch ch := line[i]; {
+		case ch == '\'':
+			j := strings.IndexByte(line[i+1:], '\'')
+			if j < 0 {
+				t.Fatalf("unbalanced ' in %q", line)
+			}
+			w.WriteString(line[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case ch == '"':
+			j := strings.IndexByte(line[i+1:], '"')
+			if j < 0 {
+				t.Fatalf("unbalanced \" in %q", line)
+			}
+			w.WriteString(expand(line[i+1 : i+1+j]))
+			i += j + 1
+			inWord = true
+		case ch == ' ':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		case ch == '$':
+			j := i + 1
+			for j < len(line) && (line[j] == '_' || line[j] >= 'A' && line[j] <= 'Z' || line[j] >= '0' && line[j] <= '9') {
+				j++
+			}
+			w.WriteString(vars[line[i+1:j]])
+			i = j - 1
+			inWord = true
+		default:
+			w.WriteByte(ch)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	c := curlCommand{method: http.MethodGet, header: http.Header{}}
+	for i := 1; i < len(words); i++ {
+		switch words[i] {
+		case "-s":
+		case "-X":
+			i++
+			c.method = words[i]
+		case "-H":
+			i++
+			k, v, ok := strings.Cut(words[i], ":")
+			if !ok {
+				t.Fatalf("header %q in %q", words[i], line)
+			}
+			c.header.Set(k, strings.TrimSpace(v))
+		case "-d":
+			i++
+			c.body = words[i]
+		default:
+			if strings.HasPrefix(words[i], "-") || c.url != "" {
+				t.Fatalf("curl word %q in %q is not understood", words[i], line)
+			}
+			c.url = words[i]
+		}
+	}
+	if c.url == "" {
+		t.Fatalf("no URL in %q", line)
+	}
+	return c
+}
