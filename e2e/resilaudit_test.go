@@ -626,3 +626,25 @@ func TestResilAuditBulkheadBurstOpensNothing(t *testing.T) {
 	// they would hold the gateway's drain (docs/resilience.md, shutdown).
 	r.gw.client.Transport.(*http.Transport).CloseIdleConnections()
 }
+
+// A store that accepts no connection within dialTimeout did not answer in
+// time: the apps get a 504, as for any other timeout, not the 502 of a
+// broken answer; the outcome still says the connect failed.
+func TestResilAuditConnectTimeoutIsGatewayTimeout(t *testing.T) {
+	hole := raBlackHole(t)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{StoreURL: "http://" + hole, IdP: idp, Env: map[string]string{
+		"GATEWAY_UPSTREAMS__USERSTORE__DIALTIMEOUT": "200ms",
+		"GATEWAY_CACHE__ENABLED":                    "false",
+	}})
+	user := idp.UserToken(t)
+	const late = "The service did not respond in time"
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user)).Failure(t, http.StatusGatewayTimeout, late)
+	gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), JSONBody(`{"username":"sukru.isik"}`)).Failure(t, http.StatusGatewayTimeout, late)
+	metrics := gw.Metrics(t)
+	for _, op := range []string{"userById", "usernameCheck"} {
+		if want := `gateway_upstream_calls_total{op="` + op + `",outcome="connect"} 1`; !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

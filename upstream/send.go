@@ -99,6 +99,13 @@ func transportError(ctx context.Context, op Op, r *request, err error) *Error {
 		e = newError(op, OutcomeTooLarge, err)
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		e = newError(op, OutcomeConnect, err)
+		if isTimeout(err) {
+			// No connection within dialTimeout: to the client a store
+			// that did not answer in time (504, as nginx answers when its
+			// proxy_connect_timeout runs out), not a broken answer; the
+			// outcome still says where the call failed.
+			e.Kind = KindTimeout
+		}
 	case isTimeout(err):
 		e = newError(op, OutcomeTimeout, err)
 		e.notStoreFault = r.ctxBound
