@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Change is one setting that differs between two configurations.
@@ -161,6 +163,64 @@ func Redacted(c *Config) Config {
 	out := *c
 	redact(reflect.ValueOf(&out).Elem())
 	return out
+}
+
+// View is c as the ops listener shows it: Redacted, with config.yaml's key
+// names and value formats, as a tree of maps. Under policies a list the
+// file leaves out is null and one written empty is []: there the first
+// inherits from the layer below and the second replaces it with nothing
+// ("roles: []" opens a route to any user), so the two must not look alike.
+func View(c *Config) (map[string]any, error) {
+	r := Redacted(c)
+	raw, err := yaml.Marshal(&r)
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(raw, &tree); err != nil {
+		return nil, err
+	}
+	if policies, ok := tree["policies"].(map[string]any); ok {
+		for name, p := range r.Policies {
+			unsetLists(reflect.ValueOf(p), policies[name])
+		}
+	}
+	return tree, nil
+}
+
+// unsetLists sets to null, in node (the view of v), every list that v
+// leaves nil; it follows v's structs, pointers and maps.
+func unsetLists(v reflect.Value, node any) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			unsetLists(v.Elem(), node)
+		}
+	case reflect.Map:
+		m, ok := node.(map[string]any)
+		if !ok {
+			return
+		}
+		for _, k := range v.MapKeys() {
+			unsetLists(v.MapIndex(k), m[k.String()])
+		}
+	case reflect.Struct:
+		m, ok := node.(map[string]any)
+		if !ok {
+			return
+		}
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			name := yamlName(t.Field(i))
+			if f := v.Field(i); f.Kind() == reflect.Slice && f.IsNil() {
+				if _, ok := m[name]; ok {
+					m[name] = nil
+				}
+			} else {
+				unsetLists(f, m[name])
+			}
+		}
+	}
 }
 
 // redact walks the nested structs (copied by value into out); secrets

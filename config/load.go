@@ -580,6 +580,52 @@ func setScalar(fv reflect.Value, raw string) error {
 	return nil
 }
 
+// UnknownEnv reports the variables of environ ("NAME=value", as os.Environ
+// lists them) that are meant as overrides but name no setting: those that
+// start with GATEWAY_ and either hold the "__" between segments that every
+// override has or differ from a setting's name only in underscores
+// (GATEWAY_SERVER_LISTEN). Load reads only the names it knows, so such a
+// typo would be ignored without a word, where the same typo in the file is
+// refused. Other GATEWAY_ names (GATEWAY_CONFIG, and the GATEWAY_PORT or
+// GATEWAY_SERVICE_HOST that Kubernetes sets for a Service named gateway)
+// are left alone. nil when there is none.
+func UnknownEnv(environ []string) error {
+	known := EnvNames()
+	fold := func(s string) string { return strings.ReplaceAll(s, "_", "") }
+	var ps Problems
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || name == EnvConfigPath {
+			continue
+		}
+		if _, ok := slices.BinarySearch(known, name); ok {
+			continue
+		}
+		best, bestDist := "", 3
+		for _, k := range known {
+			if fold(k) == fold(name) {
+				best, bestDist = k, 0
+				break
+			}
+			if d := editDistance(fold(k), fold(name)); d < bestDist {
+				best, bestDist = k, d
+			}
+		}
+		if !strings.Contains(name, "__") && bestDist != 0 {
+			continue
+		}
+		if best != "" {
+			ps.add(name, "not a setting (did you mean %s?); nothing reads it", best)
+		} else {
+			ps.add(name, "not a setting; nothing reads it (the names are in docs/configuration.md)")
+		}
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
+}
+
 // EnvNames lists every environment variable Load reads, sorted; used by the
 // documentation test and by `gateway validate -env`.
 func EnvNames() []string {

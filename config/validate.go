@@ -103,6 +103,21 @@ func minSecretLength(ps *Problems, path, secret string) {
 	if secret != "" && len(secret) < 16 {
 		ps.add(path, "too short: use at least 16 characters")
 	}
+	secretChars(ps, path, secret)
+}
+
+// secretChars refuses a secret with a control character (most often the
+// line break of a secret file copied whole). Every secret is a header
+// value: the service token's would end its Authorization header and start
+// others on every call to the store, and the other two could never match
+// what a client sends. The secret itself is never quoted.
+func secretChars(ps *Problems, path, secret string) {
+	for i := 0; i < len(secret); i++ {
+		if c := secret[i]; c < 0x20 || c == 0x7f {
+			ps.add(path, "contains a control character (a line break, a tab?): a secret is one line of printable characters")
+			return
+		}
+	}
 }
 
 func validateAuth(a *Auth, ps *Problems) {
@@ -167,6 +182,7 @@ func validateUserStore(u *UserStore, requestTimeout time.Duration, ps *Problems)
 	if u.LiveStreamsBaseURL != "" {
 		checkBaseURL(p+".liveStreamsBaseURL", u.LiveStreamsBaseURL, ps)
 	}
+	secretChars(ps, p+".serviceToken", u.ServiceToken)
 	between(ps, p+".maxConnsPerHost", int64(u.MaxConnsPerHost), 1, 65536, "1", "65536")
 	positive(ps, p+".maxIdleConnDuration", u.MaxIdleConnDuration)
 	positive(ps, p+".dialTimeout", u.DialTimeout)

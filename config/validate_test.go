@@ -97,6 +97,20 @@ func TestValidateRules(t *testing.T) {
 		{"short invalidation token", func(c *config.Config) { c.Cache.InvalidationToken = "fifteen-chars!!" },
 			[]want{{"cache.invalidationToken", "too short"}}},
 		{"invalidation token of 16", func(c *config.Config) { c.Cache.InvalidationToken = "sixteen-chars!!!" }, nil},
+		// A secret is sent or compared as a header value: a control
+		// character (a line break inside a multi-line secret) would end
+		// the service token's header and start others on every call to
+		// the store, and makes the other two match nothing.
+		{"service token with a line break", func(c *config.Config) {
+			c.Upstreams.UserStore.ServiceToken = "store-secret-0123\r\nX-User-Roles: admin"
+		}, []want{{"upstreams.userstore.serviceToken", "control character"}}},
+		{"ops token with a tab", func(c *config.Config) { c.Ops.Token = "ops-secret\t0123456789" },
+			[]want{{"ops.token", "control character"}}},
+		{"invalidation token with a NUL", func(c *config.Config) { c.Cache.InvalidationToken = "invalidation\x00secret-01" },
+			[]want{{"cache.invalidationToken", "control character"}}},
+		{"service token of any printable characters", func(c *config.Config) {
+			c.Upstreams.UserStore.ServiceToken = "a.b-c_d~e+f/g=h=="
+		}, nil},
 		{"IPv6 loopback ops listener", func(c *config.Config) { c.Ops.Listen = "[::1]:9090" }, nil},
 		{"localhost ops listener", func(c *config.Config) { c.Ops.Listen = "localhost:9090" }, nil},
 		{"ops listener off", func(c *config.Config) { c.Ops.Listen = "" }, nil},

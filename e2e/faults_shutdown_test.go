@@ -244,3 +244,52 @@ func TestFaultsShutdownDrainTimeoutCutsAStuckRequest(t *testing.T) {
 	t.Logf("RESULT | SIGTERM with a request stuck %s, drainTimeout %s | the stuck client's connection closes | exit 0 after %s (drained false, 1 in flight) | — | — | — |",
 		stuck, drain, exit.Round(time.Millisecond))
 }
+
+// A SIGHUP while the gateway drains (a config reloader's, or an operator's
+// reload that crosses a rollout) is a reload like any other: it used to
+// find the signal no longer handled once SIGTERM had ended the reload
+// watcher, and the process died of it at once, in the middle of its
+// drain, cutting the requests in flight and exiting by signal.
+func TestFaultsShutdownSurvivesSIGHUPWhileDraining(t *testing.T) {
+	const (
+		delay = 500 * time.Millisecond
+		drain = 5 * time.Second
+		slow  = 1500 * time.Millisecond
+	)
+	r := fltStartBinary(t, map[string]string{
+		"GATEWAY_SERVER__SHUTDOWNDELAY":  delay.String(),
+		"GATEWAY_SERVER__DRAINTIMEOUT":   drain.String(),
+		"GATEWAY_SERVER__REQUESTTIMEOUT": "5s",
+		fltOpKey("SEARCH", "TIMEOUT"):    "3s",
+	})
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(slow)); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	answers := r.slowSearches(t, 1, client)
+
+	r.gw.Signal(t, syscall.SIGTERM)
+	eventually(t, delay, func() error {
+		if s := fltOps(t, r.gw, "/readyz").Status; s != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d", s)
+		}
+		return nil
+	})
+	// Sent without failing when the process is gone already: its exit
+	// status says what happened.
+	hup := func() { _ = r.gw.cmd.Process.Signal(syscall.SIGHUP) }
+	hup() // within the shutdown delay
+	time.Sleep(delay)
+	hup() // while the request in flight drains
+
+	if a := <-answers; a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("the request in flight ended with %d %v\nlogs:\n%s", a.status, a.err, r.gw.Logs())
+	}
+	if exitErr, _ := r.exited(t, drain+delay+5*time.Second); exitErr != nil {
+		t.Fatalf("exit: %v\nlogs:\n%s", exitErr, r.gw.Logs())
+	}
+	if l := fltStoppedLine(t, r.gw); l["drained"] != true {
+		t.Fatalf("stopped line: %v", l)
+	}
+}

@@ -300,6 +300,9 @@ type GatewayOptions struct {
 	JWKSURL string
 	// ConfigYAML replaces the repository's config.yaml.
 	ConfigYAML string
+	// ConfigPath, when set, is the file the gateway runs (ConfigYAML is
+	// then not used): one the test made itself.
+	ConfigPath string
 	// Env adds environment overrides (GATEWAY_...).
 	Env map[string]string
 	// NoReadyWait returns as soon as the gateway listens, ready or not.
@@ -352,6 +355,9 @@ func (o GatewayOptions) env() map[string]string {
 
 func (o GatewayOptions) configFile(t testing.TB) string {
 	t.Helper()
+	if o.ConfigPath != "" {
+		return o.ConfigPath
+	}
 	if o.ConfigYAML == "" {
 		return filepath.Join(repoRoot, "config.yaml")
 	}

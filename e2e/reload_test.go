@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -450,4 +451,92 @@ policies:
 		t.Fatalf("applied %s", got)
 	}
 	search().Failure(t, http.StatusForbidden, "Insufficient permissions")
+}
+
+// A SIGHUP that comes while the gateway starts (a config reloader that
+// signals every pod as a new one comes up) used to end the process: the
+// signal was asked for only once the listeners were up, and until then
+// its default action applied. It is now taken from the start, and the
+// reload it asks for runs once the gateway watches (the file may have
+// changed since it was read).
+//
+// The configuration is a named pipe, so that the gateway is held reading
+// it, at the start, until the signal has been sent.
+func TestReloadSIGHUPWhileStarting(t *testing.T) {
+	idp := StartIdP(t)
+	dir := t.TempDir()
+	// The gateway reads config.yaml; the test writes through a second
+	// name of the same pipe, which the watcher ignores and which still
+	// reaches a reader that opened the pipe before config.yaml was
+	// replaced by a plain file.
+	path, pipe := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(pipe, path); err != nil {
+		t.Fatal(err)
+	}
+	content := []byte(polConfig(t, ""))
+	signalled := make(chan error, 1)
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	// Registered before the gateway's own cleanup, so it runs after it:
+	// the pipe is fed until the gateway has stopped.
+	t.Cleanup(func() { close(stop); <-fed })
+	go func() {
+		defer close(fed)
+		first := true
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Opening for writing without blocking succeeds only while a
+			// reader waits on the pipe.
+			f, err := os.OpenFile(pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+			if err != nil {
+				time.Sleep(2 * time.Millisecond)
+				continue
+			}
+			if first {
+				first = false
+				err := polSignalReader(path, syscall.SIGHUP)
+				signalled <- err
+				time.Sleep(300 * time.Millisecond) // the signal's default action, if any, has struck
+			}
+			_, _ = f.Write(content)
+			f.Close()
+			time.Sleep(50 * time.Millisecond) // the reader reads to the end and closes
+		}
+	}()
+
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, ConfigPath: path})
+	if err := <-signalled; err != nil {
+		t.Fatal(err)
+	}
+	logs := &polLogs{gw: gw}
+	logs.await(t, 5*time.Second, "config reload: no changes", map[string]string{"trigger": "SIGHUP"})
+	polReplaceFile(t, path, string(content))
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t))).Data(t, nil)
+}
+
+// polSignalReader sends sig to the process running with -config path.
+func polSignalReader(path string, sig syscall.Signal) error {
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(cmdline), "-config\x00"+path+"\x00") {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil {
+			return err
+		}
+		return syscall.Kill(pid, sig)
+	}
+	return fmt.Errorf("no process runs -config %s", path)
 }

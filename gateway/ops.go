@@ -14,7 +14,6 @@ import (
 	"github.com/bffgate/edge/gateway/auth"
 	"github.com/bffgate/edge/gateway/readcache"
 	"github.com/bffgate/edge/upstream"
-	"go.yaml.in/yaml/v3"
 )
 
 // Ops is the operations listener's handler: health and readiness for
@@ -290,12 +289,7 @@ func invalidationUserID(body io.Reader) (string, bool) {
 // config shows the running configuration with config.yaml's key names,
 // secrets redacted.
 func (o *Ops) config(w http.ResponseWriter, r *http.Request) {
-	c := config.Redacted(o.cfg.Load())
-	raw, err := yaml.Marshal(&c)
-	var tree map[string]any
-	if err == nil {
-		err = yaml.Unmarshal(raw, &tree)
-	}
+	tree, err := config.View(o.cfg.Load())
 	if err != nil {
 		writeOps(w, http.StatusInternalServerError, nil, msgInternal.text(0))
 		return

@@ -1,6 +1,13 @@
 package gateway
 
-import "testing"
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/bffgate/edge/config"
+)
 
 // An unset ops or invalidation token matches nothing, an empty one
 // included: the HTTP path cannot send an empty Bearer token today (Go's
@@ -18,6 +25,69 @@ func TestEqualSecretUnsetMatchesNothing(t *testing.T) {
 	} {
 		if got := equalSecret(c.given, c.want); got != c.match {
 			t.Errorf("equalSecret(%q, %q) = %v, want %v", c.given, c.want, got, c.match)
+		}
+	}
+}
+
+// /ops/v1/config shows a list the file leaves out (inherited from the
+// layer below) as null and a list written empty (which replaces the
+// inherited one) as []: both used to show as [], so a route that the file
+// opens to every user with "roles: []" looked the same as one that
+// inherits the premium role from policies.all.
+func TestOpsConfigTellsAnInheritedListFromAnEmptyOne(t *testing.T) {
+	const file = `
+policies:
+  all:
+    routes: {users.search: {roles: [premium]}}
+  mobile_android:
+    routes: {users.search: {allow: true}}
+  mobile_ios:
+    routes: {users.search: {roles: []}}
+`
+	cfg, err := config.Parse([]byte(file), func(name string) string {
+		return map[string]string{
+			"GATEWAY_AUTH__JWKSURLS":                "https://idp.example.com/jwks.json",
+			"GATEWAY_AUTH__ISSUER":                  "https://idp.example.com/",
+			"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "http://userstore.internal:8080",
+		}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	NewOps(OpsDeps{Config: cfg, Loopback: true}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ops/v1/config", nil))
+	var got struct {
+		Data struct {
+			Policies map[string]struct {
+				RequireRoles json.RawMessage `json:"requireRoles"`
+				Routes       map[string]struct {
+					Roles, Scopes json.RawMessage
+				} `json:"routes"`
+			} `json:"policies"`
+			Server struct {
+				TrustedProxies json.RawMessage `json:"trustedProxies"`
+			} `json:"server"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
+	p := got.Data.Policies
+	for _, c := range []struct {
+		what string
+		got  json.RawMessage
+		want string
+	}{
+		{"all: roles written", p["all"].Routes["users.search"].Roles, `["premium"]`},
+		{"all: scopes left out", p["all"].Routes["users.search"].Scopes, `null`},
+		{"mobile_android: roles left out (inherits premium)", p["mobile_android"].Routes["users.search"].Roles, `null`},
+		{"mobile_ios: roles written empty (any user)", p["mobile_ios"].Routes["users.search"].Roles, `[]`},
+		{"mobile_ios: requireRoles left out", p["mobile_ios"].RequireRoles, `null`},
+		// Not a policy layer: the defaults' empty list stays a list.
+		{"server.trustedProxies", got.Data.Server.TrustedProxies, `[]`},
+	} {
+		if string(c.got) != c.want {
+			t.Errorf("%s: %s, want %s", c.what, c.got, c.want)
 		}
 	}
 }

@@ -18,11 +18,17 @@ import (
 )
 
 // run is the whole binary; main only gives it the process's context,
-// arguments, environment and outputs, so tests can run it in-process.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// arguments, environment ("NAME=value", as os.Environ lists it) and
+// outputs, so tests can run it in-process.
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	getenv := getenvOf(environ)
 	if len(args) > 1 {
 		switch args[1] {
 		case "validate":
+			if err := config.UnknownEnv(environ); err != nil {
+				fmt.Fprintf(stdout, "environment: %v\n", err)
+				return errInvalid
+			}
 			return validate(args[2:], getenv, stdout, stderr)
 		case "healthcheck":
 			return healthcheck(ctx, args[2:], getenv, stdout, stderr)
@@ -42,12 +48,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	if err := config.UnknownEnv(environ); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
 	return daemon.Run(ctx, daemon.Options{
 		ConfigPath:   *path,
 		Getenv:       getenv,
 		Stdout:       stdout,
 		WatchSignals: true,
 	})
+}
+
+// getenvOf looks names up in environ as os.Getenv does in the process's
+// environment: the first entry of a name wins.
+func getenvOf(environ []string) func(string) string {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if name, value, ok := strings.Cut(kv, "="); ok {
+			if _, seen := vars[name]; !seen {
+				vars[name] = value
+			}
+		}
+	}
+	return func(name string) string { return vars[name] }
 }
 
 // noArgs refuses words left after the flags: a mistyped subcommand

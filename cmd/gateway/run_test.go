@@ -30,17 +30,21 @@ import (
 const repoConfig = "../../config.yaml"
 
 // noEnv is an environment without a single GATEWAY_ variable.
-func noEnv(string) string { return "" }
+var noEnv []string
 
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+func envOf(vars map[string]string) []string {
+	var environ []string
+	for k, v := range vars {
+		environ = append(environ, k+"="+v)
+	}
+	return environ
 }
 
 // runOut runs the binary in-process and returns its stdout and stderr.
-func runOut(t *testing.T, getenv func(string) string, args ...string) (string, string, error) {
+func runOut(t *testing.T, environ []string, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), append([]string{"gateway"}, args...), getenv, &stdout, &stderr)
+	err := run(context.Background(), append([]string{"gateway"}, args...), environ, &stdout, &stderr)
 	return stdout.String(), stderr.String(), err
 }
 
@@ -577,5 +581,43 @@ upstreams:
 		case <-time.After(10 * time.Second):
 			t.Fatalf("run %d did not return 10 s after its context ended (drainTimeout 1s):\n%s", i, logs.String())
 		}
+	}
+}
+
+// A variable meant as an override but naming no setting (a typo, one
+// underscore where two belong) used to be ignored without a word: the
+// gateway started on the file's value, where the same typo in the file is
+// refused. Names of other shapes are left alone: GATEWAY_CONFIG, and those
+// Kubernetes sets for a Service named gateway.
+func TestUnknownVariablesAreRefused(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"GATEWAY_SERVER__LISTN", "GATEWAY_SERVER__LISTN: not a setting (did you mean GATEWAY_SERVER__LISTEN?)"},
+		{"GATEWAY_SERVER_LISTEN", "GATEWAY_SERVER_LISTEN: not a setting (did you mean GATEWAY_SERVER__LISTEN?)"},
+		{"GATEWAY_UPSTREAMS__USERSTORE__SERVICETOKN", "did you mean GATEWAY_UPSTREAMS__USERSTORE__SERVICETOKEN?"},
+		{"GATEWAY_POLICIES__WEB__RATELIMITS__PERUSER__RATES", "did you mean GATEWAY_POLICIES__WEB__RATELIMITS__PERUSER__RATE?"},
+		{"GATEWAY_NO__SUCH__THING", "GATEWAY_NO__SUCH__THING: not a setting; nothing reads it"},
+	} {
+		environ := []string{tc.name + "=127.0.0.1:8443", "GATEWAY_OPS__LISTEN=127.0.0.1:0"}
+		out, _, err := runOut(t, environ, "validate", "-config", repoConfig)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("validate with %s: err %v, stdout %q; want %q", tc.name, err, out, tc.want)
+		}
+		// The gateway itself refuses to start, before it listens.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		var stdout, stderr bytes.Buffer
+		err = run(ctx, []string{"gateway", "-config", repoConfig},
+			append(environ, "GATEWAY_SERVER__LISTEN=127.0.0.1:0"), &stdout, &stderr)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve with %s: err %v; want %q", tc.name, err, tc.want)
+		}
+	}
+	out, _, err := runOut(t, []string{
+		config.EnvConfigPath + "=" + repoConfig,
+		"GATEWAY_PORT=tcp://10.0.0.7:80", "GATEWAY_SERVICE_HOST=10.0.0.7", "GATEWAY_PORT_80_TCP_ADDR=10.0.0.7",
+		"OTHER__SETTING=1", "GATEWAY_SERVER__LISTEN=127.0.0.1:0",
+	}, "validate")
+	if err != nil {
+		t.Errorf("other names refused: %v\n%s", err, out)
 	}
 }

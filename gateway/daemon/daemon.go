@@ -68,6 +68,18 @@ func Run(ctx context.Context, o Options) error {
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
+	// SIGHUP is asked for before anything else and until Run returns: its
+	// default action ends the process, so one that came while the gateway
+	// starts, or while it drains after SIGTERM, would kill it there, with
+	// requests in flight. One that comes before the watcher runs is kept
+	// and reloads once it does (the file may have changed since it was
+	// read).
+	var hup chan os.Signal
+	if o.WatchSignals {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	cfg, set, err := Load(o.ConfigPath, o.Getenv)
 	if err != nil {
 		return err
@@ -169,7 +181,10 @@ func Run(ctx context.Context, o Options) error {
 		path: o.ConfigPath, getenv: o.Getenv, logger: logger, level: level, metrics: metrics,
 		current: cfg, srv: srv, store: store, ops: ops,
 	}
-	stopWatch := r.watch(ctx, o.WatchSignals)
+	// The watcher runs until Run returns, not until ctx ends: a reload
+	// during the drain applies like any other (the drain's own settings
+	// were read when it began).
+	stopWatch := r.watch(hup)
 	defer stopWatch()
 
 	select {
@@ -313,19 +328,17 @@ func (r *reloader) reload(trigger string) error {
 	return nil
 }
 
-// watch reloads on SIGHUP (when asked) and when the config file changes.
-// It watches the file's directory, so editors that replace the file and
-// Kubernetes ConfigMap symlink swaps are both seen.
-func (r *reloader) watch(ctx context.Context, signals bool) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
+// watch reloads on each signal of hup (nil: none) and when the config
+// file changes, until stop. It watches the file's directory, so editors
+// that replace the file and Kubernetes ConfigMap symlink swaps are both
+// seen.
+func (r *reloader) watch(hup <-chan os.Signal) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if signals {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
+	if hup != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer signal.Stop(hup)
 			for {
 				select {
 				case <-ctx.Done():
