@@ -26,7 +26,8 @@ import (
 // fields, which fasthttp adds to the header list after the body, can be
 // told apart from headers (sentTrailers).
 //
-// And it refuses a header block whose framing is ambiguous (framing.go).
+// And it refuses a header block whose framing is ambiguous, and notes an
+// HTTP/1.1 one without Host (framing.go).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -47,6 +48,8 @@ type hookState struct {
 	// ambiguous: the block's framing could be read differently by another
 	// parser (framing.go).
 	ambiguous bool
+	// noHost: an HTTP/1.1 block without a Host field (framing.go).
+	noHost bool
 	// fields is the number of header fields of a chunked request, -1 for
 	// any other (sentTrailers).
 	fields int
@@ -70,7 +73,7 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	hs.seen = true
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
-	hs.ambiguous = ambiguousFraming(raw, h.IsHTTP11())
+	hs.ambiguous, hs.noHost = ambiguousFraming(raw, h.IsHTTP11())
 	if hs.ambiguous {
 		h.SetConnectionClose()
 	}

@@ -47,6 +47,7 @@ const (
 	msgUserIDInvalid
 	msgUsernameTwice
 	msgQueryTooManyWords
+	msgHostRequired
 
 	msgCount
 )
@@ -109,6 +110,8 @@ var catalog = [msgCount][2]string{
 		"Kullanıcı adı yalnızca bir kez verilmelidir"},
 	msgQueryTooManyWords: {"query must have at most %d words",
 		"Arama metni en fazla %d kelime içerebilir"},
+	msgHostRequired: {"the Host header is required",
+		"Host başlığı zorunludur"},
 }
 
 // text returns the message in the caller's language.

@@ -220,6 +220,16 @@ func New(d Deps) (*Server, error) {
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
 		}
+		// An HTTP/1.1 request without Host (RFC 9112 section 3.2). Its
+		// framing is sound and its headers parsed: answered in the
+		// caller's language, and the connection kept.
+		if requestWithoutHost(ctx) {
+			bodyRead(ctx)
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, true, msgHostRequired)
+			s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
+			s.finishUnrouted(ctx, ctx.Time(), true)
+			return
+		}
 		if !knownMethod(ctx.Method()) {
 			bodyRead(ctx) // the handler runs: the body was read
 			// The headers were read: answer in the caller's language, keep

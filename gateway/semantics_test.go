@@ -1,0 +1,87 @@
+package gateway
+
+// HTTP semantics the gateway owes clients and intermediaries (RFC 9110,
+// 9111, 9112, 6750), through a real gateway on loopback and raw requests.
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// rawExchange writes raw on a new connection to the rig and reads the
+// answers until the connection is closed or stays quiet for wait; closed
+// says which. Every answer's body is read.
+func rawExchange(t *testing.T, r *mixRig, raw string, wait time.Duration) (answers []edgeAnswer, closed bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return answers, false
+			}
+			return answers, true
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answers = append(answers, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body})
+	}
+}
+
+// An HTTP/1.1 request without Host is a 400 (RFC 9112 section 3.2: a
+// server MUST), answered in the caller's language since its header block
+// parsed; the connection stays usable. HTTP/1.0 has no Host to require.
+func TestRequestWithoutHost(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	next := "GET /api/v1/users/nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	for _, c := range []struct {
+		name, raw string
+		status    int
+		msgs      []string
+	}{
+		{"HTTP/1.1 without Host", "GET /api/v1/users/me HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\nX-Language: tr\r\n\r\n",
+			http.StatusBadRequest, []string{"Doğrulama başarısız oldu", "Host başlığı zorunludur"}},
+		{"HTTP/1.1 without Host, unknown path", "GET /nosuch HTTP/1.1\r\n\r\n",
+			http.StatusBadRequest, []string{"Validation failed", "the Host header is required"}},
+		{"HTTP/1.1 without Host, absolute-form", "GET http://gw/api/v1/users/me HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+			http.StatusBadRequest, []string{"Validation failed", "the Host header is required"}},
+		{"HTTP/1.1 without Host, unknown method", "BREW /api/v1/users/me HTTP/1.1\r\n\r\n",
+			http.StatusBadRequest, []string{"Validation failed", "the Host header is required"}},
+		{"HTTP/1.1 with an empty Host", "GET /api/v1/users/me HTTP/1.1\r\nHost:\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+			http.StatusOK, nil},
+		{"HTTP/1.0 without Host", "GET /api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+			http.StatusOK, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := rawExchange(t, r, c.raw+next, 700*time.Millisecond)
+			if len(answers) != 2 || closed {
+				t.Fatalf("%d answers (closed %v), want 2 on a kept connection", len(answers), closed)
+			}
+			a := answers[0]
+			if c.msgs == nil {
+				if a.status != c.status {
+					t.Fatalf("status %d, want %d: %s", a.status, c.status, a.body)
+				}
+			} else {
+				edgeFailure(t, a, c.status, c.msgs...)
+			}
+			if answers[1].status != http.StatusNotFound {
+				t.Fatalf("the next request: %d, want 404", answers[1].status)
+			}
+		})
+	}
+}
