@@ -60,10 +60,11 @@ type hookState struct {
 	seen bool
 }
 
-// holdHeaders is the server's HeaderReceived hook. It changes nothing of
-// how the request is read, but for a connection to close after an
-// ambiguous header block or a chunked body.
-func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+// holdHeaders is the server's HeaderReceived hook; bodyLimit is the
+// server's. It changes nothing of how the request is read, but for a
+// connection to close after an ambiguous header block or a chunked body,
+// and for a body announced over the limit (see refuseContinue).
+func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok {
@@ -78,6 +79,9 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		h.SetConnectionClose()
 	}
 	n := h.ContentLength()
+	if n > bodyLimit {
+		refuseContinue(h)
+	}
 	hs.fields = -1
 	if n == -1 {
 		// Chunked. fasthttp reads a chunk-size line leniently (whatever
@@ -105,6 +109,19 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	*p = b
 	hs.held = p
 	return fasthttp.RequestConfig{}
+}
+
+// refuseContinue drops the Expect field of a request whose announced body
+// is over the limit. fasthttp answers Expect: 100-continue with 100
+// Continue before it looks at the length, and only then refuses the body
+// (413): the client is invited to send a body that is refused anyway, and
+// uploads it. Without the field, fasthttp refuses the length at once,
+// before reading a byte of the body, and the 413 envelope is the only
+// answer (RFC 9110 section 10.1.1: a server may answer with the final
+// status instead of 100). fasthttp's ContinueHandler could refuse the
+// body too, but only with a bare 417 and without the error handler.
+func refuseContinue(h *fasthttp.RequestHeader) {
+	h.Del(fasthttp.HeaderExpect)
 }
 
 // handledHook is the hook's state of the request being handled, nil when

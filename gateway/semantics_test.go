@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,5 +85,67 @@ func TestRequestWithoutHost(t *testing.T) {
 				t.Fatalf("the next request: %d, want 404", answers[1].status)
 			}
 		})
+	}
+}
+
+// A request that announces a body over the limit and asks to be told
+// before sending it (Expect: 100-continue) gets the 413 envelope at once,
+// in its language: a 100 Continue first would invite the client to send
+// a body that is refused anyway. One within the limit is still told to go
+// on, and served.
+func TestExpectContinueOverTheLimit(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+		"\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nX-Language: tr\r\n"
+
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, head+"Content-Length: 1000000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	edgeFailure(t, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body},
+		http.StatusRequestEntityTooLarge, "İstek gövdesi çok büyük")
+
+	// Within the limit: 100 Continue, then the answer once the body came.
+	conn2, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	payload := `{"username":"freshname"}`
+	if _, err := io.WriteString(conn2, head+"Content-Length: "+strconv.Itoa(len(payload))+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br2 := bufio.NewReader(conn2)
+	line, err := br2.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("first line %q (%v), want 100 Continue", line, err)
+	}
+	if blank, _ := br2.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("100 Continue followed by %q", blank)
+	}
+	if _, err := io.WriteString(conn2, payload); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(br2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d after the body, want 200", resp.StatusCode)
 	}
 }

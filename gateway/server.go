@@ -186,7 +186,10 @@ func New(d Deps) (*Server, error) {
 	// Fiber answers an unknown HTTP method itself in plain text; put the
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
-	s.app.Server().HeaderReceived = holdHeaders // held.go
+	bodyLimit := int(cfg.BodyLimit)
+	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		return holdHeaders(h, bodyLimit) // held.go
+	}
 	// Fiber calls a failed read of the client's connection a 502, the
 	// status of a failing user store (errors.go, readFailed).
 	fiberReadErrors := s.app.Server().ErrorHandler
