@@ -149,3 +149,45 @@ func TestExpectContinueOverTheLimit(t *testing.T) {
 		t.Fatalf("status %d after the body, want 200", resp.StatusCode)
 	}
 }
+
+// Every error the gateway makes is Cache-Control: no-store: a 404 is
+// cacheable by default (RFC 9111 section 4.2.2), and a 401 or 429 reused
+// by a cache would answer later requests wrongly. Successes keep theirs.
+func TestErrorsAreNoStore(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	ghost := r.token(t, "00000000-0000-4000-8000-00000000dead")
+	bearer := "Authorization: Bearer " + tok + "\r\n"
+	for _, c := range []struct {
+		name, raw string
+		status    int
+		cc        string
+	}{
+		{"unknown path", "GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n", 404, "no-store"},
+		{"unknown user", "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + ghost + "\r\n\r\n", 404, "no-store"},
+		{"no token", "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n\r\n", 401, "no-store"},
+		{"wrong method", "DELETE /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 405, "no-store"},
+		{"unknown method", "BREW /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n\r\n", 405, "no-store"},
+		{"invalid page", "GET /api/v2/users/search?page=0 HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 400, "no-store"},
+		{"forbidden", "GET /api/admin/v1/users/search HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 403, "no-store"},
+		{"body too large", "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n" + bearer + "Content-Length: 100000\r\n\r\n", 413, "no-store"},
+		{"no Host", "GET /api/v1/users/me HTTP/1.1\r\n" + bearer + "\r\n", 400, "no-store"},
+		{"broken request line", "GET /a b HTTP/1.1\r\nHost: gw\r\n\r\n", 400, "no-store"},
+		{"search", "GET /api/v2/users/search?query=a HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 200, "private, max-age=15"},
+		{"profile", "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 200, "private, no-store"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, c.raw, 500*time.Millisecond)
+			if len(answers) == 0 {
+				t.Fatal("no answer")
+			}
+			a := answers[0]
+			if a.status != c.status {
+				t.Fatalf("status %d, want %d: %s", a.status, c.status, a.body)
+			}
+			if got := a.header.Values("Cache-Control"); len(got) != 1 || got[0] != c.cc {
+				t.Fatalf("Cache-Control %q, want %q", got, c.cc)
+			}
+		})
+	}
+}
