@@ -82,7 +82,13 @@ func (s *Server) writeError(c *fiber.Ctx, rq *request, err error) {
 		}
 		writeErrors(resp, ae.status, texts...)
 	case errors.Is(err, auth.ErrUnauthenticated):
-		resp.Header.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="api"`)
+		// RFC 6750 section 3.1: error="invalid_token" tells a client that
+		// sent a token to get a new one; never why it was refused.
+		challenge := `Bearer realm="api"`
+		if auth.TokenRefused(err) {
+			challenge = `Bearer realm="api", error="invalid_token"`
+		}
+		resp.Header.Set(fiber.HeaderWWWAuthenticate, challenge)
 		writeErrors(resp, fiber.StatusUnauthorized, msgAuthRequired.text(lang))
 	case errors.Is(err, auth.ErrKeysUnavailable):
 		resp.Header.Set(fiber.HeaderRetryAfter, "2")

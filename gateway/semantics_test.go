@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffgate/edge/upstream/devidp"
 )
 
 // rawExchange writes raw on a new connection to the rig and reads the
@@ -187,6 +189,57 @@ func TestErrorsAreNoStore(t *testing.T) {
 			}
 			if got := a.header.Values("Cache-Control"); len(got) != 1 || got[0] != c.cc {
 				t.Fatalf("Cache-Control %q, want %q", got, c.cc)
+			}
+		})
+	}
+}
+
+// The 401's challenge (RFC 6750 section 3.1): without a bearer token, the
+// scheme and realm alone; with one that is refused, error="invalid_token"
+// too, and never a description of why.
+func TestUnauthorizedChallenge(t *testing.T) {
+	r := newMixRig(t)
+	sub := r.users(t, 1)[0]
+	mint := func(c devidp.MintClaims, opts ...devidp.MintOption) string {
+		if c.Subject == "" {
+			c.Subject = sub
+		}
+		if c.ExpiresAt.IsZero() {
+			c.ExpiresAt = time.Now().Add(time.Hour)
+		}
+		tok, err := r.idp.Mint(c, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	const (
+		none    = `Bearer realm="api"`
+		invalid = `Bearer realm="api", error="invalid_token"`
+	)
+	for _, c := range []struct {
+		name, auth, want string
+	}{
+		{"no Authorization", "", none},
+		{"empty Authorization", "Authorization: \r\n", none},
+		{"the scheme alone", "Authorization: Bearer\r\n", none},
+		{"the scheme and spaces", "Authorization: Bearer   \r\n", none},
+		{"another scheme", "Authorization: Basic dXNlcjpwYXNz\r\n", none},
+		{"expired", "Authorization: Bearer " + mint(devidp.MintClaims{IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour)}) + "\r\n", invalid},
+		{"expired, bare", "Authorization: " + mint(devidp.MintClaims{IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour)}) + "\r\n", invalid},
+		{"unknown key", "Authorization: Bearer " + mint(devidp.MintClaims{}, devidp.WithKeyID("rs256-0000000000000000")) + "\r\n", invalid},
+		{"wrong audience", "Authorization: Bearer " + mint(devidp.MintClaims{Audience: []string{"another-api"}}) + "\r\n", invalid},
+		{"junk", "Authorization: Bearer junk\r\n", invalid},
+		{"two headers", "Authorization: Bearer a.b.c\r\nAuthorization: Bearer a.b.c\r\n", invalid},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n"+c.auth+"\r\n", 500*time.Millisecond)
+			if len(answers) == 0 {
+				t.Fatal("no answer")
+			}
+			edgeFailure(t, answers[0], http.StatusUnauthorized, "Authentication required")
+			if got := answers[0].header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != c.want {
+				t.Fatalf("WWW-Authenticate %q, want %q", got, c.want)
 			}
 		})
 	}
