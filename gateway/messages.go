@@ -48,6 +48,8 @@ const (
 	msgUsernameTwice
 	msgQueryTooManyWords
 	msgHostRequired
+	msgPageTwice
+	msgLimitTwice
 
 	msgCount
 )
@@ -112,6 +114,10 @@ var catalog = [msgCount][2]string{
 		"Arama metni en fazla %d kelime içerebilir"},
 	msgHostRequired: {"the Host header is required",
 		"Host başlığı zorunludur"},
+	msgPageTwice: {"page must be given once",
+		"page yalnızca bir kez verilmelidir"},
+	msgLimitTwice: {"limit must be given once",
+		"limit yalnızca bir kez verilmelidir"},
 }
 
 // text returns the message in the caller's language.
