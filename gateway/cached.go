@@ -88,7 +88,7 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 		// CORS's Vary: Origin, on the 304 too).
 		h.Add(fiber.HeaderVary, varyClientContext)
 	}
-	if matchesETag(rq.headers.ifNoneMatch, e.ETag()) {
+	if notModified(c, rq, e.ETag()) {
 		// 304 carries no body by definition: the one response that is
 		// not an envelope.
 		c.Response().ResetBody()
@@ -113,6 +113,22 @@ func cacheControl(maxAge time.Duration) string {
 		return cacheControlNoStore
 	}
 	return "private, max-age=" + strconv.Itoa(int(maxAge/time.Second))
+}
+
+// notModified reports whether the request's If-None-Match lists etag (or
+// "*") on any of its lines.
+func notModified(c *fiber.Ctx, rq *request, etag string) bool {
+	if matchesETag(rq.headers.ifNoneMatch, etag) {
+		return true
+	}
+	if rq.headers.moreIfNoneMatch {
+		for _, line := range c.Request().Header.PeekAll(fiber.HeaderIfNoneMatch)[1:] {
+			if matchesETag(line, etag) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // matchesETag implements If-None-Match for GET: "*", or a list of entity

@@ -244,3 +244,46 @@ func TestUnauthorizedChallenge(t *testing.T) {
 		})
 	}
 }
+
+// If-None-Match is a list, and repeated field lines are one list (RFC 9110
+// sections 5.3 and 13.1.2): the current tag on any line, in any spelling
+// the RFC allows, is a 304; no line holding it is the 200.
+func TestIfNoneMatchLines(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	get := "GET /api/v2/users/search?query=a HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n"
+	first, _ := rawExchange(t, r, get+"\r\n", 500*time.Millisecond)
+	if len(first) != 1 || first[0].status != http.StatusOK {
+		t.Fatalf("first search: %v", first)
+	}
+	etag := first[0].header.Get("Etag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	for _, c := range []struct {
+		name, lines string
+		status      int
+	}{
+		{"one line", "If-None-Match: " + etag + "\r\n", http.StatusNotModified},
+		{"a list", "If-None-Match: \"x\", " + etag + "\r\n", http.StatusNotModified},
+		{"weak, without spaces", "If-None-Match: \"x\",W/" + etag + "\r\n", http.StatusNotModified},
+		{"a tab", "If-None-Match: \"x\",\t" + etag + "\r\n", http.StatusNotModified},
+		{"star", "If-None-Match: *\r\n", http.StatusNotModified},
+		{"on the second line", "If-None-Match: \"x\"\r\nIf-None-Match: " + etag + "\r\n", http.StatusNotModified},
+		{"on the third line, weak", "If-None-Match: \"x\"\r\nIf-None-Match: \"y\", \"z\"\r\nif-none-match: W/" + etag + "\r\n", http.StatusNotModified},
+		{"after an empty line", "If-None-Match:\r\nIf-None-Match: " + etag + "\r\n", http.StatusNotModified},
+		{"star on the second line", "If-None-Match: \"x\"\r\nIf-None-Match: *\r\n", http.StatusNotModified},
+		{"on no line", "If-None-Match: \"x\"\r\nIf-None-Match: \"y\"\r\n", http.StatusOK},
+		{"unquoted", "If-None-Match: " + strings.Trim(etag, `"`) + "\r\n", http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, get+c.lines+"\r\n", 500*time.Millisecond)
+			if len(answers) != 1 || answers[0].status != c.status {
+				t.Fatalf("answers %v, want one %d", answers, c.status)
+			}
+			if c.status == http.StatusNotModified && (len(answers[0].body) != 0 || answers[0].header.Get("Etag") != etag) {
+				t.Fatalf("304 with body %q, ETag %q", answers[0].body, answers[0].header.Get("Etag"))
+			}
+		})
+	}
+}
