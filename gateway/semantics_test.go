@@ -287,3 +287,40 @@ func TestIfNoneMatchLines(t *testing.T) {
 		})
 	}
 }
+
+// A 405 is for a path some route takes (with Allow listing its methods);
+// any other path is a 404, whatever the method, also one the router never
+// sees (an unknown method): the same path must not be a 405 for BREW and
+// a 404 for DELETE.
+func TestMethodNotAllowedOnlyOnRoutedPaths(t *testing.T) {
+	r := newMixRig(t)
+	for _, c := range []struct {
+		line   string
+		status int
+		allow  string
+	}{
+		{"DELETE /api/admin/v1/users/a/b", 404, ""},
+		{"BREW /api/admin/v1/users/a/b", 404, ""},
+		{"BREW /api/admin/v1/users/a/b/", 404, ""},
+		{"BREW /api/v1/users/me/x", 404, ""},
+		// The router matches the target as sent: these are 404 for GET.
+		{"BREW /api/v1/users/%6De", 404, ""},
+		{"BREW //api/v1/users/me", 404, ""},
+		{"BREW /api/v1/users/x/../me", 404, ""},
+		{"BREW /api/admin/v1/users/a", 405, "GET, HEAD, OPTIONS"},
+		{"BREW /api/admin/v1/users/a/", 405, "GET, HEAD, OPTIONS"},
+		{"DELETE /api/admin/v1/users/a/", 405, "GET, HEAD, OPTIONS"},
+		{"BREW /api/v1/users/me/", 405, "GET, HEAD, OPTIONS"},
+		{"BREW /api/v1/users/check-username", 405, "POST, OPTIONS"},
+	} {
+		t.Run(c.line, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, c.line+" HTTP/1.1\r\nHost: gw\r\n\r\n", 500*time.Millisecond)
+			if len(answers) != 1 || answers[0].status != c.status {
+				t.Fatalf("answers %v, want one %d", answers, c.status)
+			}
+			if got := answers[0].header.Get("Allow"); got != c.allow {
+				t.Fatalf("Allow %q, want %q", got, c.allow)
+			}
+		})
+	}
+}

@@ -240,7 +240,7 @@ func New(d Deps) (*Server, error) {
 			// takes (RFC 9110 requires Allow on a 405); an unknown path is
 			// a 404, whatever the method.
 			status := fiber.StatusNotFound
-			if allow := allowedMethods(string(ctx.Path())); allow != "" {
+			if allow := allowedMethods(string(ctx.URI().PathOriginal())); allow != "" {
 				ctx.Response.Header.Set(fiber.HeaderAllow, allow)
 				status = fiber.StatusMethodNotAllowed
 			}
