@@ -85,8 +85,16 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 	if clientMaxAge > 0 {
 		// A client may keep the answer: its cache, keyed by the URL, must
 		// not give it to another user, language or platform (added to
-		// CORS's Vary: Origin, on the 304 too).
-		h.Add(fiber.HeaderVary, varyClientContext)
+		// CORS's Vary: Origin, on the 304 too). On a platform with CORS,
+		// the answer depends on Origin also when the request sent none
+		// (CORS only sets Vary for a request with one): a copy kept
+		// without Access-Control-Allow-Origin must not answer the web
+		// app's cross-origin fetch.
+		vary := varyClientContext
+		if len(rq.headers.origin) == 0 && rq.policy.CORS() != nil {
+			vary = varyClientContextOrigin
+		}
+		h.Add(fiber.HeaderVary, vary)
 	}
 	if notModified(c, rq, e.ETag()) {
 		// 304 carries no body by definition: the one response that is
@@ -105,6 +113,10 @@ var cacheControlNoStore = "private, no-store"
 // besides its URL: the token (whose answer), the language (messages, price
 // display) and the platform (which fields).
 const varyClientContext = "Authorization, X-Language, Accept-Language, X-Platform"
+
+// varyClientContextOrigin is varyClientContext with Origin, for a request
+// without one on a platform with CORS.
+const varyClientContextOrigin = varyClientContext + ", Origin"
 
 // cacheControl: personalised or short-lived answers are private; max-age 0
 // means the client must not store them.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -323,4 +324,54 @@ func TestMethodNotAllowedOnlyOnRoutedPaths(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A search page a client may keep names in Vary every request header its
+// answer depends on. On a platform with CORS that includes Origin even
+// when the request sent none: the same URL fetched with the web app's
+// Origin carries Access-Control-Allow-Origin, and a browser must not
+// answer that fetch from a copy kept without it.
+func TestCacheableAnswersVaryOnOrigin(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	get := "GET /api/v2/users/search?query=a HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n"
+	for _, c := range []struct {
+		name, headers string
+		origin        bool
+	}{
+		{"web, no Origin", "", true},
+		{"web, the app's Origin", "Origin: http://localhost:3000\r\n", true},
+		{"web, another Origin", "Origin: http://evil.example\r\n", true},
+		{"mobile, no Origin", "X-Platform: ios\r\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, get+c.headers+"\r\n", 500*time.Millisecond)
+			if len(answers) != 1 || answers[0].status != http.StatusOK {
+				t.Fatalf("answers %v", answers)
+			}
+			var names []string
+			for _, v := range answers[0].header.Values("Vary") {
+				for n := range strings.SplitSeq(v, ",") {
+					names = append(names, strings.TrimSpace(n))
+				}
+			}
+			for _, want := range []string{"Authorization", "X-Language", "Accept-Language", "X-Platform"} {
+				if !slices.Contains(names, want) {
+					t.Fatalf("Vary %q lacks %s", names, want)
+				}
+			}
+			if n := countOf(names, "Origin"); c.origin && n != 1 || !c.origin && n != 0 {
+				t.Fatalf("Vary %q names Origin %d times, want it %v", names, n, c.origin)
+			}
+		})
+	}
+}
+
+func countOf(list []string, s string) (n int) {
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
 }
