@@ -43,13 +43,17 @@ import (
 // which RFC 9112 section 3.2 tells a server to answer 400: a request with
 // a sound framing, so it is refused in the caller's language and its
 // connection kept (requestWithoutHost). An empty Host counts as present:
-// the RFC allows one.
-func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool) {
+// the RFC allows one. And it reports whether a Connection line lists the
+// close option (closeAsked): fasthttp closes only for a line that is
+// exactly "close", the last of them, while RFC 9112 section 9.6 has a
+// server close after answering any request that lists it ("Close",
+// "keep-alive, close").
+func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost, closeAsked bool) {
 	var contentLengths, transferEncodings, hosts int
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 1 || raw[i-1] != '\r' {
-			return true, false // a bare LF (or a block that does not end)
+			return true, false, false // a bare LF (or a block that does not end)
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
@@ -58,10 +62,10 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool) {
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !isToken(name) {
-			return true, false // also obs-fold: a line starting with SP or HTAB
+			return true, false, false // also obs-fold: a line starting with SP or HTAB
 		}
 		if hasControl(value) {
-			return true, false // CR, NUL, other controls
+			return true, false, false // CR, NUL, other controls
 		}
 		switch len(name) {
 		case len(fasthttp.HeaderContentLength):
@@ -72,12 +76,16 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool) {
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) {
 				transferEncodings++
 				if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
-					return true, false // another coding, a list, or empty
+					return true, false, false // another coding, a list, or empty
 				}
 			}
 		case len(fasthttp.HeaderHost):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderHost)) {
 				hosts++
+			}
+		case len(fasthttp.HeaderConnection):
+			if !closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
+				closeAsked = listsClose(value)
 			}
 		}
 	}
@@ -85,7 +93,20 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool) {
 		contentLengths > 0 && transferEncodings > 0 ||
 		transferEncodings > 0 && !http11 ||
 		hosts > 1
-	return ambiguous, !ambiguous && http11 && hosts == 0
+	return ambiguous, !ambiguous && http11 && hosts == 0, closeAsked
+}
+
+// listsClose reports whether a Connection value lists the close option
+// (any case, with optional whitespace around the commas).
+func listsClose(value []byte) bool {
+	for len(value) > 0 {
+		var opt []byte
+		opt, value, _ = bytes.Cut(value, []byte{','})
+		if bytes.EqualFold(bytes.Trim(opt, " \t"), []byte("close")) {
+			return true
+		}
+	}
+	return false
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token (a field name).

@@ -38,7 +38,7 @@ func TestAmbiguousFraming(t *testing.T) {
 		{"Host: a\r\nHost: b\r\n\r\n", true, true},
 		{"Host: a\r\n\n", true, true},
 	} {
-		if got, _ := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
+		if got, _, _ := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
 			t.Errorf("ambiguousFraming(%q, %v) = %v, want %v", c.raw, c.http11, got, c.want)
 		}
 	}
@@ -63,8 +63,20 @@ func TestAmbiguousFramingNotesMissingHost(t *testing.T) {
 		{"Host: a\r\nHost: b\r\n\r\n", true, false},
 		{"X-A: 1\n\r\n", true, false},
 	} {
-		if _, got := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
+		if _, got, _ := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
 			t.Errorf("ambiguousFraming(%q, %v) noHost = %v, want %v", c.raw, c.http11, got, c.want)
+		}
+	}
+}
+
+func TestListsClose(t *testing.T) {
+	for v, want := range map[string]bool{
+		"close": true, "Close": true, "CLOSE": true, "keep-alive, close": true, "TE,close": true,
+		" close ": true, "close,": true, "\tclose\t, x": true,
+		"": false, "keep-alive": false, "closed": false, "x-close": false, "clo se": false, ",,": false,
+	} {
+		if got := listsClose([]byte(v)); got != want {
+			t.Errorf("listsClose(%q) = %v, want %v", v, got, want)
 		}
 	}
 }
@@ -78,7 +90,7 @@ var appHeaderBlock = []byte("Host: api.example.com\r\nAuthorization: Bearer eyJh
 func BenchmarkAmbiguousFraming(b *testing.B) {
 	b.SetBytes(int64(len(appHeaderBlock)))
 	for b.Loop() {
-		if ambiguous, noHost := ambiguousFraming(appHeaderBlock, true); ambiguous || noHost {
+		if ambiguous, noHost, closeAsked := ambiguousFraming(appHeaderBlock, true); ambiguous || noHost || closeAsked {
 			b.Fatal("refused an app's header block")
 		}
 	}

@@ -62,8 +62,9 @@ type hookState struct {
 
 // holdHeaders is the server's HeaderReceived hook; bodyLimit is the
 // server's. It changes nothing of how the request is read, but for a
-// connection to close after an ambiguous header block or a chunked body,
-// and for a body announced over the limit (see refuseContinue).
+// connection to close after an ambiguous header block, a chunked body or
+// a request that lists the close option, and for a body announced over
+// the limit (see refuseContinue).
 func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
@@ -74,8 +75,9 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfi
 	hs.seen = true
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
-	hs.ambiguous, hs.noHost = ambiguousFraming(raw, h.IsHTTP11())
-	if hs.ambiguous {
+	var closeAsked bool
+	hs.ambiguous, hs.noHost, closeAsked = ambiguousFraming(raw, h.IsHTTP11())
+	if hs.ambiguous || closeAsked {
 		h.SetConnectionClose()
 	}
 	n := h.ContentLength()

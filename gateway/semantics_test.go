@@ -42,6 +42,9 @@ func rawExchange(t *testing.T, r *mixRig, raw string, wait time.Duration) (answe
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.Close { // net/http takes Connection: close out of the header
+			resp.Header.Set("Connection", "close")
+		}
 		answers = append(answers, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body})
 	}
 }
@@ -374,4 +377,40 @@ func countOf(list []string, s string) (n int) {
 		}
 	}
 	return n
+}
+
+// A close option anywhere in Connection, in any case, on any of its lines,
+// ends the connection after the answer, which says so (RFC 9112 section
+// 9.6: a server MUST close it); fasthttp only heard a lone "close".
+func TestConnectionCloseOption(t *testing.T) {
+	r := newMixRig(t)
+	next := "GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	for _, c := range []struct {
+		name, lines string
+		close       bool
+	}{
+		{"close", "Connection: close\r\n", true},
+		{"Close", "Connection: Close\r\n", true},
+		{"in a list", "Connection: keep-alive, close\r\n", true},
+		{"in a list, no spaces", "Connection: TE,close\r\n", true},
+		{"on the first of two lines", "Connection: close\r\nConnection: keep-alive\r\n", true},
+		{"on the second of two lines", "Connection: keep-alive\r\nConnection: close\r\n", true},
+		{"keep-alive", "Connection: keep-alive\r\n", false},
+		{"a longer token", "Connection: closed, x-close\r\n", false},
+		{"none", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := rawExchange(t, r, "GET /nosuch HTTP/1.1\r\nHost: gw\r\n"+c.lines+"\r\n"+next, 500*time.Millisecond)
+			want := 2
+			if c.close {
+				want = 1
+			}
+			if len(answers) != want || closed != c.close {
+				t.Fatalf("%d answers, closed %v; want %d, closed %v", len(answers), closed, want, c.close)
+			}
+			if got := answers[0].header.Get("Connection"); c.close && !strings.EqualFold(got, "close") {
+				t.Fatalf("Connection %q on the last answer, want close", got)
+			}
+		})
+	}
 }
