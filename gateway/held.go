@@ -26,8 +26,9 @@ import (
 // fields, which fasthttp adds to the header list after the body, can be
 // told apart from headers (sentTrailers).
 //
-// And it refuses a header block whose framing is ambiguous, and notes an
-// HTTP/1.1 one without Host (framing.go).
+// And it refuses a header block whose framing is ambiguous, notes an
+// HTTP/1.1 one without Host, and closes the connection after a request
+// that lists the close option fasthttp does not hear (framing.go).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
