@@ -43,17 +43,14 @@ import (
 // which RFC 9112 section 3.2 tells a server to answer 400: a request with
 // a sound framing, so it is refused in the caller's language and its
 // connection kept (requestWithoutHost). An empty Host counts as present:
-// the RFC allows one. And it reports whether a Connection line lists the
-// close option (closeAsked): fasthttp closes only for a line that is
-// exactly "close", the last of them, while RFC 9112 section 9.6 has a
-// server close after answering any request that lists it ("Close",
-// "keep-alive, close").
-func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost, closeAsked bool) {
+// the RFC allows one. And it reports what fasthttp reads of the block
+// more narrowly than the RFC does (framingFacts).
+func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts framingFacts) {
 	var contentLengths, transferEncodings, hosts int
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 1 || raw[i-1] != '\r' {
-			return true, false, false // a bare LF (or a block that does not end)
+			return true, false, facts // a bare LF (or a block that does not end)
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
@@ -62,10 +59,10 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost, closeAsked bo
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !isToken(name) {
-			return true, false, false // also obs-fold: a line starting with SP or HTAB
+			return true, false, facts // also obs-fold: a line starting with SP or HTAB
 		}
 		if hasControl(value) {
-			return true, false, false // CR, NUL, other controls
+			return true, false, facts // CR, NUL, other controls
 		}
 		switch len(name) {
 		case len(fasthttp.HeaderContentLength):
@@ -76,7 +73,7 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost, closeAsked bo
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) {
 				transferEncodings++
 				if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
-					return true, false, false // another coding, a list, or empty
+					return true, false, facts // another coding, a list, or empty
 				}
 			}
 		case len(fasthttp.HeaderHost):
@@ -84,8 +81,12 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost, closeAsked bo
 				hosts++
 			}
 		case len(fasthttp.HeaderConnection):
-			if !closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
-				closeAsked = listsClose(value)
+			if !facts.closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
+				facts.closeAsked = listsClose(value)
+			}
+		case len(fasthttp.HeaderExpect):
+			if bytes.EqualFold(name, []byte(fasthttp.HeaderExpect)) {
+				facts.expectsContinue = bytes.EqualFold(bytes.Trim(value, " \t"), []byte("100-continue"))
 			}
 		}
 	}
@@ -93,7 +94,23 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost, closeAsked bo
 		contentLengths > 0 && transferEncodings > 0 ||
 		transferEncodings > 0 && !http11 ||
 		hosts > 1
-	return ambiguous, !ambiguous && http11 && hosts == 0, closeAsked
+	return ambiguous, !ambiguous && http11 && hosts == 0, facts
+}
+
+// framingFacts are what a header block asks that fasthttp does not hear.
+type framingFacts struct {
+	// closeAsked: a Connection line lists the close option. fasthttp
+	// closes only for a line that is exactly "close", the last of them,
+	// while RFC 9112 section 9.6 has a server close after answering any
+	// request that lists it ("Close", "keep-alive, close").
+	closeAsked bool
+	// expectsContinue: the (last) Expect is 100-continue in any spelling.
+	// fasthttp takes only the exact "100-continue" (not "100-Continue",
+	// nor one with trailing whitespace), while expectations compare
+	// case-insensitively (RFC 9110 section 10.1.1), and a client left
+	// without its 100 waits before it sends the body. The hook writes the
+	// value as fasthttp reads it.
+	expectsContinue bool
 }
 
 // listsClose reports whether a Connection value lists the close option

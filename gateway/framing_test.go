@@ -69,6 +69,17 @@ func TestAmbiguousFramingNotesMissingHost(t *testing.T) {
 	}
 }
 
+func TestAmbiguousFramingHearsContinue(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"Expect: 100-continue\r\n\r\n": true, "expect:100-Continue\r\n\r\n": true, "Expect: 100-CONTINUE \t\r\n\r\n": true,
+		"Expect: 100-continue, x\r\n\r\n": false, "Expect: 200-continue\r\n\r\n": false, "Expects: 100-continue\r\n\r\n": false, "": false,
+	} {
+		if _, _, facts := ambiguousFraming([]byte(raw), true); facts.expectsContinue != want {
+			t.Errorf("ambiguousFraming(%q) expectsContinue = %v, want %v", raw, facts.expectsContinue, want)
+		}
+	}
+}
+
 func TestListsClose(t *testing.T) {
 	for v, want := range map[string]bool{
 		"close": true, "Close": true, "CLOSE": true, "keep-alive, close": true, "TE,close": true,
@@ -90,7 +101,7 @@ var appHeaderBlock = []byte("Host: api.example.com\r\nAuthorization: Bearer eyJh
 func BenchmarkAmbiguousFraming(b *testing.B) {
 	b.SetBytes(int64(len(appHeaderBlock)))
 	for b.Loop() {
-		if ambiguous, noHost, closeAsked := ambiguousFraming(appHeaderBlock, true); ambiguous || noHost || closeAsked {
+		if ambiguous, noHost, facts := ambiguousFraming(appHeaderBlock, true); ambiguous || noHost || facts != (framingFacts{}) {
 			b.Fatal("refused an app's header block")
 		}
 	}

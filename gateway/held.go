@@ -27,8 +27,8 @@ import (
 // told apart from headers (sentTrailers).
 //
 // And it refuses a header block whose framing is ambiguous, notes an
-// HTTP/1.1 one without Host, and closes the connection after a request
-// that lists the close option fasthttp does not hear (framing.go).
+// HTTP/1.1 one without Host, and makes fasthttp hear a close option or a
+// 100-continue expectation in the spellings it misses (framing.go).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -64,8 +64,9 @@ type hookState struct {
 // holdHeaders is the server's HeaderReceived hook; bodyLimit is the
 // server's. It changes nothing of how the request is read, but for a
 // connection to close after an ambiguous header block, a chunked body or
-// a request that lists the close option, and for a body announced over
-// the limit (see refuseContinue).
+// a request that lists the close option, for a 100-continue expectation
+// spelled otherwise to be heard, and for a body announced over the limit
+// (see refuseContinue).
 func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
@@ -76,10 +77,13 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfi
 	hs.seen = true
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
-	var closeAsked bool
-	hs.ambiguous, hs.noHost, closeAsked = ambiguousFraming(raw, h.IsHTTP11())
-	if hs.ambiguous || closeAsked {
+	var facts framingFacts
+	hs.ambiguous, hs.noHost, facts = ambiguousFraming(raw, h.IsHTTP11())
+	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
+	}
+	if facts.expectsContinue {
+		h.Set(fasthttp.HeaderExpect, "100-continue")
 	}
 	n := h.ContentLength()
 	if n > bodyLimit {

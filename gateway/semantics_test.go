@@ -414,3 +414,47 @@ func TestConnectionCloseOption(t *testing.T) {
 		})
 	}
 }
+
+// An expectation is compared case-insensitively (RFC 9110 section 10.1.1):
+// "100-Continue" is told to go on, as "100-continue" is, instead of being
+// left to wait for a 100 that fasthttp, which heard only the lower-case
+// spelling, never sent.
+func TestExpectContinueAnyCase(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	payload := `{"username":"freshname"}`
+	for _, expect := range []string{"100-Continue", "100-CONTINUE", " 100-continue\t"} {
+		t.Run(expect, func(t *testing.T) {
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+				"\r\nContent-Type: application/json\r\nExpect:" + expect + "\r\nContent-Length: " + strconv.Itoa(len(payload)) + "\r\n\r\n"
+			if _, err := io.WriteString(conn, head); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+			br := bufio.NewReader(conn)
+			line, err := br.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+				t.Fatalf("first line %q (%v), want 100 Continue before the body", line, err)
+			}
+			if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+				t.Fatalf("100 Continue followed by %q", blank)
+			}
+			if _, err := io.WriteString(conn, payload); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d after the body, want 200", resp.StatusCode)
+			}
+		})
+	}
+}
