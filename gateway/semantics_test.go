@@ -458,3 +458,45 @@ func TestExpectContinueAnyCase(t *testing.T) {
 		})
 	}
 }
+
+// No spelling of a route's path reaches its handler around its policy,
+// its authentication or its rate limits: a variant the router takes
+// (trailing slash, absolute-form, another Host) runs the route's whole
+// endpoint; any other (percent-encoded, doubled or dot segments, another
+// case, ";" parameters) is no route's. Each is asked by a caller the
+// route refuses: none may be a 200.
+func TestPathVariantsKeepTheirPolicy(t *testing.T) {
+	r := newMixRig(t)
+	ids := r.users(t, 1)
+	user := "Authorization: Bearer " + r.token(t, ids[0]) + "\r\n" // no admin role
+	admin := []string{"/api/admin/v1/users/search", "/api/admin/v1/users/" + ids[0]}
+	me := "/api/v1/users/me"
+	var lines []string
+	for _, p := range append(admin, me) {
+		rest := strings.TrimPrefix(p, "/api/")
+		for _, v := range []string{
+			p, p + "/", p + "//", "/" + p, "/api//" + rest, strings.ToUpper(p), "/api/./" + rest, "/api/x/../" + rest,
+			"/api/%2e/" + rest, "/api%2F" + rest, p + ";x=1", "/api;x/" + rest, p[:len(p)-1] + "%" + strings.ToUpper(strconv.FormatInt(int64(p[len(p)-1]), 16)),
+			"http://gw" + p, "http://other.example" + p, "HTTP://GW" + p, p + "?x=1", p + "%20", p + "%00",
+		} {
+			lines = append(lines, v)
+		}
+	}
+	for _, target := range lines {
+		for _, method := range []string{"GET", "HEAD"} {
+			auth := user
+			if strings.Contains(target, "users/me") || strings.Contains(target, "USERS/ME") || strings.Contains(target, "users/m%") {
+				auth = "" // the profile without a token
+			}
+			answers, _ := rawExchange(t, r, method+" "+target+" HTTP/1.1\r\nHost: gw\r\nX-Platform: admin\r\n"+auth+"\r\n", 300*time.Millisecond)
+			if len(answers) == 0 {
+				t.Fatalf("%s %s: no answer", method, target)
+			}
+			switch a := answers[0]; a.status {
+			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusBadRequest:
+			default:
+				t.Errorf("%s %s: %d, want it refused (401, 403) or no route's (404, 400)", method, target, a.status)
+			}
+		}
+	}
+}
