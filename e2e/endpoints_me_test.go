@@ -141,10 +141,14 @@ func TestEndpointsMeUnknownSubject(t *testing.T) {
 		store.Reset(t)
 		epFails(t, func(lang string) *Response {
 			r := gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(tok), Lang(lang))
-			for _, h := range []string{"ETag", "X-Partial-Response", "Cache-Control"} {
+			for _, h := range []string{"ETag", "X-Partial-Response"} {
 				if v := r.Header.Get(h); v != "" {
 					t.Fatalf("a 404 carries %s: %q", h, v)
 				}
+			}
+			// Heuristically cacheable otherwise (RFC 9111 section 4.2.2).
+			if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Fatalf("a 404 with Cache-Control %q, want no-store", cc)
 			}
 			return r
 		}, http.StatusNotFound, "Resource not found")

@@ -558,6 +558,8 @@ func TestEndpointsSearchParameters(t *testing.T) {
 	}
 	const (
 		once     = "query must be given once"
+		pageOnce = "page must be given once"
+		limOnce  = "limit must be given once"
 		badLimit = "limit must be a whole number between 1 and 50"
 		badPage  = "page must be a whole number of at least 1"
 		tooFar   = "page is too far: at most the first 10000 results can be fetched"
@@ -574,6 +576,14 @@ func TestEndpointsSearchParameters(t *testing.T) {
 		{"query=sukru&query=isik", once},
 		{"q=sukru&q=sukru", once},
 		{"query=&q=sukru", once},
+		// Like query: which of two a server takes differs, so neither is.
+		{"page=1&page=2", pageOnce},
+		{"page=2&page=2", pageOnce},
+		{"page=&page=2", pageOnce},
+		{"query=sukru&page=1&limit=5&page=9", pageOnce},
+		{"limit=10&limit=20", limOnce},
+		{"limit=10&limit=10", limOnce},
+		{"limit=10&limit", limOnce},
 		{"limit=51", badLimit},
 		{"limit=100", badLimit},
 		{"limit=0", badLimit},

@@ -53,6 +53,8 @@ var epTR = map[string]string{
 	"query contains invalid characters":                                             "Arama metni geçersiz karakterler içeriyor",
 	"query must be at most 100 characters long":                                     "Arama metni en fazla 100 karakter olabilir",
 	"query must be given once":                                                      "Arama metni yalnızca bir kez verilmelidir",
+	"page must be given once":                                                       "page yalnızca bir kez verilmelidir",
+	"limit must be given once":                                                      "limit yalnızca bir kez verilmelidir",
 	"query must have at most 8 words":                                               "Arama metni en fazla 8 kelime içerebilir",
 	"user id is not valid":                                                          "Kullanıcı kimliği geçerli değil",
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -88,22 +89,31 @@ func fndResign(t *testing.T, tok, sub string) string {
 	return strings.Join(parts, ".")
 }
 
-// fndUnauthorized checks the one 401 every rejection gets, in English and
-// (asked again) in Turkish.
-func fndUnauthorized(t *testing.T, gw *Gateway, opts ...ReqOpt) {
+// The two challenges of a 401 (RFC 6750 section 3.1): a request without a
+// bearer token gets the scheme and realm alone; one whose token was
+// refused, for whatever reason, gets error="invalid_token" and nothing
+// about why.
+const (
+	fndNoToken      = `Bearer realm="api"`
+	fndInvalidToken = `Bearer realm="api", error="invalid_token"`
+)
+
+// fndUnauthorized checks the 401 every rejection gets, with the challenge
+// it names, in English and (asked again) in Turkish.
+func fndUnauthorized(t *testing.T, gw *Gateway, challenge string, opts ...ReqOpt) {
 	t.Helper()
 	r := gw.Do(t, http.MethodGet, "/api/v1/users/me", opts...)
 	fndOnly(t, r, http.StatusUnauthorized, "Authentication required")
-	if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="api"` {
-		t.Fatalf("WWW-Authenticate %q, want exactly Bearer realm=\"api\" (nothing about why)", got)
+	if got := r.Header.Get("WWW-Authenticate"); got != challenge {
+		t.Fatalf("WWW-Authenticate %q, want exactly %s (nothing about why)", got, challenge)
 	}
-	if cc := r.Header.Get("Cache-Control"); cc != "" && !strings.Contains(cc, "no-store") {
-		t.Fatalf("a 401 is cacheable: Cache-Control %q", cc)
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("a 401 with Cache-Control %q, want no-store: no cache may answer with it later", cc)
 	}
 	r = gw.Do(t, http.MethodGet, "/api/v1/users/me", append(opts, Lang("tr"))...)
 	fndOnly(t, r, http.StatusUnauthorized, "Kimlik doğrulaması gerekli")
-	if r.Header.Get("WWW-Authenticate") == "" {
-		t.Fatal("no WWW-Authenticate on the Turkish 401")
+	if got := r.Header.Get("WWW-Authenticate"); got != challenge {
+		t.Fatalf("WWW-Authenticate %q on the Turkish 401, want %s", got, challenge)
 	}
 }
 
@@ -188,6 +198,12 @@ func TestFoundationAuthClaimsReachTheStoreUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// fndWithoutToken names the cases of TestFoundationAuthRejections that
+// carry no bearer token: no header, an empty one, the scheme alone, or
+// another scheme (RFC 6750: no error code for them).
+var fndWithoutToken = []string{"no Authorization header", "empty Authorization header",
+	"Bearer with nothing", "Bearer alone", "Basic scheme", "Basic scheme with a JWT"}
 
 // Every rejection: the same 401, WWW-Authenticate, and no call reaching
 // the store.
@@ -284,7 +300,11 @@ func TestFoundationAuthRejections(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			fndUnauthorized(t, gw, c.opts...)
+			challenge := fndInvalidToken
+			if slices.Contains(fndWithoutToken, c.name) {
+				challenge = fndNoToken
+			}
+			fndUnauthorized(t, gw, challenge, c.opts...)
 			if n := store.Total(t); n != 0 {
 				t.Fatalf("a rejected token reached the store (%d calls)", n)
 			}
@@ -349,8 +369,8 @@ func TestFoundationAuthKeyRotation(t *testing.T) {
 			fndAfterKIDInterval()
 			gw.Do(t, http.MethodGet, "/api/v1/users/me",
 				Bearer(fndMint(t, idp.Provider, devidp.MintClaims{}, devidp.WithAlgorithm(alg)))).Data(t, nil)
-			fndUnauthorized(t, gw, Bearer(old))
-			fndUnauthorized(t, gw, Bearer(fndMint(t, idp.Provider, devidp.MintClaims{}, devidp.WithProviderKey(newKID), devidp.WithKeyID(oldKID))))
+			fndUnauthorized(t, gw, fndInvalidToken, Bearer(old))
+			fndUnauthorized(t, gw, fndInvalidToken, Bearer(fndMint(t, idp.Provider, devidp.MintClaims{}, devidp.WithProviderKey(newKID), devidp.WithKeyID(oldKID))))
 			gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(fresh)).Data(t, nil)
 		})
 	}
@@ -452,8 +472,8 @@ func fndUnavailableUntilJWKS(t *testing.T, gw *Gateway, store *Store, idp *IdP, 
 	fndOnly(t, gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(tok), JSONBody(`{"username":"waiting"}`)),
 		http.StatusServiceUnavailable, "Authentication is temporarily unavailable, please try again later")
 	// Without a token (or with junk) the answer is 401 whatever the keys.
-	fndUnauthorized(t, gw)
-	fndUnauthorized(t, gw, Bearer("junk"))
+	fndUnauthorized(t, gw, fndNoToken)
+	fndUnauthorized(t, gw, fndInvalidToken, Bearer("junk"))
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("the store was called %d times without verified callers", n)
 	}

@@ -108,7 +108,10 @@ func TestFoundationFramingAmbiguousRefused(t *testing.T) {
 		{"Content-Length", post + cl + "\r\n" + body, http.StatusOK},
 		{"Content-Length with leading zeros", post + "Content-Length: 000" + fmt.Sprint(len(body)) + "\r\n\r\n" + body, http.StatusOK},
 		{"HTTP/1.0 keep-alive", "GET /api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\n" + auth + "\r\n", http.StatusOK},
-		{"no headers at all", "GET /api/v1/users/nosuch HTTP/1.1\r\n\r\n", http.StatusNotFound},
+		// RFC 9112 section 3.2: HTTP/1.1 requires Host, a 400 whose
+		// framing is sound; HTTP/1.0 does not.
+		{"no headers at all", "GET /api/v1/users/nosuch HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"HTTP/1.0 without Host", "GET /api/v1/users/nosuch HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", http.StatusNotFound},
 		{"a value with obs-text and a tab", get + "X-Thing: caf\xc3\xa9\tb\r\n\r\n", http.StatusOK},
 	} {
 		t.Run(c.name, func(t *testing.T) {

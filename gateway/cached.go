@@ -85,10 +85,18 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 	if clientMaxAge > 0 {
 		// A client may keep the answer: its cache, keyed by the URL, must
 		// not give it to another user, language or platform (added to
-		// CORS's Vary: Origin, on the 304 too).
-		h.Add(fiber.HeaderVary, varyClientContext)
+		// CORS's Vary: Origin, on the 304 too). On a platform with CORS,
+		// the answer depends on Origin also when the request sent none
+		// (CORS only sets Vary for a request with one): a copy kept
+		// without Access-Control-Allow-Origin must not answer the web
+		// app's cross-origin fetch.
+		vary := varyClientContext
+		if len(rq.headers.origin) == 0 && rq.policy.CORS() != nil {
+			vary = varyClientContextOrigin
+		}
+		h.Add(fiber.HeaderVary, vary)
 	}
-	if matchesETag(rq.headers.ifNoneMatch, e.ETag()) {
+	if notModified(c, rq, e.ETag()) {
 		// 304 carries no body by definition: the one response that is
 		// not an envelope.
 		c.Response().ResetBody()
@@ -106,6 +114,10 @@ var cacheControlNoStore = "private, no-store"
 // display) and the platform (which fields).
 const varyClientContext = "Authorization, X-Language, Accept-Language, X-Platform"
 
+// varyClientContextOrigin is varyClientContext with Origin, for a request
+// without one on a platform with CORS.
+const varyClientContextOrigin = varyClientContext + ", Origin"
+
 // cacheControl: personalised or short-lived answers are private; max-age 0
 // means the client must not store them.
 func cacheControl(maxAge time.Duration) string {
@@ -113,6 +125,22 @@ func cacheControl(maxAge time.Duration) string {
 		return cacheControlNoStore
 	}
 	return "private, max-age=" + strconv.Itoa(int(maxAge/time.Second))
+}
+
+// notModified reports whether the request's If-None-Match lists etag (or
+// "*") on any of its lines.
+func notModified(c *fiber.Ctx, rq *request, etag string) bool {
+	if matchesETag(rq.headers.ifNoneMatch, etag) {
+		return true
+	}
+	if rq.headers.moreIfNoneMatch {
+		for _, line := range c.Request().Header.PeekAll(fiber.HeaderIfNoneMatch)[1:] {
+			if matchesETag(line, etag) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // matchesETag implements If-None-Match for GET: "*", or a list of entity

@@ -69,9 +69,14 @@ func writeEnvelopeTail(resp *fasthttp.Response) {
 }
 
 // writeErrors answers a failure envelope; status is also the HTTP status.
+// No cache may keep it: a 404 is cacheable by default (RFC 9111 section
+// 4.2.2), and a 401, 403 or 429 kept by an app's or a proxy's cache would
+// answer the next request, with a fresh token or after the limit's window,
+// wrongly.
 func writeErrors(resp *fasthttp.Response, status int, messages ...string) {
 	resp.SetStatusCode(status)
 	resp.Header.SetContentTypeBytes(contentTypeJSON)
+	setCanonical(&resp.Header, hdrCacheControl, "no-store")
 	if len(messages) == 0 {
 		messages = []string{statusMessage(status).text(0)}
 	}

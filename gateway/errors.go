@@ -82,7 +82,13 @@ func (s *Server) writeError(c *fiber.Ctx, rq *request, err error) {
 		}
 		writeErrors(resp, ae.status, texts...)
 	case errors.Is(err, auth.ErrUnauthenticated):
-		resp.Header.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="api"`)
+		// RFC 6750 section 3.1: error="invalid_token" tells a client that
+		// sent a token to get a new one; never why it was refused.
+		challenge := `Bearer realm="api"`
+		if auth.TokenRefused(err) {
+			challenge = `Bearer realm="api", error="invalid_token"`
+		}
+		resp.Header.Set(fiber.HeaderWWWAuthenticate, challenge)
 		writeErrors(resp, fiber.StatusUnauthorized, msgAuthRequired.text(lang))
 	case errors.Is(err, auth.ErrKeysUnavailable):
 		resp.Header.Set(fiber.HeaderRetryAfter, "2")
@@ -223,8 +229,9 @@ func (s *Server) readFailed(ctx *fasthttp.RequestCtx, err error) {
 // writeUnroutedError answers a request the edge never saw (an
 // unknown method, a body over the limit, an unparsable request).
 // headersRead says whether the request's header block was parsed in full:
-// only then are its language and a sane X-Request-Id honoured.
-func writeUnroutedError(resp *fasthttp.Response, h *fasthttp.RequestHeader, status int, headersRead bool) {
+// only then are its language and a sane X-Request-Id honoured. details
+// follow the status's message.
+func writeUnroutedError(resp *fasthttp.Response, h *fasthttp.RequestHeader, status int, headersRead bool, details ...msg) {
 	id, lang := "", clientctx.LanguageEN
 	if headersRead {
 		if v := h.Peek(fiber.HeaderXRequestID); saneRequestID(v) {
@@ -236,7 +243,16 @@ func writeUnroutedError(resp *fasthttp.Response, h *fasthttp.RequestHeader, stat
 		id = newRequestID()
 	}
 	resp.Header.Set(fiber.HeaderXRequestID, id)
-	writeErrors(resp, status, statusMessage(status).text(lang))
+	if len(details) == 0 {
+		writeErrors(resp, status, statusMessage(status).text(lang))
+		return
+	}
+	texts := make([]string, 0, 1+len(details))
+	texts = append(texts, statusMessage(status).text(lang))
+	for _, d := range details {
+		texts = append(texts, d.text(lang))
+	}
+	writeErrors(resp, status, texts...)
 }
 
 func causeText(err error) string {

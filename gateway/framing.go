@@ -38,13 +38,19 @@ import (
 // ambiguousFraming reports whether a request's header block (raw: its
 // header lines as received, with the blank line that ends them; empty when
 // there were none) breaks one of the rules above. http11 is whether the
-// request is HTTP/1.1.
-func ambiguousFraming(raw []byte, http11 bool) bool {
+// request is HTTP/1.1. The same pass reports, for a block that is not
+// ambiguous, whether an HTTP/1.1 request lacks the Host field (noHost),
+// which RFC 9112 section 3.2 tells a server to answer 400: a request with
+// a sound framing, so it is refused in the caller's language and its
+// connection kept (requestWithoutHost). An empty Host counts as present:
+// the RFC allows one. And it reports what fasthttp reads of the block
+// more narrowly than the RFC does (framingFacts).
+func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts framingFacts) {
 	var contentLengths, transferEncodings, hosts int
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 1 || raw[i-1] != '\r' {
-			return true // a bare LF (or a block that does not end)
+			return true, false, facts // a bare LF (or a block that does not end)
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
@@ -53,10 +59,10 @@ func ambiguousFraming(raw []byte, http11 bool) bool {
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !isToken(name) {
-			return true // also obs-fold: a line starting with SP or HTAB
+			return true, false, facts // also obs-fold: a line starting with SP or HTAB
 		}
 		if hasControl(value) {
-			return true // CR, NUL, other controls
+			return true, false, facts // CR, NUL, other controls
 		}
 		switch len(name) {
 		case len(fasthttp.HeaderContentLength):
@@ -67,19 +73,57 @@ func ambiguousFraming(raw []byte, http11 bool) bool {
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) {
 				transferEncodings++
 				if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
-					return true // another coding, a list, or empty
+					return true, false, facts // another coding, a list, or empty
 				}
 			}
 		case len(fasthttp.HeaderHost):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderHost)) {
 				hosts++
 			}
+		case len(fasthttp.HeaderConnection):
+			if !facts.closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
+				facts.closeAsked = listsClose(value)
+			}
+		case len(fasthttp.HeaderExpect):
+			if bytes.EqualFold(name, []byte(fasthttp.HeaderExpect)) {
+				facts.expectsContinue = bytes.EqualFold(bytes.Trim(value, " \t"), []byte("100-continue"))
+			}
 		}
 	}
-	return contentLengths > 1 || transferEncodings > 1 ||
+	ambiguous = contentLengths > 1 || transferEncodings > 1 ||
 		contentLengths > 0 && transferEncodings > 0 ||
 		transferEncodings > 0 && !http11 ||
 		hosts > 1
+	return ambiguous, !ambiguous && http11 && hosts == 0, facts
+}
+
+// framingFacts are what a header block asks that fasthttp does not hear.
+type framingFacts struct {
+	// closeAsked: a Connection line lists the close option. fasthttp
+	// closes only for a line that is exactly "close", the last of them,
+	// while RFC 9112 section 9.6 has a server close after answering any
+	// request that lists it ("Close", "keep-alive, close").
+	closeAsked bool
+	// expectsContinue: the (last) Expect is 100-continue in any spelling.
+	// fasthttp takes only the exact "100-continue" (not "100-Continue",
+	// nor one with trailing whitespace), while expectations compare
+	// case-insensitively (RFC 9110 section 10.1.1), and a client left
+	// without its 100 waits before it sends the body. The hook writes the
+	// value as fasthttp reads it.
+	expectsContinue bool
+}
+
+// listsClose reports whether a Connection value lists the close option
+// (any case, with optional whitespace around the commas).
+func listsClose(value []byte) bool {
+	for len(value) > 0 {
+		var opt []byte
+		opt, value, _ = bytes.Cut(value, []byte{','})
+		if bytes.EqualFold(bytes.Trim(opt, " \t"), []byte("close")) {
+			return true
+		}
+	}
+	return false
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token (a field name).
@@ -167,6 +211,13 @@ var tokenChars = func() (t [128]bool) {
 func refusedFraming(ctx *fasthttp.RequestCtx) bool {
 	hs := handledHook(ctx)
 	return hs != nil && hs.ambiguous
+}
+
+// requestWithoutHost reports whether the request being handled is an
+// HTTP/1.1 one whose header block had no Host field (see ambiguousFraming).
+func requestWithoutHost(ctx *fasthttp.RequestCtx) bool {
+	hs := handledHook(ctx)
+	return hs != nil && hs.noHost
 }
 
 // requestLineStatus is the status that refuses a request line fasthttp

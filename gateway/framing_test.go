@@ -38,8 +38,56 @@ func TestAmbiguousFraming(t *testing.T) {
 		{"Host: a\r\nHost: b\r\n\r\n", true, true},
 		{"Host: a\r\n\n", true, true},
 	} {
-		if got := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
+		if got, _, _ := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
 			t.Errorf("ambiguousFraming(%q, %v) = %v, want %v", c.raw, c.http11, got, c.want)
+		}
+	}
+}
+
+// The pass that looks for ambiguous framing also notes an HTTP/1.1 block
+// without Host; an ambiguous block is refused for that, whatever its Host.
+func TestAmbiguousFramingNotesMissingHost(t *testing.T) {
+	for _, c := range []struct {
+		raw    string
+		http11 bool
+		want   bool
+	}{
+		{"", true, true},
+		{"\r\n", true, true},
+		{"X-Host: a\r\nHosts: b\r\n\r\n", true, true},
+		{"Host: a\r\n\r\n", true, false},
+		{"host: a\r\n\r\n", true, false},
+		{"HOST:\r\n\r\n", true, false}, // empty, but present
+		{"", false, false},
+		{"X-A: 1\r\n\r\n", false, false},
+		{"Host: a\r\nHost: b\r\n\r\n", true, false},
+		{"X-A: 1\n\r\n", true, false},
+	} {
+		if _, got, _ := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
+			t.Errorf("ambiguousFraming(%q, %v) noHost = %v, want %v", c.raw, c.http11, got, c.want)
+		}
+	}
+}
+
+func TestAmbiguousFramingHearsContinue(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"Expect: 100-continue\r\n\r\n": true, "expect:100-Continue\r\n\r\n": true, "Expect: 100-CONTINUE \t\r\n\r\n": true,
+		"Expect: 100-continue, x\r\n\r\n": false, "Expect: 200-continue\r\n\r\n": false, "Expects: 100-continue\r\n\r\n": false, "": false,
+	} {
+		if _, _, facts := ambiguousFraming([]byte(raw), true); facts.expectsContinue != want {
+			t.Errorf("ambiguousFraming(%q) expectsContinue = %v, want %v", raw, facts.expectsContinue, want)
+		}
+	}
+}
+
+func TestListsClose(t *testing.T) {
+	for v, want := range map[string]bool{
+		"close": true, "Close": true, "CLOSE": true, "keep-alive, close": true, "TE,close": true,
+		" close ": true, "close,": true, "\tclose\t, x": true,
+		"": false, "keep-alive": false, "closed": false, "x-close": false, "clo se": false, ",,": false,
+	} {
+		if got := listsClose([]byte(v)); got != want {
+			t.Errorf("listsClose(%q) = %v, want %v", v, got, want)
 		}
 	}
 }
@@ -53,7 +101,7 @@ var appHeaderBlock = []byte("Host: api.example.com\r\nAuthorization: Bearer eyJh
 func BenchmarkAmbiguousFraming(b *testing.B) {
 	b.SetBytes(int64(len(appHeaderBlock)))
 	for b.Loop() {
-		if ambiguousFraming(appHeaderBlock, true) {
+		if ambiguous, noHost, facts := ambiguousFraming(appHeaderBlock, true); ambiguous || noHost || facts != (framingFacts{}) {
 			b.Fatal("refused an app's header block")
 		}
 	}

@@ -14,11 +14,15 @@ import (
 // handled, never kept. The first of repeated headers counts, as with Peek,
 // but for traceparent: W3C Trace Context gives a repeated one no meaning, so
 // the request carries none that is valid (see repeatedTraceparent).
-// Multi-valued headers (Authorization, X-Forwarded-For) use PeekAll.
+// Multi-valued headers (Authorization, X-Forwarded-For) use PeekAll;
+// If-None-Match, a list whose repeated lines are one list (RFC 9110
+// section 5.3), is read here from its first line, and the rest are
+// looked up only when there are more (moreIfNoneMatch).
 type requestHeaders struct {
 	requestID, language, acceptLanguage, timezone, platform,
 	appVersion, deviceID, traceparent, origin, ifNoneMatch []byte
-	sawTraceparent bool
+	sawTraceparent, sawIfNoneMatch bool
+	moreIfNoneMatch                bool
 }
 
 // read fills h from the request's header block. fasthttp stores names in
@@ -52,6 +56,11 @@ func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
 		case "Origin":
 			dst = &h.origin
 		case "If-None-Match":
+			if h.sawIfNoneMatch {
+				h.moreIfNoneMatch = true
+				return
+			}
+			h.sawIfNoneMatch = true
 			dst = &h.ifNoneMatch
 		default:
 			return

@@ -22,6 +22,7 @@ func FuzzRequestHeaders(f *testing.F) {
 		"Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\ntraceparent: x\r\n",
 		"Traceparent: \r\n",
 		"Origin: https://app.example\r\nIf-None-Match: \"abc\"\r\nIf-None-Match: \"def\"\r\n",
+		"If-None-Match:\r\nIf-None-Match: \"def\"\r\nIf-None-Match: *\r\n",
 		"Accept-Language: tr-TR,tr;q=0.9\r\nX-Timezone: UTC+3\r\nX-App-Version: 1.2.3\r\nX-Device-Id: d:1\r\n",
 		"X-Request_Id: underscore\r\nX-Request-Id : space\r\n",
 		"X-Device-Id:   padded   \r\n",
@@ -36,6 +37,9 @@ func FuzzRequestHeaders(f *testing.F) {
 		}
 		var h requestHeaders
 		h.read(&rh)
+		if more := len(rh.PeekAll("If-None-Match")) > 1; h.moreIfNoneMatch != more {
+			t.Fatalf("%q: moreIfNoneMatch %v, want %v", block, h.moreIfNoneMatch, more)
+		}
 		for _, c := range []struct {
 			name string
 			got  []byte

@@ -26,7 +26,9 @@ import (
 // fields, which fasthttp adds to the header list after the body, can be
 // told apart from headers (sentTrailers).
 //
-// And it refuses a header block whose framing is ambiguous (framing.go).
+// And it refuses a header block whose framing is ambiguous, notes an
+// HTTP/1.1 one without Host, and makes fasthttp hear a close option or a
+// 100-continue expectation in the spellings it misses (framing.go).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -47,6 +49,8 @@ type hookState struct {
 	// ambiguous: the block's framing could be read differently by another
 	// parser (framing.go).
 	ambiguous bool
+	// noHost: an HTTP/1.1 block without a Host field (framing.go).
+	noHost bool
 	// fields is the number of header fields of a chunked request, -1 for
 	// any other (sentTrailers).
 	fields int
@@ -57,10 +61,13 @@ type hookState struct {
 	seen bool
 }
 
-// holdHeaders is the server's HeaderReceived hook. It changes nothing of
-// how the request is read, but for a connection to close after an
-// ambiguous header block or a chunked body.
-func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+// holdHeaders is the server's HeaderReceived hook; bodyLimit is the
+// server's. It changes nothing of how the request is read, but for a
+// connection to close after an ambiguous header block, a chunked body or
+// a request that lists the close option, for a 100-continue expectation
+// spelled otherwise to be heard, and for a body announced over the limit
+// (see refuseContinue).
+func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok {
@@ -70,11 +77,18 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	hs.seen = true
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
-	hs.ambiguous = ambiguousFraming(raw, h.IsHTTP11())
-	if hs.ambiguous {
+	var facts framingFacts
+	hs.ambiguous, hs.noHost, facts = ambiguousFraming(raw, h.IsHTTP11())
+	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
 	}
+	if facts.expectsContinue {
+		h.Set(fasthttp.HeaderExpect, "100-continue")
+	}
 	n := h.ContentLength()
+	if n > bodyLimit {
+		refuseContinue(h)
+	}
 	hs.fields = -1
 	if n == -1 {
 		// Chunked. fasthttp reads a chunk-size line leniently (whatever
@@ -102,6 +116,19 @@ func holdHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	*p = b
 	hs.held = p
 	return fasthttp.RequestConfig{}
+}
+
+// refuseContinue drops the Expect field of a request whose announced body
+// is over the limit. fasthttp answers Expect: 100-continue with 100
+// Continue before it looks at the length, and only then refuses the body
+// (413): the client is invited to send a body that is refused anyway, and
+// uploads it. Without the field, fasthttp refuses the length at once,
+// before reading a byte of the body, and the 413 envelope is the only
+// answer (RFC 9110 section 10.1.1: a server may answer with the final
+// status instead of 100). fasthttp's ContinueHandler could refuse the
+// body too, but only with a bare 417 and without the error handler.
+func refuseContinue(h *fasthttp.RequestHeader) {
+	h.Del(fasthttp.HeaderExpect)
 }
 
 // handledHook is the hook's state of the request being handled, nil when

@@ -47,6 +47,9 @@ const (
 	msgUserIDInvalid
 	msgUsernameTwice
 	msgQueryTooManyWords
+	msgHostRequired
+	msgPageTwice
+	msgLimitTwice
 
 	msgCount
 )
@@ -109,6 +112,12 @@ var catalog = [msgCount][2]string{
 		"Kullanıcı adı yalnızca bir kez verilmelidir"},
 	msgQueryTooManyWords: {"query must have at most %d words",
 		"Arama metni en fazla %d kelime içerebilir"},
+	msgHostRequired: {"the Host header is required",
+		"Host başlığı zorunludur"},
+	msgPageTwice: {"page must be given once",
+		"page yalnızca bir kez verilmelidir"},
+	msgLimitTwice: {"limit must be given once",
+		"limit yalnızca bir kez verilmelidir"},
 }
 
 // text returns the message in the caller's language.

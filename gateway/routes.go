@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strings"
+
 	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/policies"
 	"github.com/gofiber/fiber/v2"
@@ -35,7 +37,10 @@ func (s *Server) routes() {
 	app.Use(s.edged(unrouted))
 }
 
-// allowedMethods answers the Allow header of a 405 for the known paths.
+// allowedMethods answers the Allow header of a 405 for the known paths,
+// "" for any other. path is the target's path as sent, which is what the
+// router matches (Fiber routes on the undecoded path: "/api/v1/users/%6De"
+// and "//api/v1/users/me" are no route's).
 func allowedMethods(path string) string {
 	// Routing is not strict: the routes take trailing slashes too.
 	for len(path) > 1 && path[len(path)-1] == '/' {
@@ -47,7 +52,10 @@ func allowedMethods(path string) string {
 	case "/api/v2/users/search", "/api/v1/users/me", "/api/admin/v1/users/search":
 		return "GET, HEAD, OPTIONS"
 	}
-	if len(path) > len(adminUserPrefix) && path[:len(adminUserPrefix)] == adminUserPrefix {
+	// The :id parameter is one segment: "/api/admin/v1/users/a/b" is no
+	// route's path.
+	if len(path) > len(adminUserPrefix) && path[:len(adminUserPrefix)] == adminUserPrefix &&
+		strings.IndexByte(path[len(adminUserPrefix):], '/') < 0 {
 		return "GET, HEAD, OPTIONS"
 	}
 	return ""

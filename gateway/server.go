@@ -187,7 +187,10 @@ func New(d Deps) (*Server, error) {
 	// Fiber answers an unknown HTTP method itself in plain text; put the
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
-	s.app.Server().HeaderReceived = holdHeaders // held.go
+	bodyLimit := int(cfg.BodyLimit)
+	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		return holdHeaders(h, bodyLimit) // held.go
+	}
 	// Fiber calls a failed read of the client's connection a 502, the
 	// status of a failing user store (errors.go, readFailed).
 	fiberReadErrors := s.app.Server().ErrorHandler
@@ -221,6 +224,16 @@ func New(d Deps) (*Server, error) {
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
 		}
+		// An HTTP/1.1 request without Host (RFC 9112 section 3.2). Its
+		// framing is sound and its headers parsed: answered in the
+		// caller's language, and the connection kept.
+		if requestWithoutHost(ctx) {
+			bodyRead(ctx)
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, true, msgHostRequired)
+			s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
+			s.finishUnrouted(ctx, ctx.Time(), true)
+			return
+		}
 		if !knownMethod(ctx.Method()) {
 			bodyRead(ctx) // the handler runs: the body was read
 			// The headers were read: answer in the caller's language, keep
@@ -228,7 +241,7 @@ func New(d Deps) (*Server, error) {
 			// takes (RFC 9110 requires Allow on a 405); an unknown path is
 			// a 404, whatever the method.
 			status := fiber.StatusNotFound
-			if allow := allowedMethods(string(ctx.Path())); allow != "" {
+			if allow := allowedMethods(string(ctx.URI().PathOriginal())); allow != "" {
 				ctx.Response.Header.Set(fiber.HeaderAllow, allow)
 				status = fiber.StatusMethodNotAllowed
 			}

@@ -243,8 +243,32 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 			return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgQueryTooManyWords, maxQueryWords)
 		}
 	}
+	// page and limit, like query, are taken only when given once: of two
+	// values, a cache or proxy in front may read another than the gateway.
+	var (
+		page, limit   []byte
+		pages, limits int
+	)
+	args.VisitAll(func(k, v []byte) {
+		switch string(k) {
+		case "page":
+			if pages++; pages == 1 {
+				page = v
+			}
+		case "limit":
+			if limits++; limits == 1 {
+				limit = v
+			}
+		}
+	})
+	if pages > 1 {
+		return sp, validationError(msgPageTwice)
+	}
+	if limits > 1 {
+		return sp, validationError(msgLimitTwice)
+	}
 	sp.page = 1
-	if v := args.Peek("page"); len(v) > 0 || args.Has("page") {
+	if v := page; pages == 1 {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 {
 			return sp, validationError(msgPageInvalid)
@@ -253,7 +277,7 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 	}
 	sp.limit = p.DefaultPageSize()
 	max := p.MaxPageSize()
-	if v := args.Peek("limit"); len(v) > 0 || args.Has("limit") {
+	if v := limit; limits == 1 {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 || n > max {
 			return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgLimitInvalid, max)

@@ -82,8 +82,9 @@ func TestAuthenticateRefusesBadHeadersBeforeCrypto(t *testing.T) {
 		{"two empty headers", header("", ""), errManyHeaders},
 		{"empty value", header(""), errNoToken},
 		{"only spaces", header("   "), errNoToken},
-		{"scheme only", header("Bearer"), errShape},
-		{"scheme and spaces", header("Bearer    "), errShape},
+		{"scheme only", header("Bearer"), errNoToken},
+		{"scheme only, lower case", header("bearer"), errNoToken},
+		{"scheme and spaces", header("Bearer    "), errNoToken},
 		{"basic scheme", header("Basic dXNlcjpwYXNz"), errScheme},
 		{"token scheme", header("Token " + token), errScheme},
 		{"bearer lookalike", header("Bearer: " + token), errScheme},
@@ -110,6 +111,10 @@ func TestAuthenticateRefusesBadHeadersBeforeCrypto(t *testing.T) {
 			_, err := v.Authenticate(context.Background(), c.h)
 			if !errors.Is(err, ErrUnauthenticated) || !errors.Is(err, c.want) {
 				t.Fatalf("want %v, got %v", c.want, err)
+			}
+			// Only the absence of a bearer token is no refused token.
+			if want := c.want != errNoToken && c.want != errScheme; TokenRefused(err) != want {
+				t.Fatalf("TokenRefused(%v) = %v, want %v", err, !want, want)
 			}
 		})
 	}

@@ -1,6 +1,9 @@
 package auth
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+)
 
 // The Authorization header is checked here, byte by byte and without
 // allocating, so that junk is refused before any decoding or crypto.
@@ -39,7 +42,7 @@ func (v *Verifier) bearerToken(values [][]byte) ([]byte, error) {
 		return nil, errTooLong
 	}
 	h = trimOWS(h)
-	if len(h) == 0 {
+	if len(h) == 0 || isBearer(h) { // nothing, or the scheme alone
 		return nil, errNoToken
 	}
 	token := h
@@ -56,6 +59,18 @@ func (v *Verifier) bearerToken(values [][]byte) ([]byte, error) {
 		}
 	}
 	return token, nil
+}
+
+// TokenRefused reports whether err, a refusal of the Authorization header
+// (it wraps ErrUnauthenticated), is about a bearer token the request
+// carried: malformed, expired, for another audience, signed by a key not
+// in the set, or sent twice. It is false when there was no token: no
+// header, an empty one, the scheme alone, or credentials of another
+// scheme. RFC 6750 section 3.1 tells the two apart in the challenge: a
+// refused token is error="invalid_token", and a request without one gets
+// no error code (a client that did not know it had to authenticate).
+func TokenRefused(err error) bool {
+	return errors.Is(err, ErrUnauthenticated) && !errors.Is(err, errNoToken) && !errors.Is(err, errScheme)
 }
 
 // tokenShape refuses a token with a space inside or without exactly three

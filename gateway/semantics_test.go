@@ -1,0 +1,502 @@
+package gateway
+
+// HTTP semantics the gateway owes clients and intermediaries (RFC 9110,
+// 9111, 9112, 6750), through a real gateway on loopback and raw requests.
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/upstream/devidp"
+)
+
+// rawExchange writes raw on a new connection to the rig and reads the
+// answers until the connection is closed or stays quiet for wait; closed
+// says which. Every answer's body is read.
+func rawExchange(t *testing.T, r *mixRig, raw string, wait time.Duration) (answers []edgeAnswer, closed bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return answers, false
+			}
+			return answers, true
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Close { // net/http takes Connection: close out of the header
+			resp.Header.Set("Connection", "close")
+		}
+		answers = append(answers, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body})
+	}
+}
+
+// An HTTP/1.1 request without Host is a 400 (RFC 9112 section 3.2: a
+// server MUST), answered in the caller's language since its header block
+// parsed; the connection stays usable. HTTP/1.0 has no Host to require.
+func TestRequestWithoutHost(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	next := "GET /api/v1/users/nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	for _, c := range []struct {
+		name, raw string
+		status    int
+		msgs      []string
+	}{
+		{"HTTP/1.1 without Host", "GET /api/v1/users/me HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\nX-Language: tr\r\n\r\n",
+			http.StatusBadRequest, []string{"Doğrulama başarısız oldu", "Host başlığı zorunludur"}},
+		{"HTTP/1.1 without Host, unknown path", "GET /nosuch HTTP/1.1\r\n\r\n",
+			http.StatusBadRequest, []string{"Validation failed", "the Host header is required"}},
+		{"HTTP/1.1 without Host, absolute-form", "GET http://gw/api/v1/users/me HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+			http.StatusBadRequest, []string{"Validation failed", "the Host header is required"}},
+		{"HTTP/1.1 without Host, unknown method", "BREW /api/v1/users/me HTTP/1.1\r\n\r\n",
+			http.StatusBadRequest, []string{"Validation failed", "the Host header is required"}},
+		{"HTTP/1.1 with an empty Host", "GET /api/v1/users/me HTTP/1.1\r\nHost:\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+			http.StatusOK, nil},
+		{"HTTP/1.0 without Host", "GET /api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\nAuthorization: Bearer " + tok + "\r\n\r\n",
+			http.StatusOK, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := rawExchange(t, r, c.raw+next, 700*time.Millisecond)
+			if len(answers) != 2 || closed {
+				t.Fatalf("%d answers (closed %v), want 2 on a kept connection", len(answers), closed)
+			}
+			a := answers[0]
+			if c.msgs == nil {
+				if a.status != c.status {
+					t.Fatalf("status %d, want %d: %s", a.status, c.status, a.body)
+				}
+			} else {
+				edgeFailure(t, a, c.status, c.msgs...)
+			}
+			if answers[1].status != http.StatusNotFound {
+				t.Fatalf("the next request: %d, want 404", answers[1].status)
+			}
+		})
+	}
+}
+
+// A request that announces a body over the limit and asks to be told
+// before sending it (Expect: 100-continue) gets the 413 envelope at once,
+// in its language: a 100 Continue first would invite the client to send
+// a body that is refused anyway. One within the limit is still told to go
+// on, and served.
+func TestExpectContinueOverTheLimit(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+		"\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nX-Language: tr\r\n"
+
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, head+"Content-Length: 1000000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	edgeFailure(t, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body},
+		http.StatusRequestEntityTooLarge, "İstek gövdesi çok büyük")
+
+	// Within the limit: 100 Continue, then the answer once the body came.
+	conn2, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	payload := `{"username":"freshname"}`
+	if _, err := io.WriteString(conn2, head+"Content-Length: "+strconv.Itoa(len(payload))+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br2 := bufio.NewReader(conn2)
+	line, err := br2.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("first line %q (%v), want 100 Continue", line, err)
+	}
+	if blank, _ := br2.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("100 Continue followed by %q", blank)
+	}
+	if _, err := io.WriteString(conn2, payload); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(br2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d after the body, want 200", resp.StatusCode)
+	}
+}
+
+// Every error the gateway makes is Cache-Control: no-store: a 404 is
+// cacheable by default (RFC 9111 section 4.2.2), and a 401 or 429 reused
+// by a cache would answer later requests wrongly. Successes keep theirs.
+func TestErrorsAreNoStore(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	ghost := r.token(t, "00000000-0000-4000-8000-00000000dead")
+	bearer := "Authorization: Bearer " + tok + "\r\n"
+	for _, c := range []struct {
+		name, raw string
+		status    int
+		cc        string
+	}{
+		{"unknown path", "GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n", 404, "no-store"},
+		{"unknown user", "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + ghost + "\r\n\r\n", 404, "no-store"},
+		{"no token", "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n\r\n", 401, "no-store"},
+		{"wrong method", "DELETE /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 405, "no-store"},
+		{"unknown method", "BREW /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n\r\n", 405, "no-store"},
+		{"invalid page", "GET /api/v2/users/search?page=0 HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 400, "no-store"},
+		{"forbidden", "GET /api/admin/v1/users/search HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 403, "no-store"},
+		{"body too large", "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n" + bearer + "Content-Length: 100000\r\n\r\n", 413, "no-store"},
+		{"no Host", "GET /api/v1/users/me HTTP/1.1\r\n" + bearer + "\r\n", 400, "no-store"},
+		{"broken request line", "GET /a b HTTP/1.1\r\nHost: gw\r\n\r\n", 400, "no-store"},
+		{"search", "GET /api/v2/users/search?query=a HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 200, "private, max-age=15"},
+		{"profile", "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + bearer + "\r\n", 200, "private, no-store"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, c.raw, 500*time.Millisecond)
+			if len(answers) == 0 {
+				t.Fatal("no answer")
+			}
+			a := answers[0]
+			if a.status != c.status {
+				t.Fatalf("status %d, want %d: %s", a.status, c.status, a.body)
+			}
+			if got := a.header.Values("Cache-Control"); len(got) != 1 || got[0] != c.cc {
+				t.Fatalf("Cache-Control %q, want %q", got, c.cc)
+			}
+		})
+	}
+}
+
+// The 401's challenge (RFC 6750 section 3.1): without a bearer token, the
+// scheme and realm alone; with one that is refused, error="invalid_token"
+// too, and never a description of why.
+func TestUnauthorizedChallenge(t *testing.T) {
+	r := newMixRig(t)
+	sub := r.users(t, 1)[0]
+	mint := func(c devidp.MintClaims, opts ...devidp.MintOption) string {
+		if c.Subject == "" {
+			c.Subject = sub
+		}
+		if c.ExpiresAt.IsZero() {
+			c.ExpiresAt = time.Now().Add(time.Hour)
+		}
+		tok, err := r.idp.Mint(c, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	const (
+		none    = `Bearer realm="api"`
+		invalid = `Bearer realm="api", error="invalid_token"`
+	)
+	for _, c := range []struct {
+		name, auth, want string
+	}{
+		{"no Authorization", "", none},
+		{"empty Authorization", "Authorization: \r\n", none},
+		{"the scheme alone", "Authorization: Bearer\r\n", none},
+		{"the scheme and spaces", "Authorization: Bearer   \r\n", none},
+		{"another scheme", "Authorization: Basic dXNlcjpwYXNz\r\n", none},
+		{"expired", "Authorization: Bearer " + mint(devidp.MintClaims{IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour)}) + "\r\n", invalid},
+		{"expired, bare", "Authorization: " + mint(devidp.MintClaims{IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour)}) + "\r\n", invalid},
+		{"unknown key", "Authorization: Bearer " + mint(devidp.MintClaims{}, devidp.WithKeyID("rs256-0000000000000000")) + "\r\n", invalid},
+		{"wrong audience", "Authorization: Bearer " + mint(devidp.MintClaims{Audience: []string{"another-api"}}) + "\r\n", invalid},
+		{"junk", "Authorization: Bearer junk\r\n", invalid},
+		{"two headers", "Authorization: Bearer a.b.c\r\nAuthorization: Bearer a.b.c\r\n", invalid},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n"+c.auth+"\r\n", 500*time.Millisecond)
+			if len(answers) == 0 {
+				t.Fatal("no answer")
+			}
+			edgeFailure(t, answers[0], http.StatusUnauthorized, "Authentication required")
+			if got := answers[0].header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != c.want {
+				t.Fatalf("WWW-Authenticate %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// If-None-Match is a list, and repeated field lines are one list (RFC 9110
+// sections 5.3 and 13.1.2): the current tag on any line, in any spelling
+// the RFC allows, is a 304; no line holding it is the 200.
+func TestIfNoneMatchLines(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	get := "GET /api/v2/users/search?query=a HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n"
+	first, _ := rawExchange(t, r, get+"\r\n", 500*time.Millisecond)
+	if len(first) != 1 || first[0].status != http.StatusOK {
+		t.Fatalf("first search: %v", first)
+	}
+	etag := first[0].header.Get("Etag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	for _, c := range []struct {
+		name, lines string
+		status      int
+	}{
+		{"one line", "If-None-Match: " + etag + "\r\n", http.StatusNotModified},
+		{"a list", "If-None-Match: \"x\", " + etag + "\r\n", http.StatusNotModified},
+		{"weak, without spaces", "If-None-Match: \"x\",W/" + etag + "\r\n", http.StatusNotModified},
+		{"a tab", "If-None-Match: \"x\",\t" + etag + "\r\n", http.StatusNotModified},
+		{"star", "If-None-Match: *\r\n", http.StatusNotModified},
+		{"on the second line", "If-None-Match: \"x\"\r\nIf-None-Match: " + etag + "\r\n", http.StatusNotModified},
+		{"on the third line, weak", "If-None-Match: \"x\"\r\nIf-None-Match: \"y\", \"z\"\r\nif-none-match: W/" + etag + "\r\n", http.StatusNotModified},
+		{"after an empty line", "If-None-Match:\r\nIf-None-Match: " + etag + "\r\n", http.StatusNotModified},
+		{"star on the second line", "If-None-Match: \"x\"\r\nIf-None-Match: *\r\n", http.StatusNotModified},
+		{"on no line", "If-None-Match: \"x\"\r\nIf-None-Match: \"y\"\r\n", http.StatusOK},
+		{"unquoted", "If-None-Match: " + strings.Trim(etag, `"`) + "\r\n", http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, get+c.lines+"\r\n", 500*time.Millisecond)
+			if len(answers) != 1 || answers[0].status != c.status {
+				t.Fatalf("answers %v, want one %d", answers, c.status)
+			}
+			if c.status == http.StatusNotModified && (len(answers[0].body) != 0 || answers[0].header.Get("Etag") != etag) {
+				t.Fatalf("304 with body %q, ETag %q", answers[0].body, answers[0].header.Get("Etag"))
+			}
+		})
+	}
+}
+
+// A 405 is for a path some route takes (with Allow listing its methods);
+// any other path is a 404, whatever the method, also one the router never
+// sees (an unknown method): the same path must not be a 405 for BREW and
+// a 404 for DELETE.
+func TestMethodNotAllowedOnlyOnRoutedPaths(t *testing.T) {
+	r := newMixRig(t)
+	for _, c := range []struct {
+		line   string
+		status int
+		allow  string
+	}{
+		{"DELETE /api/admin/v1/users/a/b", 404, ""},
+		{"BREW /api/admin/v1/users/a/b", 404, ""},
+		{"BREW /api/admin/v1/users/a/b/", 404, ""},
+		{"BREW /api/v1/users/me/x", 404, ""},
+		// The router matches the target as sent: these are 404 for GET.
+		{"BREW /api/v1/users/%6De", 404, ""},
+		{"BREW //api/v1/users/me", 404, ""},
+		{"BREW /api/v1/users/x/../me", 404, ""},
+		{"BREW /api/admin/v1/users/a", 405, "GET, HEAD, OPTIONS"},
+		{"BREW /api/admin/v1/users/a/", 405, "GET, HEAD, OPTIONS"},
+		{"DELETE /api/admin/v1/users/a/", 405, "GET, HEAD, OPTIONS"},
+		{"BREW /api/v1/users/me/", 405, "GET, HEAD, OPTIONS"},
+		{"BREW /api/v1/users/check-username", 405, "POST, OPTIONS"},
+	} {
+		t.Run(c.line, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, c.line+" HTTP/1.1\r\nHost: gw\r\n\r\n", 500*time.Millisecond)
+			if len(answers) != 1 || answers[0].status != c.status {
+				t.Fatalf("answers %v, want one %d", answers, c.status)
+			}
+			if got := answers[0].header.Get("Allow"); got != c.allow {
+				t.Fatalf("Allow %q, want %q", got, c.allow)
+			}
+		})
+	}
+}
+
+// A search page a client may keep names in Vary every request header its
+// answer depends on. On a platform with CORS that includes Origin even
+// when the request sent none: the same URL fetched with the web app's
+// Origin carries Access-Control-Allow-Origin, and a browser must not
+// answer that fetch from a copy kept without it.
+func TestCacheableAnswersVaryOnOrigin(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	get := "GET /api/v2/users/search?query=a HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n"
+	for _, c := range []struct {
+		name, headers string
+		origin        bool
+	}{
+		{"web, no Origin", "", true},
+		{"web, the app's Origin", "Origin: http://localhost:3000\r\n", true},
+		{"web, another Origin", "Origin: http://evil.example\r\n", true},
+		{"mobile, no Origin", "X-Platform: ios\r\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, _ := rawExchange(t, r, get+c.headers+"\r\n", 500*time.Millisecond)
+			if len(answers) != 1 || answers[0].status != http.StatusOK {
+				t.Fatalf("answers %v", answers)
+			}
+			var names []string
+			for _, v := range answers[0].header.Values("Vary") {
+				for n := range strings.SplitSeq(v, ",") {
+					names = append(names, strings.TrimSpace(n))
+				}
+			}
+			for _, want := range []string{"Authorization", "X-Language", "Accept-Language", "X-Platform"} {
+				if !slices.Contains(names, want) {
+					t.Fatalf("Vary %q lacks %s", names, want)
+				}
+			}
+			if n := countOf(names, "Origin"); c.origin && n != 1 || !c.origin && n != 0 {
+				t.Fatalf("Vary %q names Origin %d times, want it %v", names, n, c.origin)
+			}
+		})
+	}
+}
+
+func countOf(list []string, s string) (n int) {
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
+}
+
+// A close option anywhere in Connection, in any case, on any of its lines,
+// ends the connection after the answer, which says so (RFC 9112 section
+// 9.6: a server MUST close it); fasthttp only heard a lone "close".
+func TestConnectionCloseOption(t *testing.T) {
+	r := newMixRig(t)
+	next := "GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	for _, c := range []struct {
+		name, lines string
+		close       bool
+	}{
+		{"close", "Connection: close\r\n", true},
+		{"Close", "Connection: Close\r\n", true},
+		{"in a list", "Connection: keep-alive, close\r\n", true},
+		{"in a list, no spaces", "Connection: TE,close\r\n", true},
+		{"on the first of two lines", "Connection: close\r\nConnection: keep-alive\r\n", true},
+		{"on the second of two lines", "Connection: keep-alive\r\nConnection: close\r\n", true},
+		{"keep-alive", "Connection: keep-alive\r\n", false},
+		{"a longer token", "Connection: closed, x-close\r\n", false},
+		{"none", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := rawExchange(t, r, "GET /nosuch HTTP/1.1\r\nHost: gw\r\n"+c.lines+"\r\n"+next, 500*time.Millisecond)
+			want := 2
+			if c.close {
+				want = 1
+			}
+			if len(answers) != want || closed != c.close {
+				t.Fatalf("%d answers, closed %v; want %d, closed %v", len(answers), closed, want, c.close)
+			}
+			if got := answers[0].header.Get("Connection"); c.close && !strings.EqualFold(got, "close") {
+				t.Fatalf("Connection %q on the last answer, want close", got)
+			}
+		})
+	}
+}
+
+// An expectation is compared case-insensitively (RFC 9110 section 10.1.1):
+// "100-Continue" is told to go on, as "100-continue" is, instead of being
+// left to wait for a 100 that fasthttp, which heard only the lower-case
+// spelling, never sent.
+func TestExpectContinueAnyCase(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	payload := `{"username":"freshname"}`
+	for _, expect := range []string{"100-Continue", "100-CONTINUE", " 100-continue\t"} {
+		t.Run(expect, func(t *testing.T) {
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+				"\r\nContent-Type: application/json\r\nExpect:" + expect + "\r\nContent-Length: " + strconv.Itoa(len(payload)) + "\r\n\r\n"
+			if _, err := io.WriteString(conn, head); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+			br := bufio.NewReader(conn)
+			line, err := br.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+				t.Fatalf("first line %q (%v), want 100 Continue before the body", line, err)
+			}
+			if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+				t.Fatalf("100 Continue followed by %q", blank)
+			}
+			if _, err := io.WriteString(conn, payload); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d after the body, want 200", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// No spelling of a route's path reaches its handler around its policy,
+// its authentication or its rate limits: a variant the router takes
+// (trailing slash, absolute-form, another Host) runs the route's whole
+// endpoint; any other (percent-encoded, doubled or dot segments, another
+// case, ";" parameters) is no route's. Each is asked by a caller the
+// route refuses: none may be a 200.
+func TestPathVariantsKeepTheirPolicy(t *testing.T) {
+	r := newMixRig(t)
+	ids := r.users(t, 1)
+	user := "Authorization: Bearer " + r.token(t, ids[0]) + "\r\n" // no admin role
+	admin := []string{"/api/admin/v1/users/search", "/api/admin/v1/users/" + ids[0]}
+	me := "/api/v1/users/me"
+	var lines []string
+	for _, p := range append(admin, me) {
+		rest := strings.TrimPrefix(p, "/api/")
+		for _, v := range []string{
+			p, p + "/", p + "//", "/" + p, "/api//" + rest, strings.ToUpper(p), "/api/./" + rest, "/api/x/../" + rest,
+			"/api/%2e/" + rest, "/api%2F" + rest, p + ";x=1", "/api;x/" + rest, p[:len(p)-1] + "%" + strings.ToUpper(strconv.FormatInt(int64(p[len(p)-1]), 16)),
+			"http://gw" + p, "http://other.example" + p, "HTTP://GW" + p, p + "?x=1", p + "%20", p + "%00",
+		} {
+			lines = append(lines, v)
+		}
+	}
+	for _, target := range lines {
+		for _, method := range []string{"GET", "HEAD"} {
+			auth := user
+			if strings.Contains(target, "users/me") || strings.Contains(target, "USERS/ME") || strings.Contains(target, "users/m%") {
+				auth = "" // the profile without a token
+			}
+			answers, _ := rawExchange(t, r, method+" "+target+" HTTP/1.1\r\nHost: gw\r\nX-Platform: admin\r\n"+auth+"\r\n", 300*time.Millisecond)
+			if len(answers) == 0 {
+				t.Fatalf("%s %s: no answer", method, target)
+			}
+			switch a := answers[0]; a.status {
+			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusBadRequest:
+			default:
+				t.Errorf("%s %s: %d, want it refused (401, 403) or no route's (404, 400)", method, target, a.status)
+			}
+		}
+	}
+}
