@@ -545,6 +545,11 @@ func TestOpsKubernetesManifests(t *testing.T) {
 		t.Errorf("GOMEMLIMIT is not set: the Go runtime does not know the memory limit")
 	} else if g := opsQuantity(t, strings.TrimSuffix(gml, "B")); g >= limMem || g <= opsMeasuredWorstMiB<<20 {
 		t.Errorf("GOMEMLIMIT %s must lie between the worst case measured (%d MiB) and the limit %s", gml, opsMeasuredWorstMiB, lim["memory"])
+	} else if plain["GOGC"] != "" && plain["GOGC"] != "100" && reqMem < g {
+		// With GOGC above the default the heap grows towards GOMEMLIMIT
+		// between collections: that is what the pod uses, and a request
+		// below it puts the pod first in line when a node evicts.
+		t.Errorf("memory request %s is below GOMEMLIMIT %s, which GOGC=%s lets the heap reach", req["memory"], gml, plain["GOGC"])
 	}
 
 	// Security: non-root, read-only root file system, no capabilities.
