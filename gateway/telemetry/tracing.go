@@ -275,10 +275,16 @@ func Traceparent(ctx context.Context) string {
 // PropagateTraceparent is the traceparent to send the user store when the
 // gateway records no spans itself: the client's own header when it is a
 // valid W3C version-00 traceparent, so the store's spans join the client's
-// trace, else a new random one (not sampled). It allocates one string.
+// trace; the same trace in version 00 when it is of a later version (only
+// its sampled flag kept, since a flag of that version means nothing in
+// 00, and nothing after its fourth field); else a new random one (not
+// sampled). It allocates one string.
 func PropagateTraceparent(in []byte) string {
-	if _, _, _, ok := parseTraceparent(in); ok {
-		return string(in)
+	if tid, sid, flags, ok := parseTraceparent(in); ok {
+		if in[0] == '0' && in[1] == '0' {
+			return string(in)
+		}
+		return formatTraceparent(tid, sid, flags&byte(trace.FlagsSampled))
 	}
 	var tid [16]byte
 	var sid [8]byte
@@ -302,10 +308,20 @@ func putUint64(b []byte, v uint64) {
 // "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex.
 const traceparentLen = 55
 
-// parseTraceparent reads a W3C version-00 traceparent strictly: lower-case
-// hex, the exact length, a trace id and a parent id that are not all zero.
+// parseTraceparent reads a W3C traceparent strictly: lower-case hex, a
+// trace id and a parent id that are not all zero. Version 00 has exactly
+// its four fields; a later version (any but ff, which is invalid) is read
+// as W3C Trace Context asks, by the fields of version 00, which must be
+// followed by nothing or by a '-' (what comes after is that version's).
 func parseTraceparent(in []byte) (tid [16]byte, sid [8]byte, flags byte, ok bool) {
-	if len(in) != traceparentLen || in[0] != '0' || in[1] != '0' || in[2] != '-' || in[35] != '-' || in[52] != '-' {
+	if len(in) < traceparentLen || in[2] != '-' || in[35] != '-' || in[52] != '-' {
+		return tid, sid, 0, false
+	}
+	var version [1]byte
+	if !decodeHex(version[:], in[:2]) || version[0] == 0xff {
+		return tid, sid, 0, false
+	}
+	if len(in) > traceparentLen && (version[0] == 0 || in[traceparentLen] != '-') {
 		return tid, sid, 0, false
 	}
 	if !decodeHex(tid[:], in[3:35]) || !decodeHex(sid[:], in[36:52]) {

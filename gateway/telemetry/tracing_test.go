@@ -251,6 +251,15 @@ func TestTracingContinuesOnlyTheSampledFlag(t *testing.T) {
 			t.Errorf("client flags %s: the store would get %q, want the client's trace with flags %s", flags, got, want)
 		}
 	}
+	// A later version's trace is continued too, read as version 00.
+	ctx, req := tr.StartRequest([]byte("01-"+clientTrace+"-"+clientParent+"-01-more"), config.RouteMe, "GET")
+	callCtx, call := tr.StartClientSpan(ctx, "userstore userById")
+	got := Traceparent(callCtx)
+	call.End()
+	req.End()
+	if !strings.HasPrefix(got, "00-"+clientTrace+"-") || !strings.HasSuffix(got, "-01") {
+		t.Errorf("a version-01 traceparent: the store would get %q, want the client's trace, sampled", got)
+	}
 }
 
 func TestTracingSamplesNewTracesByRatio(t *testing.T) {
@@ -390,8 +399,11 @@ func TestPropagateTraceparent(t *testing.T) {
 		"garbage",
 		strings.ToUpper(good),
 		"00-" + strings.ToUpper(clientTrace) + "-" + clientParent + "-01",
-		"01-" + clientTrace + "-" + clientParent + "-01",
 		"ff-" + clientTrace + "-" + clientParent + "-01",
+		"0g-" + clientTrace + "-" + clientParent + "-01",
+		"0A-" + clientTrace + "-" + clientParent + "-01",
+		"01-" + clientTrace + "-" + clientParent + "-01x",
+		"01-" + clientTrace + "-" + clientParent,
 		"00-00000000000000000000000000000000-" + clientParent + "-01",
 		"00-" + clientTrace + "-0000000000000000-01",
 		good[:54],
@@ -407,6 +419,17 @@ func TestPropagateTraceparent(t *testing.T) {
 		"00-" + clientTrace + clientParent + "---01",
 		strings.Repeat("a", 10000),
 		"\x00\x01\x02",
+	}
+	// A later version is read by version 00's fields and sent on as
+	// version 00, with only the sampled flag and nothing of its own fields.
+	for in, want := range map[string]string{
+		"01-" + clientTrace + "-" + clientParent + "-01":                   "00-" + clientTrace + "-" + clientParent + "-01",
+		"cc-" + clientTrace + "-" + clientParent + "-ff-what-comes-next":   "00-" + clientTrace + "-" + clientParent + "-01",
+		"fe-" + clientTrace + "-" + clientParent + "-02-\r\nX-Injected: 1": "00-" + clientTrace + "-" + clientParent + "-00",
+	} {
+		if got := PropagateTraceparent([]byte(in)); got != want {
+			t.Errorf("later version %q became %q, want %q", in, got, want)
+		}
 	}
 	seen := map[string]bool{}
 	for _, h := range hostile {
@@ -443,8 +466,10 @@ func FuzzParseTraceparent(f *testing.F) {
 		if !ok {
 			return
 		}
-		// What parses formats back to the same bytes.
-		if got := formatTraceparent(tid, sid, flags); got != string(in) {
+		// What parses formats back to the same bytes, but for the version
+		// and a later version's own fields.
+		if got := formatTraceparent(tid, sid, flags); got[2:] != string(in[2:traceparentLen]) ||
+			string(in[:2]) == "00" && len(in) != traceparentLen {
 			t.Fatalf("%q parsed and formatted to %q", in, got)
 		}
 	})
