@@ -12,11 +12,26 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/bffgate/edge/gateway/telemetry"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel() // the graceful shutdown
+		// A second signal cuts the drain short: the way out for someone
+		// at a terminal who will not wait for it (Kubernetes, Docker and
+		// systemd send one, then SIGKILL).
+		sig := <-signals
+		logger, _ := telemetry.NewLogger(os.Stdout, "info")
+		logger.Warn("second signal: exiting without finishing the drain", "signal", sig.String())
+		os.Exit(1)
+	}()
 	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
