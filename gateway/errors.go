@@ -81,6 +81,9 @@ func (s *Server) writeError(c *fiber.Ctx, rq *request, err error) {
 			}
 		}
 		writeErrors(resp, ae.status, texts...)
+	case auth.RequestMalformed(err):
+		resp.Header.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="api", error="invalid_request"`)
+		writeErrors(resp, fiber.StatusBadRequest, msgValidationFailed.text(lang), msgAuthorizationTwice.text(lang))
 	case errors.Is(err, auth.ErrUnauthenticated):
 		// RFC 6750 section 3.1: error="invalid_token" tells a client that
 		// sent a token to get a new one; never why it was refused.

@@ -50,6 +50,7 @@ const (
 	msgHostRequired
 	msgPageTwice
 	msgLimitTwice
+	msgAuthorizationTwice
 
 	msgCount
 )
@@ -118,6 +119,8 @@ var catalog = [msgCount][2]string{
 		"page yalnızca bir kez verilmelidir"},
 	msgLimitTwice: {"limit must be given once",
 		"limit yalnızca bir kez verilmelidir"},
+	msgAuthorizationTwice: {"the Authorization header must be given once",
+		"Authorization başlığı yalnızca bir kez verilmelidir"},
 }
 
 // text returns the message in the caller's language.

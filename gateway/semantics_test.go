@@ -218,8 +218,9 @@ func TestUnauthorizedChallenge(t *testing.T) {
 		return tok
 	}
 	const (
-		none    = `Bearer realm="api"`
-		invalid = `Bearer realm="api", error="invalid_token"`
+		none      = `Bearer realm="api"`
+		invalid   = `Bearer realm="api", error="invalid_token"`
+		malformed = `Bearer realm="api", error="invalid_request"`
 	)
 	for _, c := range []struct {
 		name, auth, want string
@@ -234,14 +235,21 @@ func TestUnauthorizedChallenge(t *testing.T) {
 		{"unknown key", "Authorization: Bearer " + mint(devidp.MintClaims{}, devidp.WithKeyID("rs256-0000000000000000")) + "\r\n", invalid},
 		{"wrong audience", "Authorization: Bearer " + mint(devidp.MintClaims{Audience: []string{"another-api"}}) + "\r\n", invalid},
 		{"junk", "Authorization: Bearer junk\r\n", invalid},
-		{"two headers", "Authorization: Bearer a.b.c\r\nAuthorization: Bearer a.b.c\r\n", invalid},
+		// Authorization is no list field (RFC 9110 section 5.3): two lines
+		// are a malformed request, which RFC 6750 answers 400.
+		{"two headers", "Authorization: Bearer a.b.c\r\nAuthorization: Bearer a.b.c\r\n", malformed},
+		{"two headers, one good", "Authorization: Bearer " + mint(devidp.MintClaims{}) + "\r\nAuthorization: \r\n", malformed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			answers, _ := rawExchange(t, r, "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n"+c.auth+"\r\n", 500*time.Millisecond)
 			if len(answers) == 0 {
 				t.Fatal("no answer")
 			}
-			edgeFailure(t, answers[0], http.StatusUnauthorized, "Authentication required")
+			if c.want == malformed {
+				edgeFailure(t, answers[0], http.StatusBadRequest, "Validation failed", "the Authorization header must be given once")
+			} else {
+				edgeFailure(t, answers[0], http.StatusUnauthorized, "Authentication required")
+			}
 			if got := answers[0].header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != c.want {
 				t.Fatalf("WWW-Authenticate %q, want %q", got, c.want)
 			}

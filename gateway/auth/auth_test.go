@@ -112,9 +112,13 @@ func TestAuthenticateRefusesBadHeadersBeforeCrypto(t *testing.T) {
 			if !errors.Is(err, ErrUnauthenticated) || !errors.Is(err, c.want) {
 				t.Fatalf("want %v, got %v", c.want, err)
 			}
-			// Only the absence of a bearer token is no refused token.
-			if want := c.want != errNoToken && c.want != errScheme; TokenRefused(err) != want {
+			// The absence of a bearer token is no refused token, nor is a
+			// malformed request.
+			if want := c.want != errNoToken && c.want != errScheme && c.want != errManyHeaders; TokenRefused(err) != want {
 				t.Fatalf("TokenRefused(%v) = %v, want %v", err, !want, want)
+			}
+			if want := c.want == errManyHeaders; RequestMalformed(err) != want {
+				t.Fatalf("RequestMalformed(%v) = %v, want %v", err, !want, want)
 			}
 		})
 	}

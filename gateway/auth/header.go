@@ -63,15 +63,23 @@ func (v *Verifier) bearerToken(values [][]byte) ([]byte, error) {
 
 // TokenRefused reports whether err, a refusal of the Authorization header
 // (it wraps ErrUnauthenticated), is about a bearer token the request
-// carried: malformed, expired, for another audience, signed by a key not
-// in the set, or sent twice. It is false when there was no token: no
-// header, an empty one, the scheme alone, or credentials of another
-// scheme. RFC 6750 section 3.1 tells the two apart in the challenge: a
-// refused token is error="invalid_token", and a request without one gets
-// no error code (a client that did not know it had to authenticate).
+// carried: malformed, expired, for another audience, or signed by a key not
+// in the set. It is false when there was no token (no header, an empty
+// one, the scheme alone, or credentials of another scheme) and when the
+// request itself is malformed (RequestMalformed). RFC 6750 section 3.1
+// tells these apart in the challenge: a refused token is
+// error="invalid_token", and a request without one gets no error code (a
+// client that did not know it had to authenticate).
 func TokenRefused(err error) bool {
-	return errors.Is(err, ErrUnauthenticated) && !errors.Is(err, errNoToken) && !errors.Is(err, errScheme)
+	return errors.Is(err, ErrUnauthenticated) && !errors.Is(err, errNoToken) && !errors.Is(err, errScheme) &&
+		!RequestMalformed(err)
 }
+
+// RequestMalformed reports whether err refuses the request's form rather
+// than a token: more than one Authorization header, which RFC 9110 allows
+// only for list fields, and which RFC 6750 section 3.1 answers with 400
+// error="invalid_request".
+func RequestMalformed(err error) bool { return errors.Is(err, errManyHeaders) }
 
 // tokenShape refuses a token with a space inside or without exactly three
 // non-empty dot-separated segments.
