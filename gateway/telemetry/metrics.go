@@ -84,16 +84,17 @@ type Metrics struct {
 	retries      *counterTable
 	transitions  *counterTable
 	// breakerState is each op's last known state index, -1 until known.
-	breakerState [nOps]atomic.Int32
-	cacheLookups *counterTable
-	evictions    *counterTable
-	tokenCache   *counterTable
-	jwksFetches  *counterTable
-	jwksKeys     atomic.Int64
-	rateLimited  *counterTable
-	reloads      *counterTable
-	lastReload   atomic.Int64 // unix nanoseconds
-	connsRefused atomic.Uint64
+	breakerState      [nOps]atomic.Int32
+	cacheLookups      *counterTable
+	evictions         *counterTable
+	tokenCache        *counterTable
+	jwksFetches       *counterTable
+	jwksKeys          atomic.Int64
+	rateLimited       *counterTable
+	reloads           *counterTable
+	lastReload        atomic.Int64 // unix nanoseconds
+	connsRefused      atomic.Uint64
+	connsRefusedPerIP atomic.Uint64
 
 	sources atomic.Pointer[sources]
 }
@@ -169,6 +170,10 @@ func NewMetrics(version string) *Metrics {
 			Name: namespace + "connections_refused_total",
 			Help: "Client connections refused (503) because server.maxConnections were open.",
 		}, func() float64 { return float64(m.connsRefused.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: namespace + "connections_refused_per_ip_total",
+			Help: "Client connections refused (503) because their address had server.maxConnectionsPerIP open.",
+		}, func() float64 { return float64(m.connsRefusedPerIP.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: namespace + "config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration last loaded successfully (start-up counts), as a Unix time.",
@@ -235,6 +240,10 @@ func (m *Metrics) RateLimited(policy, kind string) {
 // ConnectionRefused counts a client connection refused over
 // server.maxConnections (gateway.Observer).
 func (m *Metrics) ConnectionRefused() { m.connsRefused.Add(1) }
+
+// ConnectionRefusedPerIP counts a client connection refused over
+// server.maxConnectionsPerIP (gateway.Observer).
+func (m *Metrics) ConnectionRefusedPerIP() { m.connsRefusedPerIP.Add(1) }
 
 // CacheResult counts how the read cache answered a route
 // (gateway.Observer).
