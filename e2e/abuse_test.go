@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -185,4 +186,48 @@ func TestAbuseTrickledHeadersTimeOut(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("a client trickling its header block kept its connection for the whole trickle")
+}
+
+// One user's searches cannot push everyone's profiles out of the read
+// cache: a search page counts about 11 KB, a profile under 2 KB, so a
+// client paging through searches (each page a new key) filled
+// cache.maxBytes and evicted every cached /me, the oldest first. The
+// routes now share the bounds: a route that holds more than half of them
+// makes room from its own oldest entries, so the profiles stay.
+func TestAbuseSearchFloodKeepsProfiles(t *testing.T) {
+	st := cchStartStore(t)
+	idp := StartIdP(t)
+	gw := cchGateway(t, st.URL, idp, map[string]string{
+		"GATEWAY_CACHE__MAXBYTES": "1MiB",
+		// Random samples (full pages of the default 20) stay for the test.
+		"GATEWAY_CACHE__ROUTES__SEARCH__EMPTYQUERYTTL": "1m",
+		"GATEWAY_CACHE__ROUTES__ME__TTL":               "1m",
+	})
+	res, err := st.Search(context.Background(), "a", 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var profiles []string
+	for _, u := range res.Items[:20] {
+		tok := idp.Token(t, u.ID, "user")
+		cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok)), "MISS")
+		profiles = append(profiles, tok)
+	}
+	flooder := idp.UserToken(t)
+	const pages = 150 // about 1.6 MB of pages for 1 MiB
+	for page := 1; page <= pages; page++ {
+		cchXCache(t, gw.Do(t, http.MethodGet, fmt.Sprintf("%s?page=%d", cchSearch, page), Bearer(flooder)), "MISS")
+	}
+	s := cchCacheStats(t, gw)
+	if s.Evictions.Capacity == 0 {
+		t.Fatalf("the flood evicted nothing: %+v; the test needs the bound met", s)
+	}
+	for i, tok := range profiles {
+		if r := gw.Do(t, http.MethodGet, cchMe, Bearer(tok)); r.Header.Get("X-Cache") != "HIT" {
+			t.Fatalf("profile %d of %d: X-Cache %q after another user's %d search pages, want HIT (%+v)",
+				i+1, len(profiles), r.Header.Get("X-Cache"), pages, s)
+		}
+	}
+	// The flood still has its share: the newest pages are cached.
+	cchXCache(t, gw.Do(t, http.MethodGet, fmt.Sprintf("%s?page=%d", cchSearch, pages), Bearer(flooder)), "HIT")
 }

@@ -114,6 +114,7 @@ func Run(ctx context.Context, o Options) error {
 			MaxEntries:      cfg.Cache.MaxEntries,
 			MaxBytes:        int64(cfg.Cache.MaxBytes),
 			CleanupInterval: cfg.Cache.CleanupInterval,
+			Partitions:      gateway.CachePartitions,
 		}, metrics)
 		defer cache.Close()
 	}
