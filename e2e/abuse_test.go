@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -230,4 +231,60 @@ func TestAbuseSearchFloodKeepsProfiles(t *testing.T) {
 	}
 	// The flood still has its share: the newest pages are cached.
 	cchXCache(t, gw.Do(t, http.MethodGet, fmt.Sprintf("%s?page=%d", cchSearch, pages), Bearer(flooder)), "HIT")
+}
+
+// The ops listener refuses a header block over server.headerLimit (8 KiB;
+// net/http allows 4 KiB more) as the public listener does: it took up to
+// net/http's 1 MB default, read before any credential is asked, and 300
+// connections each sending 1 MB took the gateway from 19 to 538 MB
+// (VmRSS), past the pod's 512Mi limit. net/http answers 431 and closes,
+// which may reset the connection before the client reads the answer: the
+// test asks only that the request is not served.
+func TestAbuseOpsListenerBoundsHeaders(t *testing.T) {
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: StartIdP(t)})
+	ops := &Gateway{URL: gw.OpsURL}
+	ka := ops.KeepAlive(t)
+	raw := "GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Padding: " + strings.Repeat("a", 64<<10) + "\r\n\r\n"
+	go io.WriteString(ka.conn, raw)
+	if resp, err := http.ReadResponse(ka.br, nil); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("a 64 KiB header block on the ops listener: %d, want 431", resp.StatusCode)
+		}
+	}
+	if r := gw.Ops(t, http.MethodGet, "/healthz", Header("X-Padding", strings.Repeat("a", 4<<10))); r.Status != http.StatusOK {
+		t.Fatalf("a 4 KiB header block on the ops listener: %d, want 200", r.Status)
+	}
+}
+
+// The ops listener keeps at most 64 connections of one address open (512
+// in all): each idle keep-alive connection costs ~19 KiB, and without a
+// cap 5,000 of them (a probe each, then idle for the minute net/http keeps
+// them) took the gateway from 19 to 632 MB. One over the cap is closed at
+// once; another address is still served.
+func TestAbuseOpsListenerBoundsConnections(t *testing.T) {
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: StartIdP(t)})
+	ops := &Gateway{URL: gw.OpsURL}
+	probe := "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+	served := 0
+	for ; served < 200; served++ {
+		ka := ops.KeepAliveFrom(t, "127.0.0.2")
+		if _, err := io.WriteString(ka.conn, probe); err != nil {
+			break
+		}
+		resp, err := http.ReadResponse(ka.br, nil)
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("ops probe: %d", resp.StatusCode)
+		}
+	}
+	if served != 64 {
+		t.Fatalf("one address held %d ops connections, want 64", served)
+	}
+	if r := gw.Ops(t, http.MethodGet, "/healthz"); r.Status != http.StatusOK {
+		t.Fatalf("another address on the ops listener: %d", r.Status)
+	}
 }
