@@ -288,3 +288,32 @@ func TestAbuseOpsListenerBoundsConnections(t *testing.T) {
 		t.Fatalf("another address on the ops listener: %d", r.Status)
 	}
 }
+
+// The verified-token cache's size is exported, so ops see it fill up to
+// auth.tokenCache.maxEntries (a client minting tokens, a key rotation),
+// and only valid tokens count: failures are never cached, however many
+// distinct forged tokens a client sends.
+func TestAbuseTokenCacheCountsOnlyValidTokens(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
+	valid := idp.UserToken(t)
+	head, rest, _ := strings.Cut(valid, ".")
+	payload, sig, _ := strings.Cut(rest, ".")
+	for i := range 200 {
+		forged := fmt.Sprintf("%s.%s.%s%03d", head, payload, sig[:len(sig)-3], i) // a signature that fails
+		if r := gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(forged)); r.Status != http.StatusUnauthorized {
+			t.Fatalf("forged token %d: %d", i, r.Status)
+		}
+	}
+	for i := range 5 {
+		tok := idp.Token(t, fmt.Sprintf("abuse-user-%d", i), "user")
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(tok))
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=a", Bearer(tok))
+	}
+	if n := polMetric(t, gw, "gateway_token_cache_entries"); n != 5 {
+		t.Fatalf("gateway_token_cache_entries %g after 5 valid and 200 forged tokens, want 5", n)
+	}
+	if n := polMetric(t, gw, "gateway_token_cache_max_entries"); n != 100000 {
+		t.Fatalf("gateway_token_cache_max_entries %g, want 100000", n)
+	}
+}

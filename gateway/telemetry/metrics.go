@@ -43,6 +43,8 @@ const (
 type KeySource interface {
 	Ready() (bool, string)
 	KeysAge() time.Duration
+	// TokenCacheSize is the verified-token cache's entries and bound.
+	TokenCacheSize() (entries, maxEntries int)
 }
 
 // BreakerSource is the user-store client (*upstream.Client), read at
@@ -346,11 +348,16 @@ var (
 		"1 when the verifier holds a usable key set, else 0.", nil, nil)
 	limitKeysDesc = prometheus.NewDesc(namespace+"rate_limit_keys",
 		"Rate-limit buckets in use.", nil, nil)
+	tokenCacheEntriesDesc = prometheus.NewDesc(namespace+"token_cache_entries",
+		"Verified tokens cached (expired ones too, until a hit or an eviction removes them).", nil, nil)
+	tokenCacheMaxEntriesDesc = prometheus.NewDesc(namespace+"token_cache_max_entries",
+		"The token cache's bound (auth.tokenCache.maxEntries); 0 when it is off.", nil, nil)
 )
 
 func (c scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{breakerStateDesc, cacheEntriesDesc, cacheBytesDesc,
-		cacheMaxEntriesDesc, cacheMaxBytesDesc, keysAgeDesc, keysReadyDesc, limitKeysDesc} {
+		cacheMaxEntriesDesc, cacheMaxBytesDesc, keysAgeDesc, keysReadyDesc, limitKeysDesc,
+		tokenCacheEntriesDesc, tokenCacheMaxEntriesDesc} {
 		ch <- d
 	}
 }
@@ -392,6 +399,9 @@ func (c scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		gauge(keysReadyDesc, ready)
+		n, limit := s.keys.TokenCacheSize()
+		gauge(tokenCacheEntriesDesc, float64(n))
+		gauge(tokenCacheMaxEntriesDesc, float64(limit))
 	}
 	if s.limiter != nil {
 		gauge(limitKeysDesc, float64(s.limiter.Stats().Keys))
