@@ -217,7 +217,9 @@ type gatewayProc struct {
 // the given upstream, log level info with the access log on (as in
 // production; the harness drains it), and every rate limit at the highest
 // value the configuration accepts (100,000/s, burst 1,000,000), far above
-// what one core answers, so that no answer is a 429.
+// what one core answers, so that no answer is a 429; and no cap on the
+// connections of one address, since the load generator's one address
+// stands for many clients (up to -connections 10000).
 func (st *stack) gatewayEnv(upstreamURL string, extra map[string]string) []string {
 	env := map[string]string{
 		"GOMAXPROCS": "1",
@@ -233,6 +235,7 @@ func (st *stack) gatewayEnv(upstreamURL string, extra map[string]string) []strin
 		"GATEWAY_AUTH__JWKSURLS":                st.idp.jwksURL,
 		"GATEWAY_AUTH__ISSUER":                  st.idp.issuer,
 		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": upstreamURL,
+		"GATEWAY_SERVER__MAXCONNECTIONSPERIP":   "0",
 	}
 	for _, limit := range []string{"PERIP", "PERUSER", "PERDEVICE", "AUTHFAILURES"} {
 		env["GATEWAY_POLICIES__ALL__RATELIMITS__"+limit+"__RATE"] = "100000"

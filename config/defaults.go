@@ -33,6 +33,10 @@ func Default() Config {
 			// ~17 KiB each while idle between requests (docs/operations.md,
 			// Sizing): 8,192 fit the Deployment's memory beside full caches.
 			MaxConnections: 8192,
+			// 1/32 of MaxConnections: a client needs 32 addresses to
+			// take every slot, while a NAT's users, each with a few
+			// connections, fit (its rate limits bind long before).
+			MaxConnectionsPerIP: 256,
 		},
 		Ops: Ops{Listen: "127.0.0.1:9090"},
 		Log: Log{Level: "info", Access: true},

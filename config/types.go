@@ -46,6 +46,10 @@ type Server struct {
 	HeaderLimit ByteSize `yaml:"headerLimit"`
 	// MaxConnections caps concurrent client connections.
 	MaxConnections int `yaml:"maxConnections"`
+	// MaxConnectionsPerIP caps the connections of one client address (IPv6
+	// by its /64), so one client cannot take every MaxConnections slot;
+	// trusted proxies are not capped. 0 turns it off.
+	MaxConnectionsPerIP int `yaml:"maxConnectionsPerIP"`
 	// TrustedProxies lists the CIDRs of proxies whose X-Forwarded-For is
 	// believed. Empty means the TCP peer is always the client.
 	TrustedProxies []string `yaml:"trustedProxies"`

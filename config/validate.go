@@ -68,6 +68,7 @@ func validateServer(s *Server, ps *Problems) {
 	between(ps, "server.bodyLimit", int64(s.BodyLimit), 1<<10, 64<<20, "1KiB", "64MiB")
 	between(ps, "server.headerLimit", int64(s.HeaderLimit), 1<<10, 1<<20, "1KiB", "1MiB")
 	between(ps, "server.maxConnections", int64(s.MaxConnections), 1, 1<<22, "1", "4194304")
+	between(ps, "server.maxConnectionsPerIP", int64(s.MaxConnectionsPerIP), 0, 1<<22, "0", "4194304")
 	// As policies.ParseTrusted reads them at start and on reload.
 	for i, p := range s.TrustedProxies {
 		path := "server.trustedProxies[" + strconv.Itoa(i) + "]"

@@ -609,7 +609,19 @@ type KeepAlive struct {
 // KeepAlive dials the gateway; the connection is closed when the test ends.
 func (g *Gateway) KeepAlive(t testing.TB) *KeepAlive {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	return g.KeepAliveFrom(t, "")
+}
+
+// KeepAliveFrom dials the gateway from the loopback address ip (say
+// 127.0.0.2: every 127/8 address is the loopback interface's on Linux), a
+// client of its own to the gateway; "" lets the system choose.
+func (g *Gateway) KeepAliveFrom(t testing.TB, ip string) *KeepAlive {
+	t.Helper()
+	d := net.Dialer{}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,21 @@ func (s *Server) peek(key string, ttl time.Duration, p *policies.Policy, now tim
 	return s.cache.PeekAt(key, now)
 }
 
+// CachePartitions is the read cache's Options.Partitions: each cached
+// route has half of cache.maxEntries and cache.maxBytes to itself. A client
+// paging through searches (a new key a page, ~11 KB each) would otherwise
+// push every cached profile out, the oldest first; now a route holding
+// more than its half makes room from its own oldest entries.
+const CachePartitions = 2
+
+// cachePartition is a cached route's partition of the read cache.
+func cachePartition(route string) int {
+	if route == "me" {
+		return 1
+	}
+	return 0
+}
+
 // serveCached answers a cacheable read through the read cache: a fresh
 // entry, a stale one (while revalidating, or because the store is failing),
 // or a load shared by every concurrent miss of the key.
@@ -50,6 +65,7 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 		StaleWhileRevalidate: swr,
 		StaleIfError:         sie,
 		RefreshTimeout:       rq.rt.cfg.Server.RequestTimeout,
+		Partition:            cachePartition(route),
 	}
 	// The loads run under the cache span, and the request's deadline.
 	_, span := s.tracing.StartSpan(rq.traceCtx, "cache")

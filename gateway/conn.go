@@ -9,11 +9,13 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/policies"
 	"github.com/valyala/fasthttp"
 )
 
@@ -55,16 +57,55 @@ type clientConn struct {
 	hook hookState // what the HeaderReceived hook saw of the latest header block (held.go)
 
 	open   *atomic.Int64 // the listener's count of open connections, or nil
+	addrs  *addrConns    // the listener's count per client address, or nil
+	addr   netip.Addr    // the key the connection is counted under in addrs
 	closed atomic.Bool
 }
 
 // Close closes the connection and, the first time, counts it out of the
-// listener's open connections.
+// listener's open connections and its address's.
 func (c *clientConn) Close() error {
-	if c.open != nil && c.closed.CompareAndSwap(false, true) {
-		c.open.Add(-1)
+	if c.closed.CompareAndSwap(false, true) {
+		if c.open != nil {
+			c.open.Add(-1)
+		}
+		if c.addrs != nil {
+			c.addrs.release(c.addr)
+		}
 	}
 	return c.Conn.Close()
+}
+
+// addrConns counts the open connections of each client address
+// (server.maxConnectionsPerIP). It holds only addresses with a connection
+// open, so it is bounded by server.maxConnections.
+type addrConns struct {
+	mu sync.Mutex
+	n  map[netip.Addr]int
+}
+
+// take counts one more connection of addr unless it has max already.
+func (a *addrConns) take(addr netip.Addr, max int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n[addr] >= max {
+		return false
+	}
+	if a.n == nil {
+		a.n = make(map[netip.Addr]int)
+	}
+	a.n[addr]++
+	return true
+}
+
+func (a *addrConns) release(addr netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n[addr] <= 1 {
+		delete(a.n, addr)
+		return
+	}
+	a.n[addr]--
 }
 
 // authMemo is the auth memo of the connection c's request came on; nil
@@ -206,6 +247,13 @@ func deadlineTime(n int64) time.Time {
 // at once (server.maxConnections): a connection beyond them goes to refuse,
 // which answers it and closes it. fasthttp's own cap (Concurrency) would
 // answer in plain text, naming its setting; it is set above this one.
+//
+// With perAddr set, it also keeps one client address (IPv6 by its /64)
+// to the current server.maxConnectionsPerIP, so that one client cannot
+// take every connection of max, holding idle keep-alive connections that
+// a 404 now and then keeps open, and lock everyone else out. A trusted
+// proxy's connections carry many clients and are not capped. A connection
+// beyond its address's share goes to refuseAddr.
 type clientListener struct {
 	net.Listener
 	slack time.Duration
@@ -213,6 +261,12 @@ type clientListener struct {
 	max    int64
 	open   *atomic.Int64
 	refuse func(net.Conn)
+
+	// perAddr is read for every connection, so a reload applies to the
+	// next: the cap per address (0: none) and the trusted proxies.
+	perAddr    func() (int, []netip.Prefix)
+	addrs      *addrConns
+	refuseAddr func(net.Conn)
 	// acceptFailed is told of an accept that failed for want of file
 	// descriptors or memory, and is retried (nil: not told).
 	acceptFailed func(error)
@@ -239,16 +293,26 @@ func (l clientListener) Accept() (net.Conn, error) {
 			continue
 		}
 		wait = 0
-		if l.open == nil {
-			return newClientConn(c, l.slack), nil
-		}
-		if l.open.Add(1) > l.max {
+		if l.open != nil && l.open.Add(1) > l.max {
 			l.open.Add(-1)
 			l.refuse(c)
 			continue
 		}
 		cc := newClientConn(c, l.slack)
 		cc.open = l.open
+		if l.perAddr != nil {
+			if limit, trusted := l.perAddr(); limit > 0 && !policies.IsTrustedPeer(cc.peer, trusted) {
+				addr := policies.AddressKey(cc.peer)
+				if !l.addrs.take(addr, limit) {
+					if l.open != nil {
+						l.open.Add(-1)
+					}
+					l.refuseAddr(c)
+					continue
+				}
+				cc.addrs, cc.addr = l.addrs, addr
+			}
+		}
 		return cc, nil
 	}
 }
@@ -288,11 +352,7 @@ func oncePerMinute(last *atomic.Int64) bool {
 // under a flood, a connection is closed without an answer.
 const maxRefusing = 256
 
-// refuseConn answers a connection over server.maxConnections with a 503
-// envelope (English and a new request id: nothing of the request was
-// read), Retry-After and Connection: close, then closes it after letting
-// the client read the answer (a close with the request unread would reset
-// the connection, and the client could lose the answer).
+// refuseConn refuses a connection over server.maxConnections.
 func (s *Server) refuseConn(c net.Conn) {
 	s.obs.ConnectionRefused()
 	n := s.connsRefused.Add(1)
@@ -300,6 +360,27 @@ func (s *Server) refuseConn(c net.Conn) {
 		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "connection refused: server.maxConnections reached",
 			slog.Int64("max_connections", s.maxConns), slog.Uint64("refused_total", n))
 	}
+	s.answerRefused(c)
+}
+
+// refuseAddrConn refuses a connection over server.maxConnectionsPerIP. The
+// log does not name the address (personal data).
+func (s *Server) refuseAddrConn(c net.Conn) {
+	s.obs.ConnectionRefusedPerIP()
+	n := s.connsRefusedPerIP.Add(1)
+	if oncePerMinute(&s.refusedPerIPLogged) {
+		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "connection refused: server.maxConnectionsPerIP reached",
+			slog.Int("max_connections_per_ip", s.rt.Load().cfg.Server.MaxConnectionsPerIP), slog.Uint64("refused_total", n))
+	}
+	s.answerRefused(c)
+}
+
+// answerRefused answers a refused connection with a 503 envelope (English
+// and a new request id: nothing of the request was read), Retry-After and
+// Connection: close, then closes it after letting the client read the
+// answer (a close with the request unread would reset the connection, and
+// the client could lose the answer).
+func (s *Server) answerRefused(c net.Conn) {
 	if s.refusing.Add(1) > maxRefusing {
 		s.refusing.Add(-1)
 		_ = c.Close()
@@ -322,4 +403,64 @@ func (s *Server) refuseConn(c net.Conn) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 		}
 	}()
+}
+
+// Bounds of the ops listener's connections. Its clients are few (the
+// kubelet's probes, Prometheus, an operator), but anyone who reaches a
+// non-loopback ops address can open connections before any credential is
+// asked, each ~19 KiB while it idles (net/http keeps it a minute): without
+// a bound, 5,000 of them took the gateway from 19 to 632 MB.
+const (
+	opsMaxConnections      = 512
+	opsMaxConnectionsPerIP = 64
+)
+
+// OpsListener bounds ln's open connections to opsMaxConnections, and
+// opsMaxConnectionsPerIP from one address (IPv6 by its /64), so that one
+// client cannot lock the probes out either. One more is closed at once,
+// unanswered: net/http has no hook to answer it, and probes and scrapers
+// try again.
+func OpsListener(ln net.Listener) net.Listener { return &opsListener{Listener: ln} }
+
+type opsListener struct {
+	net.Listener
+	open  atomic.Int64
+	addrs addrConns
+}
+
+func (l *opsListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > opsMaxConnections {
+			l.open.Add(-1)
+			_ = c.Close()
+			continue
+		}
+		addr := policies.AddressKey(tcpPeer(c.RemoteAddr()))
+		if !l.addrs.take(addr, opsMaxConnectionsPerIP) {
+			l.open.Add(-1)
+			_ = c.Close()
+			continue
+		}
+		return &opsConn{Conn: c, l: l, addr: addr}, nil
+	}
+}
+
+// opsConn counts itself out of its listener the first time it closes.
+type opsConn struct {
+	net.Conn
+	l      *opsListener
+	addr   netip.Addr
+	closed atomic.Bool
+}
+
+func (c *opsConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.open.Add(-1)
+		c.l.addrs.release(c.addr)
+	}
+	return c.Conn.Close()
 }

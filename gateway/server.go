@@ -55,6 +55,9 @@ type Observer interface {
 	// ConnectionRefused counts a client connection refused over
 	// server.maxConnections.
 	ConnectionRefused()
+	// ConnectionRefusedPerIP counts a client connection refused over
+	// server.maxConnectionsPerIP.
+	ConnectionRefusedPerIP()
 }
 
 type nopObserver struct{}
@@ -64,6 +67,7 @@ func (nopObserver) RequestDone(string, string, int, string, time.Duration) {}
 func (nopObserver) RateLimited(string, string)                             {}
 func (nopObserver) CacheResult(string, string)                             {}
 func (nopObserver) ConnectionRefused()                                     {}
+func (nopObserver) ConnectionRefusedPerIP()                                {}
 
 // Deps is everything the server needs; main builds them.
 type Deps struct {
@@ -115,7 +119,12 @@ type Server struct {
 	connsRefused  atomic.Uint64
 	refusedLogged atomic.Int64 // Unix nanoseconds of the last warning
 	refusing      atomic.Int64
-	acceptLogged  atomic.Int64 // Unix nanoseconds of the last failed accept logged
+	// Those refused over server.maxConnectionsPerIP, and the count of
+	// each address's open connections.
+	connsRefusedPerIP  atomic.Uint64
+	refusedPerIPLogged atomic.Int64
+	addrConns          addrConns
+	acceptLogged       atomic.Int64 // Unix nanoseconds of the last failed accept logged
 
 	// deadlineSlack: how late the public connections' timeouts may fire
 	// (clientConn).
@@ -289,7 +298,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.lnMu.Unlock()
 	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
-		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed})
+		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed,
+		perAddr: s.connectionsPerAddr, addrs: &s.addrConns, refuseAddr: s.refuseAddrConn})
+}
+
+// connectionsPerAddr is the running server.maxConnectionsPerIP and trusted
+// proxies (clientListener).
+func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
+	rt := s.rt.Load()
+	return rt.cfg.Server.MaxConnectionsPerIP, rt.trusted
 }
 
 // Shutdown stops accepting connections and waits up to timeout for

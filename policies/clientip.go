@@ -190,3 +190,13 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+// IsTrustedPeer reports whether a connection's peer is one of the trusted
+// proxies, as ClientIP judges it (unmapped, without its zone).
+func IsTrustedPeer(peer netip.Addr, trusted []netip.Prefix) bool {
+	return isTrusted(peer.Unmap().WithZone(""), trusted)
+}
+
+// AddressKey is what one client's address counts as, as the per-IP rate
+// limits key it: IPv4 as it is, IPv6 by its /64.
+func AddressKey(ip netip.Addr) netip.Addr { return ipKey(ip) }

@@ -104,7 +104,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}, []string{
 			"2 configuration problem(s)",
 			"server.requestTimeout: invalid duration \"soon\"",
-			`policies.mobile_ios.rateLimit: unknown key (line 110); did you mean "rateLimits"?`,
+			`policies.mobile_ios.rateLimit: unknown key (line 111); did you mean "rateLimits"?`,
 		}},
 		{"values", []string{
 			"  algorithms: [RS256, ES256]", "  algorithms: [RS256, HS256]",

@@ -462,6 +462,16 @@ func (v *Verifier) KeyCount() int {
 	return 0
 }
 
+// TokenCacheSize is the number of verifications the token cache holds
+// (expired ones too, until a hit or an eviction removes them) and its
+// bound; 0, 0 when the cache is off.
+func (v *Verifier) TokenCacheSize() (entries, maxEntries int) {
+	if v.cache == nil {
+		return 0, 0
+	}
+	return int(v.cache.size.Load()), int(v.cache.limit)
+}
+
 // KeysAge is the time since the last successful key set fetch (0 when none
 // has succeeded yet).
 func (v *Verifier) KeysAge() time.Duration {

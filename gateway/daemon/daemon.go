@@ -114,6 +114,7 @@ func Run(ctx context.Context, o Options) error {
 			MaxEntries:      cfg.Cache.MaxEntries,
 			MaxBytes:        int64(cfg.Cache.MaxBytes),
 			CleanupInterval: cfg.Cache.CleanupInterval,
+			Partitions:      gateway.CachePartitions,
 		}, metrics)
 		defer cache.Close()
 	}
@@ -147,7 +148,11 @@ func Run(ctx context.Context, o Options) error {
 			Config: cfg, Auth: verifier, Store: store, Cache: cache,
 			Metrics: metrics.Handler(), Loopback: config.IsLoopback(opsLn.Addr().String()),
 		})
-		opsSrv = &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		// The header block is bounded as on the public listener: net/http's
+		// default (1 MB) is read before any credential is asked.
+		opsSrv = &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+			MaxHeaderBytes: int(cfg.Server.HeaderLimit)}
+		opsLn = gateway.OpsListener(opsLn)
 	}
 
 	var wg sync.WaitGroup

@@ -23,6 +23,12 @@ type Options struct {
 	MaxBytes int64
 	// CleanupInterval is how often expired entries are swept (default 1 min).
 	CleanupInterval time.Duration
+	// Partitions splits the bounds into shares (default 1, at most 256):
+	// Policy.Partition says an entry's. A partition that holds more than
+	// its share (MaxEntries and MaxBytes divided by Partitions) makes room
+	// from its own oldest entries, so no partition can push another below
+	// its share; within its share it makes room from the oldest of all.
+	Partitions int
 	// Clock replaces time.Now for freshness, retention and sweeps (tests).
 	// Load deadlines always use the real clock.
 	Clock func() time.Time
@@ -77,13 +83,16 @@ type Cache struct {
 	// skips on overwrite and Flush). Readers never take it. go-cache is the
 	// only key index (storedLocked): a second map of every key would cost
 	// about 36 bytes per entry.
-	mu             sync.Mutex
-	oldest, newest *Entry
-	tags           map[string]*tagLink
-	entries        int
-	bytes          int64
-	evictions      Evictions
-	purges         [purgeLogSize]purgeRecord
+	mu sync.Mutex
+	// queues holds each partition's entries in insertion order.
+	queues       []queue
+	shareEntries int
+	shareBytes   int64
+	tags         map[string]*tagLink
+	entries      int
+	bytes        int64
+	evictions    Evictions
+	purges       [purgeLogSize]purgeRecord
 	// gen counts purges; written under mu, read without it.
 	gen atomic.Uint64
 
@@ -133,6 +142,7 @@ func New(o Options, obs Observer) *Cache {
 	if o.CleanupInterval <= 0 {
 		o.CleanupInterval = defaultCleanupInterval
 	}
+	o.Partitions = min(max(o.Partitions, 1), 256) // Entry.part is a byte
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
@@ -146,6 +156,9 @@ func New(o Options, obs Observer) *Cache {
 		maxEntries:    o.MaxEntries,
 		maxBytes:      o.MaxBytes,
 		maxEntryBytes: o.MaxBytes / 8,
+		queues:        make([]queue, o.Partitions),
+		shareEntries:  max(o.MaxEntries/o.Partitions, 1),
+		shareBytes:    o.MaxBytes / int64(o.Partitions),
 		tags:          make(map[string]*tagLink),
 		stopJanitor:   make(chan struct{}),
 		janitorDone:   make(chan struct{}),
@@ -209,6 +222,19 @@ func (c *Cache) sweep() int {
 	start := time.Now()
 	now := c.now()
 	total := 0
+	for q := range c.queues {
+		total += c.sweepQueue(q, now)
+	}
+	c.lastSweep.Store(int64(time.Since(start)))
+	if total > 0 {
+		c.obs.Evicted(EvictExpired, total)
+	}
+	return total
+}
+
+// sweepQueue is the sweep of one partition's insertion list.
+func (c *Cache) sweepQueue(q int, now time.Time) int {
+	total := 0
 	var next *Entry
 	for restarts := 0; ; {
 		c.mu.Lock()
@@ -219,7 +245,7 @@ func (c *Cache) sweep() int {
 					break
 				}
 			}
-			next = c.oldest
+			next = c.queues[q].oldest
 		}
 		n := 0
 		for visited := 0; next != nil && visited < sweepChunk; visited++ {
@@ -237,10 +263,6 @@ func (c *Cache) sweep() int {
 		if next == nil {
 			break
 		}
-	}
-	c.lastSweep.Store(int64(time.Since(start)))
-	if total > 0 {
-		c.obs.Evicted(EvictExpired, total)
 	}
 	return total
 }
@@ -510,6 +532,9 @@ func (c *Cache) admit(key string, l Loaded, p Policy, startGen uint64) *Entry {
 	e.freshUntil = now.UnixNano() + int64(p.TTL)
 	e.retainUntil = e.freshUntil + int64(p.retention())
 	e.key = strings.Clone(key)
+	if p.Partition > 0 && p.Partition < len(c.queues) {
+		e.part = uint8(p.Partition)
+	}
 	e.size = e.estimateSize()
 	if e.size > c.maxEntryBytes {
 		c.rejected.Add(1)
@@ -521,8 +546,8 @@ func (c *Cache) admit(key string, l Loaded, p Policy, startGen uint64) *Entry {
 	return e
 }
 
-// insert stores e, evicting the oldest entries to make room, and returns
-// how many it evicted. It stores nothing if a purge that matches e happened
+// insert stores e, evicting entries to make room (victimLocked), and
+// returns how many it evicted. It stores nothing if a purge that matches e happened
 // since startGen, or after Close.
 func (c *Cache) insert(e *Entry, startGen uint64) int {
 	c.mu.Lock()
@@ -535,8 +560,11 @@ func (c *Cache) insert(e *Entry, startGen uint64) int {
 		c.unlinkLocked(old)
 	}
 	evicted := 0
-	for (c.entries+1 > c.maxEntries || c.bytes+e.size > c.maxBytes) && c.oldest != nil {
-		victim := c.oldest
+	for c.entries+1 > c.maxEntries || c.bytes+e.size > c.maxBytes {
+		victim := c.victimLocked(e)
+		if victim == nil {
+			break
+		}
 		c.unlinkLocked(victim)
 		c.shard(victim.key).store.Delete(victim.key)
 		evicted++
@@ -548,6 +576,32 @@ func (c *Cache) insert(e *Entry, startGen uint64) int {
 	// on the hot path. The sweep deletes what is past retainUntil.
 	c.shard(e.key).store.Set(e.key, e, gocache.NoExpiration)
 	return evicted
+}
+
+// victimLocked is the entry to evict to make room for e: the oldest of e's
+// partition when the partition, with e, holds more than its share of
+// either bound (it then takes nothing more from the others), otherwise
+// the oldest of all, by the time stored. nil when the cache is empty.
+func (c *Cache) victimLocked(e *Entry) *Entry {
+	q := &c.queues[e.part]
+	if q.oldest != nil && (q.entries+1 > c.shareEntries || q.bytes+e.size > c.shareBytes) {
+		return q.oldest
+	}
+	var v *Entry
+	for i := range c.queues {
+		if o := c.queues[i].oldest; o != nil && (v == nil || o.storedAt < v.storedAt) {
+			v = o
+		}
+	}
+	return v
+}
+
+// queue is one partition's entries in insertion order (an intrusive
+// doubly linked list), and their count and bytes.
+type queue struct {
+	oldest, newest *Entry
+	entries        int
+	bytes          int64
 }
 
 // storedLocked is the entry go-cache holds under key, or nil. Under mu it
@@ -562,16 +616,19 @@ func (c *Cache) storedLocked(key string) *Entry {
 // linkLocked adds e to the index, the insertion order, the tag index and the
 // accounting.
 func (c *Cache) linkLocked(e *Entry) {
-	e.older = c.newest
-	if c.newest != nil {
-		c.newest.newer = e
+	q := &c.queues[e.part]
+	e.older = q.newest
+	if q.newest != nil {
+		q.newest.newer = e
 	} else {
-		c.oldest = e
+		q.oldest = e
 	}
-	c.newest = e
+	q.newest = e
 	for i := range e.links {
 		c.tagAddLocked(&e.links[i], e)
 	}
+	q.entries++
+	q.bytes += e.size
 	c.entries++
 	c.bytes += e.size
 }
@@ -579,20 +636,23 @@ func (c *Cache) linkLocked(e *Entry) {
 // unlinkLocked is the reverse of linkLocked. The caller deletes e from
 // go-cache afterwards if it is still there.
 func (c *Cache) unlinkLocked(e *Entry) {
+	q := &c.queues[e.part]
 	if e.older != nil {
 		e.older.newer = e.newer
 	} else {
-		c.oldest = e.newer
+		q.oldest = e.newer
 	}
 	if e.newer != nil {
 		e.newer.older = e.older
 	} else {
-		c.newest = e.older
+		q.newest = e.older
 	}
 	e.older, e.newer = nil, nil
 	for i := range e.links {
 		c.tagRemoveLocked(&e.links[i])
 	}
+	q.entries--
+	q.bytes -= e.size
 	c.entries--
 	c.bytes -= e.size
 }

@@ -539,6 +539,75 @@ func TestEvictionIsOldestFirst(t *testing.T) {
 	checkConsistent(t, c)
 }
 
+// With partitions, one that holds more than its share makes room from its
+// own oldest entries: a flood of one cannot push another below its share
+// (by entries or by bytes), while within its share a partition takes
+// the oldest of all, so a partition left alone still fills the cache.
+func TestPartitionKeepsItsShare(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		size int // bytes of the flood's data
+	}{
+		{"entries", Options{MaxEntries: 10, Partitions: 2}, 10},
+		{"bytes", Options{MaxBytes: 64 << 10, Partitions: 2}, 4 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, clock := newTestCache(t, tc.o)
+			put := func(key string, part, size int) {
+				t.Helper()
+				l := &loader{data: strings.Repeat("d", size)}
+				if _, _, err := c.Get(ctx, key, Policy{TTL: time.Hour, Partition: part}, l.load, isFault); err != nil {
+					t.Fatal(err)
+				}
+				clock.Advance(time.Second)
+			}
+			for i := range 3 {
+				put("keep"+strconv.Itoa(i), 1, 10)
+			}
+			for i := range 200 {
+				put("flood"+strconv.Itoa(i), 0, tc.size)
+			}
+			for i := range 3 {
+				if _, ok := c.Peek("keep" + strconv.Itoa(i)); !ok {
+					t.Errorf("partition 1's entry %d was pushed out by partition 0's flood", i)
+				}
+			}
+			if _, ok := c.Peek("flood199"); !ok {
+				t.Error("the flood's newest entry is not stored")
+			}
+			if s := c.Stats(); s.Evictions.Capacity == 0 {
+				t.Fatal("the flood evicted nothing")
+			}
+			checkConsistent(t, c)
+		})
+	}
+
+	// Alone, a partition fills the whole cache; a newcomer below its share
+	// then takes the oldest of all, up to its share.
+	c, clock := newTestCache(t, Options{MaxEntries: 4, Partitions: 2})
+	for i, key := range []string{"a0", "a1", "a2", "a3", "b0", "b1", "b2"} {
+		l := &loader{data: key}
+		part := 0
+		if key[0] == 'b' {
+			part = 1
+		}
+		if _, _, err := c.Get(ctx, key, Policy{TTL: time.Hour, Partition: part}, l.load, isFault); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+		if i == 3 && c.Stats().Entries != 4 {
+			t.Fatalf("one partition alone holds %d entries, want all 4", c.Stats().Entries)
+		}
+	}
+	for key, want := range map[string]bool{"a0": false, "a1": false, "a2": true, "a3": true, "b0": false, "b1": true, "b2": true} {
+		if _, ok := c.Peek(key); ok != want {
+			t.Errorf("%s present = %v, want %v", key, ok, want)
+		}
+	}
+	checkConsistent(t, c)
+}
+
 func TestAccountingAcrossOverwriteExpiryAndPurge(t *testing.T) {
 	c, clock := newTestCache(t, Options{})
 	store := func(key, data string, ttl time.Duration, tags ...string) *Entry {

@@ -72,7 +72,10 @@
 // rounded up. An entry larger than MaxBytes/8 is not admitted.
 //
 // When an insert would exceed either bound, the oldest entries by insertion
-// are evicted first (FIFO). Readers never write: an LRU would need a write
+// are evicted first (FIFO). With Options.Partitions, each partition has a
+// share of both bounds: one holding more than its share evicts its own
+// oldest entries, so a flood of one partition's keys cannot push another
+// below its share; one within its share evicts the oldest of all. Readers never write: an LRU would need a write
 // (and a write lock) on every hit, which is exactly what the hot path must
 // not do. Entries live seconds to minutes, so insertion order is close to
 // expiry order, and an entry that stays popular is re-inserted by its

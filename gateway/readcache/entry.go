@@ -64,6 +64,9 @@ type Policy struct {
 	// RefreshTimeout is the deadline of a background refresh, and of a load
 	// whose first caller has no deadline. 0 means 10 s.
 	RefreshTimeout time.Duration
+	// Partition is the share of the bounds an entry stored under p counts
+	// in (Options.Partitions); one out of range counts in partition 0.
+	Partition int
 }
 
 const defaultRefreshTimeout = 10 * time.Second
@@ -91,6 +94,7 @@ type Entry struct {
 	size        int64
 	etag        [34]byte // held inline: one allocation less per entry
 	cacheable   bool
+	part        uint8 // the partition (Policy.Partition), in etag's padding too
 	// refreshing admits one background refresh per entry. (Placed here it
 	// fills the padding after etag.)
 	refreshing atomic.Bool

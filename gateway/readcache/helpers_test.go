@@ -146,24 +146,37 @@ func checkConsistent(t testing.TB, c *Cache) {
 	var n int
 	var bytes int64
 	var links int
-	var prev *Entry
-	for e := c.oldest; e != nil; e = e.newer {
-		if e.older != prev {
-			t.Fatalf("insertion list broken at %q", e.key)
+	for qi := range c.queues {
+		q := &c.queues[qi]
+		var prev *Entry
+		var qn int
+		var qbytes int64
+		for e := q.oldest; e != nil; e = e.newer {
+			if e.older != prev {
+				t.Fatalf("insertion list broken at %q", e.key)
+			}
+			if int(e.part) != qi {
+				t.Errorf("entry %q of partition %d is listed in %d", e.key, e.part, qi)
+			}
+			prev = e
+			qn++
+			qbytes += e.size
+			links += len(e.links)
+			if c.storedLocked(e.key) != e {
+				t.Errorf("listed entry %q is not the indexed one", e.key)
+			}
+			if v, ok := c.shard(e.key).store.Get(e.key); !ok || v.(*Entry) != e {
+				t.Errorf("go-cache holds another entry for %q", e.key)
+			}
 		}
-		prev = e
-		n++
-		bytes += e.size
-		links += len(e.links)
-		if c.storedLocked(e.key) != e {
-			t.Errorf("listed entry %q is not the indexed one", e.key)
+		if prev != q.newest {
+			t.Errorf("newest is not the end of partition %d's insertion list", qi)
 		}
-		if v, ok := c.shard(e.key).store.Get(e.key); !ok || v.(*Entry) != e {
-			t.Errorf("go-cache holds another entry for %q", e.key)
+		if qn != q.entries || qbytes != q.bytes {
+			t.Errorf("partition %d lists %d entries / %d bytes, accounting says %d / %d", qi, qn, qbytes, q.entries, q.bytes)
 		}
-	}
-	if prev != c.newest {
-		t.Errorf("newest is not the end of the insertion list")
+		n += qn
+		bytes += qbytes
 	}
 	if n != c.entries || bytes != c.bytes {
 		t.Errorf("insertion list has %d entries / %d bytes, accounting says %d / %d", n, bytes, c.entries, c.bytes)

@@ -116,14 +116,16 @@ func (c *Cache) PurgePrefix(prefix string) int {
 	c.mu.Lock()
 	c.logPurgeLocked(purgeRecord{kind: purgePrefix, value: strings.Clone(prefix)})
 	n := 0
-	for e := c.oldest; e != nil; {
-		next := e.newer
-		if strings.HasPrefix(e.key, prefix) {
-			c.unlinkLocked(e)
-			c.shard(e.key).store.Delete(e.key)
-			n++
+	for q := range c.queues {
+		for e := c.queues[q].oldest; e != nil; {
+			next := e.newer
+			if strings.HasPrefix(e.key, prefix) {
+				c.unlinkLocked(e)
+				c.shard(e.key).store.Delete(e.key)
+				n++
+			}
+			e = next
 		}
-		e = next
 	}
 	c.evictions.Purge += uint64(n)
 	c.mu.Unlock()
@@ -142,7 +144,7 @@ func (c *Cache) PurgeAll() int {
 		c.shards[i].store.Flush()
 	}
 	c.tags = make(map[string]*tagLink)
-	c.oldest, c.newest = nil, nil
+	clear(c.queues)
 	c.entries, c.bytes = 0, 0
 	c.evictions.Purge += uint64(n)
 	c.mu.Unlock()

@@ -43,6 +43,8 @@ const (
 type KeySource interface {
 	Ready() (bool, string)
 	KeysAge() time.Duration
+	// TokenCacheSize is the verified-token cache's entries and bound.
+	TokenCacheSize() (entries, maxEntries int)
 }
 
 // BreakerSource is the user-store client (*upstream.Client), read at
@@ -84,16 +86,17 @@ type Metrics struct {
 	retries      *counterTable
 	transitions  *counterTable
 	// breakerState is each op's last known state index, -1 until known.
-	breakerState [nOps]atomic.Int32
-	cacheLookups *counterTable
-	evictions    *counterTable
-	tokenCache   *counterTable
-	jwksFetches  *counterTable
-	jwksKeys     atomic.Int64
-	rateLimited  *counterTable
-	reloads      *counterTable
-	lastReload   atomic.Int64 // unix nanoseconds
-	connsRefused atomic.Uint64
+	breakerState      [nOps]atomic.Int32
+	cacheLookups      *counterTable
+	evictions         *counterTable
+	tokenCache        *counterTable
+	jwksFetches       *counterTable
+	jwksKeys          atomic.Int64
+	rateLimited       *counterTable
+	reloads           *counterTable
+	lastReload        atomic.Int64 // unix nanoseconds
+	connsRefused      atomic.Uint64
+	connsRefusedPerIP atomic.Uint64
 
 	sources atomic.Pointer[sources]
 }
@@ -169,6 +172,10 @@ func NewMetrics(version string) *Metrics {
 			Name: namespace + "connections_refused_total",
 			Help: "Client connections refused (503) because server.maxConnections were open.",
 		}, func() float64 { return float64(m.connsRefused.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: namespace + "connections_refused_per_ip_total",
+			Help: "Client connections refused (503) because their address had server.maxConnectionsPerIP open.",
+		}, func() float64 { return float64(m.connsRefusedPerIP.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: namespace + "config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration last loaded successfully (start-up counts), as a Unix time.",
@@ -235,6 +242,10 @@ func (m *Metrics) RateLimited(policy, kind string) {
 // ConnectionRefused counts a client connection refused over
 // server.maxConnections (gateway.Observer).
 func (m *Metrics) ConnectionRefused() { m.connsRefused.Add(1) }
+
+// ConnectionRefusedPerIP counts a client connection refused over
+// server.maxConnectionsPerIP (gateway.Observer).
+func (m *Metrics) ConnectionRefusedPerIP() { m.connsRefusedPerIP.Add(1) }
 
 // CacheResult counts how the read cache answered a route
 // (gateway.Observer).
@@ -337,11 +348,16 @@ var (
 		"1 when the verifier holds a usable key set, else 0.", nil, nil)
 	limitKeysDesc = prometheus.NewDesc(namespace+"rate_limit_keys",
 		"Rate-limit buckets in use.", nil, nil)
+	tokenCacheEntriesDesc = prometheus.NewDesc(namespace+"token_cache_entries",
+		"Verified tokens cached (expired ones too, until a hit or an eviction removes them).", nil, nil)
+	tokenCacheMaxEntriesDesc = prometheus.NewDesc(namespace+"token_cache_max_entries",
+		"The token cache's bound (auth.tokenCache.maxEntries); 0 when it is off.", nil, nil)
 )
 
 func (c scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{breakerStateDesc, cacheEntriesDesc, cacheBytesDesc,
-		cacheMaxEntriesDesc, cacheMaxBytesDesc, keysAgeDesc, keysReadyDesc, limitKeysDesc} {
+		cacheMaxEntriesDesc, cacheMaxBytesDesc, keysAgeDesc, keysReadyDesc, limitKeysDesc,
+		tokenCacheEntriesDesc, tokenCacheMaxEntriesDesc} {
 		ch <- d
 	}
 }
@@ -383,6 +399,9 @@ func (c scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		gauge(keysReadyDesc, ready)
+		n, limit := s.keys.TokenCacheSize()
+		gauge(tokenCacheEntriesDesc, float64(n))
+		gauge(tokenCacheMaxEntriesDesc, float64(limit))
 	}
 	if s.limiter != nil {
 		gauge(limitKeysDesc, float64(s.limiter.Stats().Keys))

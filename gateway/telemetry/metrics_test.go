@@ -408,7 +408,8 @@ func (f fakeKeys) Ready() (bool, string) {
 	}
 	return false, "no keys yet"
 }
-func (f fakeKeys) KeysAge() time.Duration { return f.age }
+func (f fakeKeys) KeysAge() time.Duration     { return f.age }
+func (f fakeKeys) TokenCacheSize() (int, int) { return 0, 0 }
 
 type fakeCache struct{ stats readcache.Stats }
 
