@@ -50,7 +50,11 @@ func raceGatewayBinary(t testing.TB) string {
 	t.Helper()
 	raceGateway.once.Do(func() {
 		path := filepath.Join(bins.dir, "gateway-race")
-		build := exec.Command("go", "build", "-race", "-trimpath",
+		// No -trimpath: with go test -race's own flags the build reuses
+		// the packages that command compiled and only links; -trimpath
+		// compiles every one again, minutes on a cold 2-core CI machine,
+		// inside this package's 10-minute test timeout.
+		build := exec.Command("go", "build", "-race",
 			"-ldflags", "-X github.com/bffgate/edge/gateway/daemon.Version=e2e-race",
 			"-o", path, "./cmd/gateway")
 		build.Dir = repoRoot

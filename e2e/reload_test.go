@@ -27,13 +27,18 @@ import (
 // editors and deploy tools do, so the gateway never reads half a file.
 func polReplaceFile(t testing.TB, path, content string) {
 	t.Helper()
+	if err := polReplace(path, content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// polReplace is polReplaceFile for a goroutine other than the test's.
+func polReplace(path, content string) error {
 	tmp := filepath.Join(filepath.Dir(path), ".incoming-"+filepath.Base(path))
 	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	return os.Rename(tmp, path)
 }
 
 // polLogs follows a gateway's JSON log from a mark.
