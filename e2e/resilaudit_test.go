@@ -99,7 +99,15 @@ func raNoRetryAfter(t testing.TB, resp *Response) {
 // 500 or a bad body. The answer is the documented envelope in the
 // caller's language, with nothing of the store in it.
 func TestResilAuditAttemptsSeenByTheStore(t *testing.T) {
-	r := raStart(t, raNoBreakers(nil))
+	// The faults other than the timeout must not meet a deadline: under
+	// the race detector on a loaded machine the rig's 200ms was spent
+	// before a reset or a 503 arrived, and a healthy call ran out of it.
+	const opTimeout = time.Second
+	env := map[string]string{}
+	for _, op := range []string{"USERNAMECHECK", "SEARCH", "USERBYID", "LIVESTREAMS"} {
+		env[fltOpKey(op, "TIMEOUT")] = opTimeout.String()
+	}
+	r := raStart(t, raNoBreakers(env))
 	r.proxy.Record(true)
 	me := contract.PathUserPrefix + refstore.DemoUserID
 	cases := []struct {
@@ -114,17 +122,17 @@ func TestResilAuditAttemptsSeenByTheStore(t *testing.T) {
 		{"check reset", contract.PathUsernameCheck, faultproxy.Reset(), r.check, 502, 1},
 		{"check reset mid-body", contract.PathUsernameCheck, faultproxy.ResetMidBody(5), r.check, 502, 1},
 		{"check 503", contract.PathUsernameCheck, faultproxy.Status(503), r.check, 502, 1},
-		{"check timeout", contract.PathUsernameCheck, faultproxy.Delay(3 * fltOpTimeout), r.check, 504, 1},
+		{"check timeout", contract.PathUsernameCheck, faultproxy.Delay(3 * opTimeout), r.check, 504, 1},
 		{"search hang-up", contract.PathSearch, faultproxy.HangUp(), r.search, 502, 2},
 		{"search reset", contract.PathSearch, faultproxy.Reset(), r.search, 502, 2},
 		{"search reset mid-body", contract.PathSearch, faultproxy.ResetMidBody(5), r.search, 502, 2},
 		{"search 503", contract.PathSearch, faultproxy.Status(503), r.search, 502, 2},
 		{"search 500", contract.PathSearch, faultproxy.Status(500), r.search, 502, 1},
-		{"search timeout", contract.PathSearch, faultproxy.Delay(3 * fltOpTimeout), r.search, 504, 1},
+		{"search timeout", contract.PathSearch, faultproxy.Delay(3 * opTimeout), r.search, 504, 1},
 		{"search HTML", contract.PathSearch, faultproxy.HTML(), r.search, 502, 1},
 		{"search truncated", contract.PathSearch, faultproxy.TruncatedJSON(), r.search, 502, 1},
 		{"me hang-up", me, faultproxy.HangUp(), r.me, 502, 2},
-		{"me timeout", me, faultproxy.Delay(3 * fltOpTimeout), r.me, 504, 1},
+		{"me timeout", me, faultproxy.Delay(3 * opTimeout), r.me, 504, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
