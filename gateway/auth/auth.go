@@ -188,6 +188,11 @@ type Verifier struct {
 	kidRound   chan struct{} // the round an unknown kid asked for, until it ends
 	kidLimiter *rate.Limiter
 	kick       chan struct{}
+	// retiredKIDs holds the kids of keys a fetch removed from the set
+	// (at most maxRetiredKIDs): the provider withdrew them, so a token
+	// naming one does not spend the unknown-kid budget, which a token of
+	// a key just published may need. A kid published again leaves it.
+	retiredKIDs map[string]struct{}
 
 	health []urlHealth // per JWKS URL; each entry touched only by that URL's fetch
 

@@ -494,3 +494,43 @@ func TestFailingFetchRedactsTheQuery(t *testing.T) {
 		t.Errorf("the readiness reason lost the cause: %s", reason)
 	}
 }
+
+// A token of a key the provider retired does not spend the unknown-kid
+// budget (a fetch would not bring the key back): apps keep sending such
+// tokens for a while after a rotation, and a token of a key published
+// just after them must still get its refresh at once.
+func TestRetiredKIDSpendsNoRefresh(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	v := readyVerifier(t, cfg, nil)
+	oldKID := p.CurrentKID(devidp.RS256)
+	oldToken := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v, oldToken)
+
+	if _, err := p.Rotate(devidp.RS256); err != nil {
+		t.Fatal(err)
+	}
+	if !p.RemoveKey(oldKID) {
+		t.Fatalf("the provider has no key %s", oldKID)
+	}
+	time.Sleep(cfg.JWKS.UnknownKIDInterval)
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{})) // its kid miss fetches the set without oldKID
+
+	for range 3 {
+		time.Sleep(cfg.JWKS.UnknownKIDInterval) // the limiter would allow a fetch
+		before := p.JWKSFetches()
+		mustRefuse(t, v, oldToken, errUnknownKID)
+		if got := p.JWKSFetches() - before; got != 0 {
+			t.Fatalf("a token of the retired key %s caused %d fetches, want 0", oldKID, got)
+		}
+		// The next rotation's token, right after it, finds the budget
+		// unspent.
+		newer, err := p.Rotate(devidp.RS256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{})); id.KeyID() != newer {
+			t.Fatalf("verified by %q, want the newest key %q", id.KeyID(), newer)
+		}
+	}
+}

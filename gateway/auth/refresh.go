@@ -157,7 +157,34 @@ func (v *Verifier) apply(results []fetchResult, sources [][]*verifyKey, current 
 		}
 	}
 	slices.Sort(removed)
+	v.retire(removed, next)
 	v.log.Info("identity provider keys loaded", "kids", next.kids, "retired", removed)
+}
+
+// maxRetiredKIDs bounds Verifier.retiredKIDs; a provider retires a key or
+// two a rotation, so it is only reached by one that churns its kids, and
+// then the set starts over.
+const maxRetiredKIDs = 256
+
+// retire notes the kids removed from the set, and forgets those next
+// carries again.
+func (v *Verifier) retire(removed []string, next *keySet) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for kid := range v.retiredKIDs {
+		if _, ok := next.byKID[kid]; ok {
+			delete(v.retiredKIDs, kid)
+		}
+	}
+	if len(v.retiredKIDs)+len(removed) > maxRetiredKIDs {
+		clear(v.retiredKIDs)
+	}
+	for _, kid := range removed {
+		if v.retiredKIDs == nil {
+			v.retiredKIDs = make(map[string]struct{})
+		}
+		v.retiredKIDs[kid] = struct{}{}
+	}
 }
 
 // awaitKeyRefresh is called when a token names a kid the key set lacks. It
@@ -165,12 +192,17 @@ func (v *Verifier) apply(results []fetchResult, sources [][]*verifyKey, current 
 // arriving while that round runs waits for it too), and waits for the round
 // no longer than UnknownKIDWait and ctx allow (with UnknownKIDWait 0 it
 // asks and does not wait). It reports whether a round ended, so the caller
-// should look again.
+// should look again. A kid the provider retired asks for nothing.
 func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
 	if ctx.Err() != nil || v.ctx.Err() != nil {
 		return false // nobody would wait for the round: don't spend the budget
 	}
 	v.mu.Lock()
+	if _, ok := v.retiredKIDs[kid]; ok {
+		// Withdrawn by the provider: a fetch would not bring it back.
+		v.mu.Unlock()
+		return false
+	}
 	round := v.kidRound
 	if round == nil {
 		if !v.kidLimiter.Allow() {
