@@ -118,13 +118,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Getenv:     env,
 		Stdout:     stderr, // logs; the banner goes to stdout
 		OnListening: func(public, ops net.Addr) {
-			printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
+			// The gateway listens before its first key fetch ends; the
+			// banner's commands would get 503 until then.
+			go func() {
+				if !awaitReady(ctx, ops) {
+					fmt.Fprintln(stderr, "devstack: the gateway is not ready (see its log above); the commands below may answer 503")
+				}
+				if ctx.Err() == nil {
+					printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
+				}
+			}()
 		},
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// awaitReady polls the ops listener's /readyz until it answers 200, for at
+// most 15 s, and reports whether it did.
+func awaitReady(ctx context.Context, ops net.Addr) bool {
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if resp, err := c.Get("http://" + ops.String() + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
 
 // listen opens addr for the part of the stack that flag places.
