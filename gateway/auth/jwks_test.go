@@ -534,3 +534,25 @@ func TestRetiredKIDSpendsNoRefresh(t *testing.T) {
 		}
 	}
 }
+
+// A key published just after a forged kid spent the unknown-kid budget:
+// its token asks for the round the budget allows next, when that comes
+// within UnknownKIDWait, and passes; it was refused at once.
+func TestNewKIDAfterTheBudgetIsSpentWaitsForTheNextRound(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL()) // interval 200ms, wait 500ms
+	v := readyVerifier(t, cfg, nil)
+	time.Sleep(cfg.JWKS.UnknownKIDInterval)
+	before := p.JWKSFetches()
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID())), errUnknownKID)
+	kid, err := p.Rotate(devidp.RS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{})); id.KeyID() != kid {
+		t.Fatalf("verified by %q, want the new key %q", id.KeyID(), kid)
+	}
+	if got := p.JWKSFetches() - before; got != 2 {
+		t.Fatalf("%d fetches, want 2: the forged kid's and the new key's, one interval apart", got)
+	}
+}

@@ -187,11 +187,22 @@ func (v *Verifier) retire(removed []string, next *keySet) {
 	}
 }
 
+// askRound asks the refresh loop for a round, unless one is asked for
+// already (it will close nextRound).
+func (v *Verifier) askRound() {
+	select {
+	case v.kick <- struct{}{}:
+	default:
+	}
+}
+
 // awaitKeyRefresh is called when a token names a kid the key set lacks. It
 // asks for a fetch round, at most one per UnknownKIDInterval (a request
-// arriving while that round runs waits for it too), and waits for the round
-// no longer than UnknownKIDWait and ctx allow (with UnknownKIDWait 0 it
-// asks and does not wait). It reports whether a round ended, so the caller
+// arriving while that round runs, or waits to run, waits for it too; one
+// arriving when the budget is spent asks for the round it allows next, if
+// that comes within UnknownKIDWait), and waits for the round no longer than
+// UnknownKIDWait and ctx allow (with UnknownKIDWait 0 it asks and does not
+// wait). It reports whether a round ended, so the caller
 // should look again. A kid the provider retired asks for nothing.
 func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
 	if ctx.Err() != nil || v.ctx.Err() != nil {
@@ -205,16 +216,24 @@ func (v *Verifier) awaitKeyRefresh(ctx context.Context, kid string) bool {
 	}
 	round := v.kidRound
 	if round == nil {
-		if !v.kidLimiter.Allow() {
+		// The budget spent (by another kid, maybe a forged one, just
+		// before this key was published), the next round is asked for
+		// when the budget allows, if this request would still be waiting.
+		now := time.Now()
+		r := v.kidLimiter.ReserveN(now, 1)
+		delay := r.DelayFrom(now)
+		if !r.OK() || delay > max(v.cfg.unknownKIDWait, 0) {
+			r.CancelAt(now)
 			v.mu.Unlock()
 			return false
 		}
-		v.log.Debug("unknown kid; refreshing keys", "kid", kid)
+		v.log.Debug("unknown kid; refreshing keys", "kid", kid, "after", delay.String())
 		round = v.nextRound
 		v.kidRound = round
-		select {
-		case v.kick <- struct{}{}:
-		default: // a round is already asked for; it will close nextRound
+		if delay == 0 {
+			v.askRound()
+		} else {
+			time.AfterFunc(delay, v.askRound)
 		}
 	}
 	v.mu.Unlock()
