@@ -34,6 +34,18 @@ func fltStartBinary(t *testing.T, env map[string]string) *fltShutdownRig {
 	return &fltShutdownRig{proxy: p, gw: gw, token: idp.UserToken(t)}
 }
 
+// holdSearch has the proxy hold every search for d, and starts one that
+// it holds (slowSearches), on a client of its own.
+func (r *fltShutdownRig) holdSearch(t *testing.T, d time.Duration) <-chan fltAnswer {
+	t.Helper()
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(d)); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: d + 10*time.Second, Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	return r.slowSearches(t, 1, client)
+}
+
 // slowSearches starts n searches that the proxy holds, and waits until
 // they all are at the proxy. Their answers (or errors) arrive on the
 // returned channel.
@@ -212,12 +224,7 @@ func TestFaultsShutdownDrainTimeoutCutsAStuckRequest(t *testing.T) {
 		"GATEWAY_SERVER__REQUESTTIMEOUT": "10s",
 		fltOpKey("SEARCH", "TIMEOUT"):    "10s",
 	})
-	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(stuck)); err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	answers := r.slowSearches(t, 1, client)
+	answers := r.holdSearch(t, stuck)
 	sigterm := time.Now()
 	r.gw.Signal(t, syscall.SIGTERM)
 	exitErr, at := r.exited(t, stuck)
@@ -262,12 +269,7 @@ func TestFaultsShutdownSurvivesSIGHUPWhileDraining(t *testing.T) {
 		"GATEWAY_SERVER__REQUESTTIMEOUT": "5s",
 		fltOpKey("SEARCH", "TIMEOUT"):    "3s",
 	})
-	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(slow)); err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	answers := r.slowSearches(t, 1, client)
+	answers := r.holdSearch(t, slow)
 
 	r.gw.Signal(t, syscall.SIGTERM)
 	eventually(t, delay, func() error {

@@ -2,15 +2,11 @@ package e2e
 
 import (
 	"errors"
-	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/bffgate/edge/upstream/contract"
-	"github.com/bffgate/edge/upstream/faultproxy"
 )
 
 // A second SIGTERM (or Ctrl-C) during the drain ends the process at once,
@@ -24,12 +20,7 @@ func TestFaultsSecondSignalCutsTheDrainShort(t *testing.T) {
 		"GATEWAY_SERVER__REQUESTTIMEOUT": "10s",
 		fltOpKey("SEARCH", "TIMEOUT"):    "10s",
 	})
-	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(stuck)); err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	answers := r.slowSearches(t, 1, client)
+	answers := r.holdSearch(t, stuck)
 
 	r.gw.Signal(t, syscall.SIGTERM)
 	eventually(t, 5*time.Second, func() error {
