@@ -43,6 +43,9 @@ type Options struct {
 	OnListening func(public, ops net.Addr)
 	// WatchSignals turns on SIGHUP reloads (the binary; not tests).
 	WatchSignals bool
+	// Listen opens the public and the ops listener (nil: net.Listen).
+	// Tests use it to make a listener fail while the gateway runs.
+	Listen func(network, address string) (net.Listener, error)
 }
 
 // Load reads, overrides and validates a configuration and compiles its
@@ -59,14 +62,19 @@ func Load(path string, getenv func(string) string) (*config.Config, *policies.Se
 	return cfg, set, nil
 }
 
-// Run runs the gateway until ctx ends, then drains and returns nil; it
-// returns an error when it cannot start.
+// Run runs the gateway until ctx ends, then drains and returns nil. It
+// returns an error when it cannot start, and when a listener fails while
+// it runs: it then drains as when ctx ends and returns the error, which
+// names the listener ("public listener: …", "ops listener: …").
 func Run(ctx context.Context, o Options) error {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
+	}
+	if o.Listen == nil {
+		o.Listen = net.Listen
 	}
 	// SIGHUP is asked for before anything else and until Run returns: its
 	// default action ends the process, so one that came while the gateway
@@ -130,7 +138,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	ln, err := o.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
 	}
@@ -140,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 		opsSrv *http.Server
 	)
 	if cfg.Ops.Listen != "" {
-		if opsLn, err = net.Listen("tcp", cfg.Ops.Listen); err != nil {
+		if opsLn, err = o.Listen("tcp", cfg.Ops.Listen); err != nil {
 			ln.Close()
 			return fmt.Errorf("listen %s: %w", cfg.Ops.Listen, err)
 		}
@@ -192,10 +200,14 @@ func Run(ctx context.Context, o Options) error {
 	stopWatch := r.watch(hup)
 	defer stopWatch()
 
+	// A listener that fails ends the run as ctx would, with the same
+	// drain, but its error is returned: the process must exit non-zero,
+	// so that a supervisor restarts it and no one reads a clean stop.
+	var failed error
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		logger.Error("listener failed", "error", err.Error())
+	case failed = <-serveErr:
+		logger.Error("listener failed", "error", failed.Error())
 	}
 
 	// Shutdown: readiness turns false first, then (after the configured
@@ -217,7 +229,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	wg.Wait()
 	logger.Info("stopped", "drained", drained, "in_flight", srv.InFlight())
-	return nil
+	return failed
 }
 
 func addrString(a net.Addr) string {

@@ -1,0 +1,319 @@
+package daemon_test
+
+// A gateway that loses a listener while it runs drains like one asked to
+// stop, but Run returns an error naming the listener, so the process
+// exits 1 and a supervisor restarts it; a stop asked through ctx still
+// returns nil.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bffgate/edge/gateway/daemon"
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
+)
+
+// errListenerLost is what a failing listener's Accept returns. It is none
+// of the errors the accept loops take for something else: not a net.Error
+// (net/http retries a Temporary one, fasthttp a Timeout one), not io.EOF
+// and without "use of closed network connection" (fasthttp takes those
+// for a listener closed on purpose and returns nil), and not out of file
+// descriptors (the gateway's public listener waits and retries those).
+var errListenerLost = errors.New("listener lost (injected by the test)")
+
+// failingListener is a real TCP listener that, once failed, answers every
+// Accept with errListenerLost. An Accept already waiting when it fails
+// returns once the next connection comes, closing that connection.
+type failingListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.failed.Load() {
+		return nil, errListenerLost
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if l.failed.Load() {
+		c.Close()
+		return nil, errListenerLost
+	}
+	return c, nil
+}
+
+// fail makes the listener's next Accept fail, and connects to it so that
+// the Accept the server is waiting in returns.
+func (l *failingListener) fail(t *testing.T) {
+	t.Helper()
+	l.failed.Store(true)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("waking the listener's Accept: %v", err)
+	}
+	c.Close()
+}
+
+// logBuffer is Run's Stdout: JSON lines, written from many goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lines returns the log lines whose msg is msg.
+func (l *logBuffer) lines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(l.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// gateway is one run of daemon.Run, serving real requests.
+type gateway struct {
+	public, ops *failingListener
+	logs        *logBuffer
+	idp         *devidp.Provider
+	client      *http.Client
+	cancel      context.CancelFunc
+	done        chan error // Run's result
+}
+
+// startGateway runs the repository's config.yaml, pointed by environment
+// overrides at a development identity provider (its JWKS served on
+// loopback) and the reference user store, both in this process, with both
+// listeners on free loopback ports. It returns once the gateway is ready.
+func startGateway(t *testing.T) *gateway {
+	t.Helper()
+	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + idpLn.Addr().String()
+	idp, err := devidp.New(devidp.Options{Issuer: issuer, Audience: "edge-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSrv := httptest.NewUnstartedServer(idp.Handler())
+	idpSrv.Listener.Close()
+	idpSrv.Listener = idpLn
+	idpSrv.Start()
+	t.Cleanup(idpSrv.Close)
+
+	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	stSrv := httptest.NewServer(st.Handler(refstore.HandlerOptions{}))
+	t.Cleanup(stSrv.Close)
+
+	data, err := os.ReadFile(filepath.Join("..", "..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"GATEWAY_SERVER__LISTEN":                "127.0.0.1:0",
+		"GATEWAY_OPS__LISTEN":                   "127.0.0.1:0",
+		"GATEWAY_AUTH__JWKSURLS":                issuer + "/.well-known/jwks.json",
+		"GATEWAY_AUTH__ISSUER":                  issuer,
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
+	}
+
+	g := &gateway{logs: &logBuffer{}, idp: idp, done: make(chan error, 1),
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}}
+	t.Cleanup(g.client.CloseIdleConnections)
+	// Both listeners come from Listen; OnListening says which is which.
+	var (
+		mu     sync.Mutex
+		opened = map[string]*failingListener{}
+	)
+	listen := func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, err
+		}
+		fl := &failingListener{Listener: ln}
+		mu.Lock()
+		opened[ln.Addr().String()] = fl
+		mu.Unlock()
+		return fl, nil
+	}
+	listening := make(chan [2]net.Addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() {
+		g.done <- daemon.Run(ctx, daemon.Options{
+			ConfigPath: path,
+			Getenv:     func(k string) string { return env[k] },
+			Stdout:     g.logs,
+			Listen:     listen,
+			OnListening: func(public, ops net.Addr) {
+				listening <- [2]net.Addr{public, ops}
+			},
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-g.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("Run did not return after its context ended\nlogs:\n%s", g.logs)
+		}
+	})
+	select {
+	case a := <-listening:
+		mu.Lock()
+		g.public, g.ops = opened[a[0].String()], opened[a[1].String()]
+		mu.Unlock()
+	case err := <-g.done:
+		g.done <- err // for the cleanup
+		t.Fatalf("Run returned before listening: %v\nlogs:\n%s", err, g.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the gateway did not listen in time\nlogs:\n%s", g.logs)
+	}
+	if g.public == nil || g.ops == nil {
+		t.Fatalf("the listeners OnListening named are not the ones Listen opened")
+	}
+	// Ready: the first key fetch is done, so a token is verified.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if g.get(g.ops, "/readyz", "") == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not become ready\nlogs:\n%s", g.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return g
+}
+
+// get sends GET path to ln (with token, when not empty) and returns the
+// status, or 0 when there was no answer.
+func (g *gateway) get(ln net.Listener, path, token string) int {
+	req, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+	if err != nil {
+		return 0
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode
+}
+
+// serveOne checks that both listeners answer a real request: the demo
+// user's profile on the public one (through the identity provider's keys
+// and the user store), /healthz on the ops one.
+func (g *gateway) serveOne(t *testing.T) {
+	t.Helper()
+	tok, err := g.idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := g.get(g.public, "/api/v1/users/me", tok); s != http.StatusOK {
+		t.Fatalf("GET /api/v1/users/me: status %d, want 200\nlogs:\n%s", s, g.logs)
+	}
+	if s := g.get(g.ops, "/healthz", ""); s != http.StatusOK {
+		t.Fatalf("GET /healthz: status %d, want 200\nlogs:\n%s", s, g.logs)
+	}
+}
+
+// result waits a few seconds for Run to return.
+func (g *gateway) result(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-g.done:
+		g.done <- err // for the cleanup
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Run did not return within 5s\nlogs:\n%s", g.logs)
+		return nil
+	}
+}
+
+func TestListenerLostEndsRunWithError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ln   func(*gateway) *failingListener
+	}{
+		{"public listener", func(g *gateway) *failingListener { return g.public }},
+		{"ops listener", func(g *gateway) *failingListener { return g.ops }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t)
+			g.serveOne(t)
+			tc.ln(g).fail(t)
+
+			err := g.result(t)
+			if err == nil {
+				t.Fatalf("Run returned nil after the %s failed: the process would exit 0\nlogs:\n%s", tc.name, g.logs)
+			}
+			if !errors.Is(err, errListenerLost) || !strings.HasPrefix(err.Error(), tc.name+": ") {
+				t.Fatalf("Run returned %q; want the accept error, prefixed %q", err, tc.name+": ")
+			}
+			failed := g.logs.lines("listener failed")
+			if len(failed) != 1 || failed[0]["level"] != "ERROR" || failed[0]["error"] != err.Error() {
+				t.Fatalf("listener failed lines: %v; want one ERROR with %q\nlogs:\n%s", failed, err, g.logs)
+			}
+			if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != true {
+				t.Fatalf("stopped lines: %v; want one, drained\nlogs:\n%s", stopped, g.logs)
+			}
+		})
+	}
+}
+
+func TestStopByContextReturnsNil(t *testing.T) {
+	g := startGateway(t)
+	g.serveOne(t)
+	g.cancel()
+
+	if err := g.result(t); err != nil {
+		t.Fatalf("Run returned %v after its context ended; want nil\nlogs:\n%s", err, g.logs)
+	}
+	if failed := g.logs.lines("listener failed"); len(failed) != 0 {
+		t.Fatalf("listener failed logged on a normal stop: %v", failed)
+	}
+	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != true {
+		t.Fatalf("stopped lines: %v; want one, drained\nlogs:\n%s", stopped, g.logs)
+	}
+}
