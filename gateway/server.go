@@ -297,10 +297,27 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.lnMu.Unlock()
-	return s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
+	err := s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
 		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed,
 		perAddr: s.connectionsPerAddr, addrs: &s.addrConns, refuseAddr: s.refuseAddrConn})
+	if err == nil {
+		// fasthttp returns nil when its listener says it is closed
+		// (io.EOF, net.ErrClosed). Only Shutdown closes it on purpose;
+		// before that the gateway has lost its listener and must not
+		// go on as if it still served.
+		s.lnMu.Lock()
+		stopping := s.stopping
+		s.lnMu.Unlock()
+		if !stopping {
+			err = errListenerClosed
+		}
+	}
+	return err
 }
+
+// errListenerClosed: the public listener was closed while the gateway
+// served, by something other than Shutdown.
+var errListenerClosed = errors.New("the listener was closed while serving")
 
 // connectionsPerAddr is the running server.maxConnectionsPerIP and trusted
 // proxies (clientListener).

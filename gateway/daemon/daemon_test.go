@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,33 +36,33 @@ import (
 var errListenerLost = errors.New("listener lost (injected by the test)")
 
 // failingListener is a real TCP listener that, once failed, answers every
-// Accept with errListenerLost. An Accept already waiting when it fails
-// returns once the next connection comes, closing that connection.
+// Accept with the error it failed with. An Accept already waiting when it
+// fails returns once the next connection comes, closing that connection.
 type failingListener struct {
 	net.Listener
-	failed atomic.Bool
+	failed atomic.Pointer[error]
 }
 
 func (l *failingListener) Accept() (net.Conn, error) {
-	if l.failed.Load() {
-		return nil, errListenerLost
+	if err := l.failed.Load(); err != nil {
+		return nil, *err
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	if l.failed.Load() {
+	if err := l.failed.Load(); err != nil {
 		c.Close()
-		return nil, errListenerLost
+		return nil, *err
 	}
 	return c, nil
 }
 
-// fail makes the listener's next Accept fail, and connects to it so that
-// the Accept the server is waiting in returns.
-func (l *failingListener) fail(t *testing.T) {
+// fail makes the listener's next Accept return failWith, and connects to it
+// so that the Accept the server is waiting in returns.
+func (l *failingListener) fail(t *testing.T, failWith error) {
 	t.Helper()
-	l.failed.Store(true)
+	l.failed.Store(&failWith)
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatalf("waking the listener's Accept: %v", err)
@@ -282,7 +283,7 @@ func TestListenerLostEndsRunWithError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startGateway(t)
 			g.serveOne(t)
-			tc.ln(g).fail(t)
+			tc.ln(g).fail(t, errListenerLost)
 
 			err := g.result(t)
 			if err == nil {
@@ -315,5 +316,27 @@ func TestStopByContextReturnsNil(t *testing.T) {
 	}
 	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != true {
 		t.Fatalf("stopped lines: %v; want one, drained\nlogs:\n%s", stopped, g.logs)
+	}
+}
+
+// fasthttp takes a listener that says it is closed (net.ErrClosed, io.EOF)
+// for one closed on purpose and returns nil: the public listener closed by
+// anything but the drain must still end the run with an error, or the
+// gateway would stay up, ready by its probes, with nothing accepting.
+func TestPublicListenerClosedUnaskedEndsRunWithError(t *testing.T) {
+	for _, closed := range []error{net.ErrClosed, io.EOF} {
+		t.Run(closed.Error(), func(t *testing.T) {
+			g := startGateway(t)
+			g.serveOne(t)
+			g.public.fail(t, closed)
+
+			err := g.result(t)
+			if err == nil || !strings.HasPrefix(err.Error(), "public listener: ") {
+				t.Fatalf("Run returned %v after the public listener said %q; want an error naming the public listener\nlogs:\n%s", err, closed, g.logs)
+			}
+			if stopped := g.logs.lines("stopped"); len(stopped) != 1 {
+				t.Fatalf("stopped lines: %v; want one\nlogs:\n%s", stopped, g.logs)
+			}
+		})
 	}
 }
