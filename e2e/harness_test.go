@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -383,6 +384,10 @@ type Gateway struct {
 	exitErr     error
 	cancel      context.CancelFunc // in-process only
 	client      *http.Client
+	// stopAsked: the test sent the binary SIGTERM or SIGINT itself, so
+	// Stop only waits (a second one cuts the drain, or the clean-up
+	// after it, short: exit 1).
+	stopAsked atomic.Bool
 }
 
 // StartGateway runs the gateway binary and waits until it is ready.
@@ -500,12 +505,13 @@ func (g *Gateway) AwaitReady(t testing.TB) {
 	}
 }
 
-// Stop ends the gateway (SIGTERM for the binary) and waits for it. It
-// returns the process's exit error (nil for a clean exit 0).
+// Stop ends the gateway (SIGTERM for the binary, unless the test sent one
+// already) and waits for it. It returns the process's exit error (nil for
+// a clean exit 0).
 func (g *Gateway) Stop(t testing.TB) error {
 	if g.cancel != nil {
 		g.cancel()
-	} else if g.cmd != nil && g.cmd.Process != nil {
+	} else if g.cmd != nil && g.cmd.Process != nil && !g.stopAsked.Swap(true) {
 		_ = g.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	select {
@@ -528,6 +534,9 @@ func (g *Gateway) Signal(t testing.TB, sig os.Signal) {
 	t.Helper()
 	if g.cmd == nil {
 		t.Fatal("Signal needs the binary (StartGateway)")
+	}
+	if sig == syscall.SIGTERM || sig == os.Interrupt {
+		g.stopAsked.Store(true)
 	}
 	if err := g.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
