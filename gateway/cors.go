@@ -26,24 +26,34 @@ func actualCORS(p *policies.Policy, origin []byte, method string, h *fasthttp.Re
 
 // preflight answers CORS preflights. Browsers send no custom headers on a
 // preflight, so X-Platform is unknown here: the policy is the one whose
-// CORS allows the origin (see policies.Set.PreflightPolicy). A refused
-// preflight is a 403 envelope; a plain OPTIONS gets 204 with Allow.
+// CORS allows the origin (see policies.Set.PreflightPolicy), and its
+// per-IP limit is the one charged, as for the requests the preflight is
+// for (another origin's is the unknown platform's). A refused preflight
+// is a 403 envelope; a plain OPTIONS gets 204 with Allow.
 func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 	h := &c.Request().Header
 	origin := h.Peek(fiber.HeaderOrigin)
 	method := h.Peek(fiber.HeaderAccessControlRequestMethod)
-	path := c.Path()
-	allow := allowedMethods(path)
+	allow := allowedMethods(c.Path())
+	isPreflight := allow != "" && len(origin) > 0 && len(method) > 0
+	var p *policies.Policy
+	if isPreflight {
+		rq.route = "preflight"
+		if p = rq.rt.policies.PreflightPolicy(string(origin)); p != nil {
+			rq.policy = p
+		}
+	}
+	if err := s.limitIP(rq); err != nil {
+		return err
+	}
 	if allow == "" {
 		return errNotFound
 	}
-	if len(origin) == 0 || len(method) == 0 {
+	if !isPreflight {
 		c.Set(fiber.HeaderAllow, allow)
 		c.Status(fiber.StatusNoContent)
 		return nil
 	}
-	rq.route = "preflight"
-	p := rq.rt.policies.PreflightPolicy(string(origin))
 	if p == nil || p.CORS() == nil {
 		c.Append(fiber.HeaderVary, fiber.HeaderOrigin)
 		return errForbidden

@@ -39,7 +39,7 @@ func (s *Server) edge(c *fiber.Ctx, handler func(*fiber.Ctx, *request) error) {
 	rq.setID(rq.headers.requestID)
 	setCanonical(&c.Response().Header, hdrRequestID, rq.id)
 	rq.client = clientctx.Normalize(&rq.headers, rq.start)
-	rq.clientIP = policies.ClientIP(peerAddr(c), h.PeekAll(fiber.HeaderXForwardedFor), rq.rt.trusted)
+	rq.clientIP = policies.ClientIP(peerAddr(c.Context()), h.PeekAll(fiber.HeaderXForwardedFor), rq.rt.trusted)
 	rq.policy = rq.rt.policies.For(rq.client.Platform)
 	rq.traceparent = rq.headers.traceparent
 	if s.tracing.Enabled() {
@@ -84,7 +84,14 @@ func arrival(ctx *fasthttp.RequestCtx) time.Time {
 
 // unrouted is the catch-all's handler: nothing else matched, and Fiber's
 // router says whether the path takes other methods (405) or none (404).
-func unrouted(c *fiber.Ctx, _ *request) error { return c.Next() }
+// The request is charged to its IP's bucket first, as every request is:
+// a scan of unknown paths is limited like any other flood.
+func (s *Server) unrouted(c *fiber.Ctx, rq *request) error {
+	if err := s.limitIP(rq); err != nil {
+		return err
+	}
+	return c.Next()
+}
 
 // finish records the request in metrics and the access log.
 func (s *Server) finish(c *fiber.Ctx, rq *request) {
@@ -110,11 +117,11 @@ func (s *Server) finish(c *fiber.Ctx, rq *request) {
 
 // peerAddr is the address the request's connection comes from (read once
 // per connection when it is the gateway's own).
-func peerAddr(c *fiber.Ctx) netip.Addr {
-	if cc, ok := c.Context().Conn().(*clientConn); ok {
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if cc, ok := ctx.Conn().(*clientConn); ok {
 		return cc.peer
 	}
-	return tcpPeer(c.Context().RemoteAddr())
+	return tcpPeer(ctx.RemoteAddr())
 }
 
 // tcpPeer is a TCP address's IP (IPv4-mapped IPv6 as IPv4); the zero
@@ -134,8 +141,8 @@ func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) func
 	return func(c *fiber.Ctx, rq *request) error {
 		rq.route = route
 		p := rq.policy
-		if v := s.limiter.AllowIP(p, rq.clientIP, rq.start); !v.Allowed {
-			return s.rateLimited(rq, v)
+		if err := s.limitIP(rq); err != nil {
+			return err
 		}
 		if v := s.limiter.AuthFailuresExhausted(p, rq.clientIP, rq.start); !v.Allowed {
 			return s.rateLimited(rq, v)
@@ -167,6 +174,17 @@ func (s *Server) endpoint(route string, h func(*fiber.Ctx, *request) error) func
 		}
 		return h(c, rq)
 	}
+}
+
+// limitIP takes one token from the client IP's bucket (the perIP limit of
+// the request's policy). Every request whose headers the gateway read
+// and trusts is charged, on an API route or not: 404s, 405s and CORS
+// preflights too, so that no kind of request floods the gateway unlimited.
+func (s *Server) limitIP(rq *request) error {
+	if v := s.limiter.AllowIP(rq.policy, rq.clientIP, rq.start); !v.Allowed {
+		return s.rateLimited(rq, v)
+	}
+	return nil
 }
 
 func (s *Server) rateLimited(rq *request, v policies.Verdict) error {

@@ -12,7 +12,8 @@ import (
 // edge (request id, client context, CORS, envelope for errors) runs before
 // it; every API route is an endpoint: rate limits, authentication and the
 // platform policy run before its handler. A catch-all behind the routes
-// edges everything else, answered 404 or 405.
+// edges everything else, answered 404 or 405; it and the preflights are
+// charged to the per-IP limit as the endpoints are.
 func (s *Server) routes() {
 	app := s.app
 	api := func(route string, h func(*fiber.Ctx, *request) error) fiber.Handler {
@@ -34,7 +35,7 @@ func (s *Server) routes() {
 	} {
 		app.Options(path, s.edged(s.preflight))
 	}
-	app.Use(s.edged(unrouted))
+	app.Use(s.edged(s.unrouted))
 }
 
 // allowedMethods answers the Allow header of a 405 for the known paths,

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/gateway/readcache"
 	"github.com/bffgate/edge/gateway/telemetry"
 	"github.com/bffgate/edge/policies"
@@ -238,6 +239,9 @@ func New(d Deps) (*Server, error) {
 		// caller's language, and the connection kept.
 		if requestWithoutHost(ctx) {
 			bodyRead(ctx)
+			if s.limitUnrouted(ctx) {
+				return
+			}
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, true, msgHostRequired)
 			s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
 			s.finishUnrouted(ctx, ctx.Time(), true)
@@ -245,6 +249,9 @@ func New(d Deps) (*Server, error) {
 		}
 		if !knownMethod(ctx.Method()) {
 			bodyRead(ctx) // the handler runs: the body was read
+			if s.limitUnrouted(ctx) {
+				return
+			}
 			// The headers were read: answer in the caller's language, keep
 			// a sane request id, and on a known path say which methods it
 			// takes (RFC 9110 requires Allow on a 405); an unknown path is
@@ -263,6 +270,28 @@ func New(d Deps) (*Server, error) {
 	}
 	s.routes()
 	return s, nil
+}
+
+// limitUnrouted charges a request that never reaches the edge but whose
+// headers were read and trusted (no Host, an unknown method) to its
+// client IP's bucket, as the edge does every other request (limitIP). When
+// the bucket is empty it answers the 429, as the edge would, and reports
+// true.
+func (s *Server) limitUnrouted(ctx *fasthttp.RequestCtx) bool {
+	rt := s.rt.Load()
+	h := &ctx.Request.Header
+	p := rt.policies.For(clientctx.ParsePlatform(h.Peek(clientctx.HeaderPlatform)))
+	ip := policies.ClientIP(peerAddr(ctx), h.PeekAll(fiber.HeaderXForwardedFor), rt.trusted)
+	v := s.limiter.AllowIP(p, ip, arrival(ctx))
+	if v.Allowed {
+		return false
+	}
+	s.obs.RateLimited(p.Name, v.Kind)
+	writeUnroutedError(&ctx.Response, h, fiber.StatusTooManyRequests, true)
+	v.Headers(ctx.Response.Header.Set)
+	s.unroutedCORS(&ctx.Response, h)
+	s.finishUnrouted(ctx, arrival(ctx), true)
+	return true
 }
 
 func knownMethod(m []byte) bool {
