@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -41,5 +44,57 @@ func TestFaultsSecondSignalCutsTheDrainShort(t *testing.T) {
 	// The process went before the request it cut short was answered.
 	if a := <-answers; a.err == nil {
 		t.Errorf("the request in flight got %d from a process that exited", a.status)
+	}
+}
+
+// A second signal after the drain, while the clean-up still runs (here
+// the trace exporter's last flush, to a collector that takes the
+// connection and never answers, bounded at 3 s), ends the process at once
+// with the run's own status: exit 0 after a clean stop, with a line that
+// says only the clean-up was cut short. It used to exit 1 and claim the
+// drain was not finished.
+func TestFaultsSecondSignalAfterTheDrainKeepsTheRunsStatus(t *testing.T) {
+	collector, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { collector.Close() })
+	go func() {
+		for {
+			conn, err := collector.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+			go func() { _, _ = io.Copy(io.Discard, conn) }()
+		}
+	}()
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, Env: map[string]string{
+		"GATEWAY_TRACING__ENABLED":     "true",
+		"GATEWAY_TRACING__ENDPOINT":    collector.Addr().String(),
+		"GATEWAY_TRACING__INSECURE":    "true",
+		"GATEWAY_TRACING__SAMPLERATIO": "1",
+	}})
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t))).Data(t, nil)
+
+	gw.Signal(t, syscall.SIGTERM)
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(gw.Logs(), `"msg":"stopped"`) {
+			return errors.New("no stopped line")
+		}
+		return nil
+	})
+	gw.Signal(t, syscall.SIGTERM)
+	select {
+	case <-gw.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the gateway did not exit\nlogs:\n%s", gw.Logs())
+	}
+	if gw.exitErr != nil {
+		t.Fatalf("exit %v, want 0\nlogs:\n%s", gw.exitErr, gw.Logs())
+	}
+	if !strings.Contains(gw.Logs(), `"msg":"second signal after the drain: exiting without finishing the clean-up","signal":"terminated"`) {
+		t.Errorf("no line for the second signal, or the wrong one:\n%s", gw.Logs())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/bffgate/edge/gateway/telemetry"
@@ -19,6 +20,9 @@ import (
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// stopped holds the run's outcome once the drain is over: nil before.
+	var stopped atomic.Pointer[error]
+	onStopped = func(err error) { stopped.Store(&err) }
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -29,6 +33,15 @@ func main() {
 		// systemd send one, then SIGKILL).
 		sig := <-signals
 		logger, _ := telemetry.NewLogger(os.Stdout, "info")
+		// After the drain only the clean-up is cut short: the exit status
+		// is the run's, as it would have been.
+		if outcome := stopped.Load(); outcome != nil {
+			logger.Warn("second signal after the drain: exiting without finishing the clean-up", "signal", sig.String())
+			if *outcome != nil {
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
 		logger.Warn("second signal: exiting without finishing the drain", "signal", sig.String())
 		os.Exit(1)
 	}()

@@ -56,8 +56,13 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		Getenv:       getenv,
 		Stdout:       stdout,
 		WatchSignals: true,
+		OnStopped:    onStopped,
 	})
 }
+
+// onStopped is told when the drain is over (daemon.Options.OnStopped);
+// main sets it, tests leave it nil.
+var onStopped func(err error)
 
 // getenvOf looks names up in environ as os.Getenv does in the process's
 // environment: the first entry of a name wins.

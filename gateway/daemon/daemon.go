@@ -46,6 +46,11 @@ type Options struct {
 	// Listen opens the public and the ops listener (nil: net.Listen).
 	// Tests use it to make a listener fail while the gateway runs.
 	Listen func(network, address string) (net.Listener, error)
+	// OnStopped, when set, is told that the drain is over, with what Run
+	// will return, before the clean-up (flushing traces, closing the
+	// clients) that can still take seconds. The binary uses it to tell a
+	// second signal during the drain from one during the clean-up.
+	OnStopped func(err error)
 }
 
 // Load reads, overrides and validates a configuration and compiles its
@@ -228,6 +233,9 @@ func Run(ctx context.Context, o Options) error {
 		cancel()
 	}
 	wg.Wait()
+	if o.OnStopped != nil {
+		o.OnStopped(failed)
+	}
 	logger.Info("stopped", "drained", drained, "in_flight", srv.InFlight())
 	return failed
 }
