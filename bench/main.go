@@ -129,6 +129,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	r.summarizeClosed()
+	pairs, err := r.pairedRounds(ctx)
+	if err != nil {
+		return err
+	}
+	rep.Paired = pairs
 	if err := r.openRounds(ctx); err != nil {
 		return err
 	}
@@ -144,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return ctx.Err()
 		}
 	}
-	rep.Targets, rep.Ratios = judge(r.results, rep.Memory)
+	rep.Targets, rep.Ratios = judge(r.results, rep.Memory, rep.Paired)
 	rep.Machine.LoadAvgEnd = loadAverage()
 	rep.FinishedAt = time.Now()
 
@@ -192,6 +197,7 @@ func estimate(o *options, n int) time.Duration {
 	d := time.Duration(n) * (o.warmup + pause)
 	d += time.Duration(n*o.rounds) * (wrkWindow + pause + 300*time.Millisecond)
 	d += time.Duration(n*o.rounds+2*max(0, o.p99Rounds-o.rounds)) * (o.prime + o.duration + pause + 200*time.Millisecond)
+	d += pairedEstimate(o)
 	if o.memory {
 		d += time.Duration(o.memoryUsers) * 250 * time.Microsecond // mint + fill on one core each
 		d += 10 * time.Second

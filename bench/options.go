@@ -17,9 +17,11 @@ type options struct {
 	warmup      time.Duration // per scenario, before the rounds
 	prime       time.Duration // open loop: unmeasured lead-in of each window
 	rounds      int
-	p99Rounds   int // open-loop rounds of the p99 pair (at least rounds)
-	connections int // closed loop
-	rate        int // open-loop rate of the other scenarios; 0: half their own maximum
+	p99Rounds   int           // open-loop rounds of the p99 pair (at least rounds)
+	pairs       int           // repetitions of each pair in the paired phase (0: none)
+	pairWindow  time.Duration // one window of the paired phase
+	connections int           // closed loop
+	rate        int           // open-loop rate of the other scenarios; 0: half their own maximum
 	scenarios   []string
 	generator   string // auto, wrk, vegeta
 	// openGenerator is the open loop's: auto, h2load, vegeta.
@@ -75,6 +77,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "closed-loop warm-up of each scenario before the rounds")
 	fs.DurationVar(&o.prime, "prime", 500*time.Millisecond, "unmeasured lead-in of each open-loop window at the window's rate")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each round measures every scenario once, in rotating order")
+	fs.IntVar(&o.pairs, "pairs", 8, "repetitions (A B B A windows) of each target's pair in the paired phase after the closed-loop rounds; 0: no paired phase")
+	fs.DurationVar(&o.pairWindow, "pair-window", time.Second, "length of one window of the paired phase; wrk rounds it to whole seconds")
 	fs.IntVar(&o.connections, "connections", 64, "closed-loop connections")
 	fs.IntVar(&o.rate, "rate", 0, "open-loop rate (req/s) of every scenario except the p99 pair; 0: half of the scenario's own maximum")
 	list := fs.String("scenarios", "all", "comma-separated scenario names to run, or all")
@@ -103,6 +107,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	var problems []string
 	if o.duration < time.Second {
 		problems = append(problems, "-duration must be at least 1s")
+	}
+	if o.pairs < 0 || o.pairs > 0 && o.pairWindow < time.Second {
+		problems = append(problems, "-pairs must not be negative, and -pair-window must be at least 1s")
 	}
 	if o.warmup < 0 || o.prime < 0 {
 		problems = append(problems, "-warmup and -prime must not be negative")

@@ -21,9 +21,11 @@ type report struct {
 	Results  []*scenarioResult `json:"scenarios"`
 	Targets  []targetResult    `json:"targets"`
 	Ratios   []ratioResult     `json:"ratios"`
-	Memory   *memoryResult     `json:"memory,omitempty"`
-	Skipped  []string          `json:"skipped"`
-	Notes    []string          `json:"notes"`
+	// Paired is the paired phase's reading of the targets' ratios.
+	Paired  []*pairedResult `json:"paired,omitempty"`
+	Memory  *memoryResult   `json:"memory,omitempty"`
+	Skipped []string        `json:"skipped"`
+	Notes   []string        `json:"notes"`
 }
 
 type settings struct {
@@ -275,6 +277,7 @@ func (rep *report) markdown() string {
 		}
 		p("\n")
 	}
+	b.WriteString(pairedMarkdown(rep.Paired))
 
 	if mem := rep.Memory; mem != nil {
 		p("## Memory: %d cached profiles and %d cached tokens\n\n", mem.Users, mem.Users)

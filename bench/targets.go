@@ -14,7 +14,7 @@ import (
 // in under 200 MB (10^6 bytes) of resident memory.
 const memoryLimitMB = 200
 
-func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResult, []ratioResult) {
+func judge(results map[string]*scenarioResult, mem *memoryResult, pairs []*pairedResult) ([]targetResult, []ratioResult) {
 	get := func(name string) *scenarioResult {
 		r, ok := results[name]
 		if !ok || r.Broken != "" || r.Closed.MedianRPS == 0 {
@@ -40,6 +40,7 @@ func judge(results map[string]*scenarioResult, mem *memoryResult) ([]targetResul
 			if rf := get(floor); rf != nil && invalid(rf) == "" {
 				t.Detail += fmt.Sprintf("; the floor contender %s reached %.3f", floor, rf.Closed.MedianRPS/rb.Closed.MedianRPS)
 			}
+			t.Detail += pairedNote(pairs, a, b, floor)
 		}
 		targets = append(targets, t)
 	}

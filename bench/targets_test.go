@@ -40,7 +40,7 @@ func TestJudge(t *testing.T) {
 		"nginx-proxy-username": result("nginx-proxy-username", 12000, 0, 0),
 	}
 	mem := &memoryResult{Users: 100000, RSSKiB: 150000, HWMKiB: 180000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
-	targets, ratios := judge(results, mem)
+	targets, ratios := judge(results, mem, nil)
 
 	for name, want := range map[string]string{
 		"/me cache hit vs bare Fiber":         statusPass, // 0.90
@@ -66,7 +66,7 @@ func TestJudge(t *testing.T) {
 	results["fiber-proxy-floor-username"] = result("fiber-proxy-floor-username", 9000, 0, 0)
 	results["bare-fiber-floor"] = result("bare-fiber-floor", 44000, 0, 0)
 	results["bare-fiber-floor"].Errors = 1
-	targets, ratios = judge(results, mem)
+	targets, ratios = judge(results, mem, nil)
 	u := statusOf(t, targets, "username check vs nginx plain proxy")
 	if want := "the floor contender fiber-proxy-floor-username reached 0.750"; !strings.Contains(u.Detail, want) || u.Status != statusPass {
 		t.Errorf("username target %s %q, want PASS and %q", u.Status, u.Detail, want)
@@ -90,7 +90,7 @@ func TestJudge(t *testing.T) {
 	results["gw-username"].Closed.Rounds[0].GeneratorCoreBusy = 0.99
 	results["gw-me-hit"].Open.Rounds[0].AchievedRate = 15000
 	delete(results, "nginx-cache-hit")
-	targets, _ = judge(results, &memoryResult{Users: 100000, Broken: "gateway did not start"})
+	targets, _ = judge(results, &memoryResult{Users: 100000, Broken: "gateway did not start"}, nil)
 	for name, want := range map[string]string{
 		"/me cache hit vs bare Fiber":         statusInvalid,
 		"/me cache hit vs nginx proxy_cache":  statusNotMeasured,
@@ -119,12 +119,12 @@ func TestJudgeMemory(t *testing.T) {
 	} {
 		m := full
 		tc.change(&m)
-		targets, _ := judge(map[string]*scenarioResult{}, &m)
+		targets, _ := judge(map[string]*scenarioResult{}, &m, nil)
 		if got := statusOf(t, targets, "memory"); got.Status != tc.want {
 			t.Errorf("%s: %s (%s), want %s", tc.name, got.Status, got.Detail, tc.want)
 		}
 	}
-	targets, _ := judge(map[string]*scenarioResult{}, nil)
+	targets, _ := judge(map[string]*scenarioResult{}, nil, nil)
 	if got := statusOf(t, targets, "memory"); got.Status != statusNotMeasured {
 		t.Errorf("no memory phase: %s", got.Status)
 	}
@@ -140,7 +140,7 @@ func TestReportWrite(t *testing.T) {
 	rep := &report{Schema: 1, StartedAt: start, FinishedAt: start.Add(8 * time.Minute), Command: "go run ./bench",
 		Results: []*scenarioResult{res, broken}, Skipped: []string{"nginx baselines: nginx is not installed"},
 		Memory: &memoryResult{Users: 100000, RSSKiB: 150000}}
-	rep.Targets, rep.Ratios = judge(map[string]*scenarioResult{"gw-me-hit": res}, rep.Memory)
+	rep.Targets, rep.Ratios = judge(map[string]*scenarioResult{"gw-me-hit": res}, rep.Memory, nil)
 	dir := t.TempDir()
 	written, err := rep.write(dir)
 	if err != nil {
@@ -187,6 +187,8 @@ func TestOptions(t *testing.T) {
 	for _, bad := range [][]string{
 		{"bench", "-duration", "500ms"},
 		{"bench", "-rounds", "0"},
+		{"bench", "-pairs", "-1"},
+		{"bench", "-pair-window", "500ms"},
 		{"bench", "-scenarios", "gw-me-hit,nope"},
 		{"bench", "-generator", "hey"},
 		{"bench", "-server-cpus", "x"},
@@ -217,13 +219,13 @@ func TestJudgeSharedCore(t *testing.T) {
 	}
 	results["bare-fiber"].Closed.Rounds[0].ServerCoreOther = 0.3
 	results["bare-fiber"].Open.Rounds[0].ServerCoreOther = 0.2
-	targets, _ := judge(results, nil)
+	targets, _ := judge(results, nil, nil)
 	got := statusOf(t, targets, "/me cache hit vs bare Fiber")
 	if got.Status != statusInvalid || !strings.Contains(got.Detail, "other processes took up to 30%") {
 		t.Errorf("%s: %s", got.Status, got.Detail)
 	}
 	results["bare-fiber"].Closed.Rounds[0].ServerCoreOther = 0.05 // one window of two: not most
-	targets, _ = judge(results, nil)
+	targets, _ = judge(results, nil, nil)
 	if got := statusOf(t, targets, "/me cache hit vs bare Fiber"); got.Status != statusPass {
 		t.Errorf("%s: %s", got.Status, got.Detail)
 	}
@@ -256,7 +258,7 @@ func TestJudgeP99GeneratorSaturated(t *testing.T) {
 }
 
 func mustJudge(results map[string]*scenarioResult) []targetResult {
-	targets, _ := judge(results, nil)
+	targets, _ := judge(results, nil, nil)
 	return targets
 }
 
@@ -265,7 +267,7 @@ func mustJudge(results map[string]*scenarioResult) []targetResult {
 // names the limit it was measured under, which is not production's.
 func TestJudgeMemoryNamesTheLimit(t *testing.T) {
 	m := &memoryResult{Users: 100000, RSSKiB: 190000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
-	targets, _ := judge(map[string]*scenarioResult{}, m)
+	targets, _ := judge(map[string]*scenarioResult{}, m, nil)
 	got := statusOf(t, targets, "memory")
 	if !strings.Contains(got.Detail, "GOMEMLIMIT="+benchMemLimit) || !strings.Contains(got.Detail, "440MiB") {
 		t.Errorf("memory detail does not name the memory limit it was measured under: %s", got.Detail)
