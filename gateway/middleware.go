@@ -90,8 +90,22 @@ func (s *Server) unrouted(c *fiber.Ctx, rq *request) error {
 	if err := s.limitIP(rq); err != nil {
 		return err
 	}
+	// The asterisk form of the target (RFC 9112 section 3.2.4) asks about
+	// the server as a whole, and only OPTIONS may use it: the methods the
+	// API takes anywhere, as for a plain OPTIONS on one of its paths.
+	if string(c.Request().Header.RequestURI()) == "*" {
+		if c.Method() != fiber.MethodOptions {
+			return validationError()
+		}
+		c.Set(fiber.HeaderAllow, serverMethods)
+		c.Status(fiber.StatusNoContent)
+		return nil
+	}
 	return c.Next()
 }
+
+// serverMethods are the methods some route of the API takes.
+const serverMethods = "GET, HEAD, POST, OPTIONS"
 
 // finish records the request in metrics and the access log.
 func (s *Server) finish(c *fiber.Ctx, rq *request) {

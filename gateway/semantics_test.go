@@ -337,6 +337,30 @@ func TestMethodNotAllowedOnlyOnRoutedPaths(t *testing.T) {
 	}
 }
 
+// The asterisk form of the target asks about the server as a whole (RFC
+// 9110 section 9.3.7): OPTIONS * is a 204 with the methods the API takes,
+// any other method with it a 400 envelope; the connection stays usable
+// either way.
+func TestOptionsAsterisk(t *testing.T) {
+	r := newMixRig(t)
+	next := "GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	answers, closed := rawExchange(t, r, "OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n"+next, 500*time.Millisecond)
+	if len(answers) != 2 || closed {
+		t.Fatalf("%d answers (closed %v), want 2 on a kept connection", len(answers), closed)
+	}
+	if a := answers[0]; a.status != http.StatusNoContent || a.header.Get("Allow") != "GET, HEAD, POST, OPTIONS" || len(a.body) != 0 {
+		t.Fatalf("OPTIONS *: %d, Allow %q, body %q", a.status, a.header.Get("Allow"), a.body)
+	}
+	if answers[1].status != http.StatusNotFound {
+		t.Fatalf("the next request: %d, want 404", answers[1].status)
+	}
+	answers, closed = rawExchange(t, r, "GET * HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n\r\n"+next, 500*time.Millisecond)
+	if len(answers) != 2 || closed {
+		t.Fatalf("%d answers (closed %v), want 2 on a kept connection", len(answers), closed)
+	}
+	edgeFailure(t, answers[0], http.StatusBadRequest, "Doğrulama başarısız oldu")
+}
+
 // A search page a client may keep names in Vary every request header its
 // answer depends on. On a platform with CORS that includes Origin even
 // when the request sent none: the same URL fetched with the web app's
