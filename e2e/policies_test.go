@@ -330,6 +330,52 @@ policies:
 	}
 }
 
+// A platform whose policy turns a route's cache off (cache.ttl 0s, or
+// cache.bypass) never reads what another platform of the same visibility
+// class cached: every call of it reaches the store, and its answers carry
+// no ETag and are never a 304.
+func TestPolicyCacheOffPlatformNeverReadsAnotherPlatformsEntry(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, ConfigYAML: polConfig(t, `
+policies:
+  api:
+    cache:
+      ttl: {search: 0s, me: 0s}
+  unknown:
+    cache:
+      bypass: true
+`)})
+	user := idp.UserToken(t)
+	search, me := polRoutes[1], polRoutes[2]
+
+	for _, r := range []polRoute{search, me} {
+		first := r.call(t, gw, Bearer(user), Platform("web"))
+		first.Data(t, nil)
+		etag := first.Header.Get("ETag")
+		if x := r.call(t, gw, Bearer(user), Platform("mobile_ios")).Header.Get("X-Cache"); x != "HIT" || etag == "" {
+			t.Fatalf("%s: mobile_ios after web: X-Cache %q, ETag %q; want web's entry", r.id, x, etag)
+		}
+		for _, platform := range []string{"api", "unknown"} {
+			before := store.Total(t)
+			resp := r.call(t, gw, Bearer(user), Platform(platform), Header("If-None-Match", etag))
+			resp.Data(t, nil)
+			if x := resp.Header.Get("X-Cache"); x != "BYPASS" {
+				t.Errorf("%s on %s: X-Cache %q, want BYPASS", r.id, platform, x)
+			}
+			if e := resp.Header.Get("ETag"); e != "" {
+				t.Errorf("%s on %s: ETag %q on an answer from no cache", r.id, platform, e)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "private, no-store" {
+				t.Errorf("%s on %s: Cache-Control %q, want private, no-store", r.id, platform, cc)
+			}
+			if store.Total(t) == before {
+				t.Errorf("%s on %s: answered without asking the store", r.id, platform)
+			}
+		}
+	}
+}
+
 // Each denial path, with no user-store call: a route a platform turns off,
 // a route rule asking for a role, one asking for a scope, a user token on
 // the admin platform, an admin token from a mobile app. The positive
