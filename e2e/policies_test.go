@@ -330,6 +330,52 @@ policies:
 	}
 }
 
+// A platform whose policy turns a route's cache off (cache.ttl 0s, or
+// cache.bypass) never reads what another platform of the same visibility
+// class cached: every call of it reaches the store, and its answers carry
+// no ETag and are never a 304.
+func TestPolicyCacheOffPlatformNeverReadsAnotherPlatformsEntry(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, ConfigYAML: polConfig(t, `
+policies:
+  api:
+    cache:
+      ttl: {search: 0s, me: 0s}
+  unknown:
+    cache:
+      bypass: true
+`)})
+	user := idp.UserToken(t)
+	search, me := polRoutes[1], polRoutes[2]
+
+	for _, r := range []polRoute{search, me} {
+		first := r.call(t, gw, Bearer(user), Platform("web"))
+		first.Data(t, nil)
+		etag := first.Header.Get("ETag")
+		if x := r.call(t, gw, Bearer(user), Platform("mobile_ios")).Header.Get("X-Cache"); x != "HIT" || etag == "" {
+			t.Fatalf("%s: mobile_ios after web: X-Cache %q, ETag %q; want web's entry", r.id, x, etag)
+		}
+		for _, platform := range []string{"api", "unknown"} {
+			before := store.Total(t)
+			resp := r.call(t, gw, Bearer(user), Platform(platform), Header("If-None-Match", etag))
+			resp.Data(t, nil)
+			if x := resp.Header.Get("X-Cache"); x != "BYPASS" {
+				t.Errorf("%s on %s: X-Cache %q, want BYPASS", r.id, platform, x)
+			}
+			if e := resp.Header.Get("ETag"); e != "" {
+				t.Errorf("%s on %s: ETag %q on an answer from no cache", r.id, platform, e)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "private, no-store" {
+				t.Errorf("%s on %s: Cache-Control %q, want private, no-store", r.id, platform, cc)
+			}
+			if store.Total(t) == before {
+				t.Errorf("%s on %s: answered without asking the store", r.id, platform)
+			}
+		}
+	}
+}
+
 // Each denial path, with no user-store call: a route a platform turns off,
 // a route rule asking for a role, one asking for a scope, a user token on
 // the admin platform, an admin token from a mobile app. The positive
@@ -464,6 +510,71 @@ func TestPolicyPlatformSpoofingGrantsNothing(t *testing.T) {
 		}
 		if got := r.Headers["X-Platform"]; got != "mobile_ios" {
 			t.Errorf("store saw X-Platform %q on %s", got, r.Path)
+		}
+	}
+}
+
+// HEAD takes the policy of the GET it stands for: every denial of the
+// routes table is a 403 without a body that never reaches the store, and
+// an allowed HEAD carries the headers of its GET (the same ETag and
+// X-Cache from the apps' cache; none of either on the admin routes).
+func TestPolicyHeadFollowsThePolicyOfItsGet(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	user, admin := idp.UserToken(t), idp.AdminToken(t)
+	gets := []polRoute{polRoutes[1], polRoutes[2], polRoutes[3], polRoutes[4]}
+
+	store.Reset(t)
+	for _, c := range []struct {
+		token, platform string
+		routes          []polRoute
+	}{
+		{user, "admin", gets},
+		{user, "web", gets[2:]},
+		{admin, "web", gets[2:]},
+		{admin, "", gets[2:]},
+		{admin, "mobile_ios", gets[2:]},
+		{admin, "admin", gets[:1]},
+	} {
+		for _, r := range c.routes {
+			resp := gw.Do(t, http.MethodHead, r.path, Bearer(c.token), Platform(c.platform))
+			if resp.Status != http.StatusForbidden || len(resp.Body) != 0 {
+				t.Fatalf("HEAD %s on %q: %d with %d body bytes, want 403 without a body", r.path, c.platform, resp.Status, len(resp.Body))
+			}
+		}
+	}
+	if n := store.Total(t); n != 0 {
+		t.Fatalf("denied HEADs reached the user store %d times: %v", n, store.Counts(t))
+	}
+
+	for _, c := range []struct {
+		token, platform string
+		r               polRoute
+		cached          bool
+	}{
+		{user, "mobile_ios", gets[0], true},
+		{user, "web", gets[1], true},
+		{admin, "admin", gets[1], false},
+		{admin, "admin", gets[2], false},
+		{admin, "admin", gets[3], false},
+	} {
+		get := gw.Do(t, http.MethodGet, c.r.path, Bearer(c.token), Platform(c.platform))
+		get.Data(t, nil)
+		head := gw.Do(t, http.MethodHead, c.r.path, Bearer(c.token), Platform(c.platform))
+		if head.Status != http.StatusOK || len(head.Body) != 0 {
+			t.Fatalf("HEAD %s on %s: %d with %d body bytes, want 200 without a body", c.r.path, c.platform, head.Status, len(head.Body))
+		}
+		for _, h := range []string{"ETag", "Cache-Control", "Vary"} {
+			if g, hd := get.Header.Get(h), head.Header.Get(h); g != hd {
+				t.Errorf("%s on %s: %s %q on GET, %q on HEAD", c.r.path, c.platform, h, g, hd)
+			}
+		}
+		if c.cached && (head.Header.Get("X-Cache") != "HIT" || head.Header.Get("ETag") == "") {
+			t.Errorf("HEAD %s on %s: X-Cache %q, ETag %q, want the GET's cached answer", c.r.path, c.platform, head.Header.Get("X-Cache"), head.Header.Get("ETag"))
+		}
+		if !c.cached && (head.Header.Get("ETag") != "" || head.Header.Get("X-Cache") == "HIT") {
+			t.Errorf("HEAD %s on %s: X-Cache %q, ETag %q, want neither from a cache", c.r.path, c.platform, head.Header.Get("X-Cache"), head.Header.Get("ETag"))
 		}
 	}
 }
