@@ -28,7 +28,9 @@ func actualCORS(p *policies.Policy, origin []byte, method string, h *fasthttp.Re
 // preflight, so X-Platform is unknown here: the policy is the one whose
 // CORS allows the origin (see policies.Set.PreflightPolicy), and its
 // per-IP limit is the one charged, as for the requests the preflight is
-// for (another origin's is the unknown platform's). A refused preflight
+// for. A preflight from an origin no policy allows, and a plain OPTIONS,
+// are charged under the policy X-Platform names, as any request (browsers
+// send none on a preflight: the unknown platform's). A refused preflight
 // is a 403 envelope; a plain OPTIONS gets 204 with Allow.
 func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 	h := &c.Request().Header
