@@ -564,6 +564,31 @@ func cchKeys(m map[string]json.RawMessage) []string {
 	return out
 }
 
+// /me's clientMaxAge, when ops give one, is capped like search's: a client
+// keeps the profile no longer than the gateway does, on a platform with a
+// shorter TTL of its own too; a miss and the hits after it say the same.
+func TestCacheMeClientMaxAgeNeverOutlivesTheEntry(t *testing.T) {
+	st := cchStartStore(t)
+	idp := StartIdP(t)
+	gw := cchGateway(t, st.URL, idp, map[string]string{
+		"GATEWAY_CACHE__ROUTES__ME__CLIENTMAXAGE":      "60s",
+		"GATEWAY_POLICIES__MOBILE_IOS__CACHE__TTL__ME": "3s",
+	})
+	tok := idp.UserToken(t)
+	for _, c := range []struct{ platform, want string }{
+		{"web", "private, max-age=10"},
+		{"mobile_ios", "private, max-age=3"},
+	} {
+		for i := 0; i < 2; i++ {
+			resp := gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Platform(c.platform))
+			x := resp.Header.Get("X-Cache")
+			if cc := resp.Header.Get("Cache-Control"); cc != c.want {
+				t.Errorf("/me on %s (%s): Cache-Control %q, want %q (never longer than the gateway keeps it)", c.platform, x, cc, c.want)
+			}
+		}
+	}
+}
+
 // A burst of empty searches (random users) costs one call, but the sample
 // changes after the short TTL of its own, while a real query's entry lives
 // its full TTL; clients are told no longer than that either.

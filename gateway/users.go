@@ -419,18 +419,21 @@ func (s *Server) me(c *fiber.Ctx, rq *request) error {
 	route := rq.rt.cfg.Cache.Routes.Me
 	rq.keyBuf = readcache.AppendKey(rq.keyBuf[:0], "me", lang.String(), p.FieldClass(viewMe), sub)
 	ttl := p.CacheTTL("me", route.TTL)
+	// As search's: a client keeps the profile no longer than the gateway
+	// does (clientMaxAge is 0s, no-store, unless ops give one).
+	clientMaxAge := min(route.ClientMaxAge, ttl)
 	// Authentication has already run: an expired or revoked token never
 	// reaches this cache. Peek keeps nothing of the key, so a hit looks
 	// it up in the request's buffer; only a miss makes the key a string
 	// of its own, for the cache to keep.
 	if e, ok := s.peek(unsafe.String(unsafe.SliceData(rq.keyBuf), len(rq.keyBuf)), ttl, p, rq.start); ok {
-		return s.writeEntry(c, rq, "me", e, readcache.Hit, route.ClientMaxAge)
+		return s.writeEntry(c, rq, "me", e, readcache.Hit, clientMaxAge)
 	}
 	key := string(rq.keyBuf)
 	call := rq.call()
 	load := s.profileLoader(call, sub, p.Fields(viewMe), lang)
 	return s.serveCached(c, rq, "me", key, ttl, route.StaleWhileRevalidate, route.StaleIfError,
-		route.ClientMaxAge, call, load)
+		clientMaxAge, call, load)
 }
 
 // profileLoader loads one user and their live stream in parallel.
