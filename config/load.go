@@ -263,8 +263,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 // yaml.v3 refuses a bare number for a time.Duration (rather than reading 5
 // as 5ns), even 0; a bare 0 is unambiguous and time.ParseDuration accepts
 // it, as the environment does, so it is read as zero here. Every other
-// duration needs a unit.
+// duration needs a unit. yaml.v3 truncates a fraction written for an
+// integer (1.5 becomes 1); it is refused, as the environment refuses it.
 func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
+	if isInteger(t) && n.ShortTag() == "!!float" {
+		ps.add(path, "invalid integer %q: write a whole number without a fraction or exponent (line %d)", n.Value, n.Line)
+		blank(n)
+		return
+	}
 	switch t {
 	case durationType:
 		if _, err := time.ParseDuration(n.Value); err != nil {
@@ -281,6 +287,15 @@ func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 			blank(n)
 		}
 	}
+}
+
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return t != durationType && t != byteSizeType
+	}
+	return false
 }
 
 // unshareScalars replaces every alias of a scalar by a copy of it, so
