@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file (env "+config.EnvConfigPath+")")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		return parseError(err)
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -78,6 +78,15 @@ func getenvOf(environ []string) func(string) string {
 	return func(name string) string { return vars[name] }
 }
 
+// parseError is a flag set's parse error as run returns it: -h printed
+// the usage it asked for, which is no failure (exit 0).
+func parseError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
 // noArgs refuses words left after the flags: a mistyped subcommand
 // ("healtcheck") or one after a flag ("-config x.yaml validate") would
 // otherwise start a gateway, or check nothing.
@@ -108,7 +117,7 @@ func validate(args []string, getenv func(string) string, stdout, stderr io.Write
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file to check")
 	old := fs.String("diff", "", "running configuration file to compare against")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -159,7 +168,7 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	if err := noArgs(fs); err != nil {
 		return err

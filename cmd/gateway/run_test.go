@@ -248,6 +248,21 @@ func TestVersionAndBadFlags(t *testing.T) {
 	}
 }
 
+// -h asks for the usage, which is printed on stderr: a success (exit 0),
+// as for userstore and devstack, not an error printed after it
+// ("flag: help requested", exit 1).
+func TestHelpIsNotAFailure(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"serve", "-help"}, {"validate", "-h"}, {"healthcheck", "-h"}} {
+		_, errOut, err := runOut(t, noEnv, args...)
+		if err != nil {
+			t.Errorf("%q: err %v", args, err)
+		}
+		if !strings.Contains(errOut, "-config") {
+			t.Errorf("%q: stderr %q, want the usage", args, errOut)
+		}
+	}
+}
+
 // lockedBuffer collects the serve session's log while the test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
