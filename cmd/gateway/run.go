@@ -218,13 +218,32 @@ func opsListen(path string, getenv func(string) string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read config: %w", err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+	}
+	// Only ops (and merges, which may bring it) is decoded: yaml refuses
+	// a whole mapping with a key written twice, so a second log: section
+	// would fail the probe too.
+	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+		m := doc.Content[0]
+		var kept []*yaml.Node
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k := m.Content[i].Value; k == "ops" || k == "<<" {
+				kept = append(kept, m.Content[i], m.Content[i+1])
+			}
+		}
+		m.Content = kept
+	}
 	var f struct {
 		Ops struct {
 			Listen *string `yaml:"listen"`
 		} `yaml:"ops"`
 	}
-	if err := yaml.Unmarshal(data, &f); err != nil {
-		return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+	if doc.Kind != 0 {
+		if err := doc.Decode(&f); err != nil {
+			return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+		}
 	}
 	if f.Ops.Listen == nil {
 		return config.Default().Ops.Listen, nil

@@ -531,6 +531,16 @@ func TestHealthcheckNeedsOnlyOpsListen(t *testing.T) {
 	if out, _, err := runOut(t, noEnv, "healthcheck", "-config", broken); err != nil || out != "healthy\n" {
 		t.Fatalf("healthcheck with a broken file: err %v, stdout %q", err, out)
 	}
+	// Nor does a mistake yaml refuses outright, outside ops: a section
+	// written twice, or a value of the wrong type.
+	for name, content := range map[string]string{
+		"twice.yaml":     "ops:\n  listen: 0.0.0.0:" + port + "\nlog:\n  level: info\nlog:\n  level: debug\n",
+		"wrongtype.yaml": "server:\n  maxConnections: many\nops:\n  listen: 0.0.0.0:" + port + "\n",
+	} {
+		if out, _, err := runOut(t, noEnv, "healthcheck", "-config", writeConfig(t, name, content)); err != nil || out != "healthy\n" {
+			t.Errorf("healthcheck with %s: err %v, stdout %q", name, err, out)
+		}
+	}
 	// The environment still overrides the file.
 	other := writeConfig(t, "other.yaml", "ops:\n  listen: 127.0.0.1:1\n")
 	if out, _, err := runOut(t, envOf(map[string]string{"GATEWAY_OPS__LISTEN": ln.Addr().String()}), "healthcheck", "-config", other); err != nil || out != "healthy\n" {
