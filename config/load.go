@@ -201,6 +201,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 			blank(n)
 			return
 		}
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if isMerge(k) {
@@ -208,6 +209,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 				continue
 			}
 			p := join(path, k.Value)
+			if duplicate(n, i, seen, p, ps) {
+				i -= 2
+				continue
+			}
 			lines[k.Line] = p
 			f, ok := fieldByTag(t, k.Value)
 			if !ok {
@@ -230,6 +235,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 			blank(n)
 			return
 		}
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if isMerge(k) {
@@ -237,6 +243,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 				continue
 			}
 			p := join(path, k.Value)
+			if duplicate(n, i, seen, p, ps) {
+				i -= 2
+				continue
+			}
 			lines[k.Line] = p
 			checkKeys(v, t.Elem(), p, lines, ps)
 		}
@@ -259,12 +269,42 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 	}
 }
 
+// duplicate reports the key at i of mapping n when an earlier key of n has
+// the same name, and removes the pair, so that yaml does not report it
+// again: yaml names a mistake only by its line, and checkKeys can only
+// turn a line into the path of the last key written on it, the wrong one
+// in a flow mapping ({rate: 1, rate: 2, burst: 3}).
+func duplicate(n *yaml.Node, i int, seen map[string]int, path string, ps *Problems) bool {
+	k := n.Content[i]
+	if k.Kind != yaml.ScalarNode {
+		return false
+	}
+	first, ok := seen[k.Value]
+	if !ok {
+		seen[k.Value] = k.Line
+		return false
+	}
+	ps.add(path, "mapping key %q already defined at line %d (line %d)", k.Value, first, k.Line)
+	n.Content = slices.Delete(n.Content, i, i+2)
+	return true
+}
+
 // checkScalar checks the scalars yaml would get wrong or report badly.
 // yaml.v3 refuses a bare number for a time.Duration (rather than reading 5
 // as 5ns), even 0; a bare 0 is unambiguous and time.ParseDuration accepts
 // it, as the environment does, so it is read as zero here. Every other
-// duration needs a unit.
+// duration needs a unit. yaml.v3 truncates a fraction written for an
+// integer (1.5 becomes 1); it is refused, as the environment refuses it.
+// Numbers and booleans are decoded here, each alone, so that a mistake is
+// reported by its own path: the whole document's decode names one by its
+// line only, which holds several keys in a flow mapping ({rate: ten,
+// burst: 10}).
 func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
+	if isInteger(t) && n.ShortTag() == "!!float" {
+		ps.add(path, "invalid integer %q: write a whole number without a fraction or exponent (line %d)", n.Value, n.Line)
+		blank(n)
+		return
+	}
 	switch t {
 	case durationType:
 		if _, err := time.ParseDuration(n.Value); err != nil {
@@ -280,7 +320,34 @@ func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 			ps.add(path, "%v (line %d)", err, n.Line)
 			blank(n)
 		}
+	default:
+		if k := t.Kind(); k != reflect.Bool && k != reflect.Float32 && k != reflect.Float64 && !isInteger(t) {
+			return // a string takes any scalar
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				ps.add(path, "%v (line %d)", err, n.Line)
+			} else {
+				for _, msg := range te.Errors {
+					if m := lineRE.FindStringSubmatch(msg); m != nil {
+						msg = m[2]
+					}
+					ps.add(path, "%s (line %d)", msg, n.Line)
+				}
+			}
+			blank(n)
+		}
 	}
+}
+
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return t != durationType && t != byteSizeType
+	}
+	return false
 }
 
 // unshareScalars replaces every alias of a scalar by a copy of it, so

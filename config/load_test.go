@@ -150,6 +150,67 @@ func TestTypeErrorsAreReportedByPath(t *testing.T) {
 	}
 }
 
+// Several keys on one line (a flow mapping, as config.yaml writes its
+// limits and retries): a mistake is named by its own key, not by the last
+// key of the line.
+func TestMistakesInAFlowMappingAreNamedByTheirKey(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want want
+	}{
+		{"first of two", "server: {maxConnections: abc, readTimeout: 5s}\n",
+			want{"server.maxConnections", "cannot unmarshal !!str `abc` into int (line 1)"}},
+		{"a limit's rate", "policies:\n  web:\n    rateLimits:\n      perUser: {rate: ten, burst: 10}\n",
+			want{"policies.web.rateLimits.perUser.rate", "cannot unmarshal !!str `ten` into float64 (line 4)"}},
+		{"a retry", "upstreams:\n  userstore:\n    operations:\n      search:\n        retry: {attempts: x, baseBackoff: 25ms, maxBackoff: 200ms}\n",
+			want{"upstreams.userstore.operations.search.retry.attempts", "cannot unmarshal !!str `x` into int (line 5)"}},
+		{"a bool", "log: {access: maybe, level: info}\n",
+			want{"log.access", "cannot unmarshal !!str `maybe` into bool (line 1)"}},
+		{"a duplicate", "policies:\n  web:\n    rateLimits:\n      perUser: {rate: 1, rate: 2, burst: 10}\n",
+			want{"policies.web.rateLimits.perUser.rate", `mapping key "rate" already defined at line 4 (line 4)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectProblems(t, parseProblems(t, tt.file, env(nil)), tt.want)
+		})
+	}
+}
+
+// A fraction written for an integer setting is refused, as the
+// environment refuses it: yaml.v3 alone truncates it (maxConnections: 1.5
+// became 1, a burst of 2.7 became 2) without a word.
+func TestIntegersAreNotTruncated(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want want
+	}{
+		{"int", "server:\n  maxConnections: 1.5\n",
+			want{"server.maxConnections", `invalid integer "1.5": write a whole number without a fraction or exponent (line 2)`}},
+		{"int in an operation", "upstreams:\n  userstore:\n    operations:\n      search:\n        retry:\n          attempts: 1.9\n",
+			want{"upstreams.userstore.operations.search.retry.attempts", `invalid integer "1.9"`}},
+		{"uint32", "upstreams:\n  userstore:\n    operations:\n      search:\n        breaker:\n          halfOpenRequests: 2.5\n",
+			want{"upstreams.userstore.operations.search.breaker.halfOpenRequests", `invalid integer "2.5"`}},
+		{"pointer int in a policy", "policies:\n  web:\n    maxPageSize: 10.5\n",
+			want{"policies.web.maxPageSize", `invalid integer "10.5"`}},
+		{"burst of a limit", "policies:\n  web:\n    rateLimits:\n      perUser:\n        rate: 5\n        burst: 2.7\n",
+			want{"policies.web.rateLimits.perUser.burst", `invalid integer "2.7"`}},
+		{"exponent", "cache:\n  maxEntries: 1e5\n",
+			want{"cache.maxEntries", `invalid integer "1e5"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectProblems(t, parseProblems(t, tt.file, env(nil)), tt.want)
+		})
+	}
+	// A rate is a number, not an integer: its fraction stays.
+	cfg := mustParse(t, "policies:\n  web:\n    rateLimits:\n      perUser:\n        rate: 0.5\n        burst: 3\n", env(nil))
+	if l := cfg.Policies["web"].RateLimits.PerUser; l.Rate != 0.5 || l.Burst != 3 {
+		t.Errorf("perUser = %+v, want rate 0.5, burst 3", *l)
+	}
+}
+
 func TestDurationsAndSizesThatParse(t *testing.T) {
 	cfg := mustParse(t, `
 server:

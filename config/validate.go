@@ -128,7 +128,7 @@ func validateAuth(a *Auth, ps *Problems) {
 	for i, u := range a.JWKSURLs {
 		checkURL("auth.jwksURLs["+strconv.Itoa(i)+"]", u, ps)
 	}
-	if a.Issuer == "" {
+	if strings.TrimSpace(a.Issuer) == "" {
 		ps.add("auth.issuer", "required: the iss every token must carry")
 	}
 	if len(a.Audiences) == 0 {
@@ -151,10 +151,10 @@ func validateAuth(a *Auth, ps *Problems) {
 		ps.add("auth.leeway", "must be between 0s and 5m")
 	}
 	between(ps, "auth.maxTokenBytes", int64(a.MaxTokenBytes), 256, 64<<10, "256", "64KiB")
-	if a.RolesClaim == "" {
+	if strings.TrimSpace(a.RolesClaim) == "" {
 		ps.add("auth.rolesClaim", "required")
 	}
-	if a.ScopesClaim == "" {
+	if strings.TrimSpace(a.ScopesClaim) == "" {
 		ps.add("auth.scopesClaim", "required")
 	}
 	if a.AdminRole == "" {

@@ -162,6 +162,10 @@ func TestValidateRules(t *testing.T) {
 		{"tracing endpoint", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector:4318" }, nil},
 		{"no JWKS URL", func(c *config.Config) { c.Auth.JWKSURLs = nil }, []want{{"auth.jwksURLs", "required"}}},
 		{"no issuer", func(c *config.Config) { c.Auth.Issuer = "" }, []want{{"auth.issuer", "required"}}},
+		// Blank is unset: no token carries a blank iss, and no claim has a
+		// blank name (every token would fail, or every caller be roleless).
+		{"a blank issuer and claims", func(c *config.Config) { c.Auth.Issuer, c.Auth.RolesClaim, c.Auth.ScopesClaim = "  ", " ", "\t" },
+			[]want{{"auth.issuer", "required"}, {"auth.rolesClaim", "required"}, {"auth.scopesClaim", "required"}}},
 
 		// Trusted proxies.
 		{"CIDRs and addresses", func(c *config.Config) {

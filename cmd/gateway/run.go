@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file (env "+config.EnvConfigPath+")")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		return parseError(err)
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -78,6 +78,15 @@ func getenvOf(environ []string) func(string) string {
 	return func(name string) string { return vars[name] }
 }
 
+// parseError is a flag set's parse error as run returns it: -h printed
+// the usage it asked for, which is no failure (exit 0).
+func parseError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
 // noArgs refuses words left after the flags: a mistyped subcommand
 // ("healtcheck") or one after a flag ("-config x.yaml validate") would
 // otherwise start a gateway, or check nothing.
@@ -108,7 +117,7 @@ func validate(args []string, getenv func(string) string, stdout, stderr io.Write
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file to check")
 	old := fs.String("diff", "", "running configuration file to compare against")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -159,7 +168,7 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	if err := noArgs(fs); err != nil {
 		return err
@@ -209,13 +218,32 @@ func opsListen(path string, getenv func(string) string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read config: %w", err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+	}
+	// Only ops (and merges, which may bring it) is decoded: yaml refuses
+	// a whole mapping with a key written twice, so a second log: section
+	// would fail the probe too.
+	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+		m := doc.Content[0]
+		var kept []*yaml.Node
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k := m.Content[i].Value; k == "ops" || k == "<<" {
+				kept = append(kept, m.Content[i], m.Content[i+1])
+			}
+		}
+		m.Content = kept
+	}
 	var f struct {
 		Ops struct {
 			Listen *string `yaml:"listen"`
 		} `yaml:"ops"`
 	}
-	if err := yaml.Unmarshal(data, &f); err != nil {
-		return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+	if doc.Kind != 0 {
+		if err := doc.Decode(&f); err != nil {
+			return "", fmt.Errorf("healthcheck: %s: %w", path, err)
+		}
 	}
 	if f.Ops.Listen == nil {
 		return config.Default().Ops.Listen, nil

@@ -248,6 +248,21 @@ func TestVersionAndBadFlags(t *testing.T) {
 	}
 }
 
+// -h asks for the usage, which is printed on stderr: a success (exit 0),
+// as for userstore and devstack, not an error printed after it
+// ("flag: help requested", exit 1).
+func TestHelpIsNotAFailure(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"serve", "-help"}, {"validate", "-h"}, {"healthcheck", "-h"}} {
+		_, errOut, err := runOut(t, noEnv, args...)
+		if err != nil {
+			t.Errorf("%q: err %v", args, err)
+		}
+		if !strings.Contains(errOut, "-config") {
+			t.Errorf("%q: stderr %q, want the usage", args, errOut)
+		}
+	}
+}
+
 // lockedBuffer collects the serve session's log while the test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -515,6 +530,16 @@ func TestHealthcheckNeedsOnlyOpsListen(t *testing.T) {
 	broken := writeConfig(t, "broken.yaml", "ops:\n  listen: 0.0.0.0:"+port+"\nbogusKey: 1\n")
 	if out, _, err := runOut(t, noEnv, "healthcheck", "-config", broken); err != nil || out != "healthy\n" {
 		t.Fatalf("healthcheck with a broken file: err %v, stdout %q", err, out)
+	}
+	// Nor does a mistake yaml refuses outright, outside ops: a section
+	// written twice, or a value of the wrong type.
+	for name, content := range map[string]string{
+		"twice.yaml":     "ops:\n  listen: 0.0.0.0:" + port + "\nlog:\n  level: info\nlog:\n  level: debug\n",
+		"wrongtype.yaml": "server:\n  maxConnections: many\nops:\n  listen: 0.0.0.0:" + port + "\n",
+	} {
+		if out, _, err := runOut(t, noEnv, "healthcheck", "-config", writeConfig(t, name, content)); err != nil || out != "healthy\n" {
+			t.Errorf("healthcheck with %s: err %v, stdout %q", name, err, out)
+		}
 	}
 	// The environment still overrides the file.
 	other := writeConfig(t, "other.yaml", "ops:\n  listen: 127.0.0.1:1\n")
