@@ -33,6 +33,9 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		case "healthcheck":
 			return healthcheck(ctx, args[2:], getenv, stdout, stderr)
 		case "version":
+			if len(args) > 2 {
+				return unknownArg("version", args[2])
+			}
 			fmt.Fprintln(stdout, daemon.Version)
 			return nil
 		case "serve":
@@ -92,9 +95,13 @@ func parseError(err error) error {
 // otherwise start a gateway, or check nothing.
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unknown argument %q (subcommands: serve, validate, healthcheck, version; they come first)", fs.Name(), fs.Arg(0))
+		return unknownArg(fs.Name(), fs.Arg(0))
 	}
 	return nil
+}
+
+func unknownArg(cmd, arg string) error {
+	return fmt.Errorf("%s: unknown argument %q (subcommands: serve, validate, healthcheck, version; they come first)", cmd, arg)
 }
 
 func defaultConfigPath(getenv func(string) string) string {

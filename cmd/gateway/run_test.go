@@ -263,6 +263,18 @@ func TestHelpIsNotAFailure(t *testing.T) {
 	}
 }
 
+// version takes no words after it, as the other commands take none: a
+// mistyped "version -config x.yaml" must not look checked.
+func TestVersionRefusesExtraWords(t *testing.T) {
+	out, _, err := runOut(t, noEnv, "version", "extra")
+	if err == nil || !strings.Contains(err.Error(), `unknown argument "extra"`) {
+		t.Fatalf("version extra: err %v, stdout %q; want the unknown argument named", err, out)
+	}
+	if out, _, err := runOut(t, noEnv, "version"); err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("version: err %v, stdout %q", err, out)
+	}
+}
+
 // lockedBuffer collects the serve session's log while the test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
