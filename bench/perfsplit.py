@@ -12,6 +12,23 @@ Each input is a `perf script` text file and the scenario's closed-loop rate
 (req/s) during the recording. A sample is charged to the first category
 whose frames it holds; "k" and "u" say whether it was taken in the kernel
 or in user space. Output: microseconds of CPU per request.
+
+With --set me, the categories are those of a `/me` cache hit against the
+bare Fiber baseline ("`/me` cache hit against bare Fiber"), clock readings
+first, wherever they are made. That recording covers a whole subset run on
+the server core, both contenders alike:
+
+    perf record -C 0 -F 1999 -g -o all.data -- sleep 400 &
+    go run ./bench -scenarios gw-me-hit,bare-fiber -pairs 0 -nginx=false \
+        -store=false -memory=false -symbols -keep
+    kill -INT %1
+    perf script -F comm,ip,sym -i all.data --comms gateway > gw.txt
+    perf script -F comm,ip,sym -i all.data --comms barefiber > bare.txt
+    python3 bench/perfsplit.py --set me --hz 1999 --seconds 1 \
+        gw.txt:<requests> bare.txt:<requests>
+
+where <requests> is what each served in the run (closed-loop rounds,
+warm-up and open-loop windows: rate times length, from the run's log).
 """
 
 import argparse
@@ -36,6 +53,24 @@ CATEGORIES = [
     ("server: write response", ["serveConn"], ["syscall.write", "Flush"]),
     ("server: read request", ["serveConn"], ["syscall.read", "Peek", "fill"]),
     ("server: fasthttp, other", ["serveConn"], None),
+    ("other", [], None),
+]
+
+# The same form, for a /me cache hit against bare Fiber (--set me).
+ME_CATEGORIES = [
+    ("clock readings (vDSO), wherever made", [], ["__vdso_clock_gettime"]),
+    ("Go runtime: scheduler, netpoll, sysmon, GC", [], ["runtime.mcall", "runtime.sysmon", "gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge"]),
+    ("gateway: access-log writer (batches and their write)", ["accessLog).run"], None),
+    ("gateway: header hook (framing checks)", ["gateway.holdHeaders"], None),
+    ("gateway: rate limits (per IP, per user, failed authentication)", ["policies.(*Limiter)"], None),
+    ("gateway: access line and metrics", ["gateway.(*Server).finish"], None),
+    ("gateway: authentication (connection memo)", ["auth.(*Verifier)"], None),
+    ("/me: cache look-up, envelope, headers (bare Fiber: its handler)", [], ["gateway.(*Server).me", "main.New.func1"]),
+    ("gateway: edge (ids, client context, request state)", ["gateway.(*Server).edge"], None),
+    ("Fiber: context and routing", ["fiber/v2.(*App).handler"], None),
+    ("server: write the answer", ["serveConn"], ["bufio.(*Writer).Flush", "writeResponse"]),
+    ("server: read the request", ["serveConn"], ["bufio.(*Reader)"]),
+    ("server: parse, connection state, other", ["serveConn"], None),
     ("other", [], None),
 ]
 
@@ -64,8 +99,8 @@ def stacks(path):
         yield cur
 
 
-def category(syms):
-    for name, every, anyof in CATEGORIES:
+def category(syms, categories):
+    for name, every, anyof in categories:
         if all(any(m in s for s in syms) for m in every) and (
             anyof is None or any(any(m in s for s in syms) for m in anyof)
         ):
@@ -73,12 +108,12 @@ def category(syms):
     return "other"
 
 
-def split(path):
+def split(path, categories):
     counts = collections.Counter()
     for st in stacks(path):
         if not st:
             continue
-        counts[(category([s for _, s in st]), "k" if st[0][0] else "u")] += 1
+        counts[(category([s for _, s in st], categories), "k" if st[0][0] else "u")] += 1
     return counts
 
 
@@ -87,12 +122,14 @@ def main():
     p.add_argument("inputs", nargs="+", help="perf script file:rate (req/s)")
     p.add_argument("--hz", type=float, default=2000, help="perf record -F")
     p.add_argument("--seconds", type=float, default=5, help="length of the recording")
+    p.add_argument("--set", choices=["username", "me"], default="username", help="the categories: a proxied username check, or a /me cache hit")
     a = p.parse_args()
+    categories = ME_CATEGORIES if a.set == "me" else CATEGORIES
     cols = []
     for spec in a.inputs:
         path, rate = spec.rsplit(":", 1)
         per_sample = 1e6 / a.hz / (float(rate) * a.seconds)  # µs of CPU per request
-        cols.append((path, {k: v * per_sample for k, v in split(path).items()}))
+        cols.append((path, {k: v * per_sample for k, v in split(path, categories).items()}))
     keys = sorted({k for _, c in cols for k in c}, key=lambda k: -cols[0][1].get(k, 0))
     print("| category | | " + " | ".join(path for path, _ in cols) + " |")
     print("| --- | --- |" + " --- |" * len(cols))
