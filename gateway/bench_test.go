@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	goruntime "runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -223,8 +224,14 @@ func BenchmarkBareFiberEnvelope(b *testing.B) {
 }
 
 // The hit path must not leak allocations over time: what it allocates per
-// request after thousands of requests is what it allocated at the start
-// (pools warm, buffers grown, nothing accumulating per request).
+// request after thousands of requests is no more than what it allocated at
+// the start (pools warm, buffers grown, nothing accumulating per request).
+// The means are compared unrounded with half an allocation of tolerance:
+// under the race detector sync.Pool drops a quarter of what is put back,
+// on purpose, so the mean moves by a few hundredths from run to run, and
+// testing.AllocsPerRun, which rounds it down, read 5.99 and 6.01 as 5 and
+// 6 (a failure in CI, the late count the lower). A step that starts to
+// allocate once per request adds a whole one.
 func TestCacheHitAllocationsStable(t *testing.T) {
 	r := bchNewRig(t)
 	for _, uri := range []string{"/api/v1/users/me", "/api/v2/users/search?query=sukru&page=1&limit=20"} {
@@ -237,18 +244,18 @@ func TestCacheHitAllocationsStable(t *testing.T) {
 		for i := 0; i < 100; i++ {
 			run()
 		}
-		early := testing.AllocsPerRun(1000, run)
+		early := meanAllocs(5000, run)
 		for i := 0; i < 20000; i++ {
 			run()
 		}
-		late := testing.AllocsPerRun(1000, run)
-		if late != early {
-			t.Errorf("%s: %v allocations per request at first, %v after 20 000 requests", uri, early, late)
+		late := meanAllocs(5000, run)
+		if late > early+0.5 {
+			t.Errorf("%s: %.2f allocations per request at first, %.2f after 20 000 requests", uri, early, late)
 		}
 		if x := string(c.ctx.Response.Header.Peek(headerCache)); x != "HIT" {
 			t.Fatalf("%s: X-Cache %q: not the hit path", uri, x)
 		}
-		t.Logf("%s: %v allocations per cache hit", uri, late)
+		t.Logf("%s: %.2f allocations per cache hit (%.2f at first)", uri, late, early)
 	}
 }
 
@@ -280,6 +287,19 @@ func BenchmarkCheckUsername(b *testing.B) {
 			b.Fatalf("status %d %s", c.ctx.Response.StatusCode(), c.ctx.Response.Body())
 		}
 	}
+}
+
+// meanAllocs is testing.AllocsPerRun's mean, unrounded: the heap
+// allocations of n runs of f (one core, as AllocsPerRun has) over n.
+func meanAllocs(n int, f func()) float64 {
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(1))
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		f()
+	}
+	goruntime.ReadMemStats(&after)
+	return float64(after.Mallocs-before.Mallocs) / float64(n)
 }
 
 // BenchmarkServerDeadlines is what fasthttp does to a keep-alive
