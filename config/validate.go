@@ -170,6 +170,13 @@ func validateAuth(a *Auth, ps *Problems) {
 	if a.TokenCache.Enabled {
 		between(ps, "auth.tokenCache.maxEntries", int64(a.TokenCache.MaxEntries), 1, 10_000_000, "1", "10000000")
 		positive(ps, "auth.tokenCache.maxTTL", a.TokenCache.MaxTTL)
+	} else {
+		// Unused while the cache is off, but never meaningful: refused
+		// now rather than on the reload that turns the cache on.
+		if a.TokenCache.MaxEntries < 0 {
+			ps.add("auth.tokenCache.maxEntries", "must not be negative")
+		}
+		nonNegative(ps, "auth.tokenCache.maxTTL", a.TokenCache.MaxTTL)
 	}
 }
 
@@ -217,6 +224,9 @@ func validateOperation(p string, o *Operation, requestTimeout time.Duration, ps 
 		if o.Retry.MaxBackoff < o.Retry.BaseBackoff {
 			ps.add(p+".retry.maxBackoff", "must not be shorter than retry.baseBackoff")
 		}
+	} else {
+		nonNegative(ps, p+".retry.baseBackoff", o.Retry.BaseBackoff)
+		nonNegative(ps, p+".retry.maxBackoff", o.Retry.MaxBackoff)
 	}
 	b := &o.Breaker
 	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {

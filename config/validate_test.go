@@ -77,6 +77,14 @@ func TestValidateRules(t *testing.T) {
 			[]want{{search + ".breaker.halfOpenRequests", "at least 1"}}},
 		{"too many retries", func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Retry.Attempts = 6 },
 			[]want{{search + ".retry.attempts", "between 0 and 5"}}},
+		{"no retries still refuse negative backoffs", func(c *config.Config) {
+			r := &c.Upstreams.UserStore.Operations.Search.Retry
+			r.Attempts, r.BaseBackoff, r.MaxBackoff = 0, -time.Millisecond, -time.Second
+		}, []want{{search + ".retry.baseBackoff", "must not be negative"}, {search + ".retry.maxBackoff", "must not be negative"}}},
+		{"no retries need no backoffs", func(c *config.Config) {
+			r := &c.Upstreams.UserStore.Operations.Search.Retry
+			r.Attempts, r.BaseBackoff, r.MaxBackoff = 0, 0, 0
+		}, nil},
 		{"max backoff below base", func(c *config.Config) {
 			c.Upstreams.UserStore.Operations.Search.Retry.MaxBackoff = time.Millisecond
 		}, []want{{search + ".retry.maxBackoff", "must not be shorter"}}},
@@ -219,6 +227,9 @@ func TestValidateRules(t *testing.T) {
 		{"token cache off needs no sizes", func(c *config.Config) {
 			c.Auth.TokenCache = config.TokenCache{Enabled: false}
 		}, nil},
+		{"token cache off still refuses negative sizes", func(c *config.Config) {
+			c.Auth.TokenCache = config.TokenCache{Enabled: false, MaxEntries: -1, MaxTTL: -time.Second}
+		}, []want{{"auth.tokenCache.maxEntries", "must not be negative"}, {"auth.tokenCache.maxTTL", "must not be negative"}}},
 		{"token cache on needs sizes", func(c *config.Config) { c.Auth.TokenCache.MaxEntries = 0 },
 			[]want{{"auth.tokenCache.maxEntries", "between 1 and"}}},
 		{"bulkhead of zero", func(c *config.Config) { c.Upstreams.UserStore.Operations.UserByID.MaxInFlight = 0 },
