@@ -589,6 +589,51 @@ func TestCacheMeClientMaxAgeNeverOutlivesTheEntry(t *testing.T) {
 	}
 }
 
+// Platforms of one visibility class share entries, but a platform with a
+// shorter TTL of its own never reads one as fresh for longer than that TTL:
+// past it, the entry the web app stored for the route's 10 s is stale for
+// the Android app (served while one refresh runs), still a hit for the web.
+func TestCacheShorterPlatformTTLBoundsWhatItReads(t *testing.T) {
+	st := cchStartStore(t)
+	idp := StartIdP(t)
+	gw := cchGateway(t, st.URL, idp, map[string]string{
+		"GATEWAY_POLICIES__MOBILE_ANDROID__CACHE__TTL__ME": "1s",
+	})
+	tok := idp.UserToken(t)
+	web, android := []ReqOpt{Bearer(tok), Platform("web")}, []ReqOpt{Bearer(tok), Platform("mobile_android")}
+
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, web...), "MISS")
+	stored := time.Now()
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, android...), "HIT")
+	if got := st.calls(refstore.OpUser); got != 1 {
+		t.Fatalf("the store saw %d user calls, want 1 (one shared entry)", got)
+	}
+
+	cchWaitUntil(stored.Add(1100 * time.Millisecond))
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, web...), "HIT")
+	if got := st.calls(refstore.OpUser); got != 1 {
+		t.Fatalf("the web app's hit called the store (%d user calls)", got)
+	}
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, android...), "STALE")
+	deadline := time.Now().Add(5 * time.Second)
+	for st.calls(refstore.OpUser) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := st.calls(refstore.OpUser); got != 2 {
+		t.Fatalf("the stale answer refreshed the entry with %d user calls, want 2", got)
+	}
+	var x string
+	for time.Now().Before(deadline) {
+		if x = gw.Do(t, http.MethodGet, cchMe, android...).Header.Get("X-Cache"); x == "HIT" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if x != "HIT" {
+		t.Fatalf("after the refresh the Android app got X-Cache %q, want HIT", x)
+	}
+}
+
 // A burst of empty searches (random users) costs one call, but the sample
 // changes after the short TTL of its own, while a real query's entry lives
 // its full TTL; clients are told no longer than that either.

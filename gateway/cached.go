@@ -19,7 +19,7 @@ func (s *Server) peek(key string, ttl time.Duration, p *policies.Policy, now tim
 	if s.cache == nil || ttl <= 0 || p.CacheBypass() {
 		return nil, false
 	}
-	return s.cache.PeekAt(key, now)
+	return s.cache.PeekAt(key, now, ttl)
 }
 
 // CachePartitions is the read cache's Options.Partitions: each cached

@@ -270,19 +270,22 @@ func (c *Cache) sweepQueue(q int, now time.Time) int {
 // Peek returns a fresh entry or nothing. It allocates nothing, takes no
 // write lock and keeps nothing of key (which may be a caller's buffer).
 // A hit is counted and observed; a miss is not, because the caller is
-// expected to continue with Get, which counts it.
-func (c *Cache) Peek(key string) (*Entry, bool) { return c.PeekAt(key, c.now()) }
+// expected to continue with Get, which counts it. Fresh is the entry's own
+// freshness; PeekAt judges it by the caller's TTL too.
+func (c *Cache) Peek(key string) (*Entry, bool) { return c.PeekAt(key, c.now(), 0) }
 
 // PeekAt is Peek with the time already read (a request's arrival), where
-// the cache's clock is the real one.
-func (c *Cache) PeekAt(key string, now time.Time) (*Entry, bool) {
+// the cache's clock is the real one, for a lookup whose policy TTL is ttl:
+// an entry stored more than ttl before now is not fresh for it, whatever
+// TTL it was stored with (ttl 0 or less: the entry's own freshness only).
+func (c *Cache) PeekAt(key string, now time.Time, ttl time.Duration) (*Entry, bool) {
 	sh := c.shard(key)
 	v, ok := sh.store.Get(key)
 	if !ok {
 		return nil, false
 	}
 	e, ok := v.(*Entry)
-	if !ok || now.UnixNano() >= e.freshUntil {
+	if !ok || now.UnixNano() >= e.freshUntilFor(ttl) {
 		return nil, false
 	}
 	sh.hits.Add(1)
@@ -320,12 +323,13 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 	now := c.now()
 	sh := c.shard(key)
 	if e := c.lookupIn(sh, key, now); e != nil {
-		if now.UnixNano() < e.freshUntil {
+		fu := e.freshUntilFor(p.TTL)
+		if now.UnixNano() < fu {
 			sh.hits.Add(1)
 			c.obs.Lookup(Hit)
 			return e, Hit, nil
 		}
-		if now.UnixNano() < e.freshUntil+int64(p.StaleWhileRevalidate) {
+		if now.UnixNano() < fu+int64(p.StaleWhileRevalidate) {
 			c.revalidate(ctx, key, e, p, load, isFault)
 			return c.answer(e, Stale, nil)
 		}
@@ -340,12 +344,13 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 	if !abandoned && isFault != nil {
 		now = c.now()
 		if s := c.lookupIn(sh, key, now); s != nil {
-			fresh := now.UnixNano() < s.freshUntil
+			fu := s.freshUntilFor(p.TTL)
+			fresh := now.UnixNano() < fu
 			switch {
 			case isFault(err) && fresh:
 				// Stored meanwhile by a load that started after ours.
 				return c.answer(s, Hit, nil)
-			case isFault(err) && now.UnixNano() < s.freshUntil+int64(p.StaleIfError):
+			case isFault(err) && now.UnixNano() < fu+int64(p.StaleIfError):
 				return c.answer(s, Stale, nil)
 			case !isFault(err) && !fresh && !errors.Is(err, errPanicked):
 				// The store answered instead of failing (not found: the

@@ -63,6 +63,99 @@ func TestMissThenHitThenExpiry(t *testing.T) {
 	checkConsistent(t, c)
 }
 
+// A lookup never reads an entry as fresh for longer than its own TTL: a
+// platform with a shorter TTL reading what another stored for longer (or
+// any lookup after a reload shortened the TTL) sees it stale once its own
+// TTL has passed since the load, while the longer lookup still hits.
+func TestShorterTTLLookupJudgesFreshnessByItsOwn(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		swr  time.Duration
+		want Status // the short lookup's answer once its TTL has passed
+	}{
+		{"stale while revalidating", time.Minute, Stale},
+		{"loaded again without a stale window", 0, Miss},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cache, clock := newTestCache(t, Options{})
+			l := &loader{data: `"v1"`}
+			long := Policy{TTL: time.Minute, StaleWhileRevalidate: c.swr}
+			short := Policy{TTL: 10 * time.Second, StaleWhileRevalidate: c.swr}
+			first, _, err := cache.Get(ctx, "k", long, l.load, isFault)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			clock.Advance(9 * time.Second)
+			if e, st, err := cache.Get(ctx, "k", short, l.load, isFault); err != nil || st != Hit || e != first {
+				t.Fatalf("short lookup within its TTL = %v, %v; want a hit", st, err)
+			}
+			if _, ok := cache.PeekAt("k", clock.Now(), short.TTL); !ok {
+				t.Fatal("PeekAt missed an entry fresh for its TTL")
+			}
+
+			clock.Advance(time.Second) // 10 s since the load: the short TTL's end
+			if _, ok := cache.PeekAt("k", clock.Now(), short.TTL); ok {
+				t.Fatal("PeekAt returned an entry stored longer ago than its TTL")
+			}
+			if e, ok := cache.PeekAt("k", clock.Now(), long.TTL); !ok || e != first {
+				t.Fatal("PeekAt with the long TTL missed the entry fresh for it")
+			}
+			if e, ok := cache.Peek("k"); !ok || e != first {
+				t.Fatal("Peek (the entry's own freshness) missed it")
+			}
+			l.set(`"v2"`, nil)
+			e, st, err := cache.Get(ctx, "k", short, l.load, isFault)
+			if err != nil || st != c.want {
+				t.Fatalf("short lookup past its TTL = %v, %v; want %v", st, err, c.want)
+			}
+			if c.want == Stale && e != first {
+				t.Fatal("the stale answer is not the stored entry")
+			}
+			eventually(t, "the short lookup's load replaces the entry", func() bool {
+				e, ok := cache.Peek("k")
+				return ok && e.Data() == `"v2"`
+			})
+			if n := l.calls.Load(); n != 2 {
+				t.Fatalf("loads = %d, want 2", n)
+			}
+			// The new entry was stored by the short lookup: fresh for 10 s,
+			// for the long lookup too.
+			if e, st, _ := cache.Get(ctx, "k", long, l.load, isFault); st != Hit || e.Data() != `"v2"` {
+				t.Fatalf("long lookup after the reload = %v %q, want a hit on v2", st, e.Data())
+			}
+			checkConsistent(t, cache)
+		})
+	}
+}
+
+// Past a short lookup's TTL, an entry another lookup stored for longer is
+// still that lookup's stale-if-error stand-in, served as stale (not as a
+// hit) when the store fails; a client-meaningful answer drops it.
+func TestShorterTTLLookupStaleIfError(t *testing.T) {
+	cache, clock := newTestCache(t, Options{})
+	l := &loader{data: `"v1"`}
+	long := Policy{TTL: time.Minute, StaleIfError: time.Minute}
+	short := Policy{TTL: 10 * time.Second, StaleIfError: time.Minute}
+	first, _, err := cache.Get(ctx, "k", long, l.load, isFault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(20 * time.Second)
+	l.set("", errUpstream)
+	if e, st, err := cache.Get(ctx, "k", short, l.load, isFault); err != nil || st != Stale || e != first {
+		t.Fatalf("short lookup, store failing = %v, %v; want the entry as stale", st, err)
+	}
+	l.set("", errNotFound)
+	if _, st, err := cache.Get(ctx, "k", short, l.load, isFault); !errors.Is(err, errNotFound) || st != Miss {
+		t.Fatalf("short lookup, store says not found = %v, %v; want the error", st, err)
+	}
+	if _, ok := cache.Peek("k"); ok {
+		t.Fatal("the entry outlived the store's not found")
+	}
+	checkConsistent(t, cache)
+}
+
 func TestConcurrentMissesShareOneLoad(t *testing.T) {
 	c, _ := newTestCache(t, Options{})
 	l := &loader{data: `"shared"`}

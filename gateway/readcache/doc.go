@@ -46,12 +46,15 @@
 //   - Errors, and results whose Loaded.Cacheable is false, are returned to the
 //     callers of that load and never stored.
 //
-// Freshness is fixed when an entry is stored (StoredAt + TTL). The stale
-// windows are read from the Policy of each lookup but can never reach past
-// what the entry was stored for: an entry is kept until FreshUntil +
+// An entry's own freshness is fixed when it is stored (StoredAt + TTL), and
+// each lookup judges it by its own Policy.TTL too: fresh until the sooner of
+// FreshUntil and StoredAt + its TTL, so a lookup with a shorter TTL (another
+// platform's, or after a reload shortened it) never reads an entry as fresh
+// for longer than its TTL. The stale windows are read from the Policy of each
+// lookup, counted from that freshness, but can never reach past what the
+// entry was stored for: an entry is kept until FreshUntil +
 // max(StaleWhileRevalidate, StaleIfError) of the policy it was stored with,
-// then it expires. A reload that shortens a TTL therefore applies to entries
-// stored afterwards; purge the route's tag to apply it at once.
+// then it expires.
 //
 // # Entries are immutable
 //

@@ -126,6 +126,19 @@ func (e *Entry) StoredAt() time.Time { return time.Unix(0, e.storedAt) }
 // cacheable it equals StoredAt.
 func (e *Entry) FreshUntil() time.Time { return time.Unix(0, e.freshUntil) }
 
+// freshUntilFor is when e stops being fresh for a lookup whose policy TTL
+// is ttl: the entry's own FreshUntil, or StoredAt + ttl when that comes
+// sooner. So a lookup never reads an entry as fresh for longer than its own
+// TTL allows: not a platform with a shorter TTL reading an entry another
+// platform stored, nor any lookup after a reload shortened the TTL. A ttl
+// of 0 or less leaves the entry's own freshness.
+func (e *Entry) freshUntilFor(ttl time.Duration) int64 {
+	if ttl > 0 && e.storedAt+int64(ttl) < e.freshUntil {
+		return e.storedAt + int64(ttl)
+	}
+	return e.freshUntil
+}
+
 // Cacheable reports the loader's Cacheable: false means the answer must not
 // be cached by clients either.
 func (e *Entry) Cacheable() bool { return e.cacheable }
