@@ -26,8 +26,6 @@ type cpuUse struct {
 
 func (c cpuUse) total() time.Duration { return c.user + c.sys }
 
-func (c cpuUse) minus(o cpuUse) cpuUse { return cpuUse{c.user - o.user, c.sys - o.sys} }
-
 // cpuUsage is the CPU time a process has used so far, all its threads
 // included.
 func cpuUsage(pid int) (cpuUse, error) {

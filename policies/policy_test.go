@@ -27,11 +27,6 @@ var (
 	admin = identity{roles: []string{"admin"}}
 )
 
-var appPlatforms = []clientctx.Platform{
-	clientctx.PlatformWeb, clientctx.PlatformIOS, clientctx.PlatformAndroid,
-	clientctx.PlatformAPI, clientctx.PlatformUnknown,
-}
-
 // specs decodes the policies: block of a config.yaml.
 func specs(t *testing.T, doc string) map[string]config.Policy {
 	t.Helper()
