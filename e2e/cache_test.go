@@ -597,7 +597,7 @@ func TestCacheShorterPlatformTTLBoundsWhatItReads(t *testing.T) {
 	st := cchStartStore(t)
 	idp := StartIdP(t)
 	gw := cchGateway(t, st.URL, idp, map[string]string{
-		"GATEWAY_POLICIES__MOBILE_ANDROID__CACHE__TTL__ME": "1s",
+		"GATEWAY_POLICIES__MOBILE_ANDROID__CACHE__TTL__ME": "2s",
 	})
 	tok := idp.UserToken(t)
 	web, android := []ReqOpt{Bearer(tok), Platform("web")}, []ReqOpt{Bearer(tok), Platform("mobile_android")}
@@ -609,7 +609,7 @@ func TestCacheShorterPlatformTTLBoundsWhatItReads(t *testing.T) {
 		t.Fatalf("the store saw %d user calls, want 1 (one shared entry)", got)
 	}
 
-	cchWaitUntil(stored.Add(1100 * time.Millisecond))
+	cchWaitUntil(stored.Add(2100 * time.Millisecond))
 	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, web...), "HIT")
 	if got := st.calls(refstore.OpUser); got != 1 {
 		t.Fatalf("the web app's hit called the store (%d user calls)", got)
