@@ -55,6 +55,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out := opts.out
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	if opts.index {
+		path, err := writeIndex(out)
+		if err == nil {
+			fmt.Fprintf(stdout, "index: %s\n", path)
+		}
+		return err
+	}
 	log := &progress{w: stderr, start: time.Now()}
 	rep := &report{Schema: 1, StartedAt: time.Now(), Command: commandLine(args)}
 
@@ -153,10 +164,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.Machine.LoadAvgEnd = loadAverage()
 	rep.FinishedAt = time.Now()
 
-	out := opts.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
 	written, err := rep.write(out)
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ type options struct {
 	keep          bool
 	symbols       bool
 	verbose       bool
+	index         bool // only rebuild the results folder's index
 
 	// The floors the floor contender spends per request.
 	floorMe, floorUsername time.Duration
@@ -97,6 +98,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.symbols, "symbols", false, "build the servers with their symbol tables, for perf (bench/perfsplit.py)")
 	fs.DurationVar(&o.floorMe, "floor-me", defaultFloorMe, "CPU the floor contender spends per /me (bare-fiber-floor): the /me cache hit's floor in docs/performance.md")
 	fs.DurationVar(&o.floorUsername, "floor-username", defaultFloorUsername, "CPU the floor contender spends per username check (fiber-proxy-floor-username): the username check's floor in docs/performance.md")
+	fs.BoolVar(&o.index, "index", false, "only rebuild index.md of the -out folder from its timestamped reports, and exit")
 	fs.BoolVar(&o.verbose, "v", false, "print more of every window: core use, achieved rate, error samples")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err

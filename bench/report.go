@@ -158,7 +158,8 @@ type ratioResult struct {
 	Value float64 `json:"value"`
 }
 
-// write stores the report as latest.{md,json} and a timestamped copy.
+// write stores the report as latest.{md,json} and a timestamped copy, and
+// rebuilds the folder's index.
 func (rep *report) write(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -180,7 +181,11 @@ func (rep *report) write(dir string) ([]string, error) {
 		}
 		written = append(written, path)
 	}
-	return written, nil
+	index, err := writeIndex(dir)
+	if err != nil {
+		return written, err
+	}
+	return append(written, index), nil
 }
 
 func (rep *report) markdown() string {

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// The index: one line per kept run, so that the history of the targets
+// reads on one screen. It is rebuilt from the timestamped JSON reports in
+// the results folder (latest.json is a copy of one of them) after every run,
+// and by `go run ./bench -index` after reports were kept or removed by hand.
+
+const indexName = "index.md"
+
+// writeIndex rebuilds dir/index.md from dir's timestamped reports.
+func writeIndex(dir string) (string, error) {
+	reps, err := readReports(dir)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, indexName)
+	return path, os.WriteFile(path, []byte(indexMarkdown(reps)), 0o644)
+}
+
+// readReports reads every timestamped report of dir, oldest first.
+func readReports(dir string) ([]*indexedReport, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*Z.json"))
+	if err != nil {
+		return nil, err
+	}
+	var reps []*indexedReport
+	for _, path := range names {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		rep := new(report)
+		if err := json.Unmarshal(data, rep); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		base := strings.TrimSuffix(filepath.Base(path), ".json")
+		reps = append(reps, &indexedReport{report: rep, name: base})
+	}
+	slices.SortFunc(reps, func(a, b *indexedReport) int { return a.StartedAt.Compare(b.StartedAt) })
+	return reps, nil
+}
+
+type indexedReport struct {
+	*report
+	name string // the file name without .json
+}
+
+func indexMarkdown(reps []*indexedReport) string {
+	var b strings.Builder
+	b.WriteString("# Kept benchmark runs\n\n")
+	b.WriteString("Written by `bench/` from the timestamped reports of this folder (rebuilt after every run, " +
+		"and by `go run ./bench -index`). `latest.md` is the copy of the run taken as the reference, " +
+		"from a quiet machine; docs/performance.md says what each run was for and what it showed.\n\n")
+	b.WriteString("Each ratio is the median of the run's rounds with the target's status after it; " +
+		"\"floor\" is the floor contender's ratio against the same baseline in the same rounds, " +
+		"\"paired\" the paired phase's median (from the runs that had one). Bare Fiber's maximum says " +
+		"how fast the host was (compare it with `latest.md`'s). INVALID: the load " +
+		"generator, not the contender, set a maximum. Errors: every incorrect answer of the run, in " +
+		"any scenario, the paired phase or the memory fill (those of the first runs are the real " +
+		"store's overload: its scenarios ran at 64 connections until `213ea5c`; each report names " +
+		"its scenario).\n\n")
+	b.WriteString("| run | commit | load at start | rounds | bare Fiber req/s | `/me` hit ÷ bare Fiber (≥ 0.9) | floor | paired | " +
+		"`/me` hit ÷ nginx cache (≥ 0.8) | username ÷ nginx proxy (≥ 0.8) | floor | paired | " +
+		"p99 ÷ bare Fiber (≤ 2) | memory MB, at rest (peak) (< 200) | errors |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range reps {
+		load, _, _ := strings.Cut(r.Machine.LoadAvgStart, " ")
+		fmt.Fprintf(&b, "| [%s](%s.md) | `%s` | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+			r.name, r.name, orNone(r.Machine.Commit), orNone(load), r.Settings.Rounds,
+			r.maxRPS("bare-fiber"),
+			r.target("/me cache hit vs bare Fiber"), r.ratio("bare-fiber-floor / bare-fiber"),
+			r.paired("gw-me-hit", "bare-fiber"),
+			r.target("/me cache hit vs nginx proxy_cache"),
+			r.target("username check vs nginx plain proxy"),
+			r.ratio("fiber-proxy-floor-username / nginx-proxy-username"),
+			r.paired("gw-username", "nginx-proxy-username"),
+			r.target("p99 at half the gateway's maximum"),
+			r.memory(), r.errors())
+	}
+	return b.String()
+}
+
+func (r *indexedReport) target(name string) string {
+	for _, t := range r.Targets {
+		if t.Name != name {
+			continue
+		}
+		switch t.Status {
+		case statusNotMeasured:
+			return "—"
+		case statusPass:
+			return fmt.Sprintf("%.3f PASS", t.Value)
+		}
+		return fmt.Sprintf("%.3f **%s**", t.Value, t.Status)
+	}
+	return "—"
+}
+
+func (r *indexedReport) ratio(name string) string {
+	for _, x := range r.Ratios {
+		if x.Name == name {
+			return fmt.Sprintf("%.3f", x.Value)
+		}
+	}
+	return "—"
+}
+
+func (r *indexedReport) paired(a, b string) string {
+	for _, p := range r.Paired {
+		if p.A == a && p.B == b && p.Broken == "" {
+			return fmt.Sprintf("%.3f", p.Median)
+		}
+	}
+	return "—"
+}
+
+func (r *indexedReport) maxRPS(scenario string) string {
+	for _, s := range r.Results {
+		if s.Name == scenario && s.Broken == "" && s.Closed.MedianRPS > 0 {
+			return groupThousands(int64(s.Closed.MedianRPS + 0.5))
+		}
+	}
+	return "—"
+}
+
+func (r *indexedReport) memory() string {
+	m := r.Memory
+	if m == nil || m.Broken != "" || m.RSSKiB == 0 {
+		return "—"
+	}
+	mb := func(kib int64) float64 { return float64(kib) * 1024 / 1e6 }
+	return fmt.Sprintf("%.1f (%.1f)", mb(m.RSSKiB), mb(m.HWMKiB))
+}
+
+// errors counts every incorrect answer of the run: scenarios, paired phase
+// and memory fill.
+func (r *indexedReport) errors() int64 {
+	var n int64
+	for _, s := range r.Results {
+		n += s.Errors
+	}
+	for _, p := range r.Paired {
+		n += p.Errors
+	}
+	if r.Memory != nil {
+		n += r.Memory.Errors
+	}
+	return n
+}
+
+// groupThousands writes n with commas between groups of three digits.
+func groupThousands(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + groupThousands(-n)
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
