@@ -146,10 +146,10 @@ func TestReportWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(written) != 4 {
+	if len(written) != 5 {
 		t.Fatalf("wrote %v", written)
 	}
-	for _, name := range []string{"latest.md", "latest.json", "2026-11-27T010203Z.md", "2026-11-27T010203Z.json"} {
+	for _, name := range []string{"latest.md", "latest.json", "2026-11-27T010203Z.md", "2026-11-27T010203Z.json", indexName} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Error(err)
 		}
