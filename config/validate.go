@@ -65,6 +65,16 @@ func validateServer(s *Server, ps *Problems) {
 	positive(ps, "server.requestTimeout", s.RequestTimeout)
 	nonNegative(ps, "server.shutdownDelay", s.ShutdownDelay)
 	positive(ps, "server.drainTimeout", s.DrainTimeout)
+	const holds = "a slow or silent client would hold a connection that long"
+	atMost(ps, "server.readTimeout", s.ReadTimeout, 10*time.Minute, "10m", holds)
+	atMost(ps, "server.writeTimeout", s.WriteTimeout, 10*time.Minute, "10m", holds)
+	atMost(ps, "server.idleTimeout", s.IdleTimeout, 2*time.Hour, "2h", holds)
+	atMost(ps, "server.requestTimeout", s.RequestTimeout, 2*time.Minute, "2m",
+		"an app gives up long before; the request would hold its store calls and bulkhead slots")
+	atMost(ps, "server.shutdownDelay", s.ShutdownDelay, 5*time.Minute, "5m",
+		"the pod would refuse traffic that long before it even starts to drain")
+	atMost(ps, "server.drainTimeout", s.DrainTimeout, 10*time.Minute, "10m",
+		"a shutdown would wait that long for requests whose own deadline is server.requestTimeout")
 	between(ps, "server.bodyLimit", int64(s.BodyLimit), 1<<10, 64<<20, "1KiB", "64MiB")
 	between(ps, "server.headerLimit", int64(s.HeaderLimit), 1<<10, 1<<20, "1KiB", "1MiB")
 	between(ps, "server.maxConnections", int64(s.MaxConnections), 1, 1<<22, "1", "4194304")
@@ -275,6 +285,16 @@ const minInterval = 10 * time.Millisecond
 func atLeastInterval(ps *Problems, path string, d time.Duration) {
 	if d < minInterval {
 		ps.add(path, "must be at least %s (got %s): a shorter period would spin", minInterval, d)
+	}
+}
+
+// atMost is the upper bound of a server timeout, as minInterval is the
+// lower bound of a loop's period: a unit typed wrong (3000s for 3000ms, 15h
+// for 15s) is refused with why, instead of holding connections, requests or
+// a shutdown for hours.
+func atMost(ps *Problems, path string, d, limit time.Duration, limits, why string) {
+	if d > limit {
+		ps.add(path, "must be at most %s (got %s): %s", limits, d, why)
 	}
 }
 

@@ -57,6 +57,21 @@ func TestValidateRules(t *testing.T) {
 			[]want{{"server.requestTimeout", "positive duration"}}},
 		{"negative shutdown delay", func(c *config.Config) { c.Server.ShutdownDelay = -time.Second },
 			[]want{{"server.shutdownDelay", "must not be negative"}}},
+		{"server timeouts with a wrong unit", func(c *config.Config) {
+			s := &c.Server
+			s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 10*time.Minute+time.Millisecond, 10000*time.Second, 60*time.Hour
+			s.RequestTimeout, s.ShutdownDelay, s.DrainTimeout = 3000*time.Second, 5*time.Hour, 15*time.Hour
+		}, []want{
+			{"server.readTimeout", "must be at most 10m (got 10m0.001s)"}, {"server.writeTimeout", "at most 10m (got 2h46m40s)"},
+			{"server.idleTimeout", "at most 2h (got 60h0m0s)"},
+			{"server.requestTimeout", "must be at most 2m (got 50m0s): an app gives up long before"},
+			{"server.shutdownDelay", "at most 5m (got 5h0m0s)"}, {"server.drainTimeout", "at most 10m (got 15h0m0s)"},
+		}},
+		{"server timeouts at their bounds", func(c *config.Config) {
+			s := &c.Server
+			s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 10*time.Minute, 10*time.Minute, 2*time.Hour
+			s.RequestTimeout, s.ShutdownDelay, s.DrainTimeout = 2*time.Minute, 5*time.Minute, 10*time.Minute
+		}, nil},
 
 		// Breakers and retries.
 		{"breaker without a trip rule", func(c *config.Config) {
