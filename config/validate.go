@@ -173,6 +173,8 @@ func validateAuth(a *Auth, ps *Problems) {
 	j := &a.JWKS
 	atLeastInterval(ps, "auth.jwks.refreshInterval", j.RefreshInterval)
 	positive(ps, "auth.jwks.fetchTimeout", j.FetchTimeout)
+	atMost(ps, "auth.jwks.fetchTimeout", j.FetchTimeout, time.Minute, "1m",
+		"a fetch hung on a silent identity provider would put off the next try, and a starting pod's readiness, that long")
 	atLeastInterval(ps, "auth.jwks.unknownKIDInterval", j.UnknownKIDInterval)
 	nonNegative(ps, "auth.jwks.unknownKIDWait", j.UnknownKIDWait)
 	atLeastInterval(ps, "auth.jwks.retryInterval", j.RetryInterval)
@@ -248,6 +250,8 @@ func validateOperation(p string, o *Operation, requestTimeout time.Duration, ps 
 	}
 	positive(ps, p+".breaker.interval", b.Interval)
 	positive(ps, p+".breaker.openTimeout", b.OpenTimeout)
+	atMost(ps, p+".breaker.openTimeout", b.OpenTimeout, 10*time.Minute, "10m",
+		"every call of the operation would be refused that long after one bad spell of the store")
 	if b.HalfOpenRequests == 0 {
 		ps.add(p+".breaker.halfOpenRequests", "must be at least 1")
 	}
@@ -288,7 +292,7 @@ func atLeastInterval(ps *Problems, path string, d time.Duration) {
 	}
 }
 
-// atMost is the upper bound of a server timeout, as minInterval is the
+// atMost is the upper bound of a timeout, as minInterval is the
 // lower bound of a loop's period: a unit typed wrong (3000s for 3000ms, 15h
 // for 15s) is refused with why, instead of holding connections, requests or
 // a shutdown for hours.

@@ -67,6 +67,14 @@ func TestValidateRules(t *testing.T) {
 			{"server.requestTimeout", "must be at most 2m (got 50m0s): an app gives up long before"},
 			{"server.shutdownDelay", "at most 5m (got 5h0m0s)"}, {"server.drainTimeout", "at most 10m (got 15h0m0s)"},
 		}},
+		{"other timeouts with a wrong unit", func(c *config.Config) {
+			c.Auth.JWKS.FetchTimeout, c.Upstreams.UserStore.Operations.Search.Breaker.OpenTimeout = 3*time.Hour, 5*time.Hour
+		}, []want{
+			{"auth.jwks.fetchTimeout", "at most 1m (got 3h0m0s)"}, {search + ".breaker.openTimeout", "at most 10m (got 5h0m0s)"},
+		}},
+		{"other timeouts at their bounds", func(c *config.Config) {
+			c.Auth.JWKS.FetchTimeout, c.Upstreams.UserStore.Operations.Search.Breaker.OpenTimeout = time.Minute, 10*time.Minute
+		}, nil},
 		{"server timeouts at their bounds", func(c *config.Config) {
 			s := &c.Server
 			s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 10*time.Minute, 10*time.Minute, 2*time.Hour
