@@ -63,19 +63,20 @@ func indexMarkdown(reps []*indexedReport) string {
 	b.WriteString("Each ratio is the median of the run's rounds with the target's status after it; " +
 		"\"floor\" is the floor contender's ratio against the same baseline in the same rounds, " +
 		"\"paired\" the paired phase's median (from the runs that had one). Bare Fiber's maximum says " +
-		"how fast the host was (compare it with `latest.md`'s). INVALID: the load " +
+		"how fast the host was (compare it with `latest.md`'s); the runs had different virtual " +
+		"machines over the days, named by their CPU and kernel build. INVALID: the load " +
 		"generator, not the contender, set a maximum. Errors: every incorrect answer of the run, in " +
 		"any scenario, the paired phase or the memory fill (those of the first runs are the real " +
 		"store's overload: its scenarios ran at 64 connections until `213ea5c`; each report names " +
 		"its scenario).\n\n")
-	b.WriteString("| run | commit | load at start | rounds | bare Fiber req/s | `/me` hit ÷ bare Fiber (≥ 0.9) | floor | paired | " +
+	b.WriteString("| run | commit | machine (CPU, kernel) | load at start | rounds | bare Fiber req/s | `/me` hit ÷ bare Fiber (≥ 0.9) | floor | paired | " +
 		"`/me` hit ÷ nginx cache (≥ 0.8) | username ÷ nginx proxy (≥ 0.8) | floor | paired | " +
 		"p99 ÷ bare Fiber (≤ 2) | memory MB, at rest (peak) (< 200) | errors |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range reps {
 		load, _, _ := strings.Cut(r.Machine.LoadAvgStart, " ")
-		fmt.Fprintf(&b, "| [%s](%s.md) | `%s` | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
-			r.name, r.name, orNone(r.Machine.Commit), orNone(load), r.Settings.Rounds,
+		fmt.Fprintf(&b, "| [%s](%s.md) | `%s` | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+			r.name, r.name, orNone(r.Machine.Commit), r.machine(), orNone(load), r.Settings.Rounds,
 			r.maxRPS("bare-fiber"),
 			r.target("/me cache hit vs bare Fiber"), r.ratio("bare-fiber-floor / bare-fiber"),
 			r.paired("gw-me-hit", "bare-fiber"),
@@ -87,6 +88,16 @@ func indexMarkdown(reps []*indexedReport) string {
 			r.memory(), r.errors())
 	}
 	return b.String()
+}
+
+// machine names the VM the run had: the reports of one "2-core machine"
+// come from different hosts over the days, which no load average shows.
+func (r *indexedReport) machine() string {
+	m := r.Machine
+	if m.CPUModel == "" && m.Kernel == "" {
+		return "—"
+	}
+	return m.CPUModel + ", " + m.Kernel
 }
 
 func (r *indexedReport) target(name string) string {

@@ -35,7 +35,7 @@ func TestIndexListsKeptRunsOldestFirst(t *testing.T) {
 	}
 	newer := judged(0.95, 0.5)
 	newer.StartedAt = time.Date(2026, 11, 29, 8, 20, 1, 0, time.UTC)
-	newer.Machine = machine{Commit: "bbbbbbbbbbbb", LoadAvgStart: "0.01 0.02 0.03"}
+	newer.Machine = machine{Commit: "bbbbbbbbbbbb", LoadAvgStart: "0.01 0.02 0.03", CPUModel: "AMD EPYC", Kernel: "6.18.44-fc-v782"}
 	older := judged(0.7, 0.9)
 	older.StartedAt = time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC)
 	older.Machine = machine{Commit: "aaaaaaaaaaaa", LoadAvgStart: "1.50 1.00 0.50"}
@@ -61,9 +61,9 @@ func TestIndexListsKeptRunsOldestFirst(t *testing.T) {
 		t.Fatalf("%d rows, want 2 (latest.json is not a run):\n%s", len(rows), data)
 	}
 	for i, want := range [][]string{
-		{"[2026-11-28T230000Z](2026-11-28T230000Z.md)", "`aaaaaaaaaaaa`", "| 1.50 |", "| 90,000 |",
+		{"[2026-11-28T230000Z](2026-11-28T230000Z.md)", "`aaaaaaaaaaaa` | — | 1.50 |", "| 90,000 |",
 			"0.700 **FAIL**", "| 0.944 |", "| 0.877 |", "0.900 PASS", "194.6 (203.8)", "| 6 |"},
-		{"[2026-11-29T082001Z](2026-11-29T082001Z.md)", "`bbbbbbbbbbbb`", "| 0.01 |",
+		{"[2026-11-29T082001Z](2026-11-29T082001Z.md)", "`bbbbbbbbbbbb`", "| AMD EPYC, 6.18.44-fc-v782 | 0.01 |",
 			"0.950 PASS", "0.500 **FAIL**", "| — |"},
 	} {
 		for _, w := range want {
