@@ -90,6 +90,28 @@ func indexMarkdown(reps []*indexedReport) string {
 	return b.String()
 }
 
+// machineNote says when this run's machine is not the one of the report in
+// dir/latest.json, the reference it will be set beside: another CPU or
+// kernel build makes its rates and CPU per request incomparable, though
+// not its ratios.
+func machineNote(dir string, m machine) string {
+	data, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		return ""
+	}
+	var prev report
+	if json.Unmarshal(data, &prev) != nil || prev.Machine.CPUModel == "" {
+		return ""
+	}
+	p := prev.Machine
+	if p.CPUModel == m.CPUModel && p.Kernel == m.Kernel {
+		return ""
+	}
+	return fmt.Sprintf("machine: this run had %s, kernel %s; the previous latest.json (%s) had %s, kernel %s: "+
+		"compare the ratios of the two runs, not their rates or CPU per request",
+		m.CPUModel, m.Kernel, prev.StartedAt.UTC().Format("2006-01-02T150405Z"), p.CPUModel, p.Kernel)
+}
+
 // machine names the VM the run had: the reports of one "2-core machine"
 // come from different hosts over the days, which no load average shows.
 func (r *indexedReport) machine() string {

@@ -81,3 +81,27 @@ func TestGroupThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestMachineNote(t *testing.T) {
+	dir := t.TempDir()
+	amd := machine{CPUModel: "AMD EPYC", Kernel: "6.18.44-fc-v669"}
+	if n := machineNote(dir, amd); n != "" {
+		t.Errorf("no latest.json yet, but a note: %s", n)
+	}
+	rep := &report{Schema: 1, StartedAt: time.Date(2026, 11, 27, 23, 19, 57, 0, time.UTC), Machine: amd}
+	if _, err := rep.write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if n := machineNote(dir, amd); n != "" {
+		t.Errorf("the same machine, but a note: %s", n)
+	}
+	n := machineNote(dir, machine{CPUModel: "AMD EPYC", Kernel: "6.18.44-fc-v782"})
+	for _, want := range []string{"kernel 6.18.44-fc-v782", "(2026-11-27T231957Z) had AMD EPYC, kernel 6.18.44-fc-v669", "compare the ratios"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("note lacks %q: %s", want, n)
+		}
+	}
+	if n := machineNote(dir, machine{CPUModel: "Intel(R) Xeon(R) Processor", Kernel: "6.18.44-fc-v669"}); !strings.Contains(n, "Intel") {
+		t.Errorf("another CPU, no note: %q", n)
+	}
+}

@@ -152,6 +152,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if n := noiseNote(rep.Machine.LoadAvgStart); n != "" {
 		rep.Notes = append(rep.Notes, n)
 	}
+	if n := machineNote(out, rep.Machine); n != "" {
+		rep.Notes = append(rep.Notes, n)
+	}
 	rep.Notes = append(rep.Notes, r.notes()...)
 
 	if opts.memory {
