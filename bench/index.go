@@ -170,8 +170,7 @@ func (r *indexedReport) memory() string {
 	if m == nil || m.Broken != "" || m.RSSKiB == 0 {
 		return "—"
 	}
-	mb := func(kib int64) float64 { return float64(kib) * 1024 / 1e6 }
-	return fmt.Sprintf("%.1f (%.1f)", mb(m.RSSKiB), mb(m.HWMKiB))
+	return fmt.Sprintf("%.1f (%.1f)", megabytes(m.RSSKiB), megabytes(m.HWMKiB))
 }
 
 // errors counts every incorrect answer of the run: scenarios, paired phase

@@ -338,6 +338,9 @@ func orNone(s string) string {
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
+// megabytes is kib in MB (10^6 bytes), the unit of the memory target.
+func megabytes(kib int64) float64 { return float64(kib) * 1024 / 1e6 }
+
 // othersOf is the largest share of the server core other processes took
 // in any of the scenario's windows, "—" when unknown (not pinned).
 func othersOf(r *scenarioResult) string {

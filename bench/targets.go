@@ -85,9 +85,9 @@ func judge(results map[string]*scenarioResult, mem *memoryResult, pairs []*paire
 	case mem.Broken != "":
 		mt.Status, mt.Detail = statusNotMeasured, mem.Broken
 	default:
-		mt.Value = float64(mem.RSSKiB) * 1024 / 1e6
+		mt.Value = megabytes(mem.RSSKiB)
 		mt.Detail = fmt.Sprintf("%d profiles, %d tokens: VmRSS %.1f MB, peak (VmHWM) %.1f MB, live heap after a forced collection %.1f MB",
-			mem.CacheEntries, mem.Users, mt.Value, float64(mem.HWMKiB)*1024/1e6, float64(mem.LiveHeapBytes)/1e6)
+			mem.CacheEntries, mem.Users, mt.Value, megabytes(mem.HWMKiB), float64(mem.LiveHeapBytes)/1e6)
 		mt.Status = passIf(mt.Value < memoryLimitMB)
 		mt.Detail += "; measured under the benchmark's GOMEMLIMIT=" + benchMemLimit + " (GOGC=400 lets the heap grow towards the limit; " +
 			"deploy/kubernetes sets 440MiB, under which the RSS of the same cache is larger)"
