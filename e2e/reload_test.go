@@ -300,6 +300,9 @@ policies:
 			`policies.mobile_ios.rateLimit: unknown key (line`},
 		{"policy hard rule", polConfig(t, v2+"  api: {routes: {admin.users.get: {allow: true}}}\n"),
 			"policies.api.routes.admin.users.get.allow: admin routes can be allowed only on the admin platform"},
+		{"a timeout with a wrong unit", polConfig(t, strings.Replace(v2, `server: {listen: "127.0.0.1:0"}`,
+			`server: {listen: "127.0.0.1:0", requestTimeout: 3000s}`, 1)),
+			"server.requestTimeout: must be at most 2m (got 50m0s)"},
 	} {
 		t.Run("rejected: "+tc.name, func(t *testing.T) {
 			before := errorsCounted()
