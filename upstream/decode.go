@@ -189,12 +189,13 @@ const apiTime = "2006-01-02T15:04:05.000Z"
 
 // canonicalTime puts a time the store sent in the apps' form: any RFC 3339
 // time is accepted (another offset, no fraction, nanoseconds) and given as
-// the same instant in UTC, to the millisecond. An absent one stays absent;
-// one that is not a time is a broken answer, like any other field of the
-// wrong type.
+// the same instant in UTC, to the millisecond. The contract requires every
+// time it names, and the apps are promised a time in each: an absent one
+// (or null, or "") is a broken answer, as is one that is not a time, like
+// any other field of the wrong type.
 func canonicalTime(field string, s *string) error {
 	if *s == "" {
-		return nil
+		return fmt.Errorf("%s is required", field)
 	}
 	t, err := time.Parse(time.RFC3339Nano, *s)
 	if err != nil {

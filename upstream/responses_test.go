@@ -23,7 +23,7 @@ import (
 )
 
 const (
-	userJSON    = `{"id":"` + refstore.DemoUserID + `","username":"sukru.isik","firstName":"Şükrü","minutePrice":{"amountMinor":1250,"currency":"TRY"}}`
+	userJSON    = `{"createdAt":"2025-03-01T09:00:00.000Z","updatedAt":"2026-05-01T12:00:00.000Z","id":"` + refstore.DemoUserID + `","username":"sukru.isik","firstName":"Şükrü","minutePrice":{"amountMinor":1250,"currency":"TRY"}}`
 	streamJSON  = `{"id":"s1","userId":"` + refstore.DemoUserID + `","title":"t","startedAt":"2026-01-01T00:00:00.000Z","viewerCount":3}`
 	contractErr = `{"code":"%s","message":"m","details":{"field":"problem"}}`
 )
@@ -140,6 +140,10 @@ func TestResponsesAreChecked(t *testing.T) {
 		{"updatedAt without a zone", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("updatedAt", "2026-05-01T12:00:00")), badGateway(OutcomeBadResponse, 200)},
 		{"search item's createdAt not a time", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userAt("createdAt", "1 May")+`],"total":1}`), badGateway(OutcomeBadResponse, 200)},
 		{"startedAt not a time", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, "2026-01-01T00:00:00.000Z", "now", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
+		{"startedAt missing", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, `"startedAt":"2026-01-01T00:00:00.000Z",`, "", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
+		{"startedAt null", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, `"2026-01-01T00:00:00.000Z"`, "null", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
+		{"createdAt missing", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", strings.Replace(userJSON, `"createdAt":"2025-03-01T09:00:00.000Z",`, "", 1)), badGateway(OutcomeBadResponse, 200)},
+		{"search item's updatedAt empty", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userAt("updatedAt", "")+`],"total":1}`), badGateway(OutcomeBadResponse, 200)},
 		{"check without available", []Op{OpUsernameCheck}, faultproxy.Respond(200, "application/json", `{"username":"sukru.isik"}`), badGateway(OutcomeBadResponse, 200)},
 		{"check of another name", []Op{OpUsernameCheck}, faultproxy.Respond(200, "application/json", `{"username":"someone","available":true}`), badGateway(OutcomeBadResponse, 200)},
 		{"201", all, faultproxy.Respond(201, "application/json", userJSON), badGateway(OutcomeBadStatus, 201)},
