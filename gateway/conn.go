@@ -117,6 +117,19 @@ func authMemo(c *fasthttp.RequestCtx) *auth.Memo {
 	return nil
 }
 
+// answerDeadline gives ctx's connection a fresh write deadline, timeout
+// from now, for what fasthttp writes outside a handler's answer: an
+// interim 100 Continue, or the refusal of a request it could not read.
+// fasthttp sets one only before a handler's answer, so those would be
+// written under the previous answer's deadline: long past once the
+// connection idled for longer than the write timeout, and then nothing is
+// sent (no timeout configured: nothing to renew).
+func answerDeadline(ctx *fasthttp.RequestCtx, timeout time.Duration) {
+	if timeout > 0 {
+		_ = ctx.Conn().SetWriteDeadline(time.Now().Add(timeout))
+	}
+}
+
 // deadlineSlack is how late a lazily applied deadline may be: a tenth of
 // the shortest timeout, at most a second.
 func deadlineSlack(timeouts ...time.Duration) time.Duration {

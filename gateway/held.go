@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
@@ -61,13 +62,13 @@ type hookState struct {
 	seen bool
 }
 
-// holdHeaders is the server's HeaderReceived hook; bodyLimit is the
-// server's. It changes nothing of how the request is read, but for a
-// connection to close after an ambiguous header block, a chunked body or
-// a request that lists the close option, for a 100-continue expectation
-// spelled otherwise to be heard, and for a body announced over the limit
-// (see refuseContinue).
-func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfig {
+// holdHeaders is the server's HeaderReceived hook; bodyLimit and
+// writeTimeout are the server's. It changes nothing of how the request is
+// read, but for a connection to close after an ambiguous header block, a
+// chunked body or a request that lists the close option, for a
+// 100-continue expectation spelled otherwise to be heard, and for a body
+// announced over the limit (see refuseContinue).
+func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Duration) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok {
@@ -88,6 +89,10 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int) fasthttp.RequestConfi
 	n := h.ContentLength()
 	if n > bodyLimit {
 		refuseContinue(h)
+	} else if facts.expectsContinue {
+		// fasthttp writes its 100 Continue before the handler, without
+		// a write deadline of its own (answerDeadline).
+		answerDeadline(ctx, writeTimeout)
 	}
 	hs.fields = -1
 	if n == -1 {

@@ -197,14 +197,20 @@ func New(d Deps) (*Server, error) {
 	// Fiber answers an unknown HTTP method itself in plain text; put the
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
-	bodyLimit := int(cfg.BodyLimit)
+	bodyLimit, writeTimeout := int(cfg.BodyLimit), cfg.WriteTimeout
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		return holdHeaders(h, bodyLimit) // held.go
+		return holdHeaders(h, bodyLimit, writeTimeout) // held.go
 	}
 	// Fiber calls a failed read of the client's connection a 502, the
 	// status of a failing user store (errors.go, readFailed).
 	fiberReadErrors := s.app.Server().ErrorHandler
 	s.app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		// fasthttp gives the socket a write deadline only before a
+		// handler's answer: the refusal of a request it could not read
+		// (400, 408, 413, 431) would go out under the previous answer's,
+		// long past on a keep-alive connection idle for more than the
+		// write timeout, and the client would get no answer at all.
+		answerDeadline(ctx, writeTimeout)
 		if connFailed(err) {
 			s.readFailed(ctx, err)
 			return
