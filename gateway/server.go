@@ -261,9 +261,12 @@ func New(d Deps) (*Server, error) {
 			// The headers were read: answer in the caller's language, keep
 			// a sane request id, and on a known path say which methods it
 			// takes (RFC 9110 requires Allow on a 405); an unknown path is
-			// a 404, whatever the method.
+			// a 404, whatever the method. The asterisk target is a 400, as
+			// for every method but OPTIONS (unrouted).
 			status := fiber.StatusNotFound
-			if allow := allowedMethods(string(ctx.URI().PathOriginal())); allow != "" {
+			if string(ctx.Request.Header.RequestURI()) == "*" {
+				status = fiber.StatusBadRequest
+			} else if allow := allowedMethods(string(ctx.URI().PathOriginal())); allow != "" {
 				ctx.Response.Header.Set(fiber.HeaderAllow, allow)
 				status = fiber.StatusMethodNotAllowed
 			}
