@@ -274,7 +274,7 @@ func TestRedactedMasksJWKSQueryValues(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	for raw, want := range map[string]string{
 		"https://idp.example/jwks":                    "https://idp.example/jwks",
-		"https://idp.example/jwks?a=1&flag&b=":        "https://idp.example/jwks?a=xxxxx&flag&b=xxxxx",
+		"https://idp.example/jwks?a=1&flag&b=":        "https://idp.example/jwks?a=xxxxx&xxxxx&b=xxxxx",
 		"https://user:pass@idp.example/jwks?k=v":      "https://user:xxxxx@idp.example/jwks?k=xxxxx",
 		"https://idp.example/jwks?sig=a%26b#fragment": "https://idp.example/jwks?sig=xxxxx#fragment",
 		"http://[::1:bad/jwks":                        "(unparsable URL)",

@@ -358,18 +358,31 @@ func checkHTTPURL(path, raw string, base bool, ps *Problems) {
 	ps.add(path, "must be an absolute http(s) URL without %s (got %q)", what, redactURL(u, raw))
 }
 
-// redactURL is raw as it may be logged: a password in it is masked (a
-// refused reload's problems go to the log).
+// redactURL is a refused URL as it may be logged (a refused reload's
+// problems go to the log): a password in it masked, and, as RedactURL
+// does, every query value, and the fragment.
 func redactURL(u *url.URL, raw string) string {
 	if u != nil && u.User != nil {
-		return u.Redacted()
+		c := *u
+		c.RawQuery = maskQuery(c.RawQuery)
+		if c.Fragment != "" {
+			c.Fragment, c.RawFragment = "xxxxx", ""
+		}
+		return c.Redacted()
 	}
 	// Not parsed as credentials ("http//u:p@host", no scheme): whatever
 	// comes before an "@" may be a password.
-	if i := strings.LastIndex(raw, "@"); i >= 0 {
-		return "xxxxx" + raw[i:]
+	s, tail := raw, ""
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s, tail = s[:i], "#xxxxx"
 	}
-	return raw
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s, tail = s[:i], "?"+maskQuery(s[i+1:])+tail
+	}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		s = "xxxxx" + s[i:]
+	}
+	return s + tail
 }
 
 // RedactURL is a configured URL as logs, /readyz and the ops API show it:
@@ -381,16 +394,25 @@ func RedactURL(raw string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	if u.RawQuery != "" {
-		params := strings.Split(u.RawQuery, "&")
-		for i, p := range params {
-			if name, _, ok := strings.Cut(p, "="); ok {
-				params[i] = name + "=xxxxx"
-			}
-		}
-		u.RawQuery = strings.Join(params, "&")
-	}
+	u.RawQuery = maskQuery(u.RawQuery)
 	return u.Redacted()
+}
+
+// maskQuery masks the values of a raw query, keeping the names; a
+// parameter without "=" may be a key itself, and is masked whole.
+func maskQuery(q string) string {
+	if q == "" {
+		return ""
+	}
+	params := strings.Split(q, "&")
+	for i, p := range params {
+		if name, _, ok := strings.Cut(p, "="); ok {
+			params[i] = name + "=xxxxx"
+		} else if p != "" {
+			params[i] = "xxxxx"
+		}
+	}
+	return strings.Join(params, "&")
 }
 
 // IsLoopback reports whether a listen address only accepts local

@@ -179,6 +179,19 @@ func TestValidateRules(t *testing.T) {
 		{"base URL with a password, no scheme", func(c *config.Config) {
 			c.Upstreams.UserStore.BaseURL = "svc-gateway:Pr0dStorePassw0rd@users:8082"
 		}, []want{{"upstreams.userstore.baseURL", `"xxxxx@users:8082"`}}},
+		// Nor a key in a query, nor a fragment (configuration.md: a JWKS
+		// URL's query may carry the provider's key).
+		{"JWKS URL with a key in its query, mistyped scheme", func(c *config.Config) {
+			c.Auth.JWKSURLs = []string{"htp://idp.example.com/jwks?tenant=a&api_key=S3cretProviderKey&S3cretBare"}
+		}, []want{{"auth.jwksURLs[0]", `"htp://idp.example.com/jwks?tenant=xxxxx&api_key=xxxxx&xxxxx"`}}},
+		{"base URL with a token in its query", func(c *config.Config) { c.Upstreams.UserStore.BaseURL = "http://store:8082/?token=s3cretpass" },
+			[]want{{"upstreams.userstore.baseURL", `"http://store:8082/?token=xxxxx"`}}},
+		{"base URL with a password, a query and a fragment", func(c *config.Config) {
+			c.Upstreams.UserStore.BaseURL = "http://svc:Pr0dStorePassw0rd@store:8082/?token=s3cretpass#s3cretfrag"
+		}, []want{{"upstreams.userstore.baseURL", `"http://svc:xxxxx@store:8082/?token=xxxxx#xxxxx"`}}},
+		{"JWKS URL with a password and a query, no scheme", func(c *config.Config) {
+			c.Auth.JWKSURLs = []string{"svc:Pr0dPassw0rd@idp/jwks?key=S3cretProviderKey#S3cretFrag"}
+		}, []want{{"auth.jwksURLs[0]", `"xxxxx@idp/jwks?key=xxxxx#xxxxx"`}}},
 		{"tracing endpoint with a scheme", func(c *config.Config) {
 			c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://otel-collector:4318"
 		}, []want{{"tracing.endpoint", "without a scheme"}}},
