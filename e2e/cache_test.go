@@ -939,6 +939,16 @@ func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {
 	if got := st.calls(refstore.OpSearch) + st.calls(refstore.OpUser); got != 2 {
 		t.Fatalf("%d calls reached the store, want the 2 warming ones", got)
 	}
+	// Every lookup is counted, the failed ones too: the warming miss, two
+	// stale answers, and two misses that failed (the runbook's hit ratio
+	// would read high during an outage without them).
+	for _, route := range []string{"users.search", "users.me"} {
+		for status, want := range map[string]float64{"miss": 3, "stale": 2, "hit": 0} {
+			if got := cchMetric(t, gw, `gateway_cache_lookups_total{route="`+route+`",status="`+status+`"}`); got != want {
+				t.Errorf("%s: %s lookups counted %v, want %v", route, status, got, want)
+			}
+		}
+	}
 }
 
 // cchData is the data member of a success envelope, as bytes.

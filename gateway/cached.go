@@ -44,13 +44,14 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 	if s.cache == nil || ttl <= 0 || rq.policy.CacheBypass() {
 		l, err := load(rq.upstreamContext())
 		rq.addUpstreamTime(call.UpstreamTime())
+		// Counted like every other cache answer (the bypass series of
+		// gateway_cache_lookups_total would otherwise stay at zero), a
+		// failed load too.
+		rq.cacheStatus = "BYPASS"
+		s.obs.CacheResult(rq.route, "BYPASS")
 		if err != nil {
 			return err
 		}
-		rq.cacheStatus = "BYPASS"
-		// Counted like every other cache answer (the bypass series of
-		// gateway_cache_lookups_total would otherwise stay at zero).
-		s.obs.CacheResult(rq.route, "BYPASS")
 		setCanonical(&c.Response().Header, hdrCache, "BYPASS")
 		if !l.Cacheable {
 			rq.partial = true
@@ -75,6 +76,11 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 	span.End()
 	rq.addUpstreamTime(call.UpstreamTime())
 	if err != nil {
+		// A miss whose load failed (and no stale entry stood in) is a
+		// lookup like any other: left out, the hit ratio of the runbook
+		// would read high just while the store fails.
+		rq.cacheStatus = status.String()
+		s.obs.CacheResult(rq.route, rq.cacheStatus)
 		return err
 	}
 	return s.writeEntry(c, rq, route, e, status, clientMaxAge)
