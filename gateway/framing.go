@@ -86,6 +86,7 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts fr
 			}
 		case len(fasthttp.HeaderExpect):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderExpect)) {
+				facts.expects = true
 				facts.expectsContinue = bytes.EqualFold(bytes.Trim(value, " \t"), []byte("100-continue"))
 			}
 		}
@@ -111,6 +112,8 @@ type framingFacts struct {
 	// without its 100 waits before it sends the body. The hook writes the
 	// value as fasthttp reads it.
 	expectsContinue bool
+	// expects: the block has an Expect line (settleExpect).
+	expects bool
 }
 
 // listsClose reports whether a Connection value lists the close option

@@ -66,8 +66,8 @@ type hookState struct {
 // writeTimeout are the server's. It changes nothing of how the request is
 // read, but for a connection to close after an ambiguous header block, a
 // chunked body or a request that lists the close option, for a
-// 100-continue expectation spelled otherwise to be heard, and for a body
-// announced over the limit (see refuseContinue).
+// 100-continue expectation spelled otherwise to be heard, and for one
+// that must not be (settleExpect).
 func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Duration) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
@@ -83,16 +83,9 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
 	}
-	if facts.expectsContinue {
-		h.Set(fasthttp.HeaderExpect, "100-continue")
-	}
 	n := h.ContentLength()
-	if n > bodyLimit {
-		refuseContinue(h)
-	} else if facts.expectsContinue {
-		// fasthttp writes its 100 Continue before the handler, without
-		// a write deadline of its own (answerDeadline).
-		answerDeadline(ctx, writeTimeout)
+	if facts.expects || hs.ambiguous { // an ambiguous block's facts may stop short of its Expect
+		settleExpect(ctx, h, facts, n > bodyLimit, writeTimeout)
 	}
 	hs.fields = -1
 	if n == -1 {
@@ -123,17 +116,38 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	return fasthttp.RequestConfig{}
 }
 
-// refuseContinue drops the Expect field of a request whose announced body
-// is over the limit. fasthttp answers Expect: 100-continue with 100
-// Continue before it looks at the length, and only then refuses the body
-// (413): the client is invited to send a body that is refused anyway, and
-// uploads it. Without the field, fasthttp refuses the length at once,
-// before reading a byte of the body, and the 413 envelope is the only
-// answer (RFC 9110 section 10.1.1: a server may answer with the final
-// status instead of 100). fasthttp's ContinueHandler could refuse the
-// body too, but only with a bare 417 and without the error handler.
-func refuseContinue(h *fasthttp.RequestHeader) {
-	h.Del(fasthttp.HeaderExpect)
+// settleExpect decides what fasthttp does with a request's Expect lines
+// before the handler runs: it answers 100 Continue, whatever the
+// request's version, when the first line is exactly "100-continue"
+// (Request.MayContinue), and it writes that answer under the write
+// deadline the connection has, the previous answer's.
+//
+//   - An HTTP/1.0 request's expectation is ignored (RFC 9110 section
+//     10.1.1: a server MUST; such a client may not read a 1xx answer).
+//   - So is the expectation of a request whose announced body is over the
+//     limit. fasthttp answers 100 Continue before it looks at the length,
+//     and only then refuses the body (413): the client is invited to send
+//     a body that is refused anyway, and uploads it. Without the field,
+//     fasthttp refuses the length at once, before reading a byte of the
+//     body, and the 413 envelope is the only answer (a server may answer
+//     with the final status instead of 100). fasthttp's ContinueHandler
+//     could refuse the body too, but only with a bare 417 and without
+//     the error handler.
+//   - 100-continue in another spelling is written as fasthttp reads it
+//     (framingFacts.expectsContinue).
+//   - When a 100 Continue is to be written, the connection gets a fresh
+//     write deadline for it (answerDeadline).
+func settleExpect(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, facts framingFacts, overLimit bool, writeTimeout time.Duration) {
+	switch {
+	case !h.IsHTTP11() || overLimit:
+		h.Del(fasthttp.HeaderExpect)
+		return
+	case facts.expectsContinue:
+		h.Set(fasthttp.HeaderExpect, "100-continue")
+	}
+	if string(h.Peek(fasthttp.HeaderExpect)) == "100-continue" {
+		answerDeadline(ctx, writeTimeout)
+	}
 }
 
 // handledHook is the hook's state of the request being handled, nil when

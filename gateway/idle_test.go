@@ -37,6 +37,7 @@ func TestAnswersOutsideTheHandlerAfterAnIdleConnection(t *testing.T) {
 		{"chunked body that does not parse", 1500 * time.Millisecond, check + "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", http.StatusBadRequest, "Doğrulama başarısız oldu"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each on its own connection
 			conn, br := idleConn(t, r)
 			time.Sleep(c.idle)
 			if _, err := io.WriteString(conn, c.second); err != nil {
@@ -60,31 +61,112 @@ func TestAnswersOutsideTheHandlerAfterAnIdleConnection(t *testing.T) {
 		})
 	}
 
-	// Expect: 100-continue on the idle connection: the interim answer
-	// comes, and then the request's own.
-	t.Run("100 Continue", func(t *testing.T) {
-		conn, br := idleConn(t, r)
-		time.Sleep(1500 * time.Millisecond)
-		body := `{"username":"JohnDoe123"}`
-		if _, err := io.WriteString(conn, check+"Expect: 100-continue\r\nContent-Length: 25\r\n\r\n"); err != nil {
-			t.Fatal(err)
+	// An expectation on the idle connection: when fasthttp answers 100
+	// Continue (it reads the first Expect line, and the hook writes other
+	// spellings of 100-continue as it reads them), that interim answer
+	// comes, and then the request's own; an HTTP/1.0 request's
+	// expectation is ignored (RFC 9110 section 10.1.1: a server MUST).
+	for _, c := range []struct {
+		name, expect string
+		http10       bool
+		want100      bool
+		status       int
+	}{
+		{"100 Continue", "Expect: 100-continue\r\n", false, true, http.StatusUnauthorized},
+		{"100 Continue spelled otherwise", "Expect: 100-Continue \r\n", false, true, http.StatusUnauthorized},
+		{"100 Continue and another expectation", "Expect: 100-continue\r\nExpect: x-other\r\n", false, true, http.StatusUnauthorized},
+		{"100 Continue after a line that makes the block ambiguous", "X-Junk: a\x01b\r\nExpect: 100-continue\r\n", false, true, http.StatusBadRequest},
+		{"100 Continue from HTTP/1.0", "Expect: 100-continue\r\n", true, false, http.StatusUnauthorized},
+		{"100 Continue spelled otherwise from HTTP/1.0", "Expect: 100-Continue\r\n", true, false, http.StatusUnauthorized},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each on its own connection
+			conn, br := idleConn(t, r)
+			time.Sleep(1500 * time.Millisecond)
+			head := check
+			if c.http10 {
+				head = strings.Replace(head, "HTTP/1.1", "HTTP/1.0", 1)
+			}
+			if _, err := io.WriteString(conn, head+c.expect+"Content-Length: 25\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if c.want100 {
+				_ = conn.SetReadDeadline(time.Now().Add(4 * time.Second))
+				line, err := br.ReadString('\n')
+				if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+					t.Fatalf("interim answer %q, %v", line, err)
+				}
+				if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
+					t.Fatalf("after the interim status line: %q, %v", blank, err)
+				}
+			}
+			if _, err := io.WriteString(conn, `{"username":"JohnDoe123"}`); err != nil {
+				t.Fatal(err)
+			}
+			resp, got := readAnswer(t, conn, br) // after an unwanted 100, the 100 itself
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, got)
+			}
+		})
+	}
+}
+
+// A request in flight when the drain starts gets the connection's last
+// answer: it goes out, and says Connection: close. fasthttp (without
+// CloseOnShutdown) closed the connection after an answer that promised
+// to keep it, and an answer buffered behind a client's pipelined request
+// was never sent at all.
+func TestDrainSendsTheLastAnswerWithConnectionClose(t *testing.T) {
+	for _, pipelined := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one request", true: "pipelined"}[pipelined], func(t *testing.T) {
+			r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"})
+			tok := r.token(t, r.users(t, 1)[0])
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			raw := "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+			if pipelined {
+				raw += "GET /api/v1/users/nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+			}
+			if _, err := io.WriteString(conn, raw); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the request in flight", func() bool { return r.s.InFlight() == 1 })
+			drained := make(chan bool, 1)
+			go func() { drained <- r.s.Shutdown(5 * time.Second) }()
+			waitFor(t, "the listener closed", func() bool {
+				c, err := net.Dial("tcp", r.addr)
+				if err == nil {
+					c.Close()
+				}
+				return err != nil
+			})
+			close(r.held)
+			br := bufio.NewReader(conn)
+			resp, body := readAnswer(t, conn, br)
+			if resp.StatusCode != http.StatusOK || !resp.Close {
+				t.Fatalf("the last answer: %d, Connection: close %v: %s", resp.StatusCode, resp.Close, body)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("after the last answer: %v, want the connection closed", err)
+			}
+			if !<-drained {
+				t.Fatal("not drained")
+			}
+		})
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(4 * time.Second))
-		line, err := br.ReadString('\n')
-		if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
-			t.Fatalf("interim answer %q, %v", line, err)
-		}
-		if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
-			t.Fatalf("after the interim status line: %q, %v", blank, err)
-		}
-		if _, err := io.WriteString(conn, body); err != nil {
-			t.Fatal(err)
-		}
-		resp, got := readAnswer(t, conn, br)
-		if resp.StatusCode != http.StatusUnauthorized { // no token: the request itself was answered
-			t.Fatalf("status %d: %s", resp.StatusCode, got)
-		}
-	})
+	}
 }
 
 // idleConn opens a keep-alive connection to the rig and has one request

@@ -34,6 +34,7 @@ type mixRig struct {
 	addr  string
 	idp   *devidp.Provider
 	store *refstore.Store
+	held  chan struct{} // with TEST_STORE_HOLD: store calls wait until it is closed
 }
 
 func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
@@ -50,7 +51,18 @@ func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
 	}
 	t.Cleanup(func() { st.Close() })
 	var storeHandler http.Handler = st.Handler(refstore.HandlerOptions{})
+	held := make(chan struct{})
 	for _, env := range envs {
+		if env["TEST_STORE_HOLD"] == "true" {
+			inner := storeHandler
+			storeHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-held:
+				case <-r.Context().Done():
+				}
+				inner.ServeHTTP(w, r)
+			})
+		}
 		if d, err := time.ParseDuration(env["TEST_STORE_MAX_DELAY"]); err == nil {
 			inner := storeHandler
 			storeHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +92,7 @@ func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
 		t.Fatal(err)
 	}
 	go s.Serve(ln)
-	return &mixRig{s: s, addr: ln.Addr().String(), idp: idp, store: st}
+	return &mixRig{s: s, addr: ln.Addr().String(), idp: idp, store: st, held: held}
 }
 
 // users returns n user ids of the store.

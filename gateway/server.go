@@ -196,6 +196,12 @@ func New(d Deps) (*Server, error) {
 	})
 	// Fiber answers an unknown HTTP method itself in plain text; put the
 	// edge in front so that answer is an envelope too.
+	// A request still in flight when the drain starts gets the
+	// connection's last answer, and that answer must say so (Connection:
+	// close) and go out: without this, fasthttp closed the connection
+	// after an answer that promised to keep it, and dropped an answer
+	// still buffered behind a client's pipelined request, unsent.
+	s.app.Server().CloseOnShutdown = true
 	fh := s.app.Server().Handler
 	bodyLimit, writeTimeout := int(cfg.BodyLimit), cfg.WriteTimeout
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
