@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	audience := fs.String("audience", envOr(getenv, "DEVIDP_AUDIENCE", "edge-gateway"), "aud of minted tokens")
 	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of the ready-made tokens")
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h printed the flags
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -110,3 +110,14 @@ func TestRunRefusesBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// -h prints the flags and is not a failure, as for the other binaries.
+func TestRunHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if err := run(context.Background(), []string{"devidp", "-h"}, noEnv, &stdout, &stderr); err != nil {
+		t.Errorf("-h: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "-listen") {
+		t.Errorf("-h printed no usage: %q", stderr.String())
+	}
+}

@@ -37,6 +37,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q (devstack takes only flags; -h lists them)", fs.Args())
+	}
 
 	// Everything that can refuse to start is checked before the user store
 	// is seeded, so a second devstack or a port held by something else

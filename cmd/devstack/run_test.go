@@ -258,6 +258,12 @@ func TestHelp(t *testing.T) {
 	if !strings.Contains(stderr.String(), "-gateway") {
 		t.Errorf("-h printed no usage: %q", stderr.String())
 	}
+	// A word after the flags is refused before anything starts, as the
+	// gateway refuses one, rather than ignored.
+	err := run(context.Background(), []string{"devstack", "-users", "10", "extra"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unexpected arguments: ["extra"]`) {
+		t.Errorf("devstack extra: %v", err)
+	}
 }
 
 // Ctrl-C while the user store is being seeded stops quietly, and the

@@ -33,8 +33,15 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		case "healthcheck":
 			return healthcheck(ctx, args[2:], getenv, stdout, stderr)
 		case "version":
-			if len(args) > 2 {
-				return unknownArg("version", args[2])
+			// A flag set with no flags: -h prints the usage (exit 0), as
+			// after every other command.
+			fs := flag.NewFlagSet("version", flag.ContinueOnError)
+			fs.SetOutput(stderr)
+			if err := fs.Parse(args[2:]); err != nil {
+				return parseError(err)
+			}
+			if err := noArgs(fs); err != nil {
+				return err
 			}
 			fmt.Fprintln(stdout, daemon.Version)
 			return nil

@@ -261,6 +261,12 @@ func TestHelpIsNotAFailure(t *testing.T) {
 			t.Errorf("%q: stderr %q, want the usage", args, errOut)
 		}
 	}
+	// version has no flags; -h still prints its usage and is no failure
+	// (docs/operations.md: "-h after a command prints its flags").
+	out, errOut, err := runOut(t, noEnv, "version", "-h")
+	if err != nil || out != "" || !strings.Contains(errOut, "Usage of version") {
+		t.Errorf("version -h: err %v, stdout %q, stderr %q", err, out, errOut)
+	}
 }
 
 // version takes no words after it, as the other commands take none: a
@@ -590,7 +596,7 @@ func TestValidateRefusesABurstWithoutARate(t *testing.T) {
 // start serving after the shutdown that should have closed it, leaving the
 // process waiting for it forever.
 func TestServeStopsWhenStoppedWhileStarting(t *testing.T) {
-	path := writeConfig(t, "config.yaml", `
+	const conf = `
 server:
   listen: 127.0.0.1:0
   drainTimeout: 1s
@@ -603,7 +609,20 @@ auth:
 upstreams:
   userstore:
     baseURL: http://127.0.0.1:1
-`)
+`
+	// With tracing on too: its exporter was started with the run's
+	// context, and a stop during start-up became "context canceled",
+	// exit 1.
+	for _, path := range []string{
+		writeConfig(t, "config.yaml", conf),
+		writeConfig(t, "tracing.yaml", conf+"tracing: {enabled: true, endpoint: 127.0.0.1:1}\n"),
+	} {
+		stopWhileStarting(t, path)
+	}
+}
+
+func stopWhileStarting(t *testing.T, path string) {
+	t.Helper()
 	for i := range 20 {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // stopped before it even listens
@@ -613,10 +632,10 @@ upstreams:
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("run %d: %v", i, err)
+				t.Fatalf("%s: run %d: %v", path, i, err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("run %d did not return 10 s after its context ended (drainTimeout 1s):\n%s", i, logs.String())
+			t.Fatalf("%s: run %d did not return 10 s after its context ended (drainTimeout 1s):\n%s", path, i, logs.String())
 		}
 	}
 }

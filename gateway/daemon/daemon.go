@@ -100,7 +100,10 @@ func Run(ctx context.Context, o Options) error {
 	logger, level := telemetry.NewLogger(o.Stdout, cfg.Log.Level)
 	metrics := telemetry.NewMetrics(Version)
 
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, Version)
+	// Not the run's context: the exporter fails to start with a cancelled
+	// one, and a stop that comes during start-up is a clean stop (below),
+	// whether tracing is on or off.
+	tracing, err := telemetry.NewTracing(context.WithoutCancel(ctx), cfg.Tracing, Version)
 	if err != nil {
 		return fmt.Errorf("tracing: %w", err)
 	}
