@@ -183,17 +183,19 @@ func TestRateLimitPerIP(t *testing.T) {
 
 // The per-IP limit charges every request whose headers were read, on an
 // API route or not: unknown paths, methods a path does not take, unknown
-// methods, preflights and requests without Host spend the same budget as
+// methods, preflights, bodies over the limit and requests without Host
+// spend the same budget as
 // API calls, and once it is spent they are refused with 429 too, in the
 // caller's language, before anything else is done. Another client IP
 // keeps its own budget.
 func TestRateLimitPerIPCoversUnroutedRequests(t *testing.T) {
 	store := StartStore(t, nil)
 	idp := StartIdP(t)
-	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: polLimitEnv(nil, "perIP", polSlowRate, 4)})
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, Env: polLimitEnv(nil, "perIP", polSlowRate, 5)})
 	alice := idp.UserToken(t)
 	preflight := []ReqOpt{Header("Origin", polWebOrigin), Header("Access-Control-Request-Method", "GET")}
 
+	oversized := []ReqOpt{JSONBody(`{"username":"` + strings.Repeat("a", 20<<10) + `"}`)}
 	for _, c := range []struct {
 		method, path string
 		opts         []ReqOpt
@@ -203,23 +205,27 @@ func TestRateLimitPerIPCoversUnroutedRequests(t *testing.T) {
 		{"DELETE", "/api/v1/users/me", nil, http.StatusMethodNotAllowed},
 		{"PROPFIND", "/api/v1/users/me", nil, http.StatusMethodNotAllowed},
 		{"OPTIONS", "/api/v1/users/me", preflight, http.StatusNoContent},
+		{"POST", "/api/v1/users/check-username", oversized, http.StatusRequestEntityTooLarge},
 	} {
 		if r := gw.Do(t, c.method, c.path, c.opts...); r.Status != c.want {
 			t.Fatalf("%s %s: status %d, want %d", c.method, c.path, r.Status, c.want)
 		}
 	}
 	store.Reset(t)
-	polTooMany(t, polRoutes[2].call(t, gw, Bearer(alice)), "en", 4)
-	polTooMany(t, gw.Do(t, "GET", "/no-such-path", Lang("tr")), "tr", 4)
-	polTooMany(t, gw.Do(t, "DELETE", "/api/v1/users/me"), "en", 4)
-	polTooMany(t, gw.Do(t, "PROPFIND", "/api/v1/users/me", Lang("tr")), "tr", 4)
-	polTooMany(t, gw.Do(t, "OPTIONS", "/api/v1/users/me", preflight...), "en", 4)
-	polTooMany(t, gw.KeepAlive(t).Send(t, "GET /api/v1/users/me HTTP/1.1\r\nX-Language: tr\r\n\r\n"), "tr", 4)
+	polTooMany(t, polRoutes[2].call(t, gw, Bearer(alice)), "en", 5)
+	polTooMany(t, gw.Do(t, "GET", "/no-such-path", Lang("tr")), "tr", 5)
+	polTooMany(t, gw.Do(t, "DELETE", "/api/v1/users/me"), "en", 5)
+	polTooMany(t, gw.Do(t, "PROPFIND", "/api/v1/users/me", Lang("tr")), "tr", 5)
+	polTooMany(t, gw.Do(t, "OPTIONS", "/api/v1/users/me", preflight...), "en", 5)
+	polTooMany(t, gw.KeepAlive(t).Send(t, "GET /api/v1/users/me HTTP/1.1\r\nX-Language: tr\r\n\r\n"), "tr", 5)
+	// A body over the limit is refused by fasthttp before any handler,
+	// but its headers were read: it is charged and limited all the same.
+	polTooMany(t, gw.Do(t, "POST", "/api/v1/users/check-username", append(oversized, Lang("tr"))...), "tr", 5)
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("refused requests reached the store: %v", store.Counts(t))
 	}
-	if got := polRateLimited(t, gw, "web", "perIP"); got != 6 {
-		t.Fatalf("rate_limited_total{web,perIP} = %g, want 6", got)
+	if got := polRateLimited(t, gw, "web", "perIP"); got != 7 {
+		t.Fatalf("rate_limited_total{web,perIP} = %g, want 7", got)
 	}
 
 	other := gw.KeepAliveFrom(t, "127.0.0.2")

@@ -189,12 +189,22 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	// they were held (held.go).
 	restored := restoreHeld(c.Context())
 	headersRead := restored || status == fiber.StatusRequestEntityTooLarge && len(c.Request().Header.RawHeaders()) > 0
+	// fasthttp has not read this request whole: its context's time is
+	// the previous request's on a keep-alive connection.
+	now := time.Now()
+	c.Response().SetConnectionClose()
+	// A request whose headers were read is charged to its IP's bucket, as
+	// every such request is (the limit is checked before anything else):
+	// a flood of oversized bodies, or of bodies that never come, is
+	// limited like any other.
+	if headersRead && s.limitUnrouted(c.Context(), now) {
+		return nil
+	}
 	writeUnroutedError(c.Response(), &c.Request().Header, status, headersRead)
 	if headersRead {
 		s.unroutedCORS(c.Response(), &c.Request().Header)
 	}
-	c.Response().SetConnectionClose()
-	s.finishUnrouted(c.Context(), time.Now(), headersRead)
+	s.finishUnrouted(c.Context(), now, headersRead)
 	return nil
 }
 

@@ -251,7 +251,7 @@ func New(d Deps) (*Server, error) {
 		// caller's language, and the connection kept.
 		if requestWithoutHost(ctx) {
 			bodyRead(ctx)
-			if s.limitUnrouted(ctx) {
+			if s.limitUnrouted(ctx, arrival(ctx)) {
 				return
 			}
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, true, msgHostRequired)
@@ -261,7 +261,7 @@ func New(d Deps) (*Server, error) {
 		}
 		if !knownMethod(ctx.Method()) {
 			bodyRead(ctx) // the handler runs: the body was read
-			if s.limitUnrouted(ctx) {
+			if s.limitUnrouted(ctx, arrival(ctx)) {
 				return
 			}
 			// The headers were read: answer in the caller's language, keep
@@ -288,16 +288,16 @@ func New(d Deps) (*Server, error) {
 }
 
 // limitUnrouted charges a request that never reaches the edge but whose
-// headers were read and trusted (no Host, an unknown method) to its
-// client IP's bucket, as the edge does every other request (limitIP). When
-// the bucket is empty it answers the 429, as the edge would, and reports
-// true.
-func (s *Server) limitUnrouted(ctx *fasthttp.RequestCtx) bool {
+// headers were read and trusted (no Host, an unknown method, a body fasthttp
+// refused: lastResortErrorHandler) to its client IP's bucket at now, as the
+// edge does every other request (limitIP). When the bucket is empty it
+// answers the 429, as the edge would, and reports true.
+func (s *Server) limitUnrouted(ctx *fasthttp.RequestCtx, now time.Time) bool {
 	rt := s.rt.Load()
 	h := &ctx.Request.Header
 	p := rt.policies.For(clientctx.ParsePlatform(h.Peek(clientctx.HeaderPlatform)))
 	ip := policies.ClientIP(peerAddr(ctx), h.PeekAll(fiber.HeaderXForwardedFor), rt.trusted)
-	v := s.limiter.AllowIP(p, ip, arrival(ctx))
+	v := s.limiter.AllowIP(p, ip, now)
 	if v.Allowed {
 		return false
 	}
@@ -305,7 +305,7 @@ func (s *Server) limitUnrouted(ctx *fasthttp.RequestCtx) bool {
 	writeUnroutedError(&ctx.Response, h, fiber.StatusTooManyRequests, true)
 	v.Headers(ctx.Response.Header.Set)
 	s.unroutedCORS(&ctx.Response, h)
-	s.finishUnrouted(ctx, arrival(ctx), true)
+	s.finishUnrouted(ctx, now, true)
 	return true
 }
 
