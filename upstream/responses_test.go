@@ -369,6 +369,31 @@ func TestCutChunkedBodyDoesNotPoisonThePool(t *testing.T) {
 	}
 }
 
+// A read whose chunked body is cut by a reset is retried, as one cut
+// short of its Content-Length is (docs/resilience.md: "connection reset
+// or closed before the whole response"): the reference store sends its
+// search pages chunked. Cut inside a chunk and at a chunk's end.
+func TestCutChunkedBodyIsRetried(t *testing.T) {
+	for name, first := range map[string]string{
+		"inside a chunk": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{\"id\":\"8",
+		"after a chunk":  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"id\":\"8\r\n",
+		"Content-Length": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"id\":\"8",
+		"no body at all": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := resetAfterFirst(t, nil, first)
+			call := testCall()
+			u, err := c.UserByID(context.Background(), call, refstore.DemoUserID)
+			if err != nil || u.ID != refstore.DemoUserID {
+				t.Fatalf("cut body not retried: %v", err)
+			}
+			if n := call.Exchanges(); n != 2 {
+				t.Fatalf("%d exchanges, want 2 (the cut one and its retry)", n)
+			}
+		})
+	}
+}
+
 // A store that sends one answer too many on a connection (here a search
 // page after the first answer) puts the connection out of step: the next
 // call on it reads the extra answer as its own. It echoes the X-Request-Id

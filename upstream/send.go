@@ -45,11 +45,22 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		return err
 	}
 	if e := checkResponse(o.op, r, resp); e != nil {
-		// A chunked body cut by a reset also looks complete to fasthttp;
-		// it shows only as a body that does not decode.
-		// So does an answer to another request: the connection it came
-		// on is out of step and back in the pool.
-		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (resp.Header.ContentLength() < 0 || errors.Is(e, errOtherRequest)) {
+		chunked := resp.Header.ContentLength() < 0
+		if e.Outcome == OutcomeBadResponse && chunked && o.target.resets.Load() != resets {
+			// A chunked body cut by a reset looks complete to fasthttp,
+			// and shows only as a body that does not decode. With a reset
+			// found on the host during the call, it is taken for what it
+			// most likely is: the connection reset before the whole
+			// response, which a read may retry, as it may one cut short
+			// of its Content-Length.
+			cut := newError(o.op, OutcomeReset, fmt.Errorf("chunked body cut by a reset: %w", e.Err))
+			cut.Status = e.Status
+			e = cut
+		}
+		// Whatever it was, the connection is dead (a cut chunked body),
+		// or out of step (an answer to another request), and back in the
+		// pool.
+		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) {
 			dropIdle(o.target)
 		}
 		return e
