@@ -72,7 +72,21 @@ func NewOps(d OpsDeps) *Ops {
 	return o
 }
 
+// opsBodyTimeout is how long a request to the ops listener has to send
+// its body (a variable for tests).
+var opsBodyTimeout = 5 * time.Second
+
 func (o *Ops) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		// A body, of a known length or chunked: it must arrive within
+		// opsBodyTimeout. The server has only a header timeout (a whole
+		// request's ReadTimeout would also end a long pprof profile's
+		// context), and net/http reads a body the handler left unread
+		// after it: trickled a byte at a time, it held an ops connection
+		// for as long as it trickled, and enough of them would keep the
+		// probes out.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(opsBodyTimeout))
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	// Every response carries a request id, the ops listener's too.
 	id := r.Header.Get("X-Request-Id")

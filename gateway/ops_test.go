@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/bffgate/edge/config"
 )
@@ -88,6 +91,61 @@ policies:
 	} {
 		if string(c.got) != c.want {
 			t.Errorf("%s: %s, want %s", c.what, c.got, c.want)
+		}
+	}
+}
+
+// A body sent to the ops listener must arrive within opsBodyTimeout: one
+// trickled a byte at a time held the connection for as long as it
+// trickled (net/http reads a body the handler left unread after it, and
+// the ops server has only a header timeout).
+func TestOpsBodyMustArriveInTime(t *testing.T) {
+	defer func(d time.Duration) { opsBodyTimeout = d }(opsBodyTimeout)
+	opsBodyTimeout = 300 * time.Millisecond
+	cfg, err := config.Parse(nil, func(name string) string {
+		return map[string]string{
+			"GATEWAY_AUTH__JWKSURLS":                "https://idp.example.com/jwks.json",
+			"GATEWAY_AUTH__ISSUER":                  "https://idp.example.com/",
+			"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "http://userstore.internal:8080",
+		}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewOps(OpsDeps{Config: cfg, Loopback: true}))
+	defer srv.Close()
+	for _, head := range []string{
+		"POST /ops/v1/cache/purge HTTP/1.1\r\nHost: ops\r\nContent-Length: 100\r\n\r\n",
+		"POST /ops/v1/cache/invalidate HTTP/1.1\r\nHost: ops\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: ops\r\nContent-Length: 100\r\n\r\n",
+	} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		go func() { // a byte every 100 ms, until the connection goes
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if _, err := conn.Write([]byte("a")); err != nil {
+					return
+				}
+			}
+		}()
+		start := time.Now()
+		_ = conn.SetReadDeadline(start.Add(3 * time.Second))
+		_, err = io.Copy(io.Discard, conn)
+		close(stop)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%q: the connection was still open after %s: %v", head, time.Since(start).Round(time.Millisecond), err)
 		}
 	}
 }
