@@ -205,3 +205,55 @@ func readAnswer(t *testing.T, conn net.Conn, br *bufio.Reader) (*http.Response, 
 	}
 	return resp, body
 }
+
+// A drain that runs out of time: fasthttp clears its stop flag when its
+// drain ends, and a connection still busy then went on serving requests,
+// none of them the last, while the process closed what they need. The
+// answer in flight is the connection's last, and a request that arrives
+// after the drain is a 503 whose connection is closed.
+func TestDrainThatTimesOutStopsServing(t *testing.T) {
+	r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"})
+	tok := r.token(t, r.users(t, 1)[0])
+	dial := func() (net.Conn, *bufio.Reader) {
+		conn, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn, bufio.NewReader(conn)
+	}
+	me := "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	busy, busyR := dial()
+	if _, err := io.WriteString(busy, me+me); err != nil { // the second pipelined
+		t.Fatal(err)
+	}
+	waitFor(t, "the request in flight", func() bool { return r.s.InFlight() == 1 })
+	// A request whose header block is still arriving.
+	late, lateR := dial()
+	if _, err := io.WriteString(late, "GET /api/v1/users/me HTTP/1.1\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r.s.Shutdown(200 * time.Millisecond) {
+		t.Fatal("drained, with a store call held")
+	}
+	close(r.held)
+
+	resp, body := readAnswer(t, busy, busyR)
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("the answer in flight: %d, Connection: close %v: %s", resp.StatusCode, resp.Close, body)
+	}
+	if _, err := busyR.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer in flight: %v, want the connection closed (the pipelined request not served)", err)
+	}
+
+	if _, err := io.WriteString(late, "Host: gw\r\nX-Language: tr\r\nAuthorization: Bearer "+tok+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = readAnswer(t, late, lateR)
+	if resp.StatusCode != http.StatusServiceUnavailable || !resp.Close || !strings.Contains(string(body), `"isSuccess":false`) {
+		t.Fatalf("a request after the drain: %d, Connection: close %v: %s", resp.StatusCode, resp.Close, body)
+	}
+	if _, err := lateR.ReadByte(); err != io.EOF {
+		t.Fatalf("after the 503: %v, want the connection closed", err)
+	}
+}

@@ -138,6 +138,10 @@ type Server struct {
 	lnMu     sync.Mutex
 	ln       net.Listener
 	stopping bool
+
+	// closing: Shutdown has begun; drainOver: it has returned, on time
+	// or not (serveStopping).
+	closing, drainOver atomic.Bool
 }
 
 // New builds the server and its routes.
@@ -223,7 +227,7 @@ func New(d Deps) (*Server, error) {
 		}
 		fiberReadErrors(ctx, err)
 	}
-	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+	serve := func(ctx *fasthttp.RequestCtx) {
 		// Answered as unparsable, their headers not trusted: a request
 		// whose end is not certain (and nothing more of its connection is
 		// read), and one whose chunked body ended in trailer fields, which
@@ -282,6 +286,15 @@ func New(d Deps) (*Server, error) {
 			return
 		}
 		fh(ctx)
+	}
+	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		if s.closing.Load() && s.serveStopping(ctx) {
+			return
+		}
+		serve(ctx)
+		if s.closing.Load() {
+			ctx.SetConnectionClose() // see serveStopping
+		}
 	}
 	s.routes()
 	return s, nil
@@ -374,6 +387,8 @@ func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
 // in-flight requests to finish. It reports whether they all did.
 func (s *Server) Shutdown(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
+	s.closing.Store(true)
+	defer s.drainOver.Store(true)
 	s.lnMu.Lock()
 	s.stopping = true
 	ln := s.ln
@@ -398,6 +413,26 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 		s.access.Close()
 	}
 	return drained
+}
+
+// serveStopping answers a request that arrives after the drain is over,
+// and reports whether it did. fasthttp's own Connection: close during a
+// shutdown (CloseOnShutdown) lasts only as long as its drain: it clears
+// its stop flag when the drain ends, on time or not, and a connection
+// still busy then went on serving requests, none of them the last, while
+// the process closed what they need (the verifier, the store client, the
+// cache). So while Shutdown runs, every answer is the connection's last
+// (the handler sets it after the request), and once it has returned a
+// request is answered 503 and its connection closed.
+func (s *Server) serveStopping(ctx *fasthttp.RequestCtx) bool {
+	if !s.drainOver.Load() {
+		return false
+	}
+	bodyRead(ctx)
+	ctx.SetConnectionClose()
+	writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusServiceUnavailable, true)
+	s.finishUnrouted(ctx, ctx.Time(), true)
+	return true
 }
 
 // InFlight is the number of requests being handled.
