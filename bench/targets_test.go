@@ -116,6 +116,9 @@ func TestJudgeMemory(t *testing.T) {
 		{"evicted", func(m *memoryResult) { m.RSSKiB = 1000; m.CacheEntries = 90000 }, statusFail},
 		{"tokens lost", func(m *memoryResult) { m.RSSKiB = 1000; m.SampleTokenHits = 995 }, statusFail},
 		{"fill errors", func(m *memoryResult) { m.RSSKiB = 1000; m.Errors = 1 }, statusInvalid},
+		{"a smaller fill", func(m *memoryResult) {
+			m.RSSKiB, m.Users, m.CacheEntries = 30000, 1000, 1000
+		}, statusInvalid}, // -memory-users 1000: nothing said of 100,000
 	} {
 		m := full
 		tc.change(&m)
@@ -254,6 +257,29 @@ func TestJudgeP99GeneratorSaturated(t *testing.T) {
 		openRound{Rate: 22500, AchievedRate: 22500, GeneratorCoreBusy: 0.5}, openRound{Rate: 22500, AchievedRate: 22500, GeneratorCoreBusy: 0.5})
 	if got := statusOf(t, mustJudge(results), p99); got.Status != statusPass {
 		t.Errorf("one saturated window of three: %s (%s), want PASS", got.Status, got.Detail)
+	}
+}
+
+// The p99 target's rate is half of gw-me-hit's closed-loop maximum: when
+// the harness rules that maximum the load generator's (the /me throughput
+// targets INVALID), the rate is not half the gateway's own, and the p99
+// target is INVALID too (the runs of 2026-11-29 on fc-v782 said PASS).
+func TestJudgeP99RateFromAGeneratorBoundMaximum(t *testing.T) {
+	results := map[string]*scenarioResult{
+		"gw-me-hit":  result("gw-me-hit", 58320, 1949, 29160),
+		"bare-fiber": result("bare-fiber", 58449, 1615, 29160),
+	}
+	const p99 = "p99 at half the gateway's maximum"
+	if got := statusOf(t, mustJudge(results), p99); got.Status != statusPass {
+		t.Fatalf("generator not saturated: %s (%s)", got.Status, got.Detail)
+	}
+	results["gw-me-hit"].Closed.Rounds[0].GeneratorCoreBusy = 0.97
+	targets := mustJudge(results)
+	if got := statusOf(t, targets, "/me cache hit vs bare Fiber"); got.Status != statusInvalid {
+		t.Fatalf("throughput with a saturated generator: %s", got.Status)
+	}
+	if got := statusOf(t, targets, p99); got.Status != statusInvalid || !strings.Contains(got.Detail, "half of a maximum") {
+		t.Errorf("p99 at half a generator-bound maximum: %s (%s), want INVALID saying why", got.Status, got.Detail)
 	}
 }
 
