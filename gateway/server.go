@@ -198,14 +198,14 @@ func New(d Deps) (*Server, error) {
 		// zero-copy default stays for speed.
 		Immutable: false,
 	})
-	// Fiber answers an unknown HTTP method itself in plain text; put the
-	// edge in front so that answer is an envelope too.
 	// A request still in flight when the drain starts gets the
 	// connection's last answer, and that answer must say so (Connection:
 	// close) and go out: without this, fasthttp closed the connection
 	// after an answer that promised to keep it, and dropped an answer
 	// still buffered behind a client's pipelined request, unsent.
 	s.app.Server().CloseOnShutdown = true
+	// Fiber answers an unknown HTTP method itself in plain text; put the
+	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
 	bodyLimit, writeTimeout := int(cfg.BodyLimit), cfg.WriteTimeout
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
