@@ -1034,6 +1034,11 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 	)
 	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t)),
 		Header("traceparent", "00-"+traceID+"-"+clientSID+"-01"), Header("X-Request-Id", "ops-traced")).Data(t, nil)
+	// The same profile again, now from the cache (the /me fast path): its
+	// request span has a cache span too, with HIT.
+	const hitSID = "00f067aa0ba902b8"
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t)),
+		Header("traceparent", "00-"+traceID+"-"+hitSID+"-01"), Header("X-Request-Id", "ops-traced-hit")).Data(t, nil)
 	gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(idp.UserToken(t)),
 		Header("X-Request-Id", "ops-untraced")).Data(t, nil)
 	// Two traceparents are no traceparent (W3C Trace Context): a new
@@ -1076,6 +1081,17 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 		t.Fatalf("gateway exit: %v", err)
 	}
 	spans := collector.spans()
+	// The second /me's request span and its children, apart.
+	var hitRoot *tracepb.Span
+	for _, s := range spans {
+		if hex.EncodeToString(s.GetParentSpanId()) == hitSID {
+			hitRoot = s
+		}
+	}
+	if hitRoot == nil {
+		t.Fatal("no request span for the cached /me")
+	}
+	var hitCache []string
 	byID := map[string]*tracepb.Span{}
 	names := map[string]*tracepb.Span{}
 	for _, s := range spans {
@@ -1083,8 +1099,22 @@ func TestOpsTracingFollowsTheClientsTrace(t *testing.T) {
 			t.Errorf("span %q of trace %x was exported, but only the client's trace was sampled", s.GetName(), s.GetTraceId())
 			continue
 		}
+		switch {
+		case s == hitRoot:
+			continue
+		case string(s.GetParentSpanId()) == string(hitRoot.GetSpanId()):
+			if s.GetName() == "cache" {
+				hitCache = append(hitCache, opsSpanAttr(s, "cache.status"))
+			} else if s.GetName() != "authenticate" {
+				t.Errorf("the cached /me has a %q span", s.GetName())
+			}
+			continue
+		}
 		byID[hex.EncodeToString(s.GetSpanId())] = s
 		names[s.GetName()] = s
+	}
+	if len(hitCache) != 1 || hitCache[0] != "HIT" {
+		t.Errorf("the cached /me's cache spans: %q, want one with HIT", hitCache)
 	}
 	root := names["GET users.me"]
 	if root == nil {

@@ -22,6 +22,16 @@ func (s *Server) peek(key string, ttl time.Duration, p *policies.Policy, now tim
 	return s.cache.PeekAt(key, now, ttl)
 }
 
+// traceHit gives a hit found by peek (the /me fast path, which skips
+// serveCached) the cache span every cached read has, when tracing is on.
+func (s *Server) traceHit(rq *request) {
+	if !s.tracing.Enabled() {
+		return
+	}
+	_, span := s.tracing.StartSpan(rq.traceCtx, "cache", attribute.String("cache.status", readcache.Hit.String()))
+	span.End()
+}
+
 // CachePartitions is the read cache's Options.Partitions: each cached
 // route has half of cache.maxEntries and cache.maxBytes to itself. A client
 // paging through searches (a new key a page, ~11 KB each) would otherwise

@@ -427,6 +427,7 @@ func (s *Server) me(c *fiber.Ctx, rq *request) error {
 	// it up in the request's buffer; only a miss makes the key a string
 	// of its own, for the cache to keep.
 	if e, ok := s.peek(unsafe.String(unsafe.SliceData(rq.keyBuf), len(rq.keyBuf)), ttl, p, rq.start); ok {
+		s.traceHit(rq)
 		return s.writeEntry(c, rq, "me", e, readcache.Hit, clientMaxAge)
 	}
 	key := string(rq.keyBuf)
