@@ -112,10 +112,9 @@ func TestAnswersOutsideTheHandlerAfterAnIdleConnection(t *testing.T) {
 }
 
 // A request in flight when the drain starts gets the connection's last
-// answer: it goes out, and says Connection: close. fasthttp (without
-// CloseOnShutdown) closed the connection after an answer that promised
-// to keep it, and an answer buffered behind a client's pipelined request
-// was never sent at all.
+// answer: it goes out, and says Connection: close. fasthttp alone closed
+// the connection after an answer that promised to keep it, and an answer
+// buffered behind a client's pipelined request was never sent at all.
 func TestDrainSendsTheLastAnswerWithConnectionClose(t *testing.T) {
 	for _, pipelined := range []bool{false, true} {
 		t.Run(map[bool]string{false: "one request", true: "pipelined"}[pipelined], func(t *testing.T) {

@@ -198,12 +198,6 @@ func New(d Deps) (*Server, error) {
 		// zero-copy default stays for speed.
 		Immutable: false,
 	})
-	// A request still in flight when the drain starts gets the
-	// connection's last answer, and that answer must say so (Connection:
-	// close) and go out: without this, fasthttp closed the connection
-	// after an answer that promised to keep it, and dropped an answer
-	// still buffered behind a client's pipelined request, unsent.
-	s.app.Server().CloseOnShutdown = true
 	// Fiber answers an unknown HTTP method itself in plain text; put the
 	// edge in front so that answer is an envelope too.
 	fh := s.app.Server().Handler
@@ -293,7 +287,14 @@ func New(d Deps) (*Server, error) {
 		}
 		serve(ctx)
 		if s.closing.Load() {
-			ctx.SetConnectionClose() // see serveStopping
+			// A request still in flight when the drain starts gets the
+			// connection's last answer, and that answer must say so and
+			// go out: fasthttp alone closed the connection after an
+			// answer that promised to keep it, and dropped an answer
+			// still buffered behind a client's pipelined request, unsent.
+			// (Its CloseOnShutdown would do this only while its own drain
+			// lasts: see serveStopping.)
+			ctx.SetConnectionClose()
 		}
 	}
 	s.routes()
@@ -416,14 +417,14 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 }
 
 // serveStopping answers a request that arrives after the drain is over,
-// and reports whether it did. fasthttp's own Connection: close during a
-// shutdown (CloseOnShutdown) lasts only as long as its drain: it clears
-// its stop flag when the drain ends, on time or not, and a connection
-// still busy then went on serving requests, none of them the last, while
-// the process closed what they need (the verifier, the store client, the
-// cache). So while Shutdown runs, every answer is the connection's last
-// (the handler sets it after the request), and once it has returned a
-// request is answered 503 and its connection closed.
+// and reports whether it did. fasthttp's own stop flag lasts only as long
+// as its drain: it clears it when the drain ends, on time or not, and a
+// connection still busy then went on serving requests, none of them the
+// last, while the process closed what they need (the verifier, the store
+// client, the cache). So from the moment Shutdown starts, every answer is
+// its connection's last (the handler sets it after the request), and once
+// Shutdown has returned a request is answered 503 and its connection
+// closed.
 func (s *Server) serveStopping(ctx *fasthttp.RequestCtx) bool {
 	if !s.drainOver.Load() {
 		return false
