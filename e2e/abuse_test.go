@@ -177,18 +177,29 @@ func TestAbuseTrickledHeadersTimeOut(t *testing.T) {
 		}
 		answered <- resp
 	}()
+	want408 := func(resp *http.Response) {
+		if resp == nil || resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("the trickling client got %v, want a 408", resp)
+		}
+	}
 	// 200 bytes, one each 20 ms: 4 s of trickling, eight read timeouts.
 	for i := 0; i < len(raw); i++ {
 		select {
 		case resp := <-answered:
-			if resp == nil || resp.StatusCode != http.StatusRequestTimeout {
-				t.Fatalf("the trickling client got %v, want a 408", resp)
-			}
+			want408(resp)
 			return
 		default:
 		}
 		if _, err := ka.conn.Write([]byte{raw[i]}); err != nil {
-			return // closed on it after the timeout's answer
+			// Closed on it after the timeout's answer: which must have
+			// come.
+			select {
+			case resp := <-answered:
+				want408(resp)
+			case <-time.After(2 * time.Second):
+				t.Fatal("the connection was closed without the 408")
+			}
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
