@@ -303,11 +303,17 @@ func TestSignalsStopEverything(t *testing.T) {
 			exited := make(chan error, 1)
 			banner := make(chan struct{})
 			go func() {
+				// readBanner fails the test from this goroutine: the
+				// channel closes either way, and t.Failed says which.
+				defer close(banner)
 				readBanner(t, stdout, 60*time.Second, stderr.String)
-				close(banner)
 			}()
 			select {
 			case <-banner:
+				if t.Failed() {
+					_ = cmd.Process.Kill()
+					t.FailNow()
+				}
 			case <-time.After(70 * time.Second):
 				_ = cmd.Process.Kill()
 				t.Fatalf("no banner:\n%s", stderr)

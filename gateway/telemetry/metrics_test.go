@@ -503,10 +503,16 @@ func TestScrapeTimeSources(t *testing.T) {
 	// A scrape that moves a breaker (the observer is called back under the
 	// client's lock) neither deadlocks nor misses the move.
 	br.moveOnce = upstream.OpSearch
-	done := make(chan float64)
-	go func() { done <- value(t, m, "gateway_breaker_state", L{"op": "search"}) }()
+	done := make(chan float64, 1)
+	go func() {
+		defer close(done) // value fails the test from here: closed without a value then
+		done <- value(t, m, "gateway_breaker_state", L{"op": "search"})
+	}()
 	select {
-	case got := <-done:
+	case got, ok := <-done:
+		if !ok {
+			t.FailNow()
+		}
 		if got != 1 {
 			t.Errorf("search breaker after the move = %v, want 1", got)
 		}
