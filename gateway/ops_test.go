@@ -47,16 +47,7 @@ policies:
   mobile_ios:
     routes: {users.search: {roles: []}}
 `
-	cfg, err := config.Parse([]byte(file), func(name string) string {
-		return map[string]string{
-			"GATEWAY_AUTH__JWKSURLS":                "https://idp.example.com/jwks.json",
-			"GATEWAY_AUTH__ISSUER":                  "https://idp.example.com/",
-			"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "http://userstore.internal:8080",
-		}[name]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := opsTestConfig(t, file)
 	rec := httptest.NewRecorder()
 	NewOps(OpsDeps{Config: cfg, Loopback: true}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ops/v1/config", nil))
 	var got struct {
@@ -102,16 +93,7 @@ policies:
 func TestOpsBodyMustArriveInTime(t *testing.T) {
 	defer func(d time.Duration) { opsBodyTimeout = d }(opsBodyTimeout)
 	opsBodyTimeout = 300 * time.Millisecond
-	cfg, err := config.Parse(nil, func(name string) string {
-		return map[string]string{
-			"GATEWAY_AUTH__JWKSURLS":                "https://idp.example.com/jwks.json",
-			"GATEWAY_AUTH__ISSUER":                  "https://idp.example.com/",
-			"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "http://userstore.internal:8080",
-		}[name]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := opsTestConfig(t, "")
 	srv := httptest.NewServer(NewOps(OpsDeps{Config: cfg, Loopback: true}))
 	defer srv.Close()
 	for _, head := range []string{
@@ -150,4 +132,20 @@ func TestOpsBodyMustArriveInTime(t *testing.T) {
 			t.Fatalf("%q: the connection was still open after %s", head, time.Since(start).Round(time.Millisecond))
 		}
 	}
+}
+
+// opsTestConfig is file parsed with the settings that have no default.
+func opsTestConfig(t *testing.T, file string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(file), func(name string) string {
+		return map[string]string{
+			"GATEWAY_AUTH__JWKSURLS":                "https://idp.example.com/jwks.json",
+			"GATEWAY_AUTH__ISSUER":                  "https://idp.example.com/",
+			"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "http://userstore.internal:8080",
+		}[name]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
