@@ -202,7 +202,9 @@ func (s Span) SetRoute(method, route string) {
 	}
 	method, route = spanMethod(method), spanRoute(route)
 	s.s.SetName(spanName(method, route))
-	s.s.SetAttributes(attrRoute.String(route))
+	if route != "" {
+		s.s.SetAttributes(attrRoute.String(route))
+	}
 }
 
 // SetHTTPStatus records the response status; a 5xx marks the span failed.
@@ -244,11 +246,18 @@ func spanMethod(method string) string {
 	return "_OTHER"
 }
 
+// spanRoute is the http.route of a span: one of the API's route ids, or
+// "" when no route matched (OpenTelemetry's HTTP conventions: no
+// http.route then, and the span is named by its method alone), where the
+// metrics say "unmatched".
 func spanRoute(route string) string {
 	if route == "" {
 		return ""
 	}
-	return routeLabels[routeIndex(route)]
+	if i := routeIndex(route); i < len(routeLabels)-1 {
+		return routeLabels[i]
+	}
+	return ""
 }
 
 func spanName(method, route string) string {
