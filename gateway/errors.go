@@ -250,7 +250,7 @@ func writeUnroutedError(resp *fasthttp.Response, h *fasthttp.RequestHeader, stat
 		if v := h.Peek(fiber.HeaderXRequestID); saneRequestID(v) {
 			id = string(v)
 		}
-		lang = clientctx.ParseLanguage(h.Peek(clientctx.HeaderLanguage), h.Peek(clientctx.HeaderAcceptLanguage))
+		lang = clientctx.ParseLanguage(h.Peek(clientctx.HeaderLanguage), acceptLanguageOf(h))
 	}
 	if id == "" {
 		id = newRequestID()

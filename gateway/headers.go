@@ -37,6 +37,10 @@ func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
 		case clientctx.HeaderLanguage:
 			dst = &h.language
 		case clientctx.HeaderAcceptLanguage:
+			if h.acceptLanguage != nil {
+				h.acceptLanguage = joinFieldLines(h.acceptLanguage, v)
+				return
+			}
 			dst = &h.acceptLanguage
 		case clientctx.HeaderTimezone:
 			dst = &h.timezone
@@ -69,6 +73,37 @@ func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
 			*dst = v
 		}
 	})
+}
+
+// maxJoinedField bounds a list field joined from its lines: longer than
+// any list the gateway reads (clientctx reads 1 KiB of Accept-Language).
+const maxJoinedField = 1 << 10
+
+// joinFieldLines is a list field sent on more than one line, a's lines and
+// then b, as the one list they are (RFC 9110 section 5.3: the lines'
+// values joined with commas, in order), in a slice of its own: a and b
+// may be fasthttp's buffer. A list already as long as anything reads is
+// not grown.
+func joinFieldLines(a, b []byte) []byte {
+	if len(a) >= maxJoinedField {
+		return a
+	}
+	out := make([]byte, 0, len(a)+2+len(b))
+	return append(append(append(out, a...), ", "...), b...)
+}
+
+// acceptLanguageOf is a request's Accept-Language, its lines joined, for
+// the answers given outside the edge (requestHeaders.read does the same).
+func acceptLanguageOf(h *fasthttp.RequestHeader) []byte {
+	lines := h.PeekAll(clientctx.HeaderAcceptLanguage)
+	if len(lines) == 0 {
+		return nil
+	}
+	v := lines[0]
+	for _, l := range lines[1:] {
+		v = joinFieldLines(v, l)
+	}
+	return v
 }
 
 // repeatedTraceparent stands for a request's traceparent when it sent

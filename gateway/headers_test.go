@@ -24,6 +24,7 @@ func FuzzRequestHeaders(f *testing.F) {
 		"Origin: https://app.example\r\nIf-None-Match: \"abc\"\r\nIf-None-Match: \"def\"\r\n",
 		"If-None-Match:\r\nIf-None-Match: \"def\"\r\nIf-None-Match: *\r\n",
 		"Accept-Language: tr-TR,tr;q=0.9\r\nX-Timezone: UTC+3\r\nX-App-Version: 1.2.3\r\nX-Device-Id: d:1\r\n",
+		"Accept-Language: de\r\nX-Language: xx\r\naccept-language: tr;q=0.8\r\nAccept-Language:\r\n",
 		"X-Request_Id: underscore\r\nX-Request-Id : space\r\n",
 		"X-Device-Id:   padded   \r\n",
 	} {
@@ -58,6 +59,9 @@ func FuzzRequestHeaders(f *testing.F) {
 			want := rh.Peek(c.name)
 			if c.name == "Traceparent" && len(rh.PeekAll(c.name)) > 1 {
 				want = repeatedTraceparent
+			}
+			if c.name == clientctx.HeaderAcceptLanguage {
+				want = acceptLanguageOf(&rh) // a list: its lines joined
 			}
 			if !bytes.Equal(c.got, want) {
 				t.Fatalf("%q: %s read as %q, Peek gives %q", block, c.name, c.got, want)

@@ -536,3 +536,26 @@ func TestPathVariantsKeepTheirPolicy(t *testing.T) {
 		}
 	}
 }
+
+// Accept-Language sent on more than one line is one list (RFC 9110
+// section 5.3: a recipient may join the lines with commas, so a sender
+// may split a list over them): "de" then "tr" asks for Turkish, on the
+// edge's answers and on those given before it (an unknown method).
+func TestAcceptLanguageOverSeveralLines(t *testing.T) {
+	r := newMixRig(t)
+	for _, c := range []struct {
+		raw    string
+		status int
+		msg    string
+	}{
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAccept-Language: de\r\nAccept-Language: tr\r\n\r\n", http.StatusUnauthorized, "Kimlik doğrulaması gerekli"},
+		{"BREW /nope HTTP/1.1\r\nHost: gw\r\nAccept-Language: de\r\nAccept-Language: tr\r\n\r\n", http.StatusNotFound, "Kaynak bulunamadı"},
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAccept-Language: tr;q=0.5\r\nAccept-Language: en;q=0.9\r\n\r\n", http.StatusUnauthorized, "Authentication required"},
+	} {
+		answers, _ := rawExchange(t, r, c.raw, 500*time.Millisecond)
+		if len(answers) != 1 {
+			t.Fatalf("%q: %d answers", c.raw, len(answers))
+		}
+		edgeFailure(t, answers[0], c.status, c.msg)
+	}
+}
