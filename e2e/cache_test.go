@@ -877,7 +877,9 @@ func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {
 	st := cchStartStore(t)
 	proxy := cchProxy(t, st)
 	idp := StartIdP(t)
-	env := map[string]string{}
+	// The api platform bypasses the cache: its failed loads are counted
+	// as bypass lookups (below).
+	env := map[string]string{"GATEWAY_POLICIES__API__CACHE__BYPASS": "true"}
 	for _, route := range []string{"SEARCH", "ME"} {
 		env["GATEWAY_CACHE__ROUTES__"+route+"__TTL"] = "400ms"
 		env["GATEWAY_CACHE__ROUTES__"+route+"__STALEWHILEREVALIDATE"] = "0s"
@@ -939,11 +941,17 @@ func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {
 	if got := st.calls(refstore.OpSearch) + st.calls(refstore.OpUser); got != 2 {
 		t.Fatalf("%d calls reached the store, want the 2 warming ones", got)
 	}
+	for _, p := range paths {
+		if r := gw.Do(t, http.MethodGet, p, Bearer(tok), Platform("api")); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("%s on the bypassing platform: %d", p, r.Status)
+		}
+	}
 	// Every lookup is counted, the failed ones too: the warming miss, two
-	// stale answers, and two misses that failed (the runbook's hit ratio
-	// would read high during an outage without them).
+	// stale answers, two misses that failed, and a bypass whose load
+	// failed (the runbook's hit ratio would read high during an outage
+	// without them).
 	for _, route := range []string{"users.search", "users.me"} {
-		for status, want := range map[string]float64{"miss": 3, "stale": 2, "hit": 0} {
+		for status, want := range map[string]float64{"miss": 3, "stale": 2, "hit": 0, "bypass": 1} {
 			if got := cchMetric(t, gw, `gateway_cache_lookups_total{route="`+route+`",status="`+status+`"}`); got != want {
 				t.Errorf("%s: %s lookups counted %v, want %v", route, status, got, want)
 			}
