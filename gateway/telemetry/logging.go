@@ -121,8 +121,11 @@ func mask(s string) (string, bool) {
 }
 
 // emailPattern is deliberately loose: a false positive costs a log line a
-// few characters, a false negative leaks an address.
-var emailPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+`)
+// few characters, a false negative leaks an address. Letters and marks
+// beyond ASCII count (internationalized addresses such as
+// şükrü@örnek.com.tr), so such an address is not skipped or cut at its
+// first non-ASCII letter.
+var emailPattern = regexp.MustCompile(`[\p{L}\p{M}\p{N}._%+\-]+@[\p{L}\p{M}\p{N}\-]+(?:\.[\p{L}\p{M}\p{N}\-]+)+`)
 
 func isBase64URL(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'

@@ -116,6 +116,24 @@ func TestSecretsInValuesAreMasked(t *testing.T) {
 	}
 }
 
+// Addresses with letters outside ASCII (Turkish names and domains, which
+// internationalized e-mail allows) are masked whole, not left alone or cut
+// where the first non-ASCII letter stands.
+func TestNonASCIIEmailsAreMasked(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"şükrü@örnek.com.tr", "[EMAIL]"},
+		{"to ayşe.yılmaz@example.com now", "to [EMAIL] now"},
+		{"ali@şirket.com.tr", "[EMAIL]"},
+		{"<İLKER@Örnek.COM.TR>", "<[EMAIL]>"},
+		{"i\u0307lker@x.com", "[EMAIL]"}, // i and a combining dot above
+	} {
+		out, _ := logged(t, slog.String("detail", c.in))
+		if out["detail"] != c.want {
+			t.Errorf("%q logged as %q, want %q", c.in, out["detail"], c.want)
+		}
+	}
+}
+
 func TestLookAlikesAreKept(t *testing.T) {
 	for _, s := range []string{
 		"5.2.0+20240101123",           // semver build metadata: the '+' follows a digit
