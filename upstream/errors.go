@@ -126,10 +126,24 @@ func (e *Error) Error() string {
 	}
 	if e.Code != "" {
 		b.WriteString(", code ")
-		b.WriteString(strconv.Quote(e.Code))
+		b.WriteString(quoteCode(e.Code))
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// maxCodeText bounds the store's error code quoted in an error's text: the
+// contract's codes are short words, but the code is the store's to write,
+// as long as its body, and the text goes to the log with every failure.
+const maxCodeText = 64
+
+// quoteCode quotes code, cut to maxCodeText bytes ("..." after the quote
+// says it was cut).
+func quoteCode(code string) string {
+	if len(code) > maxCodeText {
+		return strconv.Quote(code[:maxCodeText]) + "..."
+	}
+	return strconv.Quote(code)
 }
 
 // Unwrap returns the cause.

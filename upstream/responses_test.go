@@ -191,6 +191,43 @@ func TestResponsesAreChecked(t *testing.T) {
 	}
 }
 
+// TestStoreCodeInErrorTextIsBounded: the code of an error body is the
+// store's to write, as long as the body; the error's text and its cause,
+// which the gateway logs for every failure, quote only the start of it.
+func TestStoreCodeInErrorTextIsBounded(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0 })
+	c, _ := newClient(t, cfg)
+	calls := callsByOp(c)
+	long := strings.Repeat("x", 32<<10)
+	for _, tc := range []struct {
+		name string
+		op   Op
+		mode faultproxy.Mode
+	}{
+		{"500 with a long code", OpSearch, faultproxy.Respond(500, "application/json", fmt.Sprintf(contractErr, long))},
+		{"404 with a long code", OpUserByID, faultproxy.Respond(404, "application/json", fmt.Sprintf(contractErr, long))},
+		{"400 with a long code", OpSearch, faultproxy.Respond(400, "application/json", fmt.Sprintf(contractErr, long))},
+	} {
+		if err := p.Set(tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		var e *Error
+		if err := calls[tc.op](); !errors.As(err, &e) {
+			t.Fatalf("%s: %v, want an *Error", tc.name, err)
+		}
+		if n := len(e.Error()); n > 256 {
+			t.Errorf("%s: error text of %d bytes", tc.name, n)
+		}
+		if e.Err != nil {
+			if n := len(e.Err.Error()); n > 256 {
+				t.Errorf("%s: cause text of %d bytes", tc.name, n)
+			}
+		}
+	}
+}
+
 // TestRedirectsAreNotFollowed: the Location would answer fine, but a 3xx
 // is a failure and nothing follows it.
 func TestRedirectsAreNotFollowed(t *testing.T) {

@@ -191,7 +191,7 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 		}
 		ce, err := decodeError(resp)
 		if err == nil && ce.Code != want {
-			err = fmt.Errorf("status %d with code %q", status, ce.Code)
+			err = fmt.Errorf("status %d with code %s", status, quoteCode(ce.Code))
 		}
 		if err != nil {
 			// Not the store's answer: a proxy's HTML 404, a stranger's
