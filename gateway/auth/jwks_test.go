@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -492,6 +493,36 @@ func TestFailingFetchRedactsTheQuery(t *testing.T) {
 	}
 	if !strings.Contains(reason, "connection refused") {
 		t.Errorf("the readiness reason lost the cause: %s", reason)
+	}
+}
+
+// A JWKS URL whose every connection is reset fails the same way each
+// round, though the error's text names the connection's own ephemeral
+// port: it is logged at the first failure, not at every retry.
+func TestResetJWKSFetchIsLoggedOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = http.ReadRequest(bufio.NewReader(c))
+				_ = c.(*net.TCPConn).SetLinger(0) // close with a reset
+				c.Close()
+			}()
+		}
+	}()
+	rec := &recorder{}
+	newVerifier(t, testConfig("http://"+ln.Addr().String()+"/jwks"), rec)
+	eventually(t, "ten failed fetches", func() bool { return rec.fetchErr.Load() >= 10 })
+	if n := strings.Count(rec.logText(), "JWKS fetch failed"); n != 1 {
+		t.Errorf("%d lines for one lasting failure, want 1:\n%s", n, rec.logText())
 	}
 }
 

@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"errors"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,10 +90,10 @@ func (v *Verifier) fetchOne(i int, current *keySet) fetchResult {
 		v.lastErr.Store(&msg)
 		h.failures++
 		now := time.Now()
-		if h.failures == 1 || err.Error() != h.lastErr || now.Sub(h.loggedAt) >= failureLogEvery {
+		if key := sameFailureKey(err); h.failures == 1 || key != h.lastErr || now.Sub(h.loggedAt) >= failureLogEvery {
 			v.log.Warn("JWKS fetch failed; keeping the keys already loaded",
 				"url", config.RedactURL(rawURL), "error", err.Error(), "failures", h.failures, "keys_loaded", current != nil)
-			h.lastErr, h.loggedAt = err.Error(), now
+			h.lastErr, h.loggedAt = key, now
 		}
 		return fetchResult{err: err}
 	}
@@ -99,6 +102,18 @@ func (v *Verifier) fetchOne(i int, current *keySet) fetchResult {
 		*h = urlHealth{}
 	}
 	return fetchResult{keys: keys}
+}
+
+// sameFailureKey is err's text without the local address of the
+// connection it names ("read tcp 10.0.0.2:41234->10.0.0.1:443: ... reset"):
+// each attempt has a new ephemeral port, and a failure that lasts must read
+// as the same error, or it is logged at every retry.
+func sameFailureKey(err error) string {
+	text := err.Error()
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Source != nil {
+		text = strings.Replace(text, oe.Source.String()+"->", "", 1)
+	}
+	return text
 }
 
 // failureLogEvery spaces out the log lines of a URL that keeps failing with
