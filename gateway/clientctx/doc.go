@@ -31,9 +31,11 @@
 // decides, en wins.
 //
 // X-Language is the app's own choice, so it wins whenever it names en or tr
-// with a weight above zero. A wildcard, an unsupported language ("de") or a
-// malformed value is ignored (and reported in Context.Rejected); then
-// Accept-Language decides, and when it cannot, the language is en.
+// with a weight above zero, and then the language it names decides: its "*"
+// entries lend no weight ("tr;q=0.5, *" is tr). A value naming neither
+// (a lone "*", an unsupported language such as "de", a malformed value) is
+// ignored and reported in Context.Rejected; then Accept-Language decides,
+// and when it cannot, the language is en.
 //
 // Each header is read up to 1024 bytes and 32 entries: a longer header is cut
 // at its last comma within the limit, so no entry is ever read half-way.

@@ -38,12 +38,12 @@ func ParseLanguage(xLanguage, acceptLanguage []byte) Language {
 // parseLanguage is ParseLanguage that also reports whether a non-empty
 // X-Language was rejected.
 func parseLanguage(xLanguage, acceptLanguage []byte) (l Language, xRejected bool) {
-	l, explicit, ok := parseLanguageList(xLanguage)
-	if ok && explicit {
+	l, ok := parseLanguageList(xLanguage, false)
+	if ok {
 		return l, false
 	}
 	xRejected = sent(xLanguage)
-	if l, _, ok = parseLanguageList(acceptLanguage); ok {
+	if l, ok = parseLanguageList(acceptLanguage, true); ok {
 		return l, xRejected
 	}
 	return LanguageEN, xRejected
@@ -61,15 +61,16 @@ func (w *weight) offer(q, pos int) {
 	}
 }
 
-// parseLanguageList picks the best supported language of a language list.
-// explicit tells whether the list named it, rather than granting it through
-// "*"; ok is false when no supported language is acceptable.
-func parseLanguageList(v []byte) (l Language, explicit, ok bool) {
+// parseLanguageList picks the best supported language of a language list;
+// ok is false when no supported language is acceptable. With wildcards
+// false, "*" entries are skipped: X-Language's choice must be a language
+// the list names (an app's "tr;q=0.5, *" is tr, not the wildcard's en).
+func parseLanguageList(v []byte, wildcards bool) (l Language, ok bool) {
 	if len(v) > maxLanguageBytes {
 		v = v[:maxLanguageBytes]
 		i := bytes.LastIndexByte(v, ',')
 		if i < 0 {
-			return LanguageEN, false, false
+			return LanguageEN, false
 		}
 		v = v[:i]
 	}
@@ -91,11 +92,12 @@ func parseLanguageList(v []byte) (l Language, explicit, ok bool) {
 		case tagTR:
 			tr.offer(q, pos)
 		case tagAny:
-			wildcard.offer(q, pos)
+			if wildcards {
+				wildcard.offer(q, pos)
+			}
 		}
 	}
 
-	enExplicit, trExplicit := en.set, tr.set
 	if !en.set {
 		en = wildcard
 	}
@@ -105,11 +107,11 @@ func parseLanguageList(v []byte) (l Language, explicit, ok bool) {
 	enOK, trOK := en.set && en.q > 0, tr.set && tr.q > 0
 	switch {
 	case enOK && (!trOK || en.q > tr.q || en.q == tr.q && en.pos <= tr.pos):
-		return LanguageEN, enExplicit, true
+		return LanguageEN, true
 	case trOK:
-		return LanguageTR, trExplicit, true
+		return LanguageTR, true
 	}
-	return LanguageEN, false, false
+	return LanguageEN, false
 }
 
 type languageTag uint8
