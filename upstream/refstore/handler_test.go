@@ -134,6 +134,9 @@ func TestUsernameCheckHTTP(t *testing.T) {
 		{"empty", "application/json", `{"username":""}`, "username", false},
 		{"space", "application/json", `{"username":"a b"}`, "username", false},
 		{"control", "application/json", `{"username":"a\u0000b"}`, "username", false},
+		// encoding/json would turn the byte into U+FFFD: a check of a
+		// username nobody sent, answered 200 with the altered name.
+		{"invalid UTF-8", "application/json", "{\"username\":\"ab\xffcd\"}", "username", false},
 		{"too long", "application/json", `{"username":"` + strings.Repeat("a", MaxUsernameBytes+1) + `"}`, "username", false},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bffgate/edge/upstream/contract"
 )
@@ -36,7 +37,7 @@ func (h *Handler) handleUsernameCheck() http.Handler {
 // decodeUsernameCheck reads {"username": "..."} strictly: JSON content
 // type, at most maxBodyBytes, exactly one key spelled exactly "username"
 // (encoding/json alone would accept "USERNAME" and duplicates) holding a
-// string, nothing after the object.
+// string of valid UTF-8, nothing after the object.
 func decodeUsernameCheck(w http.ResponseWriter, r *http.Request) (string, *ValidationError) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mediaType != "application/json" {
@@ -65,8 +66,17 @@ func decodeUsernameCheck(w http.ResponseWriter, r *http.Request) (string, *Valid
 		if username != nil {
 			return "", invalid("body", `"username" must appear once`)
 		}
-		val, err := dec.Token()
-		if err != nil {
+		// The value is read raw first: decoding replaces invalid UTF-8
+		// with U+FFFD, which would check a username nobody sent.
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return "", bodyProblem(err)
+		}
+		if !utf8.Valid(raw) {
+			return "", invalid("username", "must be valid UTF-8")
+		}
+		var val any
+		if err := json.Unmarshal(raw, &val); err != nil {
 			return "", bodyProblem(err)
 		}
 		s, ok := val.(string)
