@@ -137,6 +137,13 @@ func TestUsernameCheckHTTP(t *testing.T) {
 		// encoding/json would turn the byte into U+FFFD: a check of a
 		// username nobody sent, answered 200 with the altered name.
 		{"invalid UTF-8", "application/json", "{\"username\":\"ab\xffcd\"}", "username", false},
+		// The same for an escaped UTF-16 surrogate that is not half of a
+		// pair: no UTF-8 text holds it, and it would decode to U+FFFD.
+		{"lone high surrogate", "application/json", `{"username":"ab\ud800cd"}`, "username", false},
+		{"lone low surrogate", "application/json", `{"username":"ab\uDC00"}`, "username", false},
+		{"surrogates swapped", "application/json", `{"username":"\udc00\ud800"}`, "username", false},
+		{"surrogate pair", "application/json", `{"username":"a\ud83d\ude00"}`, "", true},
+		{"escaped backslash before u", "application/json", `{"username":"a\\ud800"}`, "", true},
 		{"too long", "application/json", `{"username":"` + strings.Repeat("a", MaxUsernameBytes+1) + `"}`, "username", false},
 	}
 	for _, tt := range tests {

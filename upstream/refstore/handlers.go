@@ -72,7 +72,7 @@ func decodeUsernameCheck(w http.ResponseWriter, r *http.Request) (string, *Valid
 		if err := dec.Decode(&raw); err != nil {
 			return "", bodyProblem(err)
 		}
-		if !utf8.Valid(raw) {
+		if !utf8.Valid(raw) || escapesLoneSurrogate(raw) {
 			return "", invalid("username", "must be valid UTF-8")
 		}
 		var val any
@@ -104,6 +104,42 @@ func decodeUsernameCheck(w http.ResponseWriter, r *http.Request) (string, *Valid
 		return "", invalid("username", p)
 	}
 	return *username, nil
+}
+
+// escapesLoneSurrogate reports whether the JSON value raw holds a \u
+// escape of a UTF-16 surrogate that is not half of a pair: no UTF-8 text
+// holds one, and encoding/json decodes it to U+FFFD. raw is valid JSON.
+func escapesLoneSurrogate(raw []byte) bool {
+	hex := func(i int) rune { // the code unit of the \u escape at raw[i]
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return -1
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(n)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r := hex(i)
+		switch {
+		case r < 0: // another escape: skip the escaped character
+			i++
+		case 0xd800 <= r && r < 0xdc00: // high: a low one must follow
+			if lo := hex(i + 6); lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11
+		case 0xdc00 <= r && r <= 0xdfff: // low without a high one before it
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 func (h *Handler) handleSearch() http.Handler {
