@@ -257,7 +257,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 			return
 		}
 		for i, c := range n.Content {
-			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, ps)
+			p := fmt.Sprintf("%s[%d]", path, i)
+			// yaml would drop the entry without a word: "roles: [~]"
+			// would read as "roles: []", which opens a route to any user.
+			if c.Kind == yaml.ScalarNode && c.ShortTag() == "!!null" {
+				ps.add(p, "empty list entry (line %d): write its value, or leave the entry out", c.Line)
+				continue
+			}
+			checkKeys(c, t.Elem(), p, lines, ps)
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {

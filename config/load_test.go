@@ -581,6 +581,36 @@ func TestDuplicateKeysAreAnError(t *testing.T) {
 	}
 }
 
+// yaml drops a null entry from a list without a word: "roles: [~]", or an
+// item left empty ("- " with its value commented out), would read as
+// "roles: []", which opens the route to any verified user, where an empty
+// name ("") is refused. A null entry is refused at its index instead.
+func TestNullListEntriesAreRefused(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       want
+	}{
+		{"flow", "policies:\n  web:\n    routes:\n      users.search: {roles: [~]}\n",
+			want{"policies.web.routes.users.search.roles[0]", "empty list entry (line 4)"}},
+		{"block item left empty", "policies:\n  web:\n    routes:\n      users.search:\n        roles:\n          - # premium\n",
+			want{"policies.web.routes.users.search.roles[0]", "empty list entry (line 6)"}},
+		{"beside a value", "auth:\n  audiences: [edge-gateway, null]\n",
+			want{"auth.audiences[1]", "empty list entry (line 2)"}},
+		{"through an alias", "log:\n  level: &nothing ~\nserver:\n  trustedProxies: [*nothing]\n",
+			want{"server.trustedProxies[0]", "empty list entry"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectProblems(t, parseProblems(t, tt.file, env(nil)), tt.want)
+		})
+	}
+	// An empty list is still a list: "roles: []" is written on purpose.
+	cfg := mustParse(t, "policies:\n  web:\n    routes:\n      users.search: {roles: []}\n", env(nil))
+	if r := cfg.Policies["web"].Routes["users.search"].Roles; r == nil || len(r) != 0 {
+		t.Errorf("roles: [] read as %#v", r)
+	}
+}
+
 func TestMalformedFiles(t *testing.T) {
 	tests := []struct {
 		name, file string
