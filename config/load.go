@@ -204,13 +204,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			if isMerge(k) {
-				checkMerge(v, t, path, lines, ps)
-				continue
-			}
 			p := join(path, k.Value)
 			if duplicate(n, i, seen, p, ps) {
 				i -= 2
+				continue
+			}
+			if isMerge(k) {
+				checkMerge(v, t, path, lines, ps)
 				continue
 			}
 			lines[k.Line] = p
@@ -238,13 +238,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			if isMerge(k) {
-				checkMerge(v, t, path, lines, ps)
-				continue
-			}
 			p := join(path, k.Value)
 			if duplicate(n, i, seen, p, ps) {
 				i -= 2
+				continue
+			}
+			if isMerge(k) {
+				checkMerge(v, t, path, lines, ps)
 				continue
 			}
 			lines[k.Line] = p

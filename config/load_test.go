@@ -573,6 +573,12 @@ func TestDuplicateKeysAreAnError(t *testing.T) {
 			want{"policies.web", `mapping key "web" already defined at line 2`}},
 		{"at the top", "log:\n  level: info\nlog:\n  level: debug\n",
 			want{"log", `mapping key "log" already defined at line 1`}},
+		// yaml refuses it by its line only, which names the key the
+		// second merge brings in.
+		{"two merges", "server:\n  <<: {listen: 127.0.0.1:1}\n  <<: {readTimeout: 5s}\n",
+			want{"server.<<", `mapping key "<<" already defined at line 2`}},
+		{"two merges in the policies map", "policies:\n  <<: {web: {}}\n  <<: {api: {maxPageSize: 5}}\n",
+			want{"policies.<<", `mapping key "<<" already defined at line 2`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
