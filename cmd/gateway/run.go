@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -236,18 +237,30 @@ func opsListen(path string, getenv func(string) string) (string, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return "", fmt.Errorf("healthcheck: %s: %w", path, err)
 	}
-	// Only ops (and merges, which may bring it) is decoded: yaml refuses
-	// a whole mapping with a key written twice, so a second log: section
-	// would fail the probe too.
-	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
-		m := doc.Content[0]
+	// Only ops (and merges, which may bring it) is decoded, and of ops
+	// only listen: yaml refuses a whole mapping with a key written twice,
+	// so a second log: section, or a second ops.pprof, would fail the
+	// probe too.
+	keep := func(m *yaml.Node, names ...string) {
+		if m.Kind != yaml.MappingNode {
+			return
+		}
 		var kept []*yaml.Node
 		for i := 0; i+1 < len(m.Content); i += 2 {
-			if k := m.Content[i].Value; k == "ops" || k == "<<" {
+			if k := m.Content[i].Value; k == "<<" || slices.Contains(names, k) {
 				kept = append(kept, m.Content[i], m.Content[i+1])
 			}
 		}
 		m.Content = kept
+	}
+	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
+		m := doc.Content[0]
+		keep(m, "ops")
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "ops" {
+				keep(m.Content[i+1], "listen")
+			}
+		}
 	}
 	var f struct {
 		Ops struct {

@@ -554,6 +554,8 @@ func TestHealthcheckNeedsOnlyOpsListen(t *testing.T) {
 	for name, content := range map[string]string{
 		"twice.yaml":     "ops:\n  listen: 0.0.0.0:" + port + "\nlog:\n  level: info\nlog:\n  level: debug\n",
 		"wrongtype.yaml": "server:\n  maxConnections: many\nops:\n  listen: 0.0.0.0:" + port + "\n",
+		// Inside ops too: only its listen is read.
+		"twiceinops.yaml": "ops:\n  listen: 0.0.0.0:" + port + "\n  pprof: true\n  pprof: false\n",
 	} {
 		if out, _, err := runOut(t, noEnv, "healthcheck", "-config", writeConfig(t, name, content)); err != nil || out != "healthy\n" {
 			t.Errorf("healthcheck with %s: err %v, stdout %q", name, err, out)
