@@ -226,6 +226,14 @@ func validateUserStore(u *UserStore, requestTimeout time.Duration, ps *Problems)
 
 func validateOperation(p string, o *Operation, requestTimeout time.Duration, ps *Problems) {
 	positive(ps, p+".timeout", o.Timeout)
+	// The store client waits at least 1ms for a pooled connection (a
+	// quarter of the shortest timeout, never less), and a reload refuses a
+	// timeout no longer than that wait (upstream.Client.Check): a gateway
+	// started with one would refuse every later reload that changes
+	// anything.
+	if o.Timeout > 0 && o.Timeout <= time.Millisecond {
+		ps.add(p+".timeout", "must be longer than 1ms (got %s): the wait for a pooled connection is at least 1ms", o.Timeout)
+	}
 	if requestTimeout > 0 && o.Timeout > requestTimeout {
 		ps.add(p+".timeout", "%s is longer than server.requestTimeout (%s): the call could never use it", o.Timeout, requestTimeout)
 	}

@@ -53,6 +53,14 @@ func TestValidateRules(t *testing.T) {
 			func(c *config.Config) { c.Upstreams.UserStore.Operations.Search.Timeout = 3 * time.Second }, nil},
 		{"zero operation timeout", func(c *config.Config) { c.Upstreams.UserStore.Operations.LiveStreams.Timeout = 0 },
 			[]want{{"upstreams.userstore.operations.liveStreams.timeout", "positive duration"}}},
+		// The store client waits at least 1ms for a pooled connection, and
+		// a reload refuses a timeout no longer than that wait: a gateway
+		// started with one would refuse every reload that changes anything.
+		{"operation timeout of 1ms", func(c *config.Config) { c.Upstreams.UserStore.Operations.LiveStreams.Timeout = time.Millisecond },
+			[]want{{"upstreams.userstore.operations.liveStreams.timeout", "must be longer than 1ms (got 1ms)"}}},
+		{"operation timeout just over 1ms", func(c *config.Config) {
+			c.Upstreams.UserStore.Operations.LiveStreams.Timeout = time.Millisecond + time.Microsecond
+		}, nil},
 		{"zero request timeout", func(c *config.Config) { c.Server.RequestTimeout = 0 },
 			[]want{{"server.requestTimeout", "positive duration"}}},
 		{"negative shutdown delay", func(c *config.Config) { c.Server.ShutdownDelay = -time.Second },
