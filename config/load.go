@@ -238,6 +238,12 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			// yaml would drop the entry without a word, as it does a
+			// null list entry.
+			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!null" {
+				ps.add(orRoot(path), "empty key (line %d): name the entry, or leave it out", k.Line)
+				continue
+			}
 			p := join(path, k.Value)
 			if duplicate(n, i, seen, p, ps) {
 				i -= 2
@@ -700,8 +706,8 @@ func UnknownEnv(environ []string) error {
 	return nil
 }
 
-// EnvNames lists every environment variable Load reads, sorted; used by the
-// documentation test and by `gateway validate -env`.
+// EnvNames lists every environment variable Load reads, sorted; used by
+// UnknownEnv and the documentation test.
 func EnvNames() []string {
 	var names []string
 	seen := map[string]bool{}

@@ -610,6 +610,11 @@ func TestNullListEntriesAreRefused(t *testing.T) {
 			expectProblems(t, parseProblems(t, tt.file, env(nil)), tt.want)
 		})
 	}
+	// A null key is dropped the same way: the whole entry would vanish.
+	expectProblems(t, parseProblems(t, "policies:\n  ~:\n    routes: {users.search: {roles: [admin]}}\n", env(nil)),
+		want{"policies", "empty key (line 2)"})
+	expectProblems(t, parseProblems(t, "server:\n  trustedProxies: [10.0.0.0/8]\npolicies:\n  web: {}\n  null: {}\n", env(nil)),
+		want{"policies", "empty key (line 5)"})
 	// An empty list is still a list: "roles: []" is written on purpose.
 	cfg := mustParse(t, "policies:\n  web:\n    routes:\n      users.search: {roles: []}\n", env(nil))
 	if r := cfg.Policies["web"].Routes["users.search"].Roles; r == nil || len(r) != 0 {
