@@ -280,6 +280,15 @@ func validateCache(c *Cache, ps *Problems) {
 		nonNegative(ps, p+".staleWhileRevalidate", r.StaleWhileRevalidate)
 		nonNegative(ps, p+".staleIfError", r.StaleIfError)
 		nonNegative(ps, p+".clientMaxAge", r.ClientMaxAge)
+		// Bounded like a policy's cache.ttl: a unit typed wrong (30h for
+		// 30s) would keep profiles for days, and the entry's deadline,
+		// the sum of these in nanoseconds, must not overflow.
+		const stale = "an entry would outlive what it shows by days"
+		atMost(ps, p+".ttl", r.TTL, 24*time.Hour, "24h", stale)
+		atMost(ps, p+".emptyQueryTTL", r.EmptyQueryTTL, 24*time.Hour, "24h", stale)
+		atMost(ps, p+".staleWhileRevalidate", r.StaleWhileRevalidate, 24*time.Hour, "24h", stale)
+		atMost(ps, p+".staleIfError", r.StaleIfError, 7*24*time.Hour, "168h", stale)
+		atMost(ps, p+".clientMaxAge", r.ClientMaxAge, 24*time.Hour, "24h", stale)
 	}
 }
 

@@ -280,6 +280,20 @@ func TestValidateRules(t *testing.T) {
 			[]want{{"upstreams.userstore.operations.userById.maxInFlight", "between 1 and 100000"}}},
 		{"negative cache ttl", func(c *config.Config) { c.Cache.Routes.Me.TTL = -time.Second },
 			[]want{{"cache.routes.me.ttl", "must not be negative"}}},
+		{"cache durations a day long", func(c *config.Config) {
+			c.Cache.Routes.Search = config.CacheRoute{TTL: 24 * time.Hour, EmptyQueryTTL: 24 * time.Hour,
+				StaleWhileRevalidate: 24 * time.Hour, StaleIfError: 7 * 24 * time.Hour, ClientMaxAge: 24 * time.Hour}
+		}, nil},
+		{"cache durations beyond a day", func(c *config.Config) {
+			c.Cache.Routes.Search = config.CacheRoute{TTL: 30 * time.Hour, EmptyQueryTTL: 25 * time.Hour,
+				StaleWhileRevalidate: 25 * time.Hour, StaleIfError: 169 * time.Hour, ClientMaxAge: 25 * time.Hour}
+		}, []want{
+			{"cache.routes.search.ttl", "must be at most 24h (got 30h0m0s)"},
+			{"cache.routes.search.emptyQueryTTL", "must be at most 24h"},
+			{"cache.routes.search.staleWhileRevalidate", "must be at most 24h"},
+			{"cache.routes.search.staleIfError", "must be at most 168h"},
+			{"cache.routes.search.clientMaxAge", "must be at most 24h"},
+		}},
 
 		// Logging and tracing.
 		{"unknown log level", func(c *config.Config) { c.Log.Level = "verbose" },
