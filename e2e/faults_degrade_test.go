@@ -120,8 +120,16 @@ func fltDemoLive(p fltPage) bool {
 // partial and not cacheable.
 func fltPartialSearch(t testing.TB, r *fltRig) *Response {
 	t.Helper()
-	var page fltPage
 	resp := r.search(t)
+	fltCheckPartialSearch(t, resp)
+	return resp
+}
+
+// fltCheckPartialSearch is fltPartialSearch's check of an answer already
+// received.
+func fltCheckPartialSearch(t testing.TB, resp *Response) {
+	t.Helper()
+	var page fltPage
 	resp.Data(t, &page)
 	fltPartialHeaders(t, resp)
 	if len(page.Items) == 0 {
@@ -132,7 +140,6 @@ func fltPartialSearch(t testing.TB, r *fltRig) *Response {
 			t.Fatalf("item %s has liveStream %s in a partial answer", it.ID, it.LiveStream)
 		}
 	}
-	return resp
 }
 
 func fltPartialMe(t testing.TB, r *fltRig) *Response {
@@ -181,8 +188,9 @@ func TestFaultsBulkheadRefusesTheExcessFast(t *testing.T) {
 	proxied := r.proxy.Stats().Requests
 	var wg sync.WaitGroup
 	slowResults := make([]*Response, maxInFlight)
+	slowErrs := make([]error, maxInFlight)
 	for i := range maxInFlight {
-		wg.Go(func() { slowResults[i] = r.search(t) })
+		wg.Go(func() { slowResults[i], slowErrs[i] = r.trySearch() })
 	}
 	// Both slow calls are held at the proxy: the bulkhead is full.
 	eventually(t, 5*time.Second, func() error {
@@ -200,7 +208,10 @@ func TestFaultsBulkheadRefusesTheExcessFast(t *testing.T) {
 		lat = append(lat, d)
 	}
 	wg.Wait()
-	for _, resp := range slowResults {
+	for i, resp := range slowResults {
+		if slowErrs[i] != nil {
+			t.Fatalf("slow search: %v", slowErrs[i])
+		}
 		resp.Data(t, nil)
 	}
 	// The excess never waited for a slot: each answered well before the
@@ -253,9 +264,10 @@ func TestFaultsRetryBudgetBoundsLoadInAnOutage(t *testing.T) {
 	proxied := r.proxy.Stats().Requests
 	start := time.Now()
 	var (
-		mu     sync.Mutex
-		status = map[int]int{}
-		wg     sync.WaitGroup
+		status  = map[int]int{}
+		results = make([]*Response, calls)
+		errs    = make([]error, calls)
+		wg      sync.WaitGroup
 	)
 	next := make(chan int, calls)
 	for i := range calls {
@@ -265,22 +277,24 @@ func TestFaultsRetryBudgetBoundsLoadInAnOutage(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				lang := []string{"en", "tr"}[i%2]
-				resp := r.search(t, Lang(lang))
-				switch resp.Status {
-				case http.StatusBadGateway, http.StatusServiceUnavailable:
-					fltFailure(t, resp, resp.Status, lang)
-				default:
-					t.Errorf("status %d during the outage: %s", resp.Status, resp.Body)
-				}
-				mu.Lock()
-				status[resp.Status]++
-				mu.Unlock()
+				results[i], errs[i] = r.trySearch(Lang([]string{"en", "tr"}[i%2]))
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	for i, resp := range results {
+		if errs[i] != nil {
+			t.Fatalf("search %d: %v", i, errs[i])
+		}
+		switch resp.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable:
+			fltFailure(t, resp, resp.Status, []string{"en", "tr"}[i%2])
+		default:
+			t.Errorf("status %d during the outage: %s", resp.Status, resp.Body)
+		}
+		status[resp.Status]++
+	}
 	attempts := r.proxy.Stats().Requests - proxied
 	bound := int64(calls*(1+ratio)) + minPerSecond*window
 	if attempts > bound {
@@ -359,13 +373,23 @@ func TestFaultsRequestDeadlineBoundsRetriesAndAttempts(t *testing.T) {
 		// More than the breaker's threshold, at once.
 		const n = fltThreshold + 1
 		lat := make([]time.Duration, n)
+		results := make([]*Response, n)
+		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				_, lat[i] = fltTimed(func() *Response { return fltPartialSearch(t, r) })
+				start := time.Now()
+				results[i], errs[i] = r.trySearch()
+				lat[i] = time.Since(start)
 			})
 		}
 		wg.Wait()
+		for i, resp := range results {
+			if errs[i] != nil {
+				t.Fatalf("search %d: %v", i, errs[i])
+			}
+			fltCheckPartialSearch(t, resp)
+		}
 		for _, d := range lat {
 			if d >= searchDelay+callTimeout {
 				t.Fatalf("a search took %s: the live-stream call ran to its own timeout, past the %s deadline", d, deadline)

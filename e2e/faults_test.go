@@ -234,7 +234,15 @@ func fltOpenConns(t testing.TB, addr string) int {
 // one batched live-stream call).
 func (r *fltRig) search(t testing.TB, opts ...ReqOpt) *Response {
 	t.Helper()
-	return r.gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru%20isik&limit=5", append([]ReqOpt{Bearer(r.token)}, opts...)...)
+	return r.gw.Do(t, http.MethodGet, fltSearchPath, append([]ReqOpt{Bearer(r.token)}, opts...)...)
+}
+
+const fltSearchPath = "/api/v2/users/search?query=sukru%20isik&limit=5"
+
+// trySearch is search for goroutines other than the test's, which must
+// not stop it: a failure to send or read comes back as an error.
+func (r *fltRig) trySearch(opts ...ReqOpt) (*Response, error) {
+	return sendWith(r.gw.client, http.MethodGet, r.gw.URL+fltSearchPath, append([]ReqOpt{Bearer(r.token)}, opts...)...)
 }
 
 // me is the demo user's profile (user by id and live stream in parallel).
