@@ -59,7 +59,13 @@ func raNoBreakers(env map[string]string) map[string]string {
 
 func (r *raRig) search(t testing.TB, opts ...ReqOpt) *Response {
 	t.Helper()
-	return r.gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru%20isik&limit=5", append([]ReqOpt{Bearer(r.token)}, opts...)...)
+	return r.gw.Do(t, http.MethodGet, fltSearchPath, append([]ReqOpt{Bearer(r.token)}, opts...)...)
+}
+
+// trySearch is search for goroutines other than the test's: a failure to
+// send or read comes back as an error.
+func (r *raRig) trySearch(opts ...ReqOpt) (*Response, error) {
+	return sendWith(r.gw.client, http.MethodGet, r.gw.URL+fltSearchPath, append([]ReqOpt{Bearer(r.token)}, opts...)...)
 }
 
 func (r *raRig) me(t testing.TB, opts ...ReqOpt) *Response {
@@ -270,8 +276,10 @@ func TestResilAuditHalfOpenTrials(t *testing.T) {
 	halfOpen()
 	proxied := r.seenSearch()
 	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() { r.search(t).Data(t, nil) })
+	trials := make([]*Response, 2)
+	trialErrs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() { trials[i], trialErrs[i] = r.trySearch() })
 	}
 	eventually(t, time.Second, func() error {
 		if n := r.seenSearch() - proxied; n != 2 {
@@ -282,6 +290,12 @@ func TestResilAuditHalfOpenTrials(t *testing.T) {
 	third := r.search(t, Lang("tr"))
 	fltFailure(t, third, http.StatusServiceUnavailable, "tr")
 	wg.Wait()
+	for i, resp := range trials {
+		if trialErrs[i] != nil {
+			t.Fatalf("trial %d: %v", i, trialErrs[i])
+		}
+		resp.Data(t, nil)
+	}
 	if n := r.seenSearch() - proxied; n != 2 {
 		t.Fatalf("%d attempts reached the proxy while half-open, want the 2 trials", n)
 	}
@@ -595,8 +609,10 @@ func TestResilAuditBulkheadBurstOpensNothing(t *testing.T) {
 	}
 	before := r.proxy.Stats()
 	var held sync.WaitGroup
-	for range maxInFlight {
-		held.Go(func() { r.search(t).Data(t, nil) })
+	slowResults := make([]*Response, maxInFlight)
+	slowErrs := make([]error, maxInFlight)
+	for i := range maxInFlight {
+		held.Go(func() { slowResults[i], slowErrs[i] = r.trySearch() })
 	}
 	eventually(t, 2*time.Second, func() error {
 		if n := r.proxy.Stats().Requests - before.Requests; n != maxInFlight {
@@ -608,14 +624,24 @@ func TestResilAuditBulkheadBurstOpensNothing(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	results := make([]*Response, excess)
+	errs := make([]error, excess)
 	for i := range excess {
-		wg.Go(func() { results[i] = r.search(t, Lang([]string{"en", "tr"}[i%2])) })
+		wg.Go(func() { results[i], errs[i] = r.trySearch(Lang([]string{"en", "tr"}[i%2])) })
 	}
 	wg.Wait()
 	took := time.Since(start)
 	after := r.proxy.Stats()
 	held.Wait()
+	for i, resp := range slowResults {
+		if slowErrs[i] != nil {
+			t.Fatalf("slow search %d: %v", i, slowErrs[i])
+		}
+		resp.Data(t, nil)
+	}
 	for i, resp := range results {
+		if errs[i] != nil {
+			t.Fatalf("search %d of the burst: %v", i, errs[i])
+		}
 		fltFailure(t, resp, http.StatusServiceUnavailable, []string{"en", "tr"}[i%2])
 		if resp.Header.Get("Retry-After") != "1" {
 			t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
