@@ -207,7 +207,10 @@ func TestResilAuditHangUpStillFillsTheCache(t *testing.T) {
 
 	// Joined: a second caller shares the load the first one abandoned.
 	base = searches()
-	go hangUp("/api/v2/users/search?query=isik")
+	var hungUp sync.WaitGroup
+	// Waited for however the test ends: its t.Errorf must not come after.
+	defer hungUp.Wait()
+	hungUp.Go(func() { hangUp("/api/v2/users/search?query=isik") })
 	time.Sleep(100 * time.Millisecond)
 	resp, took := fltTimed(func() *Response {
 		return r.gw.Do(t, http.MethodGet, "/api/v2/users/search?query=isik", Bearer(r.token))
