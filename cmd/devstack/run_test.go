@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -95,6 +96,16 @@ func (b *lockedBuffer) String() string {
 // readBanner reads stdout up to the banner's last line.
 func readBanner(t *testing.T, r io.Reader, within time.Duration, logs func() string) string {
 	t.Helper()
+	banner, err := awaitBanner(r, within, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return banner
+}
+
+// awaitBanner is readBanner that reports a missing banner instead of
+// failing the test.
+func awaitBanner(r io.Reader, within time.Duration, logs func() string) (string, error) {
 	got := make(chan string, 1)
 	go func() {
 		var b strings.Builder
@@ -113,12 +124,11 @@ func readBanner(t *testing.T, r io.Reader, within time.Duration, logs func() str
 	select {
 	case banner := <-got:
 		if !strings.Contains(banner, bannerEnd) {
-			t.Fatalf("stopped before the banner:\n%s\n%s", banner, logs())
+			return "", fmt.Errorf("stopped before the banner:\n%s\n%s", banner, logs())
 		}
-		return banner
+		return banner, nil
 	case <-time.After(within):
-		t.Fatalf("no banner within %v:\n%s", within, logs())
-		return ""
+		return "", fmt.Errorf("no banner within %v:\n%s", within, logs())
 	}
 }
 
@@ -301,22 +311,9 @@ func TestSignalsStopEverything(t *testing.T) {
 				t.Fatal(err)
 			}
 			exited := make(chan error, 1)
-			banner := make(chan struct{})
-			go func() {
-				// readBanner fails the test from this goroutine: the
-				// channel closes either way, and t.Failed says which.
-				defer close(banner)
-				readBanner(t, stdout, 60*time.Second, stderr.String)
-			}()
-			select {
-			case <-banner:
-				if t.Failed() {
-					_ = cmd.Process.Kill()
-					t.FailNow()
-				}
-			case <-time.After(70 * time.Second):
+			if _, err := awaitBanner(stdout, 60*time.Second, stderr.String); err != nil {
 				_ = cmd.Process.Kill()
-				t.Fatalf("no banner:\n%s", stderr)
+				t.Fatal(err)
 			}
 			go func() { exited <- cmd.Wait() }()
 			if err := cmd.Process.Signal(sig); err != nil {
