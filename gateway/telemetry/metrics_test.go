@@ -30,6 +30,11 @@ func series(t *testing.T, m *Metrics, name string, labels map[string]string) (*d
 	if err != nil {
 		t.Fatalf("gather: %v", err)
 	}
+	return seriesIn(fams, name, labels)
+}
+
+// seriesIn is series in families already gathered.
+func seriesIn(fams []*dto.MetricFamily, name string, labels map[string]string) (*dto.Metric, bool) {
 	for _, f := range fams {
 		if f.GetName() != name {
 			continue
@@ -503,18 +508,28 @@ func TestScrapeTimeSources(t *testing.T) {
 	// A scrape that moves a breaker (the observer is called back under the
 	// client's lock) neither deadlocks nor misses the move.
 	br.moveOnce = upstream.OpSearch
-	done := make(chan float64, 1)
+	type scrape struct {
+		fams []*dto.MetricFamily
+		err  error
+	}
+	done := make(chan scrape, 1)
 	go func() {
-		defer close(done) // value fails the test from here: closed without a value then
-		done <- value(t, m, "gateway_breaker_state", L{"op": "search"})
+		// Only the scrape runs here: the test is failed from its own
+		// goroutine.
+		fams, err := m.reg.Gather()
+		done <- scrape{fams, err}
 	}()
 	select {
-	case got, ok := <-done:
-		if !ok {
-			t.FailNow()
+	case got := <-done:
+		if got.err != nil {
+			t.Fatalf("gather: %v", got.err)
 		}
-		if got != 1 {
-			t.Errorf("search breaker after the move = %v, want 1", got)
+		s, ok := seriesIn(got.fams, "gateway_breaker_state", L{"op": "search"})
+		if !ok {
+			t.Fatal("no search breaker series in the scrape that moved it")
+		}
+		if v := s.GetGauge().GetValue(); v != 1 {
+			t.Errorf("search breaker after the move = %v, want 1", v)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("scrape deadlocked on a breaker event")
