@@ -160,7 +160,11 @@ func TestOpsMetricsAfterRealTraffic(t *testing.T) {
 		return nil
 	})
 	release()
-	if r := <-answered; r == nil || r.Status != http.StatusOK {
+	r := <-answered
+	if r == nil {
+		t.FailNow() // opsDo said why
+	}
+	if r.Status != http.StatusOK {
 		t.Fatalf("held search: %d %s", r.Status, r.Body)
 	}
 	opsScrape(t, gw).expect(t, "gateway_requests_in_flight", nil, 0)
