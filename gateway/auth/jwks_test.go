@@ -205,6 +205,7 @@ func TestJWKSDownAtStartThenRecovers(t *testing.T) {
 		return err == nil
 	})
 	srv := httptest.NewUnstartedServer(p.Handler())
+	srv.Listener.Close() // its own listener, replaced (srv.Close closes only ln2)
 	srv.Listener = ln2
 	srv.Start()
 	defer srv.Close()
