@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -111,7 +112,7 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]settin
 			p := join(path, yamlName(f))
 			if f.Tag.Get("redact") == "url" && v.Field(i).Len() > 0 {
 				urls := v.Field(i).Interface().([]string)
-				m[p] = setting{value: "[" + strings.Join(urls, ", ") + "]", shown: "[" + strings.Join(redactURLs(urls), ", ") + "]"}
+				m[p] = setting{value: fmt.Sprintf("%q", urls), shown: listShown(redactURLs(urls))}
 				continue
 			}
 			flattenValue(v.Field(i), p, f.Tag.Get("secret") == "true", m)
@@ -141,8 +142,7 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]settin
 		for i := range parts {
 			parts[i] = fmt.Sprint(v.Index(i).Interface())
 		}
-		s := "[" + strings.Join(parts, ", ") + "]"
-		m[path] = setting{value: s, shown: s}
+		m[path] = setting{value: fmt.Sprintf("%q", parts), shown: listShown(parts)}
 	default:
 		s := fmt.Sprint(v.Interface())
 		shown := s
@@ -154,6 +154,16 @@ func flattenValue(v reflect.Value, path string, secret bool, m map[string]settin
 		}
 		m[path] = setting{value: s, shown: shown}
 	}
+}
+
+// listShown writes a list as "[a, b]", or with each entry quoted when one
+// holds a comma: ["a, b"] and [a, b] are different lists, and are compared
+// quoted.
+func listShown(parts []string) string {
+	if slices.ContainsFunc(parts, func(p string) bool { return strings.Contains(p, ",") }) {
+		return fmt.Sprintf("%q", parts)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // Redacted returns a copy of c that is safe to show: every field tagged
