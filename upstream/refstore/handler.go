@@ -143,7 +143,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, contract.CodeNotFound, "Resource not found", nil)
 	case errors.Is(err, ErrConflict):
 		writeError(w, http.StatusConflict, contract.CodeConflict, "Resource already exists or cannot be changed in its current state", nil)
-	case unavailable(err):
+	case unavailable(err) || h.store.closed.Load():
+		// A call that passed checkOpen just before Close fails with
+		// database/sql's own "database is closed": unavailable too.
 		h.logger.WarnContext(r.Context(), "store unavailable", "err", err, "path", r.URL.Path,
 			"requestId", r.Header.Get(contract.HeaderRequestID))
 		writeError(w, http.StatusServiceUnavailable, contract.CodeUnavailable, "Service unavailable", nil)

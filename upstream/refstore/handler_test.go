@@ -3,6 +3,7 @@ package refstore
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -599,6 +600,13 @@ func TestStoreFailuresHTTP(t *testing.T) {
 	defer closedSrv.Close()
 	s.Close()
 	checkError(t, call(t, closedSrv, http.MethodGet, contract.PathUserPrefix+DemoUserID, "", nil), http.StatusServiceUnavailable, contract.CodeUnavailable, "")
+	// Closed while a call ran (past checkOpen): database/sql's own error,
+	// still 503.
+	rec := httptest.NewRecorder()
+	s.Handler(HandlerOptions{}).fail(rec, httptest.NewRequest(http.MethodGet, contract.PathUserPrefix+DemoUserID, nil), errors.New("sql: database is closed"))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), contract.CodeUnavailable) {
+		t.Errorf("closed during the call: %d %s", rec.Code, rec.Body)
+	}
 
 	// Corrupt data: 500 with a generic message, the cause only in the log.
 	broken, err := Open(t.Context(), Options{Path: path})
