@@ -49,16 +49,26 @@ func NewOps(d OpsDeps) *Ops {
 	o := &Ops{d: d, mux: http.NewServeMux()}
 	o.cfg.Store(d.Config)
 	m := o.mux
-	m.HandleFunc("GET /healthz", o.healthz)
-	m.HandleFunc("GET /readyz", o.readyz)
-	if d.Metrics != nil {
-		m.Handle("GET /metrics", o.protect(d.Metrics))
+	// allow is each endpoint's Allow, for the 405 of another method: the
+	// catch-all below matches every method, so the mux never answers one.
+	allow := map[string]string{}
+	handle := func(method, path string, h http.Handler) {
+		m.Handle(method+" "+path, h)
+		if method == http.MethodGet {
+			method += ", " + http.MethodHead // a GET pattern serves HEAD too
+		}
+		allow[path] = method
 	}
-	m.Handle("GET /ops/v1/breakers", o.protect(http.HandlerFunc(o.breakers)))
-	m.Handle("GET /ops/v1/cache", o.protect(http.HandlerFunc(o.cacheStats)))
-	m.Handle("POST /ops/v1/cache/purge", o.protect(http.HandlerFunc(o.purge)))
-	m.Handle("POST /ops/v1/cache/invalidate", o.protectWith(o.invalidationToken, http.HandlerFunc(o.invalidate)))
-	m.Handle("GET /ops/v1/config", o.protect(http.HandlerFunc(o.config)))
+	handle(http.MethodGet, "/healthz", http.HandlerFunc(o.healthz))
+	handle(http.MethodGet, "/readyz", http.HandlerFunc(o.readyz))
+	if d.Metrics != nil {
+		handle(http.MethodGet, "/metrics", o.protect(d.Metrics))
+	}
+	handle(http.MethodGet, "/ops/v1/breakers", o.protect(http.HandlerFunc(o.breakers)))
+	handle(http.MethodGet, "/ops/v1/cache", o.protect(http.HandlerFunc(o.cacheStats)))
+	handle(http.MethodPost, "/ops/v1/cache/purge", o.protect(http.HandlerFunc(o.purge)))
+	handle(http.MethodPost, "/ops/v1/cache/invalidate", o.protectWith(o.invalidationToken, http.HandlerFunc(o.invalidate)))
+	handle(http.MethodGet, "/ops/v1/config", o.protect(http.HandlerFunc(o.config)))
 	if d.Config.Ops.Pprof {
 		m.Handle("/debug/pprof/", o.protect(http.HandlerFunc(pprof.Index)))
 		m.Handle("/debug/pprof/cmdline", o.protect(http.HandlerFunc(pprof.Cmdline)))
@@ -67,6 +77,11 @@ func NewOps(d OpsDeps) *Ops {
 		m.Handle("/debug/pprof/trace", o.protect(http.HandlerFunc(pprof.Trace)))
 	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if methods, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", methods)
+			writeOps(w, http.StatusMethodNotAllowed, nil, msgMethodNotAllowed.text(0))
+			return
+		}
 		writeOps(w, http.StatusNotFound, nil, msgNotFound.text(0))
 	})
 	return o

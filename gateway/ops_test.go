@@ -149,3 +149,46 @@ func opsTestConfig(t *testing.T, file string) *config.Config {
 	}
 	return cfg
 }
+
+// An ops endpoint asked with a method it does not take is a 405 naming
+// the ones it does (RFC 9110 requires Allow on a 405), in the envelope:
+// the catch-all behind the endpoints answered it 404 "Resource not found",
+// so a purge sent as a GET (curl without -X POST) read as an endpoint
+// that does not exist. A path no endpoint has stays a 404.
+func TestOpsWrongMethodIsA405WithAllow(t *testing.T) {
+	cfg := opsTestConfig(t, "")
+	ops := NewOps(OpsDeps{Config: cfg, Loopback: true, Metrics: http.NotFoundHandler()})
+	for _, c := range []struct {
+		method, path, allow string
+	}{
+		{http.MethodPost, "/healthz", "GET, HEAD"},
+		{http.MethodPut, "/readyz", "GET, HEAD"},
+		{http.MethodPost, "/metrics", "GET, HEAD"},
+		{http.MethodDelete, "/ops/v1/breakers", "GET, HEAD"},
+		{http.MethodPost, "/ops/v1/cache", "GET, HEAD"},
+		{http.MethodGet, "/ops/v1/cache/purge?all=true", "POST"},
+		{http.MethodGet, "/ops/v1/cache/invalidate", "POST"},
+		{http.MethodPost, "/ops/v1/config", "GET, HEAD"},
+	} {
+		rec := httptest.NewRecorder()
+		ops.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
+		var env struct {
+			IsSuccess bool     `json:"isSuccess"`
+			Errors    []string `json:"errors"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil {
+			t.Errorf("%s %s: %v: %s", c.method, c.path, err, rec.Body)
+			continue
+		}
+		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != c.allow ||
+			env.IsSuccess || len(env.Errors) != 1 || env.Errors[0] != "Method not allowed" {
+			t.Errorf("%s %s: %d Allow %q %s, want 405 Allow %q and the envelope",
+				c.method, c.path, rec.Code, rec.Header().Get("Allow"), rec.Body, c.allow)
+		}
+	}
+	rec := httptest.NewRecorder()
+	ops.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/nothing-here", nil))
+	if rec.Code != http.StatusNotFound || rec.Header().Get("Allow") != "" {
+		t.Errorf("POST /nothing-here: %d Allow %q, want 404 without Allow", rec.Code, rec.Header().Get("Allow"))
+	}
+}
