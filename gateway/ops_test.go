@@ -192,3 +192,29 @@ func TestOpsWrongMethodIsA405WithAllow(t *testing.T) {
 		t.Errorf("POST /nothing-here: %d Allow %q, want 404 without Allow", rec.Code, rec.Header().Get("Allow"))
 	}
 }
+
+// A purge whose parameters are wrong is a 400 with the cache off too, as
+// an invalidation with a wrong body is: it answered {"purged":0}, so a
+// script with a typo in its purge (user=<not a uuid>, two parameters)
+// passed against a gateway without a cache and failed only against one
+// with it.
+func TestOpsPurgeValidatesWithTheCacheOff(t *testing.T) {
+	ops := NewOps(OpsDeps{Config: opsTestConfig(t, ""), Loopback: true})
+	for _, query := range []string{"", "user=nonsense", "route=profile", "all=yes", "all=true&route=me"} {
+		rec := httptest.NewRecorder()
+		ops.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ops/v1/cache/purge?"+query, nil))
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("purge?%s with the cache off: %d %s, want 400", query, rec.Code, rec.Body)
+		}
+	}
+	for _, query := range []string{"user=8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d11", "route=search", "all=true"} {
+		rec := httptest.NewRecorder()
+		ops.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ops/v1/cache/purge?"+query, nil))
+		var env struct {
+			Data map[string]int `json:"data"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); rec.Code != http.StatusOK || err != nil || env.Data["purged"] != 0 {
+			t.Errorf("purge?%s with the cache off: %d %s, want 200 purged 0", query, rec.Code, rec.Body)
+		}
+	}
+}
