@@ -176,10 +176,13 @@ func (o *Ops) authorized(r *http.Request, extra func() string) bool {
 	if len(values) != 1 {
 		return false
 	}
-	token, ok := strings.CutPrefix(values[0], "Bearer ")
-	if !ok {
+	// The scheme is case-insensitive (RFC 9110 section 11.1), as on the
+	// public listener: "bearer x" is the same credential.
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
+	token = strings.TrimLeft(token, " ")
 	cfg := o.cfg.Load()
 	if equalSecret(token, cfg.Ops.Token) {
 		return true

@@ -218,3 +218,32 @@ func TestOpsPurgeValidatesWithTheCacheOff(t *testing.T) {
 		}
 	}
 }
+
+// The Authorization scheme is case-insensitive (RFC 9110 section 11.1), as
+// on the public listener: the ops token sent as "bearer <token>" (the
+// user store's invalidation call may write it so) was refused with 401.
+func TestOpsBearerSchemeIgnoresCase(t *testing.T) {
+	const token = "an-ops-token-long-enough-to-pass-validation"
+	cfg := opsTestConfig(t, "")
+	cfg.Ops.Token = token
+	ops := NewOps(OpsDeps{Config: cfg})
+	for value, want := range map[string]int{
+		"Bearer " + token:       http.StatusOK,
+		"bearer " + token:       http.StatusOK,
+		"BEARER   " + token:     http.StatusOK,
+		"Bearer wrong":          http.StatusUnauthorized,
+		"Basic " + token:        http.StatusUnauthorized,
+		"Bearer" + token:        http.StatusUnauthorized,
+		"Bearers " + token:      http.StatusUnauthorized,
+		token:                   http.StatusUnauthorized,
+		"Bearer " + token + "x": http.StatusUnauthorized,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/ops/v1/breakers", nil)
+		req.Header.Set("Authorization", value)
+		rec := httptest.NewRecorder()
+		ops.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Authorization %q: %d, want %d", value, rec.Code, want)
+		}
+	}
+}
