@@ -195,6 +195,9 @@ type Verifier struct {
 	retiredKIDs map[string]struct{}
 
 	health []urlHealth // per JWKS URL; each entry touched only by that URL's fetch
+	// goodAt is per JWKS URL its last good fetch, or when the Verifier was
+	// made if it has had none; touched only by the refresh loop's apply.
+	goodAt []time.Time
 
 	keyLookups atomic.Int64 // how many tokens reached the key look-up (tests)
 
@@ -248,6 +251,10 @@ func New(cfg config.Auth, logger *slog.Logger, obs Observer) (*Verifier, error) 
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		health:     make([]urlHealth, len(s.urls)),
+		goodAt:     make([]time.Time, len(s.urls)),
+	}
+	for i := range v.goodAt {
+		v.goodAt[i] = time.Now()
 	}
 	if s.cacheEnabled {
 		v.cache = newTokenCache(s.cacheEntries, s.cacheMaxTTL)
@@ -477,8 +484,11 @@ func (v *Verifier) TokenCacheSize() (entries, maxEntries int) {
 	return int(v.cache.size.Load()), int(v.cache.limit)
 }
 
-// KeysAge is the time since the last successful key set fetch (0 when none
-// has succeeded yet).
+// KeysAge is the age of the stalest key source: the time since the URL
+// whose last good fetch is the oldest fetched well (0 until a fetch
+// succeeds). With several JWKS URLs, one that keeps failing (or never
+// fetched) ages it while the others succeed: its keys may be out of date,
+// and an alert on this age must see that.
 func (v *Verifier) KeysAge() time.Duration {
 	last := v.lastSuccess.Load()
 	if last == 0 {

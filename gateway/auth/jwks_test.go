@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -355,6 +356,45 @@ func TestSeveralJWKSURLs(t *testing.T) {
 	if rec.fetchErr.Load() == 0 {
 		t.Error("the broken URL's failure was not reported")
 	}
+}
+
+// One URL of several that keeps failing ages the keys while the others
+// succeed: its keys may be out of date, and the runbook's age alert must
+// see it. KeysAge said the time since any URL's last good fetch, so a dead
+// second provider never aged it.
+func TestKeysAgeIsTheStalestURLs(t *testing.T) {
+	good := startIDP(t)
+	var fail atomic.Bool
+	flaky := startIDP(t)
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		flaky.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer gate.Close()
+	cfg := testConfig(good.jwksURL(), gate.URL+"/.well-known/jwks.json")
+	cfg.JWKS.RefreshInterval = 10 * time.Millisecond
+	rec := &recorder{}
+	v := readyVerifier(t, cfg, rec)
+	eventually(t, "both sets", func() bool { ks := v.keys.Load(); return ks != nil && len(ks.byKID) == 4 })
+
+	fail.Store(true)
+	errs, oks := rec.fetchErr.Load(), rec.fetchOK.Load()
+	time.Sleep(300 * time.Millisecond)
+	eventually(t, "refreshes with one URL down", func() bool {
+		return rec.fetchErr.Load() >= errs+5 && rec.fetchOK.Load() >= oks+5
+	})
+	// The failing URL's last good fetch began before it failed, so the
+	// age is about the 300ms since (a round then in flight may still have
+	// counted it good).
+	if age := v.KeysAge(); age < 200*time.Millisecond {
+		t.Errorf("KeysAge %v with one URL failing for 300ms: the good URL's fetches reset it", age)
+	}
+
+	fail.Store(false)
+	eventually(t, "the age back to one interval", func() bool { return v.KeysAge() < time.Second })
 }
 
 // Close stops fetching; keys already loaded still verify.

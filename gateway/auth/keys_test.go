@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/MicahParks/jwkset"
 )
@@ -65,7 +66,7 @@ func TestParseKeySetKeepsIdentityOfUnchangedKeys(t *testing.T) {
 
 	// Verified through a Verifier's apply: the replaced and the dropped keys
 	// are retired, nothing else.
-	v := &Verifier{cfg: settings{urls: []string{"x"}}}
+	v := &Verifier{cfg: settings{urls: []string{"x"}}, goodAt: make([]time.Time, 1)}
 	v.log = discardLogger()
 	v.keys.Store(set)
 	v.apply([]fetchResult{{keys: reused}}, make([][]*verifyKey, 1), set)

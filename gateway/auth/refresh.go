@@ -132,17 +132,24 @@ type urlHealth struct {
 // kid claimed twice) when it differs from the current set, and retires the
 // keys that left it.
 func (v *Verifier) apply(results []fetchResult, sources [][]*verifyKey, current *keySet) {
-	fresh := false
+	fresh, now := false, time.Now()
 	for i, r := range results {
 		if r.err == nil {
 			sources[i] = r.keys
+			v.goodAt[i] = now
 			fresh = true
 		}
 	}
 	if !fresh {
 		return
 	}
-	v.lastSuccess.Store(time.Now().UnixNano())
+	oldest := now
+	for _, at := range v.goodAt {
+		if at.Before(oldest) {
+			oldest = at
+		}
+	}
+	v.lastSuccess.Store(oldest.UnixNano())
 
 	var merged []*verifyKey
 	for _, keys := range sources {

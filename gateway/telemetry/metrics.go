@@ -343,7 +343,7 @@ var (
 	cacheMaxBytesDesc = prometheus.NewDesc(namespace+"cache_max_bytes",
 		"The read cache's bound on bytes.", nil, nil)
 	keysAgeDesc = prometheus.NewDesc(namespace+"jwks_keys_age_seconds",
-		"Time since the JWKS was last fetched successfully; 0 until the first success (see gateway_auth_keys_ready).", nil, nil)
+		"Time since the JWKS was last fetched successfully (of the stalest JWKS URL); 0 until the first success (see gateway_auth_keys_ready).", nil, nil)
 	keysReadyDesc = prometheus.NewDesc(namespace+"auth_keys_ready",
 		"1 when the verifier holds a usable key set, else 0.", nil, nil)
 	limitKeysDesc = prometheus.NewDesc(namespace+"rate_limit_keys",
