@@ -312,8 +312,9 @@ func TestOpsKubernetesManifests(t *testing.T) {
 
 	var dep opsDeployment
 	m.decode(t, "Deployment", &dep)
-	var svc opsService
-	m.decode(t, "Service", &svc)
+	var svc, opsSvc opsService
+	m.decodeNamed(t, "Service", "edge-gateway", &svc)
+	m.decodeNamed(t, "Service", "edge-gateway-ops", &opsSvc)
 	var pdb opsPDB
 	m.decode(t, "PodDisruptionBudget", &pdb)
 	var hpa opsHPA
@@ -334,6 +335,7 @@ func TestOpsKubernetesManifests(t *testing.T) {
 	podLabels := dep.Spec.Template.Metadata.Labels
 	for name, sel := range map[string]map[string]string{
 		"Deployment selector": dep.Spec.Selector.MatchLabels, "Service selector": svc.Spec.Selector,
+		"ops Service selector":         opsSvc.Spec.Selector,
 		"PodDisruptionBudget selector": pdb.Spec.Selector.MatchLabels,
 	} {
 		if len(sel) == 0 {
@@ -375,10 +377,16 @@ func TestOpsKubernetesManifests(t *testing.T) {
 	if ports["http"] != 8080 || ports["ops"] != 9090 {
 		t.Errorf("container ports %v, want http 8080 and ops 9090", ports)
 	}
-	for _, p := range svc.Spec.Ports {
+	for _, p := range append(svc.Spec.Ports, opsSvc.Spec.Ports...) {
 		if _, ok := ports[p.TargetPort]; !ok {
 			t.Errorf("Service port %s targets %q, which the container does not name", p.Name, p.TargetPort)
 		}
+	}
+	// Each pod has its own cache: the user store's invalidation must reach
+	// every pod, which a headless Service's DNS (one address per ready pod)
+	// gives, and the load-balanced one does not.
+	if opsSvc.Spec.ClusterIP != "None" || len(opsSvc.Spec.Ports) != 1 || opsSvc.Spec.Ports[0].TargetPort != "ops" {
+		t.Errorf("edge-gateway-ops is not a headless Service of the ops port alone: %+v", opsSvc.Spec)
 	}
 
 	// The environment: plain values, and secrets only from the Secret.
@@ -923,6 +931,22 @@ func (m opsManifests) decode(t *testing.T, kind string, v any) {
 	}
 }
 
+// decodeNamed finds the document of kind named name and decodes it into v.
+func (m opsManifests) decodeNamed(t *testing.T, kind, name string, v any) {
+	t.Helper()
+	for _, docs := range m.files {
+		for _, d := range docs {
+			if d.Kind == kind && d.Metadata.Name == name {
+				if err := d.node.Decode(v); err != nil {
+					t.Fatalf("%s %s: %v", kind, name, err)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no %s named %s", kind, name)
+}
+
 func opsDecodeFile(t *testing.T, file string, v any) {
 	t.Helper()
 	raw, err := os.ReadFile(file)
@@ -1017,8 +1041,9 @@ type opsDeployment struct {
 
 type opsService struct {
 	Spec struct {
-		Selector map[string]string `yaml:"selector"`
-		Ports    []struct {
+		ClusterIP string            `yaml:"clusterIP"`
+		Selector  map[string]string `yaml:"selector"`
+		Ports     []struct {
 			Name       string `yaml:"name"`
 			Port       int    `yaml:"port"`
 			TargetPort string `yaml:"targetPort"`
