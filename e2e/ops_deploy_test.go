@@ -525,9 +525,9 @@ func TestOpsKubernetesManifests(t *testing.T) {
 		t.Errorf("preStop sleeps %v, server.shutdownDelay is %v", preStop, cfg.Server.ShutdownDelay)
 	}
 	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
-	if need := preStop + cfg.Server.ShutdownDelay + cfg.Server.DrainTimeout; grace <= need {
-		t.Errorf("terminationGracePeriodSeconds %v, not more than preStop %v + shutdownDelay %v + drainTimeout %v",
-			grace, preStop, cfg.Server.ShutdownDelay, cfg.Server.DrainTimeout)
+	if need := preStop + cfg.Server.ShutdownDelay + cfg.Server.DrainTimeout + daemon.AfterDrain; grace <= need {
+		t.Errorf("terminationGracePeriodSeconds %v, not more than preStop %v + shutdownDelay %v + drainTimeout %v + the clean-up after it %v",
+			grace, preStop, cfg.Server.ShutdownDelay, cfg.Server.DrainTimeout, daemon.AfterDrain)
 	}
 
 	// Resources: both requests and limits, memory above what was measured,

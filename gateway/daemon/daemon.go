@@ -231,7 +231,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	drained := srv.Shutdown(cur.Server.DrainTimeout)
 	if opsSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), opsCloseTimeout)
 		_ = opsSrv.Shutdown(sctx)
 		cancel()
 	}
@@ -243,6 +243,18 @@ func Run(ctx context.Context, o Options) error {
 	return failed
 }
 
+// The clean-up after the drain: the ops listener's close, then the
+// flush of the spans still buffered.
+const (
+	opsCloseTimeout     = 2 * time.Second
+	tracingFlushTimeout = 3 * time.Second
+)
+
+// AfterDrain is the most the clean-up after the drain may take: a
+// container's grace period must cover the shutdown delay, the drain and
+// this.
+const AfterDrain = opsCloseTimeout + tracingFlushTimeout
+
 func addrString(a net.Addr) string {
 	if a == nil {
 		return ""
@@ -251,7 +263,7 @@ func addrString(a net.Addr) string {
 }
 
 func shutdownTracing(t *telemetry.Tracing, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
 	defer cancel()
 	if err := t.Shutdown(ctx); err != nil {
 		logger.Warn("tracing shutdown", "error", err.Error())
