@@ -258,6 +258,42 @@ func TestNoRetryWhenTheDeadlineCannotHoldIt(t *testing.T) {
 	}
 }
 
+// TestRetrySkippedWhenTheBreakerOpensDuringThePause: a call waiting out its
+// backoff while other calls open the breaker fails with its own last error;
+// no retry is reported sent, none being sent.
+func TestRetrySkippedWhenTheBreakerOpensDuringThePause(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Retry = config.Retry{Attempts: 1, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	cfg.Operations.Search.Breaker.ConsecutiveFailures = 2
+	cfg.Operations.Search.Breaker.OpenTimeout = 5 * time.Second
+	c, obs := newClient(t, cfg)
+	p.Set(faultproxy.Status(503))
+	ctx := context.Background()
+	first := make(chan error)
+	go func() {
+		_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+		first <- err
+	}()
+	for p.Stats().Requests < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	// The second call's failure opens the breaker while the first waits
+	// out its pause.
+	_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+	kindAndOutcome(t, err, KindBadGateway, OutcomeError5xx)
+	if b := breakerOf(c, OpSearch); b.State != "open" {
+		t.Fatalf("breaker %+v", b)
+	}
+	kindAndOutcome(t, <-first, KindBadGateway, OutcomeError5xx)
+	if n := obs.retried(OpSearch); n != 0 {
+		t.Fatalf("%d retries reported sent; none reached the store", n)
+	}
+	if n := obs.outcomes(OpSearch, OutcomeError5xx); n != 2 {
+		t.Fatalf("observer %v", obs.calls)
+	}
+}
+
 // TestRetryBudgetUnderSustainedFailure: every call fails with 503; without
 // a budget each of them would be tried three times.
 func TestRetryBudgetUnderSustainedFailure(t *testing.T) {

@@ -18,7 +18,7 @@ var errBudgetSpent = errors.New("retry budget spent")
 // when an attempt failed in a way that is safe and worth retrying
 // (retryable), up to Retry.Attempts more times, with jittered exponential
 // backoff. It gives up, returning the last failure, when the breaker has
-// opened or the caller's deadline cannot hold the backoff plus half an
+// opened (before or during the pause) or the caller's deadline cannot hold the backoff plus half an
 // attempt; and it fails the call with KindUnavailable (outcome budget) when
 // the shared retry budget has no retry left.
 func withRetry(o *operation, budget *retryBudget, obs Observer) func(exchange) exchange {
@@ -41,10 +41,15 @@ func withRetry(o *operation, budget *retryBudget, obs Observer) func(exchange) e
 				if !budget.allow() {
 					return unavailable(o.op, OutcomeBudget, 0, errors.Join(errBudgetSpent, err))
 				}
-				obs.Retry(o.op)
 				if cerr := sleep(ctx, o.op, pause); cerr != nil {
 					return cerr
 				}
+				// Other calls may have opened the breaker during the
+				// pause: the retry would only be refused by it.
+				if o.breaker.Load().open() {
+					return err
+				}
+				obs.Retry(o.op)
 				err = next(ctx, r)
 			}
 			return err
