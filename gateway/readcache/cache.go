@@ -341,18 +341,24 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 	if err == nil {
 		return c.answer(e, Miss, nil)
 	}
-	if !abandoned && isFault != nil {
+	// A caller whose deadline ran out before the load answered waited on a
+	// store too slow for it: a timeout, for which stale data stands in as
+	// for any other fault. (The load itself, cut at the same deadline,
+	// fails a moment later.) A caller that canceled is gone.
+	timedOut := abandoned && errors.Is(err, context.DeadlineExceeded)
+	if (!abandoned || timedOut) && isFault != nil {
+		fault := timedOut || isFault(err)
 		now = c.now()
 		if s := c.lookupIn(sh, key, now); s != nil {
 			fu := s.freshUntilFor(p.TTL)
 			fresh := now.UnixNano() < fu
 			switch {
-			case isFault(err) && fresh:
+			case fault && fresh:
 				// Stored meanwhile by a load that started after ours.
 				return c.answer(s, Hit, nil)
-			case isFault(err) && now.UnixNano() < fu+int64(p.StaleIfError):
+			case fault && now.UnixNano() < fu+int64(p.StaleIfError):
 				return c.answer(s, Stale, nil)
-			case !isFault(err) && !fresh && !errors.Is(err, errPanicked):
+			case !fault && !fresh && !errors.Is(err, errPanicked):
 				// The store answered instead of failing (not found: the
 				// user was deleted): the expired data no longer stands,
 				// not even for a later failure's stale-if-error.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,6 +341,46 @@ func TestRefreshAnsweredNotFoundDropsTheStaleEntry(t *testing.T) {
 		t.Errorf("evictions = %+v, want the dropped entry counted as a purge", s.Evictions)
 	}
 	checkConsistent(t, c)
+}
+
+// TestStaleIfErrorWhenTheDeadlineRunsOut: a load still running when the
+// caller's deadline ends (a store slower than the request may wait; the
+// load, cut at the same deadline, fails a moment later) is a timeout, and
+// the stale entry within staleIfError is served rather than the deadline's
+// error (a 504). A caller that canceled gets its error (see
+// TestAbandonedCallerDoesNotCancelTheLoad).
+func TestStaleIfErrorWhenTheDeadlineRunsOut(t *testing.T) {
+	p := Policy{TTL: time.Minute, StaleIfError: 5 * time.Minute}
+	c, clock := newTestCache(t, Options{})
+	l := &loader{data: `"saved"`}
+	old, _, err := c.Get(ctx, "k", p, l.load, isFault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	var ended atomic.Int64
+	slow := func(ctx context.Context) (Loaded, error) {
+		defer ended.Add(1)
+		<-ctx.Done()
+		time.Sleep(5 * time.Millisecond)
+		return Loaded{}, errUpstream
+	}
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	e, st, err := c.Get(dctx, "k", p, slow, isFault)
+	if err != nil || st != Stale || e != old {
+		t.Fatalf("Get = %v, %v; want the saved entry as stale", st, err)
+	}
+
+	// Past the window, the deadline's error (once the first load ended:
+	// a second caller would share it).
+	eventually(t, "the first load ends", func() bool { return ended.Load() == 1 })
+	clock.Advance(5 * time.Minute)
+	dctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if e, st, err := c.Get(dctx, "k", p, slow, isFault); !errors.Is(err, context.DeadlineExceeded) || st != Miss || e != nil {
+		t.Fatalf("Get = %v, %v, %v; want the deadline's error", e, st, err)
+	}
 }
 
 func TestStaleIfError(t *testing.T) {
