@@ -18,9 +18,10 @@ var errBudgetSpent = errors.New("retry budget spent")
 // when an attempt failed in a way that is safe and worth retrying
 // (retryable), up to Retry.Attempts more times, with jittered exponential
 // backoff. It gives up, returning the last failure, when the breaker has
-// opened (before or during the pause) or the caller's deadline cannot hold the backoff plus half an
-// attempt; and it fails the call with KindUnavailable (outcome budget) when
-// the shared retry budget has no retry left.
+// opened (before or during the pause) or the caller's deadline cannot hold
+// the backoff plus half an attempt; and it fails the call with
+// KindUnavailable (outcome budget) when the shared retry budget has no
+// retry left.
 func withRetry(o *operation, budget *retryBudget, obs Observer) func(exchange) exchange {
 	return func(next exchange) exchange {
 		return func(ctx context.Context, r *request) error {
