@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/bffgate/edge/gateway/clientctx"
+	xcurrency "golang.org/x/text/currency"
 )
 
 // Money is shown to the apps as minor units and currency (for arithmetic)
@@ -30,6 +31,11 @@ func appendMoneyDisplay(dst []byte, amountMinor int64, currency string, lang cli
 		info = currencyInfo{symbol: "¤", digits: 2}
 		if isCurrencyCode(currency) {
 			info.symbol = currency + " "
+			// Its minor unit from CLDR (ISO 4217's): 1250 KRW is 1,250,
+			// not 12.50. A code CLDR does not know keeps two.
+			if u, err := xcurrency.ParseISO(currency); err == nil {
+				info.digits, _ = xcurrency.Standard.Rounding(u)
+			}
 		}
 	}
 	neg := amountMinor < 0

@@ -42,7 +42,12 @@ func TestMoneyDisplay(t *testing.T) {
 		{1234, "KWD", en, "KWD 1.234"},
 		{1234567, "KWD", tr, "1.234,567 KWD"},
 		{5, "KWD", en, "KWD 0.005"},
-		// An unknown currency is shown by its code, two minor digits.
+		// A currency without a symbol here is shown by its code, with its
+		// own minor unit (ISO 4217); one nobody knows with two.
+		{1250, "KRW", en, "KRW 1,250"},
+		{1250, "CLP", tr, "1.250 CLP"},
+		{1250, "BHD", en, "BHD 1.250"},
+		{1250, "CHF", en, "CHF 12.50"},
 		{250, "XYZ", en, "XYZ 2.50"},
 		{250, "XYZ", tr, "2,50 XYZ"},
 		// Extremes do not overflow.
