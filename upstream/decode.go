@@ -197,11 +197,24 @@ func canonicalTime(field string, s *string) error {
 	if *s == "" {
 		return fmt.Errorf("%s is required", field)
 	}
-	t, err := time.Parse(time.RFC3339Nano, *s)
+	v := *s
+	if len(v) > 10 && (v[10] == 't' || v[len(v)-1] == 'z') {
+		// RFC 3339 (section 5.6) allows "t" and "z" in lower case;
+		// time.Parse takes them in upper case only.
+		b := []byte(v)
+		if b[10] == 't' {
+			b[10] = 'T'
+		}
+		if b[len(b)-1] == 'z' {
+			b[len(b)-1] = 'Z'
+		}
+		v = string(b)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		return fmt.Errorf("%s is not an RFC 3339 time", field)
 	}
-	if len(*s) == len(apiTime) && (*s)[19] == '.' && (*s)[23] == 'Z' {
+	if len(*s) == len(apiTime) && (*s)[10] == 'T' && (*s)[19] == '.' && (*s)[23] == 'Z' {
 		return nil // parsed, and of that shape: already in the apps' form
 	}
 	*s = t.UTC().Format(apiTime)

@@ -85,3 +85,28 @@ func FuzzUsernameCheckBody(f *testing.F) {
 		}
 	})
 }
+
+// RFC 3339 (section 5.6) allows "t" and "z" in lower case; time.Parse
+// does not. Such a time is still one the store may send: it reaches the
+// apps in their form, never as a 502.
+func TestCanonicalTimeAcceptsLowerCaseTAndZ(t *testing.T) {
+	for in, want := range map[string]string{
+		"2026-05-22t15:30:00.000Z":      "2026-05-22T15:30:00.000Z",
+		"2026-05-22T15:30:00.000z":      "2026-05-22T15:30:00.000Z",
+		"2026-05-22t15:30:00z":          "2026-05-22T15:30:00.000Z",
+		"2026-05-22t18:30:00.5+03:00":   "2026-05-22T15:30:00.500Z",
+		"2026-05-22T15:30:00.000Z":      "2026-05-22T15:30:00.000Z",
+		"2026-05-22T12:00:00.000-03:30": "2026-05-22T15:30:00.000Z",
+	} {
+		s := in
+		if err := canonicalTime("createdAt", &s); err != nil || s != want {
+			t.Errorf("canonicalTime(%q) = %q, %v; want %q", in, s, err, want)
+		}
+	}
+	for _, in := range []string{"2026-05-22 15:30:00Z", "2026-05-22x15:30:00Z", "2026-05-22t15:30:00", "z", "t"} {
+		s := in
+		if err := canonicalTime("createdAt", &s); err == nil {
+			t.Errorf("canonicalTime(%q) accepted as %q", in, s)
+		}
+	}
+}
