@@ -607,6 +607,8 @@ func TestEndpointsSearchParameters(t *testing.T) {
 		{"query=" + url.QueryEscape(strings.Repeat("😀", 51)), tooLong},
 		{"query=" + url.QueryEscape(strings.Repeat("漢", 70)), tooLong},
 		{"query=" + strings.Repeat("a", 2000), tooLong},
+		// 1025 bytes as sent, though only "ali" once the spaces collapse.
+		{"query=" + strings.Repeat("+", 1022) + "ali", tooLong},
 		{"query=" + url.QueryEscape("ahmet mehmet ali veli ayşe fatma zeynep elif can"), tooMany},
 		{"q=" + url.QueryEscape("a b c d e f g h i"), tooMany},
 		{"query=sukru%00", invalid},
@@ -635,6 +637,9 @@ func TestEndpointsSearchParameters(t *testing.T) {
 		{"query=" + strings.Repeat("a", 100), strings.Repeat("a", 100), 1, 20, 0},
 		{"query=" + url.QueryEscape(strings.Repeat("ş", 100)), strings.Repeat("ş", 100), 1, 20, 0},
 		{"query=" + url.QueryEscape("  ali   veli  "), "ali veli", 1, 20, 0},
+		// The 100 characters are counted after the spaces collapse; as
+		// sent, the value may hold 1024 bytes.
+		{"query=" + strings.Repeat("+", 1021) + "ali", "ali", 1, 20, 0},
 		{"query=" + url.QueryEscape("ahmet mehmet ali veli ayşe fatma zeynep elif"), "ahmet mehmet ali veli ayşe fatma zeynep elif", 1, 20, 0},
 		// Repeated words and punctuation are no extra words.
 		{"query=" + url.QueryEscape("ali ali, veli - ayşe ece can cem efe naz"), "ali ali, veli - ayşe ece can cem efe naz", 1, 20, 0},
