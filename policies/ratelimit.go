@@ -285,9 +285,10 @@ func (l *Limiter) AllowUser(p *Policy, subject string, now time.Time) Verdict {
 	return l.take(l.idBucket(kindPerUser, subject), kindPerUser, p.limits.PerUser, now)
 }
 
-// AllowDevice takes one token from the normalized device id's bucket
-// (limit perDevice), one bucket per device whatever X-Platform says. An
-// empty device id is not limited here.
+// AllowDevice takes one token from the device id's bucket (limit
+// perDevice; the id as the client context gives it, case kept), one bucket
+// per device whatever X-Platform says. An empty device id is not limited
+// here.
 func (l *Limiter) AllowDevice(p *Policy, deviceID string, now time.Time) Verdict {
 	if p == nil || deviceID == "" {
 		return Verdict{Allowed: true}

@@ -10,7 +10,9 @@
 // The names are the same inbound and towards the user store: X-Language,
 // X-Timezone, X-Platform, X-App-Version and X-Device-Id. Accept-Language is
 // read when X-Language is absent or unusable. When a header is repeated, the
-// first occurrence counts (fasthttp's Peek). Surrounding spaces and tabs are
+// first occurrence counts (fasthttp's Peek), except Accept-Language, whose
+// lines are one list (RFC 9110 section 5.3; the gateway joins them before
+// Normalize sees the value). Surrounding spaces and tabs are
 // trimmed from every value; nothing else is ever repaired. Matching is
 // ASCII-only: look-alikes such as "İstanbul", "UTC+３" or the Kelvin sign never
 // fold into an accepted value.
