@@ -8,8 +8,8 @@ package gateway
 // network. The same request is repeated, so every iteration is a verified-
 // token cache hit and a read-cache hit.
 //
-//	go test -run x -bench CacheHit -benchmem ./gateway/
-//	go test -run x -bench MeCacheHit -cpuprofile cpu.out ./gateway/ && go tool pprof -top cpu.out
+//	go test -run '^$' -bench CacheHit -benchmem ./gateway/
+//	go test -run '^$' -bench MeCacheHit -cpuprofile cpu.out ./gateway/ && go tool pprof -top cpu.out
 
 import (
 	"context"
