@@ -96,6 +96,28 @@ func TestFoundationFramingAmbiguousRefused(t *testing.T) {
 			}
 		})
 	}
+	// Refused whatever its body: a body that has not come (or not all of
+	// it) is not waited for. It was: the client got a 408 once the read
+	// timeout passed, or nothing before it gave up.
+	for _, c := range []struct{ name, raw string }{
+		{"Content-Length and Transfer-Encoding, no body sent", post + cl + "Transfer-Encoding: chunked\r\n\r\n"},
+		{"Content-Length and Transfer-Encoding, half a body sent", post + cl + "Transfer-Encoding: chunked\r\n\r\n" + chunked[:6]},
+		{"two Content-Lengths, no body sent", post + cl + cl + "\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := framingAnswers(t, gw, c.raw, 2*time.Second)
+			if len(answers) != 1 {
+				t.Fatalf("%d answers within 2s, want the 400 at once", len(answers))
+			}
+			fndOnly(t, answers[0], http.StatusBadRequest, "Validation failed")
+			if !fndUUIDv4.MatchString(answers[0].Header.Get("X-Request-Id")) {
+				t.Fatalf("X-Request-Id %q is not a generated v4 UUID", answers[0].Header.Get("X-Request-Id"))
+			}
+			if !closed {
+				t.Fatal("the connection stayed open")
+			}
+		})
+	}
 	if n := store.Total(t); n != 0 {
 		t.Fatalf("ambiguous requests reached the store %d times", n)
 	}

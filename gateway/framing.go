@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/binary"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -215,6 +216,19 @@ func refusedFraming(ctx *fasthttp.RequestCtx) bool {
 	hs := handledHook(ctx)
 	return hs != nil && hs.ambiguous
 }
+
+// readRefusedFraming reports whether the request whose read failed (in
+// fasthttp's error handler, before the request is counted) had a header
+// block holdHeaders found ambiguous: its body failed because it was not
+// waited for. An ambiguous block closes its connection, so the hook's
+// state cannot be an earlier request's.
+func readRefusedFraming(ctx *fasthttp.RequestCtx) bool {
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && cc.hook.seen && cc.hook.ambiguous && cc.hook.after == ctx.ConnRequestNum()
+}
+
+// longPast is a deadline that has passed: a read under it fails at once.
+var longPast = time.Unix(1, 0)
 
 // requestWithoutHost reports whether the request being handled is an
 // HTTP/1.1 one whose header block had no Host field (see ambiguousFraming).

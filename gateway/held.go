@@ -83,6 +83,12 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
 	}
+	if hs.ambiguous {
+		// Refused whatever its body holds: no read waits for it. fasthttp
+		// reads what it already has; a body still to come fails the read
+		// at once, and the refusal is written then (refuseReadFraming).
+		_ = cc.SetReadDeadline(longPast)
+	}
 	n := h.ContentLength()
 	if facts.expects || hs.ambiguous { // an ambiguous block's facts may stop short of its Expect
 		settleExpect(ctx, h, facts, n > bodyLimit, writeTimeout)

@@ -215,6 +215,15 @@ func New(d Deps) (*Server, error) {
 		// long past on a keep-alive connection idle for more than the
 		// write timeout, and the client would get no answer at all.
 		answerDeadline(ctx, writeTimeout)
+		if readRefusedFraming(ctx) {
+			// Its body was not waited for (holdHeaders): the refusal of
+			// an ambiguous header block, as serve gives it when the body
+			// was already there, not a 408 once the read timeout passed.
+			bodyRead(ctx)
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
+			s.finishUnrouted(ctx, time.Now(), false)
+			return
+		}
 		if connFailed(err) {
 			s.readFailed(ctx, err)
 			return
