@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/bffgate/edge/gateway/clientctx"
-	xcurrency "golang.org/x/text/currency"
 )
 
 // Money is shown to the apps as minor units and currency (for arithmetic)
@@ -21,6 +20,15 @@ var currencies = map[string]currencyInfo{
 	"JPY": {"¥", 0}, "KWD": {"KWD ", 3},
 }
 
+// isoMinorDigits are the ISO 4217 minor units other than two (List One,
+// funds and metals left out); any other code has two.
+var isoMinorDigits = map[string]int{
+	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+	"RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+	"CLF": 4, "UYW": 4,
+}
+
 // appendMoneyDisplay appends the display string of an amount.
 func appendMoneyDisplay(dst []byte, amountMinor int64, currency string, lang clientctx.Language) []byte {
 	info, ok := currencies[currency]
@@ -31,10 +39,12 @@ func appendMoneyDisplay(dst []byte, amountMinor int64, currency string, lang cli
 		info = currencyInfo{symbol: "¤", digits: 2}
 		if isCurrencyCode(currency) {
 			info.symbol = currency + " "
-			// Its minor unit from CLDR (ISO 4217's): 1250 KRW is 1,250,
-			// not 12.50. A code CLDR does not know keeps two.
-			if u, err := xcurrency.ParseISO(currency); err == nil {
-				info.digits, _ = xcurrency.Standard.Rounding(u)
+			// Its ISO 4217 minor unit, the one amountMinor is written
+			// in: 1250 KRW is 1,250, not 12.50. Not CLDR's display
+			// digits (x/text/currency), which drop minor units that
+			// exist (IDR, COP, RSD: 0) and IQD's third.
+			if d, ok := isoMinorDigits[currency]; ok {
+				info.digits = d
 			}
 		}
 	}

@@ -48,6 +48,13 @@ func TestMoneyDisplay(t *testing.T) {
 		{1250, "CLP", tr, "1.250 CLP"},
 		{1250, "BHD", en, "BHD 1.250"},
 		{1250, "CHF", en, "CHF 12.50"},
+		// ISO 4217's minor unit, which the amount is written in, not
+		// CLDR's display digits (0 for IDR, COP, RSD, IQD).
+		{1250, "IQD", en, "IQD 1.250"},
+		{125000, "IDR", en, "IDR 1,250.00"},
+		{125000, "COP", tr, "1.250,00 COP"},
+		{1250, "RSD", en, "RSD 12.50"},
+		{1250, "XOF", en, "XOF 1,250"},
 		{250, "XYZ", en, "XYZ 2.50"},
 		{250, "XYZ", tr, "2,50 XYZ"},
 		// Extremes do not overflow.
