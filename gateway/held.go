@@ -86,7 +86,7 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	if hs.ambiguous {
 		// Refused whatever its body holds: no read waits for it. fasthttp
 		// reads what it already has; a body still to come fails the read
-		// at once, and the refusal is written then (refuseReadFraming).
+		// at once, and the refusal is written then (readRefusedFraming).
 		_ = cc.SetReadDeadline(longPast)
 	}
 	n := h.ContentLength()
