@@ -13,11 +13,21 @@ var errBulkheadFull = errors.New("too many calls in flight")
 func withBulkhead(o *operation) func(exchange) exchange {
 	return func(next exchange) exchange {
 		return func(ctx context.Context, r *request) error {
-			n := o.inFlight.Add(1)
-			defer o.inFlight.Add(-1)
-			if n > int64(o.settings.Load().MaxInFlight) {
-				return unavailable(o.op, OutcomeBulkheadFull, 0, errBulkheadFull)
+			// Admitted only while under the cap, and counted only once
+			// admitted: a refused call that counted itself for a moment
+			// would push the count past the cap, and a call arriving as a
+			// slot freed could be refused with fewer than the cap running.
+			max := int64(o.settings.Load().MaxInFlight)
+			for {
+				n := o.inFlight.Load()
+				if n >= max {
+					return unavailable(o.op, OutcomeBulkheadFull, 0, errBulkheadFull)
+				}
+				if o.inFlight.CompareAndSwap(n, n+1) {
+					break
+				}
 			}
+			defer o.inFlight.Add(-1)
 			return next(ctx, r)
 		}
 	}

@@ -755,3 +755,56 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// A call the bulkhead refuses never counts as in flight: the count is the
+// calls admitted, never above MaxInFlight. It added itself before it
+// looked, so while refused calls crowded in, the count ran past the cap
+// and a call that arrived as a slot freed could be refused with fewer
+// than MaxInFlight running.
+func TestBulkheadCountsOnlyAdmittedCalls(t *testing.T) {
+	const max = 2
+	o := &operation{op: OpSearch}
+	o.settings.Store(&config.Operation{MaxInFlight: max})
+	admitted := make(chan struct{}, max)
+	release := make(chan struct{})
+	run := withBulkhead(o)(func(context.Context, *request) error {
+		admitted <- struct{}{}
+		<-release
+		return nil
+	})
+	var held sync.WaitGroup
+	for range max {
+		held.Go(func() { _ = run(t.Context(), nil) })
+		<-admitted
+	}
+	defer held.Wait()
+	defer close(release)
+
+	stop := make(chan struct{})
+	var spam sync.WaitGroup
+	for range 2 {
+		spam.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := run(t.Context(), nil); err == nil {
+					t.Error("a call was admitted over the cap")
+				}
+			}
+		})
+	}
+	var over int64
+	for range 200_000 {
+		if n := o.inFlight.Load(); n > over {
+			over = n
+		}
+	}
+	close(stop)
+	spam.Wait()
+	if over > max {
+		t.Errorf("in flight reached %d with a cap of %d: refused calls were counted", over, max)
+	}
+}
