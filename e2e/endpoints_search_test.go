@@ -636,6 +636,10 @@ func TestEndpointsSearchParameters(t *testing.T) {
 		{"query=sukru&page=200&limit=50", "sukru", 200, 50, 9950},
 		{"query=" + strings.Repeat("a", 100), strings.Repeat("a", 100), 1, 20, 0},
 		{"query=" + url.QueryEscape(strings.Repeat("ş", 100)), strings.Repeat("ş", 100), 1, 20, 0},
+		// Counted, and sent, in NFC: "ş" written as s and a combining
+		// cedilla is one character, as the search folds it.
+		{"query=" + url.QueryEscape(strings.Repeat("s\u0327", 100)), strings.Repeat("ş", 100), 1, 20, 0},
+		{"query=" + url.QueryEscape("S\u0327u\u0308kru\u0308 Is\u0327\u0131k"), "Şükrü Işık", 1, 20, 0},
 		{"query=" + url.QueryEscape("  ali   veli  "), "ali veli", 1, 20, 0},
 		// The 100 characters are counted after the spaces collapse; as
 		// sent, the value may hold 1024 bytes.

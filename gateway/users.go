@@ -19,6 +19,7 @@ import (
 	"github.com/bffgate/edge/upstream"
 	"github.com/bffgate/edge/upstream/contract"
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Response headers of cached reads.
@@ -235,6 +236,12 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 			return sp, validationError(msgQueryInvalid)
 		}
 		sp.query = strings.Join(strings.Fields(string(raw)), " ")
+		// Composed (NFC), as a keyboard writes it: "ş" sent as s and a
+		// combining cedilla is one character to count, and the search
+		// folds both spellings alike.
+		if !isASCII(sp.query) && !norm.NFC.IsNormalString(sp.query) {
+			sp.query = norm.NFC.String(sp.query)
+		}
 		if utf8.RuneCountInString(sp.query) > maxQueryRunes || len(sp.query) > maxQueryBytes {
 			return sp, validationError(msgQueryTooLong)
 		}
@@ -527,6 +534,17 @@ func isUUID(s string) bool {
 			if !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F') {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// isASCII reports whether s is ASCII alone, which is in every
+// normalization form already.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
 		}
 	}
 	return true
