@@ -91,7 +91,7 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	}
 	n := h.ContentLength()
 	if facts.expects || hs.ambiguous { // an ambiguous block's facts may stop short of its Expect
-		settleExpect(ctx, h, facts, n > bodyLimit, writeTimeout)
+		settleExpect(ctx, h, facts, n > bodyLimit || hs.ambiguous, writeTimeout)
 	}
 	hs.fields = -1
 	if n == -1 {
@@ -130,22 +130,24 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 //
 //   - An HTTP/1.0 request's expectation is ignored (RFC 9110 section
 //     10.1.1: a server MUST; such a client may not read a 1xx answer).
-//   - So is the expectation of a request whose announced body is over the
-//     limit. fasthttp answers 100 Continue before it looks at the length,
-//     and only then refuses the body (413): the client is invited to send
-//     a body that is refused anyway, and uploads it. Without the field,
-//     fasthttp refuses the length at once, before reading a byte of the
-//     body, and the 413 envelope is the only answer (a server may answer
-//     with the final status instead of 100). fasthttp's ContinueHandler
-//     could refuse the body too, but only with a bare 417 and without
-//     the error handler.
+//   - So is the expectation of a request whose body is refused anyway
+//     (refused): one announced over the limit, or one whose header block
+//     is ambiguous. fasthttp answers 100 Continue before it looks at the
+//     length, and only then refuses the body (413): the client is invited
+//     to send a body that is refused anyway, and uploads it. Without the
+//     field, fasthttp refuses the length at once, before reading a byte
+//     of the body, and the 413 envelope is the only answer (a server may
+//     answer with the final status instead of 100); an ambiguous block
+//     gets its 400 the same way. fasthttp's ContinueHandler could refuse
+//     the body too, but only with a bare 417 and without the error
+//     handler.
 //   - 100-continue in another spelling is written as fasthttp reads it
 //     (framingFacts.expectsContinue).
 //   - When a 100 Continue is to be written, the connection gets a fresh
 //     write deadline for it (answerDeadline).
-func settleExpect(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, facts framingFacts, overLimit bool, writeTimeout time.Duration) {
+func settleExpect(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, facts framingFacts, refused bool, writeTimeout time.Duration) {
 	switch {
-	case !h.IsHTTP11() || overLimit:
+	case !h.IsHTTP11() || refused:
 		h.Del(fasthttp.HeaderExpect)
 		return
 	case facts.expectsContinue:
