@@ -441,6 +441,7 @@ func (s *Server) serveStopping(ctx *fasthttp.RequestCtx) bool {
 	bodyRead(ctx)
 	ctx.SetConnectionClose()
 	writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusServiceUnavailable, true)
+	s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
 	s.finishUnrouted(ctx, ctx.Time(), true)
 	return true
 }
