@@ -10,13 +10,21 @@ import (
 // applyCORS adds the CORS headers of an actual (non-preflight) request
 // from a browser, when the caller's policy allows its origin.
 func (s *Server) applyCORS(c *fiber.Ctx, rq *request) {
-	actualCORS(rq.policy, rq.headers.origin, c.Method(), &c.Response().Header)
+	actualCORS(rq.policy, rq.headers.origin, isPreflight(&c.Request().Header), &c.Response().Header)
+}
+
+// isPreflight reports whether a request is a CORS preflight: OPTIONS with
+// Access-Control-Request-Method. An OPTIONS request without it (a
+// script's own, once its preflight allowed the method) is an actual
+// request.
+func isPreflight(h *fasthttp.RequestHeader) bool {
+	return string(h.Method()) == fiber.MethodOptions && len(h.Peek(fiber.HeaderAccessControlRequestMethod)) > 0
 }
 
 // actualCORS sets the CORS headers of policy p on an actual request from
-// origin (none without an origin, or for OPTIONS: preflight answers).
-func actualCORS(p *policies.Policy, origin []byte, method string, h *fasthttp.ResponseHeader) {
-	if len(origin) == 0 || method == fiber.MethodOptions {
+// origin (none without an origin, or for a preflight: preflight answers).
+func actualCORS(p *policies.Policy, origin []byte, preflight bool, h *fasthttp.ResponseHeader) {
+	if len(origin) == 0 || preflight {
 		return
 	}
 	if cors := p.CORS(); cors != nil {
@@ -73,5 +81,5 @@ func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 // errors. The policy is the one X-Platform names, as for any request.
 func (s *Server) unroutedCORS(resp *fasthttp.Response, h *fasthttp.RequestHeader) {
 	p := s.rt.Load().policies.For(clientctx.ParsePlatform(h.Peek(clientctx.HeaderPlatform)))
-	actualCORS(p, h.Peek(fiber.HeaderOrigin), string(h.Method()), &resp.Header)
+	actualCORS(p, h.Peek(fiber.HeaderOrigin), isPreflight(h), &resp.Header)
 }

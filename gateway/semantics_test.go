@@ -559,3 +559,35 @@ func TestAcceptLanguageOverSeveralLines(t *testing.T) {
 		edgeFailure(t, answers[0], c.status, c.msg)
 	}
 }
+
+// A policy may list OPTIONS among its CORS methods: the browser then
+// preflights a script's OPTIONS request and, once that is allowed, sends
+// it with its Origin and no Access-Control-Request-Method. That request
+// is an actual one, not a preflight, and its answer needs
+// Access-Control-Allow-Origin like any other, or the browser withholds it.
+func TestActualOptionsRequestGetsCORS(t *testing.T) {
+	r := newMixRig(t, map[string]string{"GATEWAY_POLICIES__WEB__CORS__ALLOWMETHODS": "GET,POST,OPTIONS"})
+	const origin = "Origin: http://localhost:3000\r\n"
+	answers, _ := rawExchange(t, r, "OPTIONS /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n"+origin+
+		"Access-Control-Request-Method: OPTIONS\r\n\r\n", 500*time.Millisecond)
+	if len(answers) != 1 || answers[0].status != http.StatusNoContent ||
+		answers[0].header.Get("Access-Control-Allow-Methods") != "GET, POST, OPTIONS" {
+		t.Fatalf("preflight of OPTIONS: %v", answers)
+	}
+	answers, _ = rawExchange(t, r, "OPTIONS /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n"+origin+"\r\n", 500*time.Millisecond)
+	if len(answers) != 1 || answers[0].status != http.StatusNoContent || answers[0].header.Get("Allow") != "GET, HEAD, OPTIONS" {
+		t.Fatalf("the OPTIONS request: %v", answers)
+	}
+	a := answers[0]
+	if got := a.header.Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" {
+		t.Fatalf("Access-Control-Allow-Origin %q on the OPTIONS request's answer, want the origin", got)
+	}
+	if a.header.Get("Access-Control-Allow-Methods") != "" || a.header.Get("Vary") != "Origin" {
+		t.Fatalf("answered as a preflight: %v", a.header)
+	}
+	// Without an Origin it is no CORS request: no CORS headers.
+	answers, _ = rawExchange(t, r, "OPTIONS /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n\r\n", 500*time.Millisecond)
+	if len(answers) != 1 || answers[0].header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("OPTIONS without Origin: %v", answers)
+	}
+}
