@@ -358,10 +358,11 @@ func (c *Cache) Get(ctx context.Context, key string, p Policy, load LoadFunc, is
 				return c.answer(s, Hit, nil)
 			case fault && now.UnixNano() < fu+int64(p.StaleIfError):
 				return c.answer(s, Stale, nil)
-			case !fault && !fresh && !errors.Is(err, errPanicked):
+			case !fault && !fresh && !errors.Is(err, errPanicked) && c.base.Err() == nil:
 				// The store answered instead of failing (not found: the
 				// user was deleted): the expired data no longer stands,
-				// not even for a later failure's stale-if-error.
+				// not even for a later failure's stale-if-error. (Not a
+				// load that Close canceled: that says nothing of the data.)
 				c.drop(s)
 			}
 		}

@@ -1123,6 +1123,51 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 }
 
+// A load that Close cancels says nothing about the data: a caller waiting
+// on it gets the error, but the expired entry it would have stood in for
+// stays (as a background refresh cut by Close leaves it), and no purge is
+// counted; after Close, lookups still answer from memory.
+func TestCloseDoesNotDropTheStaleEntryOfACanceledLoad(t *testing.T) {
+	obs := &countingObserver{lookups: map[Status]int{}, evicted: map[string]int{}}
+	clock := newClock()
+	c := New(Options{Clock: clock.Now, CleanupInterval: time.Hour}, obs)
+	t.Cleanup(c.Close)
+	p := Policy{TTL: time.Minute, StaleIfError: 5 * time.Minute}
+	l := &loader{data: `"saved"`}
+	old, _, err := c.Get(ctx, "k", p, l.load, isFault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	l.hold() // never opened: only Close ends the load
+	waiter := make(chan error, 1)
+	go func() {
+		_, _, err := c.Get(ctx, "k", p, l.load, isFault)
+		waiter <- err
+	}()
+	eventually(t, "the load is running", func() bool {
+		return l.calls.Load() == 2 && c.Stats().Waiting == 1
+	})
+	c.Close()
+	if err := <-waiter; !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiter got %v, want the canceled load's error", err)
+	}
+	if s := c.Stats(); s.Entries != 1 || s.Evictions.Purge != 0 {
+		t.Errorf("after Close: %d entries, %d purges; want the entry kept, no purge", s.Entries, s.Evictions.Purge)
+	}
+	obs.mu.Lock()
+	purged := obs.evicted[EvictPurge]
+	obs.mu.Unlock()
+	if purged != 0 {
+		t.Errorf("observer saw %d purges", purged)
+	}
+	failing := &loader{err: errUpstream}
+	if e, st, err := c.Get(ctx, "k", p, failing.load, isFault); err != nil || st != Stale || e != old {
+		t.Errorf("Get after Close = %v, %v; want the saved entry as stale", st, err)
+	}
+	checkConsistent(t, c)
+}
+
 func TestDefaults(t *testing.T) {
 	c := New(Options{MaxEntries: -1, MaxBytes: -5, CleanupInterval: -time.Second}, nil)
 	defer c.Close()
