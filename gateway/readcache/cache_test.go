@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"go.uber.org/goleak"
 )
@@ -934,6 +936,52 @@ func TestPurges(t *testing.T) {
 	if len(c.tags) != 0 {
 		t.Error("tag index kept tags of purged entries")
 	}
+}
+
+// The entries PurgeAll drops must be free for the collector even while one
+// of them is still held (by a background refresh, or a request writing
+// it): linked to each other through the insertion list and the tag index,
+// that one entry kept every dropped entry, the whole old cache, in memory
+// beside the new one.
+func TestPurgeAllLetsGoOfTheDroppedEntries(t *testing.T) {
+	c, _ := newTestCache(t, Options{MaxBytes: 1 << 30, Partitions: 2})
+	data := []byte(strings.Repeat("x", 64<<10))
+	var held *Entry
+	var dropped []weak.Pointer[Entry]
+	for i := range 64 {
+		tags := []string{"user:" + strconv.Itoa(i%5), "user:" + strconv.Itoa(i%7)}
+		load := func(context.Context) (Loaded, error) {
+			return Loaded{Data: data, Tags: tags, Cacheable: true}, nil
+		}
+		e, _, err := c.Get(ctx, strconv.Itoa(i), Policy{TTL: time.Hour, Partition: i % 2}, load, isFault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 31 {
+			held = e
+		} else {
+			dropped = append(dropped, weak.Make(e))
+		}
+	}
+	if n := c.PurgeAll(); n != 64 {
+		t.Fatalf("PurgeAll = %d, want 64", n)
+	}
+	runtime.GC()
+	runtime.GC()
+	alive := 0
+	for _, w := range dropped {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	if alive > 0 {
+		t.Errorf("%d of %d purged entries are still in memory while one other is held", alive, len(dropped))
+	}
+	if held.Data() != string(data) {
+		t.Error("the held entry changed")
+	}
+	runtime.KeepAlive(held)
+	checkConsistent(t, c)
 }
 
 func TestPurgeDuringLoad(t *testing.T) {

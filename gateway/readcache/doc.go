@@ -98,7 +98,8 @@
 // a user id, as the gateway tags: that user's /me and every search page
 // that shows them) in
 // O(entries with the tag), through a tag index kept with the entries.
-// [Cache.PurgePrefix] scans every key (O(entries)); [Cache.PurgeAll] is O(1).
+// [Cache.PurgePrefix] scans every key (O(entries)); [Cache.PurgeAll] holds
+// the lock for O(1) (it unlinks the dropped entries afterwards).
 // A load that was running when a purge matching its result happened is not
 // stored (the data it read may predate the change; the last 1024 purges are
 // remembered for this, and a load that overlapped more is not stored), and a

@@ -138,6 +138,10 @@ func (c *Cache) PurgeAll() int {
 	c.mu.Lock()
 	c.logPurgeLocked(purgeRecord{kind: purgeAll})
 	n := c.entries
+	oldest := make([]*Entry, len(c.queues))
+	for q := range c.queues {
+		oldest[q] = c.queues[q].oldest
+	}
 	// Flush drops every item at once; a sweep resuming at a dropped entry
 	// finds it gone from go-cache and restarts.
 	for i := range c.shards {
@@ -148,6 +152,22 @@ func (c *Cache) PurgeAll() int {
 	c.entries, c.bytes = 0, 0
 	c.evictions.Purge += uint64(n)
 	c.mu.Unlock()
+	// The dropped entries still point at each other (insertion list, tag
+	// links): one still held (by a running refresh, say) would keep all of
+	// them in memory. Nothing in the cache reaches them any more, and
+	// nothing follows a dropped entry's links (every path checks that an
+	// entry is stored first), so they are cut here, outside the lock.
+	for _, e := range oldest {
+		for e != nil {
+			next := e.newer
+			e.older, e.newer = nil, nil
+			for i := range e.links {
+				l := &e.links[i]
+				l.entry, l.prev, l.next = nil, nil, nil
+			}
+			e = next
+		}
+	}
 	c.observePurge(n)
 	return n
 }
