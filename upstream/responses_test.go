@@ -482,3 +482,56 @@ func TestAnswerToAnotherRequestIsRefused(t *testing.T) {
 		t.Fatalf("the call after it: %+v, %v (the out-of-step connection was kept)", r, err)
 	}
 }
+
+// An interim answer (1xx other than 100, which fasthttp skips) is taken by
+// fasthttp for the whole response, and its connection pooled with the
+// final answer still to come on it: the next call on that connection read
+// it as its own. A store need not echo X-Request-Id (the contract lets it),
+// so nothing else told it apart: the next search was served the previous
+// search's page. The 1xx is still a failure (bad_status), but its
+// connection is dropped.
+func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
+	page := func(name string) string {
+		body := `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	for _, interim := range []string{"103 Early Hints\r\nLink: </style.css>; rel=preload", "102 Processing"} {
+		t.Run(interim[:3], func(t *testing.T) {
+			c := rawStore(t, func(us *config.UserStore) {
+				eachOp(us, func(o *config.Operation) { o.Retry.Attempts = 0 })
+				us.MaxIdleConnDuration = 500 * time.Millisecond // the connection stays pooled through the test
+			}, func(conn net.Conn, nth int64) {
+				br := bufio.NewReader(conn)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if nth == 1 && n == 0 {
+						io.WriteString(conn, "HTTP/1.1 "+interim+"\r\n\r\n")
+						// The final answer after the client read the
+						// interim one (sent together, its reader would
+						// drop it).
+						time.Sleep(50 * time.Millisecond)
+					}
+					io.WriteString(conn, page(req.URL.Query().Get("q")))
+				}
+			})
+			ctx := context.Background()
+			_, err := c.Search(ctx, testCall(), "ali", 2, 0)
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindBadGateway || e.Outcome != OutcomeBadStatus {
+				t.Fatalf("interim answer: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond) // the final answer is in the socket
+			r, err := c.Search(ctx, testCall(), "bob", 2, 0)
+			if err != nil || r.Items[0].Username != "bob" {
+				if r != nil {
+					t.Fatalf("the next search got %q's page (%v)", r.Items[0].Username, err)
+				}
+				t.Fatalf("the next search: %v", err)
+			}
+		})
+	}
+}

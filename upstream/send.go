@@ -58,9 +58,11 @@ func (c *Client) send(ctx context.Context, r *request) error {
 			e = cut
 		}
 		// Whatever it was, the connection is dead (a cut chunked body),
-		// or out of step (an answer to another request), and back in the
-		// pool.
-		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) {
+		// or out of step (an answer to another request, or an interim 1xx
+		// that fasthttp took for the response, its final answer still to
+		// come on the connection), and back in the pool.
+		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
+			resp.StatusCode() < http.StatusOK {
 			dropIdle(o.target)
 		}
 		return e
