@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -531,6 +532,46 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 					t.Fatalf("the next search got %q's page (%v)", r.Items[0].Username, err)
 				}
 				t.Fatalf("the next search: %v", err)
+			}
+		})
+	}
+}
+
+// A 304 may carry the Content-Length of the representation it stands for,
+// and never a body (RFC 9110, 8.6); fasthttp reads none after a 204 or a
+// 304 either, but keeps the header. The client took the missing body for
+// a connection cut short: outcome reset, and the read re-sent, although
+// the store had answered (docs/resilience.md retries only refused or
+// reset connections and 503s). A 304 is a redirect-class failure, a 204
+// a bad status, each sent once.
+func TestBodilessStatusWithContentLengthIsNotAReset(t *testing.T) {
+	for _, tc := range []struct {
+		head    string
+		outcome string
+	}{
+		{"304 Not Modified\r\nContent-Type: application/json\r\nContent-Length: 120", OutcomeRedirect},
+		{"204 No Content\r\nContent-Length: 120", OutcomeBadStatus},
+	} {
+		t.Run(tc.head[:3], func(t *testing.T) {
+			c := rawStore(t, nil, func(conn net.Conn, _ int64) {
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(conn, "HTTP/1.1 "+tc.head+"\r\n\r\n")
+				}
+			})
+			call := testCall()
+			_, err := c.UserByID(context.Background(), call, refstore.DemoUserID)
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindBadGateway || e.Outcome != tc.outcome || strconv.Itoa(e.Status) != tc.head[:3] {
+				t.Fatalf("got %v (%v), want bad gateway %s", err, errors.Unwrap(err), tc.outcome)
+			}
+			if n := call.Exchanges(); n != 1 {
+				t.Fatalf("%d exchanges, want 1 (an answer, not a cut connection, is not re-sent)", n)
 			}
 		})
 	}

@@ -58,11 +58,12 @@ func (c *Client) send(ctx context.Context, r *request) error {
 			e = cut
 		}
 		// Whatever it was, the connection is dead (a cut chunked body),
-		// or out of step (an answer to another request, or an interim 1xx
+		// or out of step (an answer to another request, an interim 1xx
 		// that fasthttp took for the response, its final answer still to
-		// come on the connection), and back in the pool.
+		// come on the connection, or a body after a 204 or 304, which
+		// fasthttp does not read), and back in the pool.
 		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
-			resp.StatusCode() < http.StatusOK {
+			bodiless(resp.StatusCode()) {
 			dropIdle(o.target)
 		}
 		return e
@@ -154,8 +155,10 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 	status := resp.StatusCode()
 	body := resp.Body()
 	// fasthttp reports a connection reset in the middle of a body as a
-	// success with a short body.
-	if n := resp.Header.ContentLength(); n >= 0 && len(body) != n {
+	// success with a short body. After a 1xx, 204 or 304 it reads no body
+	// at all, and keeps a Content-Length (a 304's is the representation's,
+	// RFC 9110, 8.6): nothing was cut there.
+	if n := resp.Header.ContentLength(); n >= 0 && len(body) != n && !bodiless(status) {
 		e := newError(op, OutcomeReset, fmt.Errorf("body cut short: %d of %d bytes", len(body), n))
 		e.Status = status
 		return e
@@ -217,6 +220,12 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 	default:
 		return badStatus(op, status, fmt.Errorf("status %d", status))
 	}
+}
+
+// bodiless reports whether fasthttp reads no body after status: 1xx, 204
+// and 304 (RFC 9112, 6.3).
+func bodiless(status int) bool {
+	return status < http.StatusOK || status == http.StatusNoContent || status == http.StatusNotModified
 }
 
 // errNoSuchCall is the cause of a 404 on a call that names no resource.
