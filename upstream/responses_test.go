@@ -410,13 +410,18 @@ func TestCutChunkedBodyDoesNotPoisonThePool(t *testing.T) {
 // A read whose chunked body is cut by a reset is retried, as one cut
 // short of its Content-Length is (docs/resilience.md: "connection reset
 // or closed before the whole response"): the reference store sends its
-// search pages chunked. Cut inside a chunk and at a chunk's end.
+// search pages chunked. Cut inside a chunk and at a chunk's end, and a
+// body read to the connection's close.
 func TestCutChunkedBodyIsRetried(t *testing.T) {
 	for name, first := range map[string]string{
 		"inside a chunk": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{\"id\":\"8",
 		"after a chunk":  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"id\":\"8\r\n",
 		"Content-Length": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"id\":\"8",
 		"no body at all": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+		// Neither length nor chunks: the body ends with the connection
+		// (HTTP/1.0 style), and fasthttp takes a reset for that end.
+		"read to the close":           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"id\":\"8",
+		"read to the close, HTTP/1.0": "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"id\":\"8",
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := resetAfterFirst(t, nil, first)

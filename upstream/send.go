@@ -46,14 +46,18 @@ func (c *Client) send(ctx context.Context, r *request) error {
 	}
 	if e := checkResponse(o.op, r, resp); e != nil {
 		chunked := resp.Header.ContentLength() < 0
-		if e.Outcome == OutcomeBadResponse && chunked && o.target.resets.Load() != resets {
-			// A chunked body cut by a reset looks complete to fasthttp,
-			// and shows only as a body that does not decode. With a reset
-			// found on the host during the call, it is taken for what it
-			// most likely is: the connection reset before the whole
-			// response, which a read may retry, as it may one cut short
-			// of its Content-Length.
-			cut := newError(o.op, OutcomeReset, fmt.Errorf("chunked body cut by a reset: %w", e.Err))
+		// A body with neither length nor chunks is read to the
+		// connection's close (fasthttp then gives it the length it read
+		// and marks the connection closed): a reset ends it as silently.
+		toClose := resp.Header.ConnectionClose()
+		if e.Outcome == OutcomeBadResponse && (chunked || toClose) && o.target.resets.Load() != resets {
+			// A chunked body (or one read to the close) cut by a reset
+			// looks complete to fasthttp, and shows only as a body that
+			// does not decode. With a reset found on the host during the
+			// call, it is taken for what it most likely is: the
+			// connection reset before the whole response, which a read
+			// may retry, as it may one cut short of its Content-Length.
+			cut := newError(o.op, OutcomeReset, fmt.Errorf("body cut by a reset: %w", e.Err))
 			cut.Status = e.Status
 			e = cut
 		}
