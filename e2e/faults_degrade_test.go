@@ -406,3 +406,44 @@ func TestFaultsRequestDeadlineBoundsRetriesAndAttempts(t *testing.T) {
 		r.finish(t)
 	})
 }
+
+// With the read cache on (the shipped default), a live-stream look-up cut
+// at the request's deadline still gives the 200 partial answer, as with the
+// cache off: the caller waiting on the shared load must not give up at the
+// very deadline the load's own live-stream call is cut at, and answer 504
+// for a search the store did answer.
+func TestFaultsDeadlineCutLiveStreamsIsPartialWithCache(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	const deadline, callTimeout, searchDelay = 1500 * time.Millisecond, 1200 * time.Millisecond, 800 * time.Millisecond
+	r := fltStart(t, store, idp, map[string]string{
+		"GATEWAY_CACHE__ENABLED":           "true",
+		"GATEWAY_SERVER__REQUESTTIMEOUT":   deadline.String(),
+		fltOpKey("SEARCH", "TIMEOUT"):      callTimeout.String(),
+		fltOpKey("USERBYID", "TIMEOUT"):    callTimeout.String(),
+		fltOpKey("LIVESTREAMS", "TIMEOUT"): callTimeout.String(),
+	})
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(searchDelay)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.proxy.SetPath(contract.PathUserPrefix, faultproxy.Delay(searchDelay)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.proxy.SetPath(contract.PathLiveStreams, faultproxy.Delay(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		resp, d := fltTimed(func() *Response { return r.search(t) })
+		if resp.Status != http.StatusOK {
+			t.Fatalf("search %d: %d after %s, want the 200 partial answer: %s", i, resp.Status, d, resp.Body)
+		}
+		fltCheckPartialSearch(t, resp)
+		if d >= searchDelay+callTimeout {
+			t.Fatalf("search %d took %s, past the %s deadline", i, d, deadline)
+		}
+	}
+	// /me: the live stream, in parallel with the profile (800ms), is cut
+	// at the deadline too.
+	fltPartialMe(t, r)
+	r.finish(t)
+}

@@ -397,13 +397,19 @@ func (c *Cache) fill(ctx context.Context, key string, p Policy, load LoadFunc) (
 		deadline = time.Now().Add(p.refreshTimeout())
 	}
 	fk := flightKey(key, c.gen.Load())
+	// ours reports that the flight running is this caller's: its load has
+	// this caller's deadline.
+	var ours atomic.Bool
+	run := c.flight(ctx, key, p, load, deadline)
 	// DoChan joins the flight before returning, so Stats.Waiting counts only
 	// callers that share it.
-	ch := c.flights.DoChan(fk, c.flight(ctx, key, p, load, deadline))
+	ch := c.flights.DoChan(fk, func() (any, error) {
+		ours.Store(true)
+		return run()
+	})
 	c.waiting.Add(1)
 	defer c.waiting.Add(-1)
-	select {
-	case r := <-ch:
+	result := func(r singleflight.Result) (*Entry, error, bool) {
 		if r.Err == errClosed {
 			l, err := safeLoad(ctx, load)
 			if err != nil {
@@ -413,7 +419,21 @@ func (c *Cache) fill(ctx context.Context, key string, p Policy, load LoadFunc) (
 		}
 		e, _ := r.Val.(*Entry)
 		return e, r.Err, false
+	}
+	select {
+	case r := <-ch:
+		return result(r)
 	case <-ctx.Done():
+		if ours.Load() && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The load runs to this very deadline and ends now too, with
+			// what it made of it: a load that answers anyway (a page whose
+			// enrichment was cut short, served partial) is this caller's
+			// answer, as it is without the cache. A load that fails is the
+			// deadline's error, as before.
+			if e, err, _ := result(<-ch); err == nil {
+				return e, nil, false
+			}
+		}
 		return nil, ctx.Err(), true
 	}
 }

@@ -385,6 +385,28 @@ func TestStaleIfErrorWhenTheDeadlineRunsOut(t *testing.T) {
 	}
 }
 
+// A load that answers when the caller's deadline (its own) cuts it short,
+// as a page whose live-stream enrichment was cut is answered partial, is
+// that caller's answer: not the deadline's error, which the same load
+// without the cache would not have been.
+func TestLoadAnsweringAtItsCallersDeadlineIsTheAnswer(t *testing.T) {
+	c, _ := newTestCache(t, Options{})
+	partial := func(ctx context.Context) (Loaded, error) {
+		<-ctx.Done()
+		time.Sleep(5 * time.Millisecond) // builds the page without the cut part
+		return Loaded{Data: []byte(`"partial"`)}, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	e, st, err := c.Get(dctx, "k", Policy{TTL: time.Minute}, partial, isFault)
+	if err != nil || st != Miss || e == nil || e.Data() != `"partial"` {
+		t.Fatalf("Get = %v, %v, %v; want the load's answer", e, st, err)
+	}
+	if _, ok := c.Peek("k"); ok {
+		t.Fatal("an uncacheable answer was stored")
+	}
+}
+
 func TestStaleIfError(t *testing.T) {
 	p := Policy{TTL: time.Minute, StaleIfError: 5 * time.Minute}
 	setup := func(t *testing.T) (*Cache, *fakeClock, *loader, *Entry) {

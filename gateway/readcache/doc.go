@@ -30,7 +30,10 @@
 //     Policy.RefreshTimeout from now when that caller has none (10 s when
 //     that is unset too). A caller whose own context ends stops waiting and
 //     gets its context's error; the load goes on for the others and is still
-//     stored. [Cache.Close] cancels every load.
+//     stored; but the caller whose deadline the load has waits for it, as
+//     the load ends at that deadline too, and when it still answers (an
+//     enrichment cut short: a partial answer) that answer is the caller's.
+//     [Cache.Close] cancels every load.
 //   - Stale-while-revalidate: an entry past its freshness but within
 //     Policy.StaleWhileRevalidate after it is served at once as [Stale], and
 //     one background refresh (deadline Policy.RefreshTimeout) replaces it on
