@@ -37,6 +37,12 @@ func Fold(s string) string {
 	var f folder
 	f.dst.Grow(len(s) + 4)
 	f.dst.WriteString(s[:i])
+	if i > 0 {
+		// A combining mark right after the folded prefix decorates its
+		// last letter, as it would after f.add.
+		c := s[i-1]
+		f.prevLatin = ('a' <= c && c <= 'z') || ('0' <= c && c <= '9')
+	}
 	for i < len(s) {
 		if c := s[i]; c < utf8.RuneSelf {
 			f.add(rune(c))
