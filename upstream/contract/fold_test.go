@@ -3,7 +3,10 @@ package contract
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestFold(t *testing.T) {
@@ -167,4 +170,61 @@ func BenchmarkNormalizeQuery(b *testing.B) {
 	for b.Loop() {
 		_ = NormalizeQuery(in)
 	}
+}
+
+// FuzzFold checks what the doc comments of Fold and NormalizeQuery promise,
+// for any input: valid UTF-8 out, both idempotent, Fold's output lower case
+// (no rune that unicode.ToLower changes), free of invalid bytes, controls
+// other than whitespace and format characters, with no Latin letter that
+// still decomposes (a diacritic left on it) and no combining mark right
+// after a Latin letter or digit; NormalizeQuery's output is Fold's with
+// the whitespace trimmed and every run of it made one ASCII space.
+func FuzzFold(f *testing.F) {
+	for _, s := range []string{
+		"", "sukru", "ŞÜKRÜ IŞIK", "İstanbul ılık", "Çağ Göç", "café", "Straße", "ﬁne", "ＡＢＣ", "Ǆ ǅ ǆ",
+		"α\u0301", "ẚ\u0301", " \t a  \u3000b\u00a0\u0085 ", "soft\u00adhyphen\u200b\ufeff", "a\x00b\x7f\x1f",
+		"\xff\xfe\xc3", "ŉ", "\u212a\u212b", "ᏸᏹ", "x \u00ad\u0301", "Ⅻ", "ς", "\u0345",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		folded := Fold(in)
+		if !utf8.ValidString(folded) {
+			t.Fatalf("Fold(%q) = %q: invalid UTF-8", in, folded)
+		}
+		if again := Fold(folded); again != folded {
+			t.Fatalf("Fold not idempotent on %q: %q then %q", in, folded, again)
+		}
+		prevLatin := false
+		for _, r := range folded {
+			switch {
+			case unicode.ToLower(r) != r:
+				t.Fatalf("Fold(%q) = %q holds %q, not lower case", in, folded, r)
+			case unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Cc, r) && !unicode.IsSpace(r):
+				t.Fatalf("Fold(%q) = %q keeps the control or format character %U", in, folded, r)
+			case unicode.Is(unicode.Latin, r) && (norm.NFKD.PropertiesString(string(r)).Decomposition() != nil || specialFolds[r] != ""):
+				t.Fatalf("Fold(%q) = %q keeps the Latin letter %q whole", in, folded, r)
+			case unicode.Is(unicode.Mn, r) && prevLatin:
+				t.Fatalf("Fold(%q) = %q keeps the mark %U on a Latin letter", in, folded, r)
+			}
+			if !unicode.Is(unicode.Mn, r) {
+				prevLatin = unicode.Is(unicode.Latin, r) || '0' <= r && r <= '9'
+			}
+		}
+
+		q := NormalizeQuery(in)
+		if !utf8.ValidString(q) {
+			t.Fatalf("NormalizeQuery(%q) = %q: invalid UTF-8", in, q)
+		}
+		if again := NormalizeQuery(q); again != q {
+			t.Fatalf("NormalizeQuery not idempotent on %q: %q then %q", in, q, again)
+		}
+		if strings.HasPrefix(q, " ") || strings.HasSuffix(q, " ") || strings.Contains(q, "  ") ||
+			strings.ContainsFunc(q, func(r rune) bool { return r != ' ' && unicode.IsSpace(r) }) {
+			t.Fatalf("NormalizeQuery(%q) = %q: spaces not collapsed", in, q)
+		}
+		if want := strings.Join(strings.Fields(folded), " "); q != want {
+			t.Fatalf("NormalizeQuery(%q) = %q, but Fold with the spaces collapsed is %q", in, q, want)
+		}
+	})
 }
