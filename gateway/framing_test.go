@@ -172,3 +172,109 @@ func FuzzHasControl(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAmbiguousFraming compares ambiguousFraming with a plain reading of
+// RFC 9112 written here, line by line: every header line ends in CRLF
+// (RFC 9112 section 2.2: no bare LF), is field-name ":" field-value with
+// the name a token and the value free of controls but HTAB (section 5,
+// RFC 9110 section 5.5; obs-fold is a line that does not start with a
+// token), and the block ends at the first empty line. On the lines so
+// read, the rules the file's comment gives: one Content-Length at most,
+// one Transfer-Encoding at most and only "chunked", not both, no
+// Transfer-Encoding in HTTP/1.0, one Host at most; a sound HTTP/1.1 block
+// without Host is noted; Connection lists close, Expect (the last one) is
+// 100-continue.
+func FuzzAmbiguousFraming(f *testing.F) {
+	for _, s := range []string{
+		"", "\r\n", "Host: a\r\n\r\n", "Host: a\r\nContent-Length: 5\r\n\r\n",
+		"Host: a\r\nTransfer-Encoding: chunked\r\n\r\n", "Transfer-Encoding:\tCHUNKED \r\n\r\n",
+		"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", "Content-Length: 5\r\ncontent-length: 5\r\n\r\n",
+		"Transfer-Encoding: chunked, identity\r\n\r\n", "X-A: 1\r\n b\r\n\r\n", "X-A: 1\nContent-Length: 5\r\n\r\n",
+		"X-A: 1\rb\r\n\r\n", "X-A: \x00\r\n\r\n", "X A: 1\r\n\r\n", "no colon\r\n\r\n", "Host: a\r\nHost: b\r\n\r\n",
+		"Host: a\r\n\n", "Host: a\r\n", "Connection: keep-alive, Close\r\nExpect: 100-Continue\r\n\r\n",
+		"Expect: 100-continue\r\nExpect: x\r\n\r\n", "Host: a\r\n\r\nTransfer-Encoding: x\n", "X-A: caf\xc3\xa9\x7f\r\n\r\n",
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, http11 bool) {
+		in := string(raw)
+		ambiguous, noHost, facts := ambiguousFraming(raw, http11)
+		if in != string(raw) {
+			t.Fatalf("ambiguousFraming changed its input")
+		}
+		want, wantNoHost, wantFacts := rfc9112Framing(in, http11)
+		if ambiguous != want {
+			t.Fatalf("ambiguousFraming(%q, %v) = %v, RFC 9112 reading says %v", in, http11, ambiguous, want)
+		}
+		if want {
+			if noHost {
+				t.Fatalf("ambiguousFraming(%q, %v): an ambiguous block noted as without Host", in, http11)
+			}
+			return
+		}
+		if noHost != wantNoHost || facts != wantFacts {
+			t.Fatalf("ambiguousFraming(%q, %v) noHost %v facts %+v, RFC 9112 reading says %v %+v", in, http11, noHost, facts, wantNoHost, wantFacts)
+		}
+	})
+}
+
+// asciiLower lowers A to Z only: field names and the tokens of
+// Transfer-Encoding, Connection and Expect compare case-insensitively in
+// ASCII (RFC 9110 section 5.1, 7.6.1, 10.1.1, RFC 9112 section 7).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// rfc9112Framing is the oracle of FuzzAmbiguousFraming.
+func rfc9112Framing(raw string, http11 bool) (ambiguous, noHost bool, facts framingFacts) {
+	const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	counts := map[string]int{}
+	for raw != "" {
+		line, rest, found := strings.Cut(raw, "\n")
+		if !found || !strings.HasSuffix(line, "\r") {
+			return true, false, framingFacts{} // no CRLF at the end of the line
+		}
+		line, raw = strings.TrimSuffix(line, "\r"), rest
+		if line == "" {
+			break
+		}
+		name, value, found := strings.Cut(line, ":")
+		if !found || name == "" || strings.Trim(name, tchar) != "" {
+			return true, false, framingFacts{}
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; c != '\t' && (c < ' ' || c == 0x7f) {
+				return true, false, framingFacts{}
+			}
+		}
+		name, value = asciiLower(name), asciiLower(strings.Trim(value, " \t"))
+		counts[name]++
+		switch name {
+		case "transfer-encoding":
+			if value != "chunked" {
+				return true, false, framingFacts{}
+			}
+		case "connection":
+			for _, opt := range strings.Split(value, ",") {
+				if strings.Trim(opt, " \t") == "close" {
+					facts.closeAsked = true
+				}
+			}
+		case "expect":
+			facts.expects = true
+			facts.expectsContinue = value == "100-continue"
+		}
+	}
+	cl, te, host := counts["content-length"], counts["transfer-encoding"], counts["host"]
+	if cl > 1 || te > 1 || cl == 1 && te == 1 || te == 1 && !http11 || host > 1 {
+		return true, false, framingFacts{}
+	}
+	return false, http11 && host == 0, facts
+}
