@@ -189,7 +189,8 @@ const apiTime = "2006-01-02T15:04:05.000Z"
 
 // canonicalTime puts a time the store sent in the apps' form: any RFC 3339
 // time is accepted (another offset, no fraction, nanoseconds) and given as
-// the same instant in UTC, to the millisecond. The contract requires every
+// the same instant in UTC, to the millisecond (one whose UTC year is not
+// 0000 to 9999 has no such form and is refused). The contract requires every
 // time it names, and the apps are promised a time in each: an absent one
 // (or null, or "") is a broken answer, as is one that is not a time, like
 // any other field of the wrong type.
@@ -213,6 +214,11 @@ func canonicalTime(field string, s *string) error {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		return fmt.Errorf("%s is not an RFC 3339 time", field)
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		// "0000-01-01T00:00:00+01:00" is year -1 in UTC: apiTime has no
+		// four-digit year for it.
+		return fmt.Errorf("%s is out of the range of an RFC 3339 time in UTC", field)
 	}
 	if len(*s) == len(apiTime) && (*s)[10] == 'T' && (*s)[19] == '.' && (*s)[23] == 'Z' {
 		return nil // parsed, and of that shape: already in the apps' form
