@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/edge/upstream/contract"
 )
@@ -109,4 +111,58 @@ func TestCanonicalTimeAcceptsLowerCaseTAndZ(t *testing.T) {
 			t.Errorf("canonicalTime(%q) accepted as %q", in, s)
 		}
 	}
+}
+
+// FuzzCanonicalTime: a time canonicalTime accepts comes out in the apps'
+// form (apiTime: four-digit year, milliseconds, Z), reads back with
+// time.RFC3339Nano as the instant sent, cut to the millisecond; and every
+// time time.Parse(time.RFC3339Nano) reads (with RFC 3339's lower-case "t"
+// and "z" too) is accepted, unless its instant has no such form in UTC.
+func FuzzCanonicalTime(f *testing.F) {
+	for _, s := range []string{
+		"", "z", "t", "2026-05-22T15:30:00.000Z", "2026-05-22t15:30:00z", "2026-05-22t18:30:00.5+03:00",
+		"2026-05-22T12:00:00.000-03:30", "2026-05-22 15:30:00Z", "2026-05-22T15:30:00", "2026-05-22T15:30:00,123Z",
+		"2026-05-22T1:30:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2024-02-29T23:59:59.9999+23:59",
+		"2026-05-22T15:30:00.123456789-00:00", "2026-05-22T15:30:00.000+00:00",
+	} {
+		f.Add(s)
+	}
+	form := regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$`)
+	f.Fuzz(func(t *testing.T, in string) {
+		// RFC 3339 with "t" and "z" in either case, as time.Parse reads it.
+		v := []byte(in)
+		if len(v) > 10 && v[10] == 't' {
+			v[10] = 'T'
+		}
+		if len(v) > 0 && v[len(v)-1] == 'z' {
+			v[len(v)-1] = 'Z'
+		}
+		want, perr := time.Parse(time.RFC3339Nano, string(v))
+		representable := perr == nil && want.UTC().Year() >= 0 && want.UTC().Year() <= 9999
+
+		out := in
+		err := canonicalTime("createdAt", &out)
+		if err != nil {
+			if representable {
+				t.Fatalf("canonicalTime(%q) refused a time time.Parse reads as %v: %v", in, want, err)
+			}
+			if out != in {
+				t.Fatalf("canonicalTime(%q) failed but changed it to %q", in, out)
+			}
+			return
+		}
+		if !representable {
+			t.Fatalf("canonicalTime(%q) = %q, but time.Parse reads it as %v, %v", in, out, want, perr)
+		}
+		if !form.MatchString(out) {
+			t.Fatalf("canonicalTime(%q) = %q, not in the form %s", in, out, apiTime)
+		}
+		got, err := time.Parse(time.RFC3339Nano, out)
+		if err != nil {
+			t.Fatalf("canonicalTime(%q) = %q, which does not parse: %v", in, out, err)
+		}
+		if !got.Equal(want.Truncate(time.Millisecond)) {
+			t.Fatalf("canonicalTime(%q) = %q, not the instant sent (%v)", in, out, want)
+		}
+	})
 }
