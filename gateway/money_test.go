@@ -3,7 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"math"
+	"math/big"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/bffgate/edge/gateway/clientctx"
 )
@@ -86,4 +89,81 @@ func TestMoneyDisplayOfAHostileCurrencyIsJSONSafe(t *testing.T) {
 	if got := string(appendMoneyDisplay(nil, 1250, `EV"IL`, clientctx.LanguageEN)); got != "¤12.50" {
 		t.Fatalf("hostile currency shown as %q, want the generic sign ¤12.50", got)
 	}
+}
+
+// FuzzMoneyDisplay: for any amount and currency, in both languages, the
+// display is the sign, the symbol where the language puts it (before the
+// number in English, after it and a space in Turkish), and the amount in
+// the currency's minor digits, grouped by three with the language's
+// separators (English "," and ".", Turkish "." and ","); taking the sign,
+// the symbol and the separators off gives the amount back. It is valid
+// UTF-8 with no character that would need escaping in a JSON string.
+func FuzzMoneyDisplay(f *testing.F) {
+	for _, c := range []struct {
+		amount   int64
+		currency string
+	}{
+		{0, "TRY"}, {123450, "TRY"}, {-5, "USD"}, {999, "EUR"}, {123456, "GBP"}, {1500, "JPY"}, {1234567, "KWD"},
+		{1250, "KRW"}, {1250, "BHD"}, {1250, "CLF"}, {250, "XYZ"}, {250, `EV"IL`}, {math.MaxInt64, "TRY"},
+		{math.MinInt64, "JPY"}, {math.MinInt64, "CLF"}, {-1, ""}, {1000, "\xff"},
+	} {
+		f.Add(c.amount, c.currency, false)
+		f.Add(c.amount, c.currency, true)
+	}
+	f.Fuzz(func(t *testing.T, amount int64, currency string, turkish bool) {
+		lang, thousands, decimal := clientctx.LanguageEN, ",", "."
+		if turkish {
+			lang, thousands, decimal = clientctx.LanguageTR, ".", ","
+		}
+		// English writes a code with a space after it ("KWD 1.234"),
+		// Turkish puts a space before every symbol ("1.234 ₺").
+		symbol, digits := "¤", 2
+		if c, ok := currencies[currency]; ok {
+			symbol, digits = c.symbol, c.digits
+		} else if isCurrencyCode(currency) {
+			symbol = currency + " "
+			if d, ok := isoMinorDigits[currency]; ok {
+				digits = d
+			}
+		}
+		display := string(appendMoneyDisplay(nil, amount, currency, lang))
+		if !utf8.ValidString(display) || strings.ContainsAny(display, "\"\\") ||
+			strings.ContainsFunc(display, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("appendMoneyDisplay(%d, %q, %v) = %q: not safe in a JSON string", amount, currency, lang, display)
+		}
+
+		rest := display
+		neg := strings.HasPrefix(rest, "-")
+		rest = strings.TrimPrefix(rest, "-")
+		var ok bool
+		if turkish {
+			rest, ok = strings.CutSuffix(rest, " "+strings.TrimSuffix(symbol, " "))
+		} else {
+			rest, ok = strings.CutPrefix(rest, symbol)
+		}
+		if !ok || neg != (amount < 0) {
+			t.Fatalf("appendMoneyDisplay(%d, %q, %v) = %q: want the sign and the symbol %q", amount, currency, lang, display, symbol)
+		}
+		whole, frac := rest, ""
+		if digits > 0 {
+			var found bool
+			if whole, frac, found = strings.Cut(rest, decimal); !found || len(frac) != digits {
+				t.Fatalf("appendMoneyDisplay(%d, %q, %v) = %q: want %d minor digits after %q", amount, currency, lang, display, digits, decimal)
+			}
+		}
+		groups := strings.Split(whole, thousands)
+		for i, g := range groups {
+			if len(g) == 0 || len(g) > 3 || i > 0 && len(g) != 3 || strings.Trim(g, "0123456789") != "" ||
+				i == 0 && len(g) > 1 && g[0] == '0' {
+				t.Fatalf("appendMoneyDisplay(%d, %q, %v) = %q: %q is not grouped by three", amount, currency, lang, display, whole)
+			}
+		}
+		if strings.Trim(frac, "0123456789") != "" {
+			t.Fatalf("appendMoneyDisplay(%d, %q, %v) = %q: minor digits %q", amount, currency, lang, display, frac)
+		}
+		n, okN := new(big.Int).SetString(strings.Join(groups, "")+frac, 10)
+		if want := new(big.Int).Abs(big.NewInt(amount)); !okN || n.Cmp(want) != 0 {
+			t.Fatalf("appendMoneyDisplay(%d, %q, %v) = %q: reads back as %v", amount, currency, lang, display, n)
+		}
+	})
 }
