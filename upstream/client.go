@@ -261,7 +261,7 @@ func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets}
+		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets, reset: new(atomic.Bool)}
 		if h.tls == nil {
 			return counted, nil
 		}
@@ -289,14 +289,34 @@ func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 type resetConn struct {
 	net.Conn
 	resets *atomic.Uint64
+	reset  *atomic.Bool // this connection was found reset
 }
 
 func (c resetConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil && errors.Is(err, syscall.ECONNRESET) {
+		c.reset.Store(true)
 		c.resets.Add(1)
 	}
 	return n, err
+}
+
+// LocalAddr carries the connection's reset mark, so that a response
+// (fasthttp.Response.LocalAddr) tells whether its own connection was
+// found reset (connReset).
+func (c resetConn) LocalAddr() net.Addr { return resetAddr{Addr: c.Conn.LocalAddr(), reset: c.reset} }
+
+// resetAddr is the local address of a resetConn.
+type resetAddr struct {
+	net.Addr
+	reset *atomic.Bool
+}
+
+// connReset reports whether the connection resp was read from was found
+// reset.
+func connReset(resp *fasthttp.Response) bool {
+	a, ok := resp.LocalAddr().(resetAddr)
+	return ok && a.reset.Load()
 }
 
 // boundedDialTimeout is dial capped by the shortest operation timeout.

@@ -581,3 +581,49 @@ func TestBodilessStatusWithContentLengthIsNotAReset(t *testing.T) {
 		})
 	}
 }
+
+// A whole body of its Content-Length, on a connection the store closes
+// after it (Connection: close), was not cut by anything: when it does not
+// decode it is a broken answer, sent once, even when another connection
+// of the host was found reset during the call. Only a body read to the
+// connection's close may be the one a reset ended.
+func TestClosingAnswerWithContentLengthIsNotTakenForAReset(t *testing.T) {
+	held, answer := make(chan struct{}), make(chan struct{})
+	c := rawStore(t, nil, func(conn net.Conn, n int64) {
+		br := bufio.NewReader(conn)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		if n == 2 {
+			conn.(*net.TCPConn).SetLinger(0) // the other call's connection is reset
+			return
+		}
+		if n == 1 {
+			close(held)
+			<-answer
+		}
+		body := `{"id":"not a user"}`
+		fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	})
+	call := testCall()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.UserByID(context.Background(), call, refstore.DemoUserID)
+		done <- err
+	}()
+	<-held // the first call holds connection 1
+	if _, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID); err == nil {
+		t.Fatal("the reset call succeeded")
+	}
+	close(answer)
+	err := <-done
+	var e *Error
+	if !errors.As(err, &e) || e.Outcome != OutcomeBadResponse {
+		t.Fatalf("got %v, want outcome %s", err, OutcomeBadResponse)
+	}
+	if n := call.Exchanges(); n != 1 {
+		t.Fatalf("%d exchanges, want 1 (a whole answer is not re-sent)", n)
+	}
+}

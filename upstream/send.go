@@ -49,7 +49,10 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		// A body with neither length nor chunks is read to the
 		// connection's close (fasthttp then gives it the length it read
 		// and marks the connection closed): a reset ends it as silently.
-		toClose := resp.Header.ConnectionClose()
+		// fasthttp keeps no trace of the missing length, and a whole body
+		// of its Content-Length with Connection: close looks the same, so
+		// it counts only when this very connection was found reset.
+		toClose := resp.Header.ConnectionClose() && connReset(resp)
 		if e.Outcome == OutcomeBadResponse && (chunked || toClose) && o.target.resets.Load() != resets {
 			// A chunked body (or one read to the close) cut by a reset
 			// looks complete to fasthttp, and shows only as a body that
