@@ -383,6 +383,10 @@ func (c *Cache) answer(e *Entry, s Status, err error) (*Entry, Status, error) {
 	return e, s, err
 }
 
+// deadlineGrace bounds how long after its deadline a caller waits for the
+// answer of its own load, which its deadline ends too (fill).
+const deadlineGrace = 250 * time.Millisecond
+
 // errClosed is the result of a flight that would have started after Close.
 var errClosed = errors.New("readcache: closed")
 
@@ -430,8 +434,16 @@ func (c *Cache) fill(ctx context.Context, key string, p Policy, load LoadFunc) (
 			// enrichment was cut short, served partial) is this caller's
 			// answer, as it is without the cache. A load that fails is the
 			// deadline's error, as before.
-			if e, err, _ := result(<-ch); err == nil {
-				return e, nil, false
+			// Only for a moment, though: a load that does not end with
+			// its context must not hold its caller past the deadline.
+			grace := time.NewTimer(deadlineGrace)
+			defer grace.Stop()
+			select {
+			case r := <-ch:
+				if e, err, _ := result(r); err == nil {
+					return e, nil, false
+				}
+			case <-grace.C:
 			}
 		}
 		return nil, ctx.Err(), true

@@ -1249,3 +1249,33 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("fill ratio of an empty cache = %v", s.FillRatio)
 	}
 }
+
+// The caller whose deadline a load has waits for the load's answer at that
+// deadline, but only briefly: a load that does not end with its context
+// (a call without a deadline of its own, stuck) must not hold the caller
+// past its deadline, as no other caller is held (doc.go: a caller whose
+// own context ends stops waiting).
+func TestLoadIgnoringItsDeadlineDoesNotHoldItsCaller(t *testing.T) {
+	c, _ := newTestCache(t, Options{})
+	release := make(chan struct{})
+	defer close(release)
+	stuck := func(context.Context) (Loaded, error) {
+		<-release
+		return Loaded{Data: []byte(`"late"`)}, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Get(dctx, "k", Policy{TTL: time.Minute}, stuck, isFault)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Get = %v, want the deadline's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Get still waits for a stuck load, long after its deadline")
+	}
+}

@@ -32,7 +32,9 @@
 //     gets its context's error; the load goes on for the others and is still
 //     stored; but the caller whose deadline the load has waits for it, as
 //     the load ends at that deadline too, and when it still answers (an
-//     enrichment cut short: a partial answer) that answer is the caller's.
+//     enrichment cut short: a partial answer) that answer is the caller's;
+//     it waits at most 250 ms past its deadline (a load that ignores its
+//     context does not hold it longer).
 //     [Cache.Close] cancels every load.
 //   - Stale-while-revalidate: an entry past its freshness but within
 //     Policy.StaleWhileRevalidate after it is served at once as [Stale], and
