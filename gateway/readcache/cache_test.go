@@ -396,7 +396,7 @@ func TestLoadAnsweringAtItsCallersDeadlineIsTheAnswer(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // builds the page without the cut part
 		return Loaded{Data: []byte(`"partial"`)}, nil
 	}
-	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	e, st, err := c.Get(dctx, "k", Policy{TTL: time.Minute}, partial, isFault)
 	if err != nil || st != Miss || e == nil || e.Data() != `"partial"` {
