@@ -247,59 +247,22 @@ func TestDrainThatTimesOutStopsServing(t *testing.T) {
 		t.Fatalf("after the answer in flight: %v, want the connection closed (the pipelined request not served)", err)
 	}
 
-	if _, err := io.WriteString(late, "Host: gw\r\nX-Language: tr\r\nAuthorization: Bearer "+tok+"\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(late, "Host: gw\r\nX-Language: tr\r\nOrigin: http://localhost:3000\r\nAuthorization: Bearer "+tok+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	resp, body = readAnswer(t, late, lateR)
 	if resp.StatusCode != http.StatusServiceUnavailable || !resp.Close || !strings.Contains(string(body), `"isSuccess":false`) {
 		t.Fatalf("a request after the drain: %d, Connection: close %v: %s", resp.StatusCode, resp.Close, body)
 	}
+	// An error answer like any other: its header block was read whole, so
+	// the web app's script gets the CORS headers and can read the envelope
+	// (and Retry-After) instead of a bare CORS failure.
+	if resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") ||
+		!strings.Contains(resp.Header.Get("Vary"), "Origin") {
+		t.Fatalf("the 503's CORS headers: %v", resp.Header)
+	}
 	if _, err := lateR.ReadByte(); err != io.EOF {
 		t.Fatalf("after the 503: %v, want the connection closed", err)
-	}
-}
-
-// The 503 of a request that arrives after the drain is an error answer
-// like any other: its header block was read whole, so the web app's
-// request from its origin gets the CORS headers, and its script can read
-// the envelope (and Retry-After) instead of a bare CORS failure.
-func TestDrainAnswerCarriesCORS(t *testing.T) {
-	r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"})
-	tok := r.token(t, r.users(t, 1)[0])
-	dial := func() (net.Conn, *bufio.Reader) {
-		conn, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn, bufio.NewReader(conn)
-	}
-	// A store call held keeps the drain from ending on time.
-	busy, _ := dial()
-	if _, err := io.WriteString(busy, "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+"\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the request in flight", func() bool { return r.s.InFlight() == 1 })
-	late, lateR := dial()
-	if _, err := io.WriteString(late, "GET /api/v1/users/me HTTP/1.1\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	if r.s.Shutdown(200 * time.Millisecond) {
-		t.Fatal("drained, with a store call held")
-	}
-	close(r.held)
-	if _, err := io.WriteString(late, "Host: gw\r\nOrigin: http://localhost:3000\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, body := readAnswer(t, late, lateR)
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("a request after the drain: %d: %s", resp.StatusCode, body)
-	}
-	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" {
-		t.Fatalf("Access-Control-Allow-Origin %q on the 503, want the web app's origin", got)
-	}
-	if !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") ||
-		!strings.Contains(resp.Header.Get("Vary"), "Origin") {
-		t.Fatalf("503 CORS headers: %v", resp.Header)
 	}
 }
