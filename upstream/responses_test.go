@@ -444,10 +444,7 @@ func TestCutChunkedBodyIsRetried(t *testing.T) {
 // an answer naming another request, and drops the connection, on which
 // the refused call's own answer is still waiting.
 func TestAnswerToAnotherRequestIsRefused(t *testing.T) {
-	page := func(id, name string) string {
-		body := `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-Id: %s\r\nContent-Length: %d\r\n\r\n%s", id, len(body), body)
-	}
+	page := func(id, name string) string { return searchPageAnswer(name, contract.HeaderRequestID+": "+id+"\r\n") }
 	c := rawStore(t, func(us *config.UserStore) {
 		eachOp(us, func(o *config.Operation) { o.Retry.Attempts = 0 })
 		us.MaxIdleConnDuration = 500 * time.Millisecond // the connection stays pooled through the test
@@ -489,6 +486,13 @@ func TestAnswerToAnotherRequestIsRefused(t *testing.T) {
 	}
 }
 
+// searchPageAnswer is a raw 200 answer to a search: a page with the one
+// user named name, with the extra header lines given.
+func searchPageAnswer(name, header string) string {
+	body := `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
+	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", header, len(body), body)
+}
+
 // An interim answer (1xx other than 100, which fasthttp skips) is taken by
 // fasthttp for the whole response, and its connection pooled with the
 // final answer still to come on it: the next call on that connection read
@@ -497,10 +501,7 @@ func TestAnswerToAnotherRequestIsRefused(t *testing.T) {
 // search's page. The 1xx is still a failure (bad_status), but its
 // connection is dropped.
 func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
-	page := func(name string) string {
-		body := `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	}
+	page := func(name string) string { return searchPageAnswer(name, "") }
 	for _, interim := range []string{"103 Early Hints\r\nLink: </style.css>; rel=preload", "102 Processing"} {
 		t.Run(interim[:3], func(t *testing.T) {
 			c := rawStore(t, func(us *config.UserStore) {
