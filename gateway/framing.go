@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/valyala/fasthttp"
 )
 
@@ -73,7 +74,7 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts fr
 		case len(fasthttp.HeaderTransferEncoding):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) {
 				transferEncodings++
-				if !equalFoldASCII(bytes.Trim(value, " \t"), "chunked") {
+				if !clientctx.EqualFoldASCII(bytes.Trim(value, " \t"), "chunked") {
 					return true, false, facts // another coding, a list, or empty
 				}
 			}
@@ -88,7 +89,7 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts fr
 		case len(fasthttp.HeaderExpect):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderExpect)) {
 				facts.expects = true
-				facts.expectsContinue = equalFoldASCII(bytes.Trim(value, " \t"), "100-continue")
+				facts.expectsContinue = clientctx.EqualFoldASCII(bytes.Trim(value, " \t"), "100-continue")
 			}
 		}
 	}
@@ -123,30 +124,11 @@ func listsClose(value []byte) bool {
 	for len(value) > 0 {
 		var opt []byte
 		opt, value, _ = bytes.Cut(value, []byte{','})
-		if equalFoldASCII(bytes.Trim(opt, " \t"), "close") {
+		if clientctx.EqualFoldASCII(bytes.Trim(opt, " \t"), "close") {
 			return true
 		}
 	}
 	return false
-}
-
-// equalFoldASCII reports whether b is lower, a lower-case ASCII token, in
-// any case of its ASCII letters. Not bytes.EqualFold: its Unicode folding
-// takes the Kelvin sign for k and the long s for s, so "chun\u212aed" would
-// pass for chunked, a coding that a parser in front reads as another.
-func equalFoldASCII(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token (a field name).

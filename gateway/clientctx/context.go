@@ -149,10 +149,10 @@ func trimSpace(v []byte) []byte {
 	return v
 }
 
-// equalFoldASCII reports whether b equals lower, a lower-case ASCII literal,
+// EqualFoldASCII reports whether b equals lower, a lower-case ASCII literal,
 // ignoring ASCII case only (bytes.EqualFold would also fold the Kelvin sign
-// and other Unicode look-alikes).
-func equalFoldASCII(b []byte, lower string) bool {
+// and other Unicode look-alikes: "chun\u212Aed" would pass for chunked).
+func EqualFoldASCII(b []byte, lower string) bool {
 	if len(b) != len(lower) {
 		return false
 	}

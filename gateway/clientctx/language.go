@@ -191,9 +191,9 @@ func classifyLanguageTag(t []byte) (languageTag, bool) {
 		primaryEnd = len(t)
 	}
 	switch primary := t[:primaryEnd]; {
-	case equalFoldASCII(primary, "en"):
+	case EqualFoldASCII(primary, "en"):
 		return tagEN, true
-	case equalFoldASCII(primary, "tr"):
+	case EqualFoldASCII(primary, "tr"):
 		return tagTR, true
 	}
 	return tagOther, true

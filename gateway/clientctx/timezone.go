@@ -73,10 +73,10 @@ func ParseTimezone(v []byte, now time.Time) (canonical string, offsetMinutes int
 // parseOffset reads the UTC/GMT/Z and numeric offset spellings (see the
 // package doc).
 func parseOffset(v []byte) (minutes int, ok bool) {
-	if equalFoldASCII(v, "utc") || equalFoldASCII(v, "gmt") || equalFoldASCII(v, "z") {
+	if EqualFoldASCII(v, "utc") || EqualFoldASCII(v, "gmt") || EqualFoldASCII(v, "z") {
 		return 0, true
 	}
-	if len(v) > 3 && (equalFoldASCII(v[:3], "utc") || equalFoldASCII(v[:3], "gmt")) {
+	if len(v) > 3 && (EqualFoldASCII(v[:3], "utc") || EqualFoldASCII(v[:3], "gmt")) {
 		v = v[3:]
 	}
 	if len(v) < 2 || (v[0] != '+' && v[0] != '-') {
