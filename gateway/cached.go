@@ -10,6 +10,7 @@ import (
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -97,7 +98,8 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 }
 
 // writeEntry answers an entry with its validators: X-Cache, ETag,
-// Cache-Control, and 304 when the client already has these bytes.
+// Cache-Control (and Age), and 304 when the client already has these bytes.
+// The 304 carries the headers the 200 would.
 func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcache.Entry, status readcache.Status, clientMaxAge time.Duration) error {
 	st := status.String()
 	rq.cacheStatus = st
@@ -113,8 +115,10 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 		return nil
 	}
 	setCanonical(h, hdrETag, e.ETag())
-	setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
-	if clientMaxAge > 0 {
+	if clientMaxAge <= 0 {
+		setCanonical(h, hdrCacheControl, cacheControlNoStore)
+	} else {
+		clientFreshness(h, rq, e, status, clientMaxAge)
 		// A client may keep the answer: its cache, keyed by the URL, must
 		// not give it to another user, language or platform (added to
 		// CORS's Vary: Origin, on the 304 too). On a platform with CORS,
@@ -140,6 +144,34 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 }
 
 var cacheControlNoStore = "private, no-store"
+
+// clientFreshness sets Cache-Control and Age on an answer a client may keep
+// (clientMaxAge above 0). max-age counts from when the gateway loaded the
+// data, as RFC 9111 counts it from when the origin made the answer, and Age
+// says how long ago that was: a client keeps the answer max-age minus Age
+// (section 4.2), so what an app shows is never older than clientMaxAge, an
+// entry served near the end of its TTL included. A miss was loaded for
+// this request and has no Age.
+func clientFreshness(h *fasthttp.ResponseHeader, rq *request, e *readcache.Entry, status readcache.Status, clientMaxAge time.Duration) {
+	setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
+	if status != readcache.Miss {
+		var b [20]byte
+		h.SetCanonical(hdrAge, strconv.AppendInt(b[:0], ageSeconds(e.StoredAt(), rq.start), 10))
+	}
+}
+
+// ageSeconds is the Age of an entry stored at storedAt and served to a
+// request that arrived at now: whole seconds, rounded up, so that max-age
+// minus Age never keeps a client's copy past storedAt + max-age (the
+// client adds the time the answer took to reach it, section 4.2.3). An
+// entry stored after the request arrived is 0.
+func ageSeconds(storedAt, now time.Time) int64 {
+	d := now.Sub(storedAt)
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
 
 // varyClientContext names the request headers a cached answer depends on
 // besides its URL: the token (whose answer), the language (messages, price

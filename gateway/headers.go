@@ -135,6 +135,7 @@ var (
 	hdrCache        = []byte("X-Cache")
 	hdrETag         = []byte("Etag")
 	hdrCacheControl = []byte("Cache-Control")
+	hdrAge          = []byte("Age")
 )
 
 // setCanonical sets a response header whose name is already canonical,

@@ -591,3 +591,86 @@ func TestActualOptionsRequestGetsCORS(t *testing.T) {
 		t.Fatalf("OPTIONS without Origin: %v", answers)
 	}
 }
+
+// An answer a client may keep says how long ago the gateway loaded it
+// (RFC 9111 section 5.1, Age) beside its max-age, so a client keeps it
+// max-age minus Age (section 4.2): a page served late in its TTL is not
+// kept for a whole max-age more. A 304 says what its 200 would. /me with
+// no clientMaxAge stays no-store, with no Age.
+func TestCachedAnswersCarryTheirAge(t *testing.T) {
+	r := newMixRig(t, map[string]string{
+		"GATEWAY_CACHE__ROUTES__SEARCH__TTL":          "3s",
+		"GATEWAY_CACHE__ROUTES__SEARCH__CLIENTMAXAGE": "2s",
+	})
+	tok := r.token(t, r.users(t, 1)[0])
+
+	// Two pages, loaded at once: one is asked for again with its ETag.
+	sent := time.Now()
+	a := ageGet(t, r, tok, "/api/v2/users/search?query=a", "")
+	b := ageGet(t, r, tok, "/api/v2/users/search?query=b", "")
+	loaded := time.Now()
+	checkAge(t, "page a, miss", a, http.StatusOK, "MISS", "private, max-age=2", 0, -1)
+	checkAge(t, "page b, miss", b, http.StatusOK, "MISS", "private, max-age=2", 0, -1)
+
+	// Each page was stored between sent and loaded; over a second later
+	// it is a hit whose Age says so, and a client keeps it a second at
+	// most: never past the max-age counted from the load.
+	time.Sleep(time.Until(loaded.Add(1100 * time.Millisecond)))
+	from := time.Since(loaded)
+	hitA := ageGet(t, r, tok, "/api/v2/users/search?query=a", "")
+	hitB := ageGet(t, r, tok, "/api/v2/users/search?query=b", b.Header.Get("Etag"))
+	to := time.Since(sent)
+	checkAge(t, "page a, hit", hitA, http.StatusOK, "HIT", "private, max-age=2", ceilSeconds(from), ceilSeconds(to))
+	checkAge(t, "page b, 304 of a hit", hitB, http.StatusNotModified, "HIT", "private, max-age=2", ceilSeconds(from), ceilSeconds(to))
+
+	// /me keeps the default clientMaxAge 0s: no-store on its hit, no Age.
+	ageGet(t, r, tok, "/api/v1/users/me", "")
+	checkAge(t, "/me, hit", ageGet(t, r, tok, "/api/v1/users/me", ""), http.StatusOK, "HIT", "private, no-store", 0, -1)
+}
+
+// ageGet sends a GET of path with the token (and If-None-Match etag, if
+// any) to the rig and returns the answer, its body read.
+func ageGet(t *testing.T, r *mixRig, tok, path, etag string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+r.addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// checkAge checks an answer's status, X-Cache and Cache-Control, and that
+// its Age is from minAge to maxAge; a maxAge below 0 wants no Age.
+func checkAge(t *testing.T, name string, resp *http.Response, status int, xCache, cc string, minAge, maxAge int) {
+	t.Helper()
+	if resp.StatusCode != status || resp.Header.Get("X-Cache") != xCache || resp.Header.Get("Cache-Control") != cc {
+		t.Fatalf("%s: %d, X-Cache %q, Cache-Control %q; want %d, %s, %s", name, resp.StatusCode,
+			resp.Header.Get("X-Cache"), resp.Header.Get("Cache-Control"), status, xCache, cc)
+	}
+	ages := resp.Header.Values("Age")
+	if maxAge < 0 {
+		if len(ages) != 0 {
+			t.Fatalf("%s: Age %q, want none", name, ages)
+		}
+		return
+	}
+	if len(ages) != 1 {
+		t.Fatalf("%s: Age %q, want one from %d to %d", name, ages, minAge, maxAge)
+	}
+	if age, err := strconv.Atoi(ages[0]); err != nil || age < minAge || age > maxAge {
+		t.Fatalf("%s: Age %q, want from %d to %d", name, ages[0], minAge, maxAge)
+	}
+}
+
+// ceilSeconds is d in whole seconds, rounded up, as Age is.
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
