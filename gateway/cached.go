@@ -145,15 +145,25 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 
 var cacheControlNoStore = "private, no-store"
 
+// cacheControlStale is the Cache-Control of a stale answer a client could
+// otherwise keep: it may store it, to revalidate it with its ETag, but
+// never reuse it as fresh.
+const cacheControlStale = "private, max-age=0"
+
 // clientFreshness sets Cache-Control and Age on an answer a client may keep
 // (clientMaxAge above 0). max-age counts from when the gateway loaded the
 // data, as RFC 9111 counts it from when the origin made the answer, and Age
 // says how long ago that was: a client keeps the answer max-age minus Age
 // (section 4.2), so what an app shows is never older than clientMaxAge, an
 // entry served near the end of its TTL included. A miss was loaded for
-// this request and has no Age.
+// this request and has no Age. A stale answer is past the gateway's own
+// freshness: max-age=0, whatever clientMaxAge says.
 func clientFreshness(h *fasthttp.ResponseHeader, rq *request, e *readcache.Entry, status readcache.Status, clientMaxAge time.Duration) {
-	setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
+	if status == readcache.Stale {
+		setCanonical(h, hdrCacheControl, cacheControlStale)
+	} else {
+		setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
+	}
 	if status != readcache.Miss {
 		var b [20]byte
 		h.SetCanonical(hdrAge, strconv.AppendInt(b[:0], ageSeconds(e.StoredAt(), rq.start), 10))

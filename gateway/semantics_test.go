@@ -628,6 +628,34 @@ func TestCachedAnswersCarryTheirAge(t *testing.T) {
 	checkAge(t, "/me, hit", ageGet(t, r, tok, "/api/v1/users/me", ""), http.StatusOK, "HIT", "private, no-store", 0, -1)
 }
 
+// A stale answer (here within staleWhileRevalidate) is past the gateway's
+// own freshness: max-age=0 on it and on its 304, whatever clientMaxAge
+// says, so a client may revalidate it but never reuse it as fresh.
+func TestStaleAnswersAreNotFreshForClients(t *testing.T) {
+	r := newMixRig(t, map[string]string{
+		"GATEWAY_CACHE__ROUTES__SEARCH__TTL":                  "1s",
+		"GATEWAY_CACHE__ROUTES__SEARCH__CLIENTMAXAGE":         "1s",
+		"GATEWAY_CACHE__ROUTES__SEARCH__STALEWHILEREVALIDATE": "1m",
+	})
+	tok := r.token(t, r.users(t, 1)[0])
+	sent := time.Now()
+	a := ageGet(t, r, tok, "/api/v2/users/search?query=a", "")
+	b := ageGet(t, r, tok, "/api/v2/users/search?query=b", "")
+	loaded := time.Now()
+	checkAge(t, "page a, miss", a, http.StatusOK, "MISS", "private, max-age=1", 0, -1)
+
+	time.Sleep(time.Until(loaded.Add(1100 * time.Millisecond)))
+	from := time.Since(loaded)
+	staleA := ageGet(t, r, tok, "/api/v2/users/search?query=a", "")
+	staleB := ageGet(t, r, tok, "/api/v2/users/search?query=b", b.Header.Get("Etag"))
+	to := time.Since(sent)
+	checkAge(t, "page a, stale", staleA, http.StatusOK, "STALE", "private, max-age=0", ceilSeconds(from), ceilSeconds(to))
+	checkAge(t, "page b, 304 of a stale answer", staleB, http.StatusNotModified, "STALE", "private, max-age=0", ceilSeconds(from), ceilSeconds(to))
+	if staleA.Header.Get("Etag") != a.Header.Get("Etag") {
+		t.Fatalf("the stale page has ETag %q, want the stored %q", staleA.Header.Get("Etag"), a.Header.Get("Etag"))
+	}
+}
+
 // ageGet sends a GET of path with the token (and If-None-Match etag, if
 // any) to the rig and returns the answer, its body read.
 func ageGet(t *testing.T, r *mixRig, tok, path, etag string) *http.Response {
