@@ -253,7 +253,8 @@ type CacheRoute struct {
 	// the upstream fails or its breaker is open.
 	StaleIfError time.Duration `yaml:"staleIfError"`
 	// ClientMaxAge is the max-age sent to clients in Cache-Control
-	// (private); 0 sends no-store.
+	// (private), counted from when the gateway loaded the data (hits carry
+	// Age); 0 sends no-store.
 	ClientMaxAge time.Duration `yaml:"clientMaxAge"`
 }
 

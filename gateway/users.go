@@ -356,6 +356,7 @@ func (s *Server) searchUsers(c *fiber.Ctx, rq *request) error {
 	// Clients may keep an answer no longer than the gateway does: a random
 	// sample (5 s) must not sit in the app's HTTP cache for the route's
 	// max-age (15 s), nor may a platform's shorter TTL be undone by it.
+	// Both count from the load: a hit carries Age (clientFreshness).
 	clientMaxAge := min(route.ClientMaxAge, ttl)
 	return s.serveCached(c, rq, "search", key, ttl, route.StaleWhileRevalidate, route.StaleIfError,
 		clientMaxAge, call, load)
