@@ -106,7 +106,7 @@ func BenchmarkSweep(b *testing.B) {
 	}
 	fill := func(c *Cache) {
 		for _, k := range keys {
-			c.admit(k, Loaded{Data: benchData, Tags: []string{"user:" + k}, Cacheable: true}, Policy{TTL: time.Minute}, c.gen.Load())
+			c.admit(k, Loaded{Data: benchData, Tags: []string{"user:" + k}, Cacheable: true}, Policy{TTL: time.Minute}, c.gen.Load(), 0)
 		}
 	}
 	b.Run("100k-none-expired", func(b *testing.B) {

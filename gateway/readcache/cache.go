@@ -533,12 +533,12 @@ func (c *Cache) flight(parent context.Context, key string, p Policy, load LoadFu
 		defer cancel()
 		stop := context.AfterFunc(c.base, cancel)
 		defer stop()
-		c.loads.Add(1)
+		seq := c.loads.Add(1)
 		l, err := safeLoad(ctx, load)
 		if err != nil {
 			return nil, err
 		}
-		return c.admit(key, l, p, startGen), nil
+		return c.admit(key, l, p, startGen, seq), nil
 	}
 }
 
@@ -567,7 +567,9 @@ func flightKey(key string, gen uint64) string {
 }
 
 // admit builds the entry of a loaded answer and stores it if it may be.
-func (c *Cache) admit(key string, l Loaded, p Policy, startGen uint64) *Entry {
+// startGen is the purge generation when the load started, seq its place
+// among all loads (the loads counter it set).
+func (c *Cache) admit(key string, l Loaded, p Policy, startGen, seq uint64) *Entry {
 	now := c.now()
 	e := newEntry(l, now)
 	if !e.cacheable || p.TTL <= 0 {
@@ -576,6 +578,7 @@ func (c *Cache) admit(key string, l Loaded, p Policy, startGen uint64) *Entry {
 	e.freshUntil = now.UnixNano() + int64(p.TTL)
 	e.retainUntil = e.freshUntil + int64(p.retention())
 	e.key = strings.Clone(key)
+	e.seq = seq
 	if p.Partition > 0 && p.Partition < len(c.queues) {
 		e.part = uint8(p.Partition)
 	}
@@ -592,7 +595,9 @@ func (c *Cache) admit(key string, l Loaded, p Policy, startGen uint64) *Entry {
 
 // insert stores e, evicting entries to make room (victimLocked), and
 // returns how many it evicted. It stores nothing if a purge that matches e happened
-// since startGen, or after Close.
+// since startGen, after Close, or over an entry whose load started after
+// e's: loads of one key overlap when a purge (of any key) separated their
+// flights, and the one that started first may end last.
 func (c *Cache) insert(e *Entry, startGen uint64) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -600,6 +605,9 @@ func (c *Cache) insert(e *Entry, startGen uint64) int {
 		return 0
 	}
 	if old := c.storedLocked(e.key); old != nil {
+		if old.seq > e.seq {
+			return 0
+		}
 		// go-cache replaces the value silently; account for the old one.
 		c.unlinkLocked(old)
 	}

@@ -1053,6 +1053,66 @@ func TestPurgeDuringLoad(t *testing.T) {
 			t.Fatal("an unrelated purge kept the answer out")
 		}
 	})
+	// Every purge separates the loads of every key (flightKey), so after
+	// one for another user a lookup of "me" starts a load of its own while
+	// the earlier one still runs. Whichever ends last must not decide what
+	// is stored: the answer of the load that started later stays.
+	t.Run("after an unrelated purge an older load does not replace a newer answer", func(t *testing.T) {
+		c, _ := newTestCache(t, Options{})
+		older := &loader{data: `"older"`, tags: []string{"user:1"}}
+		gate := older.hold()
+		done := make(chan *Entry, 1)
+		go func() {
+			e, _, _ := c.Get(ctx, "me", p, older.load, isFault)
+			done <- e
+		}()
+		eventually(t, "the first load starts", func() bool { return older.calls.Load() == 1 })
+		c.PurgeTag("user:2")
+		newer := &loader{data: `"newer"`, tags: []string{"user:1"}}
+		if e, st, err := c.Get(ctx, "me", p, newer.load, isFault); err != nil || st != Miss || e.Data() != `"newer"` {
+			t.Fatalf("Get after the purge = %v, %v; want its own load", st, err)
+		}
+
+		close(gate)
+		if e := <-done; e.Data() != `"older"` {
+			t.Fatalf("the first caller got %q, want its own load's answer", e.Data())
+		}
+		if got := storedData(c, "me"); got != `"newer"` {
+			t.Fatalf("stored %s; the load that started first replaced the answer of the one that started later", got)
+		}
+		checkConsistent(t, c)
+	})
+	t.Run("after an unrelated purge a newer load replaces an older answer", func(t *testing.T) {
+		c, _ := newTestCache(t, Options{})
+		older := &loader{data: `"older"`, tags: []string{"user:1"}}
+		olderGate := older.hold()
+		newer := &loader{data: `"newer"`, tags: []string{"user:1"}}
+		newerGate := newer.hold()
+		olderDone, newerDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			c.Get(ctx, "me", p, older.load, isFault)
+			close(olderDone)
+		}()
+		eventually(t, "the first load starts", func() bool { return older.calls.Load() == 1 })
+		c.PurgeTag("user:2")
+		go func() {
+			c.Get(ctx, "me", p, newer.load, isFault)
+			close(newerDone)
+		}()
+		eventually(t, "the second load starts", func() bool { return newer.calls.Load() == 1 })
+
+		close(olderGate)
+		<-olderDone
+		if got := storedData(c, "me"); got != `"older"` {
+			t.Fatalf("stored %s, want the first load's answer until the second ends", got)
+		}
+		close(newerGate)
+		<-newerDone
+		if got := storedData(c, "me"); got != `"newer"` {
+			t.Fatalf("stored %s; the load that started later did not replace the older answer", got)
+		}
+		checkConsistent(t, c)
+	})
 	t.Run("a prefix purge keeps matching answers out", func(t *testing.T) {
 		c, _ := newTestCache(t, Options{})
 		l := &loader{data: `1`}

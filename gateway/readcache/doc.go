@@ -109,6 +109,9 @@
 // stored (the data it read may predate the change; the last 1024 purges are
 // remembered for this, and a load that overlapped more is not stored), and a
 // lookup that starts after a purge never joins a load that started before it.
+// So after any purge, even one of other keys, two loads of one key can run
+// at once: the answer of the load that started later is kept, whichever of
+// them ends last.
 //
 // # Expiry
 //

@@ -109,6 +109,9 @@ type Entry struct {
 	// Bookkeeping, guarded by Cache.mu.
 	key          string
 	older, newer *Entry // insertion order
+	// seq is the place of the entry's load among all loads, by start: an
+	// answer never replaces one whose load started later (insert).
+	seq uint64
 }
 
 // Data is the encoded JSON data member. Strings cannot be modified, so

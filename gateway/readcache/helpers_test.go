@@ -116,6 +116,14 @@ var (
 
 func isFault(err error) bool { return errors.Is(err, errUpstream) }
 
+// storedData is the data of the fresh entry under key, or "nothing".
+func storedData(c *Cache, key string) string {
+	if e, ok := c.Peek(key); ok {
+		return e.Data()
+	}
+	return "nothing"
+}
+
 // eventually waits for cond, failing the test if it never holds. It guards
 // against hangs; it asserts nothing about speed.
 func eventually(t testing.TB, what string, cond func() bool) {

@@ -28,7 +28,7 @@ func heapPerEntry(t *testing.T, n, tagsPerEntry int) float64 {
 	runtime.ReadMemStats(&before)
 	for i := range n {
 		l := Loaded{Data: []byte("{}"), Tags: tags[i], Cacheable: true}
-		e := c.admit(keys[i], l, p, c.gen.Load())
+		e := c.admit(keys[i], l, p, c.gen.Load(), 0)
 		variable += int64(len(e.data) + len(e.key))
 		for _, tg := range e.Tags() {
 			variable += int64(len(tg))
