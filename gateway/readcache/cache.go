@@ -402,7 +402,11 @@ func (c *Cache) fill(ctx context.Context, key string, p Policy, load LoadFunc) (
 	}
 	fk := flightKey(key, c.gen.Load())
 	// ours reports that the flight running is this caller's: its load has
-	// this caller's deadline.
+	// this caller's deadline. It is set only once the flight runs, and
+	// rightly so: a flight that starts past the deadline runs its load on
+	// an ended context, which has no partial answer to give (the upstream
+	// client makes no call past a deadline), so a wait would only delay
+	// the same error on a machine already behind.
 	var ours atomic.Bool
 	run := c.flight(ctx, key, p, load, deadline)
 	// DoChan joins the flight before returning, so Stats.Waiting counts only
