@@ -60,12 +60,28 @@ type clientConn struct {
 	addrs  *addrConns    // the listener's count per client address, or nil
 	addr   netip.Addr    // the key the connection is counted under in addrs
 	closed atomic.Bool
+
+	// linger: the connection closes after a refusal sent before its
+	// request was read whole, and its close lingers (lingerOnClose).
+	// lingering is the listener's count of such connections whose close
+	// has not ended, or nil.
+	linger    atomic.Bool
+	lingering *atomic.Int64
 }
 
 // Close closes the connection and, the first time, counts it out of the
-// listener's open connections and its address's.
+// listener's open connections and its address's. A connection marked by
+// lingerOnClose lingers first: it stays counted while it does, so a client
+// cannot open more connections than its share by having them refused.
 func (c *clientConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
+		if c.linger.Load() {
+			_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+			discardUntilClosed(c.Conn, lingerBytes)
+			if c.lingering != nil {
+				c.lingering.Add(-1)
+			}
+		}
 		if c.open != nil {
 			c.open.Add(-1)
 		}
@@ -74,6 +90,47 @@ func (c *clientConn) Close() error {
 		}
 	}
 	return c.Conn.Close()
+}
+
+// Lingering close, after a refusal sent before what the client sent was
+// read: a body announced over the limit (413), an ambiguous header block
+// (400), a header block over the limit (431), one that does not parse or
+// a broken request line (400, 505). The client may still be sending what
+// was refused (an app may write the whole body before it reads an answer),
+// and a socket closed with bytes unread, or that bytes reach after it
+// closed, is reset: on some stacks (Windows, some mobile proxies) the
+// reset destroys the answer before the app has read it, and on any,
+// answer bytes not yet sent are dropped. So, as nginx's lingering_close,
+// such a connection half-closes after the answer (the client reads it,
+// then an end of stream) and reads and discards what still comes until
+// the client closes, for at most lingerTime and lingerBytes; a client
+// still sending then is reset. A refusal of a request that did not come
+// in time (408) does not linger: its client was not sending.
+const (
+	lingerTime  = 5 * time.Second
+	lingerBytes = 1 << 20
+)
+
+// lingerOnClose marks the connection of ctx, which closes after the
+// answer being written, to linger when it closes.
+func lingerOnClose(ctx *fasthttp.RequestCtx) {
+	cc, ok := ctx.Conn().(*clientConn)
+	if ok && cc.linger.CompareAndSwap(false, true) && cc.lingering != nil {
+		// Counted from now, not from Close: fasthttp stops counting the
+		// connection as served just before it closes it, and Shutdown
+		// must not look in between and find it in neither count.
+		cc.lingering.Add(1)
+	}
+}
+
+// discardUntilClosed half-closes c, so that the client reads what was
+// written and then an end of stream, and reads and discards what the
+// client still sends, until it closes its side, at most max bytes (and
+// until the read deadline c has).
+func discardUntilClosed(c net.Conn, max int64) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, max))
+	}
 }
 
 // addrConns counts the open connections of each client address
@@ -275,6 +332,10 @@ type clientListener struct {
 	open   *atomic.Int64
 	refuse func(net.Conn)
 
+	// lingering counts the connections whose close lingers (nil: not
+	// counted).
+	lingering *atomic.Int64
+
 	// perAddr is read for every connection, so a reload applies to the
 	// next: the cap per address (0: none) and the trusted proxies.
 	perAddr    func() (int, []netip.Prefix)
@@ -312,7 +373,7 @@ func (l clientListener) Accept() (net.Conn, error) {
 			continue
 		}
 		cc := newClientConn(c, l.slack)
-		cc.open = l.open
+		cc.open, cc.lingering = l.open, l.lingering
 		if l.perAddr != nil {
 			if limit, trusted := l.perAddr(); limit > 0 && !policies.IsTrustedPeer(cc.peer, trusted) {
 				addr := policies.AddressKey(cc.peer)
@@ -412,9 +473,7 @@ func (s *Server) answerRefused(c net.Conn) {
 		if resp.Write(w) != nil || w.Flush() != nil {
 			return
 		}
-		if tc, ok := c.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
-		}
+		discardUntilClosed(c, 64<<10)
 	}()
 }
 

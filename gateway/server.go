@@ -142,6 +142,9 @@ type Server struct {
 	// closing: Shutdown has begun; drainOver: it has returned, on time
 	// or not (serveStopping).
 	closing, drainOver atomic.Bool
+	// lingering: client connections whose close lingers after a refusal
+	// (lingerOnClose).
+	lingering atomic.Int64
 }
 
 // New builds the server and its routes.
@@ -222,6 +225,7 @@ func New(d Deps) (*Server, error) {
 			bodyRead(ctx)
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
 			s.finishUnrouted(ctx, time.Now(), false)
+			lingerOnClose(ctx)
 			return
 		}
 		if connFailed(err) {
@@ -229,6 +233,11 @@ func New(d Deps) (*Server, error) {
 			return
 		}
 		fiberReadErrors(ctx, err)
+		// The client may still be sending what was refused (conn.go),
+		// unless it did not send in time.
+		if ctx.Response.StatusCode() != fiber.StatusRequestTimeout {
+			lingerOnClose(ctx)
+		}
 	}
 	serve := func(ctx *fasthttp.RequestCtx) {
 		// Answered as unparsable, their headers not trusted: a request
@@ -239,6 +248,7 @@ func New(d Deps) (*Server, error) {
 			bodyRead(ctx)
 			if ambiguous {
 				ctx.SetConnectionClose()
+				lingerOnClose(ctx) // what follows on the connection is not read
 			}
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, false)
 			s.finishUnrouted(ctx, ctx.Time(), false)
@@ -249,6 +259,7 @@ func New(d Deps) (*Server, error) {
 		if status := requestLineStatus(&ctx.Request.Header); status != 0 {
 			bodyRead(ctx)
 			ctx.SetConnectionClose()
+			lingerOnClose(ctx)
 			writeUnroutedError(&ctx.Response, &ctx.Request.Header, status, false)
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
@@ -365,7 +376,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.lnMu.Unlock()
 	err := s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
-		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed,
+		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed, lingering: &s.lingering,
 		perAddr: s.connectionsPerAddr, addrs: &s.addrConns, refuseAddr: s.refuseAddrConn})
 	if err == nil {
 		// fasthttp returns nil when its listener says it is closed
