@@ -93,6 +93,46 @@ func TestLingeringIsBounded(t *testing.T) {
 	})
 }
 
+// The drain waits for a connection lingering after a refusal: the process
+// exiting would reset it while its client still sends. One still
+// lingering when the drain's time is up is reported as not drained.
+func TestDrainWaitsForLingeringConnections(t *testing.T) {
+	const over = "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nContent-Length: 1048576\r\n\r\n"
+	t.Run("closed in time", func(t *testing.T) {
+		r := newMixRig(t)
+		conn, br := refusedConn(t, r, over, http.StatusRequestEntityTooLarge)
+		drained := make(chan bool, 1)
+		go func() { drained <- r.s.Shutdown(lingerTime + 5*time.Second) }()
+		waitFor(t, "the listener closed", func() bool {
+			c, err := net.Dial("tcp", r.addr)
+			if err == nil {
+				c.Close()
+			}
+			return err != nil
+		})
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write(bytes.Repeat([]byte("a"), 256<<10)); err != nil {
+			t.Fatalf("the rest of the body during the drain: %v", err)
+		}
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+			t.Fatalf("after the answer: %q, %v; want the end of the stream", rest, err)
+		}
+		if !<-drained {
+			t.Fatal("not drained")
+		}
+	})
+	t.Run("still lingering", func(t *testing.T) {
+		r := newMixRig(t)
+		refusedConn(t, r, over, http.StatusRequestEntityTooLarge) // and kept open
+		if r.s.Shutdown(100 * time.Millisecond) {
+			t.Fatal("drained, with a refused connection lingering")
+		}
+	})
+}
+
 // refusedConn sends sent on a new connection to the rig and reads the
 // answer, which must be status and close the connection.
 func refusedConn(t *testing.T, r *mixRig, sent string, status int) (net.Conn, *bufio.Reader) {

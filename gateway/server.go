@@ -143,7 +143,7 @@ type Server struct {
 	// or not (serveStopping).
 	closing, drainOver atomic.Bool
 	// lingering: client connections whose close lingers after a refusal
-	// (lingerOnClose).
+	// (lingerOnClose), which Shutdown waits for.
 	lingering atomic.Int64
 }
 
@@ -405,7 +405,9 @@ func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
 }
 
 // Shutdown stops accepting connections and waits up to timeout for
-// in-flight requests to finish. It reports whether they all did.
+// in-flight requests to finish, and for connections lingering after a
+// refusal to close (each at most lingerTime; the process exiting would
+// reset them). It reports whether they all did.
 func (s *Server) Shutdown(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	s.closing.Store(true)
@@ -423,7 +425,7 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 		_ = ln.Close() // already closed when fasthttp had it
 	}
 	drained := true
-	for s.inFlight.Load() > 0 {
+	for s.inFlight.Load() > 0 || s.lingering.Load() > 0 {
 		if time.Now().After(deadline) {
 			drained = false
 			break
