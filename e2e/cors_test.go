@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,22 +132,59 @@ func TestCORSPreflightRefusals(t *testing.T) {
 	r.Failure(t, http.StatusForbidden, "Yetersiz yetki")
 }
 
+// polScriptReadable are the response headers a browser shows a script
+// without Access-Control-Expose-Headers (the CORS-safelisted response
+// header names of the Fetch standard), and those a script has no use for:
+// the CORS answer itself, Vary, Date and the connection's own.
+var polScriptReadable = []string{
+	"Cache-Control", "Content-Language", "Content-Length", "Content-Type", "Expires", "Last-Modified", "Pragma",
+	"Vary", "Date", "Connection",
+}
+
+// polHiddenHeaders names the headers of a cross-origin answer that carry
+// the gateway's meaning but that its Access-Control-Expose-Headers does
+// not list: the web app's script would see none of them.
+func polHiddenHeaders(r *Response) []string {
+	var exposed []string
+	for _, v := range r.Header.Values("Access-Control-Expose-Headers") {
+		for _, name := range strings.Split(v, ",") {
+			exposed = append(exposed, strings.TrimSpace(name))
+		}
+	}
+	var hidden []string
+	for name := range r.Header {
+		if strings.HasPrefix(name, "Access-Control-") {
+			continue
+		}
+		readable := func(h string) bool { return strings.EqualFold(h, name) }
+		if !slices.ContainsFunc(polScriptReadable, readable) && !slices.ContainsFunc(exposed, readable) {
+			hidden = append(hidden, name)
+		}
+	}
+	return hidden
+}
+
 // The actual requests of the web app carry Access-Control-Allow-Origin and
 // the exposed headers, errors included, so the script can read the
-// envelope; other origins, and platforms without CORS, get none.
+// envelope and every header the gateway wrote on it (X-Cache on a read,
+// WWW-Authenticate on a 401, Allow on a 405, ...); other origins, and
+// platforms without CORS, get none.
 func TestCORSActualRequests(t *testing.T) {
 	idp := StartIdP(t)
 	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
 	user := idp.UserToken(t)
 	origin := Header("Origin", polWebOrigin)
-	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response, ETag"
+	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response, ETag, X-Cache, WWW-Authenticate, Allow"
 
 	for _, r := range []*Response{
 		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin),
 		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user), origin, Platform("web")),
 		gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), origin, JSONBody(`{"username":"johndoe123"}`)),
-		gw.Do(t, http.MethodGet, "/api/v1/users/me", origin),                         // 401
-		gw.Do(t, http.MethodGet, "/api/admin/v1/users/search", Bearer(user), origin), // 403
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", origin),                                                // 401
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer("not-a-token"), origin),                         // 401, invalid_token
+		gw.Do(t, http.MethodGet, "/api/admin/v1/users/search", Bearer(user), origin),                        // 403
+		gw.Do(t, http.MethodGet, "/api/v1/users/check-username", Bearer(user), origin),                      // 405
+		gw.Do(t, http.MethodPost, "/api/v2/users/search?query=sukru", Bearer(user), origin, JSONBody(`{}`)), // 405
 		// Answered before the edge: a body over the limit, an unknown method.
 		gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), origin,
 			JSONBody(`{"username":"`+strings.Repeat("a", 17<<10)+`"}`)), // 413
@@ -158,6 +196,9 @@ func TestCORSActualRequests(t *testing.T) {
 		}
 		if got := r.Header.Get("Access-Control-Expose-Headers"); got != wantExpose {
 			t.Errorf("%d answer: Access-Control-Expose-Headers %q, want %q", r.Status, got, wantExpose)
+		}
+		if hidden := polHiddenHeaders(r); len(hidden) > 0 {
+			t.Errorf("%d answer: the web app's script cannot read %q", r.Status, hidden)
 		}
 		if !polVaries(r, "Origin") {
 			t.Errorf("%d answer: Vary %q lacks Origin", r.Status, r.Header.Values("Vary"))

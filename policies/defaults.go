@@ -38,12 +38,16 @@ var (
 		// the trace context of a browser's tracing instrumentation.
 		"If-None-Match", "Traceparent",
 	}
+	// Every header the gateway writes that carries meaning, since a
+	// browser shows a cross-origin script only the CORS-safelisted ones
+	// (Cache-Control, Content-Type, ...) and those listed here.
 	// X-Partial-Response is how a client tells "not live" from "not
-	// known" (a failed live-stream look-up): without it in the list, a
-	// browser hides it from the web app's script.
+	// known" (a failed live-stream look-up); WWW-Authenticate tells a
+	// token to renew (error="invalid_token") from none sent; Allow names
+	// a 405's methods; X-Cache tells a cached answer from a fresh one.
 	defaultCORSExpose = []string{
 		"X-Request-Id", headerLimit, headerRemaining, headerReset, headerRetryAfter,
-		"X-Partial-Response", "ETag",
+		"X-Partial-Response", "ETag", "X-Cache", "WWW-Authenticate", "Allow",
 	}
 )
 
