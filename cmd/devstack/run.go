@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bffgate/edge/gateway/daemon"
@@ -19,6 +21,9 @@ import (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, hurry, release := onSignals(ctx)
+	defer release()
+
 	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -95,8 +100,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer func() {
 		for _, s := range servers {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = s.Shutdown(sctx)
+			sctx, cancel := context.WithTimeout(hurry, 2*time.Second)
+			if s.Shutdown(sctx) != nil {
+				_ = s.Close() // cut what still runs before the store closes under it
+			}
 			cancel()
 		}
 		wg.Wait()
@@ -116,27 +123,73 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return getenv(k)
 	}
-	err = daemon.Run(ctx, daemon.Options{
-		ConfigPath: *configPath,
-		Getenv:     env,
-		Stdout:     stderr, // logs; the banner goes to stdout
-		OnListening: func(public, ops net.Addr) {
-			// The gateway listens before its first key fetch ends; the
-			// banner's commands would get 503 until then.
-			go func() {
-				if !awaitReady(ctx, ops) {
-					fmt.Fprintln(stderr, "devstack: the gateway is not ready (see its log above); the commands below may answer 503")
-				}
-				if ctx.Err() == nil {
-					printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
-				}
-			}()
-		},
-	})
+	gateway := make(chan error, 1)
+	go func() {
+		gateway <- daemon.Run(ctx, daemon.Options{
+			ConfigPath: *configPath,
+			Getenv:     env,
+			Stdout:     stderr, // logs; the banner goes to stdout
+			OnListening: func(public, ops net.Addr) {
+				// The gateway listens before its first key fetch ends; the
+				// banner's commands would get 503 until then.
+				go func() {
+					if !awaitReady(ctx, ops) {
+						fmt.Fprintln(stderr, "devstack: the gateway is not ready (see its log above); the commands below may answer 503")
+					}
+					if ctx.Err() == nil {
+						printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
+					}
+				}()
+			},
+		})
+	}()
+	select {
+	case err = <-gateway:
+	case <-hurry.Done():
+		// The gateway's drain is left running: the process exits as soon
+		// as the deferred clean-up has removed the temporary database.
+		return fmt.Errorf("%w: exiting without finishing the drain", context.Cause(hurry))
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// onSignals returns stopping, which ends at the first SIGINT, SIGTERM or
+// SIGHUP (a graceful stop), and hurry, which ends at the second (the drain
+// cut short: the way out for someone who will not wait for it), its cause
+// naming the signal. SIGHUP too: closing the terminal (or an ssh session)
+// sends it, and its default action kills the process without the deferred
+// clean-up, leaving the seeded temporary database (some 14 MB) behind.
+// release stops listening for them.
+func onSignals(ctx context.Context) (stopping, hurry context.Context, release func()) {
+	stopping, stop := context.WithCancel(ctx)
+	hurry, cutShort := context.WithCancelCause(context.WithoutCancel(ctx))
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-signals:
+			stop()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-signals:
+			cutShort(fmt.Errorf("second signal (%v)", sig))
+		case <-done:
+		}
+	})
+	return stopping, hurry, func() {
+		signal.Stop(signals)
+		close(done)
+		wg.Wait()
+		stop()
+		cutShort(context.Canceled)
+	}
 }
 
 // awaitReady polls the ops listener's /readyz until it answers 200, for at

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -332,6 +333,86 @@ func TestSignalsStopEverything(t *testing.T) {
 			leftovers()
 		})
 	}
+}
+
+// A second Ctrl-C during the drain ends the stack at once, exit 1, with a
+// line that says so, and still leaves nothing in the temporary directory:
+// here a client whose request body never ends holds the gateway's drain.
+// The second signal used to be ignored until the drain was over.
+func TestSecondSignalCutsTheDrainShort(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, freeArgs()[1:]...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	banner, err := awaitBanner(stdout, 60*time.Second, stderr.String)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := regexp.MustCompile(`(?m)^  gateway +http://(\S+)`).FindStringSubmatch(banner)
+	if gw == nil {
+		t.Fatalf("no gateway URL in the banner:\n%s", banner)
+	}
+	conn, err := net.Dial("tcp", gw[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway accepts connections in turn: one answered on a second
+	// connection means the first is held.
+	resp, err := http.Get("http://" + gw[1] + "/api/v1/users/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"shutting down"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+		exited <- err // for the clean-up
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after the second signal:\n%s", stderr)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want status 1\n%s", err, stderr)
+	}
+	if want := "second signal (interrupt): exiting without finishing the drain"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("no line %q:\n%s", want, stderr)
+	}
+	leftovers()
 }
 
 // curlCommand is one curl line of the banner, as a shell would run it.

@@ -12,7 +12,8 @@
 // the gateway reads its copy). Logs are JSON on stderr; once listening it prints one JSON line
 // with the bound address on stdout ({"msg":"listening","addr":"…"}), so a
 // script can start it on port 0 and read the port. SIGINT, SIGTERM or SIGHUP
-// shut it down gracefully.
+// shut it down gracefully; a second one cuts the drain short (exit 1). The
+// temporary database is removed either way.
 package main
 
 import (

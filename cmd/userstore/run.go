@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,10 +25,8 @@ import (
 const shutdownGrace = 10 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	// SIGHUP too: a closed terminal sends it, and its default action kills
-	// the process before the temporary database is removed.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
+	ctx, hurry, release := onSignals(ctx)
+	defer release()
 
 	name := "userstore"
 	if len(args) > 0 {
@@ -100,13 +99,55 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(hurry, shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
+	if err != nil {
+		// Cut what still runs before the store closes under it.
+		_ = srv.Close()
+	}
 	<-served // Serve has returned ErrServerClosed
+	if cause := context.Cause(hurry); err != nil && cause != nil {
+		return fmt.Errorf("%w: exiting without finishing the drain", cause)
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// onSignals returns stopping, which ends at the first SIGINT, SIGTERM or
+// SIGHUP (a graceful stop), and hurry, which ends at the second (the drain
+// cut short: the way out for someone at a terminal who will not wait),
+// its cause naming the signal. SIGHUP too: a closed terminal sends it, and
+// its default action kills the process before the temporary database is
+// removed. release stops listening for them.
+func onSignals(ctx context.Context) (stopping, hurry context.Context, release func()) {
+	stopping, stop := context.WithCancel(ctx)
+	hurry, cutShort := context.WithCancelCause(context.WithoutCancel(ctx))
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-signals:
+			stop()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-signals:
+			cutShort(fmt.Errorf("second signal (%v)", sig))
+		case <-done:
+		}
+	})
+	return stopping, hurry, func() {
+		signal.Stop(signals)
+		close(done)
+		wg.Wait()
+		stop()
+		cutShort(context.Canceled)
+	}
 }

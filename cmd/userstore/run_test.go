@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -97,6 +99,102 @@ func TestSignalsRemoveTheDatabase(t *testing.T) {
 				t.Errorf("left behind in the temporary directory: %s", e.Name())
 			}
 		})
+	}
+}
+
+// A second signal during the drain ends the process at once, exit 1, with
+// a line that says so, and still removes the temporary database: here a
+// client whose request body never ends holds the drain. The second
+// signal used to be ignored until the drain was over.
+func TestSecondSignalCutsTheDrainShort(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(exe, "-listen", "127.0.0.1:0", "-users", "100")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "TMPDIR="+tmp)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var msg struct{ Msg, Addr string }
+		if sc.Scan() && json.Unmarshal(sc.Bytes(), &msg) == nil && msg.Msg == "listening" {
+			addr <- msg.Addr
+		}
+		close(addr)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var at string
+	select {
+	case at = <-addr:
+	case <-time.After(60 * time.Second):
+	}
+	if at == "" {
+		t.Fatalf("not listening:\n%s", stderr)
+	}
+	conn, err := net.Dial("tcp", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST "+contract.PathUsernameCheck+" HTTP/1.1\r\nHost: store\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+		t.Fatal(err)
+	}
+	// The server accepts connections in turn: one answered on a second
+	// connection means the first is held.
+	resp, err := http.Get("http://" + at + contract.PathSearch + "?query=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"shutting down"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+		exited <- err // for the clean-up
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after the second signal:\n%s", stderr)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want status 1\n%s", err, stderr)
+	}
+	if want := "userstore: second signal (interrupt): exiting without finishing the drain"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("no line %q:\n%s", want, stderr)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind in the temporary directory: %s", e.Name())
 	}
 }
 
