@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -32,5 +33,52 @@ func TestFailureLogSamplerBoundsEachOperationAndOutcome(t *testing.T) {
 	}
 	if _, s := l.allow("search", "breaker_open", t0.Add(time.Second)); s != 0 {
 		t.Fatalf("the count was reported twice: %d", s)
+	}
+}
+
+// A count that no later line takes is reported on its own once its second
+// is over, and a count a line took is not reported again.
+func TestFailureLogSamplerReportsACountNoLineTook(t *testing.T) {
+	reports := make(chan string, 10)
+	l := failureLogSampler{report: func(op, outcome string, n uint64) {
+		reports <- fmt.Sprint(op, " ", outcome, " ", n)
+	}}
+	now := time.Now()
+	for range failureLogBurst + 3 {
+		l.allow("search", "timeout", now)
+	}
+	select {
+	case r := <-reports:
+		if r != "search timeout 3" {
+			t.Fatalf("reported %q, want search timeout 3", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the count of the lines left out was never reported")
+	}
+
+	// The next second's first line takes the count before the timer
+	// fires (its time is given, not awaited): the timer reports nothing.
+	now = time.Now()
+	for range failureLogBurst + 2 {
+		l.allow("search", "breaker_open", now)
+	}
+	if ok, s := l.allow("search", "breaker_open", now.Add(time.Second)); !ok || s != 2 {
+		t.Fatalf("next second: allowed %v, suppressed %d, want true, 2", ok, s)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l.mu.Lock()
+		pending := l.keys[failureKey{"search", "breaker_open"}].reporting
+		l.mu.Unlock()
+		if !pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the timer never fired")
+		}
+	}
+	select {
+	case r := <-reports:
+		t.Fatalf("a count already logged was reported again: %q", r)
+	default:
 	}
 }

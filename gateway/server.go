@@ -167,6 +167,10 @@ func New(d Deps) (*Server, error) {
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
+	s.failureLog.report = func(op, outcome string, suppressed uint64) {
+		s.logger.LogAttrs(context.Background(), slog.LevelWarn, "upstream failure lines suppressed",
+			slog.String("op", op), slog.String("outcome", outcome), slog.Uint64("suppressed", suppressed))
+	}
 	if s.tracing.Enabled() {
 		s.store = tracedStore{inner: s.store, tracing: s.tracing}
 	}
