@@ -13,7 +13,8 @@ type Observer interface {
 	// Call reports one finished call (all its attempts) with one of the
 	// Outcome* labels and the time it took, waits and backoffs included.
 	Call(op Op, outcome string, d time.Duration)
-	// Retry reports one retry about to be sent.
+	// Retry reports one retry sent, after it: a retry skipped, or refused
+	// before it reached the store (breaker, connection pool), is none.
 	Retry(op Op)
 	// BreakerState reports a breaker moving between "closed", "open" and
 	// "half-open".

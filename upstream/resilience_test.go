@@ -258,40 +258,109 @@ func TestNoRetryWhenTheDeadlineCannotHoldIt(t *testing.T) {
 	}
 }
 
-// TestRetrySkippedWhenTheBreakerOpensDuringThePause: a call waiting out its
-// backoff while other calls open the breaker fails with its own last error;
-// no retry is reported sent, none being sent.
-func TestRetrySkippedWhenTheBreakerOpensDuringThePause(t *testing.T) {
-	p := proxied(t)
-	cfg := testConfig(p.URL())
-	cfg.Operations.Search.Retry = config.Retry{Attempts: 1, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
-	cfg.Operations.Search.Breaker.ConsecutiveFailures = 2
-	cfg.Operations.Search.Breaker.OpenTimeout = 5 * time.Second
-	c, obs := newClient(t, cfg)
-	p.Set(faultproxy.Status(503))
-	ctx := context.Background()
-	first := make(chan error)
-	go func() {
-		_, err := c.Search(ctx, testCall(), "ali", 5, 0)
-		first <- err
-	}()
-	for p.Stats().Requests < 1 {
-		time.Sleep(time.Millisecond)
+// A retry that is not sent gives its slot back to the retry budget: one
+// skipped because the breaker opened during its pause, one whose caller
+// gave up during it, and one the breaker refused when it was sent (the
+// breaker turned half-open during the pause, its one trial already
+// taken). Kept, each slot would count as a retry sent for the whole
+// window, and in a store outage the budget would run out faster than
+// the retries reaching the store. None is reported sent either.
+func TestRetryNotSentGivesBackItsBudget(t *testing.T) {
+	const pause = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		outcome string
+		// duringPause runs while the first call waits out its pause,
+		// its retry's slot taken.
+		duringPause func(t *testing.T, c *Client, p *faultproxy.Proxy, cancel context.CancelFunc)
+	}{
+		{"breaker opened", OutcomeError5xx, func(t *testing.T, c *Client, _ *faultproxy.Proxy, _ context.CancelFunc) {
+			_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+			kindAndOutcome(t, err, KindBadGateway, OutcomeError5xx)
+			if b := breakerOf(c, OpSearch); b.State != "open" {
+				t.Fatalf("breaker %+v", b)
+			}
+		}},
+		{"caller gave up", OutcomeCanceled, func(t *testing.T, _ *Client, _ *faultproxy.Proxy, cancel context.CancelFunc) {
+			cancel()
+		}},
+		{"refused by the half-open breaker", OutcomeBreakerOpen, func(t *testing.T, c *Client, p *faultproxy.Proxy, _ context.CancelFunc) {
+			_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+			kindAndOutcome(t, err, KindBadGateway, OutcomeError5xx)
+			for breakerOf(c, OpSearch).State != "half-open" {
+				time.Sleep(time.Millisecond)
+			}
+			// The one trial is held at the proxy past the pause.
+			p.Set(faultproxy.Delay(2 * pause))
+			trial := make(chan struct{})
+			t.Cleanup(func() { <-trial })
+			go func() {
+				defer close(trial)
+				c.Search(context.Background(), testCall(), "ali", 5, 0)
+			}()
+			for p.Stats().Requests < 3 {
+				time.Sleep(time.Millisecond)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := proxied(t)
+			cfg := testConfig(p.URL())
+			cfg.RetryBudget = config.RetryBudget{Ratio: 1, MinPerSecond: 0}
+			cfg.Operations.Search.Retry = config.Retry{Attempts: 1, BaseBackoff: pause, MaxBackoff: pause}
+			cfg.Operations.Search.Breaker.ConsecutiveFailures = 2
+			cfg.Operations.Search.Breaker.HalfOpenRequests = 1
+			if tc.outcome == OutcomeBreakerOpen {
+				cfg.Operations.Search.Breaker.OpenTimeout = 20 * time.Millisecond
+			} else {
+				cfg.Operations.Search.Breaker.OpenTimeout = 5 * time.Second
+			}
+			c, obs := newClient(t, cfg)
+			p.Set(faultproxy.Status(503))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			first := make(chan error)
+			go func() {
+				_, err := c.Search(ctx, testCall(), "ali", 5, 0)
+				first <- err
+			}()
+			for retriesTaken(c.budget) < 1 {
+				time.Sleep(time.Millisecond)
+			}
+			tc.duringPause(t, c, p, cancel)
+			err := <-first
+			var e *Error
+			if !errors.As(err, &e) || e.Outcome != tc.outcome {
+				t.Fatalf("the paused call: %v, want outcome %s", err, tc.outcome)
+			}
+			if n := retriesTaken(c.budget); n != 0 {
+				t.Fatalf("the budget holds %d retries; none was sent", n)
+			}
+			if n := obs.retried(OpSearch); n != 0 {
+				t.Fatalf("%d retries reported sent; none was", n)
+			}
+		})
 	}
-	// The second call's failure opens the breaker while the first waits
-	// out its pause.
-	_, err := c.Search(ctx, testCall(), "ali", 5, 0)
-	kindAndOutcome(t, err, KindBadGateway, OutcomeError5xx)
-	if b := breakerOf(c, OpSearch); b.State != "open" {
-		t.Fatalf("breaker %+v", b)
+}
+
+// takeOne takes one retry from b, reporting whether there was one.
+func takeOne(b *retryBudget) bool {
+	_, ok := b.take()
+	return ok
+}
+
+// retriesTaken is how many retries b counts in its window.
+func retriesTaken(b *retryBudget) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, sec := b.bucket()
+	var n int64
+	for _, x := range b.buckets {
+		if x.second > sec-budgetWindow {
+			n += x.retries
+		}
 	}
-	kindAndOutcome(t, <-first, KindBadGateway, OutcomeError5xx)
-	if n := obs.retried(OpSearch); n != 0 {
-		t.Fatalf("%d retries reported sent; none reached the store", n)
-	}
-	if n := obs.outcomes(OpSearch, OutcomeError5xx); n != 2 {
-		t.Fatalf("observer %v", obs.calls)
-	}
+	return n
 }
 
 // TestRetryBudgetUnderSustainedFailure: every call fails with 503; without
@@ -333,28 +402,48 @@ func TestRetryBudgetUnderSustainedFailure(t *testing.T) {
 
 func TestRetryBudgetWindow(t *testing.T) {
 	b := newRetryBudget(config.RetryBudget{Ratio: 0.5, MinPerSecond: 0})
-	if b.allow() {
+	if takeOne(b) {
 		t.Fatal("a retry without calls")
 	}
 	for range 4 {
 		b.called()
 	}
 	for i := range 2 {
-		if !b.allow() {
+		if !takeOne(b) {
 			t.Fatalf("retry %d of 2 refused", i)
 		}
 	}
-	if b.allow() {
+	if takeOne(b) {
 		t.Fatal("a third retry for four calls at ratio 0.5")
 	}
 	// The window slides: calls and retries older than 10s are forgotten.
 	b.epoch = b.epoch.Add(-budgetWindow * time.Second)
-	if b.allow() {
+	if takeOne(b) {
 		t.Fatal("forgotten calls still allow retries")
 	}
 	b.update(config.RetryBudget{Ratio: 0, MinPerSecond: 2})
-	if !b.allow() || !b.allow() || b.allow() {
+	if !takeOne(b) || !takeOne(b) || takeOne(b) {
 		t.Fatal("MinPerSecond 2 must allow exactly two retries this second")
+	}
+	// A slot given back can be taken again; one whose second has left the
+	// window frees nothing in the current one.
+	start := b.epoch
+	b.epoch = start.Add(-budgetWindow * time.Second)
+	slot, ok := b.take()
+	if !ok || !takeOne(b) || takeOne(b) {
+		t.Fatal("MinPerSecond 2 must allow exactly two retries in a later second")
+	}
+	b.giveBack(slot)
+	if !takeOne(b) || takeOne(b) {
+		t.Fatal("the slot given back was not taken again, or taken twice")
+	}
+	b.epoch = start.Add(-2 * budgetWindow * time.Second)
+	if !takeOne(b) || !takeOne(b) {
+		t.Fatal("MinPerSecond 2 must allow two retries in a later second")
+	}
+	b.giveBack(slot)
+	if takeOne(b) {
+		t.Fatal("a slot of a second out of the window was given back to the current one")
 	}
 }
 

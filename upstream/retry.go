@@ -22,6 +22,12 @@ var errBudgetSpent = errors.New("retry budget spent")
 // the backoff plus half an attempt; and it fails the call with
 // KindUnavailable (outcome budget) when the shared retry budget has no
 // retry left.
+//
+// A retry takes its slot from the budget before its pause, so that calls
+// pausing together cannot all count on the same last slot; one that is
+// then not sent (the breaker opened, the caller gave up, or the breaker or
+// the connection pool refused it) gives the slot back, and is not
+// reported as a retry.
 func withRetry(o *operation, budget *retryBudget, obs Observer) func(exchange) exchange {
 	return func(next exchange) exchange {
 		return func(ctx context.Context, r *request) error {
@@ -39,23 +45,37 @@ func withRetry(o *operation, budget *retryBudget, obs Observer) func(exchange) e
 				if d, ok := ctx.Deadline(); ok && time.Until(d) < pause+s.Timeout/2 {
 					return err
 				}
-				if !budget.allow() {
+				slot, ok := budget.take()
+				if !ok {
 					return unavailable(o.op, OutcomeBudget, 0, errors.Join(errBudgetSpent, err))
 				}
 				if cerr := sleep(ctx, o.op, pause); cerr != nil {
+					budget.giveBack(slot)
 					return cerr
 				}
 				// Other calls may have opened the breaker during the
 				// pause: the retry would only be refused by it.
 				if o.breaker.Load().open() {
+					budget.giveBack(slot)
+					return err
+				}
+				err = next(ctx, r)
+				if refusedUnsent(err) {
+					budget.giveBack(slot)
 					return err
 				}
 				obs.Retry(o.op)
-				err = next(ctx, r)
 			}
 			return err
 		}
 	}
+}
+
+// refusedUnsent reports whether an attempt was refused before it reached
+// the store (KindUnavailable: the breaker, or no free connection).
+func refusedUnsent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == KindUnavailable
 }
 
 // retryable reports whether a failed attempt may be sent again: the
@@ -158,14 +178,17 @@ func (b *retryBudget) called() {
 	b.mu.Unlock()
 }
 
-// allow takes one retry from the budget if there is one.
-func (b *retryBudget) allow() bool {
+// budgetSlot is a retry taken from the budget: the second it counts in.
+type budgetSlot int64
+
+// take takes one retry from the budget if there is one.
+func (b *retryBudget) take() (budgetSlot, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bk, sec := b.bucket()
 	if bk.retries < b.minPerSecond {
 		bk.retries++
-		return true
+		return budgetSlot(sec), true
 	}
 	var calls, retries int64
 	for i := range b.buckets {
@@ -176,7 +199,17 @@ func (b *retryBudget) allow() bool {
 	}
 	if float64(retries+1) <= b.ratio*float64(calls) {
 		bk.retries++
-		return true
+		return budgetSlot(sec), true
 	}
-	return false
+	return 0, false
+}
+
+// giveBack returns a slot taken for a retry that was not sent. A slot
+// whose second has left the window is gone with it.
+func (b *retryBudget) giveBack(s budgetSlot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if bk := &b.buckets[int64(s)%budgetWindow]; bk.second == int64(s) && bk.retries > 0 {
+		bk.retries--
+	}
 }
