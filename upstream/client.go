@@ -261,9 +261,10 @@ func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets, reset: new(atomic.Bool)}
+		marks := new(connMarks)
+		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets, marks: marks}
 		if h.tls == nil {
-			return counted, nil
+			return &answerConn{Conn: counted, marks: marks}, nil
 		}
 		conn := tls.Client(counted, h.tls)
 		err = conn.SetDeadline(deadline)
@@ -278,45 +279,143 @@ func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 			// A connection that could not be set up: the connect outcome.
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: err}
 		}
-		return conn, nil
+		return &answerConn{Conn: conn, marks: marks}, nil
 	}
+}
+
+// connMarks is what the client notes about one connection while fasthttp
+// uses it; a response reads them back through its LocalAddr (marksOf).
+type connMarks struct {
+	reset   atomic.Bool  // the connection was found reset
+	interim atomic.Int32 // the status of an interim answer refused on it, 0 if none
 }
 
 // resetConn counts on its host the reads that find the connection reset.
 // fasthttp takes a reset where a chunked body's next chunk should be for
 // the body's end, and pools the dead connection; when the body read so
-// far still decodes, only this count shows it (see send).
+// far still decodes, only this count shows it (see send). It sits under
+// TLS, where the reset shows.
 type resetConn struct {
 	net.Conn
 	resets *atomic.Uint64
-	reset  *atomic.Bool // this connection was found reset
+	marks  *connMarks
 }
 
 func (c resetConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil && errors.Is(err, syscall.ECONNRESET) {
-		c.reset.Store(true)
+		c.marks.reset.Store(true)
 		c.resets.Add(1)
 	}
 	return n, err
 }
 
-// LocalAddr carries the connection's reset mark, so that a response
-// (fasthttp.Response.LocalAddr) tells whether its own connection was
-// found reset (connReset).
-func (c resetConn) LocalAddr() net.Addr { return resetAddr{Addr: c.Conn.LocalAddr(), reset: c.reset} }
+// LocalAddr carries the connection's marks, so that a response
+// (fasthttp.Response.LocalAddr) tells what was noted about its own
+// connection (connReset, interimStatus).
+func (c resetConn) LocalAddr() net.Addr { return markedAddr{Addr: c.Conn.LocalAddr(), marks: c.marks} }
 
-// resetAddr is the local address of a resetConn.
-type resetAddr struct {
+// markedAddr is the local address of a connection the client dialed.
+type markedAddr struct {
 	net.Addr
-	reset *atomic.Bool
+	marks *connMarks
+}
+
+// marksOf returns the marks of the connection resp was read from, nil
+// when none was (no connection could be had).
+func marksOf(resp *fasthttp.Response) *connMarks {
+	if a, ok := resp.LocalAddr().(markedAddr); ok {
+		return a.marks
+	}
+	return nil
 }
 
 // connReset reports whether the connection resp was read from was found
 // reset.
 func connReset(resp *fasthttp.Response) bool {
-	a, ok := resp.LocalAddr().(resetAddr)
-	return ok && a.reset.Load()
+	m := marksOf(resp)
+	return m != nil && m.reset.Load()
+}
+
+// interimStatus is the status of the interim answer that ended the
+// exchange of resp (answerConn), 0 if none did.
+func interimStatus(resp *fasthttp.Response) int {
+	if m := marksOf(resp); m != nil {
+		return int(m.interim.Load())
+	}
+	return 0
+}
+
+// answerConn refuses an interim answer (a 1xx other than 100) where an
+// answer starts. fasthttp takes one for the whole response and pools the
+// connection with the final answer still to come on it; a call waiting for
+// a connection (the pool at MaxConns) is handed it at once, before the
+// call that read the interim answer can drop it, and reads that final
+// answer as its own. Refused, the read fails, and fasthttp closes the
+// connection; the status is noted on its marks for send to report. It is
+// the outermost layer, over TLS, where the answer's bytes are plain.
+//
+// A 1xx after a 100 Continue (which fasthttp skips) does not start the
+// read and is not seen here; send still drops the idle connections after
+// one, but a waiting call may have been handed its connection already.
+type answerConn struct {
+	net.Conn
+	marks *connMarks
+	// sent: a request was written since the last read, so the next read
+	// is the start of its answer. fasthttp uses a connection from one
+	// goroutine at a time.
+	sent bool
+}
+
+var errInterim = errors.New("interim answer (1xx): the final answer would follow on the connection")
+
+// statusHead is how much of an answer's start shows its status: "HTTP/1.1 103".
+const statusHead = len("HTTP/1.1 103")
+
+func (c *answerConn) Write(p []byte) (int, error) {
+	c.sent = true
+	return c.Conn.Write(p)
+}
+
+func (c *answerConn) Read(p []byte) (int, error) {
+	if !c.sent {
+		return c.Conn.Read(p)
+	}
+	c.sent = false
+	// The answer's start, at least up to its status code: a short read
+	// would pass the status to fasthttp unseen.
+	n := 0
+	for n < min(statusHead, len(p)) {
+		m, err := c.Conn.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	if status := interimCode(p[:n]); status != 0 {
+		c.marks.interim.Store(int32(status))
+		return 0, errInterim
+	}
+	return n, nil
+}
+
+// Handshake does nothing: dial has done any TLS handshake. fasthttp takes
+// a connection with this method for one that needs no TLS of its own.
+func (c *answerConn) Handshake() error { return nil }
+
+// interimCode is the status of an answer that starts with b when it is a
+// 1xx other than 100, else 0. An answer that does not start as HTTP/1
+// answers do is left to fasthttp.
+func interimCode(b []byte) int {
+	if len(b) < statusHead || string(b[:7]) != "HTTP/1." || b[8] != ' ' || b[9] != '1' ||
+		b[10] < '0' || b[10] > '9' || b[11] < '0' || b[11] > '9' {
+		return 0
+	}
+	status := 100 + int(b[10]-'0')*10 + int(b[11]-'0')
+	if status == 100 {
+		return 0
+	}
+	return status
 }
 
 // boundedDialTimeout is dial capped by the shortest operation timeout.

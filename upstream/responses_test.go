@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -489,8 +490,13 @@ func TestAnswerToAnotherRequestIsRefused(t *testing.T) {
 // searchPageAnswer is a raw 200 answer to a search: a page with the one
 // user named name, with the extra header lines given.
 func searchPageAnswer(name, header string) string {
-	body := `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
+	body := searchPageBody(name)
 	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", header, len(body), body)
+}
+
+// searchPageBody is a search page with the one user named name.
+func searchPageBody(name string) string {
+	return `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
 }
 
 // An interim answer (1xx other than 100, which fasthttp skips) is taken by
@@ -540,6 +546,124 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 				t.Fatalf("the next search: %v", err)
 			}
 		})
+	}
+}
+
+// A call waiting for a connection (the pool at maxConnsPerHost) is handed
+// the connection of a call that ends, directly, before that call can drop
+// anything. The connection of an interim answer, its final answer still to
+// come, was handed over so: the waiting search read the previous search's
+// page as its own. The interim answer's connection is closed instead, over
+// TLS too (the answer is read above it). A 100 Continue, which fasthttp
+// skips, still leads to the answer after it.
+func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tls     bool
+		interim int
+	}{
+		{"103", false, http.StatusEarlyHints},
+		{"102 over TLS", true, http.StatusProcessing},
+		{"100", false, http.StatusContinue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			held, interim := make(chan struct{}), make(chan struct{})
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				q := r.URL.Query().Get("q")
+				if q == "ali" {
+					close(held)
+					<-interim
+					w.WriteHeader(tc.interim)
+					// The final answer after the client read the
+					// interim one.
+					time.Sleep(50 * time.Millisecond)
+				}
+				w.Header().Set("Content-Type", mimeJSON)
+				io.WriteString(w, searchPageBody(q))
+			}))
+			if tc.tls {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			cfg := testConfig(srv.URL)
+			cfg.MaxConnsPerHost = 1 // a second call waits up to 250ms for the connection
+			eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0 })
+			c, _ := newClient(t, cfg)
+			if tc.tls {
+				roots := x509.NewCertPool()
+				roots.AddCert(srv.Certificate())
+				c.hosts[0].tls.RootCAs = roots
+			}
+			ctx := context.Background()
+			first := make(chan error)
+			go func() {
+				_, err := c.Search(ctx, testCall(), "ali", 2, 0)
+				first <- err
+			}()
+			<-held
+			second := make(chan struct{})
+			var r *contract.SearchResponse
+			var err error
+			go func() {
+				defer close(second)
+				r, err = c.Search(ctx, testCall(), "bob", 2, 0)
+			}()
+			for c.hosts[0].client.PendingRequests() < 2 {
+				time.Sleep(time.Millisecond)
+			}
+			close(interim) // the second call waits for the first's connection
+			ferr := <-first
+			if tc.interim == http.StatusContinue {
+				if ferr != nil {
+					t.Fatalf("the answer after a 100 Continue: %v", ferr)
+				}
+			} else if e := (*Error)(nil); !errors.As(ferr, &e) || e.Outcome != OutcomeBadStatus || e.Status != tc.interim {
+				t.Fatalf("interim answer: %v", ferr)
+			}
+			<-second
+			if err != nil || r.Items[0].Username != "bob" {
+				if r != nil {
+					t.Fatalf("the waiting search got %q's page (%v)", r.Items[0].Username, err)
+				}
+				t.Fatalf("the waiting search: %v", err)
+			}
+		})
+	}
+}
+
+// The status of an answer split over reads is still seen: the first read
+// of an answer goes on until the status code is in.
+func TestAnswerConnSeesTheStatusOfASplitAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		parts   []string
+		interim int
+	}{
+		{[]string{"HTTP/1.1 1", "03 Early Hints\r\n\r\n"}, 103},
+		{[]string{"HTTP/1.0 102 Processing\r\n\r\n"}, 102},
+		{[]string{"HTTP/1.1 10", "0 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"}, 0},
+		{[]string{"HTTP/1.1 2", "00 OK\r\nContent-Length: 0\r\n\r\n"}, 0},
+	} {
+		client, store := net.Pipe()
+		c := &answerConn{Conn: client, marks: new(connMarks)}
+		go func() {
+			io.ReadFull(store, make([]byte, 4))
+			for _, p := range tc.parts {
+				io.WriteString(store, p) // one read each at most (net.Pipe)
+			}
+			store.Close()
+		}()
+		c.Write([]byte("GET "))
+		n, err := c.Read(make([]byte, 4096))
+		if tc.interim != 0 {
+			if n != 0 || err != errInterim || c.marks.interim.Load() != int32(tc.interim) {
+				t.Errorf("%q: read %d, %v, marked %d; want %d refused", tc.parts, n, err, c.marks.interim.Load(), tc.interim)
+			}
+		} else if n < statusHead || err != nil || c.marks.interim.Load() != 0 {
+			t.Errorf("%q: read %d, %v, marked %d; want the answer's start", tc.parts, n, err, c.marks.interim.Load())
+		}
+		client.Close()
 	}
 }
 

@@ -38,6 +38,11 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		defer dropIdle(o.target)
 	}
 	if err != nil {
+		if status := interimStatus(resp); status != 0 {
+			// Refused by answerConn: the store answered, and fasthttp
+			// closed the connection, its final answer unread.
+			return badStatus(o.op, status, errInterim)
+		}
 		err := transportError(ctx, o.op, r, err)
 		if err.Outcome == OutcomeReset {
 			dropIdle(o.target)
@@ -66,9 +71,15 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		}
 		// Whatever it was, the connection is dead (a cut chunked body),
 		// or out of step (an answer to another request, an interim 1xx
-		// that fasthttp took for the response, its final answer still to
-		// come on the connection, or a body after a 204 or 304, which
-		// fasthttp does not read), and back in the pool.
+		// after a 100 Continue that fasthttp took for the response, its
+		// final answer still to come on the connection (answerConn
+		// refuses any other 1xx), or a body after a 204 or 304, which
+		// fasthttp does not read), and back in the pool. A call waiting
+		// for a connection may have been handed it already (fasthttp
+		// hands a released connection straight to a waiter): that call
+		// then fails on it, or, when what is left on it is a whole
+		// answer, takes it for its own unless the store echoes
+		// X-Request-Id.
 		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
 			bodiless(resp.StatusCode()) {
 			dropIdle(o.target)
