@@ -9,19 +9,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/bffgate/edge/cmd/internal/signals"
 	"github.com/bffgate/edge/gateway/daemon"
 	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	ctx, hurry, release := onSignals(ctx)
+	ctx, hurry, release := signals.Watch(ctx)
 	defer release()
 
 	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
@@ -154,42 +153,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	return nil
-}
-
-// onSignals returns stopping, which ends at the first SIGINT, SIGTERM or
-// SIGHUP (a graceful stop), and hurry, which ends at the second (the drain
-// cut short: the way out for someone who will not wait for it), its cause
-// naming the signal. SIGHUP too: closing the terminal (or an ssh session)
-// sends it, and its default action kills the process without the deferred
-// clean-up, leaving the seeded temporary database (some 14 MB) behind.
-// release stops listening for them.
-func onSignals(ctx context.Context) (stopping, hurry context.Context, release func()) {
-	stopping, stop := context.WithCancel(ctx)
-	hurry, cutShort := context.WithCancelCause(context.WithoutCancel(ctx))
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-signals:
-			stop()
-		case <-done:
-			return
-		}
-		select {
-		case sig := <-signals:
-			cutShort(fmt.Errorf("second signal (%v)", sig))
-		case <-done:
-		}
-	})
-	return stopping, hurry, func() {
-		signal.Stop(signals)
-		close(done)
-		wg.Wait()
-		stop()
-		cutShort(context.Canceled)
-	}
 }
 
 // awaitReady polls the ops listener's /readyz until it answers 200, for at

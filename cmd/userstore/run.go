@@ -10,13 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/bffgate/edge/cmd/internal/signals"
 	"github.com/bffgate/edge/upstream/refstore"
 )
 
@@ -25,7 +22,7 @@ import (
 const shutdownGrace = 10 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	ctx, hurry, release := onSignals(ctx)
+	ctx, hurry, release := signals.Watch(ctx)
 	defer release()
 
 	name := "userstore"
@@ -115,39 +112,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// onSignals returns stopping, which ends at the first SIGINT, SIGTERM or
-// SIGHUP (a graceful stop), and hurry, which ends at the second (the drain
-// cut short: the way out for someone at a terminal who will not wait),
-// its cause naming the signal. SIGHUP too: a closed terminal sends it, and
-// its default action kills the process before the temporary database is
-// removed. release stops listening for them.
-func onSignals(ctx context.Context) (stopping, hurry context.Context, release func()) {
-	stopping, stop := context.WithCancel(ctx)
-	hurry, cutShort := context.WithCancelCause(context.WithoutCancel(ctx))
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-signals:
-			stop()
-		case <-done:
-			return
-		}
-		select {
-		case sig := <-signals:
-			cutShort(fmt.Errorf("second signal (%v)", sig))
-		case <-done:
-		}
-	})
-	return stopping, hurry, func() {
-		signal.Stop(signals)
-		close(done)
-		wg.Wait()
-		stop()
-		cutShort(context.Canceled)
-	}
 }
