@@ -15,6 +15,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -720,19 +721,32 @@ func TestFaultsStoreAnswersNeverOpenTheBreaker(t *testing.T) {
 func TestFaultsClientHangUpIsNoFailure(t *testing.T) {
 	store := StartStore(t, nil)
 	idp := StartIdP(t)
-	r := fltStart(t, store, idp, nil)
-	delay := fltOpTimeout / 2
+	// The client hangs up once the proxy holds its call, so whether the
+	// call had reached the store does not depend on how busy the machine
+	// is; the operation's timeout leaves the held call ample room.
+	const delay = 300 * time.Millisecond
+	r := fltStart(t, store, idp, map[string]string{fltOpKey(fltOpSearch, "TIMEOUT"): (10 * delay).String()})
 	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(delay)); err != nil {
 		t.Fatal(err)
 	}
-	impatient := &http.Client{Timeout: delay / 5, Transport: &http.Transport{}}
+	impatient := &http.Client{Transport: &http.Transport{}}
 	defer impatient.CloseIdleConnections()
 	before := r.store.Counts(t)[fltStoreSearch]
 	const n = 2 * fltThreshold
 	for range n {
-		req, _ := http.NewRequest(http.MethodGet, r.gw.URL+"/api/v2/users/search?query=sukru", nil)
+		held := r.proxy.Stats().Requests + 1
+		ctx, hangUp := context.WithCancel(context.Background())
+		go func() {
+			defer hangUp()
+			for r.proxy.Stats().Requests < held && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.gw.URL+"/api/v2/users/search?query=sukru", nil)
 		req.Header.Set("Authorization", "Bearer "+r.token)
-		if resp, err := impatient.Do(req); err == nil {
+		resp, err := impatient.Do(req)
+		hangUp()
+		if err == nil {
 			t.Fatalf("the impatient client got %d %s: the proxy delay did not hold the call; gateway warnings:\n%s",
 				resp.StatusCode, fltReadAll(resp), fltWarnings(r.gw))
 		}
