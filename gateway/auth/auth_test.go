@@ -89,6 +89,8 @@ func TestAuthenticateRefusesBadHeadersBeforeCrypto(t *testing.T) {
 		{"token scheme", header("Token " + token), errScheme},
 		{"bearer lookalike", header("Bearer: " + token), errScheme},
 		{"too long", header("Bearer " + token + strings.Repeat("A", 2048)), errTooLong},
+		{"one byte too long", header(padTo("Bearer "+token, 2049)), errTooLong},
+		{"scheme with another first letter", header("Xearer " + token), errScheme},
 		{"space inside token", header("Bearer " + parts[0] + "." + parts[1] + " ." + parts[2]), errShape},
 		{"bare token with a space", header(parts[0] + "." + parts[1] + " ." + parts[2]), errScheme},
 		{"tab inside token", header("Bearer " + parts[0] + "\t." + parts[1] + "." + parts[2]), errShape},
@@ -179,6 +181,9 @@ func TestAuthenticateRefusesBadClaims(t *testing.T) {
 		// X-User-Id's value is trimmed by HTTP: the store would see "user".
 		{"sub with a leading space", devidp.MintClaims{Subject: " user"}, nil, errSubject},
 		{"sub with a trailing space", devidp.MintClaims{Subject: "user "}, nil, errSubject},
+		{"sub with a C1 control", devidp.MintClaims{Subject: "user\u0085admin"}, nil, errSubject},
+		{"sub with a line separator", devidp.MintClaims{Subject: "user\u2028admin"}, nil, errSubject},
+		{"sub with a zero-width space", devidp.MintClaims{Subject: "user\u200badmin"}, nil, errSubject},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -480,4 +485,13 @@ func TestConcurrentAuthenticationDuringRotation(t *testing.T) {
 			t.Fatalf("a token signed by a still-published key failed during rotation: %v", err)
 		}
 	}
+}
+
+// padTo lengthens s to n bytes with 'A's (a longer last segment), so a
+// header sits exactly at a length bound.
+func padTo(s string, n int) string {
+	if len(s) >= n {
+		return s
+	}
+	return s + strings.Repeat("A", n-len(s))
 }
