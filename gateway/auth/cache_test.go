@@ -175,6 +175,18 @@ func TestTokenCacheKeepsNoFailuresAndCanBeOff(t *testing.T) {
 	if v2.cache != nil || off.cacheHit.Load()+off.cacheMis.Load() != 0 || v2.keyLookups.Load() != 2 {
 		t.Error("a disabled cache was used")
 	}
+
+	// A token accepted within the leeway after its exp is good for this
+	// request only: it takes no cache slot, which could push out a live
+	// entry.
+	cfg = testConfig(p.jwksURL())
+	cfg.Leeway = 10 * time.Second
+	v3 := readyVerifier(t, cfg, nil)
+	late := mint(t, p, devidp.MintClaims{IssuedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(-3 * time.Second)})
+	mustAuthenticate(t, v3, late)
+	if n := v3.cache.len(); n != 0 {
+		t.Errorf("a token past its exp was cached (%d entries)", n)
+	}
 }
 
 // Unit tests of the queue: the bound is global and exact (uneven hashing
@@ -264,6 +276,13 @@ func TestGrantsAreShared(t *testing.T) {
 	}
 	if c := v.grantsFor([]string{"user"}, []string{"admin", "read"}); c == a {
 		t.Error("a role moved to the scopes was shared")
+	}
+	// A role must never be shared with a scope of the same name, nor the
+	// other way round: a token scoped "admin" does not hold the admin role.
+	role := v.grantsFor([]string{"admin"}, nil)
+	scope := v.grantsFor(nil, []string{"admin"})
+	if role == scope || len(scope.roles) != 0 || len(role.scopes) != 0 {
+		t.Errorf("role admin and scope admin shared: roles %q scopes %q", scope.roles, role.scopes)
 	}
 	if v.grantsFor(nil, nil) != nil {
 		t.Error("no roles and no scopes became non-nil")
