@@ -96,3 +96,91 @@ func TestParseKeySetRefusesUselessSets(t *testing.T) {
 		t.Error("a set with no key for the accepted algorithms was accepted")
 	}
 }
+
+// An EC key fits only the ES alg of its own curve, and a key set whose
+// only key is on a curve no accepted alg names has no usable key.
+func TestECKeyFitsOnlyItsCurve(t *testing.T) {
+	algs := []string{"ES256", "ES384", "ES512"}
+	for i, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		priv, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := &verifyKey{kid: "k", public: &priv.PublicKey}
+		for j, alg := range algs {
+			if got := k.fits(alg); got != (i == j) {
+				t.Errorf("%s key fits %s: %v", curve.Params().Name, alg, got)
+			}
+		}
+		if k.fits("RS256") || k.fits("EdDSA") {
+			t.Errorf("%s key fits a non-EC alg", curve.Params().Name)
+		}
+	}
+
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := jwkset.NewJWKFromKey(&priv.PublicKey, jwkset.JWKOptions{
+		Metadata: jwkset.JWKMetadataOptions{KID: "p384", USE: jwkset.UseSig},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := parseKeySet(body, []string{"RS256", "ES256"}, nil); err == nil {
+		t.Fatalf("a P-384 key without alg was usable for RS256 and ES256: %d keys", len(keys))
+	}
+}
+
+// A key published for encryption, or for operations other than verify,
+// never verifies a token, however sound the key itself is (RFC 7517
+// sections 4.2 and 4.3).
+func TestKeysForOtherUsesAreSkipped(t *testing.T) {
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(ecJWKS(t, "enc", "encrypt-only", "verify"), &set); err != nil {
+		t.Fatal(err)
+	}
+	set.Keys[0].USE = jwkset.UseEnc
+	set.Keys[1].KEYOPS = []jwkset.KEYOPS{jwkset.KeyOpsEncrypt}
+	set.Keys[2].KEYOPS = []jwkset.KEYOPS{jwkset.KeyOpsVerify}
+	body, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := parseKeySet(body, []string{"ES256"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].kid != "verify" {
+		kids := make([]string, len(keys))
+		for i, k := range keys {
+			kids[i] = k.kid
+		}
+		t.Fatalf("usable keys %q, want only the verify one", kids)
+	}
+}
+
+// Of two keys under one kid, the first is kept and the second skipped, so
+// the set's look-up by kid and its key list agree.
+func TestParseKeySetKeepsTheFirstOfADuplicateKID(t *testing.T) {
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(ecJWKS(t, "a", "a", "b"), &set); err != nil {
+		t.Fatal(err)
+	}
+	first := set.Keys[0].X
+	body, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := parseKeySet(body, []string{"ES256"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0].kid != "a" || keys[1].kid != "b" || keys[0].jwk.Marshal().X != first {
+		t.Fatalf("got %d keys; want a (the first) and b", len(keys))
+	}
+}
