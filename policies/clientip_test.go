@@ -54,6 +54,8 @@ func TestClientIP(t *testing.T) {
 		{"malformed left of the client is never read", "10.1.1.1", lines("garbage, 198.51.100.20"), "198.51.100.20"},
 		{"zone refused", "10.1.1.1", lines("fe80::1%eth0"), "10.1.1.1"},
 		{"bad port", "10.1.1.1", lines("198.51.100.20:http"), "10.1.1.1"},
+		{"empty port", "10.1.1.1", lines("198.51.100.20:"), "10.1.1.1"},
+		{"empty port after IPv6", "10.1.1.1", lines("[2001:db8::7]:"), "10.1.1.1"},
 		{"bracket without close", "10.1.1.1", lines("[2001:db8::7"), "10.1.1.1"},
 		{"overlong entry", "10.1.1.1", lines(strings.Repeat("1", 500)), "10.1.1.1"},
 		{"overlong entry before trusted hop", "10.1.1.1", lines(strings.Repeat("9", 500) + ", 10.2.2.2"), "10.2.2.2"},

@@ -166,6 +166,7 @@ func TestInheritance(t *testing.T) {
 		{"platform re-allows, roles from all apply", "all: {routes: {users.search: {allow: false, roles: [member]}}}\nweb: {routes: {users.search: {allow: true}}}", authorized(clientctx.PlatformWeb, config.RouteSearch, user), false},
 		{"empty roles list clears inherited roles", "all: {routes: {users.me: {roles: [member]}}}\nweb: {routes: {users.me: {roles: []}}}", authorized(clientctx.PlatformWeb, config.RouteMe, user), true},
 		{"scopes from all", `all: {routes: {users.me: {scopes: [profile]}}}`, authorized(clientctx.PlatformAndroid, config.RouteMe, user), false},
+		{"empty scopes list clears inherited scopes", "all: {routes: {users.me: {scopes: [profile]}}}\nweb: {routes: {users.me: {scopes: []}}}", authorized(clientctx.PlatformWeb, config.RouteMe, user), true},
 		{"other routes untouched", `all: {routes: {users.me: {scopes: [profile]}}}`, authorized(clientctx.PlatformAndroid, config.RouteSearch, user), true},
 		{"requireRoles from all", "all: {requireRoles: [member]}\nadmin: {requireRoles: [admin]}", authorized(clientctx.PlatformAPI, config.RouteSearch, user), false},
 		{"admin may open search", `admin: {routes: {users.search: {allow: true}}}`, authorized(clientctx.PlatformAdmin, config.RouteSearch, admin), true},
@@ -365,8 +366,10 @@ func TestCompileNeedsAnAdminRole(t *testing.T) {
 
 func TestForOutOfRangeIsUnknown(t *testing.T) {
 	set := compile(t, "")
-	if got := set.For(clientctx.Platform(200)).Name; got != "unknown" {
-		t.Fatalf("got %q", got)
+	for _, p := range []clientctx.Platform{clientctx.PlatformUnknown + 1, 200} {
+		if got := set.For(p).Name; got != "unknown" {
+			t.Fatalf("platform %d: got %q", p, got)
+		}
 	}
 	if len(set.All()) != 6 || set.All()[3].Name != "admin" {
 		t.Fatal("All lists the six platforms in order")

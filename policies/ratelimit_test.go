@@ -458,3 +458,45 @@ func TestVerySlowRatesSaturate(t *testing.T) {
 		t.Fatalf("alice's empty bucket was evicted as if it had refilled: %+v", v)
 	}
 }
+
+// Callers read the clock before they take the bucket's lock, so a request
+// may reach the bucket with an earlier time than the one before it: that
+// time earns nothing, and costs nothing either.
+func TestEarlierTimeNeitherEarnsNorCosts(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {perUser: {rate: 1, burst: 2}}}`)
+	l := policies.NewLimiter(1000)
+	if v := l.AllowUser(web, "alice", t0); !v.Allowed || v.Remaining != 1 {
+		t.Fatalf("first: %+v", v)
+	}
+	if v := l.AllowUser(web, "alice", t0.Add(-time.Millisecond)); !v.Allowed || v.Remaining != 0 {
+		t.Fatalf("second, read a millisecond earlier: %+v", v)
+	}
+	if v := l.AllowUser(web, "alice", t0.Add(-time.Second)); v.Allowed {
+		t.Fatalf("third, a second earlier, found a token: %+v", v)
+	}
+	// The bucket's own time did not move back: a second after t0 earns
+	// one token, no more.
+	if v := l.AllowUser(web, "alice", t0.Add(time.Second)); !v.Allowed || v.Remaining != 0 {
+		t.Fatalf("a second later: %+v", v)
+	}
+}
+
+// Reset and Retry-After round up to whole seconds, so a client that waits
+// as told is never early; Retry-After is at least 1 on every refusal.
+func TestVerdictHeadersRoundUp(t *testing.T) {
+	h := headers{}
+	policies.Verdict{Limit: 3, Reset: 1500 * time.Millisecond, RetryAfter: 1500 * time.Millisecond}.Headers(h.set)
+	if h["RateLimit-Reset"] != "2" || h["Retry-After"] != "2" {
+		t.Fatalf("1.5s: %v", h)
+	}
+	h = headers{}
+	policies.Verdict{Limit: 3, Allowed: true, Remaining: 2, Reset: time.Nanosecond}.Headers(h.set)
+	if h["RateLimit-Reset"] != "1" {
+		t.Fatalf("1ns: %v", h)
+	}
+	h = headers{}
+	policies.Verdict{Limit: 3}.Headers(h.set)
+	if h["Retry-After"] != "1" || h["RateLimit-Reset"] != "0" {
+		t.Fatalf("refused with no wait: %v", h)
+	}
+}
