@@ -29,6 +29,8 @@ func TestParsePlatform(t *testing.T) {
 		{"Android", PlatformAndroid, false},
 		{"admin", PlatformAdmin, false},
 		{" Admin ", PlatformAdmin, false},
+		{"\tadmin", PlatformAdmin, false},
+		{"administrator", PlatformUnknown, true},
 		{"api", PlatformAPI, false},
 		{"unknown", PlatformUnknown, false},
 		{"all", PlatformUnknown, true},
