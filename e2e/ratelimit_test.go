@@ -509,3 +509,26 @@ func TestRateLimitAuthFailuresInFlightTogetherAreAllCharged(t *testing.T) {
 		}
 	}
 }
+
+// While the identity provider's keys are not loaded, a valid token is
+// answered 503, and that is no failed authentication: it spends nothing
+// of the IP's authFailures budget, so the same app is let in the moment
+// the keys arrive.
+func TestRateLimitUnavailableKeysAreNoAuthFailures(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	idp.SetJWKSMode(devidp.JWKSStatus(http.StatusServiceUnavailable))
+	env := polLimitEnv(map[string]string{"GATEWAY_AUTH__JWKS__RETRYINTERVAL": "100ms"}, "authFailures", polSlowRate, 2)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp, NoReadyWait: true, Env: env})
+	tok := idp.UserToken(t)
+	for i := 0; i < 4; i++ {
+		polRoutes[2].call(t, gw, Bearer(tok)).Failure(t, http.StatusServiceUnavailable,
+			"Authentication is temporarily unavailable, please try again later")
+	}
+	idp.SetJWKSMode(devidp.JWKSNormal)
+	gw.AwaitReady(t)
+	polRoutes[2].call(t, gw, Bearer(tok)).Data(t, nil)
+	if got := polRateLimited(t, gw, "web", "authFailures"); got != 0 {
+		t.Fatalf("rate_limited_total{web,authFailures} = %g, want 0", got)
+	}
+}
