@@ -691,3 +691,28 @@ func TestProblemsError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestEnvironmentOverrideInsideAPolicyKeepsTheFile: a variable that sets one
+// field of a block the file wrote (a rate limit, a policy's cache) changes
+// that field alone; the block's other fields stay as the file has them. A
+// rate lost here would read as 0, which turns the limit off.
+func TestEnvironmentOverrideInsideAPolicyKeepsTheFile(t *testing.T) {
+	cfg := mustParse(t, "policies:\n  web:\n    rateLimits:\n      perIP: {rate: 5, burst: 10}\n      perUser: {rate: 2, burst: 4}\n    cache:\n      bypass: true\n",
+		env(map[string]string{
+			"GATEWAY_POLICIES__WEB__RATELIMITS__PERIP__BURST": "20",
+			"GATEWAY_POLICIES__WEB__CACHE__TTL__SEARCH":       "45s",
+		}))
+	p := cfg.Policies["web"]
+	if p.RateLimits == nil || p.RateLimits.PerIP == nil || p.RateLimits.PerUser == nil {
+		t.Fatalf("rate limits lost: %+v", p.RateLimits)
+	}
+	if got := *p.RateLimits.PerIP; got != (config.Limit{Rate: 5, Burst: 20}) {
+		t.Errorf("perIP = %+v, want rate 5 from the file and burst 20 from the environment", got)
+	}
+	if got := *p.RateLimits.PerUser; got != (config.Limit{Rate: 2, Burst: 4}) {
+		t.Errorf("perUser = %+v, want the file's rate 2, burst 4", got)
+	}
+	if p.Cache == nil || ptrValue(p.Cache.Bypass) != true || p.Cache.TTL["search"] != 45*time.Second {
+		t.Errorf("cache = %+v, want the file's bypass and the environment's ttl", p.Cache)
+	}
+}

@@ -369,3 +369,42 @@ func TestParseValidatesWhatTheFileAndEnvironmentBuild(t *testing.T) {
 	}
 	mustParse(t, "ops:\n  listen: 0.0.0.0:9090\n", env(map[string]string{"GATEWAY_OPS__TOKEN": "0123456789abcdef"}))
 }
+
+// TestValidateBoundsAreExact pins each bound at its edge, where a bound
+// moved by a little would otherwise pass every test above: the limit itself
+// is taken, one step past it is refused.
+func TestValidateBoundsAreExact(t *testing.T) {
+	const search = "upstreams.userstore.operations.search"
+	tests := []struct {
+		name   string
+		change func(*config.Config)
+		wants  []want
+	}{
+		{"leeway of 5m", func(c *config.Config) { c.Auth.Leeway = 5 * time.Minute }, nil},
+		{"leeway just over 5m", func(c *config.Config) { c.Auth.Leeway = 5*time.Minute + time.Second },
+			[]want{{"auth.leeway", "between 0s and 5m"}}},
+		{"breaker open for just over 10m", func(c *config.Config) {
+			c.Upstreams.UserStore.Operations.Search.Breaker.OpenTimeout = 10*time.Minute + time.Second
+		}, []want{{search + ".breaker.openTimeout", "at most 10m"}}},
+		// A fixed pause between tries is a valid retry schedule.
+		{"max backoff equal to base", func(c *config.Config) {
+			r := &c.Upstreams.UserStore.Operations.Search.Retry
+			r.BaseBackoff, r.MaxBackoff = 50*time.Millisecond, 50*time.Millisecond
+		}, nil},
+		// DEL is a control character too: a header value cannot hold it.
+		{"ops token with a DEL", func(c *config.Config) { c.Ops.Token = "ops-secret\x7f0123456789" },
+			[]want{{"ops.token", "control character"}}},
+		// The IPv4-mapped range is ::ffff:0:0/96: a wider prefix also
+		// trusts IPv6 addresses outside it.
+		{"the whole IPv4-mapped range", func(c *config.Config) { c.Server.TrustedProxies = []string{"::ffff:0.0.0.0/96"} }, nil},
+		{"one bit wider than the IPv4-mapped range", func(c *config.Config) { c.Server.TrustedProxies = []string{"::ffff:0.0.0.0/95"} },
+			[]want{{"server.trustedProxies[0]", "spans more than the IPv4-mapped range"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.change(&c)
+			expectProblems(t, config.Validate(&c), tt.wants...)
+		})
+	}
+}
