@@ -752,3 +752,47 @@ func TestClosingAnswerWithContentLengthIsNotTakenForAReset(t *testing.T) {
 		t.Fatalf("%d exchanges, want 1 (a whole answer is not re-sent)", n)
 	}
 }
+
+// TestResponseFieldsAreChecked: the checks of single fields that the
+// gateway relies on to show a user's data. A price below zero, a currency
+// that is not three capital letters, a stream without its id or with a
+// negative viewer count are broken answers; the user's own id written in
+// another case is the same user (the contract compares ids ignoring case).
+func TestResponseFieldsAreChecked(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0 })
+	c, _ := newClient(t, cfg)
+	calls := callsByOp(c)
+	for _, tc := range []struct {
+		name string
+		op   Op
+		body string
+	}{
+		{"negative price", OpUserByID, strings.Replace(userJSON, "1250", "-1250", 1)},
+		{"negative price in a search", OpSearch, `{"items":[` + strings.Replace(userJSON, "1250", "-1", 1) + `],"total":1}`},
+		{"lower-case currency", OpUserByID, strings.Replace(userJSON, `"TRY"`, `"try"`, 1)},
+		{"stream without an id", OpLiveStreams, `{"items":[` + strings.Replace(streamJSON, `"id":"s1"`, `"id":""`, 1) + `]}`},
+		{"negative viewer count", OpLiveStreams, `{"items":[` + strings.Replace(streamJSON, `"viewerCount":3`, `"viewerCount":-3`, 1) + `]}`},
+	} {
+		if err := p.Set(faultproxy.Respond(200, "application/json", tc.body)); err != nil {
+			t.Fatal(err)
+		}
+		var e *Error
+		if err := calls[tc.op](); !errors.As(err, &e) || e.Kind != KindBadGateway || e.Outcome != OutcomeBadResponse {
+			t.Errorf("%s: got %v, want a bad response", tc.name, err)
+		}
+	}
+
+	upper := strings.ToUpper(refstore.DemoUserID)
+	if err := p.Set(faultproxy.Respond(200, "application/json", strings.Replace(userJSON, refstore.DemoUserID, upper, 1))); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	if err != nil {
+		t.Fatalf("the user's id in upper case: %v, want the user", err)
+	}
+	if u.ID != upper {
+		t.Errorf("id %q, want the store's %q", u.ID, upper)
+	}
+}
