@@ -325,3 +325,20 @@ func FuzzAppendTimestamp(f *testing.F) {
 		}
 	})
 }
+
+// Each character escaped for HTML's sake is escaped when it is the only
+// one in an otherwise plain string, where the fast path would take it.
+func TestAppendJSONStringEscapesALoneHTMLCharacter(t *testing.T) {
+	for in, want := range map[string]string{
+		"a<b":  `"a\u003cb"`,
+		"a>b":  `"a\u003eb"`,
+		"a&b":  `"a\u0026b"`,
+		`a"b`:  `"a\"b"`,
+		`a\b`:  `"a\\b"`,
+		"a\nb": `"a\nb"`,
+	} {
+		if got := string(appendJSONString(nil, in)); got != want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

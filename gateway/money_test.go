@@ -167,3 +167,21 @@ func FuzzMoneyDisplay(f *testing.F) {
 		}
 	})
 }
+
+// ISO 4217's four-digit currencies (the unidades de fomento) are shown with
+// four decimals: 1250 minor units of CLF are 0.1250, not 12.50.
+func TestMoneyDisplayOfFourDigitCurrencies(t *testing.T) {
+	for _, c := range []struct {
+		amount   int64
+		currency string
+		lang     clientctx.Language
+		want     string
+	}{
+		{1250, "CLF", clientctx.LanguageEN, "CLF 0.1250"},
+		{123456789, "UYW", clientctx.LanguageTR, "12.345,6789 UYW"},
+	} {
+		if got := string(appendMoneyDisplay(nil, c.amount, c.currency, c.lang)); got != c.want {
+			t.Errorf("appendMoneyDisplay(%d, %q, %v) = %q, want %q", c.amount, c.currency, c.lang, got, c.want)
+		}
+	}
+}
