@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/gateway/readcache"
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream"
 	"github.com/bffgate/edge/upstream/contract"
@@ -65,6 +66,79 @@ func TestCacheTagsAndLiveStreamsIgnoreIDCase(t *testing.T) {
 		}
 		if !cacheable || !strings.Contains(data, "live now") {
 			t.Errorf("%s: the user's live stream is missing: %s", name, data)
+		}
+	}
+}
+
+// streamStore answers users with lower-case ids and their live streams
+// with the user id in upper case (or fails the live-stream call), and
+// counts those calls.
+type streamStore struct {
+	caseStore
+	fail  bool
+	calls *int
+}
+
+func (s streamStore) user() contract.User {
+	u := s.caseStore.user()
+	u.ID = strings.ToLower(upperID)
+	return u
+}
+
+func (s streamStore) UserByID(context.Context, *upstream.Call, string) (*contract.User, error) {
+	u := s.user()
+	return &u, nil
+}
+
+func (s streamStore) Search(context.Context, *upstream.Call, string, int, int) (*contract.SearchResponse, error) {
+	return &contract.SearchResponse{Items: []contract.User{s.user()}, Total: 1}, nil
+}
+
+func (s streamStore) ActiveLiveStreams(context.Context, *upstream.Call, []string) ([]contract.LiveStream, error) {
+	*s.calls++
+	if s.fail {
+		return nil, &upstream.Error{Op: upstream.OpLiveStreams, Kind: upstream.KindBadGateway}
+	}
+	return []contract.LiveStream{{ID: "ls1", UserID: upperID, Title: "live now", StartedAt: "2026-11-27T00:00:00Z", ViewerCount: 3}}, nil
+}
+
+// The live-stream enrichment: a stream belongs to its user whichever side
+// writes the id in upper case; it is asked for only when the view shows
+// it; and when it fails, the answer goes out without it but is never
+// cached, so the next caller asks again.
+func TestLiveStreamEnrichment(t *testing.T) {
+	withLive := policies.NewFieldSet(policies.FieldID, policies.FieldUsername, policies.FieldLiveStream)
+	without := policies.NewFieldSet(policies.FieldID, policies.FieldUsername)
+	loaders := func(s *Server, fields policies.FieldSet) map[string]readcache.LoadFunc {
+		return map[string]readcache.LoadFunc{
+			"profile": s.profileLoader(&upstream.Call{}, strings.ToLower(upperID), fields, clientctx.LanguageEN),
+			"search":  s.searchLoader(&upstream.Call{}, searchParams{page: 1, limit: 20}, fields, clientctx.LanguageEN),
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		fail      bool
+		fields    policies.FieldSet
+		calls     int
+		live      bool
+		cacheable bool
+	}{
+		{"stream's user id in upper case", false, withLive, 1, true, true},
+		{"view without live streams", true, without, 0, false, true},
+		{"live streams failing", true, withLive, 1, false, false},
+	} {
+		calls := 0
+		s := &Server{store: streamStore{fail: c.fail, calls: &calls}}
+		for name, load := range loaders(s, c.fields) {
+			calls = 0
+			l, err := load(context.Background())
+			if err != nil {
+				t.Fatalf("%s, %s: %v", c.name, name, err)
+			}
+			if calls != c.calls || strings.Contains(string(l.Data), "live now") != c.live || l.Cacheable != c.cacheable {
+				t.Errorf("%s, %s: %d live-stream calls, cacheable %v, data %s; want %d calls, live stream shown %v, cacheable %v",
+					c.name, name, calls, l.Cacheable, l.Data, c.calls, c.live, c.cacheable)
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,4 +139,97 @@ func FuzzSearchParams(f *testing.F) {
 			t.Fatalf("query %q page %q limit %q (present %b): got %+v, want query %q page %d limit %d", query, page, limit, present, sp, cleaned, wantPage, wantLimit)
 		}
 	})
+}
+
+// The body of a username check names "username", spelled exactly, once:
+// of two spellings or two values, another reader could take the other.
+func TestUsernameBodyTakesOneExactKey(t *testing.T) {
+	for body, want := range map[string]msg{
+		`{"USERNAME":"johndoe123"}`:                         msgUnknownField,
+		`{"userName":"johndoe123"}`:                         msgUnknownField,
+		`{"username":"johndoe123","username":"sukru.isik"}`: msgUsernameTwice,
+	} {
+		_, err := strictUsernameBody([]byte(body))
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.status != fiber.StatusBadRequest || !slices.Contains(ae.msgs, want) {
+			t.Errorf("%s: got %v, want a 400 with message %d", body, err, want)
+		}
+	}
+	if raw, err := strictUsernameBody([]byte(`{ "username" : "johndoe123" }`)); err != nil || raw != "johndoe123" {
+		t.Errorf("plain body: %q, %v", raw, err)
+	}
+}
+
+func TestIdentityEncoding(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, true},
+		{[]string{"identity"}, true},
+		{[]string{"Identity, IDENTITY"}, true},
+		{[]string{""}, true},
+		{[]string{"gzip"}, false},
+		{[]string{"identity, gzip"}, false},
+		{[]string{"identity", "br"}, false},
+	} {
+		var values [][]byte
+		for _, v := range c.values {
+			values = append(values, []byte(v))
+		}
+		if got := identityEncoding(values); got != c.want {
+			t.Errorf("identityEncoding(%q) = %v, want %v", c.values, got, c.want)
+		}
+	}
+}
+
+// parseSearchParams at its edges: a limit of the policy's maximum is
+// taken and one more is not; the page whose first result is the 10,000th
+// is refused and the one before it taken.
+func TestSearchParamsAtTheirBounds(t *testing.T) {
+	cfg, err := config.Parse(mustRead(t, filepath.Join("..", "config.yaml")), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	app := fiber.New()
+	for _, p := range set.All() {
+		max := p.MaxPageSize()
+		lastPage := (10000-1)/max + 1 // (lastPage-1)*max < 10000
+		for _, c := range []struct {
+			query string
+			ok    bool
+		}{
+			{"limit=" + strconv.Itoa(max), true},
+			{"limit=" + strconv.Itoa(max+1), false},
+			{"limit=" + strconv.Itoa(max) + "&page=" + strconv.Itoa(lastPage), true},
+			{"limit=" + strconv.Itoa(max) + "&page=" + strconv.Itoa(lastPage+1), false},
+			{"limit=20&page=500", true},
+			{"limit=20&page=501", false},
+		} {
+			if max < 20 && strings.HasPrefix(c.query, "limit=20") {
+				continue
+			}
+			fctx := &fasthttp.RequestCtx{}
+			fctx.Request.SetRequestURI("/api/v2/users/search?" + c.query)
+			ctx := app.AcquireCtx(fctx)
+			_, err := parseSearchParams(ctx, p)
+			app.ReleaseCtx(ctx)
+			if (err == nil) != c.ok {
+				t.Errorf("max page size %d, %s: error %v, want accepted %v", max, c.query, err, c.ok)
+			}
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
