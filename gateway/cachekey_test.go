@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/edge/gateway/clientctx"
+	"github.com/bffgate/edge/upstream/devidp"
 )
 
 // keyGet sends a GET of path as a platform, in a language, with the token,
@@ -107,5 +109,53 @@ func TestEmptySearchIsKeptOnlyBriefly(t *testing.T) {
 	}
 	if _, _, cc := keyGet(t, r, tok, "ios", "en", "/api/v2/users/search?query=a"); cc != "private, max-age=15" {
 		t.Errorf("search: Cache-Control %q, want private, max-age=15", cc)
+	}
+}
+
+// Answers the gateway never caches tell every cache after it so: a
+// username's availability changes with the next sign-up, and an admin's
+// view of a user holds contact details no shared cache may keep. A check
+// sent as anything but JSON is refused before the store is asked.
+func TestUncachedAnswersAreNoStore(t *testing.T) {
+	r := newMixRig(t)
+	id := r.users(t, 1)[0]
+	user := r.token(t, id)
+	admin, err := r.idp.Mint(devidp.MintClaims{Subject: id, Roles: []string{"admin"}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(method, path, tok, platform, contentType, body string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+r.addr+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Platform", platform)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		name   string
+		resp   *http.Response
+		status int
+		cc     string
+	}{
+		{"username check", send("POST", "/api/v1/users/check-username", user, "ios", "application/json", `{"username":"someone.new"}`), 200, "no-store"},
+		{"admin's view of a user", send("GET", "/api/admin/v1/users/"+id, admin, "admin", "", ""), 200, "private, no-store"},
+		{"admin search", send("GET", "/api/admin/v1/users/search?query=a", admin, "admin", "", ""), 200, "private, no-store"},
+		{"username check as text", send("POST", "/api/v1/users/check-username", user, "ios", "text/plain", `{"username":"someone.new"}`), 400, "no-store"},
+	} {
+		if c.resp.StatusCode != c.status || c.resp.Header.Get("Cache-Control") != c.cc {
+			t.Errorf("%s: %d, Cache-Control %q; want %d, %q", c.name, c.resp.StatusCode, c.resp.Header.Get("Cache-Control"), c.status, c.cc)
+		}
 	}
 }
