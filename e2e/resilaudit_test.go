@@ -5,6 +5,7 @@ package e2e
 // with faults injected between it and a real user store (prefix ra).
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -172,30 +173,50 @@ func TestResilAuditAttemptsSeenByTheStore(t *testing.T) {
 // gets its answer, and the next caller is a HIT without another store
 // call. Nothing counts against the breaker.
 func TestResilAuditHangUpStillFillsTheCache(t *testing.T) {
+	// Each client hangs up once the proxy holds its call, and the next
+	// caller comes once the store's answer is in the cache (alone) or
+	// while the proxy still holds the load (joined, with a delay a busy
+	// machine cannot miss): sleeps did neither on a busy machine.
+	const delay, joinDelay = 400 * time.Millisecond, 1500 * time.Millisecond
 	r := raStart(t, map[string]string{
 		"GATEWAY_CACHE__ENABLED":      "true",
-		fltOpKey("SEARCH", "TIMEOUT"): "1s",
+		fltOpKey("SEARCH", "TIMEOUT"): (2 * joinDelay).String(),
 	})
-	const delay = 400 * time.Millisecond
 	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(delay)); err != nil {
 		t.Fatal(err)
 	}
-	impatient := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{}}
+	impatient := &http.Client{Transport: &http.Transport{}}
 	defer impatient.CloseIdleConnections()
 	hangUp := func(path string) {
-		req, _ := http.NewRequest(http.MethodGet, r.gw.URL+path, nil)
+		held := r.proxy.Stats().Requests + 1
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			defer cancel()
+			for r.proxy.Stats().Requests < held && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.gw.URL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+r.token)
-		if resp, err := impatient.Do(req); err == nil {
+		resp, err := impatient.Do(req)
+		cancel()
+		if err == nil {
 			resp.Body.Close()
 			t.Errorf("the impatient client got %d", resp.StatusCode)
 		}
 	}
 	searches := func() int64 { return r.store.Counts(t)[fltStoreSearch] }
-	base := searches()
+	entries := func() float64 { return fltMetric(t, r.gw, "gateway_cache_entries") }
+	base, cached := searches(), entries()
 
 	// Alone: the load completes after the caller left; the next is a HIT.
 	hangUp("/api/v2/users/search?query=sukru")
-	time.Sleep(delay + 300*time.Millisecond)
+	eventually(t, 10*time.Second, func() error {
+		if n := entries(); n <= cached {
+			return fmt.Errorf("%v cache entries, %v before the load", n, cached)
+		}
+		return nil
+	})
 	resp := r.gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(r.token))
 	resp.Data(t, nil)
 	if x := resp.Header.Get("X-Cache"); x != "HIT" {
@@ -206,12 +227,11 @@ func TestResilAuditHangUpStillFillsTheCache(t *testing.T) {
 	}
 
 	// Joined: a second caller shares the load the first one abandoned.
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(joinDelay)); err != nil {
+		t.Fatal(err)
+	}
 	base = searches()
-	var hungUp sync.WaitGroup
-	// Waited for however the test ends: its t.Errorf must not come after.
-	defer hungUp.Wait()
-	hungUp.Go(func() { hangUp("/api/v2/users/search?query=isik") })
-	time.Sleep(100 * time.Millisecond)
+	hangUp("/api/v2/users/search?query=isik")
 	resp, took := fltTimed(func() *Response {
 		return r.gw.Do(t, http.MethodGet, "/api/v2/users/search?query=isik", Bearer(r.token))
 	})
