@@ -458,7 +458,21 @@ type fltTrip struct {
 	// selfHealing: the fault ends by itself (Times); otherwise the proxy
 	// is healed before the half-open trial.
 	selfHealing bool
+	// timeout is the search's call timeout when the fault is a timeout
+	// (else fltTripTimeout).
+	timeout time.Duration
 }
+
+// The search's call timeout and open timeout in the breaker scenarios:
+// far above what a healthy call or the open phase's calls take on a busy
+// machine (at 200ms and 500ms some ended as 504s, or met a half-open
+// breaker). A fault that is a timeout gets fltTripCut, not to wait 2s for
+// each cut.
+const (
+	fltTripTimeout     = 2 * time.Second
+	fltTripCut         = time.Second
+	fltTripOpenTimeout = time.Second
+)
 
 // fltTripResult is one row of the results table.
 type fltTripResult struct {
@@ -484,10 +498,10 @@ func TestFaultsBreakerOpensAndRecovers(t *testing.T) {
 			status: http.StatusBadGateway, retried: true},
 		{name: "reset connection at accept", install: func(p *faultproxy.Proxy) error { return p.Set(faultproxy.AcceptClose()) },
 			status: http.StatusBadGateway, retried: true},
-		{name: "delay beyond the call timeout", install: path(faultproxy.Delay(3 * fltOpTimeout)),
-			status: http.StatusGatewayTimeout, reachesProxy: true},
+		{name: "delay beyond the call timeout", install: path(faultproxy.Delay(3 * fltTripCut)),
+			status: http.StatusGatewayTimeout, reachesProxy: true, timeout: fltTripCut},
 		{name: "drip-fed body", install: path(faultproxy.Drip(16, 50*time.Millisecond)),
-			status: http.StatusGatewayTimeout, reachesProxy: true, forwarded: true},
+			status: http.StatusGatewayTimeout, reachesProxy: true, forwarded: true, timeout: fltTripCut},
 		{name: "reset in the middle of the body", install: path(faultproxy.ResetMidBody(32)),
 			status: http.StatusBadGateway, retried: true, reachesProxy: true, forwarded: true},
 		{name: "500 burst", install: path(faultproxy.Status(http.StatusInternalServerError).Times(fltThreshold)),
@@ -503,7 +517,13 @@ func TestFaultsBreakerOpensAndRecovers(t *testing.T) {
 	}
 	for _, trip := range trips {
 		t.Run(trip.name, func(t *testing.T) {
-			r := fltStart(t, store, idp, nil)
+			if trip.timeout == 0 {
+				trip.timeout = fltTripTimeout
+			}
+			r := fltStart(t, store, idp, map[string]string{
+				fltOpKey(fltOpSearch, "TIMEOUT"):              trip.timeout.String(),
+				fltOpKey(fltOpSearch, "BREAKER__OPENTIMEOUT"): fltTripOpenTimeout.String(),
+			})
 			res := fltTripAndRecover(t, r, trip)
 			r.finish(t)
 			t.Logf("RESULT | %s | %s | %d calls, %d attempts, %d at the proxy, %d at the store | %s | %s (n=16) | closed %s after opening, first trial |",
@@ -542,6 +562,41 @@ func fltTripAndRecover(t *testing.T, r *fltRig, trip fltTrip) fltTripResult {
 	}
 	res.timeToOpen = time.Since(start)
 	opened := time.Now()
+
+	// Open: fast 503s in the caller's language, nothing reaches the store.
+	// First, while the breaker surely is open; the counts are checked after.
+	proxied1, store1 := r.proxy.Stats(), r.store.Counts(t)
+	var lat []time.Duration
+	for i := range 16 {
+		lang := []string{"en", "tr"}[i%2]
+		resp, d := fltTimed(func() *Response { return r.search(t, Lang(lang)) })
+		fltFailure(t, resp, http.StatusServiceUnavailable, lang)
+		// The time until half-open, in whole seconds, at least one.
+		if resp.Header.Get("Retry-After") != "1" {
+			t.Fatalf("Retry-After %q while open for %s", resp.Header.Get("Retry-After"), fltTripOpenTimeout)
+		}
+		lat = append(lat, d)
+	}
+	res.openMedian = fltMedian(lat)
+	b := r.breaker(t, fltOpSearch)
+	if b.State != "open" {
+		t.Fatalf("breaker %s after the open-phase calls; the machine is too slow for a %s open timeout", b.State, fltTripOpenTimeout)
+	}
+	if b.RetryAfterSeconds != 1 {
+		t.Fatalf("ops view retryAfterSeconds %d, want 1", b.RetryAfterSeconds)
+	}
+	// A logical bound: an open breaker never waits for the store, so even
+	// the median call stays well under one call timeout.
+	if res.openMedian >= trip.timeout/2 {
+		t.Fatalf("median latency while open %s, not far below the %s call timeout", res.openMedian, trip.timeout)
+	}
+	if d := r.proxy.Stats().Requests - proxied1.Requests; d != 0 {
+		t.Fatalf("%d requests reached the proxy while the breaker was open", d)
+	}
+	if d := r.store.Total(t) - fltSum(store1); d != 0 {
+		t.Fatalf("%d calls reached the store while the breaker was open", d)
+	}
+
 	res.client = fmt.Sprintf("%d", trip.status)
 	wantCalls := fltThreshold
 	if trip.retried {
@@ -583,39 +638,6 @@ func fltTripAndRecover(t *testing.T, r *fltRig, trip fltTrip) fltTripResult {
 		}
 	}
 
-	// Open: fast 503s in the caller's language, nothing reaches the store.
-	proxied1, store1 := r.proxy.Stats(), r.store.Counts(t)
-	var lat []time.Duration
-	for i := range 16 {
-		lang := []string{"en", "tr"}[i%2]
-		resp, d := fltTimed(func() *Response { return r.search(t, Lang(lang)) })
-		fltFailure(t, resp, http.StatusServiceUnavailable, lang)
-		// The time until half-open, in whole seconds, at least one.
-		if resp.Header.Get("Retry-After") != "1" {
-			t.Fatalf("Retry-After %q while open for %s", resp.Header.Get("Retry-After"), fltOpenTimeout)
-		}
-		lat = append(lat, d)
-	}
-	res.openMedian = fltMedian(lat)
-	b := r.breaker(t, fltOpSearch)
-	if b.State != "open" {
-		t.Fatalf("breaker %s after the open-phase calls; the machine is too slow for a %s open timeout", b.State, fltOpenTimeout)
-	}
-	if b.RetryAfterSeconds != 1 {
-		t.Fatalf("ops view retryAfterSeconds %d, want 1", b.RetryAfterSeconds)
-	}
-	// A logical bound: an open breaker never waits for the store, so even
-	// the median call stays well under one call timeout.
-	if res.openMedian >= fltOpTimeout/2 {
-		t.Fatalf("median latency while open %s, not far below the %s call timeout", res.openMedian, fltOpTimeout)
-	}
-	if d := r.proxy.Stats().Requests - proxied1.Requests; d != 0 {
-		t.Fatalf("%d requests reached the proxy while the breaker was open", d)
-	}
-	if d := r.store.Total(t) - fltSum(store1); d != 0 {
-		t.Fatalf("%d calls reached the store while the breaker was open", d)
-	}
-
 	// Recovery: after the open timeout one trial goes through; it succeeds
 	// and the breaker closes.
 	if !trip.selfHealing {
@@ -623,7 +645,7 @@ func fltTripAndRecover(t *testing.T, r *fltRig, trip fltTrip) fltTripResult {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 3*fltOpenTimeout, func() error {
+	eventually(t, 5*fltTripOpenTimeout, func() error {
 		if s := r.breaker(t, fltOpSearch).State; s != "half-open" {
 			return fmt.Errorf("breaker %s", s)
 		}
