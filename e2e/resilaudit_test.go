@@ -255,7 +255,15 @@ func TestResilAuditHangUpStillFillsTheCache(t *testing.T) {
 // both trials run; a failing trial opens it again (503, Retry-After,
 // nothing to the store).
 func TestResilAuditHalfOpenTrials(t *testing.T) {
-	r := raStart(t, map[string]string{fltOpKey("SEARCH", "BREAKER__HALFOPENREQUESTS"): "2"})
+	// A search timeout and an open timeout a busy machine cannot miss: at
+	// 200ms and 500ms, a healthy trial could be a 504, and the breaker
+	// could be half-open again before the test looked.
+	const timeout, openTimeout, slow = 2 * time.Second, time.Second, time.Second
+	r := raStart(t, map[string]string{
+		fltOpKey("SEARCH", "BREAKER__HALFOPENREQUESTS"): "2",
+		fltOpKey("SEARCH", "TIMEOUT"):                   timeout.String(),
+		fltOpKey("SEARCH", "BREAKER__OPENTIMEOUT"):      openTimeout.String(),
+	})
 	r.proxy.Record(true)
 	trip := func() {
 		t.Helper()
@@ -271,7 +279,7 @@ func TestResilAuditHalfOpenTrials(t *testing.T) {
 	}
 	halfOpen := func() {
 		t.Helper()
-		eventually(t, 3*fltOpenTimeout, func() error {
+		eventually(t, 5*openTimeout, func() error {
 			if s := fltBreaker(t, r.gw, fltOpSearch).State; s != "half-open" {
 				return fmt.Errorf("breaker %s", s)
 			}
@@ -293,7 +301,7 @@ func TestResilAuditHalfOpenTrials(t *testing.T) {
 
 	// Two slow trials in flight: a third caller is refused, not sent.
 	trip()
-	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(fltOpTimeout/2)); err != nil {
+	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(slow)); err != nil {
 		t.Fatal(err)
 	}
 	halfOpen()
@@ -304,7 +312,7 @@ func TestResilAuditHalfOpenTrials(t *testing.T) {
 	for i := range 2 {
 		wg.Go(func() { trials[i], trialErrs[i] = r.trySearch() })
 	}
-	eventually(t, time.Second, func() error {
+	eventually(t, 5*time.Second, func() error {
 		if n := r.seenSearch() - proxied; n != 2 {
 			return fmt.Errorf("%d trials at the proxy", n)
 		}
