@@ -338,18 +338,25 @@ func TestFaultsRetryBudgetBoundsLoadInAnOutage(t *testing.T) {
 func TestFaultsRequestDeadlineBoundsRetriesAndAttempts(t *testing.T) {
 	store := StartStore(t, nil)
 	idp := StartIdP(t)
-	const deadline = 500 * time.Millisecond
-
 	t.Run("retries", func(t *testing.T) {
-		// Five retries 300ms apart would take 1.5s; the deadline allows one.
-		r := fltStart(t, store, idp, map[string]string{
+		// Five retries 500ms apart would take 2.5s. A retry needs its
+		// pause and half an attempt (900ms) left of the 1.8s request: the
+		// first attempt may take up to 400ms (a busy machine's slow 503),
+		// and a second retry never fits. Every call may use the whole
+		// request (at 200ms, a slow 503 was a 504).
+		const deadline, backoff = 1800 * time.Millisecond, 500 * time.Millisecond
+		env := map[string]string{
 			"GATEWAY_SERVER__REQUESTTIMEOUT":                   deadline.String(),
 			fltOpKey("SEARCH", "BREAKER__CONSECUTIVEFAILURES"): "1000000",
 			fltOpKey("SEARCH", "BREAKER__FAILURERATIO"):        "0",
 			fltOpKey("SEARCH", "RETRY__ATTEMPTS"):              "5",
-			fltOpKey("SEARCH", "RETRY__BASEBACKOFF"):           "300ms",
-			fltOpKey("SEARCH", "RETRY__MAXBACKOFF"):            "300ms",
-		})
+			fltOpKey("SEARCH", "RETRY__BASEBACKOFF"):           backoff.String(),
+			fltOpKey("SEARCH", "RETRY__MAXBACKOFF"):            backoff.String(),
+		}
+		for _, op := range []string{"USERNAMECHECK", "SEARCH", "USERBYID", "LIVESTREAMS"} {
+			env[fltOpKey(op, "TIMEOUT")] = deadline.String()
+		}
+		r := fltStart(t, store, idp, env)
 		if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Status(http.StatusServiceUnavailable)); err != nil {
 			t.Fatal(err)
 		}
@@ -360,10 +367,10 @@ func TestFaultsRequestDeadlineBoundsRetriesAndAttempts(t *testing.T) {
 		if attempts != 2 {
 			t.Fatalf("%d attempts within a %s deadline, want 2 (one retry)", attempts, deadline)
 		}
-		if d >= 5*300*time.Millisecond {
+		if d >= 5*backoff {
 			t.Fatalf("the call took %s: the deadline did not stop the retries", d)
 		}
-		t.Logf("RESULT | request deadline %s vs 5 retries 300ms apart (503s) | 502 after %s | 2 attempts at the proxy (of 6 allowed) | — | — | — |", deadline, d.Round(time.Millisecond))
+		t.Logf("RESULT | request deadline %s vs 5 retries %s apart (503s) | 502 after %s | 2 attempts at the proxy (of 6 allowed) | — | — | — |", deadline, backoff, d.Round(time.Millisecond))
 		r.finish(t)
 	})
 
