@@ -174,9 +174,11 @@ func TestCORSActualRequests(t *testing.T) {
 	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp})
 	user := idp.UserToken(t)
 	origin := Header("Origin", polWebOrigin)
-	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response, ETag, X-Cache, WWW-Authenticate, Allow"
+	wantExpose := "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Partial-Response, ETag, X-Cache, Age, WWW-Authenticate, Allow"
 
 	for _, r := range []*Response{
+		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin),
+		// The same page again, from the gateway's cache: it carries Age.
 		gw.Do(t, http.MethodGet, "/api/v2/users/search?query=sukru", Bearer(user), origin),
 		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user), origin, Platform("web")),
 		gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(user), origin, JSONBody(`{"username":"johndoe123"}`)),

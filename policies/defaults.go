@@ -44,10 +44,12 @@ var (
 	// X-Partial-Response is how a client tells "not live" from "not
 	// known" (a failed live-stream look-up); WWW-Authenticate tells a
 	// token to renew (error="invalid_token") from none sent; Allow names
-	// a 405's methods; X-Cache tells a cached answer from a fresh one.
+	// a 405's methods; X-Cache tells a cached answer from a fresh one,
+	// and Age how much of max-age a cached one has left (an app that
+	// keeps answers by hand counts it off).
 	defaultCORSExpose = []string{
 		"X-Request-Id", headerLimit, headerRemaining, headerReset, headerRetryAfter,
-		"X-Partial-Response", "ETag", "X-Cache", "WWW-Authenticate", "Allow",
+		"X-Partial-Response", "ETag", "X-Cache", "Age", "WWW-Authenticate", "Allow",
 	}
 )
 
