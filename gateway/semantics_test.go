@@ -598,8 +598,11 @@ func TestActualOptionsRequestGetsCORS(t *testing.T) {
 // kept for a whole max-age more. A 304 says what its 200 would. /me with
 // no clientMaxAge stays no-store, with no Age.
 func TestCachedAnswersCarryTheirAge(t *testing.T) {
+	// A TTL far past the test's second: the pages asked for again must
+	// still be fresh on a slow machine (with 3s, two seconds of delay
+	// after the sleep below would have made them expired).
 	r := newMixRig(t, map[string]string{
-		"GATEWAY_CACHE__ROUTES__SEARCH__TTL":          "3s",
+		"GATEWAY_CACHE__ROUTES__SEARCH__TTL":          "1m",
 		"GATEWAY_CACHE__ROUTES__SEARCH__CLIENTMAXAGE": "2s",
 	})
 	tok := r.token(t, r.users(t, 1)[0])
