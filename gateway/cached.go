@@ -68,7 +68,7 @@ func (s *Server) serveCached(c *fiber.Ctx, rq *request, route, key string, ttl, 
 			rq.partial = true
 			c.Set(headerPartial, partialLive)
 		}
-		setCanonical(&c.Response().Header, hdrCacheControl, "private, no-store")
+		setCanonical(&c.Response().Header, hdrCacheControl, cacheControlNoStore)
 		writeDataBytes(c.Response(), fiber.StatusOK, l.Data)
 		return nil
 	}
@@ -110,7 +110,7 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 		// A partial answer: served to this caller, cached nowhere.
 		rq.partial = true
 		h.Set(headerPartial, partialLive)
-		h.Set(fiber.HeaderCacheControl, "private, no-store")
+		setCanonical(h, hdrCacheControl, cacheControlNoStore)
 		writeData(c.Response(), fiber.StatusOK, e.Data())
 		return nil
 	}
@@ -143,7 +143,9 @@ func (s *Server) writeEntry(c *fiber.Ctx, rq *request, route string, e *readcach
 	return nil
 }
 
-var cacheControlNoStore = "private, no-store"
+// cacheControlNoStore is the Cache-Control of a successful answer no
+// client may keep: personalised by default, partial, or not cached.
+const cacheControlNoStore = "private, no-store"
 
 // cacheControlStale is the Cache-Control of a stale answer a client could
 // otherwise keep: it may store it, to revalidate it with its ETag, but
@@ -162,7 +164,7 @@ func clientFreshness(h *fasthttp.ResponseHeader, rq *request, e *readcache.Entry
 	if status == readcache.Stale {
 		setCanonical(h, hdrCacheControl, cacheControlStale)
 	} else {
-		setCanonical(h, hdrCacheControl, cacheControl(clientMaxAge))
+		setCanonical(h, hdrCacheControl, cacheControlMaxAge(clientMaxAge))
 	}
 	if status != readcache.Miss {
 		var b [20]byte
@@ -192,12 +194,9 @@ const varyClientContext = "Authorization, X-Language, Accept-Language, X-Platfor
 // without one on a platform with CORS.
 const varyClientContextOrigin = varyClientContext + ", Origin"
 
-// cacheControl: personalised or short-lived answers are private; max-age 0
-// means the client must not store them.
-func cacheControl(maxAge time.Duration) string {
-	if maxAge <= 0 {
-		return cacheControlNoStore
-	}
+// cacheControlMaxAge is the Cache-Control of an answer a client may keep
+// for maxAge (above 0): private, as every answer is personalised.
+func cacheControlMaxAge(maxAge time.Duration) string {
 	return "private, max-age=" + strconv.Itoa(int(maxAge/time.Second))
 }
 

@@ -510,7 +510,7 @@ func (s *Server) adminUser(c *fiber.Ctx, rq *request) error {
 }
 
 func (s *Server) writeUncached(c *fiber.Ctx, rq *request, l readcache.Loaded) error {
-	setCanonical(&c.Response().Header, hdrCacheControl, "private, no-store")
+	setCanonical(&c.Response().Header, hdrCacheControl, cacheControlNoStore)
 	if !l.Cacheable {
 		rq.partial = true
 		c.Set(headerPartial, partialLive)
