@@ -588,8 +588,13 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 			}
 			t.Cleanup(srv.Close)
 			cfg := testConfig(srv.URL)
-			cfg.MaxConnsPerHost = 1 // a second call waits up to 250ms for the connection
-			eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0 })
+			// A second call waits for the connection (a quarter of the
+			// dial timeout, capped by the operations' timeouts): 2s, which
+			// a busy machine does not run out between the first call's
+			// interim answer and its close.
+			cfg.MaxConnsPerHost = 1
+			cfg.DialTimeout = 8 * time.Second
+			eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0; o.Timeout = 8 * time.Second })
 			c, _ := newClient(t, cfg)
 			if tc.tls {
 				roots := x509.NewCertPool()
