@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bffgate/edge/cmd/internal/signals/signalstest"
 )
 
 // runMainEnv makes the test binary run main instead of the tests, so the
@@ -387,31 +388,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"shutting down"`); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no shutting down line:\n%s", stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err = <-exited:
-		exited <- err // for the clean-up
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after the second signal:\n%s", stderr)
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("exit %v, want status 1\n%s", err, stderr)
-	}
-	if want := "second signal (interrupt): exiting without finishing the drain"; !strings.Contains(stderr.String(), want) {
-		t.Errorf("no line %q:\n%s", want, stderr)
-	}
+	signalstest.CutShort(t, cmd.Process, exited, stderr.String, "second signal (interrupt): exiting without finishing the drain")
 	leftovers()
 }
 

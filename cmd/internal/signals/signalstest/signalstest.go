@@ -1,0 +1,48 @@
+// Package signalstest checks, from a test, the stop that signals.Watch
+// gives a binary.
+package signalstest
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// CutShort sends p a SIGINT, waits for its "shutting down" log line, sends
+// a second, and checks that the process then exits at once with status 1
+// and the line want, which says the drain was cut short. exited receives
+// the process's Wait result; it gets it back, for the test's clean-up.
+// log returns what the process has written to its log so far.
+func CutShort(t testing.TB, p *os.Process, exited chan error, log func() string, want string) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log(), `"msg":"shutting down"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line:\n%s", log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-exited:
+		exited <- err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after the second signal:\n%s", log())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want status 1\n%s", err, log())
+	}
+	if !strings.Contains(log(), want) {
+		t.Errorf("no line %q:\n%s", want, log())
+	}
+}
