@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -57,7 +58,12 @@ func (v *vegetaOpen) close() { v.clients.close() }
 // a second; the clients connect one a millisecond, so that their timers do
 // not all tick together and send the whole rate in bursts. Every request's
 // start, status and latency go to a log file; the window is the requests
-// that started between the two marks.
+// that started in d after the lead-in, timed from h2load's first request,
+// so that it always ends inside h2load's run: this process's sleep before
+// its first mark wakes late on a busy machine (by 0.6 s at a load of 10 on
+// 2 cores), later than the margin of requests h2load has after the window.
+// The CPU marks are this process's: the CPU between them is shared out
+// over the requests that started between them (Served).
 //
 // It sees statuses but checks no bodies: like wrk's closed loop, the mean
 // size on the wire is compared with the verified probe's, and a transport
@@ -142,9 +148,12 @@ func (h *h2loadOpen) window(ctx context.Context, sc *scenario, rate int, prime, 
 		return window{}, before, after, fmt.Errorf("h2load's log: %v", err)
 	}
 	defer f.Close()
-	win, err := h2loadWindow(f, before.at, before.at.Add(d), sc.ResponseBytes, sum)
+	win, err := h2loadWindow(f, lead, d, before.at, sc.ResponseBytes, sum)
 	if err != nil {
 		return window{}, before, after, err
+	}
+	if win.Served == 0 {
+		return window{}, before, after, fmt.Errorf("h2load sent its last request before the window's first CPU mark (%s after it started): no CPU per request", before.at.Sub(start).Round(time.Millisecond))
 	}
 	if st := cmd.ProcessState; st != nil {
 		// Its own CPU over the whole run, scaled to the measured part.
@@ -217,22 +226,30 @@ func parseH2loadSummary(out []byte) (h2loadSummary, error) {
 
 // h2loadWindow reads h2load's log (per request: start in µs since the
 // epoch, status, µs until the end of the answer) and keeps the requests
-// that started in [from, to); Served counts every request that started at
-// or after from (h2load's tail after the window, inside the CPU marks
-// too). Every non-2xx answer counts as an error, and so does every request
-// of the run that errored, timed out ones included (h2load logs no line
-// for those). The run's mean size on the wire is checked against
-// responseBytes (0: not checked).
-func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loadSummary) (window, error) {
+// that started in the d after the lead-in, timed from the run's first
+// request: h2load's requests run on past that by the margin its request
+// count gives, however late this process marked. Served counts every
+// request that started at or after marked (the before mark), which is
+// what the CPU between the marks was spent on: the window's end and
+// h2load's tail after it, and, when the mark was late, none of the window
+// before it. Every non-2xx answer in the window counts as an error, and so
+// does every request of the run that errored, timed out ones included
+// (h2load logs no line for those). The run's mean size on the wire is
+// checked against responseBytes (0: not checked).
+func h2loadWindow(log *os.File, lead, d time.Duration, marked time.Time, responseBytes int, sum h2loadSummary) (window, error) {
+	type logged struct {
+		startUS, durUS int64
+		status         int
+	}
 	var (
 		win       window
+		run       []logged
 		latencies []time.Duration
 		starts    []int64 // µs since the epoch, as latencies
 		first     = int64(-1)
 		last      int64
 		statuses  = map[int]int64{}
 	)
-	lo, hi := from.UnixMicro(), to.UnixMicro()
 	sc := bufio.NewScanner(log)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), "\t")
@@ -245,11 +262,23 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 		if err1 != nil || err2 != nil || err3 != nil {
 			return win, fmt.Errorf("h2load's log: unexpected line %q", sc.Text())
 		}
-		if startUS < lo {
-			continue
+		run = append(run, logged{startUS, durUS, status})
+	}
+	if err := sc.Err(); err != nil {
+		return win, fmt.Errorf("h2load's log: %v", err)
+	}
+	var lo, hi int64
+	if len(run) > 0 {
+		lo = slices.MinFunc(run, func(a, b logged) int { return cmp.Compare(a.startUS, b.startUS) }).startUS + lead.Microseconds()
+		hi = lo + d.Microseconds()
+	}
+	markedUS := marked.UnixMicro()
+	for _, r := range run {
+		startUS, durUS, status := r.startUS, r.durUS, r.status
+		if startUS >= markedUS {
+			win.Served++
 		}
-		win.Served++
-		if startUS >= hi {
+		if startUS < lo || startUS >= hi {
 			continue
 		}
 		if first < 0 || startUS < first {
@@ -262,9 +291,6 @@ func h2loadWindow(log *os.File, from, to time.Time, responseBytes int, sum h2loa
 			win.Errors++
 			statuses[status]++
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return win, fmt.Errorf("h2load's log: %v", err)
 	}
 	win.Requests = int64(len(latencies))
 	if first >= 0 {

@@ -51,10 +51,10 @@ type window struct {
 	// GeneratorCPU is the CPU the generator used in the window (in an
 	// open-loop window, between its CPU marks).
 	GeneratorCPU time.Duration
-	// Served, when not 0, is how many requests were answered between the
-	// window's CPU marks, where these enclose more than the Requests
-	// measured (h2load's tail after the window); CPU per request divides
-	// by it.
+	// Served, when not 0, is how many requests started between the
+	// window's CPU marks, where these are not the window's own ends
+	// (h2load's: its tail after the window, and, when the first mark came
+	// late, not the window's start); CPU per request divides by it.
 	Served int64
 	// TailIntervals of the window's Intervals (10 ms each, by request
 	// start) hold half of its requests at or above its p99 (tailSpread).

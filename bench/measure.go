@@ -302,8 +302,10 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 	if err != nil {
 		return openRound{}, err
 	}
-	// The CPU marks may enclose more than the window (h2load's tail after
-	// it): what was used between them is shared out over their interval.
+	// The CPU marks need not be the window's ends (h2load's tail after it;
+	// with h2load the window is timed by its first request, not by the
+	// first mark): what was used between them is shared out over their
+	// interval and the requests that started in it.
 	wall := after.at.Sub(before.at)
 	contender, upstream, other := windowCPU(before, after, wall)
 	served := win.Requests
