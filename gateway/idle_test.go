@@ -120,7 +120,8 @@ func TestAnswersOutsideTheHandlerAfterAnIdleConnection(t *testing.T) {
 func TestDrainSendsTheLastAnswerWithConnectionClose(t *testing.T) {
 	for _, pipelined := range []bool{false, true} {
 		t.Run(map[bool]string{false: "one request", true: "pipelined"}[pipelined], func(t *testing.T) {
-			r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"})
+			// The store call is held until the listener is seen closed.
+			r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"}, storeTimeouts("2s"))
 			tok := r.token(t, r.users(t, 1)[0])
 			conn, err := net.Dial("tcp", r.addr)
 			if err != nil {
@@ -213,7 +214,10 @@ func readAnswer(t *testing.T, conn net.Conn, br *bufio.Reader) (*http.Response, 
 // answer in flight is the connection's last, and a request that arrives
 // after the drain is a 503 whose connection is closed.
 func TestDrainThatTimesOutStopsServing(t *testing.T) {
-	r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"})
+	// The store call is held through the 200ms drain: at config.yaml's
+	// 500ms for userById, a drain timer that woke late on a busy machine
+	// made the answer in flight a 504.
+	r := newMixRig(t, map[string]string{"TEST_STORE_HOLD": "true"}, storeTimeouts("2s"))
 	tok := r.token(t, r.users(t, 1)[0])
 	dial := func() (net.Conn, *bufio.Reader) {
 		conn, err := net.Dial("tcp", r.addr)

@@ -95,6 +95,18 @@ func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
 	return &mixRig{s: s, addr: ln.Addr().String(), idp: idp, store: st, held: held}
 }
 
+// storeTimeouts gives every store operation the timeout d. Tests that
+// want every answer (or hold a store call) give it 2s: a busy machine (a
+// load of 10 on 2 cores, the race detector on) made a store call outlast
+// config.yaml's 500ms for userById, and a caller got a 504.
+func storeTimeouts(d string) map[string]string {
+	env := map[string]string{}
+	for _, op := range []string{"USERNAMECHECK", "SEARCH", "USERBYID", "LIVESTREAMS"} {
+		env["GATEWAY_UPSTREAMS__USERSTORE__OPERATIONS__"+op+"__TIMEOUT"] = d
+	}
+	return env
+}
+
 // users returns n user ids of the store.
 func (r *mixRig) users(t *testing.T, n int) []string {
 	t.Helper()
@@ -135,7 +147,7 @@ func TestMixedUsersOnSharedConnectionsGetTheirOwnAnswers(t *testing.T) {
 	r := newMixRig(t, map[string]string{
 		"GATEWAY_CACHE__ROUTES__ME__TTL":                  "5ms",
 		"GATEWAY_CACHE__ROUTES__ME__STALEWHILEREVALIDATE": "1s",
-	})
+	}, storeTimeouts("2s"))
 	ids := r.users(t, 12)
 	tokens := make([]string, len(ids))
 	for i, id := range ids {
@@ -236,13 +248,11 @@ func TestMixedRoutesOnSharedConnectionsGetTheirOwnAnswers(t *testing.T) {
 }
 
 func mixedRoutes(t *testing.T, tracing, slow bool) {
-	env := map[string]string{}
+	env := storeTimeouts("2s")
 	if slow {
+		env = storeTimeouts("60ms")
 		env["TEST_STORE_MAX_DELAY"] = "120ms"
 		env["GATEWAY_SERVER__REQUESTTIMEOUT"] = "60ms"
-		for _, op := range []string{"USERNAMECHECK", "SEARCH", "USERBYID", "LIVESTREAMS"} {
-			env["GATEWAY_UPSTREAMS__USERSTORE__OPERATIONS__"+op+"__TIMEOUT"] = "60ms"
-		}
 	}
 	if tracing {
 		// Spans go to a collector that takes anything.
