@@ -249,10 +249,10 @@ func (f *fakeOpen) window(context.Context, *scenario, int, time.Duration, time.D
 	return f.win, f.before, f.after, nil
 }
 
-// With h2load the CPU marks enclose the window and its tail (5.25 s here
-// for a 5-s window): what other processes took of the server core, and
-// what the generator used, are shares of the marks' interval, as the CPU
-// per request is.
+// With h2load the CPU marks are not the window's ends (here, on time, they
+// enclose the window and its tail: 5.25 s for a 5-s window): what other
+// processes took of the server core, and what the generator used, are
+// shares of the marks' interval, as the CPU per request is.
 func TestOpenWindowSharesOverTheMarks(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	f := &fakeOpen{
