@@ -539,12 +539,7 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond) // the final answer is in the socket
 			r, err := c.Search(ctx, testCall(), "bob", 2, 0)
-			if err != nil || r.Items[0].Username != "bob" {
-				if r != nil {
-					t.Fatalf("the next search got %q's page (%v)", r.Items[0].Username, err)
-				}
-				t.Fatalf("the next search: %v", err)
-			}
+			wantOwnPage(t, "the next search", "bob", r, err)
 		})
 	}
 }
@@ -628,13 +623,20 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 				t.Fatalf("interim answer: %v", ferr)
 			}
 			<-second
-			if err != nil || r.Items[0].Username != "bob" {
-				if r != nil {
-					t.Fatalf("the waiting search got %q's page (%v)", r.Items[0].Username, err)
-				}
-				t.Fatalf("the waiting search: %v", err)
-			}
+			wantOwnPage(t, "the waiting search", "bob", r, err)
 		})
+	}
+}
+
+// wantOwnPage fails the test unless the search named what got the page of
+// username: not an error, nor another search's page.
+func wantOwnPage(t *testing.T, what, username string, r *contract.SearchResponse, err error) {
+	t.Helper()
+	if err != nil || r.Items[0].Username != username {
+		if r != nil {
+			t.Fatalf("%s got %q's page (%v)", what, r.Items[0].Username, err)
+		}
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
