@@ -301,17 +301,7 @@ func TestSignalsStopEverything(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			leftovers := emptyTempDir(t)
-			cmd := exec.Command(exe, freeArgs()[1:]...)
-			cmd.Env = append(os.Environ(), runMainEnv+"=1")
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stderr := &lockedBuffer{}
-			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, stdout, stderr := startStack(t, exe)
 			exited := make(chan error, 1)
 			if _, err := awaitBanner(stdout, 60*time.Second, stderr.String); err != nil {
 				_ = cmd.Process.Kill()
@@ -346,17 +336,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, freeArgs()[1:]...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startStack(t, exe)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -494,4 +474,21 @@ func parseCurl(t *testing.T, line string, vars map[string]string) curlCommand {
 		t.Fatalf("no URL in %q", line)
 	}
 	return c
+}
+
+// startStack starts the binary as the stack, on free ports.
+func startStack(t *testing.T, exe string) (*exec.Cmd, io.ReadCloser, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(exe, freeArgs()[1:]...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
 }

@@ -49,17 +49,7 @@ func TestSignalsRemoveTheDatabase(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			tmp := t.TempDir()
-			cmd := exec.Command(exe, "-listen", "127.0.0.1:0", "-users", "100")
-			cmd.Env = append(os.Environ(), runMainEnv+"=1", "TMPDIR="+tmp)
-			stderr := &lockedBuffer{}
-			cmd.Stderr = stderr
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, stdout, stderr := startStore(t, exe, tmp)
 			listening := make(chan bool, 1)
 			go func() {
 				sc := bufio.NewScanner(stdout)
@@ -91,13 +81,7 @@ func TestSignalsRemoveTheDatabase(t *testing.T) {
 				<-exited
 				t.Fatalf("still running 30 s after %v", sig)
 			}
-			entries, err := os.ReadDir(tmp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				t.Errorf("left behind in the temporary directory: %s", e.Name())
-			}
+			nothingLeftIn(t, tmp)
 		})
 	}
 }
@@ -112,17 +96,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	cmd := exec.Command(exe, "-listen", "127.0.0.1:0", "-users", "100")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "TMPDIR="+tmp)
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startStore(t, exe, tmp)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -165,13 +139,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	resp.Body.Close()
 
 	signalstest.CutShort(t, cmd.Process, exited, stderr.String, "userstore: second signal (interrupt): exiting without finishing the drain")
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		t.Errorf("left behind in the temporary directory: %s", e.Name())
-	}
+	nothingLeftIn(t, tmp)
 }
 
 // lockedBuffer collects stderr, which the server's goroutines write to.
@@ -398,5 +366,35 @@ func TestRunServiceTokenIsTrimmed(t *testing.T) {
 	blank := start(t, map[string]string{"USERSTORE_SERVICE_TOKEN": "  \n"}, "-listen", "127.0.0.1:0", "-users", "10")
 	if status, body := blank.get(t, path, nil); status != http.StatusOK {
 		t.Fatalf("blank token variable should mean no token: %d %s", status, body)
+	}
+}
+
+// startStore starts the binary as the store, with 100 users, on a free
+// port and with tmp as its temporary directory.
+func startStore(t *testing.T, exe, tmp string) (*exec.Cmd, io.ReadCloser, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(exe, "-listen", "127.0.0.1:0", "-users", "100")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "TMPDIR="+tmp)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
+}
+
+// nothingLeftIn fails the test for each file left in the directory tmp.
+func nothingLeftIn(t *testing.T, tmp string) {
+	t.Helper()
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind in the temporary directory: %s", e.Name())
 	}
 }
