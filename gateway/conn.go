@@ -453,7 +453,8 @@ func (s *Server) refuseAddrConn(c net.Conn) {
 // and a new request id: nothing of the request was read), Retry-After and
 // Connection: close, then closes it after letting the client read the
 // answer (a close with the request unread would reset the connection, and
-// the client could lose the answer).
+// the client could lose the answer). Shutdown waits for the refusals being
+// sent (refusing), as it does for lingering closes.
 func (s *Server) answerRefused(c net.Conn) {
 	if s.refusing.Add(1) > maxRefusing {
 		s.refusing.Add(-1)

@@ -157,3 +157,34 @@ func refusedConn(t *testing.T, r *mixRig, sent string, status int) (net.Conn, *b
 func reset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
+
+// The drain waits for the refusal of a connection over
+// server.maxConnections still being sent (answerRefused): the process
+// exiting would cut it, as it would a lingering close. Here its client
+// reads the 503 and neither closes nor sends, so the refusal lasts its
+// whole second. One still in flight when the drain's time is up is
+// reported as not drained.
+func TestDrainWaitsForRefusals(t *testing.T) {
+	overCap := func(t *testing.T) *mixRig {
+		t.Helper()
+		r := newMixRig(t, map[string]string{"GATEWAY_SERVER__MAXCONNECTIONS": "1"})
+		idleConn(t, r) // the only connection server.maxConnections allows
+		refusedConn(t, r, "", http.StatusServiceUnavailable)
+		return r
+	}
+	t.Run("ended in time", func(t *testing.T) {
+		r := overCap(t)
+		if !r.s.Shutdown(10 * time.Second) {
+			t.Fatal("not drained")
+		}
+		if n := r.s.refusing.Load(); n != 0 {
+			t.Fatalf("the drain ended with %d refusals still being sent", n)
+		}
+	})
+	t.Run("still in flight", func(t *testing.T) {
+		r := overCap(t)
+		if r.s.Shutdown(100 * time.Millisecond) {
+			t.Fatal("drained, with a refusal still being sent")
+		}
+	})
+}

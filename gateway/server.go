@@ -119,7 +119,7 @@ type Server struct {
 	openConns     atomic.Int64
 	connsRefused  atomic.Uint64
 	refusedLogged atomic.Int64 // Unix nanoseconds of the last warning
-	refusing      atomic.Int64
+	refusing      atomic.Int64 // refusals being sent (answerRefused), which Shutdown waits for
 	// Those refused over server.maxConnectionsPerIP, and the count of
 	// each address's open connections.
 	connsRefusedPerIP  atomic.Uint64
@@ -409,9 +409,11 @@ func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
 }
 
 // Shutdown stops accepting connections and waits up to timeout for
-// in-flight requests to finish, and for connections lingering after a
-// refusal to close (each at most lingerTime; the process exiting would
-// reset them). It reports whether they all did.
+// in-flight requests to finish, for connections lingering after a refusal
+// to close (each at most lingerTime), and for the refusals of connections
+// over server.maxConnections and maxConnectionsPerIP still being sent
+// (answerRefused, each at most a second): the process exiting would reset
+// them. It reports whether they all did.
 func (s *Server) Shutdown(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	s.closing.Store(true)
@@ -429,7 +431,10 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 		_ = ln.Close() // already closed when fasthttp had it
 	}
 	drained := true
-	for s.inFlight.Load() > 0 || s.lingering.Load() > 0 {
+	// No refusal starts once ShutdownWithTimeout has returned in time:
+	// fasthttp counts its accept loop as an open connection, and a
+	// refusal is counted in refusing inside Accept (clientListener).
+	for s.inFlight.Load() > 0 || s.lingering.Load() > 0 || s.refusing.Load() > 0 {
 		if time.Now().After(deadline) {
 			drained = false
 			break
