@@ -57,18 +57,26 @@ func (l *edgeLog) lines(msg string) []map[string]any {
 // user store, the real verifier and user-store client.
 func edgeServer(t *testing.T) (*Server, *edgeLog) {
 	t.Helper()
+	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s, logs, _ := edgeServerWith(t, st.Handler(refstore.HandlerOptions{}))
+	return s, logs
+}
+
+// edgeServerWith is edgeServer with storeHandler as the user store, and the
+// identity provider, for tokens.
+func edgeServerWith(t *testing.T, storeHandler http.Handler) (*Server, *edgeLog, *devidp.Provider) {
+	t.Helper()
 	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.test", Audience: "edge-gateway"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	idpSrv := httptest.NewServer(idp.Handler())
 	t.Cleanup(idpSrv.Close)
-	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	stSrv := httptest.NewServer(st.Handler(refstore.HandlerOptions{}))
+	stSrv := httptest.NewServer(storeHandler)
 	t.Cleanup(stSrv.Close)
 
 	env := map[string]string{
@@ -105,7 +113,7 @@ func edgeServer(t *testing.T) (*Server, *edgeLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, logs
+	return s, logs, idp
 }
 
 type edgeAnswer struct {

@@ -19,13 +19,18 @@ const failureLogBurst = 5
 // second, report gives it on its own: otherwise the last second of an
 // outage would never be counted, or its count would ride on a failure
 // hours later. Every request still has its access line, and the metrics
-// count every call.
+// count every call. When the server shuts down, stop reports the counts
+// still waiting for their timer.
 type failureLogSampler struct {
-	mu   sync.Mutex
-	keys map[failureKey]*failureWindow
+	mu      sync.Mutex
+	keys    map[failureKey]*failureWindow
+	stopped bool
 	// report logs a count no line took (nil: the count waits for the
 	// next line). Set before the first allow.
 	report func(op, outcome string, suppressed uint64)
+	// reportMu is held while a count is reported, so that stop returns
+	// only once no timer is still writing its line.
+	reportMu sync.Mutex
 }
 
 type failureKey struct{ op, outcome string }
@@ -45,6 +50,11 @@ func (l *failureLogSampler) allow(op, outcome string, now time.Time) (bool, uint
 	sec := now.Unix()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.stopped {
+		// A request that outlived the drain: no timer would report
+		// what it left out, and such requests are few.
+		return true, 0
+	}
 	if l.keys == nil {
 		l.keys = make(map[failureKey]*failureWindow)
 	}
@@ -74,8 +84,10 @@ func (l *failureLogSampler) allow(op, outcome string, now time.Time) (bool, uint
 }
 
 // flush reports the count of k's lines left out, unless a line logged
-// since has taken it.
+// since (or stop) has taken it.
 func (l *failureLogSampler) flush(k failureKey) {
+	l.reportMu.Lock()
+	defer l.reportMu.Unlock()
 	l.mu.Lock()
 	w := l.keys[k]
 	w.reporting = false
@@ -84,5 +96,34 @@ func (l *failureLogSampler) flush(k failureKey) {
 	l.mu.Unlock()
 	if s > 0 {
 		l.report(k.op, k.outcome, s)
+	}
+}
+
+// stop reports every count left out that a timer has not reported yet,
+// and from then on lets every line be logged: the server has shut down,
+// and its process is about to exit, timers and all. Once stop returns, no
+// timer reports anything.
+func (l *failureLogSampler) stop() {
+	type count struct {
+		failureKey
+		n uint64
+	}
+	var left []count
+	l.mu.Lock()
+	l.stopped = true
+	for k, w := range l.keys {
+		if w.suppressed > 0 {
+			left = append(left, count{k, w.suppressed})
+			w.suppressed = 0
+		}
+	}
+	l.mu.Unlock()
+	// A timer that took its count before stop did is reporting it now.
+	l.reportMu.Lock()
+	defer l.reportMu.Unlock()
+	for _, c := range left {
+		if l.report != nil {
+			l.report(c.op, c.outcome, c.n)
+		}
 	}
 }

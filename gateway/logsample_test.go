@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/bffgate/edge/upstream/devidp"
 )
 
 func TestFailureLogSamplerBoundsEachOperationAndOutcome(t *testing.T) {
@@ -83,5 +86,86 @@ func TestFailureLogSamplerReportsACountNoLineTook(t *testing.T) {
 	case r := <-reports:
 		t.Fatalf("a count already logged was reported again: %q", r)
 	default:
+	}
+}
+
+// The counts of failure lines left out that no timer has reported yet are
+// logged when the server shuts down, once its last request has ended: the
+// process exits right after, and they were lost. So after Shutdown every
+// failure is logged or counted.
+func TestShutdownReportsTheFailureLinesLeftOut(t *testing.T) {
+	s, logs, idp := edgeServerWith(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError) // the store is down
+	}))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ok, _ := s.auth.Ready(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the verifier never loaded the keys")
+		}
+	}
+	tok, err := idp.Mint(devidp.MintClaims{Subject: "2f1b6c3e-8f7a-4d2b-9c1e-5a6b7c8d9e0f", Roles: []string{"user"},
+		ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The failures start with a second, so that the timers, which report
+	// at its end, have not fired when Shutdown returns.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 5*time.Millisecond)))
+	const requests = 3 * failureLogBurst
+	for range requests {
+		if a := edgeDo(t, s, http.MethodGet, "/api/v2/users/search?query=ali", "Authorization", "Bearer "+tok); a.status < 500 {
+			t.Fatalf("search against a failing store: %d %s", a.status, a.body)
+		}
+	}
+	if !s.Shutdown(5 * time.Second) {
+		t.Fatal("not drained")
+	}
+	logged, suppressed := 0, 0
+	for _, l := range logs.lines("upstream failure") {
+		logged++
+		if n, ok := l["suppressed"].(float64); ok {
+			suppressed += int(n)
+		}
+	}
+	for _, l := range logs.lines("upstream failure lines suppressed") {
+		suppressed += int(l["suppressed"].(float64))
+	}
+	if logged+suppressed != requests {
+		t.Fatalf("after Shutdown: %d failure lines logged and %d counted as left out, for %d failed searches", logged, suppressed, requests)
+	}
+}
+
+// stop reports at once the counts waiting for their timer; a timer that
+// fires after it reports nothing, and every later line is logged.
+func TestFailureLogSamplerStopReportsWhatWaits(t *testing.T) {
+	reports := make(chan string, 10)
+	l := failureLogSampler{report: func(op, outcome string, n uint64) {
+		reports <- fmt.Sprint(op, " ", outcome, " ", n)
+	}}
+	now := time.Now()
+	for range failureLogBurst + 3 {
+		l.allow("search", "timeout", now)
+	}
+	l.stop()
+	select {
+	case r := <-reports:
+		if r != "search timeout 3" {
+			t.Fatalf("reported %q, want search timeout 3", r)
+		}
+	default:
+		t.Fatal("stop did not report the count waiting for its timer")
+	}
+	l.flush(failureKey{"search", "timeout"}) // as the timer does, after stop
+	select {
+	case r := <-reports:
+		t.Fatalf("a timer reported %q after stop", r)
+	default:
+	}
+	for i := range failureLogBurst + 1 {
+		if ok, s := l.allow("search", "timeout", now); !ok || s != 0 {
+			t.Fatalf("line %d after stop: allowed %v, suppressed %d", i, ok, s)
+		}
 	}
 }

@@ -441,6 +441,9 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The counts of failure lines left out that wait for their second's
+	// end: the process exits before it.
+	s.failureLog.stop()
 	if s.access != nil {
 		s.access.Close()
 	}
