@@ -67,6 +67,11 @@ type clientConn struct {
 	// has not ended, or nil.
 	linger    atomic.Bool
 	lingering *atomic.Int64
+
+	// set: the listener's set of open connections, which a drain cut
+	// short closes, or nil; prev and next link the connection in it.
+	set        *connSet
+	prev, next *clientConn
 }
 
 // Close closes the connection and, the first time, counts it out of the
@@ -88,8 +93,64 @@ func (c *clientConn) Close() error {
 		if c.addrs != nil {
 			c.addrs.release(c.addr)
 		}
+		if c.set != nil {
+			c.set.remove(c)
+		}
 	}
 	return c.Conn.Close()
+}
+
+// connSet is the open connections of a listener (clientListener), from
+// their accept to the end of their Close (a lingering close included), so
+// that a drain cut short can close them all (Server.CutShort). It links
+// them through the connections themselves: adding one allocates nothing.
+type connSet struct {
+	mu     sync.Mutex
+	head   *clientConn
+	closed bool // closeAll ran: no connection is added any more
+}
+
+// add puts c in the set, and reports false when closeAll has run.
+func (s *connSet) add(c *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	c.set, c.next = s, s.head
+	if s.head != nil {
+		s.head.prev = c
+	}
+	s.head = c
+	return true
+}
+
+func (s *connSet) remove(c *clientConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if s.head == c {
+		s.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+// closeAll closes the socket of every connection in the set, and of every
+// one added later. Each is still counted open until its own Close (which
+// fasthttp calls once its serving of it ends), but what waits on the
+// socket (a read of the next request or of a body, a write to a client
+// that does not read, a lingering close) ends at once.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := s.head; c != nil; c = c.next {
+		_ = c.Conn.Close()
+	}
 }
 
 // Lingering close, after a refusal sent before what the client sent was
@@ -344,6 +405,8 @@ type clientListener struct {
 	// acceptFailed is told of an accept that failed for want of file
 	// descriptors or memory, and is retried (nil: not told).
 	acceptFailed func(error)
+	// conns holds the connections handed out (nil: not kept).
+	conns *connSet
 }
 
 func (l clientListener) Accept() (net.Conn, error) {
@@ -386,6 +449,10 @@ func (l clientListener) Accept() (net.Conn, error) {
 				}
 				cc.addrs, cc.addr = l.addrs, addr
 			}
+		}
+		if l.conns != nil && !l.conns.add(cc) {
+			_ = cc.Close() // accepted as the drain was cut short
+			continue
 		}
 		return cc, nil
 	}

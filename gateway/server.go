@@ -145,6 +145,9 @@ type Server struct {
 	// lingering: client connections whose close lingers after a refusal
 	// (lingerOnClose), which Shutdown waits for.
 	lingering atomic.Int64
+	// conns: the client connections open, which CutShort closes.
+	conns    connSet
+	cutShort atomic.Bool
 }
 
 // New builds the server and its routes.
@@ -381,7 +384,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lnMu.Unlock()
 	err := s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
 		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed, lingering: &s.lingering,
-		perAddr: s.connectionsPerAddr, addrs: &s.addrConns, refuseAddr: s.refuseAddrConn})
+		perAddr: s.connectionsPerAddr, addrs: &s.addrConns, refuseAddr: s.refuseAddrConn, conns: &s.conns})
 	if err == nil {
 		// fasthttp returns nil when its listener says it is closed
 		// (io.EOF, net.ErrClosed). Only Shutdown closes it on purpose;
@@ -413,7 +416,7 @@ func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
 // to close (each at most lingerTime), and for the refusals of connections
 // over server.maxConnections and maxConnectionsPerIP still being sent
 // (answerRefused, each at most a second): the process exiting would reset
-// them. It reports whether they all did.
+// them. It reports whether they all did (never after CutShort).
 func (s *Server) Shutdown(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	s.closing.Store(true)
@@ -434,7 +437,10 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 	// No refusal starts once ShutdownWithTimeout has returned in time:
 	// fasthttp counts its accept loop as an open connection, and a
 	// refusal is counted in refusing inside Accept (clientListener).
-	for s.inFlight.Load() > 0 || s.lingering.Load() > 0 || s.refusing.Load() > 0 {
+	// Open connections too: after CutShort, fasthttp's own wait may have
+	// ended at once (the listener it closes was closed already), and its
+	// serving of each connection ends only with the handler.
+	for s.inFlight.Load() > 0 || s.lingering.Load() > 0 || s.refusing.Load() > 0 || s.openConns.Load() > 0 {
 		if time.Now().After(deadline) {
 			drained = false
 			break
@@ -447,7 +453,26 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 	if s.access != nil {
 		s.access.Close()
 	}
-	return drained
+	return drained && !s.cutShort.Load()
+}
+
+// CutShort ends a drain early (or the serving, without one): it closes
+// the listener and every client connection at once, what a client was
+// still sending or waiting for included, and lingering closes end with
+// them. Handlers still running go on to their end (server.requestTimeout
+// at most) and their answers are lost; Shutdown, running or called after,
+// returns once they have.
+func (s *Server) CutShort() {
+	s.cutShort.Store(true)
+	s.closing.Store(true)
+	s.lnMu.Lock()
+	s.stopping = true
+	ln := s.ln
+	s.lnMu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	s.conns.closeAll()
 }
 
 // serveStopping answers a request that arrives after the drain is over,

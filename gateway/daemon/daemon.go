@@ -51,6 +51,13 @@ type Options struct {
 	// clients) that can still take seconds. The binary uses it to tell a
 	// second signal during the drain from one during the clean-up.
 	OnStopped func(err error)
+	// CutShort, when set, cuts the drain short when it closes: the
+	// listeners and every connection are closed at once (gateway.Server's
+	// CutShort), and Run returns as soon as the handlers still running
+	// have, without waiting out the shutdown delay or the drain. The
+	// development stack closes it on a second Ctrl-C; the binary exits
+	// instead.
+	CutShort <-chan struct{}
 }
 
 // Load reads, overrides and validates a configuration and compiles its
@@ -226,8 +233,20 @@ func Run(ctx context.Context, o Options) error {
 		ops.SetDraining()
 	}
 	logger.Info("shutting down", "shutdown_delay", cur.Server.ShutdownDelay.String(), "drain_timeout", cur.Server.DrainTimeout.String())
+	stopCutShort := cutShortOn(o.CutShort, func() {
+		logger.Warn("drain cut short: closing every connection")
+		srv.CutShort()
+		if opsSrv != nil {
+			_ = opsSrv.Close()
+		}
+	})
 	if d := cur.Server.ShutdownDelay; d > 0 {
-		time.Sleep(d)
+		delay := time.NewTimer(d)
+		select {
+		case <-delay.C:
+		case <-o.CutShort:
+			delay.Stop()
+		}
 	}
 	drained := srv.Shutdown(cur.Server.DrainTimeout)
 	if opsSrv != nil {
@@ -236,6 +255,7 @@ func Run(ctx context.Context, o Options) error {
 		cancel()
 	}
 	wg.Wait()
+	stopCutShort()
 	if o.OnStopped != nil {
 		o.OnStopped(failed)
 	}
@@ -254,6 +274,27 @@ const (
 // container's grace period must cover the shutdown delay, the drain and
 // this.
 const AfterDrain = opsCloseTimeout + tracingFlushTimeout
+
+// cutShortOn runs cut if cutShort closes before stop is called, and
+// stop returns once it has run or will not. A nil cutShort never closes.
+func cutShortOn(cutShort <-chan struct{}, cut func()) (stop func()) {
+	if cutShort == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-cutShort:
+			cut()
+		case <-done:
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
 
 func addrString(a net.Addr) string {
 	if a == nil {

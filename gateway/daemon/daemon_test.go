@@ -116,6 +116,13 @@ type gateway struct {
 // listeners on free loopback ports. It returns once the gateway is ready.
 func startGateway(t *testing.T) *gateway {
 	t.Helper()
+	return startGatewayWith(t, nil, nil)
+}
+
+// startGatewayWith is startGateway with more environment overrides and
+// Options.CutShort.
+func startGatewayWith(t *testing.T, more map[string]string, cutShort <-chan struct{}) *gateway {
+	t.Helper()
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +161,9 @@ func startGateway(t *testing.T) *gateway {
 		"GATEWAY_AUTH__ISSUER":                  issuer,
 		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
 	}
+	for k, v := range more {
+		env[k] = v
+	}
 
 	g := &gateway{logs: &logBuffer{}, idp: idp, done: make(chan error, 1),
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}}
@@ -183,6 +193,7 @@ func startGateway(t *testing.T) *gateway {
 			Getenv:     func(k string) string { return env[k] },
 			Stdout:     g.logs,
 			Listen:     listen,
+			CutShort:   cutShort,
 			OnListening: func(public, ops net.Addr) {
 				listening <- [2]net.Addr{public, ops}
 			},
@@ -338,5 +349,49 @@ func TestPublicListenerClosedUnaskedEndsRunWithError(t *testing.T) {
 				t.Fatalf("stopped lines: %v; want one\nlogs:\n%s", stopped, g.logs)
 			}
 		})
+	}
+}
+
+// A drain cut short ends at once: every connection is closed, one whose
+// client is still sending a request included, and Run returns without
+// waiting out a drain of minutes.
+func TestCutShortClosesEveryConnection(t *testing.T) {
+	cut := make(chan struct{})
+	g := startGatewayWith(t, map[string]string{
+		"GATEWAY_SERVER__READTIMEOUT": "10m", "GATEWAY_SERVER__DRAINTIMEOUT": "10m",
+	}, cut)
+	g.serveOne(t)
+	held, err := net.Dial("tcp", g.public.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := io.WriteString(held, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+		t.Fatal(err)
+	}
+	g.serveOne(t) // answered on another connection: the first is held
+	g.cancel()
+	for deadline := time.Now().Add(5 * time.Second); len(g.logs.lines("shutting down")) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line\nlogs:\n%s", g.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(cut)
+
+	if err := g.result(t); err != nil {
+		t.Fatalf("Run returned %v after a drain cut short; want nil\nlogs:\n%s", err, g.logs)
+	}
+	// Closed already: the deadline only keeps a failing test from hanging.
+	_ = held.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := held.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read on the held connection after Run returned: %d, %v; want it closed", n, err)
+	}
+	if cut := g.logs.lines("drain cut short: closing every connection"); len(cut) != 1 || cut[0]["level"] != "WARN" {
+		t.Errorf("drain cut short lines: %v; want one WARN\nlogs:\n%s", cut, g.logs)
+	}
+	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != false {
+		t.Errorf("stopped lines: %v; want one, not drained\nlogs:\n%s", stopped, g.logs)
 	}
 }
