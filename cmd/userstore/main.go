@@ -13,7 +13,7 @@
 // with the bound address on stdout ({"msg":"listening","addr":"…"}), so a
 // script can start it on port 0 and read the port. SIGINT, SIGTERM or SIGHUP
 // shut it down gracefully; a second one cuts the drain short (exit 1). The
-// temporary database is removed either way.
+// temporary database is removed either way, once the handlers have returned.
 package main
 
 import (

@@ -79,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	handlers := signals.TrackConns(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -104,6 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Close()
 	}
 	<-served // Serve has returned ErrServerClosed
+	// Close does not wait for the handlers it cut: the store's database is
+	// closed, and removed, only once they have returned.
+	handlers()
 	if cause := context.Cause(hurry); err != nil && cause != nil {
 		return fmt.Errorf("%w: exiting without finishing the drain", cause)
 	}

@@ -142,6 +142,74 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	nothingLeftIn(t, tmp)
 }
 
+// The same in this process: run returns with the drain cut short only
+// once the server and its handlers have stopped, its port is closed and
+// the temporary database removed (TestMain checks the goroutines).
+func TestSecondSignalInProcess(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	stdoutR, stdoutW := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		err := run(context.Background(), []string{"userstore", "-listen", "127.0.0.1:0", "-users", "100"},
+			func(string) string { return "" }, stdoutW, stderr)
+		stdoutW.CloseWithError(io.EOF)
+		done <- err
+	}()
+	sc := bufio.NewScanner(stdoutR)
+	var msg struct{ Msg, Addr string }
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &msg) != nil || msg.Msg != "listening" {
+		t.Fatalf("not listening: %q\n%s", sc.Text(), stderr)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdoutR) }()
+	conn, err := net.Dial("tcp", msg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST "+contract.PathUsernameCheck+" HTTP/1.1\r\nHost: store\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + msg.Addr + contract.PathSearch + "?query=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := self.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"shutting down"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := self.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "second signal (interrupt): exiting without finishing the drain" {
+			t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run still running 30 s after the second signal:\n%s", stderr)
+	}
+	if c, err := net.Dial("tcp", msg.Addr); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after run returned", msg.Addr)
+	}
+	nothingLeftIn(t, tmp)
+}
+
 // lockedBuffer collects stderr, which the server's goroutines write to.
 type lockedBuffer struct {
 	mu  sync.Mutex
