@@ -90,7 +90,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{Handler: idp.Handler(), ReadHeaderTimeout: 5 * time.Second},
 	}
 	var wg sync.WaitGroup
+	var handlers []func()
 	for i, ln := range []net.Listener{storeLn, idpLn} {
+		handlers = append(handlers, signals.TrackConns(servers[i]))
 		wg.Add(1)
 		go func(s *http.Server, ln net.Listener) {
 			defer wg.Done()
@@ -106,6 +108,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			cancel()
 		}
 		wg.Wait()
+		// Close does not wait for the handlers it cut: the store's
+		// database is closed and removed only once they have returned.
+		for _, wait := range handlers {
+			wait()
+		}
 	}()
 
 	// The repository's config.yaml, pointed at the services just started.
@@ -122,31 +129,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return getenv(k)
 	}
-	gateway := make(chan error, 1)
-	go func() {
-		gateway <- daemon.Run(ctx, daemon.Options{
-			ConfigPath: *configPath,
-			Getenv:     env,
-			Stdout:     stderr, // logs; the banner goes to stdout
-			OnListening: func(public, ops net.Addr) {
-				// The gateway listens before its first key fetch ends; the
-				// banner's commands would get 503 until then.
-				go func() {
-					if !awaitReady(ctx, ops) {
-						fmt.Fprintln(stderr, "devstack: the gateway is not ready (see its log above); the commands below may answer 503")
-					}
-					if ctx.Err() == nil {
-						printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
-					}
-				}()
-			},
-		})
-	}()
-	select {
-	case err = <-gateway:
-	case <-hurry.Done():
-		// The gateway's drain is left running: the process exits as soon
-		// as the deferred clean-up has removed the temporary database.
+	// The banner waits for the gateway to be ready, until the gateway
+	// stops; run returns only once it is done.
+	bannerCtx, stopBanner := context.WithCancel(ctx)
+	var banner sync.WaitGroup
+	// A second Ctrl-C cuts the gateway's drain short: it closes its
+	// listeners and connections at once, and returns as soon as its
+	// handlers have.
+	err = daemon.Run(ctx, daemon.Options{
+		ConfigPath: *configPath,
+		Getenv:     env,
+		Stdout:     stderr, // logs; the banner goes to stdout
+		CutShort:   hurry.Done(),
+		OnListening: func(public, ops net.Addr) {
+			// The gateway listens before its first key fetch ends; the
+			// banner's commands would get 503 until then.
+			banner.Go(func() {
+				ready := awaitReady(bannerCtx, ops)
+				if bannerCtx.Err() != nil {
+					return
+				}
+				if !ready {
+					fmt.Fprintln(stderr, "devstack: the gateway is not ready (see its log above); the commands below may answer 503")
+				}
+				printBanner(stdout, idp, public, ops, storeLn.Addr(), issuer, *tokenTTL)
+			})
+		},
+	})
+	stopBanner()
+	banner.Wait()
+	if hurry.Err() != nil {
 		return fmt.Errorf("%w: exiting without finishing the drain", context.Cause(hurry))
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -156,12 +168,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // awaitReady polls the ops listener's /readyz until it answers 200, for at
-// most 15 s, and reports whether it did.
+// most 15 s or until ctx ends, and reports whether it did.
 func awaitReady(ctx context.Context, ops net.Addr) bool {
-	c := &http.Client{Timeout: time.Second}
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	c := &http.Client{Timeout: time.Second, Transport: transport}
 	deadline := time.Now().Add(15 * time.Second)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if resp, err := c.Get("http://" + ops.String() + "/readyz"); err == nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ops.String()+"/readyz", nil)
+		if err != nil {
+			return false
+		}
+		if resp, err := c.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return true

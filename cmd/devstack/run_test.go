@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/bffgate/edge/cmd/internal/signals/signalstest"
 )
 
@@ -370,6 +372,101 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 
 	signalstest.CutShort(t, cmd.Process, exited, stderr.String, "second signal (interrupt): exiting without finishing the drain")
 	leftovers()
+}
+
+// The second Ctrl-C in this process, with a request in flight: run
+// returns only once everything the stack started has stopped. No
+// goroutine of its own is left (the gateway's drain, its connections), no
+// port accepts, and the temporary database is gone. The drain would last
+// minutes here; run used to return at once and leave it running, with the
+// database removed under the store.
+func TestSecondSignalLeavesNothingRunning(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	before := goleak.IgnoreCurrent()
+	env := map[string]string{"GATEWAY_SERVER__READTIMEOUT": "10m", "GATEWAY_SERVER__DRAINTIMEOUT": "10m"}
+	stdoutR, stdoutW := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		err := run(context.Background(), freeArgs(), func(k string) string { return env[k] }, stdoutW, stderr)
+		stdoutW.Close()
+		done <- err
+	}()
+	banner := readBanner(t, stdoutR, 60*time.Second, stderr.String)
+	var addrs []string
+	for _, m := range regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindAllStringSubmatch(banner, -1) {
+		addrs = append(addrs, m[1])
+	}
+	gw := regexp.MustCompile(`(?m)^  gateway +http://(\S+)`).FindStringSubmatch(banner)
+	if gw == nil || len(addrs) < 4 {
+		t.Fatalf("no gateway, ops, identity provider and store URLs in the banner:\n%s", banner)
+	}
+	conn, err := net.Dial("tcp", gw[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+		t.Fatal(err)
+	}
+	// One answered on a second connection means the first is held.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + gw[1] + "/api/v1/users/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := self.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"shutting down"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := self.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "second signal (interrupt): exiting without finishing the drain" {
+			t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run still running 30 s after the second signal:\n%s", stderr)
+	}
+
+	leftovers()
+	for _, a := range addrs {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after run returned", a)
+		}
+	}
+	// What ends by itself a moment after run returns (the banner's reader,
+	// a client connection the ops listener closed) is waited for, a few
+	// seconds at most.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := goleak.Find(before,
+			// fasthttp's: the worker pool's cleaner sees the stop only
+			// when it wakes (every 10 s), and the server-date ticker,
+			// one per process, never stops.
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running after run returned: %v", err)
+		}
+	}
 }
 
 // curlCommand is one curl line of the banner, as a shell would run it.
