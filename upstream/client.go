@@ -1,12 +1,14 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -355,9 +357,11 @@ func interimStatus(resp *fasthttp.Response) int {
 // connection; the status is noted on its marks for send to report. It is
 // the outermost layer, over TLS, where the answer's bytes are plain.
 //
-// A 1xx after a 100 Continue (which fasthttp skips) does not start the
-// read and is not seen here; send still drops the idle connections after
-// one, but a waiting call may have been handed its connection already.
+// A 100 Continue is dropped before fasthttp sees it, and what follows is
+// checked as the answer's start. fasthttp skips one 100 itself, but takes
+// what comes next, a second 100 or a 103, for the response. We never send
+// Expect: 100-continue, but a client must take a 1xx it did not ask for
+// (RFC 9110, 15.2), and some servers send a 100 to every POST.
 type answerConn struct {
 	net.Conn
 	marks *connMarks
@@ -382,21 +386,43 @@ func (c *answerConn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	c.sent = false
-	// The answer's start, at least up to its status code: a short read
-	// would pass the status to fasthttp unseen.
 	n := 0
-	for n < min(statusHead, len(p)) {
-		m, err := c.Conn.Read(p[n:])
-		n += m
-		if err != nil {
-			return n, err
+	for {
+		// The answer's start, at least up to its status code: a short
+		// read would pass the status to fasthttp unseen.
+		for n < min(statusHead, len(p)) {
+			m, err := c.Conn.Read(p[n:])
+			n += m
+			if err != nil {
+				return n, err
+			}
 		}
+		switch status := interimCode(p[:n]); status {
+		case 0:
+			return n, nil
+		case http.StatusContinue:
+		default:
+			c.marks.interim.Store(int32(status))
+			return 0, errInterim
+		}
+		// A 100 Continue: read to its end, and start again after it.
+		end := continueEnd(p[:n])
+		for end == 0 {
+			if n == len(p) {
+				// More than fasthttp's read buffer, which it would
+				// refuse as well.
+				c.marks.interim.Store(http.StatusContinue)
+				return 0, errInterim
+			}
+			m, err := c.Conn.Read(p[n:])
+			n += m
+			if err != nil {
+				return 0, err
+			}
+			end = continueEnd(p[:n])
+		}
+		n = copy(p, p[end:n])
 	}
-	if status := interimCode(p[:n]); status != 0 {
-		c.marks.interim.Store(int32(status))
-		return 0, errInterim
-	}
-	return n, nil
 }
 
 // Handshake does nothing: dial has done any TLS handshake. fasthttp takes
@@ -404,18 +430,31 @@ func (c *answerConn) Read(p []byte) (int, error) {
 func (c *answerConn) Handshake() error { return nil }
 
 // interimCode is the status of an answer that starts with b when it is a
-// 1xx other than 100, else 0. An answer that does not start as HTTP/1
-// answers do is left to fasthttp.
+// 1xx, else 0. An answer that does not start as HTTP/1 answers do is left
+// to fasthttp.
 func interimCode(b []byte) int {
 	if len(b) < statusHead || string(b[:7]) != "HTTP/1." || b[8] != ' ' || b[9] != '1' ||
 		b[10] < '0' || b[10] > '9' || b[11] < '0' || b[11] > '9' {
 		return 0
 	}
-	status := 100 + int(b[10]-'0')*10 + int(b[11]-'0')
-	if status == 100 {
-		return 0
+	return 100 + int(b[10]-'0')*10 + int(b[11]-'0')
+}
+
+// continueEnd is the length of the 100 Continue at the start of b, up to
+// the empty line that ends its header block, or 0 while b does not hold
+// all of it. Lines end with LF, after a CR or not, as fasthttp reads
+// them; the status line is never empty.
+func continueEnd(b []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		if j == 0 || j == 1 && b[i] == '\r' {
+			return i + j + 1
+		}
+		i += j + 1
 	}
-	return status
 }
 
 // boundedDialTimeout is dial capped by the shortest operation timeout.

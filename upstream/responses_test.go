@@ -549,17 +549,23 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 // anything. The connection of an interim answer, its final answer still to
 // come, was handed over so: the waiting search read the previous search's
 // page as its own. The interim answer's connection is closed instead, over
-// TLS too (the answer is read above it). A 100 Continue, which fasthttp
-// skips, still leads to the answer after it.
+// TLS too (the answer is read above it). fasthttp skips one 100 Continue
+// and took what came next for the response: a 103 after a 100, or a
+// second 100, was handed over so too. Every 100 is dropped, and the
+// answer after them is the call's.
 func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		tls     bool
-		interim int
+		name     string
+		tls      bool
+		interims []int
+		refused  int // the interim answer refused, 0 if the call gets its page
 	}{
-		{"103", false, http.StatusEarlyHints},
-		{"102 over TLS", true, http.StatusProcessing},
-		{"100", false, http.StatusContinue},
+		{"103", false, []int{http.StatusEarlyHints}, http.StatusEarlyHints},
+		{"102 over TLS", true, []int{http.StatusProcessing}, http.StatusProcessing},
+		{"100", false, []int{http.StatusContinue}, 0},
+		{"100 then 103", false, []int{http.StatusContinue, http.StatusEarlyHints}, http.StatusEarlyHints},
+		{"100 then 102 over TLS", true, []int{http.StatusContinue, http.StatusProcessing}, http.StatusProcessing},
+		{"100 twice", false, []int{http.StatusContinue, http.StatusContinue}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held, interim := make(chan struct{}), make(chan struct{})
@@ -568,7 +574,9 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 				if q == "ali" {
 					close(held)
 					<-interim
-					w.WriteHeader(tc.interim)
+					for _, status := range tc.interims {
+						w.WriteHeader(status)
+					}
 					// The final answer after the client read the
 					// interim one.
 					time.Sleep(50 * time.Millisecond)
@@ -615,15 +623,15 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 			}
 			close(interim) // the second call waits for the first's connection
 			ferr := <-first
-			if tc.interim == http.StatusContinue {
-				if ferr != nil {
-					t.Fatalf("the answer after a 100 Continue: %v", ferr)
-				}
-			} else if e := (*Error)(nil); !errors.As(ferr, &e) || e.Outcome != OutcomeBadStatus || e.Status != tc.interim {
-				t.Fatalf("interim answer: %v", ferr)
-			}
 			<-second
 			wantOwnPage(t, "the waiting search", "bob", r, err)
+			if tc.refused == 0 {
+				if ferr != nil {
+					t.Fatalf("the answer after the interim ones: %v", ferr)
+				}
+			} else if e := (*Error)(nil); !errors.As(ferr, &e) || e.Outcome != OutcomeBadStatus || e.Status != tc.refused {
+				t.Fatalf("interim answer: %v", ferr)
+			}
 		})
 	}
 }
@@ -641,7 +649,8 @@ func wantOwnPage(t *testing.T, what, username string, r *contract.SearchResponse
 }
 
 // The status of an answer split over reads is still seen: the first read
-// of an answer goes on until the status code is in.
+// of an answer goes on until the status code is in, and past any 100
+// Continue, which it drops, to the status after it.
 func TestAnswerConnSeesTheStatusOfASplitAnswer(t *testing.T) {
 	for _, tc := range []struct {
 		parts   []string
@@ -651,24 +660,33 @@ func TestAnswerConnSeesTheStatusOfASplitAnswer(t *testing.T) {
 		{[]string{"HTTP/1.0 102 Processing\r\n\r\n"}, 102},
 		{[]string{"HTTP/1.1 10", "0 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"}, 0},
 		{[]string{"HTTP/1.1 2", "00 OK\r\nContent-Length: 0\r\n\r\n"}, 0},
+		{[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"}, 103},
+		{[]string{"HTTP/1.1 100 Continue\r\n", "\r\nHTTP/1.1 1", "02 Processing\r\n\r\n"}, 102},
+		{[]string{"HTTP/1.1 100 Continue\r", "\n\r", "\nHTTP/1.1 103\r\n\r\n"}, 103},
+		{[]string{"HTTP/1.1 100 Continue\nX-A: 1\n\n", "HTTP/1.1 103 Early Hints\n\n"}, 103},
+		{[]string{"HTTP/1.1 100 Continue\r\nX-A: 1\r\n folded\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"}, 0},
+		// Longer than the read buffer, as fasthttp would not take it.
+		{[]string{"HTTP/1.1 100 Continue\r\nX-A: " + strings.Repeat("a", 4096) + "\r\n\r\n"}, 100},
 	} {
 		client, store := net.Pipe()
 		c := &answerConn{Conn: client, marks: new(connMarks)}
 		go func() {
 			io.ReadFull(store, make([]byte, 4))
 			for _, p := range tc.parts {
-				io.WriteString(store, p) // one read each at most (net.Pipe)
+				io.WriteString(store, p) // one read each when it fits (net.Pipe)
 			}
 			store.Close()
 		}()
 		c.Write([]byte("GET "))
-		n, err := c.Read(make([]byte, 4096))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
 		if tc.interim != 0 {
 			if n != 0 || err != errInterim || c.marks.interim.Load() != int32(tc.interim) {
 				t.Errorf("%q: read %d, %v, marked %d; want %d refused", tc.parts, n, err, c.marks.interim.Load(), tc.interim)
 			}
-		} else if n < statusHead || err != nil || c.marks.interim.Load() != 0 {
-			t.Errorf("%q: read %d, %v, marked %d; want the answer's start", tc.parts, n, err, c.marks.interim.Load())
+		} else if n < statusHead || err != nil || c.marks.interim.Load() != 0 || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
+			t.Errorf("%q: read %q, %v, marked %d; want the final answer's start", tc.parts, buf[:n], err, c.marks.interim.Load())
 		}
 		client.Close()
 	}
