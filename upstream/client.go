@@ -348,20 +348,22 @@ func interimStatus(resp *fasthttp.Response) int {
 	return 0
 }
 
-// answerConn refuses an interim answer (a 1xx other than 100) where an
-// answer starts. fasthttp takes one for the whole response and pools the
+// answerConn drops the interim answers (1xx) where an answer starts, before
+// fasthttp reads them. fasthttp skips one 100 Continue itself but takes
+// any other 1xx, or a second 100, for the whole response, and pools the
 // connection with the final answer still to come on it; a call waiting for
 // a connection (the pool at MaxConns) is handed it at once, before the
 // call that read the interim answer can drop it, and reads that final
-// answer as its own. Refused, the read fails, and fasthttp closes the
-// connection; the status is noted on its marks for send to report. It is
-// the outermost layer, over TLS, where the answer's bytes are plain.
-//
-// A 100 Continue is dropped before fasthttp sees it, and what follows is
-// checked as the answer's start. fasthttp skips one 100 itself, but takes
-// what comes next, a second 100 or a 103, for the response. We never send
-// Expect: 100-continue, but a client must take a 1xx it did not ask for
-// (RFC 9110, 15.2), and some servers send a 100 to every POST.
+// answer as its own. A client must take a 1xx it did not ask for, and may
+// ignore it (RFC 9110, 15.2): a 103 Early Hints from a proxy in front of
+// the store, or a 100 some servers send to every POST (we never send
+// Expect: 100-continue). What cannot be skipped is refused: a 101 (we never
+// ask to switch protocols: what follows is not HTTP), more than
+// maxInterim interim answers before one final answer, or one whose header
+// block outgrows fasthttp's read buffer. Refused, the read fails, and
+// fasthttp closes the connection; the status is noted on its marks for
+// send to report. It is the outermost layer, over TLS, where the answer's
+// bytes are plain.
 type answerConn struct {
 	net.Conn
 	marks *connMarks
@@ -371,7 +373,7 @@ type answerConn struct {
 	sent bool
 }
 
-var errInterim = errors.New("interim answer (1xx): the final answer would follow on the connection")
+var errInterim = errors.New("interim answer (1xx) that cannot be skipped: the connection is closed")
 
 // statusHead is how much of an answer's start shows its status: "HTTP/1.1 103".
 const statusHead = len("HTTP/1.1 103")
@@ -386,7 +388,7 @@ func (c *answerConn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	c.sent = false
-	n := 0
+	n, skipped := 0, 0
 	for {
 		// The answer's start, at least up to its status code: a short
 		// read would pass the status to fasthttp unseen.
@@ -397,21 +399,22 @@ func (c *answerConn) Read(p []byte) (int, error) {
 				return n, err
 			}
 		}
-		switch status := interimCode(p[:n]); status {
-		case 0:
+		status := interimCode(p[:n])
+		if status == 0 {
 			return n, nil
-		case http.StatusContinue:
-		default:
+		}
+		skipped++
+		if status == http.StatusSwitchingProtocols || skipped > maxInterim {
 			c.marks.interim.Store(int32(status))
 			return 0, errInterim
 		}
-		// A 100 Continue: read to its end, and start again after it.
-		end := continueEnd(p[:n])
+		// An interim answer: read to its end, and start again after it.
+		end := interimEnd(p[:n])
 		for end == 0 {
 			if n == len(p) {
 				// More than fasthttp's read buffer, which it would
 				// refuse as well.
-				c.marks.interim.Store(http.StatusContinue)
+				c.marks.interim.Store(int32(status))
 				return 0, errInterim
 			}
 			m, err := c.Conn.Read(p[n:])
@@ -419,11 +422,15 @@ func (c *answerConn) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			end = continueEnd(p[:n])
+			end = interimEnd(p[:n])
 		}
 		n = copy(p, p[end:n])
 	}
 }
+
+// maxInterim bounds the interim answers skipped before one final answer:
+// a store sending them without end would hold the call to its timeout.
+const maxInterim = 8
 
 // Handshake does nothing: dial has done any TLS handshake. fasthttp takes
 // a connection with this method for one that needs no TLS of its own.
@@ -440,11 +447,11 @@ func interimCode(b []byte) int {
 	return 100 + int(b[10]-'0')*10 + int(b[11]-'0')
 }
 
-// continueEnd is the length of the 100 Continue at the start of b, up to
+// interimEnd is the length of the interim answer at the start of b, up to
 // the empty line that ends its header block, or 0 while b does not hold
 // all of it. Lines end with LF, after a CR or not, as fasthttp reads
 // them; the status line is never empty.
-func continueEnd(b []byte) int {
+func interimEnd(b []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {

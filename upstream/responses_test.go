@@ -499,17 +499,25 @@ func searchPageBody(name string) string {
 	return `{"items":[` + strings.Replace(userJSON, "sukru.isik", name, 1) + `],"total":1}`
 }
 
-// An interim answer (1xx other than 100, which fasthttp skips) is taken by
-// fasthttp for the whole response, and its connection pooled with the
+// An interim answer (1xx other than 100, which fasthttp skips) was taken
+// by fasthttp for the whole response, and its connection pooled with the
 // final answer still to come on it: the next call on that connection read
 // it as its own. A store need not echo X-Request-Id (the contract lets it),
 // so nothing else told it apart: the next search was served the previous
-// search's page. The 1xx is still a failure (bad_status), but its
-// connection is dropped.
+// search's page. An interim answer is now skipped, and the call gets the
+// final answer after it; a 101, which cannot be skipped (what follows is
+// not HTTP), is a failure (bad_status), and its connection is dropped.
 func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 	page := func(name string) string { return searchPageAnswer(name, "") }
-	for _, interim := range []string{"103 Early Hints\r\nLink: </style.css>; rel=preload", "102 Processing"} {
-		t.Run(interim[:3], func(t *testing.T) {
+	for _, tc := range []struct {
+		interim string
+		refused int // 0: skipped
+	}{
+		{"103 Early Hints\r\nLink: </style.css>; rel=preload", 0},
+		{"102 Processing", 0},
+		{"101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade", http.StatusSwitchingProtocols},
+	} {
+		t.Run(tc.interim[:3], func(t *testing.T) {
 			c := rawStore(t, func(us *config.UserStore) {
 				eachOp(us, func(o *config.Operation) { o.Retry.Attempts = 0 })
 				us.MaxIdleConnDuration = 500 * time.Millisecond // the connection stays pooled through the test
@@ -522,7 +530,7 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 					}
 					io.Copy(io.Discard, req.Body)
 					if nth == 1 && n == 0 {
-						io.WriteString(conn, "HTTP/1.1 "+interim+"\r\n\r\n")
+						io.WriteString(conn, "HTTP/1.1 "+tc.interim+"\r\n\r\n")
 						// The final answer after the client read the
 						// interim one (sent together, its reader would
 						// drop it).
@@ -532,13 +540,14 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 				}
 			})
 			ctx := context.Background()
-			_, err := c.Search(ctx, testCall(), "ali", 2, 0)
-			var e *Error
-			if !errors.As(err, &e) || e.Kind != KindBadGateway || e.Outcome != OutcomeBadStatus {
+			r, err := c.Search(ctx, testCall(), "ali", 2, 0)
+			if tc.refused == 0 {
+				wantOwnPage(t, "the search answered after an interim answer", "ali", r, err)
+			} else if e := (*Error)(nil); !errors.As(err, &e) || e.Kind != KindBadGateway || e.Outcome != OutcomeBadStatus || e.Status != tc.refused {
 				t.Fatalf("interim answer: %v", err)
 			}
-			time.Sleep(100 * time.Millisecond) // the final answer is in the socket
-			r, err := c.Search(ctx, testCall(), "bob", 2, 0)
+			time.Sleep(100 * time.Millisecond) // a final answer not read is in the socket
+			r, err = c.Search(ctx, testCall(), "bob", 2, 0)
 			wantOwnPage(t, "the next search", "bob", r, err)
 		})
 	}
@@ -548,11 +557,12 @@ func TestInterimAnswerDoesNotPutTheConnectionOutOfStep(t *testing.T) {
 // the connection of a call that ends, directly, before that call can drop
 // anything. The connection of an interim answer, its final answer still to
 // come, was handed over so: the waiting search read the previous search's
-// page as its own. The interim answer's connection is closed instead, over
-// TLS too (the answer is read above it). fasthttp skips one 100 Continue
-// and took what came next for the response: a 103 after a 100, or a
-// second 100, was handed over so too. Every 100 is dropped, and the
-// answer after them is the call's.
+// page as its own. fasthttp skips one 100 Continue and took what came
+// next for the response: a 103 after a 100, or a second 100, was handed
+// over so too. Every interim answer is now dropped before fasthttp reads
+// it, over TLS too (the answer is read above it), and the answer after
+// them is the call's; past maxInterim of them, the call fails and its
+// connection is closed.
 func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -560,12 +570,14 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 		interims []int
 		refused  int // the interim answer refused, 0 if the call gets its page
 	}{
-		{"103", false, []int{http.StatusEarlyHints}, http.StatusEarlyHints},
-		{"102 over TLS", true, []int{http.StatusProcessing}, http.StatusProcessing},
+		{"103", false, []int{http.StatusEarlyHints}, 0},
+		{"102 over TLS", true, []int{http.StatusProcessing}, 0},
 		{"100", false, []int{http.StatusContinue}, 0},
-		{"100 then 103", false, []int{http.StatusContinue, http.StatusEarlyHints}, http.StatusEarlyHints},
-		{"100 then 102 over TLS", true, []int{http.StatusContinue, http.StatusProcessing}, http.StatusProcessing},
+		{"100 then 103", false, []int{http.StatusContinue, http.StatusEarlyHints}, 0},
+		{"100 then 102 over TLS", true, []int{http.StatusContinue, http.StatusProcessing}, 0},
 		{"100 twice", false, []int{http.StatusContinue, http.StatusContinue}, 0},
+		{"too many", false, slices.Repeat([]int{http.StatusEarlyHints}, maxInterim+1), http.StatusEarlyHints},
+		{"too many over TLS", true, slices.Repeat([]int{http.StatusEarlyHints}, maxInterim+1), http.StatusEarlyHints},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held, interim := make(chan struct{}), make(chan struct{})
@@ -649,25 +661,32 @@ func wantOwnPage(t *testing.T, what, username string, r *contract.SearchResponse
 }
 
 // The status of an answer split over reads is still seen: the first read
-// of an answer goes on until the status code is in, and past any 100
-// Continue, which it drops, to the status after it.
+// of an answer goes on until the status code is in, and past any interim
+// answer, which it drops, to the status after it.
 func TestAnswerConnSeesTheStatusOfASplitAnswer(t *testing.T) {
 	for _, tc := range []struct {
 		parts   []string
 		interim int
 	}{
-		{[]string{"HTTP/1.1 1", "03 Early Hints\r\n\r\n"}, 103},
-		{[]string{"HTTP/1.0 102 Processing\r\n\r\n"}, 102},
+		{[]string{"HTTP/1.1 1", "03 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"HTTP/1.0 102 Processing\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"}, 0},
 		{[]string{"HTTP/1.1 10", "0 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"}, 0},
 		{[]string{"HTTP/1.1 2", "00 OK\r\nContent-Length: 0\r\n\r\n"}, 0},
-		{[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"}, 103},
-		{[]string{"HTTP/1.1 100 Continue\r\n", "\r\nHTTP/1.1 1", "02 Processing\r\n\r\n"}, 102},
-		{[]string{"HTTP/1.1 100 Continue\r", "\n\r", "\nHTTP/1.1 103\r\n\r\n"}, 103},
-		{[]string{"HTTP/1.1 100 Continue\nX-A: 1\n\n", "HTTP/1.1 103 Early Hints\n\n"}, 103},
+		{[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"HTTP/1.1 100 Continue\r\n", "\r\nHTTP/1.1 1", "02 Processing\r\n\r\n", "HTTP/1.1 200 OK\r\n"}, 0},
+		{[]string{"HTTP/1.1 100 Continue\r", "\n\r", "\nHTTP/1.1 103\r\n\r", "\nHTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"HTTP/1.1 103 Early Hints\nLink: </a.css>\n\n", "HTTP/1.1 200 OK\n\n"}, 0},
 		{[]string{"HTTP/1.1 100 Continue\r\nX-A: 1\r\n folded\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"}, 0},
 		{[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"}, 0},
-		// Longer than the read buffer, as fasthttp would not take it.
+		{[]string{strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", maxInterim) + "HTTP/1.1 200 OK\r\n\r\n"}, 0},
+		// What cannot be skipped: a switch of protocols, more interim
+		// answers than maxInterim, and one longer than the read buffer
+		// (fasthttp would not take it).
+		{[]string{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"}, 101},
+		{[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n"}, 101},
+		{[]string{strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", maxInterim+1) + "HTTP/1.1 200 OK\r\n\r\n"}, 103},
 		{[]string{"HTTP/1.1 100 Continue\r\nX-A: " + strings.Repeat("a", 4096) + "\r\n\r\n"}, 100},
+		{[]string{"HTTP/1.1 103 Early Hints\r\nLink: " + strings.Repeat("a", 4096) + "\r\n\r\n"}, 103},
 	} {
 		client, store := net.Pipe()
 		c := &answerConn{Conn: client, marks: new(connMarks)}

@@ -71,8 +71,8 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		}
 		// Whatever it was, the connection is dead (a cut chunked body),
 		// or out of step (an answer to another request, or a body after
-		// a 204 or 304, which fasthttp does not read; answerConn refuses
-		// a 1xx before it gets here), and back in the pool. A call waiting
+		// a 204 or 304, which fasthttp does not read; answerConn drops or
+		// refuses a 1xx before it gets here), and back in the pool. A call waiting
 		// for a connection may have been handed it already (fasthttp
 		// hands a released connection straight to a waiter): that call
 		// then fails on it, or, when what is left on it is a whole
