@@ -31,7 +31,9 @@ func Validate(c *Config) Problems {
 		case e == "":
 			ps.add("tracing.endpoint", "required when tracing is enabled (host:port of an OTLP/HTTP collector)")
 		case strings.Contains(e, "://"):
-			ps.add("tracing.endpoint", "must be host:port, without a scheme (got %q)", e)
+			ps.add("tracing.endpoint", "must be host:port, without a scheme (got %q)", RedactRefusedURL(e))
+		case strings.Contains(e, "@"):
+			ps.add("tracing.endpoint", "must be host:port, without credentials (got %q)", RedactRefusedURL(e))
 		default:
 			if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
 				ps.add("tracing.endpoint", "must be host:port (got %q)", e)
@@ -400,6 +402,18 @@ func redactURL(u *url.URL, raw string) string {
 		s = "xxxxx" + s[i:]
 	}
 	return s + tail
+}
+
+// RedactRefusedURL is a refused setting meant as a URL, an origin or an
+// address, as a problem may quote it: it is logged when a reload is
+// refused, and it may not parse, so whatever could be a password or a key
+// in it is masked as redactURL does.
+func RedactRefusedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		u = nil
+	}
+	return redactURL(u, raw)
 }
 
 // RedactURL is a configured URL as logs, /readyz and the ops API show it:

@@ -203,6 +203,17 @@ func TestValidateRules(t *testing.T) {
 		{"tracing endpoint with a scheme", func(c *config.Config) {
 			c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://otel-collector:4318"
 		}, []want{{"tracing.endpoint", "without a scheme"}}},
+		// Nor in a refused tracing endpoint: it is host:port, and a
+		// collector's credentials written into it are refused, masked.
+		{"tracing endpoint with a scheme and a password", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://otel:Tr4cePassw0rd@otel-collector:4318"
+		}, []want{{"tracing.endpoint", `without a scheme (got "http://otel:xxxxx@otel-collector:4318")`}}},
+		{"tracing endpoint with a password", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel:Tr4cePassw0rd@otel-collector:4318"
+		}, []want{{"tracing.endpoint", `without credentials (got "xxxxx@otel-collector:4318")`}}},
+		{"tracing endpoint with a token as its user", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "Tr4ceToken@otel-collector:4318"
+		}, []want{{"tracing.endpoint", `without credentials (got "xxxxx@otel-collector:4318")`}}},
 		{"tracing endpoint without a port", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector" },
 			[]want{{"tracing.endpoint", "must be host:port"}}},
 		{"tracing endpoint with a named port", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector:http" },

@@ -246,7 +246,9 @@ func checkCORS(path string, c *config.CORS, add func(path, format string, args .
 			continue
 		}
 		if msg := checkOrigin(o); msg != "" {
-			add(p, "%s (got %q)", msg, o)
+			// A refused reload's problems are logged: an origin written
+			// with a password in it must not take it there.
+			add(p, "%s (got %q)", msg, config.RedactRefusedURL(o))
 		}
 	}
 	for i, m := range c.AllowMethods {

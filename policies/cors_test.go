@@ -1,6 +1,7 @@
 package policies_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,21 @@ mobile_ios: {cors: {allowOrigins: ["https://ios-web.example.com"]}}
 	closed := compile(t, `web: {cors: {allowOrigins: ["https://app.example.com"]}}`)
 	if closed.PreflightPolicy("https://evil.example.com") != nil {
 		t.Fatal("an unlisted origin found a policy")
+	}
+}
+
+// A refused reload's problems are logged: an origin written with a
+// password or a key in it is quoted masked.
+func TestRefusedOriginIsQuotedMasked(t *testing.T) {
+	for o, want := range map[string]string{
+		"https://svc:S3cretPassw0rd@app.example.com": `"https://svc:xxxxx@app.example.com"`,
+		"https://app.example.com/?key=S3cretKey":     `"https://app.example.com/?key=xxxxx"`,
+		"https//svc:S3cretPassw0rd@app.example.com":  `"xxxxx@app.example.com"`,
+	} {
+		_, ps := policies.Compile(specs(t, `web: {cors: {allowOrigins: ["`+o+`"]}}`), defaultAuth())
+		if len(ps) != 1 || !strings.Contains(ps[0].Message, want) || strings.Contains(ps.Error(), "S3cret") {
+			t.Errorf("%s: got %v, want it quoted as %s", o, ps, want)
+		}
 	}
 }
 
