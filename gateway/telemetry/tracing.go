@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -226,13 +227,30 @@ func (s Span) SetAttributes(attrs ...attribute.KeyValue) {
 	s.s.SetAttributes(slices.Clone(attrs)...)
 }
 
-// Fail records err on the span and marks it failed.
+// Fail records err on the span and marks it failed: an exception event,
+// as RecordError writes it, and the status. Spans are exported as they
+// are, past the logger's redaction, and an error's text may quote what a
+// broken store wrote (upstream.Error's code), so the text is masked as the
+// logger masks it.
 func (s Span) Fail(err error) {
 	if s.s == nil || err == nil || !s.s.IsRecording() {
 		return
 	}
-	s.s.RecordError(err)
-	s.s.SetStatus(codes.Error, err.Error())
+	msg, _ := mask(err.Error())
+	s.s.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
+		semconv.ExceptionType(errorType(err)), semconv.ExceptionMessage(msg)))
+	s.s.SetStatus(codes.Error, msg)
+}
+
+// errorType is the exception.type of err, as the SDK's RecordError names
+// it: the package path and name, or the type as written for an unnamed one
+// such as a pointer (*upstream.Error).
+func errorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
 }
 
 // Spans outlive the request and fiber's strings alias buffers it reuses,

@@ -326,6 +326,54 @@ func TestTracingOffDoesNothing(t *testing.T) {
 	// Allocation-free when off is checked in TestHotPathAllocatesNothing.
 }
 
+// storeError stands for upstream.Error, whose text quotes the error code
+// the store wrote: a broken store may put anything there.
+type storeError struct{ code string }
+
+func (e *storeError) Error() string {
+	return "upstream search: bad gateway (error_5xx, status 500, code " + e.code + ")"
+}
+
+// A failed span's status and exception event carry the error's text, and
+// spans are exported as they are, past the logger's redaction: the text
+// is masked the same way.
+func TestSpanFailMasksPersonalData(t *testing.T) {
+	c := newCollector(t)
+	tr := newEnabled(t, c, 1)
+	_, span := tr.StartClientSpan(context.Background(), "userstore search")
+	span.Fail(&storeError{code: `"sukru.isik@example.com +90 555 111 22 33 eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdWtydSJ9."`})
+	span.End()
+	_, plain := tr.StartClientSpan(context.Background(), "userstore userById")
+	plain.Fail(&storeError{code: `"internal"`})
+	plain.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	spans, _ := c.spans(t)
+	for name, want := range map[string]string{
+		"userstore search":   `upstream search: bad gateway (error_5xx, status 500, code "[EMAIL] [PHONE] [JWT]")`,
+		"userstore userById": `upstream search: bad gateway (error_5xx, status 500, code "internal")`,
+	} {
+		s := spanNamed(t, spans, name)
+		if got := s.GetStatus().GetMessage(); got != want || s.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR {
+			t.Errorf("%s: status %v %q, want ERROR %q", name, s.GetStatus().GetCode(), got, want)
+		}
+		events := s.GetEvents()
+		if len(events) != 1 || events[0].GetName() != "exception" {
+			t.Fatalf("%s: events %v, want one exception", name, events)
+		}
+		got := map[string]string{}
+		for _, kv := range events[0].GetAttributes() {
+			got[kv.GetKey()] = kv.GetValue().GetStringValue()
+		}
+		if len(got) != 2 || got["exception.message"] != want || got["exception.type"] != "*telemetry.storeError" {
+			t.Errorf("%s: exception %v, want type *telemetry.storeError and message %q", name, got, want)
+		}
+	}
+}
+
 func mustTracing(t *testing.T, cfg config.Tracing) *Tracing {
 	t.Helper()
 	tr, err := NewTracing(context.Background(), cfg, "v")
