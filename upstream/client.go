@@ -288,8 +288,12 @@ func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 // connMarks is what the client notes about one connection while fasthttp
 // uses it; a response reads them back through its LocalAddr (marksOf).
 type connMarks struct {
-	reset   atomic.Bool  // the connection was found reset
-	interim atomic.Int32 // the status of an interim answer refused on it, 0 if none
+	reset atomic.Bool // the connection was found reset
+	// refused is the status of an answer answerConn refused on the
+	// connection, 0 if none; head is that answer's header block when it
+	// was a 204 or 304, nil for a 1xx. head is set before refused.
+	refused atomic.Int32
+	head    []byte
 }
 
 // resetConn counts on its host the reads that find the connection reset.
@@ -314,7 +318,7 @@ func (c resetConn) Read(p []byte) (int, error) {
 
 // LocalAddr carries the connection's marks, so that a response
 // (fasthttp.Response.LocalAddr) tells what was noted about its own
-// connection (connReset, interimStatus).
+// connection (connReset, refusal).
 func (c resetConn) LocalAddr() net.Addr { return markedAddr{Addr: c.Conn.LocalAddr(), marks: c.marks} }
 
 // markedAddr is the local address of a connection the client dialed.
@@ -339,31 +343,32 @@ func connReset(resp *fasthttp.Response) bool {
 	return m != nil && m.reset.Load()
 }
 
-// interimStatus is the status of the interim answer that ended the
-// exchange of resp (answerConn), 0 if none did.
-func interimStatus(resp *fasthttp.Response) int {
-	if m := marksOf(resp); m != nil {
-		return int(m.interim.Load())
-	}
-	return 0
-}
-
-// answerConn drops the interim answers (1xx) where an answer starts, before
-// fasthttp reads them. fasthttp skips one 100 Continue itself but takes
-// any other 1xx, or a second 100, for the whole response, and pools the
-// connection with the final answer still to come on it; a call waiting for
-// a connection (the pool at MaxConns) is handed it at once, before the
-// call that read the interim answer can drop it, and reads that final
-// answer as its own. A client must take a 1xx it did not ask for, and may
-// ignore it (RFC 9110, 15.2): a 103 Early Hints from a proxy in front of
-// the store, or a 100 some servers send to every POST (we never send
-// Expect: 100-continue). What cannot be skipped is refused: a 101 (we never
+// answerConn looks at the start of every answer before fasthttp reads it,
+// for the answers fasthttp reads no body after (RFC 9112, 6.3): a 1xx, a
+// 204 and a 304. fasthttp pools the connection after any of them, and a
+// call waiting for a connection (the pool at MaxConns) is handed it at
+// once, before the call that read the answer can drop it: whatever came
+// after that answer is read as the waiting call's own.
+//
+// After an interim answer (1xx) the final one is still to come. fasthttp
+// skips one 100 Continue itself but takes any other 1xx, or a second 100,
+// for the whole response. A client must take a 1xx it did not ask for,
+// and may ignore it (RFC 9110, 15.2): a 103 Early Hints from a proxy in
+// front of the store, or a 100 some servers send to every POST (we never
+// send Expect: 100-continue). So answerConn drops it, and fasthttp reads
+// the answer after it. What cannot be skipped is refused: a 101 (we never
 // ask to switch protocols: what follows is not HTTP), more than
 // maxInterim interim answers before one final answer, or one whose header
-// block outgrows fasthttp's read buffer. Refused, the read fails, and
-// fasthttp closes the connection; the status is noted on its marks for
-// send to report. It is the outermost layer, over TLS, where the answer's
-// bytes are plain.
+// block outgrows fasthttp's read buffer.
+//
+// A 204 or 304 is refused too: no call expects one (checkResponse fails
+// both), and a broken store may send a body after it, which would be left
+// on the connection. Its header block is kept on the marks, so that send
+// checks it as any other answer and reports what it always has.
+//
+// Refused, the read fails and fasthttp closes the connection; the status
+// is noted on its marks for send to report (refusal). It is the outermost
+// layer, over TLS, where the answer's bytes are plain.
 type answerConn struct {
 	net.Conn
 	marks *connMarks
@@ -373,7 +378,10 @@ type answerConn struct {
 	sent bool
 }
 
-var errInterim = errors.New("interim answer (1xx) that cannot be skipped: the connection is closed")
+var (
+	errInterim  = errors.New("interim answer (1xx) that cannot be skipped: the connection is closed")
+	errBodiless = errors.New("204 or 304 answer, which a body may follow unread: the connection is closed")
+)
 
 // statusHead is how much of an answer's start shows its status: "HTTP/1.1 103".
 const statusHead = len("HTTP/1.1 103")
@@ -399,33 +407,54 @@ func (c *answerConn) Read(p []byte) (int, error) {
 				return n, err
 			}
 		}
-		status := interimCode(p[:n])
+		status := bodilessCode(p[:n])
 		if status == 0 {
 			return n, nil
 		}
-		skipped++
-		if status == http.StatusSwitchingProtocols || skipped > maxInterim {
-			c.marks.interim.Store(int32(status))
-			return 0, errInterim
+		if status < http.StatusOK {
+			skipped++
+			if status == http.StatusSwitchingProtocols || skipped > maxInterim {
+				return c.refuse(status, nil)
+			}
 		}
-		// An interim answer: read to its end, and start again after it.
-		end := interimEnd(p[:n])
+		// Read to the end of the header block.
+		end := headEnd(p[:n])
 		for end == 0 {
 			if n == len(p) {
-				// More than fasthttp's read buffer, which it would
-				// refuse as well.
-				c.marks.interim.Store(int32(status))
-				return 0, errInterim
+				if status >= http.StatusOK {
+					// fasthttp refuses it as well (small read buffer)
+					// and closes the connection.
+					return n, nil
+				}
+				return c.refuse(status, nil)
 			}
 			m, err := c.Conn.Read(p[n:])
 			n += m
 			if err != nil {
+				if status >= http.StatusOK {
+					return n, err // as fasthttp would have read it
+				}
 				return 0, err
 			}
-			end = interimEnd(p[:n])
+			end = headEnd(p[:n])
 		}
+		if status >= http.StatusOK {
+			return c.refuse(status, bytes.Clone(p[:end]))
+		}
+		// An interim answer: start again after it.
 		n = copy(p, p[end:n])
 	}
+}
+
+// refuse notes the answer refused on the connection (connMarks) and fails
+// the read.
+func (c *answerConn) refuse(status int, head []byte) (int, error) {
+	c.marks.head = head
+	c.marks.refused.Store(int32(status))
+	if head != nil {
+		return 0, errBodiless
+	}
+	return 0, errInterim
 }
 
 // maxInterim bounds the interim answers skipped before one final answer:
@@ -436,22 +465,28 @@ const maxInterim = 8
 // a connection with this method for one that needs no TLS of its own.
 func (c *answerConn) Handshake() error { return nil }
 
-// interimCode is the status of an answer that starts with b when it is a
-// 1xx, else 0. An answer that does not start as HTTP/1 answers do is left
-// to fasthttp.
-func interimCode(b []byte) int {
-	if len(b) < statusHead || string(b[:7]) != "HTTP/1." || b[8] != ' ' || b[9] != '1' ||
-		b[10] < '0' || b[10] > '9' || b[11] < '0' || b[11] > '9' {
+// bodilessCode is the status of an answer that starts with b when it is
+// one fasthttp reads no body after (bodiless): a 1xx, 204 or 304; else 0.
+// An answer that does not start as HTTP/1 answers do is left to fasthttp.
+func bodilessCode(b []byte) int {
+	if len(b) < statusHead || string(b[:7]) != "HTTP/1." || b[8] != ' ' {
 		return 0
 	}
-	return 100 + int(b[10]-'0')*10 + int(b[11]-'0')
+	d0, d1, d2 := b[9], b[10], b[11]
+	switch {
+	case d0 == '1' && '0' <= d1 && d1 <= '9' && '0' <= d2 && d2 <= '9':
+		return 100 + int(d1-'0')*10 + int(d2-'0')
+	case d1 == '0' && d2 == '4' && (d0 == '2' || d0 == '3'):
+		return int(d0-'0')*100 + 4
+	}
+	return 0
 }
 
-// interimEnd is the length of the interim answer at the start of b, up to
-// the empty line that ends its header block, or 0 while b does not hold
-// all of it. Lines end with LF, after a CR or not, as fasthttp reads
-// them; the status line is never empty.
-func interimEnd(b []byte) int {
+// headEnd is the length of the header block at the start of b, up to the
+// empty line that ends it, or 0 while b does not hold all of it. Lines
+// end with LF, after a CR or not, as fasthttp reads them; the status line
+// is never empty.
+func headEnd(b []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {

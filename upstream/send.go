@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -38,10 +39,13 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		defer dropIdle(o.target)
 	}
 	if err != nil {
-		if status := interimStatus(resp); status != 0 {
-			// Refused by answerConn: the store answered, and fasthttp
-			// closed the connection, its final answer unread.
-			return badStatus(o.op, status, errInterim)
+		if e := refusal(o.op, r, resp); e != nil {
+			if errors.Is(e, errOtherRequest) {
+				// Its connection is closed, but the others may be out of
+				// step too (below).
+				dropIdle(o.target)
+			}
+			return e
 		}
 		err := transportError(ctx, o.op, r, err)
 		if err.Outcome == OutcomeReset {
@@ -70,14 +74,15 @@ func (c *Client) send(ctx context.Context, r *request) error {
 			e = cut
 		}
 		// Whatever it was, the connection is dead (a cut chunked body),
-		// or out of step (an answer to another request, or a body after
-		// a 204 or 304, which fasthttp does not read; answerConn drops or
-		// refuses a 1xx before it gets here), and back in the pool. A call waiting
-		// for a connection may have been handed it already (fasthttp
-		// hands a released connection straight to a waiter): that call
-		// then fails on it, or, when what is left on it is a whole
-		// answer, takes it for its own unless the store echoes
-		// X-Request-Id.
+		// or out of step (an answer to another request), and back in the
+		// pool. A call waiting for a connection may have been handed it
+		// already (fasthttp hands a released connection straight to a
+		// waiter): that call then fails on it, or, when what is left on
+		// it is a whole answer, takes it for its own unless the store
+		// echoes X-Request-Id. answerConn refuses an answer fasthttp reads
+		// no body after (1xx, 204, 304) before it gets here, and its
+		// connection is closed; one that does not start as answerConn
+		// expects (a blank line before it) may still get here.
 		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
 			bodiless(resp.StatusCode()) {
 			dropIdle(o.target)
@@ -85,6 +90,36 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		return e
 	}
 	return nil
+}
+
+// refusal is the failure of an exchange whose answer answerConn refused,
+// nil if it refused none. The store answered, and fasthttp closed the
+// connection.
+func refusal(op Op, r *request, resp *fasthttp.Response) *Error {
+	m := marksOf(resp)
+	if m == nil {
+		return nil
+	}
+	status := int(m.refused.Load())
+	switch {
+	case status == 0:
+		return nil
+	case m.head == nil:
+		// A 1xx that could not be skipped, its final answer unread.
+		return badStatus(op, status, errInterim)
+	}
+	// A 204 or 304, whatever may have followed it unread: checked as any
+	// answer, with no body, as fasthttp would have read it.
+	resp.Reset()
+	if err := resp.Header.Read(bufio.NewReaderSize(bytes.NewReader(m.head), len(m.head))); err != nil {
+		// A header line fasthttp cannot parse: it would have read on,
+		// into what followed, to the call's timeout.
+		return newError(op, OutcomeBadResponse, fmt.Errorf("header block of a %d answer: %w", status, err))
+	}
+	if e := checkResponse(op, r, resp); e != nil {
+		return e
+	}
+	return badStatus(op, status, errBodiless) // checkResponse takes only a 200
 }
 
 // build writes the request of r on req, a fresh request. A fixed path's
