@@ -515,7 +515,17 @@ func TestReloadSIGHUPWhileStarting(t *testing.T) {
 			}
 			_, _ = f.Write(content)
 			f.Close()
-			time.Sleep(50 * time.Millisecond) // the reader reads to the end and closes
+			// The reader reads to the end and closes. Written again before
+			// it has, the content would reach it as more of the same file
+			// (every key twice): wait until no reader is on the pipe (one
+			// that comes is another read of the file), a second at most.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+				g, err := os.OpenFile(pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+				if err != nil {
+					break
+				}
+				g.Close()
+			}
 		}
 	}()
 
