@@ -61,6 +61,23 @@ func FuzzSearchParams(f *testing.F) {
 	f.Add("x\u0085y", "1", "101", uint8(1|4|8), uint8(1))
 	f.Add("\xff", "1", "1", uint8(2), uint8(0))
 	f.Add("tab\there\u00a0", "10000", "1", uint8(1|4|8), uint8(0))
+	// The page and limit bounds, with a query that passes, so that only
+	// they decide: web's (platform 0) maximum of 50 and admin's (3) of
+	// 100, one over each; the last page before the 10,000th result and
+	// the first at it, with a limit given and with the default 20; a
+	// page whose offset overflows an int.
+	f.Add("a", "200", "50", uint8(1|4|8), uint8(0))
+	f.Add("a", "201", "50", uint8(1|4|8), uint8(0))
+	f.Add("a", "1", "51", uint8(1|4|8), uint8(0))
+	f.Add("a", "100", "100", uint8(1|4|8), uint8(3))
+	f.Add("a", "101", "100", uint8(1|4|8), uint8(3))
+	f.Add("a", "1", "101", uint8(1|4|8), uint8(3))
+	f.Add("a", "500", "", uint8(1|4), uint8(0))
+	f.Add("a", "501", "", uint8(1|4), uint8(0))
+	f.Add("", "200", "+50", uint8(4|8), uint8(0))
+	f.Add("a", "4611686018427387905", "4", uint8(1|4|8), uint8(0)) // (page-1)*limit wraps to 0
+	f.Add("a", "0", "1", uint8(1|4|8), uint8(0))
+	f.Add("a", "1", "0", uint8(1|4|8), uint8(0))
 	f.Fuzz(func(t *testing.T, query, page, limit string, present, platform uint8) {
 		p := all[int(platform)%len(all)]
 		var args []string
