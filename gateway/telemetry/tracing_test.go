@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -506,18 +507,40 @@ func TestPropagateTraceparent(t *testing.T) {
 	}
 }
 
+// FuzzParseTraceparent compares parseTraceparent with W3C Trace Context's
+// grammar written as a regular expression: lower-case hex fields of 2, 32,
+// 16 and 2 digits, version ff invalid, version 00 with nothing after its
+// four fields and a later version with nothing or '-' and its own fields,
+// ids not all zero. What parses formats back to the same bytes, but for
+// the version and a later version's own fields.
 func FuzzParseTraceparent(f *testing.F) {
-	f.Add([]byte("00-" + clientTrace + "-" + clientParent + "-01"))
-	f.Add([]byte(""))
+	for _, s := range []string{
+		"00-" + clientTrace + "-" + clientParent + "-01", "", "00-" + clientTrace + "-" + clientParent + "-00",
+		"00-" + clientTrace + "-" + clientParent + "-01-", "01-" + clientTrace + "-" + clientParent + "-01-ab",
+		"01-" + clientTrace + "-" + clientParent + "-01", "01-" + clientTrace + "-" + clientParent + "-01x",
+		"ff-" + clientTrace + "-" + clientParent + "-01", "0F-" + clientTrace + "-" + clientParent + "-01",
+		"00-" + strings.ToUpper(clientTrace) + "-" + clientParent + "-01", "00-" + clientTrace + "-" + clientParent + "-0G",
+		"00-" + strings.Repeat("0", 32) + "-" + clientParent + "-01", "00-" + clientTrace + "-" + strings.Repeat("0", 16) + "-01",
+		"00_" + clientTrace + "-" + clientParent + "-01", "00-" + clientTrace + "-" + clientParent + "-1",
+	} {
+		f.Add([]byte(s))
+	}
+	grammar := regexp.MustCompile(`(?s)^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$`)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		tid, sid, flags, ok := parseTraceparent(in)
+		want := false
+		if m := grammar.FindSubmatch(in); m != nil {
+			version, later := string(m[1]), len(m[4]) > 0
+			want = version != "ff" && !(version == "00" && later) &&
+				string(m[2]) != strings.Repeat("0", 32) && string(m[3]) != strings.Repeat("0", 16)
+		}
+		if ok != want {
+			t.Fatalf("parseTraceparent(%q) ok = %v, the grammar says %v", in, ok, want)
+		}
 		if !ok {
 			return
 		}
-		// What parses formats back to the same bytes, but for the version
-		// and a later version's own fields.
-		if got := formatTraceparent(tid, sid, flags); got[2:] != string(in[2:traceparentLen]) ||
-			string(in[:2]) == "00" && len(in) != traceparentLen {
+		if got := formatTraceparent(tid, sid, flags); got[2:] != string(in[2:traceparentLen]) {
 			t.Fatalf("%q parsed and formatted to %q", in, got)
 		}
 	})
