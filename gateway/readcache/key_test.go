@@ -62,12 +62,30 @@ func TestKeyIsInjectiveAndPrefixFaithful(t *testing.T) {
 	}
 }
 
+// FuzzKey: no two lists of parts, of the same length or not, share a key;
+// a key is a prefix of another exactly when its parts are the other's
+// first parts; AppendKey appends what Key returns.
 func FuzzKey(f *testing.F) {
 	f.Add("a|b", "c", "a", "b|c")
 	f.Add("1:a", "", "1", "a")
+	f.Add("1:a1:b", "", "a", "b")
+	f.Add("a", "", "a", "")
+	f.Add("2:ab", "x", "ab", "x")
 	f.Fuzz(func(t *testing.T, a1, a2, b1, b2 string) {
-		if (Key(a1, a2) == Key(b1, b2)) != (a1 == b1 && a2 == b2) {
-			t.Fatalf("Key(%q,%q) vs Key(%q,%q)", a1, a2, b1, b2)
+		a := []string{a1, a2}
+		for _, b := range [][]string{{b1}, {b1, b2}, {b1, b2, a2}} {
+			if (Key(a...) == Key(b...)) != slices.Equal(a, b) {
+				t.Fatalf("Key(%q) vs Key(%q)", a, b)
+			}
+			if got := string(AppendKey([]byte(a1), b...)); got != a1+Key(b...) {
+				t.Fatalf("AppendKey(%q, %q) = %q, Key gives %q", a1, b, got, Key(b...))
+			}
+			for k := 0; k <= len(a); k++ {
+				isPrefix := k <= len(b) && slices.Equal(a[:k], b[:k])
+				if strings.HasPrefix(Key(b...), Key(a[:k]...)) != isPrefix {
+					t.Fatalf("Key(%q) prefix of Key(%q) = %v, parts prefix = %v", a[:k], b, !isPrefix, isPrefix)
+				}
+			}
 		}
 	})
 }
