@@ -101,11 +101,31 @@ func redact(groups []string, a slog.Attr) slog.Attr {
 // mask replaces what looks like a JWT, an e-mail address or a phone number
 // in s. A string with no '@', no '+' and no "eyJ" cannot hold any of them
 // and returns at once, which is every string the access log writes.
+//
+// A secret is taken only where it starts a word, so one glued to another
+// ("+905551234567+14155552671", or a JWT right after a phone number's
+// digits) shows only once its neighbour is masked: the passes repeat until
+// nothing changes. Each change removes an '@', a '+' or an "eyJ" and adds
+// none, so that ends.
 func mask(s string) (string, bool) {
+	out := maskOnce(s)
+	if out == s {
+		return s, false
+	}
+	for {
+		again := maskOnce(out)
+		if again == out {
+			return out, true
+		}
+		out = again
+	}
+}
+
+func maskOnce(s string) string {
 	at, plus := strings.IndexByte(s, '@') >= 0, strings.IndexByte(s, '+') >= 0
 	jwt := strings.Contains(s, "eyJ")
 	if !at && !plus && !jwt {
-		return s, false
+		return s
 	}
 	out := s
 	if jwt {
@@ -117,7 +137,7 @@ func mask(s string) (string, bool) {
 	if plus {
 		out = maskPhones(out)
 	}
-	return out, out != s
+	return out
 }
 
 // emailPattern is deliberately loose: a false positive costs a log line a

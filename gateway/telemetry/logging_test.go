@@ -94,6 +94,11 @@ func TestSecretsInValuesAreMasked(t *testing.T) {
 		{"+1 (415) 555-2671 ok", "[PHONE] ok"},
 		{"phone=+491511234567890", "phone=[PHONE]"},
 		{"x " + sampleJWT + " for bob@example.org at +33612345678", "x [JWT] for [EMAIL] at [PHONE]"},
+		// Glued together, each starts a word once the one before it is
+		// masked; a token cut short after its payload leaked its claims.
+		{"+905551234567eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0", "[PHONE][JWT]"},
+		{"+905551234567eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0+14155552671", "[PHONE][JWT][PHONE]"},
+		{"+905551234567+14155552671", "[PHONE][PHONE]"},
 	}
 	for _, c := range cases {
 		out, raw := logged(t, slog.String("detail", c.in))
