@@ -102,11 +102,13 @@ func redact(groups []string, a slog.Attr) slog.Attr {
 // in s. A string with no '@', no '+' and no "eyJ" cannot hold any of them
 // and returns at once, which is every string the access log writes.
 //
-// A secret is taken only where it starts a word, so one glued to another
-// ("+905551234567+14155552671", or a JWT right after a phone number's
-// digits) shows only once its neighbour is masked: the passes repeat until
-// nothing changes. Each change removes an '@', a '+' or an "eyJ" and adds
-// none, so that ends.
+// A phone number is taken only where it starts a word (a '+' after a
+// digit is a version's build or a sum), so one glued to another
+// ("+905551234567+14155552671") shows only once its neighbour is masked:
+// the passes repeat until nothing changes. Each change removes an '@', a
+// '+' or an "eyJ" and adds none, so that ends. A JWT is taken wherever it
+// starts, glued to a word or not ("Bearer" without its space, a phone
+// number's digits): its header alone would tell the key and algorithm.
 func mask(s string) (string, bool) {
 	out := maskOnce(s)
 	if out == s {
@@ -155,8 +157,9 @@ func isBase64URL(c byte) bool {
 // smallest real one, {"alg":"none"}, encodes to 18 characters.
 const minJWTHeader = 10
 
-// maskJWTs masks every run that starts "eyJ" (base64url of `{"`) at a word
-// boundary and carries at least two dot-separated base64url segments. A
+// maskJWTs masks every run that starts "eyJ" (base64url of `{"`), whatever
+// comes before it, and carries at least two dot-separated
+// base64url segments, the first of at least minJWTHeader characters. A
 // token cut short after its payload still leaks the claims, so two are
 // enough; JWE's five are masked whole.
 func maskJWTs(s string) string {
@@ -168,10 +171,6 @@ func maskJWTs(s string) string {
 			break
 		}
 		start := i + j
-		if start > 0 && isBase64URL(s[start-1]) {
-			i = start + 3
-			continue
-		}
 		end := start
 		for end < len(s) && isBase64URL(s[end]) {
 			end++
