@@ -36,10 +36,10 @@ func Validate(c *Config) Problems {
 			ps.add("tracing.endpoint", "must be host:port, without credentials (got %q)", RedactRefusedURL(e))
 		default:
 			if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
-				ps.add("tracing.endpoint", "must be host:port (got %q)", e)
+				ps.add("tracing.endpoint", "must be host:port (got %q)", RedactRefusedURL(e))
 			} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 				// The exporter would take it and fail every export.
-				ps.add("tracing.endpoint", "invalid port in %q (want 1 to 65535)", e)
+				ps.add("tracing.endpoint", "invalid port in %q (want 1 to 65535)", RedactRefusedURL(e))
 			}
 		}
 		if strings.TrimSpace(c.Tracing.ServiceName) == "" {

@@ -214,6 +214,14 @@ func TestValidateRules(t *testing.T) {
 		{"tracing endpoint with a token as its user", func(c *config.Config) {
 			c.Tracing.Enabled, c.Tracing.Endpoint = true, "Tr4ceToken@otel-collector:4318"
 		}, []want{{"tracing.endpoint", `without credentials (got "xxxxx@otel-collector:4318")`}}},
+		// A key in a query, refused for its port or its path, is masked
+		// too.
+		{"tracing endpoint with a key in its query", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector:4318?api-key=Tr4ceKey"
+		}, []want{{"tracing.endpoint", `invalid port in "otel-collector:4318?api-key=xxxxx"`}}},
+		{"tracing endpoint with a path and a key in its query", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector/v1/traces?api-key=Tr4ceKey"
+		}, []want{{"tracing.endpoint", `must be host:port (got "otel-collector/v1/traces?api-key=xxxxx")`}}},
 		{"tracing endpoint without a port", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector" },
 			[]want{{"tracing.endpoint", "must be host:port"}}},
 		{"tracing endpoint with a named port", func(c *config.Config) { c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel-collector:http" },
