@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bffgate/edge/upstream/refstore"
+	"golang.org/x/sys/unix"
 )
 
 // Live configuration: ops edit config.yaml (or send SIGHUP) while the apps
@@ -491,9 +492,13 @@ func TestReloadSIGHUPWhileStarting(t *testing.T) {
 	// Registered before the gateway's own cleanup, so it runs after it:
 	// the pipe is fed until the gateway has stopped.
 	t.Cleanup(func() { close(stop); <-fed })
+	pipeInfo, err := os.Stat(pipe)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		defer close(fed)
-		first := true
+		first, reader := true, 0 // reader: the gateway's pid
 		for {
 			select {
 			case <-stop:
@@ -509,22 +514,29 @@ func TestReloadSIGHUPWhileStarting(t *testing.T) {
 			}
 			if first {
 				first = false
-				err := polSignalReader(path, syscall.SIGHUP)
+				var err error
+				if reader, err = polReader(path); err == nil {
+					err = syscall.Kill(reader, syscall.SIGHUP)
+				}
 				signalled <- err
 				time.Sleep(300 * time.Millisecond) // the signal's default action, if any, has struck
 			}
+			// Written again before its reader has closed the pipe, the
+			// content would reach it as more of the same file (every key
+			// twice). So the pipe is closed once the reader has taken the
+			// whole content: it is past its open then, holding the pipe
+			// and waiting for the end of the file. Then the gateway is
+			// waited for until it no longer holds the pipe (its next read
+			// of the file waits in open, with no descriptor, for the next
+			// write), a second at most each. A probe that opened the pipe
+			// would meet that next read and give it an empty file.
 			_, _ = f.Write(content)
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && polUnread(f) > 0; {
+				time.Sleep(2 * time.Millisecond)
+			}
 			f.Close()
-			// The reader reads to the end and closes. Written again before
-			// it has, the content would reach it as more of the same file
-			// (every key twice): wait until no reader is on the pipe (one
-			// that comes is another read of the file), a second at most.
-			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-				g, err := os.OpenFile(pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0)
-				if err != nil {
-					break
-				}
-				g.Close()
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && polHolds(reader, pipeInfo); {
+				time.Sleep(2 * time.Millisecond)
 			}
 		}
 	}()
@@ -539,22 +551,51 @@ func TestReloadSIGHUPWhileStarting(t *testing.T) {
 	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t))).Data(t, nil)
 }
 
-// polSignalReader sends sig to the process running with -config path.
-func polSignalReader(path string, sig syscall.Signal) error {
+// polReader is the pid of the process running with -config path.
+func polReader(path string) (int, error) {
 	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, p := range procs {
 		cmdline, err := os.ReadFile(p)
 		if err != nil || !strings.Contains(string(cmdline), "-config\x00"+path+"\x00") {
 			continue
 		}
-		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if err != nil {
-			return err
-		}
-		return syscall.Kill(pid, sig)
+		return strconv.Atoi(filepath.Base(filepath.Dir(p)))
 	}
-	return fmt.Errorf("no process runs -config %s", path)
+	return 0, fmt.Errorf("no process runs -config %s", path)
+}
+
+// polUnread is how many bytes written to the pipe f its reader has not
+// read yet.
+func polUnread(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+	})
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// polHolds reports whether process pid has file open, by its descriptors
+// in /proc, which a look does not disturb.
+func polHolds(pid int, file os.FileInfo) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false // the process has ended
+	}
+	for _, fd := range fds {
+		if fi, err := os.Stat(filepath.Join(dir, fd.Name())); err == nil && os.SameFile(fi, file) {
+			return true
+		}
+	}
+	return false
 }
