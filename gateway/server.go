@@ -461,7 +461,9 @@ func (s *Server) Shutdown(timeout time.Duration) bool {
 // still sending or waiting for included, and lingering closes end with
 // them. Handlers still running go on to their end (server.requestTimeout
 // at most) and their answers are lost; Shutdown, running or called after,
-// returns once they have.
+// returns once they have, and once the 503s of refused connections still
+// being sent have (answerRefused, a second at most: those connections are
+// not among the ones closed).
 func (s *Server) CutShort() {
 	s.cutShort.Store(true)
 	s.closing.Store(true)

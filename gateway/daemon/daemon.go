@@ -53,10 +53,11 @@ type Options struct {
 	OnStopped func(err error)
 	// CutShort, when set, cuts the drain short when it closes: the
 	// listeners and every connection are closed at once (gateway.Server's
-	// CutShort), and Run returns as soon as the handlers still running
-	// have, without waiting out the shutdown delay or the drain. The
-	// development stack closes it on a second Ctrl-C; the binary exits
-	// instead.
+	// CutShort), and Run returns as soon as the public listener's
+	// handlers still running have, without waiting out the shutdown delay
+	// or the drain. The ops listener's are not waited for (http.Server's
+	// Close does not, nor its Shutdown after it). The development stack
+	// closes it on a second Ctrl-C; the binary exits instead.
 	CutShort <-chan struct{}
 }
 
