@@ -596,47 +596,7 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 				w.Header().Set("Content-Type", mimeJSON)
 				io.WriteString(w, searchPageBody(q))
 			}))
-			if tc.tls {
-				srv.StartTLS()
-			} else {
-				srv.Start()
-			}
-			t.Cleanup(srv.Close)
-			cfg := testConfig(srv.URL)
-			// A second call waits for the connection (a quarter of the
-			// dial timeout, capped by the operations' timeouts): 2s, which
-			// a busy machine does not run out between the first call's
-			// interim answer and its close.
-			cfg.MaxConnsPerHost = 1
-			cfg.DialTimeout = 8 * time.Second
-			eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0; o.Timeout = 8 * time.Second })
-			c, _ := newClient(t, cfg)
-			if tc.tls {
-				roots := x509.NewCertPool()
-				roots.AddCert(srv.Certificate())
-				c.hosts[0].tls.RootCAs = roots
-			}
-			ctx := context.Background()
-			first := make(chan error)
-			go func() {
-				_, err := c.Search(ctx, testCall(), "ali", 2, 0)
-				first <- err
-			}()
-			<-held
-			second := make(chan struct{})
-			var r *contract.SearchResponse
-			var err error
-			go func() {
-				defer close(second)
-				r, err = c.Search(ctx, testCall(), "bob", 2, 0)
-			}()
-			for c.hosts[0].client.PendingRequests() < 2 {
-				time.Sleep(time.Millisecond)
-			}
-			close(interim) // the second call waits for the first's connection
-			ferr := <-first
-			<-second
-			wantOwnPage(t, "the waiting search", "bob", r, err)
+			ferr := searchWhileOneWaits(t, srv, tc.tls, held, interim)
 			if tc.refused == 0 {
 				if ferr != nil {
 					t.Fatalf("the answer after the interim ones: %v", ferr)
@@ -704,48 +664,61 @@ func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 				io.WriteString(rw, stray+searchPageAnswer(next.URL.Query().Get("q"), ""))
 				rw.Flush()
 			}))
-			if tc.tls {
-				srv.StartTLS()
-			} else {
-				srv.Start()
-			}
-			t.Cleanup(srv.Close)
-			cfg := testConfig(srv.URL)
-			// The second call waits up to 2s for the connection (see
-			// TestInterimAnswerConnectionIsNotHandedToAWaitingCall).
-			cfg.MaxConnsPerHost = 1
-			cfg.DialTimeout = 8 * time.Second
-			eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0; o.Timeout = 8 * time.Second })
-			c, _ := newClient(t, cfg)
-			if tc.tls {
-				roots := x509.NewCertPool()
-				roots.AddCert(srv.Certificate())
-				c.hosts[0].tls.RootCAs = roots
-			}
-			ctx := context.Background()
-			first := make(chan error)
-			go func() {
-				_, err := c.Search(ctx, testCall(), "ali", 2, 0)
-				first <- err
-			}()
-			<-held
-			second := make(chan struct{})
-			var r *contract.SearchResponse
-			var err error
-			go func() {
-				defer close(second)
-				r, err = c.Search(ctx, testCall(), "bob", 2, 0)
-			}()
-			for c.hosts[0].client.PendingRequests() < 2 {
-				time.Sleep(time.Millisecond)
-			}
-			close(answer) // the second call waits for the first's connection
-			ferr := <-first
-			<-second
-			wantOwnPage(t, "the waiting search", "bob", r, err)
+			ferr := searchWhileOneWaits(t, srv, tc.tls, held, answer)
 			wantBodiless(t, ferr, tc.head[:3], tc.outcome, "status "+tc.head[:3])
 		})
 	}
+}
+
+// searchWhileOneWaits starts srv (over TLS or not) and, through a client
+// of one connection, searches "ali": once srv's handler has closed held,
+// a search for "bob" waits for that connection, and release is closed
+// for the handler to answer "ali". It checks that the waiting search got
+// its own page, and returns the error of "ali"'s.
+func searchWhileOneWaits(t *testing.T, srv *httptest.Server, useTLS bool, held, release chan struct{}) error {
+	t.Helper()
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	cfg := testConfig(srv.URL)
+	// The second call waits for the connection (a quarter of the dial
+	// timeout, capped by the operations' timeouts): 2s, which a busy
+	// machine does not run out between the first call's answer and its
+	// close.
+	cfg.MaxConnsPerHost = 1
+	cfg.DialTimeout = 8 * time.Second
+	eachOp(&cfg, func(o *config.Operation) { o.Retry.Attempts = 0; o.Timeout = 8 * time.Second })
+	c, _ := newClient(t, cfg)
+	if useTLS {
+		roots := x509.NewCertPool()
+		roots.AddCert(srv.Certificate())
+		c.hosts[0].tls.RootCAs = roots
+	}
+	ctx := context.Background()
+	first := make(chan error)
+	go func() {
+		_, err := c.Search(ctx, testCall(), "ali", 2, 0)
+		first <- err
+	}()
+	<-held
+	second := make(chan struct{})
+	var r *contract.SearchResponse
+	var err error
+	go func() {
+		defer close(second)
+		r, err = c.Search(ctx, testCall(), "bob", 2, 0)
+	}()
+	for c.hosts[0].client.PendingRequests() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release) // the second call waits for the first's connection
+	ferr := <-first
+	<-second
+	wantOwnPage(t, "the waiting search", "bob", r, err)
+	return ferr
 }
 
 // wantBodiless fails the test unless err is the failure of an answer with

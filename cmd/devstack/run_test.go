@@ -422,25 +422,9 @@ func TestSecondSignalLeavesNothingRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := self.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"shutting down"`); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no shutting down line:\n%s", stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := self.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err == nil || err.Error() != "second signal (interrupt): exiting without finishing the drain" {
-			t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("run still running 30 s after the second signal:\n%s", stderr)
+	if err := signalstest.InterruptTwice(t, self, done, stderr.String); err == nil ||
+		err.Error() != "second signal (interrupt): exiting without finishing the drain" {
+		t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
 	}
 
 	leftovers()

@@ -19,6 +19,23 @@ import (
 // log returns what the process has written to its log so far.
 func CutShort(t testing.TB, p *os.Process, exited chan error, log func() string, want string) {
 	t.Helper()
+	err := InterruptTwice(t, p, exited, log)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want status 1\n%s", err, log())
+	}
+	if !strings.Contains(log(), want) {
+		t.Errorf("no line %q:\n%s", want, log())
+	}
+}
+
+// InterruptTwice sends p a SIGINT, waits for its "shutting down" log line,
+// sends a second, and returns what exited then receives, within 30 s: the
+// process's Wait result, or the error of a run in the test's own process
+// (p is then the test's). exited gets it back, for the test's clean-up.
+// log returns what has been written to the log so far.
+func InterruptTwice(t testing.TB, p *os.Process, exited chan error, log func() string) error {
+	t.Helper()
 	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -31,18 +48,12 @@ func CutShort(t testing.TB, p *os.Process, exited chan error, log func() string,
 	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	select {
-	case err = <-exited:
+	case err := <-exited:
 		exited <- err
+		return err
 	case <-time.After(30 * time.Second):
 		t.Fatalf("still running 30 s after the second signal:\n%s", log())
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("exit %v, want status 1\n%s", err, log())
-	}
-	if !strings.Contains(log(), want) {
-		t.Errorf("no line %q:\n%s", want, log())
+		return nil
 	}
 }
