@@ -353,15 +353,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	if gw == nil {
 		t.Fatalf("no gateway URL in the banner:\n%s", banner)
 	}
-	conn, err := net.Dial("tcp", gw[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n"+
-		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
-		t.Fatal(err)
-	}
+	signalstest.HoldRequest(t, gw[1], "/api/v1/users/check-username")
 	// The gateway accepts connections in turn: one answered on a second
 	// connection means the first is held.
 	resp, err := http.Get("http://" + gw[1] + "/api/v1/users/me")
@@ -401,15 +393,7 @@ func TestSecondSignalLeavesNothingRunning(t *testing.T) {
 	if gw == nil || len(addrs) < 4 {
 		t.Fatalf("no gateway, ops, identity provider and store URLs in the banner:\n%s", banner)
 	}
-	conn, err := net.Dial("tcp", gw[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\n"+
-		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
-		t.Fatal(err)
-	}
+	signalstest.HoldRequest(t, gw[1], "/api/v1/users/check-username")
 	// One answered on a second connection means the first is held.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get("http://" + gw[1] + "/api/v1/users/me")

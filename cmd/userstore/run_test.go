@@ -121,15 +121,7 @@ func TestSecondSignalCutsTheDrainShort(t *testing.T) {
 	if at == "" {
 		t.Fatalf("not listening:\n%s", stderr)
 	}
-	conn, err := net.Dial("tcp", at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST "+contract.PathUsernameCheck+" HTTP/1.1\r\nHost: store\r\n"+
-		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
-		t.Fatal(err)
-	}
+	signalstest.HoldRequest(t, at, contract.PathUsernameCheck)
 	// The server accepts connections in turn: one answered on a second
 	// connection means the first is held.
 	resp, err := http.Get("http://" + at + contract.PathSearch + "?query=a")
@@ -163,15 +155,7 @@ func TestSecondSignalInProcess(t *testing.T) {
 		t.Fatalf("not listening: %q\n%s", sc.Text(), stderr)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdoutR) }()
-	conn, err := net.Dial("tcp", msg.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST "+contract.PathUsernameCheck+" HTTP/1.1\r\nHost: store\r\n"+
-		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
-		t.Fatal(err)
-	}
+	signalstest.HoldRequest(t, msg.Addr, contract.PathUsernameCheck)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get("http://" + msg.Addr + contract.PathSearch + "?query=a")
 	if err != nil {

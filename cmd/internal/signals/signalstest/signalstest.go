@@ -4,6 +4,8 @@ package signalstest
 
 import (
 	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -55,5 +57,21 @@ func InterruptTwice(t testing.TB, p *os.Process, exited chan error, log func() s
 	case <-time.After(30 * time.Second):
 		t.Fatalf("still running 30 s after the second signal:\n%s", log())
 		return nil
+	}
+}
+
+// HoldRequest opens a connection to addr and sends it the start of a
+// POST to path, its body cut short, so that the server holds a request
+// being read: a drain waits for it. The connection closes with the test.
+func HoldRequest(t testing.TB, addr, path string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "POST "+path+" HTTP/1.1\r\nHost: "+addr+"\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+		t.Fatal(err)
 	}
 }
