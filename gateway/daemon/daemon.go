@@ -234,13 +234,17 @@ func Run(ctx context.Context, o Options) error {
 		ops.SetDraining()
 	}
 	logger.Info("shutting down", "shutdown_delay", cur.Server.ShutdownDelay.String(), "drain_timeout", cur.Server.DrainTimeout.String())
-	stopCutShort := cutShortOn(o.CutShort, func() {
-		logger.Warn("drain cut short: closing every connection")
-		srv.CutShort()
-		if opsSrv != nil {
-			_ = opsSrv.Close()
-		}
-	})
+	var cutOnce sync.Once
+	cut := func() {
+		cutOnce.Do(func() {
+			logger.Warn("drain cut short: closing every connection")
+			srv.CutShort()
+			if opsSrv != nil {
+				_ = opsSrv.Close()
+			}
+		})
+	}
+	stopCutShort := cutShortOn(o.CutShort, cut)
 	if d := cur.Server.ShutdownDelay; d > 0 {
 		delay := time.NewTimer(d)
 		select {
@@ -248,6 +252,15 @@ func Run(ctx context.Context, o Options) error {
 		case <-o.CutShort:
 			delay.Stop()
 		}
+	}
+	// A cut that came already is made here, not left to cutShortOn's
+	// goroutine: the drain could start before it, find nothing open and
+	// be reported as a full one, and the goroutine, stopped, might never
+	// make it.
+	select {
+	case <-o.CutShort:
+		cut()
+	default:
 	}
 	drained := srv.Shutdown(cur.Server.DrainTimeout)
 	if opsSrv != nil {

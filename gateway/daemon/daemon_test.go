@@ -395,3 +395,32 @@ func TestCutShortClosesEveryConnection(t *testing.T) {
 		t.Errorf("stopped lines: %v; want one, not drained\nlogs:\n%s", stopped, g.logs)
 	}
 }
+
+// A cut that comes during the shutdown delay, with nothing open, is made
+// before the drain starts: the drain it ends is never reported as a full
+// one, and the cut is logged. Run's wait on the delay returns at once, and
+// the drain used to start before the cut was made, or without it.
+func TestCutShortDuringTheDelayIsNotADrain(t *testing.T) {
+	cut := make(chan struct{})
+	g := startGatewayWith(t, map[string]string{"GATEWAY_SERVER__SHUTDOWNDELAY": "5m"}, cut)
+	g.serveOne(t)
+	g.client.CloseIdleConnections()
+	g.cancel()
+	for deadline := time.Now().Add(5 * time.Second); len(g.logs.lines("shutting down")) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutting down line\nlogs:\n%s", g.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(cut)
+
+	if err := g.result(t); err != nil {
+		t.Fatalf("Run returned %v after a drain cut short; want nil\nlogs:\n%s", err, g.logs)
+	}
+	if cut := g.logs.lines("drain cut short: closing every connection"); len(cut) != 1 {
+		t.Errorf("drain cut short lines: %v; want one\nlogs:\n%s", cut, g.logs)
+	}
+	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != false {
+		t.Errorf("stopped lines: %v; want one, not drained\nlogs:\n%s", stopped, g.logs)
+	}
+}
