@@ -14,6 +14,7 @@
 // script can start it on port 0 and read the port. SIGINT, SIGTERM or SIGHUP
 // shut it down gracefully; a second one cuts the drain short (exit 1). The
 // temporary database is removed either way, once the handlers have returned.
+// A listener that fails on its own stops it the same way, with exit 1.
 package main
 
 import (

@@ -91,9 +91,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "%s\n", line)
 	logger.Info("listening", "addr", addr, "serviceToken", token != "", "record", *record)
 
+	// Serve that fails on its own (its listener lost) stops the store as a
+	// signal does: the handlers still running finish, or are cut, before
+	// the database is closed and removed; its error is returned.
+	var failed error
 	select {
 	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
+		failed = fmt.Errorf("serve: %w", err)
+		logger.Error("serve failed", "error", err.Error())
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
@@ -104,10 +109,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Cut what still runs before the store closes under it.
 		_ = srv.Close()
 	}
-	<-served // Serve has returned ErrServerClosed
+	if failed == nil {
+		<-served // Serve has returned ErrServerClosed
+	}
 	// Close does not wait for the handlers it cut: the store's database is
 	// closed, and removed, only once they have returned.
 	handlers()
+	if failed != nil {
+		return failed
+	}
 	if cause := context.Cause(hurry); err != nil && cause != nil {
 		return fmt.Errorf("%w: exiting without finishing the drain", cause)
 	}
