@@ -668,11 +668,22 @@ func TestBreakerHalfOpenTrialsAndRecovery(t *testing.T) {
 	cfg := testConfig(p.URL())
 	cfg.Operations.Search.Retry.Attempts = 0
 	cfg.Operations.Search.Breaker.ConsecutiveFailures = 2
-	cfg.Operations.Search.Breaker.OpenTimeout = 200 * time.Millisecond
+	// Long enough that "open" is still what a busy machine reads after the
+	// failures; the test waits for half-open rather than sleeping past it.
+	cfg.Operations.Search.Breaker.OpenTimeout = time.Second
 	cfg.Operations.Search.Breaker.HalfOpenRequests = 2
+	cfg.Operations.Search.Timeout = 5 * time.Second // well above the slow trials' 1s
 	c, obs := newClient(t, cfg)
 	ctx := context.Background()
 	search := func() error { _, err := c.Search(ctx, testCall(), "ali", 5, 0); return err }
+	halfOpen := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); breakerOf(c, OpSearch).State != "half-open"; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the breaker did not turn half-open: %+v", breakerOf(c, OpSearch))
+			}
+		}
+	}
 
 	p.Set(faultproxy.Status(502))
 	search()
@@ -681,31 +692,33 @@ func TestBreakerHalfOpenTrialsAndRecovery(t *testing.T) {
 		t.Fatal("not open after 2 faults")
 	}
 	// A failing trial re-opens it.
-	time.Sleep(250 * time.Millisecond)
+	halfOpen()
 	kindAndOutcome(t, search(), KindBadGateway, OutcomeError5xx)
 	if breakerOf(c, OpSearch).State != "open" {
 		t.Fatal("a failed trial must re-open the breaker")
 	}
 
-	// Healthy but slow: of 6 concurrent calls, exactly HalfOpenRequests
-	// are let through as trials.
-	time.Sleep(250 * time.Millisecond)
-	p.Set(faultproxy.Delay(600 * time.Millisecond)) // the six calls must overlap it
+	// Healthy but slow: while HalfOpenRequests trials are in flight, every
+	// other call is refused at once without reaching the store.
+	halfOpen()
+	p.Set(faultproxy.Delay(time.Second)) // the trials stay in flight through the calls below
 	before := p.Stats().Requests
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	outcomes := map[string]int{}
-	for range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := outcomeOf(search())
-			mu.Lock()
-			outcomes[o]++
-			mu.Unlock()
-		}()
+	trials := make(chan error, 2)
+	for range 2 {
+		go func() { trials <- search() }()
 	}
-	wg.Wait()
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Requests-before < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the 2 trials did not reach the store: %d requests", p.Stats().Requests-before)
+		}
+	}
+	outcomes := map[string]int{}
+	for range 4 {
+		outcomes[outcomeOf(search())]++
+	}
+	for range 2 {
+		outcomes[outcomeOf(<-trials)]++
+	}
 	if n := p.Stats().Requests - before; n != 2 || outcomes[OutcomeOK] != 2 || outcomes[OutcomeBreakerOpen] != 4 {
 		t.Fatalf("half-open: %d requests, outcomes %v", n, outcomes)
 	}
