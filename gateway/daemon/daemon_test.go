@@ -371,18 +371,7 @@ func TestCutShortClosesEveryConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.serveOne(t) // answered on another connection: the first is held
-	g.cancel()
-	for deadline := time.Now().Add(5 * time.Second); len(g.logs.lines("shutting down")) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("no shutting down line\nlogs:\n%s", g.logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(cut)
-
-	if err := g.result(t); err != nil {
-		t.Fatalf("Run returned %v after a drain cut short; want nil\nlogs:\n%s", err, g.logs)
-	}
+	g.cutShort(t, cut)
 	// Closed already: the deadline only keeps a failing test from hanging.
 	_ = held.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := held.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -405,6 +394,19 @@ func TestCutShortDuringTheDelayIsNotADrain(t *testing.T) {
 	g := startGatewayWith(t, map[string]string{"GATEWAY_SERVER__SHUTDOWNDELAY": "5m"}, cut)
 	g.serveOne(t)
 	g.client.CloseIdleConnections()
+	g.cutShort(t, cut)
+	if cut := g.logs.lines("drain cut short: closing every connection"); len(cut) != 1 {
+		t.Errorf("drain cut short lines: %v; want one\nlogs:\n%s", cut, g.logs)
+	}
+	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != false {
+		t.Errorf("stopped lines: %v; want one, not drained\nlogs:\n%s", stopped, g.logs)
+	}
+}
+
+// cutShort stops the gateway, closes cut once it is shutting down, and
+// waits for Run, which must return nil.
+func (g *gateway) cutShort(t *testing.T, cut chan struct{}) {
+	t.Helper()
 	g.cancel()
 	for deadline := time.Now().Add(5 * time.Second); len(g.logs.lines("shutting down")) == 0; {
 		if time.Now().After(deadline) {
@@ -413,14 +415,7 @@ func TestCutShortDuringTheDelayIsNotADrain(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(cut)
-
 	if err := g.result(t); err != nil {
 		t.Fatalf("Run returned %v after a drain cut short; want nil\nlogs:\n%s", err, g.logs)
-	}
-	if cut := g.logs.lines("drain cut short: closing every connection"); len(cut) != 1 {
-		t.Errorf("drain cut short lines: %v; want one\nlogs:\n%s", cut, g.logs)
-	}
-	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != false {
-		t.Errorf("stopped lines: %v; want one, not drained\nlogs:\n%s", stopped, g.logs)
 	}
 }
