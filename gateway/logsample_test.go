@@ -42,14 +42,7 @@ func TestFailureLogSamplerBoundsEachOperationAndOutcome(t *testing.T) {
 // A count that no later line takes is reported on its own once its second
 // is over, and a count a line took is not reported again.
 func TestFailureLogSamplerReportsACountNoLineTook(t *testing.T) {
-	reports := make(chan string, 10)
-	l := failureLogSampler{report: func(op, outcome string, n uint64) {
-		reports <- fmt.Sprint(op, " ", outcome, " ", n)
-	}}
-	now := time.Now()
-	for range failureLogBurst + 3 {
-		l.allow("search", "timeout", now)
-	}
+	l, reports, now := timeoutsOverTheBurst()
 	select {
 	case r := <-reports:
 		if r != "search timeout 3" {
@@ -140,14 +133,7 @@ func TestShutdownReportsTheFailureLinesLeftOut(t *testing.T) {
 // stop reports at once the counts waiting for their timer; a timer that
 // fires after it reports nothing, and every later line is logged.
 func TestFailureLogSamplerStopReportsWhatWaits(t *testing.T) {
-	reports := make(chan string, 10)
-	l := failureLogSampler{report: func(op, outcome string, n uint64) {
-		reports <- fmt.Sprint(op, " ", outcome, " ", n)
-	}}
-	now := time.Now()
-	for range failureLogBurst + 3 {
-		l.allow("search", "timeout", now)
-	}
+	l, reports, now := timeoutsOverTheBurst()
 	l.stop()
 	select {
 	case r := <-reports:
@@ -168,4 +154,18 @@ func TestFailureLogSamplerStopReportsWhatWaits(t *testing.T) {
 			t.Fatalf("line %d after stop: allowed %v, suppressed %d", i, ok, s)
 		}
 	}
+}
+
+// timeoutsOverTheBurst is a sampler whose reports go to the channel, after
+// three search timeouts more than the burst in the second of now.
+func timeoutsOverTheBurst() (l *failureLogSampler, reports chan string, now time.Time) {
+	reports = make(chan string, 10)
+	l = &failureLogSampler{report: func(op, outcome string, n uint64) {
+		reports <- fmt.Sprint(op, " ", outcome, " ", n)
+	}}
+	now = time.Now()
+	for range failureLogBurst + 3 {
+		l.allow("search", "timeout", now)
+	}
+	return l, reports, now
 }

@@ -402,14 +402,7 @@ func TestSecondSignalLeavesNothingRunning(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	self, err := os.FindProcess(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signalstest.InterruptTwice(t, self, done, stderr.String); err == nil ||
-		err.Error() != "second signal (interrupt): exiting without finishing the drain" {
-		t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
-	}
+	signalstest.CutShortInProcess(t, done, stderr.String)
 
 	leftovers()
 	for _, a := range addrs {

@@ -163,14 +163,7 @@ func TestSecondSignalInProcess(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	self, err := os.FindProcess(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signalstest.InterruptTwice(t, self, done, stderr.String); err == nil ||
-		err.Error() != "second signal (interrupt): exiting without finishing the drain" {
-		t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
-	}
+	signalstest.CutShortInProcess(t, done, stderr.String)
 	if c, err := net.Dial("tcp", msg.Addr); err == nil {
 		c.Close()
 		t.Errorf("%s still accepts connections after run returned", msg.Addr)

@@ -31,6 +31,21 @@ func CutShort(t testing.TB, p *os.Process, exited chan error, log func() string,
 	}
 }
 
+// CutShortInProcess is CutShort for a run in the test's own process: the
+// two interrupts go to the test, and the run's error, which done receives,
+// must say the drain was cut short.
+func CutShortInProcess(t testing.TB, done chan error, log func() string) {
+	t.Helper()
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := InterruptTwice(t, self, done, log); err == nil ||
+		err.Error() != "second signal (interrupt): exiting without finishing the drain" {
+		t.Errorf("run returned %v, want the drain cut short (exit 1)", err)
+	}
+}
+
 // InterruptTwice sends p a SIGINT, waits for its "shutting down" log line,
 // sends a second, and returns what exited then receives, within 30 s: the
 // process's Wait result, or the error of a run in the test's own process
