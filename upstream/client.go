@@ -366,6 +366,12 @@ func connReset(resp *fasthttp.Response) bool {
 // on the connection. Its header block is kept on the marks, so that send
 // checks it as any other answer and reports what it always has.
 //
+// fasthttp skips blank lines before a status line, as many as its read
+// buffer holds (a broken store may leave one after a body), so answerConn
+// looks past them, before an answer and between interim answers. An
+// answer it passes on keeps them; blank lines that fill the read buffer
+// are passed on too, and fasthttp fails on them.
+//
 // Refused, the read fails and fasthttp closes the connection; the status
 // is noted on its marks for send to report (refusal). It is the outermost
 // layer, over TLS, where the answer's bytes are plain.
@@ -398,16 +404,20 @@ func (c *answerConn) Read(p []byte) (int, error) {
 	c.sent = false
 	n, skipped := 0, 0
 	for {
-		// The answer's start, at least up to its status code: a short
-		// read would pass the status to fasthttp unseen.
-		for n < min(statusHead, len(p)) {
+		// The answer's start, at least up to its status code, past any
+		// blank lines before it: a short read would pass the status to
+		// fasthttp unseen. Blank lines that fill p are passed on (fasthttp
+		// fails on them too).
+		start := blankLines(p[:n])
+		for n < min(start+statusHead, len(p)) {
 			m, err := c.Conn.Read(p[n:])
 			n += m
 			if err != nil {
 				return n, err
 			}
+			start = blankLines(p[:n])
 		}
-		status := bodilessCode(p[:n])
+		status := bodilessCode(p[start:n])
 		if status == 0 {
 			return n, nil
 		}
@@ -418,7 +428,7 @@ func (c *answerConn) Read(p []byte) (int, error) {
 			}
 		}
 		// Read to the end of the header block.
-		end := headEnd(p[:n])
+		end := headEnd(p[start:n])
 		for end == 0 {
 			if n == len(p) {
 				if status >= http.StatusOK {
@@ -436,10 +446,11 @@ func (c *answerConn) Read(p []byte) (int, error) {
 				}
 				return 0, err
 			}
-			end = headEnd(p[:n])
+			end = headEnd(p[start:n])
 		}
+		end += start
 		if status >= http.StatusOK {
-			return c.refuse(status, bytes.Clone(p[:end]))
+			return c.refuse(status, bytes.Clone(p[start:end]))
 		}
 		// An interim answer: start again after it.
 		n = copy(p, p[end:n])
@@ -465,9 +476,10 @@ const maxInterim = 8
 // a connection with this method for one that needs no TLS of its own.
 func (c *answerConn) Handshake() error { return nil }
 
-// bodilessCode is the status of an answer that starts with b when it is
-// one fasthttp reads no body after (bodiless): a 1xx, 204 or 304; else 0.
-// An answer that does not start as HTTP/1 answers do is left to fasthttp.
+// bodilessCode is the status of an answer whose status line starts b
+// when it is one fasthttp reads no body after (bodiless): a 1xx, 204 or
+// 304; else 0. A status line that does not start as HTTP/1 ones do is
+// left to fasthttp.
 func bodilessCode(b []byte) int {
 	if len(b) < statusHead || string(b[:7]) != "HTTP/1." || b[8] != ' ' {
 		return 0
@@ -480,6 +492,24 @@ func bodilessCode(b []byte) int {
 		return int(d0-'0')*100 + 4
 	}
 	return 0
+}
+
+// blankLines is the length of the blank lines (CRLF or LF) at the start
+// of b: fasthttp skips them before a status line, as many as its read
+// buffer holds.
+func blankLines(b []byte) int {
+	i := 0
+	for i < len(b) {
+		switch {
+		case b[i] == '\n':
+			i++
+		case b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n':
+			i += 2
+		default:
+			return i
+		}
+	}
+	return i
 }
 
 // headEnd is the length of the header block at the start of b, up to the

@@ -81,8 +81,8 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		// it is a whole answer, takes it for its own unless the store
 		// echoes X-Request-Id. answerConn refuses an answer fasthttp reads
 		// no body after (1xx, 204, 304) before it gets here, and its
-		// connection is closed; one that does not start as answerConn
-		// expects (a blank line before it) may still get here.
+		// connection is closed; one whose status line does not start
+		// "HTTP/1." (fasthttp takes any word there) may still get here.
 		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
 			bodiless(resp.StatusCode()) {
 			dropIdle(o.target)
