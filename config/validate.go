@@ -378,11 +378,15 @@ func checkHTTPURL(path, raw string, base bool, ps *Problems) {
 }
 
 // redactURL is a refused URL as it may be logged (a refused reload's
-// problems go to the log): a password in it masked, and, as RedactURL
-// does, every query value, and the fragment.
+// problems go to the log): a password in it masked, or a user name given
+// alone (it may be a token: https://TOKEN@host), and, as RedactURL does,
+// every query value, and the fragment.
 func redactURL(u *url.URL, raw string) string {
 	if u != nil && u.User != nil {
 		c := *u
+		if _, ok := c.User.Password(); !ok {
+			c.User = url.User("xxxxx")
+		}
 		c.RawQuery = maskQuery(c.RawQuery)
 		if c.Fragment != "" {
 			c.Fragment, c.RawFragment = "xxxxx", ""

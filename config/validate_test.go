@@ -197,6 +197,9 @@ func TestValidateRules(t *testing.T) {
 		{"base URL with a password, a query and a fragment", func(c *config.Config) {
 			c.Upstreams.UserStore.BaseURL = "http://svc:Pr0dStorePassw0rd@store:8082/?token=s3cretpass#s3cretfrag"
 		}, []want{{"upstreams.userstore.baseURL", `"http://svc:xxxxx@store:8082/?token=xxxxx#xxxxx"`}}},
+		// A user name alone may be a token (https://TOKEN@host).
+		{"base URL with a token as its user", func(c *config.Config) { c.Upstreams.UserStore.BaseURL = "http://S3cretStoreToken@store:8082" },
+			[]want{{"upstreams.userstore.baseURL", `"http://xxxxx@store:8082"`}}},
 		{"JWKS URL with a password and a query, no scheme", func(c *config.Config) {
 			c.Auth.JWKSURLs = []string{"svc:Pr0dPassw0rd@idp/jwks?key=S3cretProviderKey#S3cretFrag"}
 		}, []want{{"auth.jwksURLs[0]", `"xxxxx@idp/jwks?key=xxxxx#xxxxx"`}}},
@@ -211,6 +214,9 @@ func TestValidateRules(t *testing.T) {
 		{"tracing endpoint with a password", func(c *config.Config) {
 			c.Tracing.Enabled, c.Tracing.Endpoint = true, "otel:Tr4cePassw0rd@otel-collector:4318"
 		}, []want{{"tracing.endpoint", `without credentials (got "xxxxx@otel-collector:4318")`}}},
+		{"tracing endpoint with a scheme and a token as its user", func(c *config.Config) {
+			c.Tracing.Enabled, c.Tracing.Endpoint = true, "http://Tr4ceToken@otel-collector:4318"
+		}, []want{{"tracing.endpoint", `without a scheme (got "http://xxxxx@otel-collector:4318")`}}},
 		{"tracing endpoint with a token as its user", func(c *config.Config) {
 			c.Tracing.Enabled, c.Tracing.Endpoint = true, "Tr4ceToken@otel-collector:4318"
 		}, []want{{"tracing.endpoint", `without credentials (got "xxxxx@otel-collector:4318")`}}},

@@ -171,6 +171,7 @@ func TestRefusedOriginIsQuotedMasked(t *testing.T) {
 		"https://svc:S3cretPassw0rd@app.example.com": `"https://svc:xxxxx@app.example.com"`,
 		"https://app.example.com/?key=S3cretKey":     `"https://app.example.com/?key=xxxxx"`,
 		"https//svc:S3cretPassw0rd@app.example.com":  `"xxxxx@app.example.com"`,
+		"https://S3cretToken@app.example.com":        `"https://xxxxx@app.example.com"`,
 	} {
 		_, ps := policies.Compile(specs(t, `web: {cors: {allowOrigins: ["`+o+`"]}}`), defaultAuth())
 		if len(ps) != 1 || !strings.Contains(ps[0].Message, want) || strings.Contains(ps.Error(), "S3cret") {
