@@ -851,27 +851,36 @@ func TestAnswerConnSeesTheStatusOfASplitAnswer(t *testing.T) {
 		{[]string{"HTTP/1.1 103 Early Hints\r\n\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n"}, 101},
 		{[]string{strings.Repeat("\r\n", 1024) + "HTTP/1.1 103 Early Hints\r\nLink: " + strings.Repeat("a", 2048) + "\r\n\r\n"}, 103},
 	} {
-		client, store := net.Pipe()
-		c := &answerConn{Conn: client, marks: new(connMarks)}
-		go func() {
-			io.ReadFull(store, make([]byte, 4))
-			for _, p := range tc.parts {
-				io.WriteString(store, p) // one read each when it fits (net.Pipe)
-			}
-			store.Close()
-		}()
-		c.Write([]byte("GET "))
-		buf := make([]byte, 4096)
-		n, err := c.Read(buf)
+		got, marks, err := readAnswerStart(tc.parts)
 		if tc.interim != 0 {
-			if n != 0 || err != errInterim || c.marks.refused.Load() != int32(tc.interim) || c.marks.head != nil {
-				t.Errorf("%q: read %d, %v, marked %d; want %d refused", tc.parts, n, err, c.marks.refused.Load(), tc.interim)
+			if len(got) != 0 || err != errInterim || marks.refused.Load() != int32(tc.interim) || marks.head != nil {
+				t.Errorf("%q: read %d, %v, marked %d; want %d refused", tc.parts, len(got), err, marks.refused.Load(), tc.interim)
 			}
-		} else if n < statusHead || err != nil || c.marks.refused.Load() != 0 || !strings.HasPrefix(strings.TrimLeft(string(buf[:n]), "\r\n"), "HTTP/1.1 200") {
-			t.Errorf("%q: read %q, %v, marked %d; want the final answer's start", tc.parts, buf[:n], err, c.marks.refused.Load())
+		} else if len(got) < statusHead || err != nil || marks.refused.Load() != 0 || !strings.HasPrefix(strings.TrimLeft(string(got), "\r\n"), "HTTP/1.1 200") {
+			t.Errorf("%q: read %q, %v, marked %d; want the final answer's start", tc.parts, got, err, marks.refused.Load())
 		}
-		client.Close()
 	}
+}
+
+// readAnswerStart is answerConn's first read of the answer to a request,
+// into a buffer of 4096 bytes (fasthttp's default), the store writing the
+// answer in parts (one read each when it fits: net.Pipe). It returns what
+// the read gave, the connection's marks and the read's error.
+func readAnswerStart(parts []string) ([]byte, *connMarks, error) {
+	client, store := net.Pipe()
+	defer client.Close()
+	c := &answerConn{Conn: client, marks: new(connMarks)}
+	go func() {
+		io.ReadFull(store, make([]byte, 4))
+		for _, p := range parts {
+			io.WriteString(store, p)
+		}
+		store.Close()
+	}()
+	c.Write([]byte("GET "))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	return buf[:n], c.marks, err
 }
 
 // An answer that starts with a 204 or 304, split over reads or not, is
@@ -906,26 +915,14 @@ func TestAnswerConnRefusesABodilessAnswer(t *testing.T) {
 		{[]string{strings.Repeat("\r\n", 2048) + "HTTP/1.1 204 No Content\r\n\r\n"}, 0, strings.Repeat("\r\n", 2048)},
 		{[]string{strings.Repeat("\n", 4090) + "HTTP/1.1 204 No Content\r\n\r\n"}, 0, strings.Repeat("\n", 4090) + "HTTP/1"},
 	} {
-		client, store := net.Pipe()
-		c := &answerConn{Conn: client, marks: new(connMarks)}
-		go func() {
-			io.ReadFull(store, make([]byte, 4))
-			for _, p := range tc.parts {
-				io.WriteString(store, p)
-			}
-			store.Close()
-		}()
-		c.Write([]byte("GET "))
-		buf := make([]byte, 4096)
-		n, err := c.Read(buf)
+		got, marks, err := readAnswerStart(tc.parts)
 		if tc.refused != 0 {
-			if n != 0 || err != errBodiless || c.marks.refused.Load() != int32(tc.refused) || string(c.marks.head) != tc.head {
-				t.Errorf("%q: read %d, %v, marked %d, head %q; want %d refused", tc.parts, n, err, c.marks.refused.Load(), c.marks.head, tc.refused)
+			if len(got) != 0 || err != errBodiless || marks.refused.Load() != int32(tc.refused) || string(marks.head) != tc.head {
+				t.Errorf("%q: read %d, %v, marked %d, head %q; want %d refused", tc.parts, len(got), err, marks.refused.Load(), marks.head, tc.refused)
 			}
-		} else if err != nil || c.marks.refused.Load() != 0 || !strings.HasPrefix(string(buf[:n]), tc.head) {
-			t.Errorf("%q: read %q, %v, marked %d; want it passed on", tc.parts, buf[:n], err, c.marks.refused.Load())
+		} else if err != nil || marks.refused.Load() != 0 || !strings.HasPrefix(string(got), tc.head) {
+			t.Errorf("%q: read %q, %v, marked %d; want it passed on", tc.parts, got, err, marks.refused.Load())
 		}
-		client.Close()
 	}
 }
 
