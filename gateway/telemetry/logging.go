@@ -102,32 +102,17 @@ func redact(groups []string, a slog.Attr) slog.Attr {
 // in s. A string with no '@', no '+' and no "eyJ" cannot hold any of them
 // and returns at once, which is every string the access log writes.
 //
-// A phone number is taken only where it starts a word (a '+' after a
-// digit is a version's build or a sum), so one glued to another
-// ("+905551234567+14155552671") shows only once its neighbour is masked:
-// the passes repeat until nothing changes. Each change removes an '@', a
-// '+' or an "eyJ" and adds none, so that ends. A JWT is taken wherever it
-// starts, glued to a word or not ("Bearer" without its space, a phone
-// number's digits): its header alone would tell the key and algorithm.
+// One pass masks them all, glued together or not: a JWT is taken wherever
+// it starts ("Bearer" without its space, right after a phone number's
+// digits: its header alone would tell the key and algorithm), and a phone
+// number right after one masked ("+905551234567+14155552671"). Each
+// replacement is bracketed, so none joins what is around it into a new
+// one: masking what comes out changes nothing (FuzzMask).
 func mask(s string) (string, bool) {
-	out := maskOnce(s)
-	if out == s {
-		return s, false
-	}
-	for {
-		again := maskOnce(out)
-		if again == out {
-			return out, true
-		}
-		out = again
-	}
-}
-
-func maskOnce(s string) string {
 	at, plus := strings.IndexByte(s, '@') >= 0, strings.IndexByte(s, '+') >= 0
 	jwt := strings.Contains(s, "eyJ")
 	if !at && !plus && !jwt {
-		return s
+		return s, false
 	}
 	out := s
 	if jwt {
@@ -139,7 +124,7 @@ func maskOnce(s string) string {
 	if plus {
 		out = maskPhones(out)
 	}
-	return out
+	return out, out != s
 }
 
 // emailPattern is deliberately loose: a false positive costs a log line a
@@ -221,12 +206,12 @@ const minPhoneDigits = 10
 // maskPhones masks '+' followed by at least minPhoneDigits digits, which
 // may be grouped by spaces, dashes, dots or parentheses. The '+'
 // must not follow a letter or digit, so a version such as 1.2.3+2024010112
-// is left alone.
+// is left alone, unless those digits end a number just masked.
 func maskPhones(s string) string {
 	var b strings.Builder
-	last := 0
+	last := 0 // the end of the last number masked
 	for i := 0; i < len(s); i++ {
-		if s[i] != '+' || i+1 >= len(s) || !isDigit(s[i+1]) || i > 0 && isAlnum(s[i-1]) {
+		if s[i] != '+' || i+1 >= len(s) || !isDigit(s[i+1]) || i > 0 && i != last && isAlnum(s[i-1]) {
 			continue
 		}
 		digits, end := 0, i+1
