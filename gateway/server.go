@@ -412,9 +412,10 @@ func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
 }
 
 // Shutdown stops accepting connections and waits up to timeout for
-// in-flight requests to finish, for connections lingering after a refusal
-// to close (each at most lingerTime), and for the refusals of connections
-// over server.maxConnections and maxConnectionsPerIP still being sent
+// in-flight requests to finish, for every client connection still open to
+// close (one whose request is still coming, one lingering after a refusal,
+// each at most lingerTime), and for the refusals of connections over
+// server.maxConnections and maxConnectionsPerIP still being sent
 // (answerRefused, each at most a second): the process exiting would reset
 // them. It reports whether they all did (never after CutShort).
 func (s *Server) Shutdown(timeout time.Duration) bool {
