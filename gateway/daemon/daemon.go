@@ -56,8 +56,12 @@ type Options struct {
 	// CutShort), and Run returns as soon as the public listener's
 	// handlers still running have, without waiting out the shutdown delay
 	// or the drain. The ops listener's are not waited for (http.Server's
-	// Close does not, nor its Shutdown after it). The development stack
-	// closes it on a second Ctrl-C; the binary exits instead.
+	// Close does not, nor its Shutdown after it): they end as their
+	// connections close (a CPU profile within a moment), and what they
+	// use (the verifier, the store client's breakers, the cache, the
+	// metrics registry) is safe to use once Run has closed it. The
+	// development stack closes it on a second Ctrl-C; the binary exits
+	// instead.
 	CutShort <-chan struct{}
 }
 
