@@ -134,8 +134,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bannerCtx, stopBanner := context.WithCancel(ctx)
 	var banner sync.WaitGroup
 	// A second Ctrl-C cuts the gateway's drain short: it closes its
-	// listeners and connections at once, and returns as soon as its
-	// handlers have.
+	// listeners and connections at once, and returns ErrCutShort as soon
+	// as its handlers have.
 	err = daemon.Run(ctx, daemon.Options{
 		ConfigPath: *configPath,
 		Getenv:     env,
@@ -158,7 +158,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	stopBanner()
 	banner.Wait()
-	if hurry.Err() != nil {
+	// Only a cut the gateway made says so: a second Ctrl-C that came once
+	// its drain was over cut none of it, and the exit status is the run's,
+	// as the gateway binary's is.
+	if errors.Is(err, daemon.ErrCutShort) {
 		return fmt.Errorf("%w: exiting without finishing the drain", context.Cause(hurry))
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -428,6 +429,80 @@ func TestSecondSignalLeavesNothingRunning(t *testing.T) {
 			t.Fatalf("still running after run returned: %v", err)
 		}
 	}
+}
+
+// A second Ctrl-C once the gateway's drain is over cuts none of it: the
+// stack exits with the run's status (0), and the gateway's stopped line
+// says drained. Here run is held after the drain by its banner, which
+// waits to be read. It used to exit 1 and say the drain was not finished.
+func TestSecondSignalAfterTheDrainKeepsTheRunsStatus(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	// The signals come here too: one that came after run stopped watching
+	// them would otherwise end the test binary.
+	own := make(chan os.Signal, 2)
+	signal.Notify(own, os.Interrupt)
+	defer signal.Stop(own)
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	interrupt := func() {
+		t.Helper()
+		if err := self.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-own:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the interrupt did not arrive")
+		}
+	}
+	stdoutR, stdoutW := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		err := run(context.Background(), freeArgs(), func(string) string { return "" }, stdoutW, stderr)
+		stdoutW.Close()
+		done <- err
+	}()
+	// The banner's first byte: the stack is up, and the rest of the banner
+	// waits for the test to read it, which run waits for before it returns.
+	first := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(stdoutR, make([]byte, 1))
+		first <- err
+	}()
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatalf("no banner: %v\n%s", err, stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no banner within 60s:\n%s", stderr)
+	}
+
+	interrupt()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"stopped"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stopped line:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	interrupt()
+	go func() { _, _ = io.Copy(io.Discard, stdoutR) }()
+
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after a second signal once the drain was over; want nil\n%s", err, stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not return:\n%s", stderr)
+	}
+	if strings.Contains(stderr.String(), "drain cut short") || !strings.Contains(stderr.String(), `"msg":"stopped","drained":true`) {
+		t.Errorf("the gateway's log does not say it drained, or says it was cut:\n%s", stderr)
+	}
+	leftovers()
 }
 
 // curlCommand is one curl line of the banner, as a shell would run it.

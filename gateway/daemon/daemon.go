@@ -53,17 +53,22 @@ type Options struct {
 	OnStopped func(err error)
 	// CutShort, when set, cuts the drain short when it closes: the
 	// listeners and every connection are closed at once (gateway.Server's
-	// CutShort), and Run returns as soon as the public listener's
-	// handlers still running have, without waiting out the shutdown delay
-	// or the drain. The ops listener's are not waited for (http.Server's
-	// Close does not, nor its Shutdown after it): they end as their
-	// connections close (a CPU profile within a moment), and what they
-	// use (the verifier, the store client's breakers, the cache, the
-	// metrics registry) is safe to use once Run has closed it. The
-	// development stack closes it on a second Ctrl-C; the binary exits
-	// instead.
+	// CutShort), and Run returns ErrCutShort as soon as the public
+	// listener's handlers still running have, without waiting out the
+	// shutdown delay or the drain. The ops listener's are not waited for
+	// (http.Server's Close does not, nor its Shutdown after it): they end
+	// as their connections close (a CPU profile within a moment), and
+	// what they use (the verifier, the store client's breakers, the
+	// cache, the metrics registry) is safe to use once Run has closed
+	// it. One that closes once the drain is over (OnStopped) cuts
+	// nothing, and Run returns what it would have. The development stack
+	// closes it on a second Ctrl-C; the binary exits instead.
 	CutShort <-chan struct{}
 }
+
+// ErrCutShort is what Run returns when its drain was cut short
+// (Options.CutShort), joined to a listener's failure if there was one.
+var ErrCutShort = errors.New("drain cut short")
 
 // Load reads, overrides and validates a configuration and compiles its
 // policies, reporting every problem at once.
@@ -82,7 +87,8 @@ func Load(path string, getenv func(string) string) (*config.Config, *policies.Se
 // Run runs the gateway until ctx ends, then drains and returns nil. It
 // returns an error when it cannot start, and when a listener fails while
 // it runs: it then drains as when ctx ends and returns the error, which
-// names the listener ("public listener: …", "ops listener: …").
+// names the listener ("public listener: …", "ops listener: …"). A drain
+// cut short (Options.CutShort) returns ErrCutShort.
 func Run(ctx context.Context, o Options) error {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
@@ -238,9 +244,13 @@ func Run(ctx context.Context, o Options) error {
 		ops.SetDraining()
 	}
 	logger.Info("shutting down", "shutdown_delay", cur.Server.ShutdownDelay.String(), "drain_timeout", cur.Server.DrainTimeout.String())
-	var cutOnce sync.Once
+	var (
+		cutOnce sync.Once
+		cutMade bool // read once stopCutShort has returned
+	)
 	cut := func() {
 		cutOnce.Do(func() {
+			cutMade = true
 			logger.Warn("drain cut short: closing every connection")
 			srv.CutShort()
 			if opsSrv != nil {
@@ -274,6 +284,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	wg.Wait()
 	stopCutShort()
+	// Whatever the cut ended, the drain or only the ops listener's close,
+	// the stop is not reported as a full one, and Run says it was cut: a
+	// caller that tells the user so (the development stack's exit status)
+	// must not say it of a drain that finished. A cut that came too late
+	// to be made, as the drain ended, changes nothing.
+	if cutMade {
+		drained = false
+		failed = errors.Join(failed, ErrCutShort)
+	}
 	if o.OnStopped != nil {
 		o.OnStopped(failed)
 	}

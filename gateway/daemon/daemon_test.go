@@ -40,7 +40,14 @@ var errListenerLost = errors.New("listener lost (injected by the test)")
 // fails returns once the next connection comes, closing that connection.
 type failingListener struct {
 	net.Listener
-	failed atomic.Pointer[error]
+	failed    atomic.Pointer[error]
+	closeOnce sync.Once
+	closed    chan struct{} // closed with the listener
+}
+
+func (l *failingListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 func (l *failingListener) Accept() (net.Conn, error) {
@@ -116,12 +123,12 @@ type gateway struct {
 // listeners on free loopback ports. It returns once the gateway is ready.
 func startGateway(t *testing.T) *gateway {
 	t.Helper()
-	return startGatewayWith(t, nil, nil)
+	return startGatewayWith(t, nil, daemon.Options{})
 }
 
-// startGatewayWith is startGateway with more environment overrides and
-// Options.CutShort.
-func startGatewayWith(t *testing.T, more map[string]string, cutShort <-chan struct{}) *gateway {
+// startGatewayWith is startGateway with more environment overrides, and
+// o's CutShort and OnStopped.
+func startGatewayWith(t *testing.T, more map[string]string, o daemon.Options) *gateway {
 	t.Helper()
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -178,7 +185,7 @@ func startGatewayWith(t *testing.T, more map[string]string, cutShort <-chan stru
 		if err != nil {
 			return nil, err
 		}
-		fl := &failingListener{Listener: ln}
+		fl := &failingListener{Listener: ln, closed: make(chan struct{})}
 		mu.Lock()
 		opened[ln.Addr().String()] = fl
 		mu.Unlock()
@@ -193,7 +200,8 @@ func startGatewayWith(t *testing.T, more map[string]string, cutShort <-chan stru
 			Getenv:     func(k string) string { return env[k] },
 			Stdout:     g.logs,
 			Listen:     listen,
-			CutShort:   cutShort,
+			CutShort:   o.CutShort,
+			OnStopped:  o.OnStopped,
 			OnListening: func(public, ops net.Addr) {
 				listening <- [2]net.Addr{public, ops}
 			},
@@ -359,7 +367,7 @@ func TestCutShortClosesEveryConnection(t *testing.T) {
 	cut := make(chan struct{})
 	g := startGatewayWith(t, map[string]string{
 		"GATEWAY_SERVER__READTIMEOUT": "10m", "GATEWAY_SERVER__DRAINTIMEOUT": "10m",
-	}, cut)
+	}, daemon.Options{CutShort: cut})
 	g.serveOne(t)
 	held, err := net.Dial("tcp", g.public.Addr().String())
 	if err != nil {
@@ -391,7 +399,7 @@ func TestCutShortClosesEveryConnection(t *testing.T) {
 // the drain used to start before the cut was made, or without it.
 func TestCutShortDuringTheDelayIsNotADrain(t *testing.T) {
 	cut := make(chan struct{})
-	g := startGatewayWith(t, map[string]string{"GATEWAY_SERVER__SHUTDOWNDELAY": "5m"}, cut)
+	g := startGatewayWith(t, map[string]string{"GATEWAY_SERVER__SHUTDOWNDELAY": "5m"}, daemon.Options{CutShort: cut})
 	g.serveOne(t)
 	g.client.CloseIdleConnections()
 	g.cutShort(t, cut)
@@ -403,8 +411,72 @@ func TestCutShortDuringTheDelayIsNotADrain(t *testing.T) {
 	}
 }
 
+// A cut that comes once the public listener's drain is over, while the
+// ops listener's close waits for a request still being sent to it, cuts
+// that close: it is reported as a drain cut short (drained: false,
+// ErrCutShort), as the WARN line says. It used to log the cut and then
+// drained: true, and Run returned nil, so the development stack's exit
+// status and the gateway's log disagreed.
+func TestCutShortDuringTheOpsCloseIsNotADrain(t *testing.T) {
+	cut := make(chan struct{})
+	g := startGatewayWith(t, nil, daemon.Options{CutShort: cut})
+	g.serveOne(t)
+	g.client.CloseIdleConnections()
+	// Its body never ends: the ops listener's close waits for it (2s at
+	// most), the public listener's drain does not.
+	held, err := net.Dial("tcp", g.ops.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := io.WriteString(held, "POST /ops/v1/cache/invalidate HTTP/1.1\r\nHost: ops\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"userId\":"); err != nil {
+		t.Fatal(err)
+	}
+	if s := g.get(g.ops, "/healthz", ""); s != http.StatusOK { // the held one was accepted first
+		t.Fatalf("GET /healthz: status %d, want 200", s)
+	}
+	g.client.CloseIdleConnections()
+	g.cancel()
+	// The ops listener closes once the public drain has returned.
+	select {
+	case <-g.ops.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the ops listener did not close\nlogs:\n%s", g.logs)
+	}
+	close(cut)
+	if err := g.result(t); !errors.Is(err, daemon.ErrCutShort) {
+		t.Fatalf("Run returned %v after a cut during the ops listener's close; want ErrCutShort\nlogs:\n%s", err, g.logs)
+	}
+	if cut := g.logs.lines("drain cut short: closing every connection"); len(cut) != 1 {
+		t.Errorf("drain cut short lines: %v; want one\nlogs:\n%s", cut, g.logs)
+	}
+	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != false {
+		t.Errorf("stopped lines: %v; want one, not drained\nlogs:\n%s", stopped, g.logs)
+	}
+}
+
+// A cut that comes once the drain is over (OnStopped) cuts nothing: Run
+// returns nil, the drain is reported as the full one it was, and no cut
+// is logged.
+func TestCutShortAfterTheDrainChangesNothing(t *testing.T) {
+	cut := make(chan struct{})
+	g := startGatewayWith(t, nil, daemon.Options{CutShort: cut, OnStopped: func(error) { close(cut) }})
+	g.serveOne(t)
+	g.cancel()
+	if err := g.result(t); err != nil {
+		t.Fatalf("Run returned %v after a cut that came once the drain was over; want nil\nlogs:\n%s", err, g.logs)
+	}
+	if cut := g.logs.lines("drain cut short: closing every connection"); len(cut) != 0 {
+		t.Errorf("drain cut short lines: %v; want none\nlogs:\n%s", cut, g.logs)
+	}
+	if stopped := g.logs.lines("stopped"); len(stopped) != 1 || stopped[0]["drained"] != true {
+		t.Errorf("stopped lines: %v; want one, drained\nlogs:\n%s", stopped, g.logs)
+	}
+}
+
 // cutShort stops the gateway, closes cut once it is shutting down, and
-// waits for Run, which must return nil.
+// waits for Run, which must return ErrCutShort.
 func (g *gateway) cutShort(t *testing.T, cut chan struct{}) {
 	t.Helper()
 	g.cancel()
@@ -415,7 +487,7 @@ func (g *gateway) cutShort(t *testing.T, cut chan struct{}) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(cut)
-	if err := g.result(t); err != nil {
-		t.Fatalf("Run returned %v after a drain cut short; want nil\nlogs:\n%s", err, g.logs)
+	if err := g.result(t); !errors.Is(err, daemon.ErrCutShort) {
+		t.Fatalf("Run returned %v after a drain cut short; want ErrCutShort\nlogs:\n%s", err, g.logs)
 	}
 }
