@@ -372,6 +372,15 @@ func connReset(resp *fasthttp.Response) bool {
 // answer it passes on keeps them; blank lines that fill the read buffer
 // are passed on too, and fasthttp fails on them.
 //
+// The status is found as fasthttp finds it (statusOf), on the first line
+// that is not blank: the digits after its first space, whatever word
+// comes before it ("HTTP/2 103", "http/1.1 204"), leading zeros and all
+// ("HTTP/1.1 0204" is a 204), ended by a space or the line's end
+// ("HTTP/1.1 2040" is a 2040, which fasthttp reads a body after). So
+// what answerConn takes for bodiless is what fasthttp would, and what it
+// passes on fasthttp reads as it would have anyway; a line fasthttp fails
+// on is passed on for it to fail.
+//
 // Refused, the read fails and fasthttp closes the connection; the status
 // is noted on its marks for send to report (refusal). It is the outermost
 // layer, over TLS, where the answer's bytes are plain.
@@ -389,9 +398,6 @@ var (
 	errBodiless = errors.New("204 or 304 answer, which a body may follow unread: the connection is closed")
 )
 
-// statusHead is how much of an answer's start shows its status: "HTTP/1.1 103".
-const statusHead = len("HTTP/1.1 103")
-
 func (c *answerConn) Write(p []byte) (int, error) {
 	c.sent = true
 	return c.Conn.Write(p)
@@ -404,21 +410,24 @@ func (c *answerConn) Read(p []byte) (int, error) {
 	c.sent = false
 	n, skipped := 0, 0
 	for {
-		// The answer's start, at least up to its status code, past any
-		// blank lines before it: a short read would pass the status to
-		// fasthttp unseen. Blank lines that fill p are passed on (fasthttp
-		// fails on them too).
-		start := blankLines(p[:n])
-		for n < min(start+statusHead, len(p)) {
+		// The answer's status, past any blank lines before it: a short
+		// read would pass it to fasthttp unseen. Blank lines or a status
+		// line that fill p are passed on: fasthttp fails on them too.
+		start, status := 0, -1
+		if n > 0 { // what followed an interim answer
+			start = blankLines(p[:n])
+			status = statusOf(p[start:n])
+		}
+		for status < 0 && n < len(p) {
 			m, err := c.Conn.Read(p[n:])
 			n += m
 			if err != nil {
 				return n, err
 			}
 			start = blankLines(p[:n])
+			status = statusOf(p[start:n])
 		}
-		status := bodilessCode(p[start:n])
-		if status == 0 {
+		if !bodilessStatus(status) {
 			return n, nil
 		}
 		if status < http.StatusOK {
@@ -476,22 +485,49 @@ const maxInterim = 8
 // a connection with this method for one that needs no TLS of its own.
 func (c *answerConn) Handshake() error { return nil }
 
-// bodilessCode is the status of an answer whose status line starts b
-// when it is one fasthttp reads no body after (bodiless): a 1xx, 204 or
-// 304; else 0. A status line that does not start as HTTP/1 ones do is
-// left to fasthttp.
-func bodilessCode(b []byte) int {
-	if len(b) < statusHead || string(b[:7]) != "HTTP/1." || b[8] != ' ' {
-		return 0
+// statusOf is the status of the answer whose status line starts b, found
+// as fasthttp finds it (parseFirstLine, parseUintBuf): the digits after
+// the line's first space, leading zeros and all ("HTTP/1.1 0204" is a
+// 204), ended by a space or the line's end ("HTTP/1.1 2040" is a 2040).
+// fasthttp takes any word before that space for the protocol ("HTTP/2",
+// "http/1.1"). It is 0 for a line fasthttp fails on (no space, no digit
+// after it, another character after the digits, too many digits), and
+// -1 while b does not hold the code's end: fasthttp waits for the whole
+// line, but nothing after the code's end changes the status.
+func statusOf(b []byte) int {
+	i := 0
+	if len(b) > 8 && string(b[:9]) == "HTTP/1.1 " {
+		i = 8 // the common word, looked at at once
 	}
-	d0, d1, d2 := b[9], b[10], b[11]
+	for ; i < len(b) && b[i] != ' '; i++ {
+		if b[i] == '\n' {
+			return 0
+		}
+	}
+	j, status := i+1, 0
+	for ; j < len(b) && b[j]-'0' <= 9; j++ {
+		next := 10*status + int(b[j]-'0')
+		if next < status {
+			return 0 // fasthttp's overflow check, as it makes it
+		}
+		status = next
+	}
 	switch {
-	case d0 == '1' && '0' <= d1 && d1 <= '9' && '0' <= d2 && d2 <= '9':
-		return 100 + int(d1-'0')*10 + int(d2-'0')
-	case d1 == '0' && d2 == '4' && (d0 == '2' || d0 == '3'):
-		return int(d0-'0')*100 + 4
+	case j >= len(b) || b[j] == '\r' && j+1 == len(b):
+		return -1
+	case j == i+1:
+		return 0
+	case b[j] == ' ' || b[j] == '\n' || b[j] == '\r' && b[j+1] == '\n':
+		return status
 	}
 	return 0
+}
+
+// bodilessStatus reports whether fasthttp reads no body after an answer
+// with status (mustSkipContentLength): a 1xx, 204 or 304. It reads one
+// after a status under 100 ("HTTP/1.1 0" is even a 200).
+func bodilessStatus(status int) bool {
+	return 100 <= status && status < 200 || status == http.StatusNoContent || status == http.StatusNotModified
 }
 
 // blankLines is the length of the blank lines (CRLF or LF) at the start

@@ -22,6 +22,7 @@ import (
 	"github.com/bffgate/edge/upstream/contract"
 	"github.com/bffgate/edge/upstream/faultproxy"
 	"github.com/bffgate/edge/upstream/refstore"
+	"github.com/valyala/fasthttp"
 )
 
 const (
@@ -615,8 +616,12 @@ func TestInterimAnswerConnectionIsNotHandedToAWaitingCall(t *testing.T) {
 // response, and the call waiting for the connection read the final
 // answer as its own: the previous search's page. Blank lines are now
 // skipped before an answer's status is looked at, between interim
-// answers too, and the answer after the interim ones is the call's.
-func TestInterimAnswerAfterABlankLineIsSkipped(t *testing.T) {
+// answers too, and the answer after the interim ones is the call's. So
+// did a status line answerConn did not take for one and fasthttp does: a
+// code with a leading zero, another protocol word than HTTP/1.x (after
+// which fasthttp pools the connection only with Connection: keep-alive).
+// The status is now found as fasthttp finds it.
+func TestInterimAnswerFasthttpReadsIsSkipped(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		tls      bool
@@ -626,6 +631,9 @@ func TestInterimAnswerAfterABlankLineIsSkipped(t *testing.T) {
 		{"before it over TLS", true, "\r\nHTTP/1.1 103 Early Hints\r\n\r\n"},
 		{"LF before it", false, "\n\nHTTP/1.1 103 Early Hints\n\n"},
 		{"between two", false, "HTTP/1.1 100 Continue\r\n\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n"},
+		{"with a leading zero", false, "HTTP/1.1 0103 Early Hints\r\n\r\n"},
+		{"after another protocol word", false, "HTTP/2 103 Early Hints\r\nConnection: keep-alive\r\n\r\n"},
+		{"after another protocol word over TLS", true, "X 102\r\nConnection: keep-alive\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held, interim := make(chan struct{}), make(chan struct{})
@@ -681,7 +689,10 @@ func TestInterimAnswerAfterABlankLineIsSkipped(t *testing.T) {
 // the connection: the order in which the waiting call would read it,
 // however the store's writes are timed. One after blank lines, which
 // fasthttp skips, got past the check at the start, and was handed on so
-// too: it is refused as well.
+// too: it is refused as well, and so is a status line answerConn did not
+// take for a 204 or 304 and fasthttp does (a code with a leading zero,
+// another protocol word than HTTP/1.x, after which fasthttp pools the
+// connection only with Connection: keep-alive).
 func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 	// As json.Encoder writes it, with a newline: without one, fasthttp
 	// would take a body with no space in it for the protocol name of the
@@ -692,17 +703,21 @@ func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 		tls     bool
 		lead    string // sent before the answer
 		head    string
+		status  string
 		outcome string
 	}{
-		{"204", false, "", "204 No Content", OutcomeBadStatus},
-		{"304", false, "", "304 Not Modified\r\nETag: \"p1\"", OutcomeRedirect},
-		{"204 over TLS", true, "", "204 No Content", OutcomeBadStatus},
-		{"304 over TLS", true, "", "304 Not Modified\r\nETag: \"p1\"", OutcomeRedirect},
+		{"204", false, "", "HTTP/1.1 204 No Content", "204", OutcomeBadStatus},
+		{"304", false, "", "HTTP/1.1 304 Not Modified\r\nETag: \"p1\"", "304", OutcomeRedirect},
+		{"204 over TLS", true, "", "HTTP/1.1 204 No Content", "204", OutcomeBadStatus},
+		{"304 over TLS", true, "", "HTTP/1.1 304 Not Modified\r\nETag: \"p1\"", "304", OutcomeRedirect},
 		// fasthttp skips blank lines before a status line.
-		{"204 after a blank line", false, "\r\n", "204 No Content", OutcomeBadStatus},
-		{"304 after blank lines", false, "\n\r\n\n", "304 Not Modified\r\nETag: \"p1\"", OutcomeRedirect},
-		{"204 after a blank line over TLS", true, "\r\n", "204 No Content", OutcomeBadStatus},
-		{"204 after a 103 and a blank line", false, "HTTP/1.1 103 Early Hints\r\n\r\n\r\n", "204 No Content", OutcomeBadStatus},
+		{"204 after a blank line", false, "\r\n", "HTTP/1.1 204 No Content", "204", OutcomeBadStatus},
+		{"304 after blank lines", false, "\n\r\n\n", "HTTP/1.1 304 Not Modified\r\nETag: \"p1\"", "304", OutcomeRedirect},
+		{"204 after a blank line over TLS", true, "\r\n", "HTTP/1.1 204 No Content", "204", OutcomeBadStatus},
+		{"204 after a 103 and a blank line", false, "HTTP/1.1 103 Early Hints\r\n\r\n\r\n", "HTTP/1.1 204 No Content", "204", OutcomeBadStatus},
+		// fasthttp reads the status as parseFirstLine finds it.
+		{"0204", false, "", "HTTP/1.1 0204 No Content", "204", OutcomeBadStatus},
+		{"304 after another protocol word", false, "", "X 304 Not Modified\r\nConnection: keep-alive\r\nETag: \"p1\"", "304", OutcomeRedirect},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held, answer := make(chan struct{}), make(chan struct{})
@@ -724,7 +739,7 @@ func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 				}
 				defer conn.Close()
 				conn.SetDeadline(time.Now().Add(10 * time.Second))
-				fmt.Fprintf(rw, "%sHTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", tc.lead, tc.head, len(stray))
+				fmt.Fprintf(rw, "%s%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", tc.lead, tc.head, len(stray))
 				rw.Flush()
 				next, err := http.ReadRequest(rw.Reader)
 				if err != nil {
@@ -735,7 +750,7 @@ func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 				rw.Flush()
 			}))
 			ferr := searchWhileOneWaits(t, srv, tc.tls, held, answer)
-			wantBodiless(t, ferr, tc.head[:3], tc.outcome, "status "+tc.head[:3])
+			wantBodiless(t, ferr, tc.status, tc.outcome, "status "+tc.status)
 		})
 	}
 }
@@ -850,13 +865,22 @@ func TestAnswerConnSeesTheStatusOfASplitAnswer(t *testing.T) {
 		{[]string{"\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"}, 101},
 		{[]string{"HTTP/1.1 103 Early Hints\r\n\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n"}, 101},
 		{[]string{strings.Repeat("\r\n", 1024) + "HTTP/1.1 103 Early Hints\r\nLink: " + strings.Repeat("a", 2048) + "\r\n\r\n"}, 103},
+		// Status lines as fasthttp reads them (parseFirstLine): any word
+		// before the first space, leading zeros, the code ended by a
+		// space or the line's end, which is waited for.
+		{[]string{"HTTP/2 103 Early Hints\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"http/1.1 100 Continue\r\n\r\nX 0102\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"\rHTTP/1.1 103\n\n", "HTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"HTTP/1.1 0103 Early Hints\r\n\r\n", "HTTP/1.1 200 OK\r\n"}, 0},
+		{[]string{"HTTP/1", ".1 10", "3", "\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"}, 0},
+		{[]string{"HTTP/2 101\r\n\r\n"}, 101},
 	} {
 		got, marks, err := readAnswerStart(tc.parts)
 		if tc.interim != 0 {
 			if len(got) != 0 || err != errInterim || marks.refused.Load() != int32(tc.interim) || marks.head != nil {
 				t.Errorf("%q: read %d, %v, marked %d; want %d refused", tc.parts, len(got), err, marks.refused.Load(), tc.interim)
 			}
-		} else if len(got) < statusHead || err != nil || marks.refused.Load() != 0 || !strings.HasPrefix(strings.TrimLeft(string(got), "\r\n"), "HTTP/1.1 200") {
+		} else if err != nil || marks.refused.Load() != 0 || !strings.HasPrefix(strings.TrimLeft(string(got), "\r\n"), "HTTP/1.1 200") {
 			t.Errorf("%q: read %q, %v, marked %d; want the final answer's start", tc.parts, got, err, marks.refused.Load())
 		}
 	}
@@ -901,9 +925,21 @@ func TestAnswerConnRefusesABodilessAnswer(t *testing.T) {
 		{[]string{long}, 0, long[:4096]},
 		{[]string{"HTTP/1.1 205 Reset Content\r\n\r\n"}, 0, "HTTP/1.1 205"},
 		{[]string{"HTTP/1.1 404 Not Found\r\n\r\n"}, 0, "HTTP/1.1 404"},
-		// Three digits are looked at; send takes the status from the
-		// header block as fasthttp reads it (2040, a bad status).
-		{[]string{"HTTP/1.1 2040 No Content\r\n\r\n"}, 204, "HTTP/1.1 2040 No Content\r\n\r\n"},
+		// The status as fasthttp reads it (parseFirstLine): any word
+		// before the first space, leading zeros, the code ended by a space
+		// or the line's end, which is waited for. A line fasthttp fails on
+		// (a code with a letter after it, one that overflows) is passed
+		// on, as is one longer than the read buffer.
+		{[]string{"HTTP/1.1 0204 No Content\r\n\r\n{}\n"}, 204, "HTTP/1.1 0204 No Content\r\n\r\n"},
+		{[]string{"X 304\r\n\r\n"}, 304, "X 304\r\n\r\n"},
+		{[]string{"\rHTTP/1.1 204\r\n\r\n"}, 204, "\rHTTP/1.1 204\r\n\r\n"},
+		{[]string{"HTTP/2 103\r\n\r\n", "http/1.1 204\n\n"}, 204, "http/1.1 204\n\n"},
+		{[]string{"HTTP/1.1 204", "\r\n\r\n"}, 204, "HTTP/1.1 204\r\n\r\n"},
+		{[]string{"HTTP/1.1 204", "0 No Content\r\n\r\n"}, 0, "HTTP/1.1 2040 No Content\r\n"},
+		{[]string{"HTTP/1.1 2040 No Content\r\n\r\n"}, 0, "HTTP/1.1 2040 No Content\r\n"},
+		{[]string{"HTTP/1.1 204x\r\n\r\n"}, 0, "HTTP/1.1 204x\r\n"},
+		{[]string{"HTTP/1.1 18446744073709551820\r\n\r\n"}, 0, "HTTP/1.1 18446744073709551820\r\n"},
+		{[]string{"HTTP/1.1 204 " + strings.Repeat("a", 4096)}, 0, "HTTP/1.1 204 aaa"},
 		// After blank lines, which fasthttp skips; the header block kept
 		// starts at the status line. As many as fill the read buffer are
 		// passed on: fasthttp refuses them itself.
@@ -923,6 +959,76 @@ func TestAnswerConnRefusesABodilessAnswer(t *testing.T) {
 		} else if err != nil || marks.refused.Load() != 0 || !strings.HasPrefix(string(got), tc.head) {
 			t.Errorf("%q: read %q, %v, marked %d; want it passed on", tc.parts, got, err, marks.refused.Load())
 		}
+	}
+}
+
+// FuzzStatusOf: for any status line, answerConn finds the status
+// fasthttp finds, judges bodiless exactly the answers fasthttp reads no
+// body after, and passes on a line fasthttp fails on (0); cut anywhere, it
+// waits for more (-1) or knows already. fasthttp's verdict on the body is
+// read from the header it parses: with no Content-Length, an answer whose
+// body it would read to the connection's close is marked Connection:
+// close, a bodiless one is not (Connection: keep-alive keeps one open
+// after another protocol word than HTTP/1.1).
+func FuzzStatusOf(f *testing.F) {
+	for _, line := range []string{
+		"HTTP/1.1 200 OK", "HTTP/1.1 204 No Content", "HTTP/1.0 304 Not Modified\r", "HTTP/1.1 103 Early Hints", "HTTP/1.1 101",
+		"HTTP/2 204", "http/1.1 103", "\rHTTP/1.1 204", "X 304", " 204", "HTTP/1.1 0204", "HTTP/1.1 00103 Early Hints",
+		"HTTP/1.1 2040", "HTTP/1.1 1030 X", "HTTP/1.1 204x", "HTTP/1.1 204\r", "HTTP/1.1 204\rx", "HTTP/1.1  204", "HTTP/1.1\t204",
+		"HTTP/1.1 099", "HTTP/1.1 0", "HTTP/1.1 ", "HTTP/1.1", "HTTP/1.1 18446744073709551820", "HTTP/1.1 9223372036854775807",
+		"HTTP/1.1 -204", "HTTP/1.1 +204", "HTTP/1.1 204 ", "HTTP/1.1 199\r\r", "\r\r", "HTTP/1.1 \r",
+	} {
+		f.Add(line)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if line == "" || line == "\r" || strings.Contains(line, "\n") {
+			return // a blank line, or more than one line
+		}
+		var h fasthttp.ResponseHeader
+		block := line + "\nConnection: keep-alive\n\n"
+		err := h.Read(bufio.NewReaderSize(strings.NewReader(block), len(block)))
+		b := []byte(line + "\n")
+		got := statusOf(b)
+		switch {
+		case err != nil && got != 0:
+			t.Fatalf("%q: status %d, fasthttp fails on it: %v", line, got, err)
+		case err == nil && got != 0 && got != h.StatusCode():
+			t.Fatalf("%q: status %d, fasthttp reads %d", line, got, h.StatusCode())
+		case err == nil && bodilessStatus(got) == h.ConnectionClose():
+			t.Fatalf("%q: status %d taken for bodiless: %t, not so by fasthttp", line, got, bodilessStatus(got))
+		}
+		for k := range b {
+			if s := statusOf(b[:k]); s != -1 && s != got {
+				t.Fatalf("%q: status %d, %d from the first %d bytes", line, got, s, k)
+			}
+		}
+	})
+}
+
+// A status of four digits is read whole, as fasthttp reads it: answerConn
+// looked at three, refused a 2040 as a 204 before its body was read, and
+// send, checking the header block with no body, reported a body cut short
+// (reset), which a read re-sent. It is a bad status, sent once.
+func TestStatusOfFourDigitsIsNotABodilessOne(t *testing.T) {
+	c := rawStore(t, nil, func(conn net.Conn, _ int64) {
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			fmt.Fprintf(conn, "HTTP/1.1 2040 No Content\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(userJSON), userJSON)
+		}
+	})
+	call := testCall()
+	_, err := c.UserByID(context.Background(), call, refstore.DemoUserID)
+	var e *Error
+	if !errors.As(err, &e) || e.Outcome != OutcomeBadStatus || e.Status != 2040 {
+		t.Fatalf("got %v (%v), want bad status 2040", err, errors.Unwrap(err))
+	}
+	if n := call.Exchanges(); n != 1 {
+		t.Fatalf("%d exchanges, want 1", n)
 	}
 }
 

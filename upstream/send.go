@@ -80,9 +80,10 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		// waiter): that call then fails on it, or, when what is left on
 		// it is a whole answer, takes it for its own unless the store
 		// echoes X-Request-Id. answerConn refuses an answer fasthttp reads
-		// no body after (1xx, 204, 304) before it gets here, and its
-		// connection is closed; one whose status line does not start
-		// "HTTP/1." (fasthttp takes any word there) may still get here.
+		// no body after (1xx, 204, 304) before it gets here, its status
+		// found as fasthttp finds it, and its connection is closed. The
+		// bodiless check below stays in case a later fasthttp reads
+		// status lines otherwise (FuzzStatusOf would tell).
 		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
 			bodiless(resp.StatusCode()) {
 			dropIdle(o.target)
