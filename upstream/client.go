@@ -524,8 +524,8 @@ func statusOf(b []byte) int {
 }
 
 // bodilessStatus reports whether fasthttp reads no body after an answer
-// with status (mustSkipContentLength): a 1xx, 204 or 304. It reads one
-// after a status under 100 ("HTTP/1.1 0" is even a 200).
+// with status (mustSkipContentLength): a 1xx, 204 or 304 (RFC 9112, 6.3).
+// It reads one after a status under 100 ("HTTP/1.1 0" is even a 200).
 func bodilessStatus(status int) bool {
 	return 100 <= status && status < 200 || status == http.StatusNoContent || status == http.StatusNotModified
 }

@@ -1032,6 +1032,29 @@ func TestStatusOfFourDigitsIsNotABodilessOne(t *testing.T) {
 	}
 }
 
+// fasthttp reads a body after a status under 100 (only a 1xx, 204 or 304
+// has none), so one cut short of its Content-Length by a reset is a
+// connection cut, which a read may re-send, as after any other status.
+// send took every status under 200 for bodiless: the cut body was not
+// seen, and the answer was a bad status, sent once.
+func TestStatusUnder100WithItsBodyCutIsAReset(t *testing.T) {
+	c := rawStore(t, nil, func(conn net.Conn, _ int64) {
+		br := bufio.NewReader(conn)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		fmt.Fprintf(conn, "HTTP/1.1 099 Odd\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(userJSON), userJSON[:10])
+		conn.(*net.TCPConn).SetLinger(0) // a reset
+	})
+	_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+	var e *Error
+	if !errors.As(err, &e) || e.Outcome != OutcomeReset || e.Status != 99 {
+		t.Fatalf("got %v (%v), want a reset, status 99", err, errors.Unwrap(err))
+	}
+}
+
 // A 304 may carry the Content-Length of the representation it stands for,
 // and never a body (RFC 9110, 8.6); fasthttp reads none after a 204 or a
 // 304 either, but keeps the header. The client took the missing body for

@@ -85,7 +85,7 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		// bodiless check below stays in case a later fasthttp reads
 		// status lines otherwise (FuzzStatusOf would tell).
 		if e.Outcome == OutcomeReset || e.Outcome == OutcomeBadResponse && (chunked || errors.Is(e, errOtherRequest)) ||
-			bodiless(resp.StatusCode()) {
+			bodilessStatus(resp.StatusCode()) {
 			dropIdle(o.target)
 		}
 		return e
@@ -210,7 +210,7 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 	// success with a short body. After a 1xx, 204 or 304 it reads no body
 	// at all, and keeps a Content-Length (a 304's is the representation's,
 	// RFC 9110, 8.6): nothing was cut there.
-	if n := resp.Header.ContentLength(); n >= 0 && len(body) != n && !bodiless(status) {
+	if n := resp.Header.ContentLength(); n >= 0 && len(body) != n && !bodilessStatus(status) {
 		e := newError(op, OutcomeReset, fmt.Errorf("body cut short: %d of %d bytes", len(body), n))
 		e.Status = status
 		return e
@@ -272,12 +272,6 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 	default:
 		return badStatus(op, status, fmt.Errorf("status %d", status))
 	}
-}
-
-// bodiless reports whether fasthttp reads no body after status: 1xx, 204
-// and 304 (RFC 9112, 6.3).
-func bodiless(status int) bool {
-	return status < http.StatusOK || status == http.StatusNoContent || status == http.StatusNotModified
 }
 
 // errNoSuchCall is the cause of a 404 on a call that names no resource.
