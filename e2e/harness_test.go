@@ -116,6 +116,86 @@ type Store struct {
 	Addr string
 	cmd  *exec.Cmd
 	logs *lockedBuffer
+	dir  string // holds its database, a copy of the seeded one
+}
+
+// seeded is the database every store of the run starts from, a copy each:
+// the binary seeds its 10,000 users in a second or more on a busy machine,
+// and some sixty tests start a store of their own.
+var seeded struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// seededDatabase returns the seeded database file, made the first time by
+// the store binary itself (started on it, then stopped).
+func seededDatabase() (string, error) {
+	seeded.once.Do(func() {
+		dir, err := os.MkdirTemp(bins.dir, "seeded-")
+		if err != nil {
+			seeded.err = err
+			return
+		}
+		path := filepath.Join(dir, "users.db")
+		cmd := exec.Command(bins.userstore, "-listen", "127.0.0.1:0", "-data", path)
+		logs := &lockedBuffer{}
+		cmd.Stderr = logs
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			seeded.err = err
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			seeded.err = err
+			return
+		}
+		_, err = awaitAddr(stdout, 60*time.Second, func(line map[string]any) (string, bool) {
+			a, ok := line["addr"].(string)
+			return a, ok && line["msg"] == "listening"
+		})
+		// Stopped, it has closed the database: the file is complete.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case werr := <-exited:
+			if err == nil && werr != nil {
+				err = fmt.Errorf("stopping: %v", werr)
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			if err == nil {
+				err = fmt.Errorf("did not stop in time")
+			}
+		}
+		if err != nil {
+			seeded.err = fmt.Errorf("seeding the user store's database: %v; logs:\n%s", err, logs.String())
+			return
+		}
+		seeded.path = path
+	})
+	return seeded.path, seeded.err
+}
+
+// copyDatabase copies the SQLite file at from, with its -wal and -shm
+// files if it left any, into dir; it returns the copy's path.
+func copyDatabase(from, dir string) (string, error) {
+	to := filepath.Join(dir, filepath.Base(from))
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(from + suffix)
+		if suffix != "" && os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(to+suffix, b, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
 }
 
 var (
@@ -150,18 +230,33 @@ func StartStore(t testing.TB, env map[string]string) *Store {
 }
 
 func startStore(ctx context.Context, env map[string]string) (*Store, error) {
-	cmd := exec.CommandContext(ctx, bins.userstore, "-listen", "127.0.0.1:0", "-record")
+	from, err := seededDatabase()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(bins.dir, "store-")
+	if err != nil {
+		return nil, err
+	}
+	db, err := copyDatabase(from, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bins.userstore, "-listen", "127.0.0.1:0", "-record", "-data", db)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s := &Store{cmd: cmd, logs: &lockedBuffer{}}
+	s := &Store{cmd: cmd, logs: &lockedBuffer{}, dir: dir}
 	cmd.Stderr = s.logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	addr, err := awaitAddr(stdout, 60*time.Second, func(line map[string]any) (string, bool) {
@@ -188,6 +283,7 @@ func (s *Store) stop() {
 			<-done
 		}
 	}
+	os.RemoveAll(s.dir)
 }
 
 // Counts is the number of calls per operation the store received since the
