@@ -604,10 +604,22 @@ func (g *Gateway) AwaitReady(t testing.TB) {
 // Stop ends the gateway (SIGTERM for the binary, unless the test sent one
 // already) and waits for it. It returns the process's exit error (nil for
 // a clean exit 0).
+//
+// When Stop ends it, the test's client first hangs up its idle
+// connections: concurrent requests can leave one the transport dialled but
+// never used, and the gateway's drain waits server.readTimeout (10 s) for
+// its first request (docs/operations.md).
 func (g *Gateway) Stop(t testing.TB) error {
+	tr, _ := g.client.Transport.(*http.Transport)
 	if g.cancel != nil {
+		if tr != nil {
+			tr.CloseIdleConnections()
+		}
 		g.cancel()
 	} else if g.cmd != nil && g.cmd.Process != nil && !g.stopAsked.Swap(true) {
+		if tr != nil {
+			tr.CloseIdleConnections()
+		}
 		_ = g.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	select {
@@ -619,7 +631,7 @@ func (g *Gateway) Stop(t testing.TB) error {
 		<-g.stopped
 		t.Errorf("gateway did not stop in time")
 	}
-	if tr, ok := g.client.Transport.(*http.Transport); ok {
+	if tr != nil {
 		tr.CloseIdleConnections()
 	}
 	return g.exitErr
