@@ -41,18 +41,20 @@ import (
 // header lines as received, with the blank line that ends them; empty when
 // there were none) breaks one of the rules above. http11 is whether the
 // request is HTTP/1.1. The same pass reports, for a block that is not
-// ambiguous, whether an HTTP/1.1 request lacks the Host field (noHost),
-// which RFC 9112 section 3.2 tells a server to answer 400: a request with
-// a sound framing, so it is refused in the caller's language and its
-// connection kept (requestWithoutHost). An empty Host counts as present:
-// the RFC allows one. And it reports what fasthttp reads of the block
-// more narrowly than the RFC does (framingFacts).
-func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts framingFacts) {
+// ambiguous, what is wrong with its Host field (host): an HTTP/1.1 request
+// without one, or a value that is no host (validHost), which RFC 9112
+// section 3.2 tells a server to answer 400: a request with a sound
+// framing, so it is refused in the caller's language and its connection
+// kept (hostRefused). An empty Host counts as present, and valid: the RFC
+// allows one. And it reports what fasthttp reads of the block more
+// narrowly than the RFC does (framingFacts).
+func ambiguousFraming(raw []byte, http11 bool) (ambiguous bool, host hostFault, facts framingFacts) {
 	var contentLengths, transferEncodings, hosts int
+	badHost := false
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 1 || raw[i-1] != '\r' {
-			return true, false, facts // a bare LF (or a block that does not end)
+			return true, hostFine, facts // a bare LF (or a block that does not end)
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
@@ -61,10 +63,10 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts fr
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !isToken(name) {
-			return true, false, facts // also obs-fold: a line starting with SP or HTAB
+			return true, hostFine, facts // also obs-fold: a line starting with SP or HTAB
 		}
 		if hasControl(value) {
-			return true, false, facts // CR, NUL, other controls
+			return true, hostFine, facts // CR, NUL, other controls
 		}
 		switch len(name) {
 		case len(fasthttp.HeaderContentLength):
@@ -75,12 +77,13 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts fr
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) {
 				transferEncodings++
 				if !clientctx.EqualFoldASCII(bytes.Trim(value, " \t"), "chunked") {
-					return true, false, facts // another coding, a list, or empty
+					return true, hostFine, facts // another coding, a list, or empty
 				}
 			}
 		case len(fasthttp.HeaderHost):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderHost)) {
 				hosts++
+				badHost = !validHost(value)
 			}
 		case len(fasthttp.HeaderConnection):
 			if !facts.closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
@@ -97,8 +100,91 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous, noHost bool, facts fr
 		contentLengths > 0 && transferEncodings > 0 ||
 		transferEncodings > 0 && !http11 ||
 		hosts > 1
-	return ambiguous, !ambiguous && http11 && hosts == 0, facts
+	switch {
+	case ambiguous:
+	case badHost:
+		host = hostInvalid
+	case http11 && hosts == 0:
+		host = hostMissing
+	}
+	return ambiguous, host, facts
 }
+
+// hostFault is what makes a sound header block's Host field refused.
+type hostFault uint8
+
+const (
+	hostFine    hostFault = iota
+	hostMissing           // an HTTP/1.1 block without Host
+	hostInvalid           // a Host whose value is no host (validHost)
+)
+
+// validHost reports whether a Host value (with the whitespace around it,
+// which is not part of it) is empty or uri-host [":" port] (RFC 9110 section 7.2, RFC 3986
+// section 3.2.2): a name or IPv4 address of unreserved and sub-delims
+// characters, or an IPv6 address in brackets, and a port of digits.
+// fasthttp builds the request's URI from Host and target, and a value it
+// cannot parse ("a b", "x/y", "[::1", "x:-1") left the URI without its
+// path: a request for a route answered 404. One it reads leniently
+// ("user@x", "x:80:90", non-ASCII bytes) was served. Percent-encoding,
+// which RFC 3986 allows in a name, is refused too: fasthttp refuses most
+// of it, and no client needs it (names are sent in ASCII, IDNs as
+// punycode), nor zone identifiers in an IPv6 address.
+func validHost(v []byte) bool {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	i := 0
+	if len(v) > 0 && v[0] == '[' {
+		end := bytes.IndexByte(v, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range v[1:end] {
+			if !isHex(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		i = end + 1
+	} else {
+		for i < len(v) && hostChars[v[i]] {
+			i++
+		}
+	}
+	if i == len(v) {
+		return true
+	}
+	if v[i] != ':' {
+		return false
+	}
+	for _, c := range v[i+1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// hostChars are the characters of a host name (RFC 3986 reg-name without
+// percent-encoding: unreserved and sub-delims), which an IPv4 address's
+// digits and dots are among.
+var hostChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-._~!$&'()*+,;=" {
+		t[c] = true
+	}
+	return t
+}()
 
 // framingFacts are what a header block asks that fasthttp does not hear.
 type framingFacts struct {
@@ -231,11 +317,21 @@ func readRefusedFraming(ctx *fasthttp.RequestCtx) bool {
 // longPast is a deadline that has passed: a read under it fails at once.
 var longPast = time.Unix(1, 0)
 
-// requestWithoutHost reports whether the request being handled is an
-// HTTP/1.1 one whose header block had no Host field (see ambiguousFraming).
-func requestWithoutHost(ctx *fasthttp.RequestCtx) bool {
+// hostRefused is the detail of the 400 that refuses the request being
+// handled for its Host field (see ambiguousFraming), and whether there is
+// one: an HTTP/1.1 request without Host, or a Host that is no host.
+func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 	hs := handledHook(ctx)
-	return hs != nil && hs.noHost
+	if hs == nil {
+		return 0, false
+	}
+	switch hs.host {
+	case hostMissing:
+		return msgHostRequired, true
+	case hostInvalid:
+		return msgHostInvalid, true
+	}
+	return 0, false
 }
 
 // requestLineStatus is the status that refuses a request line fasthttp

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,8 +64,52 @@ func TestAmbiguousFramingNotesMissingHost(t *testing.T) {
 		{"Host: a\r\nHost: b\r\n\r\n", true, false},
 		{"X-A: 1\n\r\n", true, false},
 	} {
+		if _, got, _ := ambiguousFraming([]byte(c.raw), c.http11); (got == hostMissing) != c.want {
+			t.Errorf("ambiguousFraming(%q, %v) host = %v, want missing %v", c.raw, c.http11, got, c.want)
+		}
+	}
+}
+
+// The same pass notes a Host whose value is no host, in HTTP/1.0 too; a
+// missing Host is noted as missing, a second one makes the block
+// ambiguous.
+func TestAmbiguousFramingNotesInvalidHost(t *testing.T) {
+	for _, c := range []struct {
+		raw    string
+		http11 bool
+		want   hostFault
+	}{
+		{"Host: a b\r\n\r\n", true, hostInvalid},
+		{"Host: a b\r\n\r\n", false, hostInvalid},
+		{"X-A: 1\r\nhost:\tx/y \r\nX-B: 2\r\n\r\n", true, hostInvalid},
+		{"Host: \t api.example.com:443\t\r\n\r\n", true, hostFine},
+		{"Host:\r\n\r\n", false, hostFine},
+		{"", false, hostFine},
+		{"", true, hostMissing},
+		{"Host: a b\r\nHost: b\r\n\r\n", true, hostFine}, // ambiguous
+	} {
 		if _, got, _ := ambiguousFraming([]byte(c.raw), c.http11); got != c.want {
-			t.Errorf("ambiguousFraming(%q, %v) noHost = %v, want %v", c.raw, c.http11, got, c.want)
+			t.Errorf("ambiguousFraming(%q, %v) host = %v, want %v", c.raw, c.http11, got, c.want)
+		}
+	}
+}
+
+func TestValidHost(t *testing.T) {
+	for _, h := range []string{
+		"", "a", "gw", "API.Example.com", "api.example.com:443", "127.0.0.1", "127.0.0.1:8080", "x:", ":80",
+		"[::1]", "[::1]:8080", "[2001:DB8::1]", "[::ffff:192.0.2.1]:1", "xn--caf-dma.example", "a_b.local",
+		"a-b~c!$&'()*+,;=", "999.999.999.999", " \tgw\t ", " ",
+	} {
+		if !validHost([]byte(h)) {
+			t.Errorf("validHost(%q) = false, want true", h)
+		}
+	}
+	for _, h := range []string{
+		"a\tb", "a b", "x/y", "x?y", "x#y", "user@x", "x\\y", "a%20b", "caf\xc3\xa9", "x:80:90", "a:b", "x:-1", "x:80a",
+		"[::1", "[]", "[::1]x", "[::1]:b", "[fe80::1%25en0]", "[::g]", "[v1.x]", "::1", "x\"", "<x>", "x\x00",
+	} {
+		if validHost([]byte(h)) {
+			t.Errorf("validHost(%q) = true, want false", h)
 		}
 	}
 }
@@ -101,7 +146,7 @@ var appHeaderBlock = []byte("Host: api.example.com\r\nAuthorization: Bearer eyJh
 func BenchmarkAmbiguousFraming(b *testing.B) {
 	b.SetBytes(int64(len(appHeaderBlock)))
 	for b.Loop() {
-		if ambiguous, noHost, facts := ambiguousFraming(appHeaderBlock, true); ambiguous || noHost || facts != (framingFacts{}) {
+		if ambiguous, host, facts := ambiguousFraming(appHeaderBlock, true); ambiguous || host != hostFine || facts != (framingFacts{}) {
 			b.Fatal("refused an app's header block")
 		}
 	}
@@ -181,9 +226,11 @@ func FuzzHasControl(f *testing.F) {
 // token), and the block ends at the first empty line. On the lines so
 // read, the rules the file's comment gives: one Content-Length at most,
 // one Transfer-Encoding at most and only "chunked", not both, no
-// Transfer-Encoding in HTTP/1.0, one Host at most; a sound HTTP/1.1 block
-// without Host is noted; Connection lists close, Expect (the last one) is
-// 100-continue.
+// Transfer-Encoding in HTTP/1.0, one Host at most; a sound block's Host
+// whose value is not uri-host [":" port] (RFC 3986 section 3.2.2, as a
+// regular expression, without percent-encoding or IPvFuture) is noted, as
+// is a sound HTTP/1.1 block without Host; Connection lists close, Expect
+// (the last one) is 100-continue.
 func FuzzAmbiguousFraming(f *testing.F) {
 	for _, s := range []string{
 		"", "\r\n", "Host: a\r\n\r\n", "Host: a\r\nContent-Length: 5\r\n\r\n",
@@ -193,28 +240,29 @@ func FuzzAmbiguousFraming(f *testing.F) {
 		"X-A: 1\rb\r\n\r\n", "X-A: \x00\r\n\r\n", "X A: 1\r\n\r\n", "no colon\r\n\r\n", "Host: a\r\nHost: b\r\n\r\n",
 		"Host: a\r\n\n", "Host: a\r\n", "Connection: keep-alive, Close\r\nExpect: 100-Continue\r\n\r\n",
 		"Expect: 100-continue\r\nExpect: x\r\n\r\n", "Host: a\r\n\r\nTransfer-Encoding: x\n", "X-A: caf\xc3\xa9\x7f\r\n\r\n",
+		"Host: a b\r\n\r\n", "Host: [::1]:80\r\n\r\n", "Host: [::1\r\n\r\n", "host: \tx:\t\r\n\r\n", "Host: u@x:1:2\r\n\r\n",
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, http11 bool) {
 		in := string(raw)
-		ambiguous, noHost, facts := ambiguousFraming(raw, http11)
+		ambiguous, host, facts := ambiguousFraming(raw, http11)
 		if in != string(raw) {
 			t.Fatalf("ambiguousFraming changed its input")
 		}
-		want, wantNoHost, wantFacts := rfc9112Framing(in, http11)
+		want, wantHost, wantFacts := rfc9112Framing(in, http11)
 		if ambiguous != want {
 			t.Fatalf("ambiguousFraming(%q, %v) = %v, RFC 9112 reading says %v", in, http11, ambiguous, want)
 		}
 		if want {
-			if noHost {
-				t.Fatalf("ambiguousFraming(%q, %v): an ambiguous block noted as without Host", in, http11)
+			if host != hostFine {
+				t.Fatalf("ambiguousFraming(%q, %v): an ambiguous block's Host noted as %v", in, http11, host)
 			}
 			return
 		}
-		if noHost != wantNoHost || facts != wantFacts {
-			t.Fatalf("ambiguousFraming(%q, %v) noHost %v facts %+v, RFC 9112 reading says %v %+v", in, http11, noHost, facts, wantNoHost, wantFacts)
+		if host != wantHost || facts != wantFacts {
+			t.Fatalf("ambiguousFraming(%q, %v) host %v facts %+v, RFC 9112 reading says %v %+v", in, http11, host, facts, wantHost, wantFacts)
 		}
 	})
 }
@@ -233,13 +281,14 @@ func asciiLower(s string) string {
 }
 
 // rfc9112Framing is the oracle of FuzzAmbiguousFraming.
-func rfc9112Framing(raw string, http11 bool) (ambiguous, noHost bool, facts framingFacts) {
+func rfc9112Framing(raw string, http11 bool) (ambiguous bool, host hostFault, facts framingFacts) {
 	const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	counts := map[string]int{}
+	badHost := false
 	for raw != "" {
 		line, rest, found := strings.Cut(raw, "\n")
 		if !found || !strings.HasSuffix(line, "\r") {
-			return true, false, framingFacts{} // no CRLF at the end of the line
+			return true, hostFine, framingFacts{} // no CRLF at the end of the line
 		}
 		line, raw = strings.TrimSuffix(line, "\r"), rest
 		if line == "" {
@@ -247,11 +296,11 @@ func rfc9112Framing(raw string, http11 bool) (ambiguous, noHost bool, facts fram
 		}
 		name, value, found := strings.Cut(line, ":")
 		if !found || name == "" || strings.Trim(name, tchar) != "" {
-			return true, false, framingFacts{}
+			return true, hostFine, framingFacts{}
 		}
 		for i := 0; i < len(value); i++ {
 			if c := value[i]; c != '\t' && (c < ' ' || c == 0x7f) {
-				return true, false, framingFacts{}
+				return true, hostFine, framingFacts{}
 			}
 		}
 		name, value = asciiLower(name), asciiLower(strings.Trim(value, " \t"))
@@ -259,7 +308,7 @@ func rfc9112Framing(raw string, http11 bool) (ambiguous, noHost bool, facts fram
 		switch name {
 		case "transfer-encoding":
 			if value != "chunked" {
-				return true, false, framingFacts{}
+				return true, hostFine, framingFacts{}
 			}
 		case "connection":
 			for _, opt := range strings.Split(value, ",") {
@@ -270,11 +319,21 @@ func rfc9112Framing(raw string, http11 bool) (ambiguous, noHost bool, facts fram
 		case "expect":
 			facts.expects = true
 			facts.expectsContinue = value == "100-continue"
+		case "host":
+			badHost = !rfc3986Host.MatchString(value)
 		}
 	}
-	cl, te, host := counts["content-length"], counts["transfer-encoding"], counts["host"]
-	if cl > 1 || te > 1 || cl == 1 && te == 1 || te == 1 && !http11 || host > 1 {
-		return true, false, framingFacts{}
+	cl, te, hosts := counts["content-length"], counts["transfer-encoding"], counts["host"]
+	if cl > 1 || te > 1 || cl == 1 && te == 1 || te == 1 && !http11 || hosts > 1 {
+		return true, hostFine, framingFacts{}
 	}
-	return false, http11 && host == 0, facts
+	switch {
+	case badHost:
+		return false, hostInvalid, facts
+	case http11 && hosts == 0:
+		return false, hostMissing, facts
+	}
+	return false, hostFine, facts
 }
+
+var rfc3986Host = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]*)(:[0-9]*)?$`)

@@ -28,8 +28,9 @@ import (
 // told apart from headers (sentTrailers).
 //
 // And it refuses a header block whose framing is ambiguous, notes an
-// HTTP/1.1 one without Host, and makes fasthttp hear a close option or a
-// 100-continue expectation in the spellings it misses (framing.go).
+// HTTP/1.1 one without Host and a Host that is no host, makes fasthttp
+// hear a close option or a 100-continue expectation in the spellings it
+// misses (framing.go), and read the Host as it is (settleHost).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -50,8 +51,9 @@ type hookState struct {
 	// ambiguous: the block's framing could be read differently by another
 	// parser (framing.go).
 	ambiguous bool
-	// noHost: an HTTP/1.1 block without a Host field (framing.go).
-	noHost bool
+	// host: what refuses a sound block's Host field, if anything: none
+	// in HTTP/1.1, or a value that is no host (framing.go).
+	host hostFault
 	// fields is the number of header fields of a chunked request, -1 for
 	// any other (sentTrailers).
 	fields int
@@ -66,8 +68,9 @@ type hookState struct {
 // writeTimeout are the server's. It changes nothing of how the request is
 // read, but for a connection to close after an ambiguous header block, a
 // chunked body or a request that lists the close option, for a
-// 100-continue expectation spelled otherwise to be heard, and for one
-// that must not be (settleExpect).
+// 100-continue expectation spelled otherwise to be heard, for one
+// that must not be (settleExpect), and for the request's Host to be read
+// as RFC 9112 reads it (settleHost).
 func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Duration) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
@@ -79,9 +82,12 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	hs.after = ctx.ConnRequestNum()
 	raw := h.RawHeaders()
 	var facts framingFacts
-	hs.ambiguous, hs.noHost, facts = ambiguousFraming(raw, h.IsHTTP11())
+	hs.ambiguous, hs.host, facts = ambiguousFraming(raw, h.IsHTTP11())
 	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
+	}
+	if !hs.ambiguous && hs.host == hostFine {
+		settleHost(h)
 	}
 	if hs.ambiguous {
 		// Refused whatever its body holds: no read waits for it. fasthttp
@@ -155,6 +161,19 @@ func settleExpect(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, facts fra
 	}
 	if string(h.Peek(fasthttp.HeaderExpect)) == "100-continue" {
 		answerDeadline(ctx, writeTimeout)
+	}
+}
+
+// settleHost makes fasthttp read a sound header block's Host as RFC 9112
+// does. fasthttp builds the request's URI, whose path the router matches,
+// from Host and target, and it keeps an HTAB around the Host value (it
+// trims spaces only, while the field's whitespace is SP or HTAB): it then
+// failed to parse the host, the URI had no path, and a request for a
+// route was answered 404. The value is given without it.
+func settleHost(h *fasthttp.RequestHeader) {
+	host := h.Host()
+	if n := len(host); n > 0 && (host[0] == '\t' || host[n-1] == '\t') {
+		h.SetHostBytes(bytes.Trim(host, " \t")) // a copy within its own buffer
 	}
 }
 

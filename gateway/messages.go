@@ -51,6 +51,7 @@ const (
 	msgPageTwice
 	msgLimitTwice
 	msgAuthorizationTwice
+	msgHostInvalid
 
 	msgCount
 )
@@ -121,6 +122,8 @@ var catalog = [msgCount][2]string{
 		"limit yalnızca bir kez verilmelidir"},
 	msgAuthorizationTwice: {"the Authorization header must be given once",
 		"Authorization başlığı yalnızca bir kez verilmelidir"},
+	msgHostInvalid: {"the Host header is not valid",
+		"Host başlığı geçerli değil"},
 }
 
 // text returns the message in the caller's language.

@@ -271,15 +271,16 @@ func New(d Deps) (*Server, error) {
 			s.finishUnrouted(ctx, ctx.Time(), false)
 			return
 		}
-		// An HTTP/1.1 request without Host (RFC 9112 section 3.2). Its
-		// framing is sound and its headers parsed: answered in the
-		// caller's language, and the connection kept.
-		if requestWithoutHost(ctx) {
+		// An HTTP/1.1 request without Host, or a Host that is no host
+		// (RFC 9112 section 3.2). Its framing is sound and its headers
+		// parsed: answered in the caller's language, and the connection
+		// kept.
+		if detail, refused := hostRefused(ctx); refused {
 			bodyRead(ctx)
 			if s.limitUnrouted(ctx, arrival(ctx)) {
 				return
 			}
-			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, true, msgHostRequired)
+			writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, true, detail)
 			s.unroutedCORS(&ctx.Response, &ctx.Request.Header)
 			s.finishUnrouted(ctx, ctx.Time(), true)
 			return

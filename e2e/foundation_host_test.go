@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+)
+
+// A Host whose value is not a host (RFC 9112 section 3.2: a server MUST
+// answer 400) is refused in the caller's language, its framing being sound,
+// and the connection kept. fasthttp builds the request's URI from Host and
+// target: a Host it could not parse left the URI without its path, and a
+// request for the profile was answered 404, as for a path that does not
+// exist; one it read leniently ("evil@x", a second port) was served.
+func TestFoundationHostInvalidRefused(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	auth := "Authorization: Bearer " + idp.UserToken(t) + "\r\n"
+	me := func(proto, host string) string {
+		return "GET /api/v1/users/me " + proto + "\r\nHost: " + host + "\r\n" + auth + "X-Language: tr\r\nConnection: keep-alive\r\n\r\n"
+	}
+	next := "GET /api/v1/users/nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+	for _, host := range []string{
+		"a b", "x/y", "x?y", "x#y", "evil@x", "x\\y", "a%20b", "ca\xc3\xa7.example", "x y:80",
+		"a:b", "x:80:90", "x:-1", "x:80a", "[::1", "[]", "[::1]x", "[::1]:b", "[fe80::1%25en0]", "[::g]",
+	} {
+		for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+			t.Run(proto+" "+host, func(t *testing.T) {
+				k := gw.KeepAlive(t)
+				fndOnly(t, k.Send(t, me(proto, host)), http.StatusBadRequest, "Doğrulama başarısız oldu", "Host başlığı geçerli değil")
+				if r := k.Send(t, next); r.Status != http.StatusNotFound {
+					t.Fatalf("the next request on the connection: %d, want 404", r.Status)
+				}
+			})
+		}
+	}
+	if n := store.Total(t); n != 0 {
+		t.Fatalf("requests with an invalid Host reached the store %d times", n)
+	}
+
+	// Any host name, IPv4 or bracketed IPv6 address, with or without a
+	// port, is served; so is an empty Host, which the RFC allows, and one
+	// with an HTAB around it (fasthttp kept it in the host, which it then
+	// failed to parse: a 404).
+	for _, host := range []string{
+		"gw", "GW.Example.COM", "api.example.com:443", "127.0.0.1:8080", "[::1]:8080", "[2001:DB8::1]",
+		"[::ffff:192.0.2.1]", "x:", "xn--caf-dma.example", "a_b.local", "a-b~c!$&'()*+,;=", " gw\t", "",
+	} {
+		t.Run("served "+host, func(t *testing.T) {
+			k := gw.KeepAlive(t)
+			if r := k.Send(t, me("HTTP/1.1", host)); r.Status != http.StatusOK {
+				t.Fatalf("Host %q: %d, want 200: %s", host, r.Status, r.Body)
+			}
+		})
+	}
+}
