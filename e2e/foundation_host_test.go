@@ -55,3 +55,55 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 		})
 	}
 }
+
+// A target that starts with "//" is a path whose first segment is empty,
+// no route's (RFC 9112 section 3.2.1: origin-form is an absolute path).
+// fasthttp read it as a network-path reference when the request named no
+// host (HTTP/1.0 without Host, an empty Host): "//x/api/v1/users/me" was
+// served as the profile, and "//x/api/admin/..." as the admin search, past
+// any rule of a proxy in front that matches on paths starting /api/admin.
+func TestFoundationHostlessDoubleSlashTargetIsNoRoute(t *testing.T) {
+	store := StartStore(t, nil)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	user := "Authorization: Bearer " + idp.UserToken(t) + "\r\n"
+	admin := "Authorization: Bearer " + idp.AdminToken(t) + "\r\nX-Platform: admin\r\n"
+	next := "GET /api/v1/users/nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+	for _, c := range []struct{ name, raw string }{
+		{"HTTP/1.0 without Host", "GET //x/api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\n" + user + "\r\n"},
+		{"HTTP/1.1 with an empty Host", "GET //x/api/v1/users/me HTTP/1.1\r\nHost:\r\n" + user + "\r\n"},
+		{"HTTP/1.1 with a Host", "GET //x/api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + user + "\r\n"},
+		{"an empty authority", "GET ///api/v1/users/me HTTP/1.1\r\nHost:\r\n" + user + "\r\n"},
+		{"the admin search", "GET //x/api/admin/v1/users/search?query=a HTTP/1.0\r\nConnection: keep-alive\r\n" + admin + "\r\n"},
+		{"a preflight", "OPTIONS //x/api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\nOrigin: https://app.example.com\r\n" +
+			"Access-Control-Request-Method: GET\r\n\r\n"},
+		{"an unknown method", "BREW //x/api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\n" + user + "\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := gw.KeepAlive(t)
+			r := k.Send(t, c.raw)
+			if r.Status != http.StatusNotFound || r.Header.Get("Allow") != "" {
+				t.Fatalf("%d (Allow %q), want 404 without Allow: %s", r.Status, r.Header.Get("Allow"), r.Body)
+			}
+			fndOnly(t, r, http.StatusNotFound, "Resource not found")
+			if r := k.Send(t, next); r.Status != http.StatusNotFound {
+				t.Fatalf("the next request on the connection: %d, want 404", r.Status)
+			}
+		})
+	}
+	if n := store.Total(t); n != 0 {
+		t.Fatalf("\"//\" targets reached the store %d times", n)
+	}
+
+	// The absolute form still names its host, with or without Host.
+	for _, raw := range []string{
+		"GET http://gw/api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\n" + user + "\r\n",
+		"GET http://gw/api/v1/users/me HTTP/1.1\r\nHost:\r\n" + user + "\r\n",
+		"GET /api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\n" + user + "\r\n",
+	} {
+		if r := gw.KeepAlive(t).Send(t, raw); r.Status != http.StatusOK {
+			t.Fatalf("%q: %d, want 200: %s", raw[:40], r.Status, r.Body)
+		}
+	}
+}

@@ -30,7 +30,8 @@ import (
 // And it refuses a header block whose framing is ambiguous, notes an
 // HTTP/1.1 one without Host and a Host that is no host, makes fasthttp
 // hear a close option or a 100-continue expectation in the spellings it
-// misses (framing.go), and read the Host as it is (settleHost).
+// misses (framing.go), and read the Host and target as they are
+// (settleHost).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -69,8 +70,8 @@ type hookState struct {
 // read, but for a connection to close after an ambiguous header block, a
 // chunked body or a request that lists the close option, for a
 // 100-continue expectation spelled otherwise to be heard, for one
-// that must not be (settleExpect), and for the request's Host to be read
-// as RFC 9112 reads it (settleHost).
+// that must not be (settleExpect), and for the request's Host and target
+// to be read as RFC 9112 reads them (settleHost).
 func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Duration) fasthttp.RequestConfig {
 	ctx := requestCtxOf(h)
 	cc, ok := ctx.Conn().(*clientConn)
@@ -164,18 +165,38 @@ func settleExpect(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, facts fra
 	}
 }
 
-// settleHost makes fasthttp read a sound header block's Host as RFC 9112
-// does. fasthttp builds the request's URI, whose path the router matches,
-// from Host and target, and it keeps an HTAB around the Host value (it
-// trims spaces only, while the field's whitespace is SP or HTAB): it then
-// failed to parse the host, the URI had no path, and a request for a
-// route was answered 404. The value is given without it.
+// settleHost makes fasthttp read a sound header block's Host and target as
+// RFC 9112 does. fasthttp builds the request's URI, whose path the router
+// matches, from the two:
+//
+//   - It keeps an HTAB around the Host value (it trims spaces only), and
+//     then fails to parse the host: the URI had no path, and a request
+//     for a route was answered 404. The value is given without it.
+//   - When no host is named (HTTP/1.0 without Host, an empty Host), it
+//     reads a target that starts with "//" as a network-path reference:
+//     "//x/api/v1/users/me" became the path /api/v1/users/me on the host
+//     x, and was served, where a proxy in front that matches on paths
+//     (one that keeps /api/admin/ from the internet) sees another path.
+//     The target is an absolute path whose first segment is empty
+//     (origin-form, section 3.2.1), no route's. Section 3.3 gives a
+//     request that names no host the server's default name as its
+//     authority: with one, fasthttp reads the target as the path it is.
 func settleHost(h *fasthttp.RequestHeader) {
 	host := h.Host()
 	if n := len(host); n > 0 && (host[0] == '\t' || host[n-1] == '\t') {
 		h.SetHostBytes(bytes.Trim(host, " \t")) // a copy within its own buffer
+		host = h.Host()
+	}
+	if uri := h.RequestURI(); len(host) == 0 && len(uri) > 1 && uri[0] == '/' && uri[1] == '/' {
+		h.SetHost(defaultAuthority)
 	}
 }
+
+// defaultAuthority is the authority of a request that names no host
+// (settleHost): the gateway has no name of its own, and nothing reads it
+// but fasthttp's URI parser. A name under .invalid (RFC 6761) is never a
+// real one.
+const defaultAuthority = "gateway.invalid"
 
 // handledHook is the hook's state of the request being handled, nil when
 // the hook did not see its header block (a context served outside the
