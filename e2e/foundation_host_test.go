@@ -59,9 +59,10 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 // A target that starts with "//" is a path whose first segment is empty,
 // no route's (RFC 9112 section 3.2.1: origin-form is an absolute path).
 // fasthttp read it as a network-path reference when the request named no
-// host (HTTP/1.0 without Host, an empty Host): "//x/api/v1/users/me" was
-// served as the profile, and "//x/api/admin/..." as the admin search, past
-// any rule of a proxy in front that matches on paths starting /api/admin.
+// host (HTTP/1.0 without Host, an empty Host), and whatever the Host when
+// "://" was anywhere in the target: "//x/api/v1/users/me" was served as
+// the profile, and "//x/api/admin/..." as the admin search, past any rule
+// of a proxy in front that matches on paths starting /api/admin.
 func TestFoundationHostlessDoubleSlashTargetIsNoRoute(t *testing.T) {
 	store := StartStore(t, nil)
 	idp := StartIdP(t)
@@ -74,6 +75,10 @@ func TestFoundationHostlessDoubleSlashTargetIsNoRoute(t *testing.T) {
 		{"HTTP/1.0 without Host", "GET //x/api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\n" + user + "\r\n"},
 		{"HTTP/1.1 with an empty Host", "GET //x/api/v1/users/me HTTP/1.1\r\nHost:\r\n" + user + "\r\n"},
 		{"HTTP/1.1 with a Host", "GET //x/api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + user + "\r\n"},
+		// fasthttp also reads a host out of the target when "://" is
+		// anywhere in it (a URL in the query), whatever the Host.
+		{"a URL in the query", "GET //x/api/v1/users/me?next=https://y HTTP/1.1\r\nHost: gw\r\n" + user + "\r\n"},
+		{"the admin search, a URL in the query", "GET //x/api/admin/v1/users/search?query=a&next=https://y HTTP/1.1\r\nHost: gw\r\n" + admin + "\r\n"},
 		{"an empty authority", "GET ///api/v1/users/me HTTP/1.1\r\nHost:\r\n" + user + "\r\n"},
 		{"the admin search", "GET //x/api/admin/v1/users/search?query=a HTTP/1.0\r\nConnection: keep-alive\r\n" + admin + "\r\n"},
 		{"a preflight", "OPTIONS //x/api/v1/users/me HTTP/1.0\r\nConnection: keep-alive\r\nOrigin: https://app.example.com\r\n" +

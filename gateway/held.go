@@ -172,31 +172,34 @@ func settleExpect(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, facts fra
 //   - It keeps an HTAB around the Host value (it trims spaces only), and
 //     then fails to parse the host: the URI had no path, and a request
 //     for a route was answered 404. The value is given without it.
-//   - When no host is named (HTTP/1.0 without Host, an empty Host), it
-//     reads a target that starts with "//" as a network-path reference:
-//     "//x/api/v1/users/me" became the path /api/v1/users/me on the host
-//     x, and was served, where a proxy in front that matches on paths
-//     (one that keeps /api/admin/ from the internet) sees another path.
-//     The target is an absolute path whose first segment is empty
-//     (origin-form, section 3.2.1), no route's. Section 3.3 gives a
-//     request that names no host the server's default name as its
-//     authority: with one, fasthttp reads the target as the path it is.
+//   - It reads a target that starts with "//" as a network-path reference
+//     when the request names no host (HTTP/1.0 without Host, an empty
+//     Host), and also, whatever the Host, when "://" appears anywhere in
+//     the target (a URL in the query): "//x/api/v1/users/me" became the
+//     path /api/v1/users/me on the host x, and was served, where a proxy
+//     in front that matches on paths (one that keeps /api/admin/ from the
+//     internet) sees another path. The target is an absolute path whose
+//     first segment is empty (origin-form, section 3.2.1), no route's. It
+//     is given as the target URI section 3.3 makes of it, in absolute
+//     form with the scheme and an authority (the server's default name,
+//     as for a request that names no host), which fasthttp reads as its
+//     path whatever follows. A target that starts with one "/" (every
+//     app's) is left alone: fasthttp reads it as its path.
 func settleHost(h *fasthttp.RequestHeader) {
 	host := h.Host()
 	if n := len(host); n > 0 && (host[0] == '\t' || host[n-1] == '\t') {
 		h.SetHostBytes(bytes.Trim(host, " \t")) // a copy within its own buffer
-		host = h.Host()
 	}
-	if uri := h.RequestURI(); len(host) == 0 && len(uri) > 1 && uri[0] == '/' && uri[1] == '/' {
-		h.SetHost(defaultAuthority)
+	if uri := h.RequestURI(); len(uri) > 1 && uri[0] == '/' && uri[1] == '/' {
+		h.SetRequestURI(defaultOrigin + string(uri))
 	}
 }
 
-// defaultAuthority is the authority of a request that names no host
-// (settleHost): the gateway has no name of its own, and nothing reads it
-// but fasthttp's URI parser. A name under .invalid (RFC 6761) is never a
-// real one.
-const defaultAuthority = "gateway.invalid"
+// defaultOrigin is the scheme and authority of a target that starts with
+// "//" (settleHost): the gateway has no name of its own, and nothing reads
+// it but fasthttp's URI parser (which takes the scheme from the
+// connection). A name under .invalid (RFC 6761) is never a real one.
+const defaultOrigin = "http://gateway.invalid"
 
 // handledHook is the hook's state of the request being handled, nil when
 // the hook did not see its header block (a context served outside the
