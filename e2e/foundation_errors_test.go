@@ -172,6 +172,11 @@ func TestFoundationErrorsRequestLine(t *testing.T) {
 		{"GET /api/v1/users /me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
 		{"GET /api/v1/users/me\x00 HTTP/1.1", http.StatusBadRequest, "Validation failed"},
 		{"GET /api/v1/users/me\tHTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		// Neither a path nor an absolute URI, though fasthttp read the host
+		// x and the path /api/v1/users/me out of them ("://" is in them).
+		{"GET foo//x/api/v1/users/me?next=https://y HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET a:b//x/api/v1/users/me?next=https://y HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET 1http://x/api/v1/users/me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
 	} {
 		t.Run(fmt.Sprintf("%q", c.line), func(t *testing.T) {
 			conn := gw.KeepAlive(t)

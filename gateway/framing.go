@@ -343,8 +343,19 @@ func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 // (RFC 9112 section 2.3); a malformed version or target is a broken
 // request line, a 400. Other minor versions of HTTP/1 are served, as
 // fasthttp serves them.
+//
+// fasthttp also reads a host out of a target that holds "//" after
+// anything but a "/" ("foo//x/api/v1/users/me", "a:b//x/...") when the
+// request names no host or "://" is anywhere in the target: the host x
+// and the path /api/v1/users/me, which a proxy in front matching on paths
+// never saw. Such a target is neither a path (origin-form, which
+// settleHost keeps a path) nor an absolute URI (scheme "://"): a 400.
 func requestLineStatus(h *fasthttp.RequestHeader) int {
-	for _, c := range h.RequestURI() {
+	uri := h.RequestURI()
+	if len(uri) > 0 && uri[0] != '/' && !otherTargetSound(uri) {
+		return fasthttp.StatusBadRequest
+	}
+	for _, c := range uri {
 		if c <= ' ' || c == 0x7f {
 			return fasthttp.StatusBadRequest
 		}
@@ -360,3 +371,25 @@ func requestLineStatus(h *fasthttp.RequestHeader) int {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// otherTargetSound reports whether a target that does not start with "/" is
+// one fasthttp reads no host out of, or an absolute URI: it holds no "//",
+// or it starts with a scheme and "://" (RFC 3986 section 3.1: a letter,
+// then letters, digits, "+", "-", ".").
+func otherTargetSound(target []byte) bool {
+	if !bytes.Contains(target, []byte("//")) {
+		return true
+	}
+	scheme, _, ok := bytes.Cut(target, []byte("://"))
+	if !ok || len(scheme) == 0 || !isLetter(scheme[0]) {
+		return false
+	}
+	for _, c := range scheme[1:] {
+		if !isLetter(c) && !isDigit(c) && c != '+' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }

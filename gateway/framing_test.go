@@ -337,3 +337,35 @@ func rfc9112Framing(raw string, http11 bool) (ambiguous bool, host hostFault, fa
 }
 
 var rfc3986Host = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]*)(:[0-9]*)?$`)
+
+// A target that does not start with "/" is refused when fasthttp would
+// read a host out of it that it does not name as an absolute URI does.
+func TestRequestLineStatusHostInTarget(t *testing.T) {
+	for _, c := range []struct {
+		target string
+		want   int
+	}{
+		{"foo//x/api/v1/users/me", fasthttp.StatusBadRequest},
+		{"foo//x/api/v1/users/me?next=https://y", fasthttp.StatusBadRequest},
+		{"a:b//x/api/v1/users/me", fasthttp.StatusBadRequest},
+		{"1http://x/api/v1/users/me", fasthttp.StatusBadRequest},
+		{"://x/api/v1/users/me", fasthttp.StatusBadRequest},
+		{"http:/x//api", fasthttp.StatusBadRequest},
+		{"http://gw/api/v1/users/me", 0},
+		{"HTTP://GW/api/v1/users/me?next=https://y", 0},
+		{"svn+ssh.x-1://gw/api", 0},
+		{"*", 0},
+		{"gw:443", 0},
+		{"x/api/v1/users/me", 0},
+		{"/api/v1/users/me?next=https://y", 0},
+		{"//x/api/v1/users/me", 0}, // a path (settleHost)
+	} {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader("GET " + c.target + " HTTP/1.1\r\nHost: gw\r\n\r\n"))); err != nil {
+			t.Fatalf("%q: %v", c.target, err)
+		}
+		if got := requestLineStatus(&h); got != c.want {
+			t.Errorf("%q: %d, want %d", c.target, got, c.want)
+		}
+	}
+}
