@@ -25,6 +25,9 @@ func TestSettleHostKeepsTheTargetsPath(t *testing.T) {
 		{"GET ///api/v1/users/me HTTP/1.1\r\nHost:\r\n\r\n", "///api/v1/users/me"},
 		{"GET /api/v1/users/me?next=https://y HTTP/1.1\r\nHost: gw\r\n\r\n", "/api/v1/users/me"},
 		{"GET /api/v1/users/me HTTP/1.1\r\nHost: \tgw\t\r\n\r\n", "/api/v1/users/me"},
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\t \r\n\r\n", "/api/v1/users/me"},
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost:  \t gw \t \r\n\r\n", "/api/v1/users/me"},
+		{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw \t\r\n\r\n", "/api/v1/users/me"},
 		{"GET http://gw/api/v1/users/me HTTP/1.0\r\n\r\n", "/api/v1/users/me"},
 	} {
 		var req fasthttp.Request
