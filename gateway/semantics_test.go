@@ -22,14 +22,8 @@ import (
 // says which. Every answer's body is read.
 func rawExchange(t *testing.T, r *mixRig, raw string, wait time.Duration) (answers []edgeAnswer, closed bool) {
 	t.Helper()
-	conn, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := sendRaw(t, r, raw)
 	defer conn.Close()
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
 	br := bufio.NewReader(conn)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(wait))
@@ -49,19 +43,27 @@ func rawExchange(t *testing.T, r *mixRig, raw string, wait time.Duration) (answe
 	}
 }
 
-// firstAnswer writes raw on a new connection to the rig and reads its
-// first answer, body included, for tests that look at that one only: it
-// waits for nothing after it, and gives it as long as a busy machine needs.
-func firstAnswer(t *testing.T, r *mixRig, raw string) edgeAnswer {
+// sendRaw writes raw on a new connection to the rig, which it returns.
+func sendRaw(t *testing.T, r *mixRig, raw string) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	if _, err := io.WriteString(conn, raw); err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// firstAnswer writes raw on a new connection to the rig and reads its
+// first answer, body included, for tests that look at that one only: it
+// waits for nothing after it, and gives it as long as a busy machine needs.
+func firstAnswer(t *testing.T, r *mixRig, raw string) edgeAnswer {
+	t.Helper()
+	conn := sendRaw(t, r, raw)
+	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	// The method tells whether a body follows (none after HEAD's answer).
 	method, _, _ := strings.Cut(raw, " ")
