@@ -636,25 +636,7 @@ func TestInterimAnswerFasthttpReadsIsSkipped(t *testing.T) {
 		{"after another protocol word over TLS", true, "X 102\r\nConnection: keep-alive\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			held, interim := make(chan struct{}), make(chan struct{})
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				q := r.URL.Query().Get("q")
-				if q != "ali" {
-					w.Header().Set("Content-Type", mimeJSON)
-					io.WriteString(w, searchPageBody(q))
-					return
-				}
-				close(held)
-				<-interim
-				// net/http writes no blank line before an answer: the
-				// answers on this connection are written raw.
-				conn, rw, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
+			err := rawAnswerWhileOneWaits(t, tc.tls, func(q string, rw *bufio.ReadWriter) {
 				io.WriteString(rw, tc.interims)
 				rw.Flush()
 				// The final answer after the client read the interim
@@ -670,8 +652,8 @@ func TestInterimAnswerFasthttpReadsIsSkipped(t *testing.T) {
 					io.Copy(io.Discard, next.Body)
 					q = next.URL.Query().Get("q")
 				}
-			}))
-			if err := searchWhileOneWaits(t, srv, tc.tls, held, interim); err != nil {
+			})
+			if err != nil {
 				t.Fatalf("the answer after the interim ones: %v", err)
 			}
 		})
@@ -720,25 +702,7 @@ func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 		{"304 after another protocol word", false, "", "X 304 Not Modified\r\nConnection: keep-alive\r\nETag: \"p1\"", "304", OutcomeRedirect},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			held, answer := make(chan struct{}), make(chan struct{})
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				q := r.URL.Query().Get("q")
-				if q != "ali" {
-					w.Header().Set("Content-Type", mimeJSON)
-					io.WriteString(w, searchPageBody(q))
-					return
-				}
-				close(held)
-				<-answer
-				// net/http writes no body after a 204 or 304: the answer
-				// is written raw.
-				conn, rw, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
+			ferr := rawAnswerWhileOneWaits(t, tc.tls, func(_ string, rw *bufio.ReadWriter) {
 				fmt.Fprintf(rw, "%s%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", tc.lead, tc.head, len(stray))
 				rw.Flush()
 				next, err := http.ReadRequest(rw.Reader)
@@ -748,11 +712,38 @@ func TestBodyAfterABodilessAnswerIsNotHandedToAWaitingCall(t *testing.T) {
 				io.Copy(io.Discard, next.Body)
 				io.WriteString(rw, stray+searchPageAnswer(next.URL.Query().Get("q"), ""))
 				rw.Flush()
-			}))
-			ferr := searchWhileOneWaits(t, srv, tc.tls, held, answer)
+			})
 			wantBodiless(t, ferr, tc.status, tc.outcome, "status "+tc.status)
 		})
 	}
+}
+
+// rawAnswerWhileOneWaits is searchWhileOneWaits with a store that answers
+// "ali" raw, as net/http would not (bytes before an answer, a body after
+// a 204 or 304): answer writes on the connection, taken from net/http,
+// once the waiting search is in; any other search gets its page.
+func rawAnswerWhileOneWaits(t *testing.T, useTLS bool, answer func(q string, rw *bufio.ReadWriter)) error {
+	t.Helper()
+	held, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query().Get("q")
+		if q != "ali" {
+			w.Header().Set("Content-Type", mimeJSON)
+			io.WriteString(w, searchPageBody(q))
+			return
+		}
+		close(held)
+		<-release
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		answer(q, rw)
+	}))
+	return searchWhileOneWaits(t, srv, useTLS, held, release)
 }
 
 // searchWhileOneWaits starts srv (over TLS or not) and, through a client
