@@ -87,12 +87,12 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous bool, host hostFault, 
 			}
 		case len(fasthttp.HeaderConnection):
 			if !facts.closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
-				facts.closeAsked = listsClose(value)
+				facts.closeAsked = lists(value, "close")
 			}
 		case len(fasthttp.HeaderExpect):
 			if bytes.EqualFold(name, []byte(fasthttp.HeaderExpect)) {
 				facts.expects = true
-				facts.expectsContinue = clientctx.EqualFoldASCII(bytes.Trim(value, " \t"), "100-continue")
+				facts.expectsContinue = facts.expectsContinue || lists(value, "100-continue")
 			}
 		}
 	}
@@ -193,24 +193,25 @@ type framingFacts struct {
 	// while RFC 9112 section 9.6 has a server close after answering any
 	// request that lists it ("Close", "keep-alive, close").
 	closeAsked bool
-	// expectsContinue: the (last) Expect is 100-continue in any spelling.
-	// fasthttp takes only the exact "100-continue" (not "100-Continue",
-	// nor one with trailing whitespace), while expectations compare
-	// case-insensitively (RFC 9110 section 10.1.1), and a client left
-	// without its 100 waits before it sends the body. The hook writes the
-	// value as fasthttp reads it.
+	// expectsContinue: an Expect line lists 100-continue in any spelling.
+	// fasthttp takes only a first line that is exactly "100-continue"
+	// (not "100-Continue", nor one with trailing whitespace, nor a list),
+	// while Expect is a list, over one line or several, whose
+	// expectations compare case-insensitively (RFC 9110 section 10.1.1),
+	// and a client left without its 100 waits before it sends the body.
+	// The hook writes the first line as fasthttp reads it.
 	expectsContinue bool
 	// expects: the block has an Expect line (settleExpect).
 	expects bool
 }
 
-// listsClose reports whether a Connection value lists the close option
-// (any case, with optional whitespace around the commas).
-func listsClose(value []byte) bool {
+// lists reports whether a list field's value (Connection, Expect) lists
+// option (any case, with optional whitespace around the commas).
+func lists(value []byte, option string) bool {
 	for len(value) > 0 {
 		var opt []byte
 		opt, value, _ = bytes.Cut(value, []byte{','})
-		if clientctx.EqualFoldASCII(bytes.Trim(opt, " \t"), "close") {
+		if clientctx.EqualFoldASCII(bytes.Trim(opt, " \t"), option) {
 			return true
 		}
 	}

@@ -117,7 +117,9 @@ func TestValidHost(t *testing.T) {
 func TestAmbiguousFramingHearsContinue(t *testing.T) {
 	for raw, want := range map[string]bool{
 		"Expect: 100-continue\r\n\r\n": true, "expect:100-Continue\r\n\r\n": true, "Expect: 100-CONTINUE \t\r\n\r\n": true,
-		"Expect: 100-continue, x\r\n\r\n": false, "Expect: 200-continue\r\n\r\n": false, "Expects: 100-continue\r\n\r\n": false, "": false,
+		"Expect: 100-continue, x\r\n\r\n": true, "Expect: x,100-Continue\r\n\r\n": true,
+		"Expect: 100-Continue\r\nExpect: x\r\n\r\n": true, "Expect: x\r\nExpect: 100-continue\r\n\r\n": true, "Expect: x\r\n\r\n": false,
+		"Expect: 200-continue\r\n\r\n": false, "Expects: 100-continue\r\n\r\n": false, "": false,
 	} {
 		if _, _, facts := ambiguousFraming([]byte(raw), true); facts.expectsContinue != want {
 			t.Errorf("ambiguousFraming(%q) expectsContinue = %v, want %v", raw, facts.expectsContinue, want)
@@ -125,14 +127,14 @@ func TestAmbiguousFramingHearsContinue(t *testing.T) {
 	}
 }
 
-func TestListsClose(t *testing.T) {
+func TestLists(t *testing.T) {
 	for v, want := range map[string]bool{
 		"close": true, "Close": true, "CLOSE": true, "keep-alive, close": true, "TE,close": true,
 		" close ": true, "close,": true, "\tclose\t, x": true,
 		"": false, "keep-alive": false, "closed": false, "x-close": false, "clo se": false, ",,": false,
 	} {
-		if got := listsClose([]byte(v)); got != want {
-			t.Errorf("listsClose(%q) = %v, want %v", v, got, want)
+		if got := lists([]byte(v), "close"); got != want {
+			t.Errorf("lists(%q, close) = %v, want %v", v, got, want)
 		}
 	}
 }
@@ -318,7 +320,11 @@ func rfc9112Framing(raw string, http11 bool) (ambiguous bool, host hostFault, fa
 			}
 		case "expect":
 			facts.expects = true
-			facts.expectsContinue = value == "100-continue"
+			for _, e := range strings.Split(value, ",") {
+				if strings.Trim(e, " \t") == "100-continue" {
+					facts.expectsContinue = true
+				}
+			}
 		case "host":
 			badHost = !rfc3986Host.MatchString(value)
 		}

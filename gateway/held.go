@@ -148,7 +148,8 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 //     gets its 400 the same way. fasthttp's ContinueHandler could refuse
 //     the body too, but only with a bare 417 and without the error
 //     handler.
-//   - 100-continue in another spelling is written as fasthttp reads it
+//   - 100-continue in another spelling, on another line or among other
+//     expectations is written as fasthttp reads it
 //     (framingFacts.expectsContinue).
 //   - When a 100 Continue is to be written, the connection gets a fresh
 //     write deadline for it (answerDeadline).

@@ -62,8 +62,8 @@ func TestAnswersOutsideTheHandlerAfterAnIdleConnection(t *testing.T) {
 	}
 
 	// An expectation on the idle connection: when fasthttp answers 100
-	// Continue (it reads the first Expect line, and the hook writes other
-	// spellings of 100-continue as it reads them), that interim answer
+	// Continue (it reads the first Expect line, and the hook writes it as
+	// fasthttp reads it when a line lists 100-continue), that interim answer
 	// comes, and then the request's own; an HTTP/1.0 request's
 	// expectation is ignored (RFC 9110 section 10.1.1: a server MUST).
 	for _, c := range []struct {

@@ -478,12 +478,16 @@ func TestConnectionCloseOption(t *testing.T) {
 // An expectation is compared case-insensitively (RFC 9110 section 10.1.1):
 // "100-Continue" is told to go on, as "100-continue" is, instead of being
 // left to wait for a 100 that fasthttp, which heard only the lower-case
-// spelling, never sent.
+// spelling, never sent. Expect is a list, over one line or several: a
+// 100-continue among other expectations is heard too, wherever it is.
 func TestExpectContinueAnyCase(t *testing.T) {
 	r := newMixRig(t)
 	tok := r.token(t, r.users(t, 1)[0])
 	payload := `{"username":"freshname"}`
-	for _, expect := range []string{"100-Continue", "100-CONTINUE", " 100-continue\t"} {
+	for _, expect := range []string{
+		"100-Continue", "100-CONTINUE", " 100-continue\t",
+		"100-Continue\r\nExpect: x-other", "x-other\r\nExpect: 100-Continue", "x-other, 100-Continue", "100-continue, x-other",
+	} {
 		t.Run(expect, func(t *testing.T) {
 			conn, err := net.Dial("tcp", r.addr)
 			if err != nil {
