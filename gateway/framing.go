@@ -168,6 +168,26 @@ func validHost(v []byte) bool {
 	return true
 }
 
+// targetHostValid reports whether a target that does not start with "/"
+// names a host, if it names one: an absolute URI's authority (what follows
+// the scheme's "://", up to a "/" or "?", as fasthttp reads it) is where
+// RFC 9112 section 3.2.2 has a server take the host from, instead of
+// Host, so it is held to what Host is held to (validHost). fasthttp built
+// the URI from it, and read no path out of one it could not parse (a
+// route answered 404), or dropped what it read leniently ("user@"). Other
+// targets name no host, or are refused as a broken request line
+// (requestLineStatus).
+func targetHostValid(target []byte) bool {
+	_, rest, absolute := bytes.Cut(target, []byte("://"))
+	if !absolute {
+		return true
+	}
+	if end := bytes.IndexAny(rest, "/?"); end >= 0 {
+		rest = rest[:end]
+	}
+	return validHost(rest)
+}
+
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // hostChars are the characters of a host name (RFC 3986 reg-name without
@@ -320,7 +340,8 @@ var longPast = time.Unix(1, 0)
 
 // hostRefused is the detail of the 400 that refuses the request being
 // handled for its Host field (see ambiguousFraming), and whether there is
-// one: an HTTP/1.1 request without Host, or a Host that is no host.
+// one: an HTTP/1.1 request without Host, or a Host, or an absolute-form
+// target's authority, that is no host (targetHostValid).
 func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 	hs := handledHook(ctx)
 	if hs == nil {

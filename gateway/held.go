@@ -28,7 +28,8 @@ import (
 // told apart from headers (sentTrailers).
 //
 // And it refuses a header block whose framing is ambiguous, notes an
-// HTTP/1.1 one without Host and a Host that is no host, makes fasthttp
+// HTTP/1.1 one without Host and a Host (or a target's authority) that is
+// no host, makes fasthttp
 // hear a close option or a 100-continue expectation in the spellings it
 // misses (framing.go), and read the Host and target as they are
 // (settleHost).
@@ -53,7 +54,8 @@ type hookState struct {
 	// parser (framing.go).
 	ambiguous bool
 	// host: what refuses a sound block's Host field, if anything: none
-	// in HTTP/1.1, or a value that is no host (framing.go).
+	// in HTTP/1.1, or a value that is no host, or an absolute-form
+	// target's authority that is none (framing.go).
 	host hostFault
 	// fields is the number of header fields of a chunked request, -1 for
 	// any other (sentTrailers).
@@ -88,7 +90,11 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 		h.SetConnectionClose()
 	}
 	if !hs.ambiguous && hs.host == hostFine {
-		settleHost(h)
+		if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && !targetHostValid(uri) {
+			hs.host = hostInvalid
+		} else {
+			settleHost(h)
+		}
 	}
 	if hs.ambiguous {
 		// Refused whatever its body holds: no read waits for it. fasthttp
