@@ -29,10 +29,9 @@ import (
 //
 // And it refuses a header block whose framing is ambiguous, notes an
 // HTTP/1.1 one without Host and a Host (or a target's authority) that is
-// no host, makes fasthttp
-// hear a close option or a 100-continue expectation in the spellings it
-// misses (framing.go), and read the Host and target as they are
-// (settleHost).
+// no host, makes fasthttp hear a close option or a 100-continue
+// expectation in the spellings it misses (framing.go), and read the Host
+// and target as they are (settleHost).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
