@@ -44,7 +44,7 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 		return "GET http://" + authority + "/api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + auth + "X-Language: tr\r\n\r\n"
 	}
 	for _, authority := range []string{
-		"x:abc", "evil@gw", "a%20b", "ca\xc3\xa7.example", "x:80:90", "x:-1", "[::1", "[]", "[::1]x", "[::1]:b", "[::g]",
+		"", ":80", "x:abc", "evil@gw", "a%20b", "ca\xc3\xa7.example", "x:80:90", "x:-1", "[::1", "[]", "[::1]x", "[::1]:b", "[::g]",
 	} {
 		t.Run("absolute-form "+authority, func(t *testing.T) {
 			k := gw.KeepAlive(t)

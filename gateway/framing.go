@@ -172,11 +172,11 @@ func validHost(v []byte) bool {
 // names a host, if it names one: an absolute URI's authority (what follows
 // the scheme's "://", up to a "/" or "?", as fasthttp reads it) is where
 // RFC 9112 section 3.2.2 has a server take the host from, instead of
-// Host, so it is held to what Host is held to (validHost). fasthttp built
-// the URI from it, and read no path out of one it could not parse (a
-// route answered 404), or dropped what it read leniently ("user@"). Other
-// targets name no host, or are refused as a broken request line
-// (requestLineStatus).
+// Host, so it is held to what Host is held to (validHost), and must not
+// be empty. fasthttp built the URI from it, and read no path out of one
+// it could not parse (a route answered 404), or dropped what it read
+// leniently ("user@"). Other targets name no host, or are refused as a
+// broken request line (requestLineStatus).
 func targetHostValid(target []byte) bool {
 	_, rest, absolute := bytes.Cut(target, []byte("://"))
 	if !absolute {
@@ -185,7 +185,9 @@ func targetHostValid(target []byte) bool {
 	if end := bytes.IndexAny(rest, "/?"); end >= 0 {
 		rest = rest[:end]
 	}
-	return validHost(rest)
+	// An empty host ("http:///...", "http://:80/") makes an http URI
+	// invalid (RFC 9110 section 4.2.1), where an empty Host is allowed.
+	return len(rest) > 0 && rest[0] != ':' && validHost(rest)
 }
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
