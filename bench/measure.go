@@ -215,18 +215,28 @@ func (r *runner) closedWindow(ctx context.Context, sc *scenario, round int) (clo
 	if sc.upstream != nil {
 		out.UpstreamCPUMicrosPerRequest = ratio(micros(upstream.total()), float64(win.Requests))
 	}
-	if win.Bytes > 0 && win.Requests > 0 {
-		out.BytesPerResponse = float64(win.Bytes) / float64(win.Requests)
-		// wrk sees no bodies; every answer of a scenario has the same size
-		// on the wire, so a mean that differs from the verified probe's
-		// means some answers were something else.
-		if d := math.Abs(out.BytesPerResponse - float64(sc.ResponseBytes)); d > math.Max(2, 0.01*float64(sc.ResponseBytes)) {
+	if mean, differs := sizeMismatch(win, sc); mean > 0 {
+		out.BytesPerResponse = mean
+		if differs {
 			out.SizeMismatch = true
 			out.ErrorSamples = append(out.ErrorSamples, fmt.Sprintf("mean answer %.1f bytes on the wire, the verified answer has %d",
-				out.BytesPerResponse, sc.ResponseBytes))
+				mean, sc.ResponseBytes))
 		}
 	}
 	return out, nil
+}
+
+// sizeMismatch is a closed-loop window's mean size on the wire per answer
+// (0 when the generator does not count bytes) and whether it differs from
+// the verified probe's. wrk sees no bodies; every answer of a scenario has
+// the same size on the wire, so a mean that differs means some answers
+// were something else.
+func sizeMismatch(win window, sc *scenario) (mean float64, differs bool) {
+	if win.Bytes <= 0 || win.Requests <= 0 {
+		return 0, false
+	}
+	mean = float64(win.Bytes) / float64(win.Requests)
+	return mean, math.Abs(mean-float64(sc.ResponseBytes)) > math.Max(2, 0.01*float64(sc.ResponseBytes))
 }
 
 // p99Pair reports whether sc is one of the two scenarios the p99 target
