@@ -42,8 +42,10 @@ type pairedResult struct {
 	Max    float64   `json:"max"`
 	// WindowSeconds is the length of one window; each repetition has four.
 	WindowSeconds float64 `json:"windowSeconds"`
-	// Errors are incorrect answers (status, socket errors) in the windows:
-	// a pair with any is not a measurement of the right answers.
+	// Errors are incorrect answers in the windows (statuses and socket
+	// errors, and one for each window whose mean size on the wire differs
+	// from the verified answer's): a pair with any is not a measurement of
+	// the right answers.
 	Errors int64  `json:"errors"`
 	Broken string `json:"broken,omitempty"`
 }
@@ -108,6 +110,12 @@ func (r *runner) pairedRepetition(ctx context.Context, a, b *scenario, swapped b
 			return 0, errs, fmt.Errorf("%s: %w", sc.Name, err)
 		}
 		errs += win.Errors
+		// wrk reads no bodies: a window whose mean size on the wire is not
+		// the verified answer's had incorrect answers, counted as one (as
+		// the rounds' size mismatch and h2load's).
+		if _, differs := sizeMismatch(win, sc); differs {
+			errs++
+		}
 		rps := ratio(float64(win.Requests), win.Elapsed.Seconds())
 		if sc == a {
 			reqA += rps

@@ -102,3 +102,38 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// sizedClosed answers 1,000 requests a second for every scenario, each
+// answer of the given size on the wire, as wrk reports it (bytes, no
+// bodies).
+type sizedClosed map[string]int64
+
+func (f sizedClosed) run(_ context.Context, sc *scenario, d time.Duration, _ int) (window, error) {
+	n := int64(1000 * d.Seconds())
+	return window{Requests: n, Elapsed: d, Bytes: n * f[sc.Name]}, nil
+}
+
+// A paired window whose answers are not the verified size is incorrect, as
+// in the rounds: wrk counts statuses and socket errors only, so an answer
+// of the right status but another body shows only in the mean size on the
+// wire. Such a pair gives the targets no paired note.
+func TestPairedRoundsCheckAnswerSize(t *testing.T) {
+	gw := &scenario{Name: "gw-me-hit", ResponseBytes: 1264}
+	bare := &scenario{Name: "bare-fiber", ResponseBytes: 1264}
+	r := &runner{opts: &options{pairs: 2, pairWindow: time.Second}, log: &progress{w: io.Discard, start: time.Now()},
+		closed: sizedClosed{"gw-me-hit": 1264 - 40, "bare-fiber": 1264}, scenarios: []*scenario{gw, bare},
+		results: map[string]*scenarioResult{"gw-me-hit": {Name: "gw-me-hit"}, "bare-fiber": {Name: "bare-fiber"}}}
+	pairs, err := r.pairedRounds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 1 {
+		t.Fatalf("%d pairs, want 1", len(pairs))
+	}
+	if pairs[0].Errors != 4 {
+		t.Errorf("errors %d, want 4 (each gw-me-hit window's answers are 40 bytes short)", pairs[0].Errors)
+	}
+	if note := pairedNote(pairs, "gw-me-hit", "bare-fiber", ""); note != "" {
+		t.Errorf("a pair with answers of another size gave a note: %q", note)
+	}
+}
