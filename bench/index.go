@@ -65,7 +65,7 @@ func indexMarkdown(reps []*indexedReport) string {
 		"\"paired\" the paired phase's median (from the runs that had one). Bare Fiber's maximum says " +
 		"how fast the host was (compare it with `latest.md`'s); the runs had different virtual " +
 		"machines over the days, named by their CPU and kernel build. INVALID: the load " +
-		"generator, not the contender, set a maximum. Errors: every incorrect answer of the run, in " +
+		"generator, not the contender, set a maximum, or a paired reading had incorrect answers. Errors: every incorrect answer of the run, in " +
 		"any scenario, the paired phase or the memory fill (those of the first runs are the real " +
 		"store's overload: its scenarios ran at 64 connections until `213ea5c`; each report names " +
 		"its scenario).\n\n")
@@ -147,11 +147,17 @@ func (r *indexedReport) ratio(name string) string {
 	return "—"
 }
 
+// paired is the paired phase's median of a over b; one with incorrect
+// answers is INVALID, as the report's targets treat it (pairedFor).
 func (r *indexedReport) paired(a, b string) string {
 	for _, p := range r.Paired {
-		if p.A == a && p.B == b && p.Broken == "" {
-			return fmt.Sprintf("%.3f", p.Median)
+		if p.A != a || p.B != b || p.Broken != "" {
+			continue
 		}
+		if p.Errors > 0 {
+			return fmt.Sprintf("%.3f **%s**", p.Median, statusInvalid)
+		}
+		return fmt.Sprintf("%.3f", p.Median)
 	}
 	return "—"
 }

@@ -11,7 +11,8 @@ import (
 // TestIndexListsKeptRunsOldestFirst writes two reports as the harness does
 // and checks the index: one row per timestamped report (latest.json is a
 // copy, not a run of its own), oldest first, each target with its status,
-// and the errors of every phase counted.
+// a paired reading with incorrect answers marked as the report's targets
+// treat it (they do not quote it), and the errors of every phase counted.
 func TestIndexListsKeptRunsOldestFirst(t *testing.T) {
 	dir := t.TempDir()
 	judged := func(meRatio, usernameRatio float64) *report {
@@ -62,7 +63,7 @@ func TestIndexListsKeptRunsOldestFirst(t *testing.T) {
 	}
 	for i, want := range [][]string{
 		{"[2026-11-28T230000Z](2026-11-28T230000Z.md)", "`aaaaaaaaaaaa` | — | 1.50 |", "| 90,000 |",
-			"0.700 **FAIL**", "| 0.944 |", "| 0.877 |", "0.900 PASS", "194.6 (203.8)", "| 6 |"},
+			"0.700 **FAIL**", "| 0.944 |", "| 0.877 **INVALID** |", "0.900 PASS", "194.6 (203.8)", "| 6 |"},
 		{"[2026-11-29T082001Z](2026-11-29T082001Z.md)", "`bbbbbbbbbbbb`", "| AMD EPYC, 6.18.44-fc-v782 | 0.01 |",
 			"0.950 PASS", "0.500 **FAIL**", "| — |"},
 	} {
