@@ -317,6 +317,10 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 	// first mark): what was used between them is shared out over their
 	// interval and the requests that started in it.
 	wall := after.at.Sub(before.at)
+	// The window holds the requests sent in d (h2load's started in it,
+	// vegeta's paced over it): its rate is theirs over d. The span to the
+	// last answer would count that answer's latency as a rate missed.
+	sent := ratio(float64(win.Requests), r.opts.duration.Seconds())
 	contender, upstream, other := windowCPU(before, after, wall)
 	served := win.Requests
 	if win.Served > 0 {
@@ -324,7 +328,7 @@ func (r *runner) openWindow(ctx context.Context, sc *scenario, rate, round int) 
 	}
 	out := openRound{
 		Round: round, Rate: rate, Requests: win.Requests,
-		AchievedRate: ratio(float64(win.Requests), win.Elapsed.Seconds()),
+		AchievedRate: sent,
 		P50Micros:    micros(win.P50), P99Micros: micros(win.P99), P999Micros: micros(win.P999), MaxMicros: micros(win.Max),
 		Errors: win.Errors, ErrorSamples: win.ErrorSamples, NotFromCache: win.NotFromCache,
 		CPUMicrosPerRequest: ratio(micros(contender.total()), float64(served)),
