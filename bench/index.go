@@ -60,8 +60,8 @@ func indexMarkdown(reps []*indexedReport) string {
 	b.WriteString("Written by `bench/` from the timestamped reports of this folder (rebuilt after every run, " +
 		"and by `go run ./bench -index`). `latest.md` is the copy of the run taken as the reference, " +
 		"from a quiet machine; docs/performance.md says what each run was for and what it showed.\n\n")
-	b.WriteString("Each ratio is the median of the run's rounds with the target's status after it; " +
-		"\"floor\" is the floor contender's ratio against the same baseline in the same rounds, " +
+	b.WriteString("Each ratio is of the two scenarios' medians over the run's rounds (not a median of per-round ratios), " +
+		"with the target's status after it; \"floor\" is the floor contender's ratio against the same baseline in the same rounds, " +
 		"\"paired\" the paired phase's median (from the runs that had one). Bare Fiber's maximum says " +
 		"how fast the host was (compare it with `latest.md`'s); the runs had different virtual " +
 		"machines over the days, named by their CPU and kernel build. INVALID: the load " +
