@@ -154,8 +154,12 @@ func (r *runner) closedRounds(ctx context.Context) error {
 			res.Closed.Rounds = append(res.Closed.Rounds, round)
 			r.log.say("closed %d/%d %-22s %9.0f req/s  %6.1f µs CPU/req%s  errors %d",
 				i+1, r.opts.rounds, sc.Name, round.RPS, round.CPUMicrosPerRequest, upstreamNote(round.UpstreamCPUMicrosPerRequest, sc), round.Errors)
-			r.verbose(round.ErrorSamples, "contender core %.0f%%, others on the server core %.0f%%, generator core %.0f%%, %.1f bytes/answer",
-				100*round.ContenderCoreBusy, 100*round.ServerCoreOther, 100*round.GeneratorCoreBusy, round.BytesPerResponse)
+			var path string
+			if sc.path != nil {
+				path = fmt.Sprintf(", %d off its path", round.OffPath)
+			}
+			r.verbose(round.ErrorSamples, "contender core %.0f%%, others on the server core %.0f%%, generator core %.0f%%, %.1f bytes/answer%s",
+				100*round.ContenderCoreBusy, 100*round.ServerCoreOther, 100*round.GeneratorCoreBusy, round.BytesPerResponse, path)
 			sleep(ctx, pause)
 		}
 	}
@@ -189,6 +193,14 @@ func (r *runner) closedConns(sc *scenario) int {
 }
 
 func (r *runner) closedWindow(ctx context.Context, sc *scenario, round int) (closedRound, error) {
+	// The gateway's counters are read outside the CPU marks.
+	var pathBefore pathCounters
+	if sc.path != nil {
+		var err error
+		if pathBefore, err = readPath(ctx, *sc.path); err != nil {
+			return closedRound{}, fmt.Errorf("the gateway's counters: %w", err)
+		}
+	}
 	before, err := r.mark(sc)
 	if err != nil {
 		return closedRound{}, err
@@ -201,6 +213,14 @@ func (r *runner) closedWindow(ctx context.Context, sc *scenario, round int) (clo
 	if err != nil {
 		return closedRound{}, err
 	}
+	var off int64
+	if sc.path != nil {
+		pathAfter, err := readPath(ctx, *sc.path)
+		if err != nil {
+			return closedRound{}, fmt.Errorf("the gateway's counters: %w", err)
+		}
+		off = offPath(*sc.path, pathBefore, pathAfter, win.Requests)
+	}
 	contender, upstream, other := windowCPU(before, after, win.Elapsed)
 	out := closedRound{
 		Round: round, Requests: win.Requests, Seconds: win.Elapsed.Seconds(),
@@ -209,6 +229,7 @@ func (r *runner) closedWindow(ctx context.Context, sc *scenario, round int) (clo
 		ContenderCoreBusy: ratio(float64(contender.total()), float64(win.Elapsed)),
 		GeneratorCoreBusy: generatorBusy(win.GeneratorCPU, win.Elapsed, before, after, len(r.loadCPUs)),
 		ServerCoreOther:   other,
+		OffPath:           off,
 	}
 	out.RPS = ratio(float64(win.Requests), win.Elapsed.Seconds())
 	out.CPUMicrosPerRequest = ratio(micros(contender.total()), float64(win.Requests))
@@ -357,6 +378,7 @@ func (r *runner) summarizeClosed() {
 			up = append(up, rd.UpstreamCPUMicrosPerRequest)
 			c.Errors += rd.Errors
 			c.SizeMismatch = c.SizeMismatch || rd.SizeMismatch
+			c.OffPath += rd.OffPath
 		}
 		c.MedianRPS, c.MinRPS, c.MaxRPS = median(rps), minOf(rps), maxOfF(rps)
 		c.MedianCPUMicrosPerRequest, c.MedianUpstreamCPUMicrosPerRequest = median(cpu), median(up)

@@ -77,6 +77,7 @@ type closedSummary struct {
 	MedianUpstreamCPUMicrosPerRequest float64       `json:"medianUpstreamCPUMicrosPerRequest,omitempty"`
 	Errors                            int64         `json:"errors"`
 	SizeMismatch                      bool          `json:"sizeMismatch,omitempty"`
+	OffPath                           int64         `json:"offPath,omitempty"` // answers off the scenario's path, by the gateway's counters (path.go)
 	Rounds                            []closedRound `json:"rounds"`
 }
 
@@ -89,6 +90,7 @@ type closedRound struct {
 	ErrorSamples                []string `json:"errorSamples,omitempty"`
 	BytesPerResponse            float64  `json:"bytesPerResponse,omitempty"`
 	SizeMismatch                bool     `json:"sizeMismatch,omitempty"`
+	OffPath                     int64    `json:"offPath,omitempty"`
 	CPUMicrosPerRequest         float64  `json:"cpuMicrosPerRequest"`
 	UpstreamCPUMicrosPerRequest float64  `json:"upstreamCPUMicrosPerRequest,omitempty"`
 	ContenderCoreBusy           float64  `json:"contenderCoreBusy"`
@@ -257,6 +259,9 @@ func (rep *report) markdown() string {
 			// an error envelope) show only as a different mean size.
 			errs += " + answers of another size (closed loop)"
 		}
+		if c.OffPath > 0 {
+			errs += fmt.Sprintf(" (%d off its path)", c.OffPath)
+		}
 		if r.Open != nil && r.Open.NotFromCache > 0 {
 			errs += fmt.Sprintf(" (%d not from cache)", r.Open.NotFromCache)
 		}
@@ -265,9 +270,11 @@ func (rep *report) markdown() string {
 	}
 	p("\nOthers on the server core: the most user time that processes other than the contender and its upstream took on the "+
 		"server core in any window of the scenario (PASS/FAIL needs it under %.0f%% in most windows). ", 100*otherLimit)
-	p("CPU µs/req is the contender's CPU time (user + system, /proc/<pid>/stat) over the window divided by the answers; " +
-		"\"+ n\" is the upstream's. Peak RSS is the contender process's VmHWM over its life (one gateway serves several scenarios). " +
-		"Latency percentiles are exact (every answer's latency, nearest rank) at the fixed rate shown.\n\n")
+	p("CPU µs/req is the contender's CPU time (user + system, /proc/<pid>/stat) over the window divided by the answers; "+
+		"\"+ n\" is the upstream's. Peak RSS is the contender process's VmHWM over its life (one gateway serves several scenarios). "+
+		"Latency percentiles are exact (every answer's latency, nearest rank) at the fixed rate shown. "+
+		"Off its path: closed-loop answers of gw-me-hit, gw-search-hit and gw-username that the gateway's own counters show took another path "+
+		"(no read-cache hit of the route, no token-cache hit, no upstream call); above %.0f%% of the answers the targets on them are INVALID.\n\n", 100*offPathLimit)
 
 	p("What each scenario measures:\n\n")
 	for _, r := range rep.Results {

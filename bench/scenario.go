@@ -58,6 +58,9 @@ type scenario struct {
 	// closedConns is the closed loop's connection count; 0 means the
 	// -connections option.
 	closedConns int
+	// path, for a gateway scenario, is the path its answers must take,
+	// checked by the gateway's counters around every closed-loop window.
+	path *gatewayPath
 }
 
 // Successful envelope pieces (gateway/envelope.go writes them).

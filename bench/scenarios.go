@@ -40,23 +40,27 @@ func (st *stack) scenarios() []*scenario {
 	}
 
 	gw, off := st.gwCache, st.gwNoCache
+	on := func(p gatewayPath) *gatewayPath {
+		p.opsURL = gw.opsURL
+		return &p
+	}
 	add(&scenario{
 		Name: "gw-me-hit", Title: "gateway: GET /api/v1/users/me, cache hit (token cache hit)", Group: groupGateway,
 		Contender: "gateway (cache on)", Method: http.MethodGet, URL: gw.url + "/api/v1/users/me",
 		Header: bearer(st.meToken), contender: gw,
-		CacheHit: true, cacheHeader: "X-Cache", envelope: true,
+		CacheHit: true, cacheHeader: "X-Cache", envelope: true, path: on(pathMeHit),
 	})
 	add(&scenario{
 		Name: "gw-search-hit", Title: "gateway: GET /api/v2/users/search (20 users), cache hit", Group: groupGateway,
 		Contender: "gateway (cache on)", Method: http.MethodGet, URL: gw.url + searchQuery,
 		Header: bearer(st.meToken), contender: gw,
-		CacheHit: true, cacheHeader: "X-Cache", envelope: true,
+		CacheHit: true, cacheHeader: "X-Cache", envelope: true, path: on(pathSearchHit),
 	})
 	add(&scenario{
 		Name: "gw-username", Title: "gateway: POST /api/v1/users/check-username (one upstream call, never cached)", Group: groupGateway,
 		Contender: "gateway (cache on)", Upstream: "static upstream", Method: http.MethodPost, URL: gw.url + "/api/v1/users/check-username",
 		Header: jsonBearer(st.meToken), Body: []byte(usernameBody), contender: gw, upstream: st.static,
-		envelope: true, exactData: `{"available":true}`,
+		envelope: true, exactData: `{"available":true}`, path: on(pathUsername),
 	})
 	add(&scenario{
 		Name: "gw-me-nocache", Title: "gateway: GET /api/v1/users/me, cache off (user + live-stream calls)", Group: groupGateway,

@@ -40,7 +40,7 @@ func judge(results map[string]*scenarioResult, mem *memoryResult, pairs []*paire
 			t.Value = ra.Closed.MedianRPS / rb.Closed.MedianRPS
 			t.Detail = fmt.Sprintf("%.0f vs %.0f req/s", ra.Closed.MedianRPS, rb.Closed.MedianRPS)
 			t.Status = passIf(t.Value >= limit)
-			t.invalidIf(invalid(ra, rb), generatorBound(ra, rb), sharedCore(ra, rb))
+			t.invalidIf(invalid(ra, rb), generatorBound(ra, rb), sharedCore(ra, rb), offPathOf(ra, rb))
 			if rf := get(floor); rf != nil && invalid(rf) == "" {
 				t.Detail += fmt.Sprintf("; the floor contender %s reached %.3f", floor, rf.Closed.MedianRPS/rb.Closed.MedianRPS)
 			}
@@ -85,7 +85,7 @@ func judge(results map[string]*scenarioResult, mem *memoryResult, pairs []*paire
 		if g := generatorBound(ra); g != "" {
 			halfOf = "the rate is half of a maximum the harness does not count as the gateway's: " + g
 		}
-		t.invalidIf(rates, invalid(ra, rb), rateMissed(ra, rb), openGeneratorBound(ra, rb), sharedCore(ra, rb), halfOf)
+		t.invalidIf(rates, invalid(ra, rb), rateMissed(ra, rb), openGeneratorBound(ra, rb), sharedCore(ra, rb), offPathOf(ra, rb), halfOf)
 	}
 	targets = append(targets, t)
 
