@@ -32,11 +32,15 @@ type gatewayPath struct {
 	upstreamOp string
 }
 
-// Paths of the gateway scenarios.
+// Paths of the gateway scenarios. Every one authenticates with a token
+// the token cache holds.
 var (
 	pathMeHit     = gatewayPath{cacheRoute: config.RouteMe}
 	pathSearchHit = gatewayPath{cacheRoute: config.RouteSearch}
 	pathUsername  = gatewayPath{upstreamOp: string(upstream.OpUsernameCheck)}
+	// With the cache off, /me and search call the store every time.
+	pathMeCall     = gatewayPath{upstreamOp: string(upstream.OpUserByID)}
+	pathSearchCall = gatewayPath{upstreamOp: string(upstream.OpSearch)}
 )
 
 // pathCounters are a gateway's counters of one path at one moment.

@@ -273,8 +273,8 @@ func (rep *report) markdown() string {
 	p("CPU µs/req is the contender's CPU time (user + system, /proc/<pid>/stat) over the window divided by the answers; "+
 		"\"+ n\" is the upstream's. Peak RSS is the contender process's VmHWM over its life (one gateway serves several scenarios). "+
 		"Latency percentiles are exact (every answer's latency, nearest rank) at the fixed rate shown. "+
-		"Off its path: closed-loop answers of gw-me-hit, gw-search-hit and gw-username that the gateway's own counters show took another path "+
-		"(no read-cache hit of the route, no token-cache hit, no upstream call); above %.0f%% of the answers the targets on them are INVALID.\n\n", 100*offPathLimit)
+		"Off its path: closed-loop answers of a gateway scenario that the gateway's own counters show took another path than its name says "+
+		"(no read-cache hit of the route, no token-cache hit, no upstream call of the kind); above %.0f%% of the answers the targets on it are INVALID.\n\n", 100*offPathLimit)
 
 	p("What each scenario measures:\n\n")
 	for _, r := range rep.Results {

@@ -40,39 +40,39 @@ func (st *stack) scenarios() []*scenario {
 	}
 
 	gw, off := st.gwCache, st.gwNoCache
-	on := func(p gatewayPath) *gatewayPath {
-		p.opsURL = gw.opsURL
+	via := func(g *gatewayProc, p gatewayPath) *gatewayPath {
+		p.opsURL = g.opsURL
 		return &p
 	}
 	add(&scenario{
 		Name: "gw-me-hit", Title: "gateway: GET /api/v1/users/me, cache hit (token cache hit)", Group: groupGateway,
 		Contender: "gateway (cache on)", Method: http.MethodGet, URL: gw.url + "/api/v1/users/me",
 		Header: bearer(st.meToken), contender: gw,
-		CacheHit: true, cacheHeader: "X-Cache", envelope: true, path: on(pathMeHit),
+		CacheHit: true, cacheHeader: "X-Cache", envelope: true, path: via(gw, pathMeHit),
 	})
 	add(&scenario{
 		Name: "gw-search-hit", Title: "gateway: GET /api/v2/users/search (20 users), cache hit", Group: groupGateway,
 		Contender: "gateway (cache on)", Method: http.MethodGet, URL: gw.url + searchQuery,
 		Header: bearer(st.meToken), contender: gw,
-		CacheHit: true, cacheHeader: "X-Cache", envelope: true, path: on(pathSearchHit),
+		CacheHit: true, cacheHeader: "X-Cache", envelope: true, path: via(gw, pathSearchHit),
 	})
 	add(&scenario{
 		Name: "gw-username", Title: "gateway: POST /api/v1/users/check-username (one upstream call, never cached)", Group: groupGateway,
 		Contender: "gateway (cache on)", Upstream: "static upstream", Method: http.MethodPost, URL: gw.url + "/api/v1/users/check-username",
 		Header: jsonBearer(st.meToken), Body: []byte(usernameBody), contender: gw, upstream: st.static,
-		envelope: true, exactData: `{"available":true}`, path: on(pathUsername),
+		envelope: true, exactData: `{"available":true}`, path: via(gw, pathUsername),
 	})
 	add(&scenario{
 		Name: "gw-me-nocache", Title: "gateway: GET /api/v1/users/me, cache off (user + live-stream calls)", Group: groupGateway,
 		Contender: "gateway (cache off)", Upstream: "static upstream", Method: http.MethodGet, URL: off.url + "/api/v1/users/me",
 		Header: bearer(st.meToken), contender: off, upstream: st.static,
-		envelope: true, wantCache: "BYPASS",
+		envelope: true, wantCache: "BYPASS", path: via(off, pathMeCall),
 	})
 	add(&scenario{
 		Name: "gw-search-nocache", Title: "gateway: GET /api/v2/users/search (20 users), cache off (search + live-stream calls)", Group: groupGateway,
 		Contender: "gateway (cache off)", Upstream: "static upstream", Method: http.MethodGet, URL: off.url + searchQuery,
 		Header: bearer(st.meToken), contender: off, upstream: st.static,
-		envelope: true, wantCache: "BYPASS",
+		envelope: true, wantCache: "BYPASS", path: via(off, pathSearchCall),
 	})
 	if st.bare != nil {
 		add(&scenario{
@@ -128,13 +128,13 @@ func (st *stack) scenarios() []*scenario {
 			Name: "store-me", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v1/users/me", Group: groupRealStore,
 			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + "/api/v1/users/me",
 			Header: bearer(st.storeToken), contender: g, upstream: st.store,
-			envelope: true, wantCache: "BYPASS", closedConns: storeConnections,
+			envelope: true, wantCache: "BYPASS", closedConns: storeConnections, path: via(g, pathMeCall),
 		})
 		add(&scenario{
 			Name: "store-search", Title: "real store: gateway (cache off) → cmd/userstore (SQLite), GET /api/v2/users/search (20 users)", Group: groupRealStore,
 			Contender: "gateway (cache off)", Upstream: "user store", Method: http.MethodGet, URL: g.url + storeSearchQuery,
 			Header: bearer(st.storeToken), contender: g, upstream: st.store,
-			envelope: true, wantCache: "BYPASS", closedConns: storeConnections,
+			envelope: true, wantCache: "BYPASS", closedConns: storeConnections, path: via(g, pathSearchCall),
 		})
 	}
 	return all
