@@ -42,6 +42,13 @@ CATEGORIES = [
     ("upstream call: write request", ["HostClient"], ["syscall.write"]),
     ("upstream call: read response", ["HostClient"], ["syscall.read", "ResponseHeader).Read", "ReadLimitBody", "acquireReader"]),
     ("upstream call: fasthttp client, other", ["HostClient"], None),
+    # The server's own reads, writes and deadlines before the gateway's
+    # code: since the public listener's connections are the gateway's
+    # (clientConn, docs/performance.md #10), each of them has a gateway
+    # frame, and would be charged to the edge.
+    ("server: deadlines", ["serveConn"], ["SetReadDeadline", "SetWriteDeadline"]),
+    ("server: write response", ["serveConn"], ["syscall.write", "bufio.(*Writer).Flush"]),
+    ("server: read request", ["serveConn"], ["syscall.read", "bufio.(*Reader).Peek", "bufio.(*Reader).fill"]),
     ("upstream call: build, check, decode", ["upstream.(*Client).send"], None),
     ("upstream call: breaker, observer, bulkhead, deadline", ["bffgate/edge/upstream."], None),
     ("gateway: access line, metrics", ["gateway.(*Server).finish"], None),
@@ -49,9 +56,6 @@ CATEGORIES = [
     ("gateway: username handler (validation, envelope)", ["checkUsername"], None),
     ("gateway: edge and Fiber (ids, normalisation, limits, routing)", ["bffgate/edge/gateway."], None),
     ("reference: Fiber and its handler", [], ["main.AddProxy", "gofiber/fiber"]),
-    ("server: deadlines", ["serveConn"], ["SetReadDeadline", "SetWriteDeadline"]),
-    ("server: write response", ["serveConn"], ["syscall.write", "Flush"]),
-    ("server: read request", ["serveConn"], ["syscall.read", "Peek", "fill"]),
     ("server: fasthttp, other", ["serveConn"], None),
     ("other", [], None),
 ]
