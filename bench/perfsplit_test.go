@@ -17,7 +17,7 @@ import (
 func TestPerfsplitServerIOThroughTheGatewaysConn(t *testing.T) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not installed")
+		t.Skip("python3 is not installed (Debian: apt-get install -y python3; .ci/run installs it)")
 	}
 	const samples = `gateway 
 	ffffffff82062ad2 tcp_sendmsg
