@@ -5,6 +5,8 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -523,42 +525,134 @@ func TestExpectContinueAnyCase(t *testing.T) {
 	}
 }
 
-// No spelling of a route's path reaches its handler around its policy,
-// its authentication or its rate limits: a variant the router takes
-// (trailing slash, absolute-form, another Host) runs the route's whole
-// endpoint; any other (percent-encoded, doubled or dot segments, another
-// case, ";" parameters) is no route's. Each is asked by a caller the
-// route refuses: none may be a 200.
+// No spelling of a route's path reaches another handler than its route's,
+// or its route's around its policy, its authentication or its rate limits.
+// A variant the router takes (trailing slashes, absolute-form, another
+// Host, a query) runs the route's whole endpoint; one that changes the
+// last segment of an admin path (";" parameters, percent-encoding) is the
+// admin user route's, for an id that is no user id; any other (doubled or
+// dot segments, another case, an encoded "/") is no route's. Each variant
+// is asked by a caller its route refuses and by one it serves, and each
+// answer is the one that route gives: a variant routed otherwise, or not
+// at all, gets another.
 func TestPathVariantsKeepTheirPolicy(t *testing.T) {
 	r := newMixRig(t)
-	ids := r.users(t, 1)
-	user := "Authorization: Bearer " + r.token(t, ids[0]) + "\r\n" // no admin role
-	admin := []string{"/api/admin/v1/users/search", "/api/admin/v1/users/" + ids[0]}
-	me := "/api/v1/users/me"
-	var lines []string
-	for _, p := range append(admin, me) {
-		rest := strings.TrimPrefix(p, "/api/")
-		for _, v := range []string{
-			p, p + "/", p + "//", "/" + p, "/api//" + rest, strings.ToUpper(p), "/api/./" + rest, "/api/x/../" + rest,
-			"/api/%2e/" + rest, "/api%2F" + rest, p + ";x=1", "/api;x/" + rest, p[:len(p)-1] + "%" + strings.ToUpper(strconv.FormatInt(int64(p[len(p)-1]), 16)),
-			"http://gw" + p, "http://other.example" + p, "HTTP://GW" + p, p + "?x=1", p + "%20", p + "%00",
-		} {
-			lines = append(lines, v)
+	ids := r.users(t, 2)
+	userID, adminID := ids[0], ids[1]
+	adminTok, err := r.idp.Mint(devidp.MintClaims{Subject: adminID, Roles: []string{"user", "admin"}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "Authorization: Bearer " + r.token(t, userID) + "\r\n" // no admin role
+	admin := "Authorization: Bearer " + adminTok + "\r\n"
+
+	// What a route answers the caller it refuses and the one it serves.
+	type route struct {
+		refused, served string // the callers' Authorization lines
+		refusal, answer routeAnswer
+	}
+	var (
+		noRoute     = route{user, admin, routeAnswer{status: 404, msgs: []string{"Resource not found"}}, routeAnswer{status: 404, msgs: []string{"Resource not found"}}}
+		adminSearch = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 200, items: true}}
+		adminUser   = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 200, id: userID}}
+		adminNoID   = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 400, msgs: []string{"Validation failed", "user id is not valid"}}}
+		me          = route{"", admin, routeAnswer{status: 401, msgs: []string{"Authentication required"}}, routeAnswer{status: 200, id: adminID}}
+	)
+	type reach int
+	const (
+		own     reach = iota // the path's own route
+		lastSeg              // the route of the path with its last segment changed
+		nowhere              // no route
+	)
+	variants := []struct {
+		target func(p, rest string) string // rest: p without its "/api/"
+		reach  reach
+	}{
+		{func(p, _ string) string { return p }, own},
+		{func(p, _ string) string { return p + "/" }, own},
+		{func(p, _ string) string { return p + "//" }, own},
+		{func(p, _ string) string { return "http://gw" + p }, own},
+		{func(p, _ string) string { return "http://other.example" + p }, own},
+		{func(p, _ string) string { return "HTTP://GW" + p }, own},
+		{func(p, _ string) string { return p + "?x=1" }, own},
+		{func(p, _ string) string { return p + ";x=1" }, lastSeg},
+		{func(p, _ string) string {
+			return p[:len(p)-1] + "%" + strings.ToUpper(strconv.FormatInt(int64(p[len(p)-1]), 16))
+		}, lastSeg},
+		{func(p, _ string) string { return p + "%20" }, lastSeg},
+		{func(p, _ string) string { return p + "%00" }, lastSeg},
+		{func(p, _ string) string { return "/" + p }, nowhere},
+		{func(_, rest string) string { return "/api//" + rest }, nowhere},
+		{func(p, _ string) string { return strings.ToUpper(p) }, nowhere},
+		{func(_, rest string) string { return "/api/./" + rest }, nowhere},
+		{func(_, rest string) string { return "/api/x/../" + rest }, nowhere},
+		{func(_, rest string) string { return "/api/%2e/" + rest }, nowhere},
+		{func(_, rest string) string { return "/api%2F" + rest }, nowhere},
+		{func(_, rest string) string { return "/api;x/" + rest }, nowhere},
+	}
+	for _, path := range []struct {
+		p            string
+		own, lastSeg route
+	}{
+		{"/api/admin/v1/users/search", adminSearch, adminNoID},
+		{"/api/admin/v1/users/" + userID, adminUser, adminNoID},
+		{"/api/v1/users/me", me, noRoute}, // /api/v1/users/{id} is no route
+	} {
+		for _, v := range variants {
+			target := v.target(path.p, strings.TrimPrefix(path.p, "/api/"))
+			rt := map[reach]route{own: path.own, lastSeg: path.lastSeg, nowhere: noRoute}[v.reach]
+			for _, method := range []string{"GET", "HEAD"} {
+				for _, c := range []struct {
+					auth string
+					want routeAnswer
+				}{{rt.refused, rt.refusal}, {rt.served, rt.answer}} {
+					a := firstAnswer(t, r, method+" "+target+" HTTP/1.1\r\nHost: gw\r\nX-Platform: admin\r\n"+c.auth+"\r\n")
+					who := map[string]string{"": "no token", user: "a user", admin: "an admin"}[c.auth]
+					if err := c.want.differs(a, method == "HEAD"); err != "" {
+						t.Errorf("%s %s by %s: %s", method, target, who, err)
+					}
+				}
+			}
 		}
 	}
-	for _, target := range lines {
-		for _, method := range []string{"GET", "HEAD"} {
-			auth := user
-			if strings.Contains(target, "users/me") || strings.Contains(target, "USERS/ME") || strings.Contains(target, "users/m%") {
-				auth = "" // the profile without a token
-			}
-			switch a := firstAnswer(t, r, method+" "+target+" HTTP/1.1\r\nHost: gw\r\nX-Platform: admin\r\n"+auth+"\r\n"); a.status {
-			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusBadRequest:
-			default:
-				t.Errorf("%s %s: %d, want it refused (401, 403) or no route's (404, 400)", method, target, a.status)
-			}
-		}
+}
+
+// routeAnswer is an answer a route gives.
+type routeAnswer struct {
+	status int
+	msgs   []string // a failure's messages
+	id     string   // a profile's id
+	items  bool     // a search result
+}
+
+// differs says how a differs from w: its status, and for a GET a
+// failure's messages, or a success's profile id or search result.
+func (w routeAnswer) differs(a edgeAnswer, head bool) string {
+	if a.status != w.status {
+		return fmt.Sprintf("status %d, want %d: %.120s", a.status, w.status, a.body)
 	}
+	if head {
+		return ""
+	}
+	var e struct {
+		Data struct {
+			ID    string            `json:"id"`
+			Items []json.RawMessage `json:"items"`
+		} `json:"data"`
+		Errors []string `json:"errors"`
+	}
+	if err := json.Unmarshal(a.body, &e); err != nil {
+		return fmt.Sprintf("not an envelope: %v: %.120s", err, a.body)
+	}
+	switch {
+	case w.msgs != nil && !slices.Equal(e.Errors, w.msgs):
+		return fmt.Sprintf("errors %q, want %q", e.Errors, w.msgs)
+	case e.Data.ID != w.id:
+		return fmt.Sprintf("the profile of %q, want %q", e.Data.ID, w.id)
+	case w.items != (e.Data.Items != nil):
+		return fmt.Sprintf("a search result: %v, want %v: %.120s", e.Data.Items != nil, w.items, a.body)
+	}
+	return ""
 }
 
 // Accept-Language sent on more than one line is one list (RFC 9110
