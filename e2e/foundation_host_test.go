@@ -54,8 +54,20 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 			}
 		})
 	}
+	// An absolute URI of another scheme than http or https names nothing
+	// the gateway serves (fasthttp took its path: the profile was served).
+	for _, scheme := range []string{"x", "ftp", "FTP", "ws"} {
+		t.Run("scheme "+scheme, func(t *testing.T) {
+			k := gw.KeepAlive(t)
+			raw := "GET " + scheme + "://gw/api/v1/users/me HTTP/1.1\r\nHost: gw\r\n" + auth + "X-Language: tr\r\n\r\n"
+			fndOnly(t, k.Send(t, raw), http.StatusBadRequest, "Doğrulama başarısız oldu", "URL şeması http veya https olmalıdır")
+			if r := k.Send(t, next); r.Status != http.StatusNotFound {
+				t.Fatalf("the next request on the connection: %d, want 404", r.Status)
+			}
+		})
+	}
 	if n := store.Total(t); n != 0 {
-		t.Fatalf("requests with an invalid Host reached the store %d times", n)
+		t.Fatalf("requests with an invalid Host or scheme reached the store %d times", n)
 	}
 
 	// Any host name, IPv4 or bracketed IPv6 address, with or without a

@@ -110,13 +110,15 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous bool, host hostFault, 
 	return ambiguous, host, facts
 }
 
-// hostFault is what makes a sound header block's Host field refused.
+// hostFault is what makes a sound header block's Host field, or the
+// origin its target names instead, refused.
 type hostFault uint8
 
 const (
 	hostFine    hostFault = iota
 	hostMissing           // an HTTP/1.1 block without Host
 	hostInvalid           // a Host whose value is no host (validHost)
+	hostScheme            // an absolute-form target of a scheme not served (targetFault)
 )
 
 // validHost reports whether a Host value (with the whitespace around it,
@@ -168,26 +170,41 @@ func validHost(v []byte) bool {
 	return true
 }
 
-// targetHostValid reports whether a target that does not start with "/"
-// names a host, if it names one: an absolute URI's authority (what follows
-// the scheme's "://", up to a "/" or "?", as fasthttp reads it) is where
-// RFC 9112 section 3.2.2 has a server take the host from, instead of
-// Host, so it is held to what Host is held to (validHost), and must not
-// be empty. fasthttp built the URI from it, and read no path out of one
-// it could not parse (a route answered 404), or dropped what it read
-// leniently ("user@"). Other targets name no host, or are refused as a
-// broken request line (requestLineStatus).
-func targetHostValid(target []byte) bool {
-	_, rest, absolute := bytes.Cut(target, []byte("://"))
+// targetFault is what refuses a target that does not start with "/" for
+// the origin it names, hostFine when nothing does. An absolute URI's
+// scheme and authority (what follows the scheme's "://", up to a "/" or
+// "?", as fasthttp reads it) name the origin RFC 9112 section 3.2.2 has a
+// server go by, instead of Host:
+//
+//   - A scheme other than http or https (in any case, RFC 3986 section
+//     3.1) names an origin the gateway does not serve:
+//     "x://y/api/v1/users/me" is not a request for its profile, though
+//     fasthttp read it as the path /api/v1/users/me on the host y
+//     (hostScheme).
+//   - The authority is held to what Host is held to (validHost), and must
+//     not be empty. fasthttp built the URI from it, and read no path out
+//     of one it could not parse (a route answered 404), or dropped what
+//     it read leniently ("user@") (hostInvalid).
+//
+// Other targets name no origin, or are refused as a broken request line
+// (requestLineStatus).
+func targetFault(target []byte) hostFault {
+	scheme, rest, absolute := bytes.Cut(target, []byte("://"))
 	if !absolute {
-		return true
+		return hostFine
+	}
+	if !clientctx.EqualFoldASCII(scheme, "http") && !clientctx.EqualFoldASCII(scheme, "https") {
+		return hostScheme
 	}
 	if end := bytes.IndexAny(rest, "/?"); end >= 0 {
 		rest = rest[:end]
 	}
 	// An empty host ("http:///...", "http://:80/") makes an http URI
 	// invalid (RFC 9110 section 4.2.1), where an empty Host is allowed.
-	return len(rest) > 0 && rest[0] != ':' && validHost(rest)
+	if len(rest) == 0 || rest[0] == ':' || !validHost(rest) {
+		return hostInvalid
+	}
+	return hostFine
 }
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
@@ -343,7 +360,8 @@ var longPast = time.Unix(1, 0)
 // hostRefused is the detail of the 400 that refuses the request being
 // handled for its Host field (see ambiguousFraming), and whether there is
 // one: an HTTP/1.1 request without Host, or a Host, or an absolute-form
-// target's authority, that is no host (targetHostValid).
+// target's authority, that is no host, or an absolute-form target of
+// another scheme than http and https (targetFault).
 func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 	hs := handledHook(ctx)
 	if hs == nil {
@@ -354,6 +372,8 @@ func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 		return msgHostRequired, true
 	case hostInvalid:
 		return msgHostInvalid, true
+	case hostScheme:
+		return msgSchemeUnsupported, true
 	}
 	return 0, false
 }

@@ -114,16 +114,20 @@ func TestValidHost(t *testing.T) {
 	}
 }
 
-func TestTargetHostValid(t *testing.T) {
-	for target, want := range map[string]bool{
-		"http://gw/api/v1/users/me": true, "https://gw:443?x": true, "http://[::1]:8080/": true, "http://gw": true,
-		"*": true, "gw:443": true, "x/api/v1/users/me": true,
-		"http://x:abc/api/v1/users/me": false, "http://user@gw/api": false, "http://x:80:90/": false,
-		"http://[::1/": false, "http://a%20b/": false, "http://x#y/api": false,
-		"http:///api/v1/users/me": false, "http://:80/api": false, "https://?x": false, "http://": false,
+func TestTargetFault(t *testing.T) {
+	for target, want := range map[string]hostFault{
+		"http://gw/api/v1/users/me": hostFine, "https://gw:443?x": hostFine, "http://[::1]:8080/": hostFine, "http://gw": hostFine,
+		"HTTP://GW/api": hostFine, "hTTpS://gw/api": hostFine,
+		"*": hostFine, "gw:443": hostFine, "x/api/v1/users/me": hostFine, "x:/api/v1/users/me": hostFine,
+		"http://x:abc/api/v1/users/me": hostInvalid, "http://user@gw/api": hostInvalid, "http://x:80:90/": hostInvalid,
+		"http://[::1/": hostInvalid, "http://a%20b/": hostInvalid, "http://x#y/api": hostInvalid,
+		"http:///api/v1/users/me": hostInvalid, "http://:80/api": hostInvalid, "https://?x": hostInvalid, "http://": hostInvalid,
+		"x://gw/api/v1/users/me": hostScheme, "ftp://gw/api/v1/users/me": hostScheme, "FTP://gw/api": hostScheme,
+		"httpx://gw/api": hostScheme, "http+s://gw/api": hostScheme, "ws://gw/api": hostScheme, "ftp://user@gw/api": hostScheme,
+		"svn+ssh.x-1://gw/api": hostScheme,
 	} {
-		if got := targetHostValid([]byte(target)); got != want {
-			t.Errorf("targetHostValid(%q) = %v, want %v", target, got, want)
+		if got := targetFault([]byte(target)); got != want {
+			t.Errorf("targetFault(%q) = %v, want %v", target, got, want)
 		}
 	}
 }

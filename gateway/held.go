@@ -28,10 +28,10 @@ import (
 // told apart from headers (sentTrailers).
 //
 // And it refuses a header block whose framing is ambiguous, notes an
-// HTTP/1.1 one without Host and a Host (or a target's authority) that is
-// no host, makes fasthttp hear a close option or a 100-continue
-// expectation in the spellings it misses (framing.go), and read the Host
-// and target as they are (settleHost).
+// HTTP/1.1 one without Host, a Host (or a target's authority) that is no
+// host and a target of a scheme not served, makes fasthttp hear a close
+// option or a 100-continue expectation in the spellings it misses
+// (framing.go), and read the Host and target as they are (settleHost).
 
 // maxHeld bounds the header block (with the request's URI) held per
 // connection: a larger one (the header limit allows 8 KiB) is not held,
@@ -54,7 +54,8 @@ type hookState struct {
 	ambiguous bool
 	// host: what refuses a sound block's Host field, if anything: none
 	// in HTTP/1.1, or a value that is no host, or an absolute-form
-	// target's authority that is none (framing.go).
+	// target's authority that is none, or its scheme one not served
+	// (framing.go).
 	host hostFault
 	// fields is the number of header fields of a chunked request, -1 for
 	// any other (sentTrailers).
@@ -89,9 +90,9 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 		h.SetConnectionClose()
 	}
 	if !hs.ambiguous && hs.host == hostFine {
-		if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && !targetHostValid(uri) {
-			hs.host = hostInvalid
-		} else {
+		if uri := h.RequestURI(); len(uri) == 0 || uri[0] == '/' { // an app's
+			settleHost(h)
+		} else if hs.host = targetFault(uri); hs.host == hostFine {
 			settleHost(h)
 		}
 	}

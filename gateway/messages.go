@@ -52,6 +52,7 @@ const (
 	msgLimitTwice
 	msgAuthorizationTwice
 	msgHostInvalid
+	msgSchemeUnsupported
 
 	msgCount
 )
@@ -124,6 +125,8 @@ var catalog = [msgCount][2]string{
 		"Authorization başlığı yalnızca bir kez verilmelidir"},
 	msgHostInvalid: {"the Host header is not valid",
 		"Host başlığı geçerli değil"},
+	msgSchemeUnsupported: {"the URL scheme must be http or https",
+		"URL şeması http veya https olmalıdır"},
 }
 
 // text returns the message in the caller's language.

@@ -127,6 +127,47 @@ func TestRequestWithoutHost(t *testing.T) {
 	}
 }
 
+// An absolute-form target of another scheme than http or https names a
+// resource the gateway does not serve (RFC 9112 section 3.2.2): a 400, in
+// the caller's language since its header block parsed, and the connection
+// kept, as for an authority that is no host. fasthttp took its path: it
+// was served as the profile. The scheme's case does not matter (RFC 3986
+// section 3.1).
+func TestAbsoluteFormOfAnotherScheme(t *testing.T) {
+	r := newMixRig(t)
+	auth := "Authorization: Bearer " + r.token(t, r.users(t, 1)[0]) + "\r\n"
+	next := "GET /api/v1/users/nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	for _, c := range []struct {
+		target string
+		status int
+		msgs   []string
+	}{
+		{"x://y/api/v1/users/me", http.StatusBadRequest, []string{"Doğrulama başarısız oldu", "URL şeması http veya https olmalıdır"}},
+		{"ftp://gw/api/v1/users/me", http.StatusBadRequest, []string{"Doğrulama başarısız oldu", "URL şeması http veya https olmalıdır"}},
+		{"Https+x://gw/api/v1/users/me?a=1", http.StatusBadRequest, []string{"Doğrulama başarısız oldu", "URL şeması http veya https olmalıdır"}},
+		{"ws://gw/nosuch", http.StatusBadRequest, []string{"Doğrulama başarısız oldu", "URL şeması http veya https olmalıdır"}},
+		{"HTTP://gw/api/v1/users/me", http.StatusOK, nil},
+		{"hTTPs://gw/api/v1/users/me", http.StatusOK, nil},
+	} {
+		t.Run(c.target, func(t *testing.T) {
+			answers, closed := rawExchange(t, r, "GET "+c.target+" HTTP/1.1\r\nHost: gw\r\n"+auth+"X-Language: tr\r\n\r\n"+next, 700*time.Millisecond)
+			if len(answers) != 2 || closed {
+				t.Fatalf("%d answers (closed %v), want 2 on a kept connection", len(answers), closed)
+			}
+			if c.msgs == nil {
+				if answers[0].status != c.status {
+					t.Fatalf("status %d, want %d: %s", answers[0].status, c.status, answers[0].body)
+				}
+			} else {
+				edgeFailure(t, answers[0], c.status, c.msgs...)
+			}
+			if answers[1].status != http.StatusNotFound {
+				t.Fatalf("the next request: %d, want 404", answers[1].status)
+			}
+		})
+	}
+}
+
 // A request that announces a body over the limit and asks to be told
 // before sending it (Expect: 100-continue) gets the 413 envelope at once,
 // in its language: a 100 Continue first would invite the client to send
@@ -531,7 +572,8 @@ func TestExpectContinueAnyCase(t *testing.T) {
 // Host, a query) runs the route's whole endpoint; one that changes the
 // last segment of an admin path (";" parameters, percent-encoding) is the
 // admin user route's, for an id that is no user id; any other (doubled or
-// dot segments, another case, an encoded "/") is no route's. Each variant
+// dot segments, another case, an encoded "/") is no route's, and an
+// absolute-form target of another scheme than http is refused. Each variant
 // is asked by a caller its route refuses and by one it serves, and each
 // answer is the one that route gives: a variant routed otherwise, or not
 // at all, gets another.
@@ -552,17 +594,20 @@ func TestPathVariantsKeepTheirPolicy(t *testing.T) {
 		refusal, answer routeAnswer
 	}
 	var (
-		noRoute     = route{user, admin, routeAnswer{status: 404, msgs: []string{"Resource not found"}}, routeAnswer{status: 404, msgs: []string{"Resource not found"}}}
-		adminSearch = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 200, items: true}}
-		adminUser   = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 200, id: userID}}
-		adminNoID   = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 400, msgs: []string{"Validation failed", "user id is not valid"}}}
-		me          = route{"", admin, routeAnswer{status: 401, msgs: []string{"Authentication required"}}, routeAnswer{status: 200, id: adminID}}
+		noRoute       = route{user, admin, routeAnswer{status: 404, msgs: []string{"Resource not found"}}, routeAnswer{status: 404, msgs: []string{"Resource not found"}}}
+		adminSearch   = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 200, items: true}}
+		adminUser     = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 200, id: userID}}
+		adminNoID     = route{user, admin, routeAnswer{status: 403, msgs: []string{"Insufficient permissions"}}, routeAnswer{status: 400, msgs: []string{"Validation failed", "user id is not valid"}}}
+		me            = route{"", admin, routeAnswer{status: 401, msgs: []string{"Authentication required"}}, routeAnswer{status: 200, id: adminID}}
+		schemeRefused = route{user, admin, routeAnswer{status: 400, msgs: []string{"Validation failed", "the URL scheme must be http or https"}},
+			routeAnswer{status: 400, msgs: []string{"Validation failed", "the URL scheme must be http or https"}}}
 	)
 	type reach int
 	const (
-		own     reach = iota // the path's own route
-		lastSeg              // the route of the path with its last segment changed
-		nowhere              // no route
+		own         reach = iota // the path's own route
+		lastSeg                  // the route of the path with its last segment changed
+		nowhere                  // no route
+		otherScheme              // none: refused for its scheme
 	)
 	variants := []struct {
 		target func(p, rest string) string // rest: p without its "/api/"
@@ -589,6 +634,8 @@ func TestPathVariantsKeepTheirPolicy(t *testing.T) {
 		{func(_, rest string) string { return "/api/%2e/" + rest }, nowhere},
 		{func(_, rest string) string { return "/api%2F" + rest }, nowhere},
 		{func(_, rest string) string { return "/api;x/" + rest }, nowhere},
+		{func(p, _ string) string { return "x://gw" + p }, otherScheme},
+		{func(p, _ string) string { return "FTP://gw" + p }, otherScheme},
 	}
 	for _, path := range []struct {
 		p            string
@@ -600,7 +647,7 @@ func TestPathVariantsKeepTheirPolicy(t *testing.T) {
 	} {
 		for _, v := range variants {
 			target := v.target(path.p, strings.TrimPrefix(path.p, "/api/"))
-			rt := map[reach]route{own: path.own, lastSeg: path.lastSeg, nowhere: noRoute}[v.reach]
+			rt := map[reach]route{own: path.own, lastSeg: path.lastSeg, nowhere: noRoute, otherScheme: schemeRefused}[v.reach]
 			for _, method := range []string{"GET", "HEAD"} {
 				for _, c := range []struct {
 					auth string
