@@ -141,6 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Getenv:     env,
 		Stdout:     stderr, // logs; the banner goes to stdout
 		CutShort:   hurry.Done(),
+		Listen:     listenGateway,
 		OnListening: func(public, ops net.Addr) {
 			// The gateway listens before its first key fetch ends; the
 			// banner's commands would get 503 until then.
@@ -160,14 +161,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	banner.Wait()
 	// Only a cut the gateway made says so: a second Ctrl-C that came once
 	// its drain was over cut none of it, and the exit status is the run's,
-	// as the gateway binary's is.
+	// as the gateway binary's is. A listener's failure that ended the run
+	// before the cut is said first: it is why the gateway stopped.
 	if errors.Is(err, daemon.ErrCutShort) {
-		return fmt.Errorf("%w: exiting without finishing the drain", context.Cause(hurry))
+		return errors.Join(withoutCut(err), fmt.Errorf("%w: exiting without finishing the drain", context.Cause(hurry)))
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// withoutCut is a run's error that holds daemon.ErrCutShort without it:
+// the listener's failure joined to it, nil if there was none.
+func withoutCut(err error) error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil
+	}
+	var rest []error
+	for _, e := range joined.Unwrap() {
+		if !errors.Is(e, daemon.ErrCutShort) {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
 }
 
 // awaitReady polls the ops listener's /readyz until it answers 200, for at
@@ -192,6 +210,10 @@ func awaitReady(ctx context.Context, ops net.Addr) bool {
 	}
 	return false
 }
+
+// listenGateway opens the gateway's listeners (daemon.Options.Listen):
+// net.Listen, but for a test that makes one fail while the stack runs.
+var listenGateway = net.Listen
 
 // listen opens addr for the part of the stack that flag places.
 func listen(flag, addr string) (net.Listener, error) {

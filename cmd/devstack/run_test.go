@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -429,6 +431,103 @@ func TestSecondSignalLeavesNothingRunning(t *testing.T) {
 			t.Fatalf("still running after run returned: %v", err)
 		}
 	}
+}
+
+// The gateway's public listener fails, and a second Ctrl-C cuts the drain
+// that failure began: run's error says both, the failure first (what
+// stopped the gateway), then the cut; the exit status is 1 either way. It
+// used to say only the cut, the failure left to an ERROR line of the log.
+func TestListenerFailureThenSecondSignalSaysBoth(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	lost := errors.New("listener lost (injected by the test)")
+	var public *failingListener
+	listenGateway = func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil || public != nil {
+			return ln, err // the ops listener, opened second
+		}
+		public = &failingListener{Listener: ln}
+		return public, nil
+	}
+	t.Cleanup(func() { listenGateway = net.Listen })
+	// The drain waits out the shutdown delay: the cut comes during it.
+	env := map[string]string{"GATEWAY_SERVER__SHUTDOWNDELAY": "1m"}
+	stdoutR, stdoutW := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		err := run(context.Background(), freeArgs(), func(k string) string { return env[k] }, stdoutW, stderr)
+		stdoutW.Close()
+		done <- err
+	}()
+	readBanner(t, stdoutR, 60*time.Second, stderr.String)
+
+	public.fail(t, lost)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"listener failed"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no listener failed line:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Two interrupts, each waited for: sent at once, the two could arrive
+	// as one (the drain had begun: no "shutting down" line to wait for).
+	own := make(chan os.Signal, 2)
+	signal.Notify(own, os.Interrupt)
+	defer signal.Stop(own)
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := self.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-own:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the interrupt did not arrive")
+		}
+	}
+	select {
+	case err := <-done:
+		want := "public listener: " + lost.Error() + "\nsecond signal (interrupt): exiting without finishing the drain"
+		if err == nil || !errors.Is(err, lost) || err.Error() != want {
+			t.Errorf("run returned %q, want %q", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after the second signal:\n%s", stderr)
+	}
+	leftovers()
+}
+
+// failingListener is a real listener that, once failed, answers every
+// Accept with the error it failed with.
+type failingListener struct {
+	net.Listener
+	failed atomic.Pointer[error]
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if failed := l.failed.Load(); failed != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, *failed
+	}
+	return c, err
+}
+
+// fail makes the listener's next Accept return failWith, and connects to it
+// so that the Accept the server is waiting in returns.
+func (l *failingListener) fail(t *testing.T, failWith error) {
+	t.Helper()
+	l.failed.Store(&failWith)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("waking the listener's Accept: %v", err)
+	}
+	c.Close()
 }
 
 // A second Ctrl-C once the gateway's drain is over cuts none of it: the
