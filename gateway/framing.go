@@ -212,18 +212,25 @@ func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c 
 // hostChars are the characters of a host name (RFC 3986 reg-name without
 // percent-encoding: unreserved and sub-delims), which an IPv4 address's
 // digits and dots are among.
-var hostChars = func() (t [256]bool) {
+var hostChars = alphanumericAnd("-._~!$&'()*+,;=")
+
+// tokenChars are the characters of an RFC 9110 token (tchar).
+var tokenChars = alphanumericAnd("!#$%&'*+-.^_`|~")
+
+// alphanumericAnd is the byte table of the ASCII letters and digits and
+// the characters of more.
+func alphanumericAnd(more string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
-	for _, c := range "-._~!$&'()*+,;=" {
+	for _, c := range more {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 // framingFacts are what a header block asks that fasthttp does not hear.
 type framingFacts struct {
@@ -263,7 +270,7 @@ func isToken(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if c >= 0x80 || !tokenChars[c] {
+		if !tokenChars[c] {
 			return false
 		}
 	}
@@ -321,19 +328,6 @@ var controlChars = func() (t [256]bool) {
 		t[c] = c != '\t'
 	}
 	t[0x7f] = true
-	return t
-}()
-
-var tokenChars = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
 	return t
 }()
 

@@ -114,6 +114,20 @@ func TestValidHost(t *testing.T) {
 	}
 }
 
+// The byte tables hold their RFC's characters and no other byte (none of
+// 0x80 and above either).
+func TestCharTables(t *testing.T) {
+	const alphanumeric = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	for c := range 256 {
+		if want := strings.IndexByte(alphanumeric+"!#$%&'*+-.^_`|~", byte(c)) >= 0; tokenChars[c] != want {
+			t.Errorf("tokenChars[%#x] = %v, want %v", c, tokenChars[c], want)
+		}
+		if want := strings.IndexByte(alphanumeric+"-._~!$&'()*+,;=", byte(c)) >= 0; hostChars[c] != want {
+			t.Errorf("hostChars[%#x] = %v, want %v", c, hostChars[c], want)
+		}
+	}
+}
+
 func TestTargetFault(t *testing.T) {
 	for target, want := range map[string]hostFault{
 		"http://gw/api/v1/users/me": hostFine, "https://gw:443?x": hostFine, "http://[::1]:8080/": hostFine, "http://gw": hostFine,
