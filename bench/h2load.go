@@ -173,12 +173,7 @@ func (h *h2loadOpen) args(sc *scenario, rate, clients, total int, logPath string
 		"-r", "1", "--rate-period", strconv.Itoa(int(stagger/time.Millisecond)) + "ms",
 		"-N", "5s", // a connection silent for 5 s is closed, and its request counts as timed out
 		"--log-file", logPath}
-	keys := make([]string, 0, len(sc.Header))
-	for k := range sc.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(sc.Header)) {
 		args = append(args, "-H", k+": "+sc.Header.Get(k))
 	}
 	if len(sc.Body) > 0 || sc.Method != http.MethodGet {

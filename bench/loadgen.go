@@ -84,12 +84,7 @@ func wrkScript(sc *scenario) string {
 	if len(sc.Body) > 0 {
 		fmt.Fprintf(&b, "wrk.body = %s\n", luaString(string(sc.Body)))
 	}
-	keys := make([]string, 0, len(sc.Header))
-	for k := range sc.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(sc.Header)) {
 		fmt.Fprintf(&b, "wrk.headers[%s] = %s\n", luaString(k), luaString(sc.Header.Get(k)))
 	}
 	b.WriteString(wrkDone)

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -85,12 +86,7 @@ func (c *compiler) add(path, format string, args ...any) {
 
 // checkSpec checks one policy as written, before any inheritance.
 func (c *compiler) checkSpec(path string, spec *config.Policy) {
-	ids := make([]string, 0, len(spec.Routes))
-	for id := range spec.Routes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(spec.Routes)) {
 		rpath := path + ".routes." + id
 		if _, ok := routeIndex(id); !ok {
 			c.add(rpath, "unknown route; routes are %s", strings.Join(config.RouteIDs, ", "))
@@ -110,12 +106,7 @@ func (c *compiler) checkSpec(path string, spec *config.Policy) {
 	}
 
 	if cache := spec.Cache; cache != nil {
-		keys := make([]string, 0, len(cache.TTL))
-		for k := range cache.TTL {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(cache.TTL)) {
 			tpath := path + ".cache.ttl." + k
 			if _, ok := cacheRouteIndex(k); !ok {
 				c.add(tpath, "unknown cached route; cache.ttl takes %s", strings.Join(config.CacheRouteNames, ", "))
