@@ -186,15 +186,3 @@ func (s *cacheShard) compact() {
 		s.head = 0
 	}
 }
-
-// len counts the entries held, live or not yet noticed dead.
-func (c *tokenCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.entries)
-		s.mu.RUnlock()
-	}
-	return n
-}
