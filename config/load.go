@@ -195,7 +195,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 	}
 	lines[n.Line] = orRoot(path)
 	switch t.Kind() {
-	case reflect.Struct:
+	case reflect.Struct, reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			ps.add(orRoot(path), "expected a mapping (line %d)", n.Line)
 			blank(n)
@@ -204,6 +204,13 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			// yaml would drop a map's entry with an empty key without a
+			// word, as it does a null list entry. (A struct's is an
+			// unknown key.)
+			if t.Kind() == reflect.Map && k.Kind == yaml.ScalarNode && k.ShortTag() == "!!null" {
+				ps.add(orRoot(path), "empty key (line %d): name the entry, or leave it out", k.Line)
+				continue
+			}
 			p := join(path, k.Value)
 			if duplicate(n, i, seen, p, ps) {
 				i -= 2
@@ -214,6 +221,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 				continue
 			}
 			lines[k.Line] = p
+			if t.Kind() == reflect.Map {
+				checkKeys(v, t.Elem(), p, lines, ps)
+				continue
+			}
 			f, ok := fieldByTag(t, k.Value)
 			if !ok {
 				msg := "unknown key (line %d)"
@@ -228,33 +239,6 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]string, 
 				continue
 			}
 			checkKeys(v, f.Type, p, lines, ps)
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			ps.add(orRoot(path), "expected a mapping (line %d)", n.Line)
-			blank(n)
-			return
-		}
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			// yaml would drop the entry without a word, as it does a
-			// null list entry.
-			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!null" {
-				ps.add(orRoot(path), "empty key (line %d): name the entry, or leave it out", k.Line)
-				continue
-			}
-			p := join(path, k.Value)
-			if duplicate(n, i, seen, p, ps) {
-				i -= 2
-				continue
-			}
-			if isMerge(k) {
-				checkMerge(v, t, path, lines, ps)
-				continue
-			}
-			lines[k.Line] = p
-			checkKeys(v, t.Elem(), p, lines, ps)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
