@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"unsafe"
+
+	"github.com/bffgate/edge/gateway/clientctx"
 )
 
 // ParseTrusted reads server.trustedProxies: CIDRs ("10.0.0.0/8") or single
@@ -87,7 +89,7 @@ func ClientIP(peer netip.Addr, xForwardedFor [][]byte, trusted []netip.Prefix) n
 			}
 			var entry []byte
 			entry, rest = lastEntry(rest)
-			entry = trimOWS(entry)
+			entry = clientctx.TrimOWS(entry)
 			if len(entry) == 0 {
 				continue
 			}
@@ -118,16 +120,6 @@ func lastEntry(list []byte) (entry, rest []byte) {
 		return list[stop:], nil
 	}
 	return list, nil
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // parseForwardedAddr reads one X-Forwarded-For entry: an address, with an

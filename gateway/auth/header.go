@@ -3,6 +3,8 @@ package auth
 import (
 	"bytes"
 	"errors"
+
+	"github.com/bffgate/edge/gateway/clientctx"
 )
 
 // The Authorization header is checked here, byte by byte and without
@@ -41,7 +43,7 @@ func (v *Verifier) bearerToken(values [][]byte) ([]byte, error) {
 	if len(h) > v.cfg.maxTokenBytes {
 		return nil, errTooLong
 	}
-	h = trimOWS(h)
+	h = clientctx.TrimOWS(h)
 	if len(h) == 0 || isBearer(h) { // nothing, or the scheme alone
 		return nil, errNoToken
 	}
@@ -146,14 +148,4 @@ func isBearer(scheme []byte) bool {
 		}
 	}
 	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

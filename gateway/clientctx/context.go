@@ -136,10 +136,11 @@ func (s Fields) String() string {
 }
 
 // sent reports whether a header value holds anything but spaces.
-func sent(v []byte) bool { return len(trimSpace(v)) > 0 }
+func sent(v []byte) bool { return len(TrimOWS(v)) > 0 }
 
-// trimSpace drops the optional white space (SP, HTAB) around a header value.
-func trimSpace(v []byte) []byte {
+// TrimOWS drops the optional white space (SP, HTAB) around a header value
+// or a list member; authentication and the client IP trim with it too.
+func TrimOWS(v []byte) []byte {
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
 	}

@@ -23,7 +23,7 @@ func ParseDeviceID(v []byte) (string, bool) {
 // parseIdentifier accepts letters, digits, ".", "_", "-" and one extra
 // punctuation byte, and copies the value out of the caller's buffer.
 func parseIdentifier(v []byte, maxBytes int, extra byte) (string, bool) {
-	v = trimSpace(v)
+	v = TrimOWS(v)
 	if len(v) == 0 || len(v) > maxBytes {
 		return "", false
 	}

@@ -130,7 +130,7 @@ func parseLanguageEntry(entry []byte) (tag languageTag, q int, valid bool) {
 	if i := bytes.IndexByte(entry, ';'); i >= 0 {
 		entry, params = entry[:i], entry[i+1:]
 	}
-	entry = trimSpace(entry)
+	entry = TrimOWS(entry)
 	if tag, valid = classifyLanguageTag(entry); !valid {
 		return tagOther, 0, false
 	}
@@ -143,7 +143,7 @@ func parseLanguageEntry(entry []byte) (tag languageTag, q int, valid bool) {
 		} else {
 			params = nil
 		}
-		p = trimSpace(p)
+		p = TrimOWS(p)
 		if len(p) < 2 || toLowerASCII(p[0]) != 'q' || p[1] != '=' {
 			continue // Accept-Language defines no other parameter; ignore it
 		}

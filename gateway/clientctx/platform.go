@@ -57,7 +57,7 @@ const maxPlatformBytes = 16
 // parsePlatform is ParsePlatform that also reports whether a non-empty value
 // was rejected (anything that is neither a platform nor "unknown").
 func parsePlatform(v []byte) (p Platform, rejected bool) {
-	v = trimSpace(v)
+	v = TrimOWS(v)
 	if len(v) == 0 {
 		return PlatformWeb, false
 	}

@@ -54,7 +54,7 @@ func canonicalTimezone(minutes int) (string, bool) {
 // "UTC±HH:MM" spelling and the offset in minutes east of UTC. ok is false when
 // v is empty or invalid; the result is then DefaultTimezone and 0.
 func ParseTimezone(v []byte, now time.Time) (canonical string, offsetMinutes int, ok bool) {
-	v = trimSpace(v)
+	v = TrimOWS(v)
 	if len(v) == 0 || len(v) > maxTimezoneBytes {
 		return DefaultTimezone, 0, false
 	}
