@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffgate/edge/upstream/contract"
 )
 
 // appendMillis writes what strconv.AppendFloat(µs/1000, 'f', -1, 64), the
@@ -72,7 +74,7 @@ func TestAccessLineRequestID(t *testing.T) {
 		want := c.want
 		if want == "" {
 			want = rq.id
-			if !isUUID(want) {
+			if !contract.IsUUID(want) {
 				t.Fatalf("made id %q for %q", want, c.sent)
 			}
 		}

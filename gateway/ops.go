@@ -14,6 +14,7 @@ import (
 	"github.com/bffgate/edge/gateway/auth"
 	"github.com/bffgate/edge/gateway/readcache"
 	"github.com/bffgate/edge/upstream"
+	"github.com/bffgate/edge/upstream/contract"
 )
 
 // Ops is the operations listener's handler: health and readiness for
@@ -264,7 +265,7 @@ func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
 	// gateway with a cache.
 	var purge func(*readcache.Cache) int
 	switch user, route := once("user"), once("route"); {
-	case isUUID(user):
+	case contract.IsUUID(user):
 		purge = func(c *readcache.Cache) int { return c.PurgeTag(strings.ToLower(user)) }
 	case route == "search" || route == "me":
 		purge = func(c *readcache.Cache) int { return c.PurgePrefix(readcache.Key(route)) }
@@ -286,7 +287,7 @@ func (o *Ops) purge(w http.ResponseWriter, r *http.Request) {
 // store saying a user changed; every cached answer carrying them goes.
 func (o *Ops) invalidate(w http.ResponseWriter, r *http.Request) {
 	id, ok := invalidationUserID(http.MaxBytesReader(w, r.Body, 4096))
-	if !ok || !isUUID(id) {
+	if !ok || !contract.IsUUID(id) {
 		writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0), msgUserIDInvalid.text(0))
 		return
 	}

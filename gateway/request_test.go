@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bffgate/edge/config"
+	"github.com/bffgate/edge/upstream/contract"
 )
 
 func newTestRequest(start time.Time, timeout time.Duration) *request {
@@ -64,7 +65,7 @@ func TestCallKeepsTheRequestIDPastTheRequest(t *testing.T) {
 		if sent == "client-id-42" && id != sent {
 			t.Fatalf("sane client id %q became %q", sent, id)
 		}
-		if sent != "client-id-42" && !isUUID(id) {
+		if sent != "client-id-42" && !contract.IsUUID(id) {
 			t.Fatalf("id %q made for %q, want a UUID", id, sent)
 		}
 		call := rq.call()

@@ -494,7 +494,7 @@ func (s *Server) adminSearchUsers(c *fiber.Ctx, rq *request) error {
 // never cached.
 func (s *Server) adminUser(c *fiber.Ctx, rq *request) error {
 	id := c.Params("id")
-	if !isUUID(id) {
+	if !contract.IsUUID(id) {
 		return validationError(msgUserIDInvalid)
 	}
 	// A copy: c.Params is the request's buffer, and ToLower returns an
@@ -517,27 +517,6 @@ func (s *Server) writeUncached(c *fiber.Ctx, rq *request, l readcache.Loaded) er
 	}
 	writeDataBytes(c.Response(), fiber.StatusOK, l.Data)
 	return nil
-}
-
-// isUUID accepts the canonical 8-4-4-4-12 hex form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if ch != '-' {
-				return false
-			}
-		default:
-			if !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // isASCII reports whether s is ASCII alone, which is in every

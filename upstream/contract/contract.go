@@ -104,3 +104,26 @@ type LiveStream struct {
 type LiveStreamsResponse struct {
 	Items []LiveStream `json:"items"`
 }
+
+// IsUUID reports whether s is a user id as the contract writes one: a UUID
+// in its canonical 8-4-4-4-12 hex form, either case. The gateway refuses
+// any other id before calling the store, and the store refuses it too.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

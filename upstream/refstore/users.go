@@ -53,7 +53,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (contract.User, bool, e
 	if err := s.checkOpen(); err != nil {
 		return contract.User{}, false, err
 	}
-	if !isUUID(id) {
+	if !contract.IsUUID(id) {
 		return contract.User{}, false, nil
 	}
 	u, err := scanUser(s.stmts.userByID.QueryRowContext(ctx, strings.ToLower(id)))
@@ -100,7 +100,7 @@ func (s *Store) ActiveLiveStreams(ctx context.Context, userIDs []string) ([]cont
 	ids := make([]string, 0, len(userIDs))
 	seen := make(map[string]bool, len(userIDs))
 	for _, id := range userIDs {
-		if !isUUID(id) {
+		if !contract.IsUUID(id) {
 			return nil, invalid("userIds", fmt.Sprintf("%q is not a UUID", truncate(id, 64)))
 		}
 		if id = strings.ToLower(id); !seen[id] {
@@ -147,7 +147,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, change func(*contract
 	if err := s.checkOpen(); err != nil {
 		return contract.User{}, err
 	}
-	if !isUUID(id) {
+	if !contract.IsUUID(id) {
 		return contract.User{}, ErrNotFound
 	}
 	tx, err := s.write.BeginTx(ctx, nil)

@@ -50,28 +50,6 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// isUUID reports whether s is a UUID in its canonical 8-4-4-4-12 hex form
-// (either case).
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // usernameProblem says what makes name unusable for a check, or "".
 func usernameProblem(name string) string {
 	switch {
