@@ -201,7 +201,7 @@ type Verifier struct {
 
 	keyLookups atomic.Int64 // how many tokens reached the key look-up (tests)
 
-	// Shared role and scope lists (see intern).
+	// Shared role and scope lists (see grantsFor).
 	internMu sync.RWMutex
 	interned map[string]*grants
 
