@@ -12,12 +12,13 @@ import (
 // and normalizes the name on every call, and a request is read by a dozen
 // of them. Values alias fasthttp's buffer: valid while the request is
 // handled, never kept. The first of repeated headers counts, as with Peek,
-// but for traceparent: W3C Trace Context gives a repeated one no meaning, so
-// the request carries none that is valid (see repeatedTraceparent).
-// Multi-valued headers (Authorization, X-Forwarded-For) use PeekAll;
-// If-None-Match, a list whose repeated lines are one list (RFC 9110
-// section 5.3), is read here from its first line, and the rest are
-// looked up only when there are more (moreIfNoneMatch).
+// but for three: a repeated traceparent leaves the request none that is
+// valid (W3C Trace Context gives a repeated one no meaning; see
+// repeatedTraceparent); Accept-Language's lines are joined into the one
+// list they are (RFC 9110 section 5.3; joinFieldLines); If-None-Match, a
+// list too, is read here from its first line, and the rest are looked up
+// only when there are more (moreIfNoneMatch). Other multi-valued headers
+// (Authorization, X-Forwarded-For) use PeekAll.
 type requestHeaders struct {
 	requestID, language, acceptLanguage, timezone, platform,
 	appVersion, deviceID, traceparent, origin, ifNoneMatch []byte
