@@ -206,18 +206,15 @@ type searchParams struct {
 	limit  int
 }
 
-// maxSearchOffset is the deepest result a search may reach; the store
-// refuses offsets beyond it.
+// The gateway's bounds on a search's query. The contract's bounds
+// (contract.MaxQueryBytes, contract.MaxQueryWords, and the deepest result,
+// contract.MaxSearchOffset) are checked here too: the store answers a bare
+// 400 beyond them, and here the caller can be told why. 100 characters of
+// English or Turkish never reach 200 bytes; only three- and four-byte
+// characters (CJK, emoji) can.
 const (
-	maxSearchOffset  = 10000
 	maxQueryRunes    = 100
 	maxQueryRawBytes = 1024
-	// The contract's bounds on q: the store answers a bare 400 beyond
-	// them, so they are checked here, where the caller can be told why.
-	// 100 characters of English or Turkish never reach 200 bytes; only
-	// three- and four-byte characters (CJK, emoji) can.
-	maxQueryBytes = 200
-	maxQueryWords = 8
 )
 
 func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
@@ -242,12 +239,12 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 		if !isASCII(sp.query) && !norm.NFC.IsNormalString(sp.query) {
 			sp.query = norm.NFC.String(sp.query)
 		}
-		if utf8.RuneCountInString(sp.query) > maxQueryRunes || len(sp.query) > maxQueryBytes {
+		if utf8.RuneCountInString(sp.query) > maxQueryRunes || len(sp.query) > contract.MaxQueryBytes {
 			return sp, validationError(msgQueryTooLong)
 		}
 		sp.folded = contract.NormalizeQuery(sp.query)
 		if tooManyWords(sp.folded) {
-			return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgQueryTooManyWords, maxQueryWords)
+			return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgQueryTooManyWords, contract.MaxQueryWords)
 		}
 	}
 	// page and limit, like query, are taken only when given once: of two
@@ -291,8 +288,8 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 		}
 		sp.limit = n
 	}
-	if (sp.page-1) > maxSearchOffset/sp.limit || (sp.page-1)*sp.limit >= maxSearchOffset {
-		return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgPageTooFar, maxSearchOffset)
+	if (sp.page-1) > contract.MaxSearchOffset/sp.limit || (sp.page-1)*sp.limit >= contract.MaxSearchOffset {
+		return sp, (&apiError{status: fiber.StatusBadRequest, msgs: []msg{msgValidationFailed}}).with(msgPageTooFar, contract.MaxSearchOffset)
 	}
 	return sp, nil
 }
@@ -302,7 +299,7 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 // space-separated piece with the punctuation at its edges dropped ("ali,"
 // is "ali"; a lone "-" is no word).
 func tooManyWords(folded string) bool {
-	var seen [maxQueryWords]string
+	var seen [contract.MaxQueryWords]string
 	n := 0
 next:
 	for w := range strings.SplitSeq(folded, " ") {
@@ -314,7 +311,7 @@ next:
 				continue next
 			}
 		}
-		if n == maxQueryWords {
+		if n == contract.MaxQueryWords {
 			return true
 		}
 		seen[n] = w

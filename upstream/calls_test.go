@@ -105,7 +105,7 @@ func TestStoreAnswersBecomeKinds(t *testing.T) {
 		t.Fatalf("missing user: %#v", err)
 	}
 
-	_, err = c.Search(ctx, testCall(), strings.Repeat("a", refstore.MaxQueryBytes+1), 10, 0)
+	_, err = c.Search(ctx, testCall(), strings.Repeat("a", contract.MaxQueryBytes+1), 10, 0)
 	if !errors.As(err, &e) || e.Kind != KindBadRequest || e.Status != 400 || e.Code != contract.CodeValidationFailed || e.Details["q"] == nil {
 		t.Fatalf("long query: %#v", err)
 	}

@@ -31,6 +31,14 @@ const (
 	MaxLiveStreamIDs = 100
 	// MaxSearchLimit is the largest page the store returns.
 	MaxSearchLimit = 100
+	// MaxSearchOffset is the largest offset a search takes: deep pages of
+	// a type-ahead search are never read, and a bound keeps every search
+	// cheap.
+	MaxSearchOffset = 10000
+	// MaxQueryBytes bounds a search's q.
+	MaxQueryBytes = 200
+	// MaxQueryWords bounds the distinct words of a search's q.
+	MaxQueryWords = 8
 )
 
 // Error codes of non-2xx bodies.

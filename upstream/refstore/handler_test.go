@@ -178,7 +178,7 @@ func TestUsernameCheckHTTP(t *testing.T) {
 
 func TestSearchHTTPValidation(t *testing.T) {
 	srv, _ := serve(t, HandlerOptions{})
-	long := strings.Repeat("a", MaxQueryBytes+1)
+	long := strings.Repeat("a", contract.MaxQueryBytes+1)
 	tests := []struct {
 		query  string
 		fields []string

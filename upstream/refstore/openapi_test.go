@@ -125,13 +125,13 @@ func TestOpenAPIMatchesContract(t *testing.T) {
 		body.Content["application/json"].Schema.Ref != "#/components/schemas/UsernameCheckRequest" {
 		t.Error("username check body is not documented")
 	}
-	for name, want := range map[string]int{"limit": contract.MaxSearchLimit, "offset": MaxSearchOffset} {
+	for name, want := range map[string]int{"limit": contract.MaxSearchLimit, "offset": contract.MaxSearchOffset} {
 		if s := query[name]; s.Maximum == nil || *s.Maximum != want {
 			t.Errorf("query %s maximum documented as %v, want %d", name, s.Maximum, want)
 		}
 	}
-	if s := query["q"]; s.MaxLength == nil || *s.MaxLength != MaxQueryBytes {
-		t.Errorf("q maxLength %v, want %d", s.MaxLength, MaxQueryBytes)
+	if s := query["q"]; s.MaxLength == nil || *s.MaxLength != contract.MaxQueryBytes {
+		t.Errorf("q maxLength %v, want %d", s.MaxLength, contract.MaxQueryBytes)
 	}
 	if s := query["userIds"]; s.MaxItems == nil || *s.MaxItems != contract.MaxLiveStreamIDs {
 		t.Errorf("userIds maxItems %v, want %d", s.MaxItems, contract.MaxLiveStreamIDs)

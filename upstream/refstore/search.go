@@ -17,8 +17,9 @@ const maxSearchLimit = contract.MaxSearchLimit
 
 // Search finds users whose username, first name or last name match q (see
 // the package doc for the exact rule), ordered by relevance then username.
-// limit is 1..contract.MaxSearchLimit, offset 0..MaxSearchOffset. An empty q
-// returns a random sample of limit users, total being the number of users.
+// limit is 1..contract.MaxSearchLimit, offset 0..contract.MaxSearchOffset.
+// An empty q returns a random sample of limit users, total being the number
+// of users.
 func (s *Store) Search(ctx context.Context, q string, limit, offset int) (contract.SearchResponse, error) {
 	if err := s.checkOpen(); err != nil {
 		return contract.SearchResponse{}, err
@@ -31,8 +32,8 @@ func (s *Store) Search(ctx context.Context, q string, limit, offset int) (contra
 		return s.sample(ctx, limit)
 	}
 	words, first := queryWords(normalized)
-	if len(words) > MaxQueryWords {
-		return contract.SearchResponse{}, invalid("q", fmt.Sprintf("must have at most %d distinct words", MaxQueryWords))
+	if len(words) > contract.MaxQueryWords {
+		return contract.SearchResponse{}, invalid("q", fmt.Sprintf("must have at most %d distinct words", contract.MaxQueryWords))
 	}
 	if len(words) == 0 {
 		// Only punctuation: nothing can match a word of it.
@@ -214,7 +215,7 @@ func searchArgs(words []string) []any {
 // The order is the relevance rule of the package doc: more words equal to
 // a whole token first, then usernames that start with the first typed
 // word, then username.
-var searchSQL, countSQL = buildSearchSQL(MaxQueryWords)
+var searchSQL, countSQL = buildSearchSQL(contract.MaxQueryWords)
 
 func buildSearchSQL(maxWords int) (search, count []string) {
 	search, count = make([]string, maxWords+1), make([]string, maxWords+1)

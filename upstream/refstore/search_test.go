@@ -268,8 +268,8 @@ func TestSearchValidation(t *testing.T) {
 		{"limit zero", "a", 0, 0, "limit"},
 		{"limit over cap", "a", contract.MaxSearchLimit + 1, 0, "limit"},
 		{"negative offset", "a", 10, -1, "offset"},
-		{"offset too deep", "a", 10, MaxSearchOffset + 1, "offset"},
-		{"long q", strings.Repeat("a", MaxQueryBytes+1), 10, 0, "q"},
+		{"offset too deep", "a", 10, contract.MaxSearchOffset + 1, "offset"},
+		{"long q", strings.Repeat("a", contract.MaxQueryBytes+1), 10, 0, "q"},
 		{"invalid utf-8", "a\xffb", 10, 0, "q"},
 		{"too many words", "a1 b2 c3 d4 e5 f6 g7 h8 i9", 10, 0, "q"},
 	}
@@ -283,7 +283,7 @@ func TestSearchValidation(t *testing.T) {
 		})
 	}
 	// The edges themselves are fine.
-	if _, err := shared.Search(t.Context(), strings.Repeat("a", MaxQueryBytes), contract.MaxSearchLimit, MaxSearchOffset); err != nil {
+	if _, err := shared.Search(t.Context(), strings.Repeat("a", contract.MaxQueryBytes), contract.MaxSearchLimit, contract.MaxSearchOffset); err != nil {
 		t.Fatalf("edges: %v", err)
 	}
 	if _, err := shared.Search(t.Context(), "a a a a a a a a a a a ab abc", 10, 0); err != nil {
@@ -345,7 +345,7 @@ func TestPrefixEnd(t *testing.T) {
 // search, never a scan of users, user_tokens or live_streams.
 func TestSearchUsesIndexes(t *testing.T) {
 	plans := map[string][]any{}
-	for n := 1; n <= MaxQueryWords; n++ {
+	for n := 1; n <= contract.MaxQueryWords; n++ {
 		words := make([]string, n)
 		for i := range words {
 			words[i] = string(rune('a' + i))

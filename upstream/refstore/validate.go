@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/bffgate/edge/upstream/contract"
 )
 
 // Input limits of the store. The gateway validates more strictly at the
@@ -14,13 +16,6 @@ import (
 const (
 	// DefaultSearchLimit is the page size when a search names none.
 	DefaultSearchLimit = 20
-	// MaxSearchOffset bounds offset: deep pages of a type-ahead search are
-	// never read, and a bound keeps every search cheap.
-	MaxSearchOffset = 10000
-	// MaxQueryBytes bounds q.
-	MaxQueryBytes = 200
-	// MaxQueryWords bounds the distinct words of q.
-	MaxQueryWords = 8
 	// MaxUsernameBytes bounds the username a check takes.
 	MaxUsernameBytes = 64
 	// maxNameBytes bounds first and last names on writes.
@@ -71,16 +66,16 @@ func usernameProblem(name string) string {
 // searchProblems validates a search's q, limit and offset.
 func searchProblems(q string, limit, offset int) *ValidationError {
 	p := map[string]string{}
-	if len(q) > MaxQueryBytes {
-		p["q"] = fmt.Sprintf("must be at most %d bytes", MaxQueryBytes)
+	if len(q) > contract.MaxQueryBytes {
+		p["q"] = fmt.Sprintf("must be at most %d bytes", contract.MaxQueryBytes)
 	} else if !utf8.ValidString(q) {
 		p["q"] = "must be valid UTF-8"
 	}
 	if limit < 1 || limit > maxSearchLimit {
 		p["limit"] = fmt.Sprintf("must be an integer from 1 to %d", maxSearchLimit)
 	}
-	if offset < 0 || offset > MaxSearchOffset {
-		p["offset"] = fmt.Sprintf("must be an integer from 0 to %d", MaxSearchOffset)
+	if offset < 0 || offset > contract.MaxSearchOffset {
+		p["offset"] = fmt.Sprintf("must be an integer from 0 to %d", contract.MaxSearchOffset)
 	}
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}
