@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
@@ -303,7 +302,7 @@ func tooManyWords(folded string) bool {
 	n := 0
 next:
 	for w := range strings.SplitSeq(folded, " ") {
-		if w = strings.TrimFunc(w, notWordRune); w == "" {
+		if w = strings.TrimFunc(w, contract.SeparatesWords); w == "" {
 			continue
 		}
 		for _, s := range seen[:n] {
@@ -318,10 +317,6 @@ next:
 		n++
 	}
 	return false
-}
-
-func notWordRune(r rune) bool {
-	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.In(r, unicode.Mn, unicode.Mc)
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }

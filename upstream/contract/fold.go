@@ -85,6 +85,15 @@ func NormalizeQuery(s string) string {
 	return f.dst.String()
 }
 
+// SeparatesWords reports whether r is no part of a word of a search: a word
+// is a run of letters, digits and the marks that belong to letters in
+// scripts Fold leaves alone. The store trims these from the edges of a
+// query's space-separated pieces to find its words ("ali," is "ali", a lone
+// "-" is none), which the gateway counts against MaxQueryWords.
+func SeparatesWords(r rune) bool {
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.In(r, unicode.Mn, unicode.Mc)
+}
+
 // isNormalizedASCII reports whether NormalizeQuery would return s as it is.
 func isNormalizedASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

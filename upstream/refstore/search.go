@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/bffgate/edge/upstream/contract"
 )
@@ -129,12 +128,6 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-// notWordRune separates words: anything but letters, digits and the marks
-// that belong to letters in scripts Fold leaves alone.
-func notWordRune(r rune) bool {
-	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.In(r, unicode.Mn, unicode.Mc)
-}
-
 // userTokens are the folded search tokens of u: per field, each
 // space-separated piece with the punctuation at its edges trimmed, and the
 // letter-and-digit runs inside it. "Sukru.Isik" gives "sukru.isik",
@@ -148,9 +141,9 @@ func userTokens(u contract.User) []string {
 	}
 	for _, field := range []string{u.Username, u.FirstName, u.LastName} {
 		for _, piece := range strings.Fields(contract.Fold(field)) {
-			piece = strings.TrimFunc(piece, notWordRune)
+			piece = strings.TrimFunc(piece, contract.SeparatesWords)
 			add(piece)
-			for _, w := range strings.FieldsFunc(piece, notWordRune) {
+			for _, w := range strings.FieldsFunc(piece, contract.SeparatesWords) {
 				add(w)
 			}
 		}
@@ -165,7 +158,7 @@ func userTokens(u contract.User) []string {
 // shorter one prefixes too.
 func queryWords(normalized string) (words []string, first string) {
 	for _, w := range strings.Split(normalized, " ") {
-		if w = strings.TrimFunc(w, notWordRune); w != "" {
+		if w = strings.TrimFunc(w, contract.SeparatesWords); w != "" {
 			words = append(words, w)
 		}
 	}
