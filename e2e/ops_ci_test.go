@@ -66,6 +66,7 @@ for a in "$@"; do
   gcc) printf '#!/bin/sh\nwhile read -r l; do :; done\n[ -e "%s/libc6-dev" ]\n' "$CI_DIR" >"$CI_DIR/bin/gcc"; chmod +x "$CI_DIR/bin/gcc" ;;
   libc6-dev) : >"$CI_DIR/libc6-dev" ;;
   nghttp2-client) printf '#!/bin/sh\n' >"$CI_DIR/bin/h2load"; chmod +x "$CI_DIR/bin/h2load" ;;
+  python3) printf '#!/bin/sh\n' >"$CI_DIR/bin/python3"; chmod +x "$CI_DIR/bin/python3" ;;
   esac
 done
 `,
@@ -87,7 +88,7 @@ func newCIMachine(t *testing.T, uid string, sudo bool) *ciMachine {
 		}
 	}
 	// The real tools the script and the stand-ins need, and nothing else
-	// of this machine's (its gcc and h2load above all).
+	// of this machine's (its gcc, h2load and python3 above all).
 	for _, tool := range []string{"bash", "env", "dirname", "cat", "chmod"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
@@ -181,8 +182,8 @@ func TestOpsCIRunFreshMachine(t *testing.T) {
 			if updates != 1 {
 				t.Errorf("%d apt-get updates, want 1:\n%s", updates, strings.Join(apt, "\n"))
 			}
-			if strings.Join(installed, " ") != "gcc libc6-dev nghttp2-client" {
-				t.Errorf("installed %q, want gcc libc6-dev nghttp2-client", installed)
+			if strings.Join(installed, " ") != "gcc libc6-dev nghttp2-client python3" {
+				t.Errorf("installed %q, want gcc libc6-dev nghttp2-client python3", installed)
 			}
 			if tc.sudo && len(ciCalls(log, "sudo -n ")) != len(apt) {
 				t.Errorf("not every apt-get went through sudo -n:\n%s", strings.Join(log, "\n"))
@@ -203,7 +204,7 @@ func TestOpsCIRunFreshMachine(t *testing.T) {
 // cannot build cgo: libc6-dev is installed too.
 func TestOpsCIRunGCCWithoutHeaders(t *testing.T) {
 	m := newCIMachine(t, "0", false)
-	m.install(t, "gcc", "nghttp2-client")
+	m.install(t, "gcc", "nghttp2-client", "python3")
 	out, log, err := m.run(t)
 	if err != nil {
 		t.Fatalf(".ci/run: %v\n%s", err, out)
@@ -248,7 +249,7 @@ func TestOpsCIRunFailsLoudly(t *testing.T) {
 			m := newCIMachine(t, uid, false)
 			tc.setup(m)
 			if tc.name == "tests fail" {
-				m.install(t, "gcc", "libc6-dev", "nghttp2-client")
+				m.install(t, "gcc", "libc6-dev", "nghttp2-client", "python3")
 				m.env["CI_GO_TEST_EXIT"] = "1"
 			}
 			out, log, err := m.run(t)
