@@ -264,7 +264,8 @@ func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 			return nil, err
 		}
 		marks := new(connMarks)
-		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets, marks: marks}
+		var counted net.Conn = resetConn{Conn: raw, resets: &h.resets, marks: marks,
+			local: markedAddr{Addr: raw.LocalAddr(), marks: marks}}
 		if h.tls == nil {
 			return &answerConn{Conn: counted, marks: marks}, nil
 		}
@@ -305,6 +306,9 @@ type resetConn struct {
 	net.Conn
 	resets *atomic.Uint64
 	marks  *connMarks
+	// local is the connection's markedAddr, made into a net.Addr once:
+	// fasthttp asks for it on every response.
+	local net.Addr
 }
 
 func (c resetConn) Read(p []byte) (int, error) {
@@ -319,7 +323,7 @@ func (c resetConn) Read(p []byte) (int, error) {
 // LocalAddr carries the connection's marks, so that a response
 // (fasthttp.Response.LocalAddr) tells what was noted about its own
 // connection (connReset, refusal).
-func (c resetConn) LocalAddr() net.Addr { return markedAddr{Addr: c.Conn.LocalAddr(), marks: c.marks} }
+func (c resetConn) LocalAddr() net.Addr { return c.local }
 
 // markedAddr is the local address of a connection the client dialed.
 type markedAddr struct {
