@@ -340,7 +340,7 @@ func TestPlainUsernameCheckAgreesWithTheDecoder(t *testing.T) {
 			Available *bool   `json:"available"`
 		}
 		if err := json.Unmarshal([]byte(body), &w); err != nil || w.Username == nil || w.Available == nil ||
-			*w.Username != name || *w.Available != avail {
+			*w.Username != string(name) || *w.Available != avail {
 			t.Errorf("%q: fast path (%q, %v) disagrees with the decoder (%v)", body, name, avail, err)
 		}
 	}

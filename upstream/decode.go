@@ -22,8 +22,10 @@ import (
 func decodeUsernameCheck(body []byte, asked string) (bool, error) {
 	if name, available, ok := plainUsernameCheck(body); ok {
 		// The common answer, compact JSON with a plain ASCII name: the
-		// same checks without a decoder.
-		if name != asked && contract.Fold(name) != contract.Fold(asked) {
+		// same checks without a decoder. The echo is compared as the
+		// body's bytes; only a name that differs is made a string, to
+		// fold.
+		if string(name) != asked && contract.Fold(string(name)) != contract.Fold(asked) {
 			return false, errors.New("username check answered for another username")
 		}
 		return available, nil
@@ -55,33 +57,34 @@ func strictUsernameCheck(body []byte, asked string) (bool, error) {
 // plainUsernameCheck reads exactly {"username":"<printable ASCII, no
 // escapes>","available":true|false} and an optional trailing newline, as
 // an encoding/json encoder writes it. Anything else is left to the decoder.
-func plainUsernameCheck(body []byte) (name string, available, ok bool) {
+// name is body's bytes, not a copy.
+func plainUsernameCheck(body []byte) (name []byte, available, ok bool) {
 	const head, mid = `{"username":"`, `","available":`
 	if !bytes.HasPrefix(body, []byte(head)) {
-		return "", false, false
+		return nil, false, false
 	}
 	rest := body[len(head):]
 	end := bytes.IndexByte(rest, '"')
 	if end < 0 {
-		return "", false, false
+		return nil, false, false
 	}
 	for _, b := range rest[:end] {
 		if b < 0x20 || b > 0x7e || b == '\\' {
-			return "", false, false
+			return nil, false, false
 		}
 	}
 	tail := rest[end:]
 	if !bytes.HasPrefix(tail, []byte(mid)) {
-		return "", false, false
+		return nil, false, false
 	}
 	switch string(bytes.TrimRight(tail[len(mid):], "\n")) {
 	case "true}":
 		available = true
 	case "false}":
 	default:
-		return "", false, false
+		return nil, false, false
 	}
-	return string(rest[:end]), available, true
+	return rest[:end], available, true
 }
 
 func decodeSearch(body []byte, limit int) (*contract.SearchResponse, error) {
