@@ -16,7 +16,7 @@ import (
 // names that take the fast path and names that do not.
 func TestUsernameCheckBody(t *testing.T) {
 	for _, name := range []string{"johndoe123", "", "a.b_c", `quo"te`, `back\slash`, "new\nline", "tab\t", "şükrü", "<script>", "del\x7f", "x y"} {
-		b, err := usernameCheckBody(name)
+		b, err := appendUsernameCheckBody(nil, name)
 		if err != nil {
 			t.Fatalf("%q: %v", name, err)
 		}
@@ -25,7 +25,7 @@ func TestUsernameCheckBody(t *testing.T) {
 			t.Errorf("%q: body %s decodes to %q (%v)", name, b, got.Username, err)
 		}
 	}
-	if b, _ := usernameCheckBody("johndoe123"); string(b) != `{"username":"johndoe123"}` {
+	if b, _ := appendUsernameCheckBody(nil, "johndoe123"); string(b) != `{"username":"johndoe123"}` {
 		t.Errorf("plain name: %s", b)
 	}
 }
@@ -48,7 +48,7 @@ func TestFixedURIMatchesParsed(t *testing.T) {
 	for _, base := range []string{"http://127.0.0.1:8081", "http://store.internal:9000/prefix/v2"} {
 		c, _ := newClient(t, testConfig(base))
 		o := c.op(OpUsernameCheck)
-		body, _ := usernameCheckBody("johndoe123")
+		body, _ := appendUsernameCheckBody(nil, "johndoe123")
 		r := &request{op: o, call: testCall(), method: http.MethodPost, path: contract.PathUsernameCheck, body: body}
 		if o.target.fixed[r.path] == nil {
 			t.Fatalf("%s: no pre-parsed URI for %s", base, r.path)
@@ -85,7 +85,7 @@ func BenchmarkBuildUsernameCheck(b *testing.B) {
 	b.Run("gateway", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			body, _ := usernameCheckBody("johndoe123")
+			body, _ := appendUsernameCheckBody(nil, "johndoe123")
 			r := &request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body}
 			req := fasthttp.AcquireRequest()
 			c.build(req, r)
@@ -124,7 +124,7 @@ func referenceRequest(req *fasthttp.Request, uri string, body []byte) {
 func BenchmarkStoreReadsUsernameCheck(b *testing.B) {
 	c, _ := newClient(b, testConfig("http://127.0.0.1:8081"))
 	o := c.op(OpUsernameCheck)
-	body, _ := usernameCheckBody("johndoe123")
+	body, _ := appendUsernameCheckBody(nil, "johndoe123")
 	gw := fasthttp.AcquireRequest()
 	c.build(gw, &request{op: o, call: testCall(), method: http.MethodPost, path: contract.PathUsernameCheck, body: body})
 	ref := fasthttp.AcquireRequest()

@@ -16,40 +16,50 @@ import (
 const maxIDBytes = 256
 
 // CheckUsername asks whether username is free. It is a POST and is never
-// retried, by fasthttp or by the client.
+// retried, by fasthttp or by the client. Nothing of username is kept after
+// it returns: the gateway passes the bytes of the app's request.
 func (c *Client) CheckUsername(ctx context.Context, call *Call, username string) (bool, error) {
 	o := c.op(OpUsernameCheck)
-	body, err := usernameCheckBody(username)
+	u := new(usernameCheck)
+	body, err := appendUsernameCheckBody(u.body[:0], username)
 	if err != nil {
 		return false, c.refuse(o, invalidInput(o.op, "username: %v", err))
 	}
-	var available bool
-	r := &request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body,
+	u.request = request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body,
 		accept: func(b []byte) (err error) {
-			available, err = decodeUsernameCheck(b, username)
+			u.available, err = decodeUsernameCheck(b, username)
 			return err
 		}}
-	if err := c.do(ctx, o, r); err != nil {
+	if err := c.do(ctx, o, &u.request); err != nil {
 		return false, err
 	}
-	return available, nil
+	return u.available, nil
 }
 
-// usernameCheckBody is the JSON body of the username check. A name of
-// printable ASCII without a quote or backslash, as every valid name is,
-// needs no escaping and is written as it is; any other goes through
-// encoding/json.
-func usernameCheckBody(username string) ([]byte, error) {
+// usernameCheck is one username check: its request, the answer, and room
+// for the body of any valid name (at most 30 characters), so that one
+// allocation holds the three.
+type usernameCheck struct {
+	request
+	available bool
+	body      [48]byte
+}
+
+// appendUsernameCheckBody appends the JSON body of the username check. A
+// name of printable ASCII without a quote or backslash, as every valid
+// name is, needs no escaping and is written as it is; any other goes
+// through encoding/json.
+func appendUsernameCheckBody(dst []byte, username string) ([]byte, error) {
 	const head, tail = `{"username":"`, `"}`
 	for i := 0; i < len(username); i++ {
 		if c := username[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return json.Marshal(contract.UsernameCheckRequest{Username: username})
+			b, err := json.Marshal(contract.UsernameCheckRequest{Username: username})
+			return append(dst, b...), err
 		}
 	}
-	b := make([]byte, 0, len(head)+len(username)+len(tail))
-	b = append(b, head...)
-	b = append(b, username...)
-	return append(b, tail...), nil
+	dst = append(dst, head...)
+	dst = append(dst, username...)
+	return append(dst, tail...), nil
 }
 
 // Search finds users matching q (empty: a random sample), limit from 1 to

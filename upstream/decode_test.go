@@ -67,7 +67,7 @@ func FuzzUsernameCheckBody(f *testing.F) {
 		f.Add(name)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		b, err := usernameCheckBody(name)
+		b, err := appendUsernameCheckBody(nil, name)
 		if err != nil {
 			t.Fatalf("%q: %v", name, err)
 		}
