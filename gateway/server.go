@@ -40,6 +40,8 @@ type Authenticator interface {
 
 // UserStore is the typed user-store client (upstream.Client).
 type UserStore interface {
+	// CheckUsername must not keep username after it returns (copy it to
+	// keep it): it may be the request's own bytes (plainUsernameBody).
 	CheckUsername(ctx context.Context, call *upstream.Call, username string) (bool, error)
 	Search(ctx context.Context, call *upstream.Call, q string, limit, offset int) (*contract.SearchResponse, error)
 	UserByID(ctx context.Context, call *upstream.Call, id string) (*contract.User, error)

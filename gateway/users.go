@@ -77,6 +77,10 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 // {"username":"…"} with printable ASCII and no escapes (whitespace allowed
 // where JSON allows it): it returns the name without a JSON decoder. Any
 // other body, valid or not, takes usernameBody, which decides.
+//
+// The name is body's own bytes, not a copy: fasthttp reuses them for the
+// connection's next request once the handler returns, so nothing may keep
+// it past the handler (the store call does not: UserStore.CheckUsername).
 func plainUsernameBody(body []byte) (string, bool) {
 	const key = `"username"`
 	i := skipSpace(body, 0)
@@ -109,7 +113,7 @@ func plainUsernameBody(body []byte) (string, bool) {
 	if i >= len(body) || body[i] != '}' || skipSpace(body, i+1) != len(body) {
 		return "", false
 	}
-	return string(body[start:end]), true
+	return unsafe.String(&body[start], end-start), true
 }
 
 // strictUsernameBody is the path of every body plainUsernameBody leaves:
