@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,22 +94,35 @@ func (rq *request) context() context.Context {
 // the client's traceparent goes on when it is valid W3C (a new one is made
 // otherwise); with tracing, each call sends its own span's.
 func (rq *request) call() *upstream.Call {
-	c := &upstream.Call{
-		RequestID:  strings.Clone(rq.id), // the call may outlive the request (a background refresh)
-		Language:   rq.client.Language.String(),
-		Timezone:   rq.client.Timezone,
-		Platform:   rq.client.Platform.String(),
-		AppVersion: rq.client.AppVersion,
-		DeviceID:   rq.client.DeviceID,
-	}
+	o := new(ownedCall)
+	c := &o.Call
+	// The request id is copied: the call may outlive the request (a
+	// background refresh), and rq.id is the pooled request's bytes.
+	id := append(o.buf[:0], rq.id...)
+	c.RequestID = unsafe.String(unsafe.SliceData(id), len(id))
+	c.Language = rq.client.Language.String()
+	c.Timezone = rq.client.Timezone
+	c.Platform = rq.client.Platform.String()
+	c.AppVersion = rq.client.AppVersion
+	c.DeviceID = rq.client.DeviceID
 	if rq.identity != nil {
 		c.UserID = rq.identity.Subject
 		c.Roles = rq.identity.Roles()
 	}
 	if rq.traceCtx == nil {
-		c.Traceparent = telemetry.PropagateTraceparent(rq.traceparent)
+		tp := telemetry.AppendPropagatedTraceparent(id[len(id):], rq.traceparent)
+		c.Traceparent = unsafe.String(unsafe.SliceData(tp), len(tp))
 	}
 	return c
+}
+
+// ownedCall is a Call with room for the bytes of the two strings it holds
+// that are made for it, the request id and the traceparent: one allocation
+// for the three. buf is written once, before the strings are handed out,
+// and never again.
+type ownedCall struct {
+	upstream.Call
+	buf [maxRequestIDLen + telemetry.TraceparentLen]byte
 }
 
 // upstreamContext is the context of the request's store calls: its

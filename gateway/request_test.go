@@ -78,3 +78,24 @@ func TestCallKeepsTheRequestIDPastTheRequest(t *testing.T) {
 		releaseRequest(next)
 	}
 }
+
+// The call's traceparent is kept past the request too, next to the
+// longest id a client may send: the client's header bytes are fasthttp's,
+// reused by the next request on the connection.
+func TestCallKeepsTheTraceparentPastTheRequest(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	longID := strings.Repeat("a", maxRequestIDLen)
+	header := []byte(tp)
+	rq := acquireRequest()
+	rq.setID([]byte(longID))
+	rq.traceparent = header
+	call := rq.call()
+	releaseRequest(rq)
+	copy(header, strings.Repeat("0", len(header)))
+	next := acquireRequest()
+	next.setID([]byte(strings.Repeat("b", maxRequestIDLen)))
+	if call.RequestID != longID || call.Traceparent != tp {
+		t.Fatalf("after the request ended the call sends id %q and traceparent %q, want %q and %q", call.RequestID, call.Traceparent, longID, tp)
+	}
+	releaseRequest(next)
+}

@@ -57,7 +57,7 @@
 // # Tracing
 //
 // [Tracing] is OpenTelemetry over OTLP/HTTP, off unless configured; off, it
-// costs a nil check. [PropagateTraceparent] gives the user store a W3C
+// costs a nil check. [AppendPropagatedTraceparent] gives the user store a W3C
 // traceparent even then. The OpenTelemetry SDK stays behind this package's
 // small API ([Span], [Traceparent]), which sets no global provider.
 //

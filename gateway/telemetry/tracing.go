@@ -287,7 +287,7 @@ func spanName(method, route string) string {
 
 // Traceparent is the W3C traceparent header for a call made from the span
 // in ctx, or "" when ctx holds no valid span (tracing off: use
-// [PropagateTraceparent]).
+// [AppendPropagatedTraceparent]).
 func Traceparent(ctx context.Context) string {
 	if ctx == nil {
 		return ""
@@ -299,19 +299,19 @@ func Traceparent(ctx context.Context) string {
 	return formatTraceparent(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()))
 }
 
-// PropagateTraceparent is the traceparent to send the user store when the
-// gateway records no spans itself: the client's own header when it is a
-// valid W3C version-00 traceparent, so the store's spans join the client's
-// trace; the same trace in version 00 when it is of a later version (only
-// its sampled flag kept, since a flag of that version means nothing in
-// 00, and nothing after its fourth field); else a new random one (not
-// sampled). It allocates one string.
-func PropagateTraceparent(in []byte) string {
+// AppendPropagatedTraceparent appends the traceparent to send the user
+// store when the gateway records no spans itself: the client's own header
+// when it is a valid W3C version-00 traceparent, so the store's spans join
+// the client's trace; the same trace in version 00 when it is of a later
+// version (only its sampled flag kept, since a flag of that version means
+// nothing in 00, and nothing after its fourth field); else a new random
+// one (not sampled). It appends TraceparentLen bytes.
+func AppendPropagatedTraceparent(dst, in []byte) []byte {
 	if tid, sid, flags, ok := parseTraceparent(in); ok {
 		if in[0] == '0' && in[1] == '0' {
-			return string(in)
+			return append(dst, in...)
 		}
-		return formatTraceparent(tid, sid, flags&byte(trace.FlagsSampled))
+		return appendTraceparent(dst, tid, sid, flags&byte(trace.FlagsSampled))
 	}
 	var tid [16]byte
 	var sid [8]byte
@@ -322,7 +322,7 @@ func PropagateTraceparent(in []byte) string {
 	for sid == [8]byte{} {
 		putUint64(sid[:], rand.Uint64())
 	}
-	return formatTraceparent(tid, sid, 0)
+	return appendTraceparent(dst, tid, sid, 0)
 }
 
 func putUint64(b []byte, v uint64) {
@@ -331,9 +331,9 @@ func putUint64(b []byte, v uint64) {
 	}
 }
 
-// traceparentLen is the length of a version-00 traceparent:
+// TraceparentLen is the length of a version-00 traceparent:
 // "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex.
-const traceparentLen = 55
+const TraceparentLen = 55
 
 // parseTraceparent reads a W3C traceparent strictly: lower-case hex, a
 // trace id and a parent id that are not all zero. Version 00 has exactly
@@ -341,14 +341,14 @@ const traceparentLen = 55
 // as W3C Trace Context asks, by the fields of version 00, which must be
 // followed by nothing or by a '-' (what comes after is that version's).
 func parseTraceparent(in []byte) (tid [16]byte, sid [8]byte, flags byte, ok bool) {
-	if len(in) < traceparentLen || in[2] != '-' || in[35] != '-' || in[52] != '-' {
+	if len(in) < TraceparentLen || in[2] != '-' || in[35] != '-' || in[52] != '-' {
 		return tid, sid, 0, false
 	}
 	var version [1]byte
 	if !decodeHex(version[:], in[:2]) || version[0] == 0xff {
 		return tid, sid, 0, false
 	}
-	if len(in) > traceparentLen && (version[0] == 0 || in[traceparentLen] != '-') {
+	if len(in) > TraceparentLen && (version[0] == 0 || in[TraceparentLen] != '-') {
 		return tid, sid, 0, false
 	}
 	if !decodeHex(tid[:], in[3:35]) || !decodeHex(sid[:], in[36:52]) {
@@ -388,12 +388,15 @@ func hexNibble(c byte) (byte, bool) {
 }
 
 func formatTraceparent(tid [16]byte, sid [8]byte, flags byte) string {
-	var b [traceparentLen]byte
-	b[0], b[1], b[2] = '0', '0', '-'
-	hex.Encode(b[3:35], tid[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], sid[:])
-	b[52] = '-'
-	hex.Encode(b[53:55], []byte{flags})
-	return string(b[:])
+	var b [TraceparentLen]byte
+	return string(appendTraceparent(b[:0], tid, sid, flags))
+}
+
+func appendTraceparent(dst []byte, tid [16]byte, sid [8]byte, flags byte) []byte {
+	dst = append(dst, "00-"...)
+	dst = hex.AppendEncode(dst, tid[:])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, sid[:])
+	dst = append(dst, '-')
+	return hex.AppendEncode(dst, []byte{flags})
 }

@@ -307,7 +307,7 @@ func TestTracingOffDoesNothing(t *testing.T) {
 			t.Errorf("%s: span recording", name)
 		}
 		if h := Traceparent(ctx); h != "" {
-			t.Errorf("%s: Traceparent = %q, want empty (use PropagateTraceparent)", name, h)
+			t.Errorf("%s: Traceparent = %q, want empty (use AppendPropagatedTraceparent)", name, h)
 		}
 		parent := context.WithValue(context.Background(), struct{}{}, 1)
 		if got, _ := tr.StartSpan(parent, "authenticate"); got != parent {
@@ -431,14 +431,14 @@ func TestContextWithSpan(t *testing.T) {
 	}
 }
 
-func TestPropagateTraceparent(t *testing.T) {
+func TestPropagatedTraceparent(t *testing.T) {
 	valid := []string{
 		"00-" + clientTrace + "-" + clientParent + "-01",
 		"00-" + clientTrace + "-" + clientParent + "-00",
 		"00-00000000000000000000000000000001-0000000000000001-ff",
 	}
 	for _, v := range valid {
-		if got := PropagateTraceparent([]byte(v)); got != v {
+		if got := propagate([]byte(v)); got != v {
 			t.Errorf("valid %q became %q", v, got)
 		}
 	}
@@ -476,13 +476,13 @@ func TestPropagateTraceparent(t *testing.T) {
 		"cc-" + clientTrace + "-" + clientParent + "-ff-what-comes-next":   "00-" + clientTrace + "-" + clientParent + "-01",
 		"fe-" + clientTrace + "-" + clientParent + "-02-\r\nX-Injected: 1": "00-" + clientTrace + "-" + clientParent + "-00",
 	} {
-		if got := PropagateTraceparent([]byte(in)); got != want {
+		if got := propagate([]byte(in)); got != want {
 			t.Errorf("later version %q became %q, want %q", in, got, want)
 		}
 	}
 	seen := map[string]bool{}
 	for _, h := range hostile {
-		got := PropagateTraceparent([]byte(h))
+		got := propagate([]byte(h))
 		tid, sid, flags, ok := parseTraceparent([]byte(got))
 		if !ok || len(got) != 55 {
 			t.Errorf("%q became invalid %q", h, got)
@@ -499,13 +499,20 @@ func TestPropagateTraceparent(t *testing.T) {
 		}
 		seen[string(tid[:])], seen[string(sid[:])] = true, true
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = PropagateTraceparent([]byte(good)) }); n > 1 {
-		t.Errorf("valid: %v allocations, want at most 1", n)
+	buf, in := make([]byte, 0, TraceparentLen), []byte(good)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendPropagatedTraceparent(buf[:0], in) }); n > 0 {
+		t.Errorf("valid: %v allocations, want none", n)
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = PropagateTraceparent(nil) }); n > 1 {
-		t.Errorf("generated: %v allocations, want at most 1", n)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendPropagatedTraceparent(buf[:0], nil) }); n > 0 {
+		t.Errorf("generated: %v allocations, want none", n)
+	}
+	if got := string(AppendPropagatedTraceparent([]byte("kept"), in)); got != "kept"+good {
+		t.Errorf("appended to %q: %q", "kept", got)
 	}
 }
+
+// propagate is the traceparent AppendPropagatedTraceparent makes of in.
+func propagate(in []byte) string { return string(AppendPropagatedTraceparent(nil, in)) }
 
 // FuzzParseTraceparent compares parseTraceparent with W3C Trace Context's
 // grammar written as a regular expression: lower-case hex fields of 2, 32,
@@ -540,7 +547,7 @@ func FuzzParseTraceparent(f *testing.F) {
 		if !ok {
 			return
 		}
-		if got := formatTraceparent(tid, sid, flags); got[2:] != string(in[2:traceparentLen]) {
+		if got := formatTraceparent(tid, sid, flags); got[2:] != string(in[2:TraceparentLen]) {
 			t.Fatalf("%q parsed and formatted to %q", in, got)
 		}
 	})
