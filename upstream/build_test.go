@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/bffgate/edge/upstream/contract"
@@ -27,6 +28,11 @@ func TestUsernameCheckBody(t *testing.T) {
 	}
 	if b, _ := appendUsernameCheckBody(nil, "johndoe123"); string(b) != `{"username":"johndoe123"}` {
 		t.Errorf("plain name: %s", b)
+	}
+	// The longest valid name's body fits in the room a check has for it.
+	u := new(usernameCheck)
+	if b, _ := appendUsernameCheckBody(u.body[:0], strings.Repeat("a", 30)); &b[0] != &u.body[0] {
+		t.Errorf("the body of a 30-character name (%d bytes) does not fit in usernameCheck.body", len(b))
 	}
 }
 

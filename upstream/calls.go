@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,7 @@ func appendUsernameCheckBody(dst []byte, username string) ([]byte, error) {
 			return append(dst, b...), err
 		}
 	}
+	dst = slices.Grow(dst, len(head)+len(username)+len(tail))
 	dst = append(dst, head...)
 	dst = append(dst, username...)
 	return append(dst, tail...), nil

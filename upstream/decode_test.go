@@ -71,6 +71,9 @@ func FuzzUsernameCheckBody(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: %v", name, err)
 		}
+		if after, _ := appendUsernameCheckBody([]byte("x"), name); string(after) != "x"+string(b) {
+			t.Fatalf("%q: appended to %q: %q, want %q", name, "x", after, "x"+string(b))
+		}
 		ref, err := json.Marshal(contract.UsernameCheckRequest{Username: name})
 		if err != nil {
 			t.Fatal(err)
