@@ -573,10 +573,10 @@ func TestExpectContinueAnyCase(t *testing.T) {
 // last segment of an admin path (";" parameters, percent-encoding) is the
 // admin user route's, for an id that is no user id; any other (doubled or
 // dot segments, another case, an encoded "/") is no route's, and an
-// absolute-form target of another scheme than http is refused. Each variant
-// is asked by a caller its route refuses and by one it serves, and each
-// answer is the one that route gives: a variant routed otherwise, or not
-// at all, gets another.
+// absolute-form target of another scheme than http or https is refused.
+// Each variant is asked by a caller its route refuses and by one it
+// serves, and each answer is the one that route gives: a variant routed
+// otherwise, or not at all, gets another.
 func TestPathVariantsKeepTheirPolicy(t *testing.T) {
 	r := newMixRig(t)
 	ids := r.users(t, 2)
