@@ -274,7 +274,9 @@ func New(d Deps) (*Server, error) {
 			return
 		}
 		// An HTTP/1.1 request without Host, or a Host that is no host
-		// (RFC 9112 section 3.2). Its framing is sound and its headers
+		// (RFC 9112 section 3.2), or an absolute-form target whose
+		// authority is none or whose scheme is not served (section
+		// 3.2.2; targetFault). Its framing is sound and its headers
 		// parsed: answered in the caller's language, and the connection
 		// kept.
 		if detail, refused := hostRefused(ctx); refused {
