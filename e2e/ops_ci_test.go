@@ -147,9 +147,9 @@ func ciCalls(log []string, prefix string) []string {
 	return out
 }
 
-// A fresh machine gets the C toolchain and h2load from one apt-get update,
-// without questions and waiting for apt's lock, then the README's test
-// command runs, last; a second run installs nothing.
+// A fresh machine gets the C toolchain, h2load and python3 from one
+// apt-get update, without questions and waiting for apt's lock, then the
+// README's test command runs, last; a second run installs nothing.
 func TestOpsCIRunFreshMachine(t *testing.T) {
 	for _, tc := range []struct {
 		name string
