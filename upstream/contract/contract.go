@@ -115,7 +115,8 @@ type LiveStreamsResponse struct {
 
 // IsUUID reports whether s is a user id as the contract writes one: a UUID
 // in its canonical 8-4-4-4-12 hex form, either case. The gateway refuses
-// any other id before calling the store, and the store refuses it too.
+// any other id before calling the store; the store finds no user by it (a
+// 404, like an unknown id) and refuses it in a live-stream look-up (400).
 func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
