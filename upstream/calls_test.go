@@ -4,12 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/bffgate/edge/upstream/contract"
 	"github.com/bffgate/edge/upstream/refstore"
@@ -347,4 +353,72 @@ func TestPlainUsernameCheckAgreesWithTheDecoder(t *testing.T) {
 	if _, _, ok := plainUsernameCheck([]byte(`{"username":"x","available":true}`)); !ok {
 		t.Error("the plain answer did not take the fast path")
 	}
+}
+
+// CheckUsername keeps nothing of the name it is given (the gateway passes
+// the bytes of the app's request, which fasthttp reuses once the handler
+// returns): whatever the store answers, the result and the error, with its
+// cause, read the same after those bytes are written over.
+func TestCheckUsernameKeepsNothingOfTheName(t *testing.T) {
+	const asked = "sukru.isik"
+	answers := []struct {
+		name, contentType, body string
+		status                  int
+	}{
+		{"free", "application/json", `{"username":"sukru.isik","available":true}`, 200},
+		{"echoed in upper case", "application/json", `{"username":"SUKRU.ISIK","available":false}`, 200},
+		{"echoed with diacritics", "application/json", `{"username":"şükrü.ışık","available":false}`, 200},
+		{"another name", "application/json", `{"username":"someone.else","available":true}`, 200},
+		{"another name, decoded", "application/json", `{"available":true,"username":"someone.else"}`, 200},
+		{"not json", "application/json", `{"username":"sukru.isik"`, 200},
+		{"refused", "application/json", `{"code":"validation_failed","message":"invalid","details":{"username":"sukru.isik is not allowed"}}`, 400},
+		{"failing", "application/json", `{"code":"unavailable","message":"down"}`, 503},
+	}
+	var current atomic.Int32
+	var mu sync.Mutex
+	var received []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		received = append(received, string(b))
+		mu.Unlock()
+		a := answers[current.Load()]
+		w.Header().Set("Content-Type", a.contentType)
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	}))
+	t.Cleanup(srv.Close)
+	c, _ := newClient(t, testConfig(srv.URL))
+	for i, a := range answers {
+		current.Store(int32(i))
+		b := []byte(asked)
+		name := unsafe.String(&b[0], len(b))
+		available, err := c.CheckUsername(context.Background(), testCall(), name)
+		before := describeCheck(available, err)
+		copy(b, strings.Repeat("X", len(b)))
+		if after := describeCheck(available, err); after != before || strings.Contains(after, "XXX") {
+			t.Errorf("%s: the result read %s, and %s once the name's bytes were written over", a.name, before, after)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, body := range received {
+		if body != `{"username":"`+asked+`"}` {
+			t.Errorf("%s: the store was sent %s", answers[i].name, body)
+		}
+	}
+}
+
+// describeCheck is everything a username check's result says, its error's
+// fields and causes included.
+func describeCheck(available bool, err error) string {
+	s := fmt.Sprintf("available %v, error %v", available, err)
+	var e *Error
+	if errors.As(err, &e) {
+		s += fmt.Sprintf(" %+v", *e)
+	}
+	for ; err != nil; err = errors.Unwrap(err) {
+		s += " / " + err.Error()
+	}
+	return s
 }
