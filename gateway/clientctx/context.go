@@ -52,9 +52,17 @@ func Default() Context {
 // instant IANA zone names are resolved at (normally the request's arrival).
 // It never fails: every unusable value falls back to its default, and a nil
 // h is a request without headers.
-func Normalize(h Headers, now time.Time) Context {
+func Normalize(h Headers, now time.Time) Context { return NormalizeOn(h, now, nil) }
+
+// NormalizeOn is Normalize for a request that came on the connection whose
+// memo is m: an app version or device id it remembers is not copied again,
+// and a new valid one is remembered. A nil m remembers nothing.
+func NormalizeOn(h Headers, now time.Time, m *Memo) Context {
 	if h == nil {
 		return Default()
+	}
+	if m == nil {
+		m = new(Memo) // this call's only
 	}
 	var c Context
 	var rejected bool
@@ -73,12 +81,12 @@ func Normalize(h Headers, now time.Time) Context {
 	}
 
 	version := h.Peek(HeaderAppVersion)
-	if c.AppVersion, ok = ParseAppVersion(version); !ok && sent(version) {
+	if c.AppVersion, ok = m.appVersionOf(version); !ok && sent(version) {
 		c.Rejected |= FieldAppVersion
 	}
 
 	device := h.Peek(HeaderDeviceID)
-	if c.DeviceID, ok = ParseDeviceID(device); !ok && sent(device) {
+	if c.DeviceID, ok = m.deviceIDOf(device); !ok && sent(device) {
 		c.Rejected |= FieldDeviceID
 	}
 	return c

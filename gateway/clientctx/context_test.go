@@ -200,3 +200,87 @@ func TestFields(t *testing.T) {
 		t.Errorf("empty set prints %q", got)
 	}
 }
+
+// A connection's memo answers only for the bytes it was made from: each
+// request on the connection gets what it sent, however little it differs
+// from the last (same length, a prefix, spaces around it, nothing, an
+// invalid value), the two identifiers are remembered apart, and what
+// earlier requests got survives the buffer's reuse by later ones.
+func TestNormalizeOnFollowsWhatTheConnectionSends(t *testing.T) {
+	steps := []struct {
+		version, device         string // "-": not sent
+		wantVersion, wantDevice string
+		rejected                clientctx.Fields
+	}{
+		{"4.2.0", "dev-a", "4.2.0", "dev-a", 0},
+		{"4.2.0", "dev-a", "4.2.0", "dev-a", 0},
+		{"4.2.1", "dev-a", "4.2.1", "dev-a", 0},
+		{"4.2.1", "dev-b", "4.2.1", "dev-b", 0},
+		{" 4.2.1\t", "dev-b ", "4.2.1", "dev-b", 0},
+		{"4.2", "dev", "4.2", "dev", 0},
+		{"4.2.10", "dev-b1", "4.2.10", "dev-b1", 0},
+		{"-", "-", "", "", 0},
+		{"4.2.10", "dev-b1", "4.2.10", "dev-b1", 0},
+		{"4.2.10 beta", "dev b1", "", "", clientctx.FieldAppVersion | clientctx.FieldDeviceID},
+		{"4.2.10", "dev-b1", "4.2.10", "dev-b1", 0},
+		{"x:1", "x:1", "", "x:1", clientctx.FieldAppVersion}, // ':' is a device id's only
+		{"x:1", "x+1", "", "", clientctx.FieldAppVersion | clientctx.FieldDeviceID},
+		{"x+1", "x+1", "x+1", "", clientctx.FieldDeviceID}, // '+' is an app version's only
+	}
+	var h fasthttp.RequestHeader
+	var memo clientctx.Memo
+	var got []clientctx.Context
+	for i, s := range steps {
+		raw := "GET /api/v1/users/me HTTP/1.1\r\nHost: edge\r\n"
+		if s.version != "-" {
+			raw += "X-App-Version: " + s.version + "\r\n"
+		}
+		if s.device != "-" {
+			raw += "X-Device-Id: " + s.device + "\r\n"
+		}
+		readHeader(t, &h, raw+"\r\n")
+		c := clientctx.NormalizeOn(&h, january, &memo)
+		if c.AppVersion != s.wantVersion || c.DeviceID != s.wantDevice || c.Rejected != s.rejected {
+			t.Fatalf("request %d (%q, %q): got %q, %q, rejected %v; want %q, %q, rejected %v",
+				i, s.version, s.device, c.AppVersion, c.DeviceID, c.Rejected, s.wantVersion, s.wantDevice, s.rejected)
+		}
+		got = append(got, c)
+		for j, c := range got {
+			if c.AppVersion != steps[j].wantVersion || c.DeviceID != steps[j].wantDevice {
+				t.Fatalf("after request %d, request %d's values became %q, %q", i, j, c.AppVersion, c.DeviceID)
+			}
+		}
+	}
+}
+
+// Two connections sending their own values in turn each get theirs: a
+// memo is its connection's alone.
+func TestNormalizeOnKeepsConnectionsApart(t *testing.T) {
+	var a, b clientctx.Memo
+	ha := fakeHeaders{"X-App-Version": "1.0.0", "X-Device-Id": "device-a"}
+	hb := fakeHeaders{"X-App-Version": "2.0.0", "X-Device-Id": "device-b"}
+	for i := 0; i < 3; i++ {
+		if c := clientctx.NormalizeOn(ha, january, &a); c.AppVersion != "1.0.0" || c.DeviceID != "device-a" {
+			t.Fatalf("round %d, connection a: %q, %q", i, c.AppVersion, c.DeviceID)
+		}
+		if c := clientctx.NormalizeOn(hb, january, &b); c.AppVersion != "2.0.0" || c.DeviceID != "device-b" {
+			t.Fatalf("round %d, connection b: %q, %q", i, c.AppVersion, c.DeviceID)
+		}
+	}
+}
+
+// What the memo is for: the same values again on a connection are not
+// copied again; without a memo they are, each time.
+func TestNormalizeOnCopiesOnlyNewValues(t *testing.T) {
+	var h fasthttp.RequestHeader
+	readHeader(t, &h, "GET /api/v1/users/me HTTP/1.1\r\nHost: edge\r\nX-Timezone: UTC+3\r\n"+
+		"X-App-Version: 4.0.0-beta.1+build.7\r\nX-Device-Id: 8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d11\r\n\r\n")
+	var memo clientctx.Memo
+	clientctx.NormalizeOn(&h, january, &memo)
+	if n := testing.AllocsPerRun(100, func() { clientctx.NormalizeOn(&h, january, &memo) }); n != 0 {
+		t.Errorf("NormalizeOn with the remembered values: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { clientctx.Normalize(&h, january) }); n != 2 {
+		t.Errorf("Normalize: %v allocations, want 2 (the two copies)", n)
+	}
+}
