@@ -15,15 +15,18 @@ import (
 	"time"
 
 	"github.com/bffgate/edge/gateway/auth"
+	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/policies"
 	"github.com/valyala/fasthttp"
 )
 
 // clientConn is a client's connection to the public server, as the
 // server's listener hands it out (clientListener). It carries what the
-// gateway keeps per connection: the socket deadlines given lazily, and the
+// gateway keeps per connection: the socket deadlines given lazily, the
 // memo of the last token verified on it (auth.Memo), which spares the next
-// request with the same token the token cache's hash and look-up.
+// request with the same token the token cache's hash and look-up, and the
+// memo of its last app version and device id (clientctx.Memo), which
+// spares the next request sending the same ones their copies.
 //
 // Lazy deadlines: the public server has read, write and idle timeouts, and
 // fasthttp sets them as socket deadlines on every request of a keep-alive
@@ -51,8 +54,9 @@ type clientConn struct {
 
 	read, write lazyDeadline
 
-	memo auth.Memo  // used by the request being served, one at a time
-	peer netip.Addr // the remote address, read once
+	memo   auth.Memo      // used by the request being served, one at a time
+	client clientctx.Memo // the same
+	peer   netip.Addr     // the remote address, read once
 
 	hook hookState // what the HeaderReceived hook saw of the latest header block (held.go)
 
@@ -231,6 +235,15 @@ func (a *addrConns) release(addr netip.Addr) {
 func authMemo(c *fasthttp.RequestCtx) *auth.Memo {
 	if cc, ok := c.Conn().(*clientConn); ok {
 		return &cc.memo
+	}
+	return nil
+}
+
+// clientMemo is the client-context memo of the connection c's request came
+// on; nil when it did not come through the server's listener.
+func clientMemo(c *fasthttp.RequestCtx) *clientctx.Memo {
+	if cc, ok := c.Conn().(*clientConn); ok {
+		return &cc.client
 	}
 	return nil
 }

@@ -1,15 +1,24 @@
 package gateway
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -272,6 +281,121 @@ func TestRequestsUseTheirConnectionsAuthMemo(t *testing.T) {
 	r.s.app.Handler()(&bare)
 	if bare.Response.StatusCode() != fiber.StatusOK {
 		t.Fatalf("without a memo: %d %s", bare.Response.StatusCode(), bare.Response.Body())
+	}
+}
+
+// Each request on a client connection has its own memo of the client
+// context (clientctx.Memo), as of the token; one on no client connection
+// has none.
+func TestRequestsUseTheirConnectionsClientMemo(t *testing.T) {
+	r := bchNewRig(t)
+	a, b := r.warm(t, "/api/v1/users/me"), r.warm(t, "/api/v1/users/me")
+	cc, ok := a.ctx.Conn().(*clientConn)
+	if !ok || clientMemo(&a.ctx) != &cc.client {
+		t.Fatal("the request's connection is not the gateway's")
+	}
+	if clientMemo(&b.ctx) == clientMemo(&a.ctx) {
+		t.Fatal("two connections share a client-context memo")
+	}
+	var bare fasthttp.RequestCtx
+	bare.Init(r.request("/api/v1/users/me"), &net.TCPAddr{IP: net.IPv4(10, 9, 8, 7), Port: 1}, nil)
+	if clientMemo(&bare) != nil {
+		t.Fatal("a memo for a request on no client connection")
+	}
+}
+
+// Each request reaches the user store with the app version and device id
+// it sent, whatever its connection sent before (the connection's memo
+// answers only for the same bytes), and two connections taking turns
+// each send their own.
+func TestStoreGetsEachRequestsOwnClientIdentifiers(t *testing.T) {
+	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.ids", Audience: "edge-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSrv := httptest.NewServer(idp.Handler())
+	t.Cleanup(idpSrv.Close)
+	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	inner := st.Handler(refstore.HandlerOptions{})
+	var mu sync.Mutex
+	got := map[string][2]string{} // by request id: X-App-Version, X-Device-Id
+	stSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("X-Request-Id")] = [2]string{r.Header.Get("X-App-Version"), r.Header.Get("X-Device-Id")}
+		mu.Unlock()
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(stSrv.Close)
+	s := newRepoServer(t, map[string]string{
+		"GATEWAY_AUTH__JWKSURLS":                idpSrv.URL + "/.well-known/jwks.json",
+		"GATEWAY_AUTH__ISSUER":                  "http://idp.ids",
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
+	}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns [2]net.Conn
+	var readers [2]*bufio.Reader
+	for i := range conns {
+		if conns[i], err = net.Dial("tcp", ln.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conns[i].Close() })
+		readers[i] = bufio.NewReader(conns[i])
+	}
+
+	const body = `{"username":"someone.new"}`
+	for i, step := range []struct {
+		conn                    int
+		version, device         string // "-": not sent
+		wantVersion, wantDevice string
+	}{
+		{0, "4.2.0", "dev-a", "4.2.0", "dev-a"},
+		{1, "9.0.0", "dev-z", "9.0.0", "dev-z"},
+		{0, "4.2.0", "dev-a", "4.2.0", "dev-a"},
+		{1, "9.0.0", "dev-z", "9.0.0", "dev-z"},
+		{0, "4.2.1", "dev-a", "4.2.1", "dev-a"}, // the same length
+		{0, "4.2.1", "dev-b", "4.2.1", "dev-b"},
+		{1, "4.2.1", "dev-b", "4.2.1", "dev-b"}, // the other connection's
+		{0, "-", "-", "", ""},
+		{0, "4.2.1", "dev-b", "4.2.1", "dev-b"},
+		{0, "4.2.1!", "dev b", "", ""}, // invalid: none sent on
+		{0, " 4.2 ", "dev", "4.2", "dev"},
+		{1, "9.0.0", "dev-z", "9.0.0", "dev-z"},
+	} {
+		id := fmt.Sprintf("client-ids-%d", i)
+		req := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+			"\r\nX-Request-Id: " + id + "\r\nContent-Type: application/json\r\n"
+		if step.version != "-" {
+			req += "X-App-Version: " + step.version + "\r\n"
+		}
+		if step.device != "-" {
+			req += "X-Device-Id: " + step.device + "\r\n"
+		}
+		req += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+		if _, err := io.WriteString(conns[step.conn], req); err != nil {
+			t.Fatal(err)
+		}
+		if resp, answer := readAnswer(t, conns[step.conn], readers[step.conn]); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, answer)
+		}
+		mu.Lock()
+		sent, called := got[id]
+		mu.Unlock()
+		if want := [2]string{step.wantVersion, step.wantDevice}; !called || sent != want {
+			t.Errorf("request %d on connection %d (%q, %q): the store got %q (called %v), want %q",
+				i, step.conn, step.version, step.device, sent, called, want)
+		}
 	}
 }
 

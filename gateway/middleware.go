@@ -38,7 +38,7 @@ func (s *Server) edge(c *fiber.Ctx, handler func(*fiber.Ctx, *request) error) {
 	rq.headers.read(h)
 	rq.setID(rq.headers.requestID)
 	setCanonical(&c.Response().Header, hdrRequestID, rq.id)
-	rq.client = clientctx.Normalize(&rq.headers, rq.start)
+	rq.client = clientctx.NormalizeOn(&rq.headers, rq.start, clientMemo(c.Context()))
 	rq.clientIP = policies.ClientIP(peerAddr(c.Context()), h.PeekAll(fiber.HeaderXForwardedFor), rq.rt.trusted)
 	rq.policy = rq.rt.policies.For(rq.client.Platform)
 	rq.traceparent = rq.headers.traceparent
