@@ -103,5 +103,6 @@
 // Normalize runs on every request. It keeps no reference to the header bytes,
 // and it allocates only the copies of a valid app version and device id:
 // languages and platforms are small integers and every canonical time zone is
-// a string built once at start-up.
+// a string built once at start-up. Through a connection's Memo (NormalizeOn)
+// it copies them only when they differ from what the connection sent last.
 package clientctx
