@@ -316,11 +316,22 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
+// Read reads from the client. The end of the stream inside a chunked body
+// is an unexpected one: fasthttp takes io.EOF where a chunk-size line
+// would start for a connection closing between requests, and then
+// answered neither the request nor, when it had been pipelined after
+// another, the other's answer, which it keeps back while the pipeline's
+// next request is read. With io.ErrUnexpectedEOF the body fails, as a
+// Content-Length body cut short does: a 400, written with what was kept.
 func (c *clientConn) Read(p []byte) (int, error) {
 	if err := c.beforeRead(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if err == io.EOF && c.hook.chunked {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {

@@ -65,6 +65,10 @@ type hookState struct {
 	held *[]byte
 	// seen: a header block was read on the connection (readFailed).
 	seen bool
+	// chunked: the block's request has a chunked body, whose end the
+	// connection's reads have not reached before the request is handled
+	// (clientConn.Read).
+	chunked bool
 }
 
 // holdHeaders is the server's HeaderReceived hook; bodyLimit and
@@ -107,6 +111,7 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 		settleExpect(ctx, h, facts, n > bodyLimit || hs.ambiguous, writeTimeout)
 	}
 	hs.fields = -1
+	hs.chunked = n == -1
 	if n == -1 {
 		// Chunked. fasthttp reads a chunk-size line leniently (whatever
 		// follows the size up to a CR is skipped, a bare LF included), so
@@ -262,8 +267,11 @@ func (c *clientConn) releaseHeld() {
 // bodyRead tells the request's connection that the body was read, so the
 // header block held for it can go.
 func bodyRead(ctx *fasthttp.RequestCtx) {
-	if cc, ok := ctx.Conn().(*clientConn); ok && cc.hook.held != nil {
-		cc.releaseHeld()
+	if cc, ok := ctx.Conn().(*clientConn); ok {
+		cc.hook.chunked = false
+		if cc.hook.held != nil {
+			cc.releaseHeld()
+		}
 	}
 }
 

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -51,5 +54,40 @@ func BenchmarkSettleHost(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		settleHost(&h)
+	}
+}
+
+// A client that pipelines a request after another and ends its side of the
+// connection inside the second one's chunked body, where a chunk-size line
+// would start, gets the answer to the first, then the second's 400, as it
+// does when a body announced by Content-Length is cut short. fasthttp took
+// the end of the stream there for a connection closing between requests:
+// it answered neither, and the first answer, kept back for the pipeline's
+// next one, was never written.
+func TestCutChunkedBodyKeepsThePipelinedAnswer(t *testing.T) {
+	r := newMixRig(t)
+	conn, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	const first = "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nX-Request-Id: first\r\n\r\n"
+	const second = "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Request-Id: second\r\n" +
+		"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"use\r\n"
+	if _, err := io.WriteString(conn, first+second); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, body := readAnswer(t, conn, br)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Request-Id") != "first" {
+		t.Fatalf("first answer: %d, X-Request-Id %q: %s", resp.StatusCode, resp.Header.Get("X-Request-Id"), body)
+	}
+	resp, body = readAnswer(t, conn, br)
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Request-Id") != "second" || !resp.Close {
+		t.Fatalf("second answer: %d, X-Request-Id %q, Connection: close %v: %s",
+			resp.StatusCode, resp.Header.Get("X-Request-Id"), resp.Close, body)
 	}
 }
