@@ -66,6 +66,12 @@ func (st *stack) memoryPhase(ctx context.Context) *memoryResult {
 			"VmRSS and VmHWM are read 2 s after the fill; a random sample of %d users then asks again and must be answered from the read cache "+
 			"(X-Cache) with a token-cache hit (gateway_token_cache_lookups_total). Last, a forced collection (pprof's heap profile, gc=1) "+
 			"shows the live heap: what the cached data takes whatever the GC settings.", n, n, st.opts.connections, min(memorySample, n))}
+	if st.opts.appHeaders {
+		// One device for every user: the rate limiter holds at most
+		// policies.DefaultMaxKeys (100,000) buckets, which the users' own
+		// buckets fill already, so a device each would not add to them.
+		res.Method += " Every request carries the app headers (-app-headers), the one device id for all users."
+	}
 	if err := st.fillMemory(ctx, res); err != nil {
 		res.Broken = err.Error()
 	}
@@ -131,7 +137,7 @@ func (st *stack) fillMemory(ctx context.Context, res *memoryResult) error {
 	for j := 0; j < res.SampleSize; j++ {
 		i := rng.IntN(res.Users)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/api/v1/users/me", nil)
-		req.Header.Set("Authorization", "Bearer "+tokens[i])
+		req.Header = st.opts.requestHeader(http.Header{"Authorization": {"Bearer " + tokens[i]}})
 		resp, err := client.Do(req)
 		if err != nil {
 			return fmt.Errorf("re-read sample: %w", err)
@@ -182,7 +188,7 @@ func (st *stack) fill(ctx context.Context, url string, tokens []string, res *mem
 		}
 		t.Method = http.MethodGet
 		t.URL = url + "/api/v1/users/me"
-		t.Header = http.Header{"Authorization": {"Bearer " + tokens[i]}}
+		t.Header = st.opts.requestHeader(http.Header{"Authorization": {"Bearer " + tokens[i]}})
 		return nil
 	}
 	client := newHTTPClient(st.opts.connections)

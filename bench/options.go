@@ -39,6 +39,10 @@ type options struct {
 	verbose       bool
 	index         bool // only rebuild the results folder's index
 
+	// appHeaders adds the app's client context (appHeaders in
+	// scenarios.go) to every request of the run.
+	appHeaders bool
+
 	// The floors the floor contender spends per request.
 	floorMe, floorUsername time.Duration
 
@@ -93,6 +97,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.store, "store", true, "run the real user store scenario (cmd/userstore behind a gateway)")
 	fs.BoolVar(&o.memory, "memory", true, "run the memory phase (fill a fresh gateway with -memory-users profiles and tokens)")
 	fs.IntVar(&o.memoryUsers, "memory-users", 100000, "distinct users (profiles and tokens) of the memory phase")
+	fs.BoolVar(&o.appHeaders, "app-headers", false, "send an app's client context (X-Language, X-Timezone, X-Platform, X-App-Version, X-Device-Id; one fixed set) with every request of every scenario, baselines, probes and memory phase included; off by default, as in the kept runs")
 	fs.StringVar(&o.out, "out", "bench/results", "folder of the reports (latest.md, latest.json and a timestamped copy)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (binaries, configs, logs) for inspection")
 	fs.BoolVar(&o.symbols, "symbols", false, "build the servers with their symbol tables, for perf (bench/perfsplit.py)")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/upstream/contract"
 )
 
@@ -21,6 +22,36 @@ const (
 	groupRealStore = "real store"
 )
 
+// appHeaders is the client context an app sends with every request (the
+// names are gateway/clientctx's, the values from the seed API): a Turkish
+// iOS app of one version on one device. With -app-headers every request of
+// the run carries it, the baselines' too, so that every contender of a
+// ratio reads the same request bytes. Without it the requests carry only
+// what their path needs (Authorization, Content-Type), lighter than an
+// app's, as in the kept runs.
+var appHeaders = [...][2]string{
+	{clientctx.HeaderLanguage, "tr"},
+	{clientctx.HeaderTimezone, "UTC+03:00"},
+	{clientctx.HeaderPlatform, "mobile_ios"},
+	{clientctx.HeaderAppVersion, "5.12.0"},
+	{clientctx.HeaderDeviceID, "5d0c6f3a-8e21-4b7c-9f4e-2a6b1c8d7e90"},
+}
+
+// requestHeader is h (which it may change) with the app's client context
+// when the run sends it.
+func (o *options) requestHeader(h http.Header) http.Header {
+	if !o.appHeaders {
+		return h
+	}
+	if h == nil {
+		h = make(http.Header, len(appHeaders))
+	}
+	for _, kv := range appHeaders {
+		h.Set(kv[0], kv[1])
+	}
+	return h
+}
+
 // scenarios builds the selected scenarios whose processes are running.
 func (st *stack) scenarios() []*scenario {
 	bearer := func(token string) http.Header {
@@ -35,6 +66,7 @@ func (st *stack) scenarios() []*scenario {
 	var all []*scenario
 	add := func(sc *scenario) {
 		if st.opts.wants(sc.Name) {
+			sc.Header = st.opts.requestHeader(sc.Header)
 			all = append(all, sc)
 		}
 	}

@@ -279,13 +279,16 @@ func (st *stack) startGateway(ctx context.Context, name, upstreamURL string, ext
 // captureEnvelope asks the cache-on gateway for /me until it answers from
 // the cache, and keeps that answer: the bytes (timestamp included, fixed
 // from then on) and the headers that are not per-connection. The static
-// upstream then serves the same bytes to nginx's proxy_cache.
+// upstream then serves the same bytes to nginx's proxy_cache. It asks with
+// gw-me-hit's headers: the answer depends on the language (price display)
+// and the platform (fields), and gw-me-hit's is the one the baselines must
+// serve.
 func (st *stack) captureEnvelope(ctx context.Context) error {
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	for i := 0; i < 5; i++ {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.gwCache.url+"/api/v1/users/me", nil)
-		req.Header.Set("Authorization", "Bearer "+st.meToken)
+		req.Header = st.opts.requestHeader(http.Header{"Authorization": {"Bearer " + st.meToken}})
 		resp, err := client.Do(req)
 		if err != nil {
 			return fmt.Errorf("capturing /me: %w", err)
