@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -267,6 +270,62 @@ func TestMemoryFillSendsAppHeaders(t *testing.T) {
 	for _, h := range got {
 		if lacks := lacksAppHeaders(h); len(lacks) > 0 || !strings.HasPrefix(h.Get("Authorization"), "Bearer ") {
 			t.Errorf("a fill request lacks %q: %v", lacks, h)
+		}
+	}
+}
+
+// The report says whether the run sent the app headers, in JSON and
+// Markdown, and the index has a column for it: "no" for the reports
+// written before the flag, which have no such field.
+func TestReportStatesAppHeaders(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)
+	with := &report{Schema: 1, StartedAt: start, Settings: settings{Rounds: 1, AppHeaders: true,
+		AppHeaderValues: []string{"X-Language: tr", "X-Device-Id: d"}}}
+	if _, err := with.write(dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "latest.md"))
+	if !strings.Contains(string(md), "App headers: **yes**") || !strings.Contains(string(md), "`X-Language: tr`, `X-Device-Id: d`") {
+		t.Errorf("Markdown of a run with app headers:\n%s", md)
+	}
+	var back struct {
+		Settings map[string]any `json:"settings"`
+	}
+	js, _ := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err := json.Unmarshal(js, &back); err != nil || back.Settings["appHeaders"] != true {
+		t.Errorf("JSON settings %v (%v)", back.Settings, err)
+	}
+
+	without := &report{Schema: 1, StartedAt: start.Add(-time.Hour), Settings: settings{Rounds: 1}}
+	md = []byte(without.markdown())
+	if !strings.Contains(string(md), "App headers: **no**") {
+		t.Errorf("Markdown of a run without app headers:\n%s", md)
+	}
+	// A report of before the flag: no appHeaders field at all.
+	old := []byte(`{"schema":1,"startedAt":"2026-11-28T01:00:00Z","settings":{"rounds":3}}`)
+	if err := os.WriteFile(filepath.Join(dir, "2026-11-28T010000Z.json"), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeIndex(dir); err != nil {
+		t.Fatal(err)
+	}
+	index, _ := os.ReadFile(filepath.Join(dir, indexName))
+	if !strings.Contains(string(index), "| rounds | app headers |") {
+		t.Errorf("index has no app headers column:\n%s", index)
+	}
+	for stamp, want := range map[string]string{"2026-11-28T010000Z": "| 3 | no |", "2026-11-29T010000Z": "| 1 | yes |"} {
+		found := false
+		for _, line := range strings.Split(string(index), "\n") {
+			if strings.HasPrefix(line, "| ["+stamp+"]") {
+				found = true
+				if !strings.Contains(line, want) {
+					t.Errorf("index row of %s lacks %q: %s", stamp, want, line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("index has no row of %s:\n%s", stamp, index)
 		}
 	}
 }

@@ -68,15 +68,16 @@ func indexMarkdown(reps []*indexedReport) string {
 		"generator, not the contender, set a maximum, or a paired reading had incorrect answers. Errors: every incorrect answer of the run, in " +
 		"any scenario, the paired phase or the memory fill (those of the first runs are the real " +
 		"store's overload: its scenarios ran at 64 connections until `213ea5c`; each report names " +
-		"its scenario).\n\n")
-	b.WriteString("| run | commit | machine (CPU, kernel) | load at start | rounds | bare Fiber req/s | `/me` hit ÷ bare Fiber (≥ 0.9) | floor | paired | " +
+		"its scenario). App headers: whether every request carried an app's client context (`-app-headers`: language, time zone, " +
+		"platform, app version, device id); the runs before the flag did not.\n\n")
+	b.WriteString("| run | commit | machine (CPU, kernel) | load at start | rounds | app headers | bare Fiber req/s | `/me` hit ÷ bare Fiber (≥ 0.9) | floor | paired | " +
 		"`/me` hit ÷ nginx cache (≥ 0.8) | username ÷ nginx proxy (≥ 0.8) | floor | paired | " +
 		"p99 ÷ bare Fiber (≤ 2) | memory MB, at rest (peak) (< 200) | errors |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range reps {
 		load, _, _ := strings.Cut(r.Machine.LoadAvgStart, " ")
-		fmt.Fprintf(&b, "| [%s](%s.md) | `%s` | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
-			r.name, r.name, orNone(r.Machine.Commit), r.machine(), orNone(load), r.Settings.Rounds,
+		fmt.Fprintf(&b, "| [%s](%s.md) | `%s` | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+			r.name, r.name, orNone(r.Machine.Commit), r.machine(), orNone(load), r.Settings.Rounds, yesNo(r.Settings.AppHeaders),
 			r.maxRPS("bare-fiber"),
 			r.target("/me cache hit vs bare Fiber"), r.ratio("bare-fiber-floor / bare-fiber"),
 			r.paired("gw-me-hit", "bare-fiber"),
@@ -193,6 +194,13 @@ func (r *indexedReport) errors() int64 {
 		n += r.Memory.Errors
 	}
 	return n
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // groupThousands writes n with commas between groups of three digits.

@@ -101,6 +101,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Pinned: pin.Enabled, PinningNote: pin.Reason, ServerCPUs: pin.ServerCPUs, LoadCPUs: pin.LoadCPUs,
 		GatewayConfig: "config.yaml + env: free loopback ports, log level info, access log on (drained by the harness), " +
 			"every rate limit at 100,000/s with a burst of 1,000,000 (the most the configuration accepts); GOMAXPROCS=1; gateways with GOGC=400 as in deploy/kubernetes and GOMEMLIMIT=170MiB, the memory limit sized for the 200 MB target (deploy/kubernetes sets 440MiB under its 512Mi limit)",
+		AppHeaders: opts.appHeaders,
+	}
+	if opts.appHeaders {
+		for _, kv := range appHeaders {
+			rep.Settings.AppHeaderValues = append(rep.Settings.AppHeaderValues, kv[0]+": "+kv[1])
+		}
 	}
 	if !pin.Enabled {
 		rep.Skipped = append(rep.Skipped, "pinning: "+pin.Reason)

@@ -42,6 +42,11 @@ type settings struct {
 	ServerCPUs          string  `json:"serverCPUs"`
 	LoadCPUs            string  `json:"loadCPUs"`
 	GatewayConfig       string  `json:"gatewayConfig"`
+	// AppHeaders: every request carried the app's client context
+	// (-app-headers), AppHeaderValues ("Name: value"); reports written
+	// before the flag have neither and ran without.
+	AppHeaders      bool     `json:"appHeaders"`
+	AppHeaderValues []string `json:"appHeaderValues,omitempty"`
 }
 
 type scenarioResult struct {
@@ -220,6 +225,14 @@ func (rep *report) markdown() string {
 		"Warm-up %g s per scenario. Gateway: %s.\n\n",
 		s.ClosedLoopGenerator, s.Connections, storeConnections, s.WindowSeconds, s.OpenLoopGenerator, s.WindowSeconds, s.PrimeSeconds,
 		s.Rounds, max(s.Rounds, s.P99Rounds), s.WarmupSeconds, s.GatewayConfig)
+
+	if s.AppHeaders {
+		p("App headers: **yes** (-app-headers): every request, of every scenario (baselines included), the probes and the memory phase, also carried `%s`, "+
+			"as an app sends them.\n\n", strings.Join(s.AppHeaderValues, "`, `"))
+	} else {
+		p("App headers: **no**: the requests carried only what their path needs (`Authorization`, and `Content-Type` with a body), " +
+			"none of the client context an app sends (language, time zone, platform, app version, device id); -app-headers adds it.\n\n")
+	}
 
 	p("## Targets\n\n| target | rule | value | status | detail |\n| --- | --- | --- | --- | --- |\n")
 	for _, t := range rep.Targets {
