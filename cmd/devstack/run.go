@@ -19,7 +19,11 @@ import (
 	"github.com/bffgate/edge/upstream/refstore"
 )
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is the whole stack; main passes net.Listen as listenGateway, which
+// opens the gateway's two listeners (daemon.Options.Listen), and a test
+// one whose listener it can make fail while the stack runs.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	listenGateway func(network, address string) (net.Listener, error)) error {
 	ctx, hurry, release := signals.Watch(ctx)
 	defer release()
 
@@ -210,10 +214,6 @@ func awaitReady(ctx context.Context, ops net.Addr) bool {
 	}
 	return false
 }
-
-// listenGateway opens the gateway's listeners (daemon.Options.Listen):
-// net.Listen, but for a test that makes one fail while the stack runs.
-var listenGateway = net.Listen
 
 // listen opens addr for the part of the stack that flag places.
 func listen(flag, addr string) (net.Listener, error) {

@@ -151,7 +151,7 @@ func TestBannerCommandsWork(t *testing.T) {
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, freeArgs(), func(string) string { return "" }, stdoutW, stderr)
+		err := run(ctx, freeArgs(), func(string) string { return "" }, stdoutW, stderr, net.Listen)
 		stdoutW.Close()
 		done <- err
 	}()
@@ -242,7 +242,7 @@ func TestTakenPortNamesTheFlag(t *testing.T) {
 			defer taken.Close()
 			start := time.Now()
 			err = run(context.Background(), withArg(freeArgs("-users", "10000"), flag, taken.Addr().String()),
-				func(string) string { return "" }, io.Discard, io.Discard)
+				func(string) string { return "" }, io.Discard, io.Discard, net.Listen)
 			if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "with "+flag) {
 				t.Fatalf("%s on a taken port: %v; want an error that names the address and %s", flag, err, flag)
 			}
@@ -259,7 +259,7 @@ func TestTakenPortNamesTheFlag(t *testing.T) {
 // repository root) is refused at once, saying what to do.
 func TestMissingConfigSaysWhere(t *testing.T) {
 	leftovers := emptyTempDir(t)
-	err := run(context.Background(), withArg(freeArgs(), "-config", "config.yaml"), func(string) string { return "" }, io.Discard, io.Discard)
+	err := run(context.Background(), withArg(freeArgs(), "-config", "config.yaml"), func(string) string { return "" }, io.Discard, io.Discard, net.Listen)
 	if err == nil || !strings.Contains(err.Error(), "repository root") {
 		t.Fatalf("missing config.yaml: %v", err)
 	}
@@ -269,7 +269,7 @@ func TestMissingConfigSaysWhere(t *testing.T) {
 // -h prints the usage and is not a failure.
 func TestHelp(t *testing.T) {
 	var stderr strings.Builder
-	if err := run(context.Background(), []string{"devstack", "-h"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+	if err := run(context.Background(), []string{"devstack", "-h"}, func(string) string { return "" }, io.Discard, &stderr, net.Listen); err != nil {
 		t.Errorf("-h: %v", err)
 	}
 	if !strings.Contains(stderr.String(), "-gateway") {
@@ -277,7 +277,7 @@ func TestHelp(t *testing.T) {
 	}
 	// A word after the flags is refused before anything starts, as the
 	// gateway refuses one, rather than ignored.
-	err := run(context.Background(), []string{"devstack", "-users", "10", "extra"}, func(string) string { return "" }, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"devstack", "-users", "10", "extra"}, func(string) string { return "" }, io.Discard, io.Discard, net.Listen)
 	if err == nil || !strings.Contains(err.Error(), `unexpected arguments: ["extra"]`) {
 		t.Errorf("devstack extra: %v", err)
 	}
@@ -289,7 +289,7 @@ func TestStopWhileSeeding(t *testing.T) {
 	leftovers := emptyTempDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := run(ctx, freeArgs(), func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+	if err := run(ctx, freeArgs(), func(string) string { return "" }, io.Discard, io.Discard, net.Listen); err != nil {
 		t.Errorf("stopped while seeding: %v", err)
 	}
 	leftovers()
@@ -383,7 +383,7 @@ func TestSecondSignalLeavesNothingRunning(t *testing.T) {
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(context.Background(), freeArgs(), func(k string) string { return env[k] }, stdoutW, stderr)
+		err := run(context.Background(), freeArgs(), func(k string) string { return env[k] }, stdoutW, stderr, net.Listen)
 		stdoutW.Close()
 		done <- err
 	}()
@@ -441,7 +441,7 @@ func TestListenerFailureThenSecondSignalSaysBoth(t *testing.T) {
 	leftovers := emptyTempDir(t)
 	lost := errors.New("listener lost (injected by the test)")
 	var public *failingListener
-	listenGateway = func(network, address string) (net.Listener, error) {
+	listenGateway := func(network, address string) (net.Listener, error) {
 		ln, err := net.Listen(network, address)
 		if err != nil || public != nil {
 			return ln, err // the ops listener, opened second
@@ -449,18 +449,20 @@ func TestListenerFailureThenSecondSignalSaysBoth(t *testing.T) {
 		public = &failingListener{Listener: ln}
 		return public, nil
 	}
-	t.Cleanup(func() { listenGateway = net.Listen })
 	// The drain waits out the shutdown delay: the cut comes during it.
 	env := map[string]string{"GATEWAY_SERVER__SHUTDOWNDELAY": "1m"}
 	stdoutR, stdoutW := io.Pipe()
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(context.Background(), freeArgs(), func(k string) string { return env[k] }, stdoutW, stderr)
+		err := run(context.Background(), freeArgs(), func(k string) string { return env[k] }, stdoutW, stderr, listenGateway)
 		stdoutW.Close()
 		done <- err
 	}()
 	readBanner(t, stdoutR, 60*time.Second, stderr.String)
+	if public == nil {
+		t.Fatal("run did not open the gateway's listeners with the listen function it was given")
+	}
 
 	public.fail(t, lost)
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), `"msg":"listener failed"`); {
@@ -560,7 +562,7 @@ func TestSecondSignalAfterTheDrainKeepsTheRunsStatus(t *testing.T) {
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(context.Background(), freeArgs(), func(string) string { return "" }, stdoutW, stderr)
+		err := run(context.Background(), freeArgs(), func(string) string { return "" }, stdoutW, stderr, net.Listen)
 		stdoutW.Close()
 		done <- err
 	}()
