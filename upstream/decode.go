@@ -193,7 +193,9 @@ const apiTime = "2006-01-02T15:04:05.000Z"
 // canonicalTime puts a time the store sent in the apps' form: any RFC 3339
 // time is accepted (another offset, no fraction, nanoseconds) and given as
 // the same instant in UTC, to the millisecond (one whose UTC year is not
-// 0000 to 9999 has no such form and is refused). The contract requires every
+// 0000 to 9999 has no such form and is refused, and so is a leap second,
+// :60, which time.Parse does not read). What RFC 3339 does not allow is
+// refused, though time.Parse reads it (isRFC3339). The contract requires every
 // time it names, and the apps are promised a time in each: an absent one
 // (or null, or "") is a broken answer, as is one that is not a time, like
 // any other field of the wrong type.
@@ -215,7 +217,7 @@ func canonicalTime(field string, s *string) error {
 		v = string(b)
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
+	if err != nil || !isRFC3339(v) {
 		return fmt.Errorf("%s is not an RFC 3339 time", field)
 	}
 	if y := t.UTC().Year(); y < 0 || y > 9999 {
@@ -228,6 +230,24 @@ func canonicalTime(field string, s *string) error {
 	}
 	*s = t.UTC().Format(apiTime)
 	return nil
+}
+
+// isRFC3339 reports whether v, which time.Parse(time.RFC3339Nano) has
+// read, is an RFC 3339 time (section 5.6). When its strict reading fails,
+// time.Parse reads by the layout, which also takes a comma before the
+// fraction, a one-digit hour, and an offset of 24 hours or of 60 minutes
+// (go.dev/issue/54580); RFC 3339 has none of these.
+func isRFC3339(v string) bool {
+	// Parsed, v is at least "2006-01-02T1:04:05Z" long, and at least one
+	// byte longer when v[13] is the colon after a two-digit hour.
+	if v[13] != ':' || v[19] == ',' {
+		return false
+	}
+	if v[len(v)-1] == 'Z' {
+		return true
+	}
+	offset := v[len(v)-len("+07:00"):]
+	return offset[1:3] <= "23" && offset[4:] <= "59"
 }
 
 func isCurrency(s string) bool {

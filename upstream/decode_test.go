@@ -3,6 +3,7 @@ package upstream
 import (
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,38 +117,37 @@ func TestCanonicalTimeAcceptsLowerCaseTAndZ(t *testing.T) {
 	}
 }
 
-// FuzzCanonicalTime: a time canonicalTime accepts comes out in the apps'
-// form (apiTime: four-digit year, milliseconds, Z), reads back with
-// time.RFC3339Nano as the instant sent, cut to the millisecond; and every
-// time time.Parse(time.RFC3339Nano) reads (with RFC 3339's lower-case "t"
-// and "z" too) is accepted, unless its instant has no such form in UTC.
+// FuzzCanonicalTime: a time canonicalTime accepts is an RFC 3339 time and
+// comes out in the apps' form (apiTime: four-digit year, milliseconds, Z)
+// as the instant sent, cut to the millisecond; and every RFC 3339 time
+// (section 5.6, with its lower-case "t" and "z") is accepted, unless it is
+// a leap second (:60, which time.Parse does not read) or its instant has
+// no such form in UTC. What is an RFC 3339 time, and which instant, is
+// read by readRFC3339, from the RFC's grammar: time.Parse, which
+// canonicalTime uses, reads more (a comma before the fraction, a one-digit
+// hour, an offset of 24 hours or of 60 minutes), so it cannot be the
+// oracle.
 func FuzzCanonicalTime(f *testing.F) {
 	for _, s := range []string{
 		"", "z", "t", "2026-05-22T15:30:00.000Z", "2026-05-22t15:30:00z", "2026-05-22t18:30:00.5+03:00",
 		"2026-05-22T12:00:00.000-03:30", "2026-05-22 15:30:00Z", "2026-05-22T15:30:00", "2026-05-22T15:30:00,123Z",
 		"2026-05-22T1:30:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2024-02-29T23:59:59.9999+23:59",
-		"2026-05-22T15:30:00.123456789-00:00", "2026-05-22T15:30:00.000+00:00",
+		"2026-05-22T15:30:00.123456789-00:00", "2026-05-22T15:30:00.000+00:00", "2026-05-22T15:30:00,5+03:00",
+		"2026-05-22T15:30:00+24:00", "2026-05-22T15:30:00-02:60", "2016-12-31T23:59:60Z", "2026-02-29T00:00:00Z",
+		"2026-05-22T15:30:00.Z", "0000-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "2026-05-22T15:30:00.1234567891234Z",
 	} {
 		f.Add(s)
 	}
 	form := regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$`)
 	f.Fuzz(func(t *testing.T, in string) {
-		// RFC 3339 with "t" and "z" in either case, as time.Parse reads it.
-		v := []byte(in)
-		if len(v) > 10 && v[10] == 't' {
-			v[10] = 'T'
-		}
-		if len(v) > 0 && v[len(v)-1] == 'z' {
-			v[len(v)-1] = 'Z'
-		}
-		want, perr := time.Parse(time.RFC3339Nano, string(v))
-		representable := perr == nil && want.UTC().Year() >= 0 && want.UTC().Year() <= 9999
+		want, leap, isTime := readRFC3339(in)
+		representable := isTime && !leap && want.Year() >= 0 && want.Year() <= 9999
 
 		out := in
 		err := canonicalTime("createdAt", &out)
 		if err != nil {
 			if representable {
-				t.Fatalf("canonicalTime(%q) refused a time time.Parse reads as %v: %v", in, want, err)
+				t.Fatalf("canonicalTime(%q) refused an RFC 3339 time, %v: %v", in, want, err)
 			}
 			if out != in {
 				t.Fatalf("canonicalTime(%q) failed but changed it to %q", in, out)
@@ -155,17 +155,49 @@ func FuzzCanonicalTime(f *testing.F) {
 			return
 		}
 		if !representable {
-			t.Fatalf("canonicalTime(%q) = %q, but time.Parse reads it as %v, %v", in, out, want, perr)
+			t.Fatalf("canonicalTime(%q) = %q, but it is no RFC 3339 time in the years 0000 to 9999 UTC (time %v, leap second %v, %v)", in, out, isTime, leap, want)
 		}
 		if !form.MatchString(out) {
 			t.Fatalf("canonicalTime(%q) = %q, not in the form %s", in, out, apiTime)
 		}
-		got, err := time.Parse(time.RFC3339Nano, out)
-		if err != nil {
-			t.Fatalf("canonicalTime(%q) = %q, which does not parse: %v", in, out, err)
-		}
-		if !got.Equal(want.Truncate(time.Millisecond)) {
-			t.Fatalf("canonicalTime(%q) = %q, not the instant sent (%v)", in, out, want)
+		got, _, _ := readRFC3339(out)
+		if cut := want.Add(-time.Duration(want.Nanosecond() % int(time.Millisecond))); !got.Equal(cut) {
+			t.Fatalf("canonicalTime(%q) = %q, not the instant sent cut to the millisecond (%v)", in, out, cut)
 		}
 	})
+}
+
+// rfc3339 is RFC 3339's date-time (section 5.6), "t" and "z" in either
+// case; the ranges of its numbers are readRFC3339's to check.
+var rfc3339 = regexp.MustCompile(`^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))$`)
+
+// readRFC3339 reads s by RFC 3339's grammar and ranges, without
+// time.Parse: whether it is an RFC 3339 time, and its instant in UTC. A
+// leap second (second 60, which the RFC allows) is reported, and its
+// instant left zero.
+func readRFC3339(s string) (instant time.Time, leap, ok bool) {
+	m := rfc3339.FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, false, false
+	}
+	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	year, month, day, hour, minute, second := n(1), n(2), n(3), n(4), n(5), n(6)
+	if month < 1 || month > 12 || day < 1 || day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() ||
+		hour > 23 || minute > 59 || second > 60 {
+		return time.Time{}, false, false
+	}
+	offset := 0 // minutes east of UTC
+	if m[8] != "" {
+		if n(9) > 23 || n(10) > 59 {
+			return time.Time{}, false, false
+		}
+		if offset = n(9)*60 + n(10); m[8] == "-" {
+			offset = -offset
+		}
+	}
+	if second == 60 {
+		return time.Time{}, true, true
+	}
+	nanos, _ := strconv.Atoi((m[7] + "000000000")[:9])
+	return time.Date(year, time.Month(month), day, hour, minute, second, nanos, time.UTC).Add(-time.Duration(offset) * time.Minute), false, true
 }

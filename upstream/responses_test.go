@@ -141,6 +141,13 @@ func TestResponsesAreChecked(t *testing.T) {
 		{"two streams of one user", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+streamJSON+`,`+streamJSON+`]}`), badGateway(OutcomeBadResponse, 200)},
 		{"createdAt not a time", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("createdAt", "yesterday")), badGateway(OutcomeBadResponse, 200)},
 		{"updatedAt without a zone", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("updatedAt", "2026-05-01T12:00:00")), badGateway(OutcomeBadResponse, 200)},
+		// time.Parse reads these too, but RFC 3339 (section 5.6) has a
+		// period before the fraction, a two-digit hour, and an offset of
+		// at most 23:59.
+		{"createdAt with a comma before its fraction", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("createdAt", "2025-03-01T09:00:00,123Z")), badGateway(OutcomeBadResponse, 200)},
+		{"updatedAt with a one-digit hour", []Op{OpUserByID}, faultproxy.Respond(200, "application/json", userAt("updatedAt", "2026-05-01T2:00:00Z")), badGateway(OutcomeBadResponse, 200)},
+		{"search item's createdAt 24 hours ahead of UTC", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userAt("createdAt", "2025-03-01T09:00:00+24:00")+`],"total":1}`), badGateway(OutcomeBadResponse, 200)},
+		{"startedAt with an offset of 60 minutes", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000-02:60", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
 		{"search item's createdAt not a time", []Op{OpSearch}, faultproxy.Respond(200, "application/json", `{"items":[`+userAt("createdAt", "1 May")+`],"total":1}`), badGateway(OutcomeBadResponse, 200)},
 		{"startedAt not a time", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, "2026-01-01T00:00:00.000Z", "now", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
 		{"startedAt missing", []Op{OpLiveStreams}, faultproxy.Respond(200, "application/json", `{"items":[`+strings.Replace(streamJSON, `"startedAt":"2026-01-01T00:00:00.000Z",`, "", 1)+`]}`), badGateway(OutcomeBadResponse, 200)},
