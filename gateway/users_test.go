@@ -1,7 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -9,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -19,6 +25,8 @@ import (
 	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream/contract"
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
 )
 
 // FuzzSearchParams drives parseSearchParams through a request's query
@@ -249,4 +257,78 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// The gateway refuses a query for its words exactly when the store does:
+// both take at most 8 distinct words (docs/userstore.openapi.yaml), and
+// a word that begins another is one of them. The gateway and the store,
+// each on loopback, are asked the same queries. The store used to drop
+// such a word before counting, and took 9 distinct words the gateway
+// refused.
+func TestGatewayAndStoreCountQueryWordsAlike(t *testing.T) {
+	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.words", Audience: "edge-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSrv := httptest.NewServer(idp.Handler())
+	t.Cleanup(idpSrv.Close)
+	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	stSrv := httptest.NewServer(st.Handler(refstore.HandlerOptions{}))
+	t.Cleanup(stSrv.Close)
+	s := newRepoServer(t, map[string]string{
+		"GATEWAY_AUTH__JWKSURLS":                idpSrv.URL + "/.well-known/jwks.json",
+		"GATEWAY_AUTH__ISSUER":                  "http://idp.words",
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
+		"GATEWAY_CACHE__ENABLED":                "false",
+	}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	status := func(req *http.Request) int {
+		t.Helper()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		q    string
+		want int
+	}{
+		{"a ab c d e f g h i", http.StatusBadRequest},           // 9 distinct; "a" begins "ab"
+		{"ali al a veli ve v ayse ay c", http.StatusBadRequest}, // 9 distinct, 3 whole words
+		{"a ab c d e f g h", http.StatusOK},                     // 8 distinct
+		{"a a ab ab c d e f g h", http.StatusOK},                // 8 distinct, 2 repeated
+		{"a, a b c d e f g h -", http.StatusOK},                 // punctuation is no word
+		{"a b c d e f g h i", http.StatusBadRequest},
+	} {
+		gw, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/v2/users/search?query="+url.QueryEscape(c.q), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw.Header.Set("Authorization", "Bearer "+tok)
+		store, err := http.NewRequest(http.MethodGet, stSrv.URL+contract.PathSearch+"?limit=20&offset=0&q="+url.QueryEscape(c.q), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, stored := status(gw), status(store); got != c.want || stored != c.want {
+			t.Errorf("%q: the gateway answers %d, the store %d; want %d from both", c.q, got, stored, c.want)
+		}
+	}
 }

@@ -29,8 +29,9 @@
 // they type, and a prefix is a range of a sorted index: every search is an
 // index range scan whose cost follows the number of matches, not the size
 // of the table (see searchSQL; a test asserts the query plans). A query may
-// hold at most contract.MaxQueryWords distinct words; a word that prefixes
-// another word of the query adds nothing and is dropped.
+// hold at most contract.MaxQueryWords distinct words, a word that prefixes
+// another word of the query among them (the gateway counts them so too);
+// such a word adds nothing to the match and is then dropped.
 //
 // Results are ordered by relevance, then by username: a user ranks higher
 // the more query words equal one of its tokens exactly ("ali" ranks Ali

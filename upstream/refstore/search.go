@@ -34,6 +34,7 @@ func (s *Store) Search(ctx context.Context, q string, limit, offset int) (contra
 	if len(words) > contract.MaxQueryWords {
 		return contract.SearchResponse{}, invalid("q", fmt.Sprintf("must have at most %d distinct words", contract.MaxQueryWords))
 	}
+	words = withoutPrefixes(words)
 	if len(words) == 0 {
 		// Only punctuation: nothing can match a word of it.
 		return contract.SearchResponse{Items: []contract.User{}}, nil
@@ -151,11 +152,11 @@ func userTokens(u contract.User) []string {
 	return tokens
 }
 
-// queryWords splits a normalized query into the words that must each
-// prefix a token, sorted, and returns the first word as typed (it ranks
-// usernames that start with it). Duplicates and words that prefix another
-// query word are dropped: whatever token the longer word prefixes, the
-// shorter one prefixes too.
+// queryWords splits a normalized query into its distinct words, sorted,
+// and returns the first word as typed (it ranks usernames that start with
+// it). They are what the contract counts against contract.MaxQueryWords:
+// a word that begins another is one of them (withoutPrefixes drops it
+// after the count).
 func queryWords(normalized string) (words []string, first string) {
 	for _, w := range strings.Split(normalized, " ") {
 		if w = strings.TrimFunc(w, contract.SeparatesWords); w != "" {
@@ -167,7 +168,13 @@ func queryWords(normalized string) (words []string, first string) {
 	}
 	first = words[0]
 	slices.Sort(words)
-	words = slices.Compact(words)
+	return slices.Compact(words), first
+}
+
+// withoutPrefixes drops from sorted, distinct words each that begins
+// another: whatever token the longer word prefixes, the shorter one
+// prefixes too. What is left must each prefix a token.
+func withoutPrefixes(words []string) []string {
 	// In sorted order a word's extensions directly follow it.
 	out := words[:0]
 	for i, w := range words {
@@ -176,7 +183,7 @@ func queryWords(normalized string) (words []string, first string) {
 		}
 		out = append(out, w)
 	}
-	return out, first
+	return out
 }
 
 // prefixEnd is the smallest string greater than every string that starts

@@ -41,6 +41,7 @@ func sharedOracle() *oracle {
 
 func (o *oracle) search(q string) []contract.User {
 	words, first := queryWords(contract.NormalizeQuery(q))
+	words = withoutPrefixes(words)
 	type hit struct {
 		u     contract.User
 		key   string
@@ -272,6 +273,8 @@ func TestSearchValidation(t *testing.T) {
 		{"long q", strings.Repeat("a", contract.MaxQueryBytes+1), 10, 0, "q"},
 		{"invalid utf-8", "a\xffb", 10, 0, "q"},
 		{"too many words", "a1 b2 c3 d4 e5 f6 g7 h8 i9", 10, 0, "q"},
+		// A word that begins another is a distinct word all the same.
+		{"too many words, one beginning another", "a ab c d e f g h i", 10, 0, "q"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,6 +292,9 @@ func TestSearchValidation(t *testing.T) {
 	if _, err := shared.Search(t.Context(), "a a a a a a a a a a a ab abc", 10, 0); err != nil {
 		t.Fatalf("repeated words collapse: %v", err)
 	}
+	if _, err := shared.Search(t.Context(), "a ab c d e f g h", 10, 0); err != nil {
+		t.Fatalf("8 distinct words, one beginning another: %v", err)
+	}
 }
 
 func TestQueryWords(t *testing.T) {
@@ -299,7 +305,7 @@ func TestQueryWords(t *testing.T) {
 	}{
 		{"", nil, ""},
 		{"sukru isik", []string{"isik", "sukru"}, "sukru"},
-		{"ali al a", []string{"ali"}, "ali"},
+		{"ali al a", []string{"a", "al", "ali"}, "ali"},
 		{"ali ali", []string{"ali"}, "ali"},
 		{"@sukru, (isik)", []string{"isik", "sukru"}, "sukru"},
 		{"sukru.is", []string{"sukru.is"}, "sukru.is"},
@@ -310,6 +316,20 @@ func TestQueryWords(t *testing.T) {
 		got, first := queryWords(tt.in)
 		if !reflect.DeepEqual(got, tt.want) || first != tt.first {
 			t.Errorf("queryWords(%q) = %q, %q; want %q, %q", tt.in, got, first, tt.want, tt.first)
+		}
+	}
+}
+
+func TestWithoutPrefixes(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{nil, []string{}},
+		{[]string{"a", "al", "ali"}, []string{"ali"}},
+		{[]string{"a", "ab", "b", "c", "ca"}, []string{"ab", "b", "ca"}},
+		{[]string{"isik", "sukru"}, []string{"isik", "sukru"}},
+		{[]string{"ali", "alim", "veli"}, []string{"alim", "veli"}},
+	} {
+		if got := withoutPrefixes(slices.Clone(tt.in)); !slices.Equal(got, tt.want) {
+			t.Errorf("withoutPrefixes(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
