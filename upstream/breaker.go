@@ -18,7 +18,7 @@ const breakerBuckets = 10
 // breaker is one operation's circuit breaker and what gobreaker does not
 // tell: when an open breaker will let trial calls through.
 type breaker struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb       *gobreaker.CircuitBreaker[struct{}]
 	settings config.Breaker
 	// openUntil is when the breaker turns half-open (unix nanoseconds), 0
 	// when it is not open.
@@ -87,7 +87,7 @@ func (c *Client) newBreaker(op Op, s config.Breaker) *breaker {
 	if s.Interval >= breakerBuckets*time.Millisecond {
 		st.BucketPeriod = s.Interval / breakerBuckets
 	}
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](st)
 	return b
 }
 
@@ -140,16 +140,24 @@ func (b *breaker) open() bool { return b.cb.State() == gobreaker.StateOpen }
 // withBreaker admits each attempt through the operation's breaker and
 // reports its result back. Refused attempts fail in microseconds with
 // KindUnavailable and never reach the store.
+//
+// Execute, not the two-step breaker: Allow returns its report as a new
+// closure, a heap allocation per attempt, where the function given to
+// Execute stays on the stack. An attempt that panics is reported as a
+// failure before the panic goes on (Execute's recover); one that ran is
+// told apart from a refusal by ran, as Execute returns both as its error.
 func withBreaker(o *operation) func(exchange) exchange {
 	return func(next exchange) exchange {
 		return func(ctx context.Context, r *request) error {
 			b := o.breaker.Load()
-			done, err := b.cb.Allow()
-			if err != nil {
+			ran := false
+			_, err := b.cb.Execute(func() (struct{}, error) {
+				ran = true
+				return struct{}{}, next(ctx, r)
+			})
+			if !ran {
 				return unavailable(o.op, OutcomeBreakerOpen, b.retryAfter(time.Now()), err)
 			}
-			err = next(ctx, r)
-			done(err)
 			return err
 		}
 	}

@@ -165,7 +165,7 @@ func New(cfg config.UserStore, logger *slog.Logger, obs Observer) (*Client, erro
 		s := settingsOf(cfg.Operations, op)
 		o.settings.Store(&s)
 		o.breaker.Store(c.newBreaker(op, s.Breaker))
-		o.run = c.chain(o)
+		o.run = c.chain(o, c.send)
 		c.ops[opIndex[op]] = o
 	}
 	return c, nil
@@ -181,9 +181,10 @@ func New(cfg config.UserStore, logger *slog.Logger, obs Observer) (*Client, erro
 // counted by it and a half-open breaker admits exactly HalfOpenRequests
 // attempts, never a trial and its retries; a retry stops as soon as the
 // breaker opens. The deadline is per attempt, inside the breaker, so a
-// timeout is the attempt's failure.
-func (c *Client) chain(o *operation) exchange {
-	x := exchange(c.send)
+// timeout is the attempt's failure. send is the innermost exchange
+// (Client.send; a test may put another in its place).
+func (c *Client) chain(o *operation, send exchange) exchange {
+	x := send
 	x = withDeadline(o)(x)
 	x = withBreaker(o)(x)
 	x = withRetry(o, c.budget, c.obs)(x)

@@ -737,6 +737,67 @@ func TestBreakerHalfOpenTrialsAndRecovery(t *testing.T) {
 	}
 }
 
+// An attempt that panics (a bug, not the store) is reported to its breaker
+// as a failure before the panic goes on, as gobreaker's Execute does: a
+// half-open breaker's trial that panicked does not hold its trial slot for
+// good, so the next trial is let through.
+func TestBreakerCountsAPanickingAttempt(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:1") // never dialed: the exchange below stands in for the store
+	cfg.Operations.Search.Retry.Attempts = 0
+	cfg.Operations.Search.Breaker.ConsecutiveFailures = 1
+	cfg.Operations.Search.Breaker.HalfOpenRequests = 1
+	c, _ := newClient(t, cfg)
+	const (
+		fail = iota
+		panics
+		answers
+	)
+	mode := fail
+	o := c.op(OpSearch)
+	o.run = c.chain(o, func(context.Context, *request) error {
+		switch mode {
+		case fail:
+			return newError(OpSearch, OutcomeError5xx, errors.New("status 502"))
+		case panics:
+			panic("a bug in an attempt")
+		}
+		return nil
+	})
+	search := func() (err error, panicked any) {
+		defer func() { panicked = recover() }()
+		_, err = c.Search(context.Background(), testCall(), "ali", 5, 0)
+		return err, nil
+	}
+
+	if err, _ := search(); outcomeOf(err) != OutcomeError5xx || breakerOf(c, OpSearch).State != "open" {
+		t.Fatalf("a failure: %v, breaker %+v", err, breakerOf(c, OpSearch))
+	}
+	for deadline := time.Now().Add(10 * time.Second); breakerOf(c, OpSearch).State != "half-open"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker did not turn half-open: %+v", breakerOf(c, OpSearch))
+		}
+	}
+	mode = panics
+	if _, p := search(); p == nil {
+		t.Fatal("the trial's panic did not reach the caller")
+	}
+	if b := breakerOf(c, OpSearch); b.State != "open" {
+		t.Fatalf("a trial that panicked must re-open the breaker: %+v", b)
+	}
+	for deadline := time.Now().Add(10 * time.Second); breakerOf(c, OpSearch).State != "half-open"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker did not turn half-open again: %+v", breakerOf(c, OpSearch))
+		}
+	}
+	mode = answers
+	if err, _ := search(); err != nil {
+		t.Fatalf("the next trial: %v", err)
+	}
+	if b := breakerOf(c, OpSearch); b.State != "closed" {
+		t.Fatalf("a good trial must close the breaker: %+v", b)
+	}
+}
+
 func TestBreakerFailureRatio(t *testing.T) {
 	p := proxied(t)
 	cfg := testConfig(p.URL())
