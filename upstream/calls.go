@@ -21,29 +21,32 @@ const maxIDBytes = 256
 // it returns: the gateway passes the bytes of the app's request.
 func (c *Client) CheckUsername(ctx context.Context, call *Call, username string) (bool, error) {
 	o := c.op(OpUsernameCheck)
-	u := new(usernameCheck)
+	u := &usernameCheck{username: username}
 	body, err := appendUsernameCheckBody(u.body[:0], username)
 	if err != nil {
 		return false, c.refuse(o, invalidInput(o.op, "username: %v", err))
 	}
-	u.request = request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body,
-		accept: func(b []byte) (err error) {
-			u.available, err = decodeUsernameCheck(b, username)
-			return err
-		}}
+	u.request = request{op: o, call: call, method: http.MethodPost, path: contract.PathUsernameCheck, body: body, answer: u}
 	if err := c.do(ctx, o, &u.request); err != nil {
 		return false, err
 	}
 	return u.available, nil
 }
 
-// usernameCheck is one username check: its request, the answer, and room
-// for the body of any valid name (at most 30 characters), so that one
-// allocation holds the three.
+// usernameCheck is one username check: its request, the name asked, the
+// answer, and room for the body of any valid name (at most 30
+// characters), so that one allocation holds them all. It is its request's
+// acceptor itself, where a closure would be an allocation of its own.
 type usernameCheck struct {
 	request
+	username  string
 	available bool
 	body      [48]byte
+}
+
+func (u *usernameCheck) accept(body []byte) (err error) {
+	u.available, err = decodeUsernameCheck(body, u.username)
+	return err
 }
 
 // appendUsernameCheckBody appends the JSON body of the username check. A
@@ -82,10 +85,10 @@ func (c *Client) Search(ctx context.Context, call *Call, q string, limit, offset
 	b.WriteString(strconv.Itoa(offset))
 	var out *contract.SearchResponse
 	r := &request{op: o, call: call, method: http.MethodGet, path: b.String(),
-		accept: func(body []byte) (err error) {
+		answer: acceptFunc(func(body []byte) (err error) {
 			out, err = decodeSearch(body, limit)
 			return err
-		}}
+		})}
 	if err := c.do(ctx, o, r); err != nil {
 		return nil, err
 	}
@@ -100,10 +103,10 @@ func (c *Client) UserByID(ctx context.Context, call *Call, id string) (*contract
 	}
 	var out *contract.User
 	r := &request{op: o, call: call, method: http.MethodGet, path: contract.PathUserPrefix + url.PathEscape(id),
-		accept: func(body []byte) (err error) {
+		answer: acceptFunc(func(body []byte) (err error) {
 			out, err = decodeUser(body, id)
 			return err
-		}}
+		})}
 	if err := c.do(ctx, o, r); err != nil {
 		return nil, err
 	}
@@ -141,10 +144,10 @@ func (c *Client) ActiveLiveStreams(ctx context.Context, call *Call, userIDs []st
 	}
 	var out []contract.LiveStream
 	r := &request{op: o, call: call, method: http.MethodGet, path: b.String(),
-		accept: func(body []byte) (err error) {
+		answer: acceptFunc(func(body []byte) (err error) {
 			out, err = decodeLiveStreams(body, asked)
 			return err
-		}}
+		})}
 	if err := c.do(ctx, o, r); err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ type operation struct {
 // exchange is one call to the store as a plain function. Every resilience
 // concern is a middleware that takes an exchange and returns one (see
 // chain); the innermost one (Client.send) talks HTTP and checks the
-// response. It returns nil when a 200 body was accepted (r.accept kept what
+// response. It returns nil when a 200 body was accepted (r.answer kept what
 // it decoded) and an *Error otherwise.
 type exchange func(ctx context.Context, r *request) error
 
@@ -90,9 +90,9 @@ type request struct {
 	// path is the escaped path and query, appended to the host's base.
 	path string
 	body []byte
-	// accept checks a 200 body against the contract and keeps what it
-	// decoded. It must copy what it keeps: the body is fasthttp's buffer.
-	accept func(body []byte) error
+	// answer checks a 200 body against the contract and keeps what it
+	// decoded.
+	answer acceptor
 	// traceparent overrides the Call's for this call (WithTraceparent).
 	traceparent string
 
@@ -102,6 +102,17 @@ type request struct {
 	// operation timeout, so a timeout says little about the store.
 	ctxBound bool
 }
+
+// acceptor checks a 200 body against the contract and keeps what it
+// decoded. It must copy what it keeps: the body is fasthttp's buffer.
+type acceptor interface {
+	accept(body []byte) error
+}
+
+// acceptFunc is a function as an acceptor.
+type acceptFunc func(body []byte) error
+
+func (f acceptFunc) accept(body []byte) error { return f(body) }
 
 const (
 	userAgent = "edge-gateway"

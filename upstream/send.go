@@ -19,7 +19,7 @@ import (
 
 // send is the innermost exchange: one HTTP request built from scratch, sent
 // with the attempt's deadline, and its response checked against the
-// contract. Nothing of the response is kept beyond what r.accept copies.
+// contract. Nothing of the response is kept beyond what r.answer copies.
 func (c *Client) send(ctx context.Context, r *request) error {
 	o := r.op
 	req := fasthttp.AcquireRequest()
@@ -226,7 +226,7 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 		if !isJSON(resp.Header.ContentType()) {
 			return badResponse(op, status, errors.New("200 without a JSON content type"))
 		}
-		if err := r.accept(body); err != nil {
+		if err := r.answer.accept(body); err != nil {
 			return badResponse(op, status, err)
 		}
 		return nil
