@@ -64,6 +64,11 @@ type request struct {
 	// for the read-cache key of a look-up.
 	logBuf []byte
 	keyBuf []byte
+
+	// nameBuf holds the canonical form of a username to check when the
+	// app sent it with capitals: valid until the request ends, as the
+	// name read from the body is (the store call keeps nothing of it).
+	nameBuf [usernameMaxLen]byte
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}

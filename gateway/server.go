@@ -41,7 +41,8 @@ type Authenticator interface {
 // UserStore is the typed user-store client (upstream.Client).
 type UserStore interface {
 	// CheckUsername must not keep username after it returns (copy it to
-	// keep it): it may be the request's own bytes (plainUsernameBody).
+	// keep it): it may be the request's own bytes (plainUsernameBody), or
+	// the pooled request's when the app sent capitals (canonicalUsername).
 	CheckUsername(ctx context.Context, call *upstream.Call, username string) (bool, error)
 	Search(ctx context.Context, call *upstream.Call, q string, limit, offset int) (*contract.SearchResponse, error)
 	UserByID(ctx context.Context, call *upstream.Call, id string) (*contract.User, error)

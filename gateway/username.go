@@ -3,6 +3,7 @@ package gateway
 import (
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Username rules, checked at the edge before any upstream call:
@@ -21,12 +22,14 @@ const (
 )
 
 // canonicalUsername returns the canonical form of a username and the
-// rules it breaks (nil when valid).
-func canonicalUsername(raw string) (string, []msg) {
+// rules it breaks (nil when valid). A name with capitals is folded into
+// buf when it fits, as every valid name does: the name returned is then
+// buf's bytes, good only while buf is not written again.
+func canonicalUsername(raw string, buf *[usernameMaxLen]byte) (string, []msg) {
 	// ASCII folding only: strings.ToLower would turn the Turkish İ into
 	// "i" and the Kelvin sign into "k", so non-ASCII names would pass as
 	// their look-alikes instead of being refused.
-	name := lowerASCII(strings.TrimSpace(raw))
+	name := lowerASCII(strings.TrimSpace(raw), buf[:])
 	if name == "" {
 		return "", []msg{msgUsernameRequired}
 	}
@@ -64,17 +67,26 @@ func canonicalUsername(raw string) (string, []msg) {
 	return name, problems
 }
 
-// lowerASCII folds A-Z to a-z and leaves every other byte as it is.
-func lowerASCII(s string) string {
+// lowerASCII folds A-Z to a-z and leaves every other byte as it is. A
+// string without capitals is returned as it is; one with capitals is
+// folded into buf when it fits (the result is then buf's bytes), into a
+// new string otherwise.
+func lowerASCII(s string, buf []byte) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(s)
+			var b []byte
+			if len(s) <= len(buf) {
+				b = buf[:len(s)]
+				copy(b, s)
+			} else {
+				b = []byte(s)
+			}
 			for j := i; j < len(b); j++ {
 				if 'A' <= b[j] && b[j] <= 'Z' {
 					b[j] += 'a' - 'A'
 				}
 			}
-			return string(b)
+			return unsafe.String(unsafe.SliceData(b), len(b))
 		}
 	}
 	return s

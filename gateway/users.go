@@ -54,7 +54,7 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 			return err
 		}
 	}
-	name, problems := canonicalUsername(raw)
+	name, problems := canonicalUsername(raw, &rq.nameBuf)
 	if len(problems) > 0 {
 		return validationError(problems...)
 	}

@@ -357,8 +357,10 @@ func TestPlainUsernameCheckAgreesWithTheDecoder(t *testing.T) {
 
 // CheckUsername keeps nothing of the name it is given (the gateway passes
 // the bytes of the app's request, which fasthttp reuses once the handler
-// returns): whatever the store answers, the result and the error, with its
-// cause, read the same after those bytes are written over.
+// returns, or, for a name sent with capitals, its canonical form in the
+// pooled request, reused by the next request): whatever the store
+// answers, the result and the error, with its cause, read the same after
+// those bytes are written over.
 func TestCheckUsernameKeepsNothingOfTheName(t *testing.T) {
 	const asked = "sukru.isik"
 	answers := []struct {
