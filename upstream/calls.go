@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bffgate/edge/upstream/contract"
 )
@@ -20,8 +21,16 @@ const maxIDBytes = 256
 // retried, by fasthttp or by the client. Nothing of username is kept after
 // it returns: the gateway passes the bytes of the app's request.
 func (c *Client) CheckUsername(ctx context.Context, call *Call, username string) (bool, error) {
+	u := usernameChecks.Get().(*usernameCheck)
+	available, err := c.checkUsername(ctx, u, call, username)
+	*u = usernameCheck{}
+	usernameChecks.Put(u)
+	return available, err
+}
+
+func (c *Client) checkUsername(ctx context.Context, u *usernameCheck, call *Call, username string) (bool, error) {
 	o := c.op(OpUsernameCheck)
-	u := &usernameCheck{username: username}
+	u.username = username
 	body, err := appendUsernameCheckBody(u.body[:0], username)
 	if err != nil {
 		return false, c.refuse(o, invalidInput(o.op, "username: %v", err))
@@ -33,10 +42,17 @@ func (c *Client) CheckUsername(ctx context.Context, call *Call, username string)
 	return u.available, nil
 }
 
+// usernameChecks holds username checks between calls. Nothing holds a
+// check once its call returns: the chain runs in the caller's goroutine,
+// and send releases fasthttp's request, which points at the check's body,
+// before it returns.
+var usernameChecks = sync.Pool{New: func() any { return new(usernameCheck) }}
+
 // usernameCheck is one username check: its request, the name asked, the
 // answer, and room for the body of any valid name (at most 30
-// characters), so that one allocation holds them all. It is its request's
-// acceptor itself, where a closure would be an allocation of its own.
+// characters), so that one pooled object holds them all. It is its
+// request's acceptor itself, where a closure would be an allocation of its
+// own.
 type usernameCheck struct {
 	request
 	username  string
