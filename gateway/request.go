@@ -100,6 +100,29 @@ func (rq *request) context() context.Context {
 // otherwise); with tracing, each call sends its own span's.
 func (rq *request) call() *upstream.Call {
 	o := new(ownedCall)
+	rq.describe(o)
+	return &o.Call
+}
+
+// pooledCall is call in a pooled ownedCall, for a store call that keeps
+// nothing of its Call once it returns (UserStore.CheckUsername): give it
+// back with releaseCall when that call has returned, and keep nothing of
+// it either.
+func (rq *request) pooledCall() *ownedCall {
+	o := ownedCalls.Get().(*ownedCall)
+	rq.describe(o)
+	return o
+}
+
+var ownedCalls = sync.Pool{New: func() any { return new(ownedCall) }}
+
+func releaseCall(o *ownedCall) {
+	*o = ownedCall{}
+	ownedCalls.Put(o)
+}
+
+// describe writes what call returns into o.
+func (rq *request) describe(o *ownedCall) {
 	c := &o.Call
 	// The request id is copied: the call may outlive the request (a
 	// background refresh), and rq.id is the pooled request's bytes.
@@ -118,13 +141,13 @@ func (rq *request) call() *upstream.Call {
 		tp := telemetry.AppendPropagatedTraceparent(id[len(id):], rq.traceparent)
 		c.Traceparent = unsafe.String(unsafe.SliceData(tp), len(tp))
 	}
-	return c
 }
 
 // ownedCall is a Call with room for the bytes of the two strings it holds
 // that are made for it, the request id and the traceparent: one allocation
-// for the three. buf is written once, before the strings are handed out,
-// and never again.
+// for the three. buf is written before the strings are handed out, and
+// never again while they are: never for a call's, and for a pooled one's
+// only once it is released.
 type ownedCall struct {
 	upstream.Call
 	buf [maxRequestIDLen + telemetry.TraceparentLen]byte

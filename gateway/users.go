@@ -58,9 +58,12 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	if len(problems) > 0 {
 		return validationError(problems...)
 	}
-	call := rq.call()
-	available, err := s.store.CheckUsername(rq.upstreamContext(), call, name)
+	// The check keeps nothing of its Call (UserStore.CheckUsername): a
+	// pooled one, given back once it returns.
+	call := rq.pooledCall()
+	available, err := s.store.CheckUsername(rq.upstreamContext(), &call.Call, name)
 	rq.addUpstreamTime(call.UpstreamTime())
+	releaseCall(call)
 	if err != nil {
 		return err
 	}

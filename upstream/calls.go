@@ -18,8 +18,9 @@ import (
 const maxIDBytes = 256
 
 // CheckUsername asks whether username is free. It is a POST and is never
-// retried, by fasthttp or by the client. Nothing of username is kept after
-// it returns: the gateway passes the bytes of the app's request.
+// retried, by fasthttp or by the client. Nothing of username or call is
+// kept after it returns: the gateway passes the bytes of the app's request
+// and a pooled Call.
 func (c *Client) CheckUsername(ctx context.Context, call *Call, username string) (bool, error) {
 	u := usernameChecks.Get().(*usernameCheck)
 	available, err := c.checkUsername(ctx, u, call, username)

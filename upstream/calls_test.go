@@ -358,10 +358,10 @@ func TestPlainUsernameCheckAgreesWithTheDecoder(t *testing.T) {
 // CheckUsername keeps nothing of the name it is given (the gateway passes
 // the bytes of the app's request, which fasthttp reuses once the handler
 // returns, or, for a name sent with capitals, its canonical form in the
-// pooled request, reused by the next request): whatever the store
-// answers, the result and the error, with its cause, read the same after
-// those bytes are written over, and once the next check has reused the
-// pooled one.
+// pooled request, reused by the next request), nor of its Call (pooled by
+// the gateway): whatever the store answers, the result and the error,
+// with its cause, read the same after those bytes are written over, and
+// once the next check has reused the pooled one.
 func TestCheckUsernameKeepsNothingOfTheName(t *testing.T) {
 	const asked, other = "sukru.isik", "z.zzzzzzzzzzzz"
 	answers := []struct {
@@ -396,9 +396,14 @@ func TestCheckUsernameKeepsNothingOfTheName(t *testing.T) {
 		current.Store(int32(i))
 		b := []byte(asked)
 		name := unsafe.String(&b[0], len(b))
-		available, err := c.CheckUsername(context.Background(), testCall(), name)
+		// The Call's strings are a pooled Call's bytes too.
+		id := []byte("req-1")
+		call := testCall()
+		call.RequestID = unsafe.String(&id[0], len(id))
+		available, err := c.CheckUsername(context.Background(), call, name)
 		before := describeCheck(available, err)
 		copy(b, strings.Repeat("X", len(b)))
+		copy(id, "XXXXX")
 		if after := describeCheck(available, err); after != before || strings.Contains(after, "XXX") {
 			t.Errorf("%s: the result read %s, and %s once the name's bytes were written over", a.name, before, after)
 		}
