@@ -339,7 +339,7 @@ func mixedRoutes(t *testing.T, tracing, slow bool) {
 						name, want = fmt.Sprintf("free%dx%d", w, n), true
 					}
 					// Capitals half the time: the canonical name is then
-					// the pooled request's bytes (canonicalUsername).
+					// pooled bytes (canonicalUsername, usernameCheck).
 					if rand.IntN(2) == 0 {
 						name = strings.ToUpper(name)
 					}

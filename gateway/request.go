@@ -64,11 +64,6 @@ type request struct {
 	// for the read-cache key of a look-up.
 	logBuf []byte
 	keyBuf []byte
-
-	// nameBuf holds the canonical form of a username to check when the
-	// app sent it with capitals: valid until the request ends, as the
-	// name read from the body is (the store call keeps nothing of it).
-	nameBuf [usernameMaxLen]byte
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -104,24 +99,8 @@ func (rq *request) call() *upstream.Call {
 	return &o.Call
 }
 
-// pooledCall is call in a pooled ownedCall, for a store call that keeps
-// nothing of its Call once it returns (UserStore.CheckUsername): give it
-// back with releaseCall when that call has returned, and keep nothing of
-// it either.
-func (rq *request) pooledCall() *ownedCall {
-	o := ownedCalls.Get().(*ownedCall)
-	rq.describe(o)
-	return o
-}
-
-var ownedCalls = sync.Pool{New: func() any { return new(ownedCall) }}
-
-func releaseCall(o *ownedCall) {
-	*o = ownedCall{}
-	ownedCalls.Put(o)
-}
-
-// describe writes what call returns into o.
+// describe writes what call returns into o (a pooled one: the username
+// check's).
 func (rq *request) describe(o *ownedCall) {
 	c := &o.Call
 	// The request id is copied: the call may outlive the request (a
@@ -146,8 +125,8 @@ func (rq *request) describe(o *ownedCall) {
 // ownedCall is a Call with room for the bytes of the two strings it holds
 // that are made for it, the request id and the traceparent: one allocation
 // for the three. buf is written before the strings are handed out, and
-// never again while they are: never for a call's, and for a pooled one's
-// only once it is released.
+// never again while they are: never for a call's, and for the username
+// check's, which is pooled, only once it is released.
 type ownedCall struct {
 	upstream.Call
 	buf [maxRequestIDLen + telemetry.TraceparentLen]byte

@@ -99,18 +99,3 @@ func TestCallKeepsTheTraceparentPastTheRequest(t *testing.T) {
 	}
 	releaseRequest(next)
 }
-
-// A pooled call describes the request as call does.
-func TestPooledCallIsTheRequests(t *testing.T) {
-	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	rq := acquireRequest()
-	defer releaseRequest(rq)
-	rq.setID([]byte("client-id-42"))
-	rq.traceparent = []byte(tp)
-	o := rq.pooledCall()
-	want := rq.call()
-	if o.RequestID != want.RequestID || o.Traceparent != want.Traceparent || o.Platform != want.Platform || o.Language != want.Language {
-		t.Fatalf("pooled call %+v, want %+v", &o.Call, want)
-	}
-	releaseCall(o)
-}

@@ -42,8 +42,8 @@ type Authenticator interface {
 type UserStore interface {
 	// CheckUsername must not keep username after it returns (copy it to
 	// keep it): it may be the request's own bytes (plainUsernameBody), or
-	// the pooled request's when the app sent capitals (canonicalUsername).
-	// Nor call, or its strings: it is pooled (request.pooledCall).
+	// pooled ones when the app sent capitals (canonicalUsername). Nor
+	// call, or its strings: it is pooled too (usernameCheck).
 	CheckUsername(ctx context.Context, call *upstream.Call, username string) (bool, error)
 	Search(ctx context.Context, call *upstream.Call, q string, limit, offset int) (*contract.SearchResponse, error)
 	UserByID(ctx context.Context, call *upstream.Call, id string) (*contract.User, error)

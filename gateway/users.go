@@ -54,16 +54,15 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 			return err
 		}
 	}
-	name, problems := canonicalUsername(raw, &rq.nameBuf)
+	u := usernameChecks.Get().(*usernameCheck)
+	defer releaseUsernameCheck(u)
+	name, problems := canonicalUsername(raw, &u.name)
 	if len(problems) > 0 {
 		return validationError(problems...)
 	}
-	// The check keeps nothing of its Call (UserStore.CheckUsername): a
-	// pooled one, given back once it returns.
-	call := rq.pooledCall()
-	available, err := s.store.CheckUsername(rq.upstreamContext(), &call.Call, name)
-	rq.addUpstreamTime(call.UpstreamTime())
-	releaseCall(call)
+	rq.describe(&u.call)
+	available, err := s.store.CheckUsername(rq.upstreamContext(), &u.call.Call, name)
+	rq.addUpstreamTime(u.call.UpstreamTime())
 	if err != nil {
 		return err
 	}
@@ -74,6 +73,24 @@ func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
 	setCanonical(&c.Response().Header, hdrCacheControl, "no-store")
 	writeDataBytes(c.Response(), fiber.StatusOK, data)
 	return nil
+}
+
+// usernameCheck is what a username check holds beside the request: room
+// for the canonical name when the app sent capitals, and the Call of its
+// store call. The store keeps nothing of either once the call returns
+// (UserStore.CheckUsername), so they are pooled, where a Call is
+// otherwise made per request (a cached load keeps its Call past the
+// request, for a background refresh).
+type usernameCheck struct {
+	name [usernameMaxLen]byte
+	call ownedCall
+}
+
+var usernameChecks = sync.Pool{New: func() any { return new(usernameCheck) }}
+
+func releaseUsernameCheck(u *usernameCheck) {
+	*u = usernameCheck{}
+	usernameChecks.Put(u)
 }
 
 // plainUsernameBody is the fast path of the body every app sends,

@@ -357,11 +357,11 @@ func TestPlainUsernameCheckAgreesWithTheDecoder(t *testing.T) {
 
 // CheckUsername keeps nothing of the name it is given (the gateway passes
 // the bytes of the app's request, which fasthttp reuses once the handler
-// returns, or, for a name sent with capitals, its canonical form in the
-// pooled request, reused by the next request), nor of its Call (pooled by
-// the gateway): whatever the store answers, the result and the error,
-// with its cause, read the same after those bytes are written over, and
-// once the next check has reused the pooled one.
+// returns, or, for a name sent with capitals, its canonical form in a
+// buffer pooled for the next check), nor of its Call (pooled with it):
+// whatever the store answers, the result and the error, with its cause,
+// read the same after those bytes are written over, and once the next
+// check has reused the client's pooled one.
 func TestCheckUsernameKeepsNothingOfTheName(t *testing.T) {
 	const asked, other = "sukru.isik", "z.zzzzzzzzzzzz"
 	answers := []struct {
