@@ -24,6 +24,9 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 	for _, host := range []string{
 		"a b", "x/y", "x?y", "x#y", "evil@x", "x\\y", "a%20b", "ca\xc3\xa7.example", "x y:80",
 		"a:b", "x:80:90", "x:-1", "x:80a", "[::1", "[]", "[::1]x", "[::1]:b", "[fe80::1%25en0]", "[::g]",
+		// Brackets hold an IPv6 address (RFC 3986 section 3.2.2), or
+		// nothing the gateway serves.
+		"[1]", "[:]", "[1.2.3.4]", "[1.2.3.4]:80", "[v1.x]",
 	} {
 		for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
 			t.Run(proto+" "+host, func(t *testing.T) {
@@ -45,6 +48,7 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 	}
 	for _, authority := range []string{
 		"", ":80", "x:abc", "evil@gw", "a%20b", "ca\xc3\xa7.example", "x:80:90", "x:-1", "[::1", "[]", "[::1]x", "[::1]:b", "[::g]",
+		"[1]", "[:]", "[1.2.3.4]", "[1.2.3.4]:80",
 	} {
 		t.Run("absolute-form "+authority, func(t *testing.T) {
 			k := gw.KeepAlive(t)
@@ -76,7 +80,7 @@ func TestFoundationHostInvalidRefused(t *testing.T) {
 	// failed to parse: a 404).
 	for _, host := range []string{
 		"gw", "GW.Example.COM", "api.example.com:443", "127.0.0.1:8080", "[::1]:8080", "[2001:DB8::1]",
-		"[::ffff:192.0.2.1]", "x:", "xn--caf-dma.example", "a_b.local", "a-b~c!$&'()*+,;=", " gw\t", "",
+		"[::ffff:192.0.2.1]", "[::]:80", "[1:2:3:4:5:6:7:8]", "x:", "xn--caf-dma.example", "a_b.local", "a-b~c!$&'()*+,;=", " gw\t", "",
 	} {
 		t.Run("served "+host, func(t *testing.T) {
 			k := gw.KeepAlive(t)

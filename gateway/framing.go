@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"time"
 
 	"github.com/bffgate/edge/gateway/clientctx"
@@ -122,16 +123,23 @@ const (
 )
 
 // validHost reports whether a Host value (with the whitespace around it,
-// which is not part of it) is empty or uri-host [":" port] (RFC 9110 section 7.2, RFC 3986
-// section 3.2.2): a name or IPv4 address of unreserved and sub-delims
-// characters, or an IPv6 address in brackets, and a port of digits.
-// fasthttp builds the request's URI from Host and target, and a value it
-// cannot parse ("a b", "x/y", "[::1", "x:-1") left the URI without its
-// path: a request for a route answered 404. One it reads leniently
-// ("user@x", "x:80:90", non-ASCII bytes) was served. Percent-encoding,
-// which RFC 3986 allows in a name, is refused too: fasthttp refuses most
-// of it, and no client needs it (names are sent in ASCII, IDNs as
-// punycode), nor zone identifiers in an IPv6 address.
+// which is not part of it) is empty or uri-host [":" port] (RFC 9110
+// section 7.2, RFC 3986 section 3.2.2): a name or IPv4 address of
+// unreserved and sub-delims characters, or an IPv6 address in brackets
+// (ipv6Literal), and a port of digits. fasthttp builds the request's URI
+// from Host and target, and a value it cannot parse ("a b", "x/y",
+// "[::1", "x:-1") left the URI without its path: a request for a route
+// answered 404. One it reads leniently ("user@x", "x:80:90", non-ASCII
+// bytes, brackets around no IPv6 address: "[1]", "[:]", "[1.2.3.4]") was
+// served. Percent-encoding, which RFC 3986 allows in a name, is refused
+// too: fasthttp refuses most of it, and no client needs it (names are
+// sent in ASCII, IDNs as punycode). So are two things RFC 3986 and RFC
+// 6874 allow in brackets besides an IPv6 address: a zone identifier
+// ("[fe80::1%25en0]"), which names an interface of the client's own host
+// and which RFC 6874 section 4 has a client remove before it sends a URI;
+// and IPvFuture ("[v1.x]"), a format no version of which has been
+// defined, which RFC 3986 section 3.2.2 has an application that does not
+// know the version refuse.
 func validHost(v []byte) bool {
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
@@ -142,13 +150,8 @@ func validHost(v []byte) bool {
 	i := 0
 	if len(v) > 0 && v[0] == '[' {
 		end := bytes.IndexByte(v, ']')
-		if end < 2 {
+		if end < 0 || !ipv6Literal(v[1:end]) {
 			return false
-		}
-		for _, c := range v[1:end] {
-			if !isHex(c) && c != ':' && c != '.' {
-				return false
-			}
 		}
 		i = end + 1
 	} else {
@@ -205,6 +208,25 @@ func targetFault(target []byte) hostFault {
 		return hostInvalid
 	}
 	return hostFine
+}
+
+// ipv6Literal reports whether b, what a Host holds in brackets, is an
+// IPv6 address as RFC 3986 section 3.2.2 writes one (IPv6address): eight
+// groups of up to four hex digits, or fewer around one "::", the last
+// two of them perhaps an IPv4 address in dotted decimal. Only its
+// characters are looked at before it is parsed: a bracketed Host is rare
+// (an app sends a name), and netip copies what it parses.
+func ipv6Literal(b []byte) bool {
+	if len(b) < 2 || len(b) > len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") {
+		return false
+	}
+	for _, c := range b {
+		if !isHex(c) && c != ':' && c != '.' {
+			return false // also a zone identifier ("%25"), or IPvFuture ("v1.x")
+		}
+	}
+	a, err := netip.ParseAddr(string(b))
+	return err == nil && a.Is6() // netip reads an IPv4 address too
 }
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,7 +98,8 @@ func TestAmbiguousFramingNotesInvalidHost(t *testing.T) {
 func TestValidHost(t *testing.T) {
 	for _, h := range []string{
 		"", "a", "gw", "API.Example.com", "api.example.com:443", "127.0.0.1", "127.0.0.1:8080", "x:", ":80",
-		"[::1]", "[::1]:8080", "[2001:DB8::1]", "[::ffff:192.0.2.1]:1", "xn--caf-dma.example", "a_b.local",
+		"[::1]", "[::1]:8080", "[2001:DB8::1]", "[::ffff:192.0.2.1]:1", "[::]", "[1::]", "[1:2:3:4:5:6:7:8]",
+		"[1:2:3:4:5:6:1.2.3.4]", "[::1.2.3.4]:80", "xn--caf-dma.example", "a_b.local",
 		"a-b~c!$&'()*+,;=", "999.999.999.999", " \tgw\t ", " ",
 	} {
 		if !validHost([]byte(h)) {
@@ -107,6 +109,9 @@ func TestValidHost(t *testing.T) {
 	for _, h := range []string{
 		"a\tb", "a b", "x/y", "x?y", "x#y", "user@x", "x\\y", "a%20b", "caf\xc3\xa9", "x:80:90", "a:b", "x:-1", "x:80a",
 		"[::1", "[]", "[::1]x", "[::1]:b", "[fe80::1%25en0]", "[::g]", "[v1.x]", "::1", "x\"", "<x>", "x\x00",
+		// Brackets around no IPv6 address (RFC 3986 IPv6address).
+		"[1]", "[:]", "[1.2.3.4]", "[1.2.3.4]:80", "[::1.2.3]", "[::01.2.3.4]", "[1:2:3:4:5:6:7:8:9]", "[12345::]",
+		"[1::2::3]", "[:::]", "[1:2:3:4:5:6:7]", "[" + strings.Repeat("0", 60) + "::]",
 	} {
 		if validHost([]byte(h)) {
 			t.Errorf("validHost(%q) = true, want false", h)
@@ -134,6 +139,7 @@ func TestTargetFault(t *testing.T) {
 		"HTTP://GW/api": hostFine, "hTTpS://gw/api": hostFine,
 		"*": hostFine, "gw:443": hostFine, "x/api/v1/users/me": hostFine, "x:/api/v1/users/me": hostFine,
 		"http://x:abc/api/v1/users/me": hostInvalid, "http://user@gw/api": hostInvalid, "http://x:80:90/": hostInvalid,
+		"http://[1]/api/v1/users/me": hostInvalid, "http://[1.2.3.4]:80/": hostInvalid, "http://[:]?x": hostInvalid,
 		"http://[::1/": hostInvalid, "http://a%20b/": hostInvalid, "http://x#y/api": hostInvalid,
 		"http:///api/v1/users/me": hostInvalid, "http://:80/api": hostInvalid, "https://?x": hostInvalid, "http://": hostInvalid,
 		"x://gw/api/v1/users/me": hostScheme, "ftp://gw/api/v1/users/me": hostScheme, "FTP://gw/api": hostScheme,
@@ -274,7 +280,7 @@ func FuzzAmbiguousFraming(f *testing.F) {
 		"X-A: 1\rb\r\n\r\n", "X-A: \x00\r\n\r\n", "X A: 1\r\n\r\n", "no colon\r\n\r\n", "Host: a\r\nHost: b\r\n\r\n",
 		"Host: a\r\n\n", "Host: a\r\n", "Connection: keep-alive, Close\r\nExpect: 100-Continue\r\n\r\n",
 		"Expect: 100-continue\r\nExpect: x\r\n\r\n", "Host: a\r\n\r\nTransfer-Encoding: x\n", "X-A: caf\xc3\xa9\x7f\r\n\r\n",
-		"Host: a b\r\n\r\n", "Host: [::1]:80\r\n\r\n", "Host: [::1\r\n\r\n", "host: \tx:\t\r\n\r\n", "Host: u@x:1:2\r\n\r\n",
+		"Host: a b\r\n\r\n", "Host: [::1]:80\r\n\r\n", "Host: [::1\r\n\r\n", "Host: [1]\r\n\r\n", "Host: [::ffff:1.2.3.4]\r\n\r\n", "host: \tx:\t\r\n\r\n", "Host: u@x:1:2\r\n\r\n",
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
@@ -374,7 +380,29 @@ func rfc9112Framing(raw string, http11 bool) (ambiguous bool, host hostFault, fa
 	return false, hostFine, facts
 }
 
-var rfc3986Host = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]*)(:[0-9]*)?$`)
+var rfc3986Host = regexp.MustCompile(`^(\[` + rfc3986IPv6 + `\]|[A-Za-z0-9._~!$&'()*+,;=-]*)(:[0-9]*)?$`)
+
+// rfc3986IPv6 is RFC 3986's IPv6address, its nine forms as the ABNF of
+// section 3.2.2 writes them.
+var rfc3986IPv6 = func() string {
+	const (
+		h16  = `[0-9A-Fa-f]{1,4}`
+		dec  = `(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])`
+		ls32 = `(` + h16 + `:` + h16 + `|` + dec + `\.` + dec + `\.` + dec + `\.` + dec + `)`
+	)
+	upTo := func(n string) string { return `((` + h16 + `:){0,` + n + `}` + h16 + `)?::` }
+	return `(` + strings.Join([]string{
+		`(` + h16 + `:){6}` + ls32,
+		`::(` + h16 + `:){5}` + ls32,
+		`(` + h16 + `)?::(` + h16 + `:){4}` + ls32,
+		upTo("1") + `(` + h16 + `:){3}` + ls32,
+		upTo("2") + `(` + h16 + `:){2}` + ls32,
+		upTo("3") + h16 + `:` + ls32,
+		upTo("4") + ls32,
+		upTo("5") + h16,
+		upTo("6"),
+	}, `|`) + `)`
+}()
 
 // A target that does not start with "/" is refused when fasthttp would
 // read a host out of it that it does not name as an absolute URI does.
@@ -405,5 +433,49 @@ func TestRequestLineStatusHostInTarget(t *testing.T) {
 		if got := requestLineStatus(&h); got != c.want {
 			t.Errorf("%q: %d, want %d", c.target, got, c.want)
 		}
+	}
+}
+
+// validHost runs on every request with a Host: an app's name (the common
+// case, no bracket) and, for the rare bracketed one, an IPv6 address.
+func BenchmarkValidHost(b *testing.B) {
+	for _, host := range []string{"api.example.com", "[2001:db8::1]:8443"} {
+		b.Run(host, func(b *testing.B) {
+			v := []byte(host)
+			b.ReportAllocs()
+			for b.Loop() {
+				if !validHost(v) {
+					b.Fatal("refused a host")
+				}
+			}
+		})
+	}
+}
+
+// ipv6Literal agrees with RFC 3986's IPv6address on strings built of the
+// pieces an address is made of, in any order (a fixed seed: the same
+// strings every run).
+func TestIPv6LiteralMatchesRFC3986(t *testing.T) {
+	pieces := []string{"1", "0", "ffff", "FfFf", "12345", "g", ":", "::", ":::", ".", "1.2.3.4", "255.255.255.255",
+		"256.1.1.1", "01.2.3.4", "1.2.3", "%25en0", "v1"}
+	ipv6 := regexp.MustCompile(`^` + rfc3986IPv6 + `$`)
+	rng := rand.New(rand.NewPCG(1, 2))
+	valid := 0
+	for range 200_000 {
+		var b strings.Builder
+		for n := 1 + rng.IntN(16); n > 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		s := b.String()
+		want := ipv6.MatchString(s)
+		if got := ipv6Literal([]byte(s)); got != want {
+			t.Fatalf("ipv6Literal(%q) = %v, RFC 3986 says %v", s, got, want)
+		}
+		if want {
+			valid++
+		}
+	}
+	if valid < 1000 {
+		t.Fatalf("only %d of the strings were addresses: the test looks at too few", valid)
 	}
 }
