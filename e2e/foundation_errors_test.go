@@ -145,8 +145,9 @@ func TestFoundationErrorsMultipartBodyReachesTheRoute(t *testing.T) {
 	r.Data(t, nil)
 }
 
-// The request line: fasthttp serves any version but HTTP/1.1 as HTTP/1.0
-// and keeps spaces and controls inside the target. Another HTTP version is
+// The request line: fasthttp serves any version but HTTP/1.1 as HTTP/1.0,
+// keeps spaces and controls inside the target, and takes any bytes before
+// the first space for the method. Another HTTP version is
 // a 505, a malformed version or target a 400, both in English with a new
 // request id (the request line did not parse, so nothing after it is
 // trusted) and the connection closed; the store never hears of them.
@@ -172,6 +173,13 @@ func TestFoundationErrorsRequestLine(t *testing.T) {
 		{"GET /api/v1/users /me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
 		{"GET /api/v1/users/me\x00 HTTP/1.1", http.StatusBadRequest, "Validation failed"},
 		{"GET /api/v1/users/me\tHTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		// A method is a token (RFC 9110 section 9.1): fasthttp took these
+		// for unknown methods, a 405 on the profile's path, a 404 elsewhere.
+		{"GE\tT /api/v1/users/me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GE\tT /nosuch HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"G(T /api/v1/users/me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"GET\x00 /api/v1/users/me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
+		{"G\xc3\x89T /api/v1/users/me HTTP/1.1", http.StatusBadRequest, "Validation failed"},
 		// Neither a path nor an absolute URI, though fasthttp read the host
 		// x and the path /api/v1/users/me out of them ("://" is in them).
 		{"GET foo//x/api/v1/users/me?next=https://y HTTP/1.1", http.StatusBadRequest, "Validation failed"},

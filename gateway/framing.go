@@ -399,10 +399,15 @@ func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 // request-target's last space for the version and serves anything but
 // "HTTP/1.1" as HTTP/1.0 ("HTTP/2.0", "HTTP/0.9", "FOO/1.1", "HTTP/1.1
 // junk" alike), and keeps spaces and controls inside the target ("GET /a
-// b HTTP/1.1"). A well-formed version of another major number is a 505
-// (RFC 9112 section 2.3); a malformed version or target is a broken
-// request line, a 400. Other minor versions of HTTP/1 are served, as
-// fasthttp serves them.
+// b HTTP/1.1"), and takes whatever comes before the first space for the
+// method ("GE\tT", "G(T", "GET\x00"), which the gateway then answered as
+// an unknown method (404, or 405 on a route's path). A well-formed version
+// of another major number is a 505 (RFC 9112 section 2.3); a malformed
+// version or target, or a method that is not a token (RFC 9110 section
+// 9.1), is a broken request line, a 400 (RFC 9112 section 3; a parser
+// that splits the line on any whitespace, as RFC 9112 lets one do, reads
+// "GE\tT /x" as the method GE and the target T). Other minor versions of
+// HTTP/1 are served, as fasthttp serves them.
 //
 // fasthttp also reads a host out of a target that holds "//" after
 // anything but a "/" ("foo//x/api/v1/users/me", "a:b//x/...") when the
@@ -411,6 +416,9 @@ func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 // never saw. Such a target is neither a path (origin-form, which
 // settleHost keeps a path) nor an absolute URI (scheme "://"): a 400.
 func requestLineStatus(h *fasthttp.RequestHeader) int {
+	if m := h.Method(); !knownMethod(m) && !isToken(m) { // a known one is a token
+		return fasthttp.StatusBadRequest
+	}
 	uri := h.RequestURI()
 	if len(uri) > 0 && uri[0] != '/' && !otherTargetSound(uri) {
 		return fasthttp.StatusBadRequest

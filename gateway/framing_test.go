@@ -479,3 +479,22 @@ func TestIPv6LiteralMatchesRFC3986(t *testing.T) {
 		t.Fatalf("only %d of the strings were addresses: the test looks at too few", valid)
 	}
 }
+
+// A method is a token (RFC 9110 section 9.1); any other is a broken
+// request line, whatever the method's name.
+func TestRequestLineStatusMethod(t *testing.T) {
+	for method, want := range map[string]int{
+		"GET": 0, "BREW": 0, "get": 0, "M-SEARCH": 0, "X!#$%&'*+-.^_`|~9": 0,
+		"GE\tT": fasthttp.StatusBadRequest, "G(T": fasthttp.StatusBadRequest, "GET\x00": fasthttp.StatusBadRequest,
+		"G\xc3\x89T": fasthttp.StatusBadRequest, "GET\x7f": fasthttp.StatusBadRequest, "G,T": fasthttp.StatusBadRequest,
+		"G:T": fasthttp.StatusBadRequest, "\"GET\"": fasthttp.StatusBadRequest,
+	} {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader(method + " /api/v1/users/me HTTP/1.1\r\nHost: gw\r\n\r\n"))); err != nil {
+			t.Fatalf("%q: %v", method, err)
+		}
+		if got := requestLineStatus(&h); got != want {
+			t.Errorf("%q: %d, want %d", method, got, want)
+		}
+	}
+}
