@@ -287,8 +287,9 @@ func TestFoundationEnvelopeBodyTooLarge(t *testing.T) {
 	}
 }
 
-// A header block over server.headerLimit (8KiB): 431 envelope. The
-// headers were not read, so the language is the default (English).
+// A header block over server.headerLimit (8KiB): 431 envelope, or 414
+// when its request line alone is over it. The headers were not read, so
+// the language is the default (English).
 func TestFoundationEnvelopeHeadersTooLarge(t *testing.T) {
 	store := StartStore(t, nil)
 	idp := StartIdP(t)
@@ -311,6 +312,13 @@ func TestFoundationEnvelopeHeadersTooLarge(t *testing.T) {
 		t.Fatalf("test request is %d bytes", len(raw))
 	}
 	fndOnly(t, fndRaw(t, gw, raw), http.StatusRequestHeaderFieldsTooLarge, "Request headers too large")
+
+	// A request line that does not fit on its own is a 414 (RFC 9112
+	// section 3: a target longer than the server parses), not a 431.
+	raw = "GET /api/v2/users/search?query=" + strings.Repeat("q", 8<<10) + " HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n\r\n"
+	r = fndRaw(t, gw, raw)
+	fndOnly(t, r, http.StatusRequestURITooLong, "Request URI too long")
+	fndNoFrameworkText(t, r)
 
 	// The gateway keeps serving afterwards.
 	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(idp.UserToken(t))).Data(t, nil)

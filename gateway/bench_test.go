@@ -409,3 +409,37 @@ func BenchmarkAccessLine(b *testing.B) {
 		a.write(rq.logBuf)
 	}
 }
+
+// BenchmarkClientConnRead is what the gateway's connection adds to the
+// reads of an app's request, as fasthttp makes them: its first byte
+// alone, then the rest into the server's read buffer (the I/O here is a
+// copy from memory).
+func BenchmarkClientConnRead(b *testing.B) {
+	src := &replayConn{data: append([]byte("GET /api/v1/users/me HTTP/1.1\r\n"), appHeaderBlock...)}
+	c := &clientConn{Conn: src, slack: int64(time.Second)}
+	c.lineMax = 8 << 10
+	buf := make([]byte, 8<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		src.off = 0
+		if n, err := c.Read(buf[:1]); n != 1 || err != nil {
+			b.Fatal(n, err)
+		}
+		if n, err := c.Read(buf[1:]); n != len(src.data)-1 || err != nil {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// replayConn reads data from off, again once off is set back.
+type replayConn struct {
+	net.Conn
+	data []byte
+	off  int
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	n := copy(p, c.data[c.off:])
+	c.off += n
+	return n, nil
+}

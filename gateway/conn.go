@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -59,6 +60,11 @@ type clientConn struct {
 	peer   netip.Addr     // the remote address, read once
 
 	hook hookState // what the HeaderReceived hook saw of the latest header block (held.go)
+
+	// lineRun is the number of bytes read since the last LF, counted up
+	// to lineMax, the server's read buffer (requestLineTooLong); lineMax
+	// 0: not counted.
+	lineRun, lineMax int
 
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	addrs  *addrConns    // the listener's count per client address, or nil
@@ -159,17 +165,17 @@ func (s *connSet) closeAll() {
 
 // Lingering close, after a refusal sent before what the client sent was
 // read: a body announced over the limit (413), an ambiguous header block
-// (400), a header block over the limit (431), one that does not parse or
-// a broken request line (400, 505). The client may still be sending what
-// was refused (an app may write the whole body before it reads an answer),
-// and a socket closed with bytes unread, or that bytes reach after it
-// closed, is reset: on some stacks (Windows, some mobile proxies) the
-// reset destroys the answer before the app has read it, and on any,
-// answer bytes not yet sent are dropped. So, as nginx's lingering_close,
-// such a connection half-closes after the answer (the client reads it,
-// then an end of stream) and reads and discards what still comes until
-// the client closes, for at most lingerTime and lingerBytes; a client
-// still sending then is reset. A refusal of a request that did not come
+// (400), a request line or header block over the limit (414, 431), one
+// that does not parse or a broken request line (400, 505). The client may
+// still be sending what was refused (an app may write the whole body
+// before it reads an answer), and a socket closed with bytes unread, or
+// that bytes reach after it closed, is reset: on some stacks (Windows,
+// some mobile proxies) the reset destroys the answer before the app has
+// read it, and on any, answer bytes not yet sent are dropped. So, as
+// nginx's lingering_close, such a connection half-closes after the answer
+// (the client reads it, then an end of stream) and reads and discards
+// what still comes until the client closes, for at most lingerTime and
+// lingerBytes; a client still sending then is reset. A refusal of a request that did not come
 // in time (408) does not linger: its client was not sending.
 const (
 	lingerTime  = 5 * time.Second
@@ -331,7 +337,42 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if err == io.EOF && c.hook.chunked {
 		err = io.ErrUnexpectedEOF
 	}
+	if n > 0 && c.lineMax > 0 {
+		c.countLine(p[:n])
+	}
 	return n, err
+}
+
+// countLine moves lineRun on by what was just read, b. Only b's last
+// lineMax bytes are looked at, from its end back to an LF: a request read
+// whole ends in one, and a body read runs at most lineMax back.
+func (c *clientConn) countLine(b []byte) {
+	if len(b) > c.lineMax {
+		b = b[len(b)-c.lineMax:]
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		c.lineRun = len(b) - 1 - i
+	} else {
+		c.lineRun = min(c.lineRun+len(b), c.lineMax)
+	}
+}
+
+// requestLineTooLong reports whether a request whose header block did not
+// fit the server's read buffer (431) failed in its request line: no LF
+// in the buffer. RFC 9112 section 3 has a server answer a request-target
+// longer than it will parse with 414, as nginx does for a request line
+// over its buffer, where 431 is for header fields. fasthttp reads the
+// block through a buffer of lineMax bytes and gives up when it is full:
+// its bytes are then the last lineMax read from the connection, and the
+// request's first, so it holds no LF exactly when lineRun reached
+// lineMax. (Blank lines before the request line, which fasthttp skips,
+// hold LFs: such a request stays a 431.) A header block the hook saw is
+// not in question: what failed after it was the trailer section of a
+// chunked body.
+func requestLineTooLong(ctx *fasthttp.RequestCtx) bool {
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && cc.lineMax > 0 && cc.lineRun >= cc.lineMax &&
+		!(cc.hook.seen && cc.hook.after == ctx.ConnRequestNum())
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
@@ -412,6 +453,9 @@ func deadlineTime(n int64) time.Time {
 type clientListener struct {
 	net.Listener
 	slack time.Duration
+	// readBuffer is the server's read buffer, which bounds a request's
+	// header block (requestLineTooLong; 0: not known).
+	readBuffer int
 
 	max    int64
 	open   *atomic.Int64
@@ -460,7 +504,7 @@ func (l clientListener) Accept() (net.Conn, error) {
 			continue
 		}
 		cc := newClientConn(c, l.slack)
-		cc.open, cc.lingering = l.open, l.lingering
+		cc.open, cc.lingering, cc.lineMax = l.open, l.lingering, l.readBuffer
 		if l.perAddr != nil {
 			if limit, trusted := l.perAddr(); limit > 0 && !policies.IsTrustedPeer(cc.peer, trusted) {
 				addr := policies.AddressKey(cc.peer)

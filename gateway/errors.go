@@ -172,14 +172,18 @@ func retryAfterSeconds(d time.Duration) string {
 }
 
 // lastResortErrorHandler answers what fails before or outside the edge
-// (whose handlers never return an error): headers too large (431), body
-// too large (413), unparsable requests (400). Fiber's default would send
-// the error's text.
+// (whose handlers never return an error): a request line too long (414)
+// or headers too large (431), body too large (413), unparsable requests
+// (400). Fiber's default would send the error's text.
 func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	status := fiber.StatusInternalServerError
 	var fe *fiber.Error
 	if errors.As(err, &fe) && fe.Code >= 400 && fe.Code <= 599 {
 		status = fe.Code
+	}
+	// Fiber calls every header block over the read buffer a 431.
+	if status == fiber.StatusRequestHeaderFieldsTooLarge && requestLineTooLong(c.Context()) {
+		status = fiber.StatusRequestURITooLong
 	}
 	// The request may not even have parsed: answer in the default language,
 	// unless the header block was read whole. A body over a declared

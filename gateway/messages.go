@@ -25,6 +25,7 @@ const (
 	msgRequestTimeout
 	msgAuthUnavailable
 	msgVersionNotSupported
+	msgURITooLong
 
 	// Validation details.
 	msgContentTypeJSON
@@ -78,6 +79,7 @@ var catalog = [msgCount][2]string{
 	msgAuthUnavailable:  {"Authentication is temporarily unavailable, please try again later", "Kimlik doğrulama geçici olarak kullanılamıyor, lütfen daha sonra tekrar deneyin"},
 	msgVersionNotSupported: {"HTTP version not supported: use HTTP/1.1",
 		"HTTP sürümü desteklenmiyor: HTTP/1.1 kullanın"},
+	msgURITooLong: {"Request URI too long", "İstek adresi (URI) çok uzun"},
 
 	msgContentTypeJSON: {"Content-Type must be application/json", "Content-Type application/json olmalıdır"},
 	msgContentEncoding: {"Content-Encoding is not supported: send the body uncompressed", "Content-Encoding desteklenmiyor: gövdeyi sıkıştırmadan gönderin"},
@@ -156,6 +158,8 @@ func statusMessage(status int) msg {
 		return msgConflict
 	case 413:
 		return msgBodyTooLarge
+	case 414:
+		return msgURITooLong
 	case 429:
 		return msgTooManyRequests
 	case 431:

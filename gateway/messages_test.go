@@ -50,6 +50,7 @@ func TestTurkishSpelling(t *testing.T) {
 		msgMethodNotAllowed:    "yönteme",
 		msgBodyTooLarge:        "İstek gövdesi",
 		msgHeadersTooLarge:     "başlıkları",
+		msgURITooLong:          "çok uzun",
 		msgTooManyRequests:     "Çok fazla istek",
 		msgAuthUnavailable:     "geçici olarak kullanılamıyor",
 		msgVersionNotSupported: "sürümü desteklenmiyor",
@@ -90,10 +91,10 @@ func TestStatusMessage(t *testing.T) {
 	for status, want := range map[int]msg{
 		400: msgValidationFailed, 401: msgAuthRequired, 403: msgForbidden, 404: msgNotFound,
 		405: msgMethodNotAllowed, 408: msgRequestTimeout, 409: msgConflict, 413: msgBodyTooLarge,
-		429: msgTooManyRequests, 431: msgHeadersTooLarge, 502: msgBadGateway, 503: msgUnavailable,
+		414: msgURITooLong, 429: msgTooManyRequests, 431: msgHeadersTooLarge, 502: msgBadGateway, 503: msgUnavailable,
 		504: msgGatewayTimeout, 500: msgInternal, 505: msgVersionNotSupported,
 		// Other client errors are "malformed"; other server errors internal.
-		402: msgMalformedRequest, 411: msgMalformedRequest, 414: msgMalformedRequest, 415: msgMalformedRequest,
+		402: msgMalformedRequest, 411: msgMalformedRequest, 415: msgMalformedRequest,
 		418: msgMalformedRequest, 422: msgMalformedRequest, 499: msgMalformedRequest,
 		501: msgInternal, 599: msgInternal,
 		// Not errors at all: never shown, but never a panic either.

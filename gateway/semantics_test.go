@@ -870,3 +870,90 @@ func checkAge(t *testing.T, name string, resp *http.Response, status int, xCache
 
 // ceilSeconds is d in whole seconds, rounded up, as Age is.
 func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
+// A request line longer than the server's read buffer (the header limit,
+// 8 KiB here) is a 414 (RFC 9112 section 3), a header block over it a 431;
+// both in English with a new request id (the headers were not read), and
+// the connection closed. fasthttp fails both alike: the gateway tells
+// them apart by whether the buffer held an LF, so the boundary is exact,
+// however the bytes came and whatever came before them on the connection.
+func TestRequestLineOverTheReadBuffer(t *testing.T) {
+	r := newMixRig(t)
+	const limit = 8 << 10 // config.yaml's server.headerLimit
+	// line is a request line of n bytes, without its CRLF.
+	line := func(n int) string {
+		const head, version = "GET /api/v1/users/me?q=", " HTTP/1.1"
+		return head + strings.Repeat("a", n-len(head)-len(version)) + version
+	}
+	lineRequest := func(n int) string { return line(n) + "\r\nHost: gw\r\nX-Language: tr\r\n\r\n" }
+	body := `{"username":"` + strings.Repeat("b", 200) + `"}`
+	post := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	for _, c := range []struct {
+		name   string
+		pieces []string // written one after the other
+		before int      // answers expected before the refusal
+		status int
+	}{
+		{"a long target", []string{lineRequest(limit + 500)}, 0, http.StatusRequestURITooLong},
+		{"a long target, in pieces", strings.SplitAfter(lineRequest(limit+500), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 0, http.StatusRequestURITooLong},
+		// The buffer ends just before the line's LF, or just after it.
+		{"no LF in the buffer", []string{lineRequest(limit - 1)}, 0, http.StatusRequestURITooLong},
+		{"the LF last in the buffer", []string{lineRequest(limit - 2)}, 0, http.StatusRequestHeaderFieldsTooLarge},
+		{"a large header block", []string{"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nX-Filler: " + strings.Repeat("f", limit+500) + "\r\n\r\n"}, 0, http.StatusRequestHeaderFieldsTooLarge},
+		{"a long line, then headers", []string{line(limit-100) + "\r\nHost: gw\r\nX-Filler: " + strings.Repeat("f", 500) + "\r\n\r\n"}, 0, http.StatusRequestHeaderFieldsTooLarge},
+		// After a request whose body holds no LF: the buffer starts where
+		// the long request does.
+		{"after a body", []string{post + lineRequest(limit+500)}, 1, http.StatusRequestURITooLong},
+		{"after a body, a large header block", []string{post + "GET /api/v1/users/me HTTP/1.1\r\nX-Filler: " + strings.Repeat("f", limit) + "\r\n\r\n"}, 1, http.StatusRequestHeaderFieldsTooLarge},
+		{"after a request", []string{"GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n", lineRequest(limit + 1)}, 1, http.StatusRequestURITooLong},
+		// A trailer section over the buffer fails the same way, after a
+		// header block that was read: answered in the caller's language.
+		{"a trailer section", []string{"POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n" +
+			"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: " + strings.Repeat("t", limit+500) + "\r\n\r\n"},
+			0, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for _, p := range c.pieces {
+				if _, err := io.WriteString(conn, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(conn)
+			var answers []edgeAnswer
+			for {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.Close { // net/http takes Connection: close out of the header
+					resp.Header.Set("Connection", "close")
+				}
+				answers = append(answers, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body})
+			}
+			if len(answers) != c.before+1 {
+				t.Fatalf("%d answers, want %d", len(answers), c.before+1)
+			}
+			a := answers[c.before]
+			msg := "Request URI too long"
+			switch {
+			case strings.Contains(c.name, "trailer"):
+				msg = "İstek başlıkları çok büyük"
+			case c.status == http.StatusRequestHeaderFieldsTooLarge:
+				msg = "Request headers too large"
+			}
+			edgeFailure(t, a, c.status, msg)
+			if a.header.Get("Connection") != "close" {
+				t.Fatalf("Connection %q, want close", a.header.Get("Connection"))
+			}
+		})
+	}
+}

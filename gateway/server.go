@@ -225,7 +225,7 @@ func New(d Deps) (*Server, error) {
 	s.app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
 		// fasthttp gives the socket a write deadline only before a
 		// handler's answer: the refusal of a request it could not read
-		// (400, 408, 413, 431) would go out under the previous answer's,
+		// (400, 408, 413, 414, 431) would go out under the previous answer's,
 		// long past on a keep-alive connection idle for more than the
 		// write timeout, and the client would get no answer at all.
 		answerDeadline(ctx, writeTimeout)
@@ -389,7 +389,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.lnMu.Unlock()
-	err := s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack,
+	err := s.app.Listener(clientListener{Listener: ln, slack: s.deadlineSlack, readBuffer: s.app.Server().ReadBufferSize,
 		max: s.maxConns, open: &s.openConns, refuse: s.refuseConn, acceptFailed: s.acceptFailed, lingering: &s.lingering,
 		perAddr: s.connectionsPerAddr, addrs: &s.addrConns, refuseAddr: s.refuseAddrConn, conns: &s.conns})
 	if err == nil {
