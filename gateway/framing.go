@@ -148,16 +148,15 @@ func validHost(v []byte) bool {
 		v = v[:len(v)-1]
 	}
 	i := 0
-	if len(v) > 0 && v[0] == '[' {
+	for i < len(v) && hostChars[v[i]] {
+		i++
+	}
+	if i == 0 && len(v) > 0 && v[0] == '[' { // not among hostChars
 		end := bytes.IndexByte(v, ']')
 		if end < 0 || !ipv6Literal(v[1:end]) {
 			return false
 		}
 		i = end + 1
-	} else {
-		for i < len(v) && hostChars[v[i]] {
-			i++
-		}
 	}
 	if i == len(v) {
 		return true
