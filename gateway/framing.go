@@ -415,8 +415,10 @@ func hostRefused(ctx *fasthttp.RequestCtx) (msg, bool) {
 // never saw. Such a target is neither a path (origin-form, which
 // settleHost keeps a path) nor an absolute URI (scheme "://"): a 400.
 func requestLineStatus(h *fasthttp.RequestHeader) int {
-	if m := h.Method(); !knownMethod(m) && !isToken(m) { // a known one is a token
-		return fasthttp.StatusBadRequest
+	for _, c := range h.Method() { // never empty: fasthttp refuses a line that starts with a space
+		if !tokenChars[c] {
+			return fasthttp.StatusBadRequest
+		}
 	}
 	uri := h.RequestURI()
 	if len(uri) > 0 && uri[0] != '/' && !otherTargetSound(uri) {
