@@ -175,8 +175,9 @@ func (s *connSet) closeAll() {
 // nginx's lingering_close, such a connection half-closes after the answer
 // (the client reads it, then an end of stream) and reads and discards
 // what still comes until the client closes, for at most lingerTime and
-// lingerBytes; a client still sending then is reset. A refusal of a request that did not come
-// in time (408) does not linger: its client was not sending.
+// lingerBytes; a client still sending then is reset. A refusal of a
+// request that did not come in time (408) does not linger: its client was
+// not sending.
 const (
 	lingerTime  = 5 * time.Second
 	lingerBytes = 1 << 20

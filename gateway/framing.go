@@ -212,9 +212,10 @@ func targetFault(target []byte) hostFault {
 // ipv6Literal reports whether b, what a Host holds in brackets, is an
 // IPv6 address as RFC 3986 section 3.2.2 writes one (IPv6address): eight
 // groups of up to four hex digits, or fewer around one "::", the last
-// two of them perhaps an IPv4 address in dotted decimal. Only its
-// characters are looked at before it is parsed: a bracketed Host is rare
-// (an app sends a name), and netip copies what it parses.
+// two of them perhaps an IPv4 address in dotted decimal. Its length and
+// characters are checked first, so that netip is given (as a string, a
+// copy) only what can be an address; a bracketed Host is rare (an app
+// sends a name).
 func ipv6Literal(b []byte) bool {
 	if len(b) < 2 || len(b) > len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") {
 		return false
