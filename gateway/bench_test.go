@@ -12,7 +12,6 @@ package gateway
 //	go test -run '^$' -bench MeCacheHit -cpuprofile cpu.out ./gateway/ && go tool pprof -top cpu.out
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -42,18 +41,9 @@ func bchNewRig(tb testing.TB) *bchRig { return bchNewRigAt(tb, "") }
 // reference store).
 func bchNewRigAt(tb testing.TB, storeURL string) *bchRig {
 	tb.Helper()
-	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.bench", Audience: "edge-gateway"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	idpSrv := httptest.NewServer(idp.Handler())
-	tb.Cleanup(idpSrv.Close)
+	idp, idpSrv := loopbackIDP(tb, "http://idp.bench")
 	if storeURL == "" {
-		st, err := refstore.Open(context.Background(), refstore.Options{Users: 300})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { st.Close() })
+		st := loopbackStore(tb, 300)
 		stSrv := httptest.NewServer(st.Handler(refstore.HandlerOptions{}))
 		tb.Cleanup(stSrv.Close)
 		storeURL = stSrv.URL

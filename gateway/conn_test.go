@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -309,17 +308,8 @@ func TestRequestsUseTheirConnectionsClientMemo(t *testing.T) {
 // answers only for the same bytes), and two connections taking turns
 // each send their own.
 func TestStoreGetsEachRequestsOwnClientIdentifiers(t *testing.T) {
-	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.ids", Audience: "edge-gateway"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv := httptest.NewServer(idp.Handler())
-	t.Cleanup(idpSrv.Close)
-	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	idp, idpSrv := loopbackIDP(t, "http://idp.ids")
+	st := loopbackStore(t, 50)
 	inner := st.Handler(refstore.HandlerOptions{})
 	var mu sync.Mutex
 	got := map[string][2]string{} // by request id: X-App-Version, X-Device-Id

@@ -39,17 +39,8 @@ type mixRig struct {
 
 func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
 	t.Helper()
-	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.mix", Audience: "edge-gateway"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv := httptest.NewServer(idp.Handler())
-	t.Cleanup(idpSrv.Close)
-	st, err := refstore.Open(context.Background(), refstore.Options{Users: 300})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	idp, idpSrv := loopbackIDP(t, "http://idp.mix")
+	st := loopbackStore(t, 300)
 	var storeHandler http.Handler = st.Handler(refstore.HandlerOptions{})
 	held := make(chan struct{})
 	for _, env := range envs {

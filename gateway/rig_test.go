@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,7 +15,34 @@ import (
 	"github.com/bffgate/edge/gateway/telemetry"
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream"
+	"github.com/bffgate/edge/upstream/devidp"
+	"github.com/bffgate/edge/upstream/refstore"
 )
+
+// loopbackIDP is a development identity provider of issuer, served on
+// loopback until the test ends (its JWKS at /.well-known/jwks.json).
+func loopbackIDP(tb testing.TB, issuer string) (*devidp.Provider, *httptest.Server) {
+	tb.Helper()
+	idp, err := devidp.New(devidp.Options{Issuer: issuer, Audience: "edge-gateway"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(idp.Handler())
+	tb.Cleanup(srv.Close)
+	return idp, srv
+}
+
+// loopbackStore is the reference user store seeded with users, closed
+// when the test ends.
+func loopbackStore(tb testing.TB, users int) *refstore.Store {
+	tb.Helper()
+	st, err := refstore.Open(context.Background(), refstore.Options{Users: users})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
 
 // newRepoServer is the gateway as the daemon assembles it, for tests and
 // benchmarks: the repository's config.yaml with env on top, the real

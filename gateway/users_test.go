@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -266,17 +265,8 @@ func mustRead(t *testing.T, path string) []byte {
 // such a word before counting, and took 9 distinct words the gateway
 // refused.
 func TestGatewayAndStoreCountQueryWordsAlike(t *testing.T) {
-	idp, err := devidp.New(devidp.Options{Issuer: "http://idp.words", Audience: "edge-gateway"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv := httptest.NewServer(idp.Handler())
-	t.Cleanup(idpSrv.Close)
-	st, err := refstore.Open(context.Background(), refstore.Options{Users: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	idp, idpSrv := loopbackIDP(t, "http://idp.words")
+	st := loopbackStore(t, 50)
 	stSrv := httptest.NewServer(st.Handler(refstore.HandlerOptions{}))
 	t.Cleanup(stSrv.Close)
 	s := newRepoServer(t, map[string]string{
