@@ -42,7 +42,8 @@ type Server struct {
 	DrainTimeout time.Duration `yaml:"drainTimeout"`
 	// BodyLimit is the largest request body accepted (413 above it).
 	BodyLimit ByteSize `yaml:"bodyLimit"`
-	// HeaderLimit is the largest request header block accepted (431 above it).
+	// HeaderLimit is the largest request header block accepted, request
+	// line included (431 above it, 414 when the request line alone is).
 	HeaderLimit ByteSize `yaml:"headerLimit"`
 	// MaxConnections caps concurrent client connections.
 	MaxConnections int `yaml:"maxConnections"`
