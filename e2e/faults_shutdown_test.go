@@ -114,17 +114,20 @@ func fltStoppedLine(t *testing.T, gw *Gateway) map[string]any {
 // the drain timeout.
 func TestFaultsGracefulShutdown(t *testing.T) {
 	const (
-		delay         = 300 * time.Millisecond // server.shutdownDelay
-		drain         = 5 * time.Second        // server.drainTimeout
-		slow          = 1200 * time.Millisecond
+		// The delay is wide enough for a new request to be served inside
+		// it on a busy machine (one took 452ms there against a 300ms
+		// delay); the slow requests outlast it by far.
+		delay         = time.Second     // server.shutdownDelay
+		drain         = 5 * time.Second // server.drainTimeout
+		slow          = 3 * time.Second
 		inFlight      = 4
-		searchTimeout = 3 * time.Second
+		searchTimeout = 5 * time.Second
 	)
 	r := fltStartBinary(t, map[string]string{
 		"GATEWAY_SERVER__SHUTDOWNDELAY":  delay.String(),
 		"GATEWAY_SERVER__DRAINTIMEOUT":   drain.String(),
 		fltOpKey("SEARCH", "TIMEOUT"):    searchTimeout.String(),
-		"GATEWAY_SERVER__REQUESTTIMEOUT": "5s",
+		"GATEWAY_SERVER__REQUESTTIMEOUT": "8s",
 	})
 	if err := r.proxy.SetPath(contract.PathSearch, faultproxy.Delay(slow)); err != nil {
 		t.Fatal(err)
@@ -190,8 +193,8 @@ func TestFaultsGracefulShutdown(t *testing.T) {
 		}
 	}
 	if !last.After(sigterm.Add(refused)) {
-		// The slow requests (held 1200ms from before SIGTERM) outlast the
-		// 300ms delay by far: a listener open until they were done is
+		// The slow requests (held 3s from before SIGTERM) outlast the 1s
+		// delay by far: a listener open until they were done is
 		// the gateway closing it only after the drain, which the checks
 		// above let through.
 		t.Errorf("the last slow request finished %s after SIGTERM, before the listener refused connections (%s): the listener stayed open while they were served",
