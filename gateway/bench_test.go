@@ -25,7 +25,6 @@ import (
 
 	"github.com/bffgate/edge/gateway/telemetry"
 	"github.com/bffgate/edge/policies"
-	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
@@ -67,11 +66,7 @@ func bchNewRigAt(tb testing.TB, storeURL string) *bchRig {
 	}
 	raiseRateLimits(env, "ALL")
 	s := newRepoServer(tb, env, telemetry.NewMetrics("bench"))
-	token, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &bchRig{s: s, token: token}
+	return &bchRig{s: s, token: demoUserToken(tb, idp)}
 }
 
 // request is an app's GET with the headers the apps send.

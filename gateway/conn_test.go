@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
@@ -325,19 +324,13 @@ func TestStoreGetsEachRequestsOwnClientIdentifiers(t *testing.T) {
 		"GATEWAY_AUTH__ISSUER":                  "http://idp.ids",
 		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
 	}, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := serveLoopback(t, s)
+	tok := demoUserToken(t, idp)
+	var err error
 	var conns [2]net.Conn
 	var readers [2]*bufio.Reader
 	for i := range conns {
-		if conns[i], err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		if conns[i], err = net.Dial("tcp", addr); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conns[i].Close() })

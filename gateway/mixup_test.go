@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -78,12 +77,7 @@ func newMixRig(t *testing.T, envs ...map[string]string) *mixRig {
 		}
 	}
 	s := newRepoServer(t, all, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	return &mixRig{s: s, addr: ln.Addr().String(), idp: idp, store: st, held: held}
+	return &mixRig{s: s, addr: serveLoopback(t, s), idp: idp, store: st, held: held}
 }
 
 // storeTimeouts gives every store operation the timeout d. Tests that

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -30,6 +31,28 @@ func loopbackIDP(tb testing.TB, issuer string) (*devidp.Provider, *httptest.Serv
 	srv := httptest.NewServer(idp.Handler())
 	tb.Cleanup(srv.Close)
 	return idp, srv
+}
+
+// serveLoopback serves s on a loopback port and returns its address.
+func serveLoopback(tb testing.TB, s *Server) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go s.Serve(ln)
+	return ln.Addr().String()
+}
+
+// demoUserToken is an hour's access token of the reference store's demo
+// user, with the role user, from idp.
+func demoUserToken(tb testing.TB, idp *devidp.Provider) string {
+	tb.Helper()
+	tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }
 
 // loopbackStore is the reference user store seeded with users, closed

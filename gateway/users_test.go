@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,7 +23,6 @@ import (
 	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream/contract"
-	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 )
 
@@ -275,15 +273,8 @@ func TestGatewayAndStoreCountQueryWordsAlike(t *testing.T) {
 		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": stSrv.URL,
 		"GATEWAY_CACHE__ENABLED":                "false",
 	}, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	tok, err := idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}, ExpiresAt: time.Now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := serveLoopback(t, s)
+	tok := demoUserToken(t, idp)
 	transport := &http.Transport{}
 	t.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
@@ -308,7 +299,7 @@ func TestGatewayAndStoreCountQueryWordsAlike(t *testing.T) {
 		{"a, a b c d e f g h -", http.StatusOK},                 // punctuation is no word
 		{"a b c d e f g h i", http.StatusBadRequest},
 	} {
-		gw, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/v2/users/search?query="+url.QueryEscape(c.q), nil)
+		gw, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v2/users/search?query="+url.QueryEscape(c.q), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
