@@ -473,23 +473,9 @@ func TestListenerFailureThenSecondSignalSaysBoth(t *testing.T) {
 	}
 	// Two interrupts, each waited for: sent at once, the two could arrive
 	// as one (the drain had begun: no "shutting down" line to wait for).
-	own := make(chan os.Signal, 2)
-	signal.Notify(own, os.Interrupt)
-	defer signal.Stop(own)
-	self, err := os.FindProcess(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if err := self.Signal(syscall.SIGINT); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-own:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the interrupt did not arrive")
-		}
-	}
+	interrupt := selfInterrupter(t)
+	interrupt()
+	interrupt()
 	select {
 	case err := <-done:
 		want := "public listener: " + lost.Error() + "\nsecond signal (interrupt): exiting without finishing the drain"
@@ -540,24 +526,7 @@ func TestSecondSignalAfterTheDrainKeepsTheRunsStatus(t *testing.T) {
 	leftovers := emptyTempDir(t)
 	// The signals come here too: one that came after run stopped watching
 	// them would otherwise end the test binary.
-	own := make(chan os.Signal, 2)
-	signal.Notify(own, os.Interrupt)
-	defer signal.Stop(own)
-	self, err := os.FindProcess(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	interrupt := func() {
-		t.Helper()
-		if err := self.Signal(syscall.SIGINT); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-own:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the interrupt did not arrive")
-		}
-	}
+	interrupt := selfInterrupter(t)
 	stdoutR, stdoutW := io.Pipe()
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
@@ -725,4 +694,30 @@ func startStack(t *testing.T, exe string) (*exec.Cmd, io.ReadCloser, *lockedBuff
 		t.Fatal(err)
 	}
 	return cmd, stdout, stderr
+}
+
+// selfInterrupter returns a function that sends the test process a
+// SIGINT and waits until it has arrived, so that two sent one after the
+// other are two. The signals also come to a channel of the test's own
+// until it ends: one that came after run stopped watching them would
+// otherwise end the test binary.
+func selfInterrupter(t *testing.T) func() {
+	own := make(chan os.Signal, 2)
+	signal.Notify(own, os.Interrupt)
+	t.Cleanup(func() { signal.Stop(own) })
+	self, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := self.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-own:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the interrupt did not arrive")
+		}
+	}
 }
