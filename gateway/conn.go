@@ -61,10 +61,14 @@ type clientConn struct {
 
 	hook hookState // what the HeaderReceived hook saw of the latest header block (held.go)
 
-	// lineRun is the number of bytes read since the last LF, counted up
-	// to lineMax, the server's read buffer (requestLineTooLong); lineMax
-	// 0: not counted.
+	// lineRun is the number of bytes read since the last LF that ended a
+	// line with something on it (blank lines, which fasthttp skips before
+	// a request line, do not end the run), counted up to lineMax, the
+	// server's read buffer (requestLineTooLong); lineMax 0: not counted.
+	// lineHead is what the line being read holds so far: nothing
+	// (lineEmpty), a CR (lineCR) or more (lineText).
 	lineRun, lineMax int
+	lineHead         lineHead
 
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	addrs  *addrConns    // the listener's count per client address, or nil
@@ -344,18 +348,69 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// countLine moves lineRun on by what was just read, b. Only b's last
-// lineMax bytes are looked at, from its end back to an LF: a request read
-// whole ends in one, and a body read runs at most lineMax back.
+// countLine moves lineRun and lineHead on by what was just read, b. Only
+// LFs in b's last lineMax bytes are looked for, from its end back to one
+// that ends a line with something on it: a request read whole ends in
+// its header block's blank line and the line before it, and a body read
+// is looked back over by at most lineMax.
 func (c *clientConn) countLine(b []byte) {
-	if len(b) > c.lineMax {
-		b = b[len(b)-c.lineMax:]
+	head := c.lineHead
+	c.lineHead = head.after(b)
+	lo := max(len(b)-c.lineMax, 0)
+	for end := len(b); end > lo; {
+		i := bytes.LastIndexByte(b[lo:end], '\n')
+		if i < 0 {
+			break
+		}
+		i += lo
+		// The line ending at i is blank when it holds nothing or a CR
+		// (what fasthttp's nextLine takes away), counting what was read
+		// of it before b.
+		start := i
+		if start > 0 && b[start-1] == '\r' {
+			start--
+		}
+		var blank bool
+		switch {
+		case start > 0:
+			blank = b[start-1] == '\n'
+		case start == i: // b starts with the LF
+			blank = head != lineText
+		default: // b starts with the CR
+			blank = head == lineEmpty
+		}
+		if !blank {
+			c.lineRun = len(b) - 1 - i
+			return
+		}
+		end = start
 	}
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		c.lineRun = len(b) - 1 - i
-	} else {
-		c.lineRun = min(c.lineRun+len(b), c.lineMax)
+	c.lineRun = min(c.lineRun+len(b), c.lineMax)
+}
+
+// lineHead is what a line holds before its LF comes (countLine).
+type lineHead uint8
+
+const (
+	lineEmpty lineHead = iota
+	lineCR
+	lineText
+)
+
+// after is what the line being read holds once b is read after h.
+func (h lineHead) after(b []byte) lineHead {
+	n := len(b)
+	switch {
+	case n == 0:
+		return h
+	case b[n-1] == '\n':
+		return lineEmpty
+	case b[n-1] != '\r':
+		return lineText
+	case n > 1 && b[n-2] == '\n', n == 1 && h == lineEmpty:
+		return lineCR
 	}
+	return lineText
 }
 
 // requestLineTooLong reports whether a request whose header block did not
@@ -365,9 +420,9 @@ func (c *clientConn) countLine(b []byte) {
 // over its buffer, where 431 is for header fields. fasthttp reads the
 // block through a buffer of lineMax bytes and gives up when it is full:
 // its bytes are then the last lineMax read from the connection, and the
-// request's first, so it holds no LF exactly when lineRun reached
-// lineMax. (Blank lines before the request line, which fasthttp skips,
-// hold LFs: such a request stays a 431.) A header block the hook saw is
+// request's first, so it holds no LF but those of blank lines before the
+// request line (which fasthttp skips) exactly when lineRun reached
+// lineMax. A header block the hook saw is
 // not in question: what failed after it was the trailer section of a
 // chunked body.
 func requestLineTooLong(ctx *fasthttp.RequestCtx) bool {

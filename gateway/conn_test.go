@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -613,4 +614,39 @@ func FuzzLazyDeadline(f *testing.F) {
 			}
 		}
 	})
+}
+
+// countLine's run, over any stream of bytes read in any pieces, is the
+// number of bytes since the last LF that ended a line fasthttp does not
+// skip as blank (one holding more than nothing or a CR), at most lineMax:
+// computed here over the whole stream at once.
+func TestCountLineSkipsBlankLines(t *testing.T) {
+	const lineMax = 8
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("a\r\n")
+	for range 20000 {
+		stream := make([]byte, rng.IntN(40))
+		for i := range stream {
+			stream[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		c := &clientConn{lineMax: lineMax}
+		for rest := stream; len(rest) > 0; {
+			n := 1 + rng.IntN(min(len(rest), 2*lineMax))
+			c.countLine(rest[:n])
+			rest = rest[n:]
+		}
+		runStart := 0 // where the run began: after the last LF of a line that is not blank
+		for i, lineStart := 0, 0; i < len(stream); i++ {
+			if stream[i] != '\n' {
+				continue
+			}
+			if line := stream[lineStart:i]; len(line) > 1 || len(line) == 1 && line[0] != '\r' {
+				runStart = i + 1
+			}
+			lineStart = i + 1
+		}
+		if want := min(len(stream)-runStart, lineMax); c.lineRun != want {
+			t.Fatalf("%q: lineRun %d, want %d", stream, c.lineRun, want)
+		}
+	}
 }

@@ -907,6 +907,13 @@ func TestRequestLineOverTheReadBuffer(t *testing.T) {
 		{"after a body", []string{post + lineRequest(limit+500)}, 1, http.StatusRequestURITooLong},
 		{"after a body, a large header block", []string{post + "GET /api/v1/users/me HTTP/1.1\r\nX-Filler: " + strings.Repeat("f", limit) + "\r\n\r\n"}, 1, http.StatusRequestHeaderFieldsTooLarge},
 		{"after a request", []string{"GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n", lineRequest(limit + 1)}, 1, http.StatusRequestURITooLong},
+		// Blank lines before a request line, which fasthttp skips, take
+		// room in the buffer but are no part of the line.
+		{"blank lines first", []string{"\r\n\n\r\n" + lineRequest(limit+500)}, 0, http.StatusRequestURITooLong},
+		{"blank lines first, in pieces, no LF in the buffer", []string{"\r", "\n\r", "\n", lineRequest(limit - 5)}, 0, http.StatusRequestURITooLong},
+		{"blank lines first, the LF last in the buffer", []string{"\r\n\r\n" + lineRequest(limit-6)}, 0, http.StatusRequestHeaderFieldsTooLarge},
+		{"blank lines first, then headers", []string{"\r\n\r\n" + line(limit-100) + "\r\nHost: gw\r\nX-Filler: " + strings.Repeat("f", 500) + "\r\n\r\n"}, 0, http.StatusRequestHeaderFieldsTooLarge},
+		{"after a request, blank lines", []string{"GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n", "\r\n\r\n", lineRequest(limit - 3)}, 1, http.StatusRequestURITooLong},
 		// A trailer section over the buffer fails the same way, after a
 		// header block that was read: answered in the caller's language.
 		{"a trailer section", []string{"POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n" +
