@@ -247,3 +247,42 @@ func TestFoundationErrorsChunkedTrailerFails(t *testing.T) {
 		t.Fatalf("failed bodies reached the store %d times", n)
 	}
 }
+
+// A connection that sends nothing before server.readTimeout (one a
+// browser opened ahead of need and did not use) is closed without an
+// answer, as an idle keep-alive connection is, and is no request: neither
+// logged nor counted. A 408 written to it could be read as the answer to
+// a request the client sent at that moment.
+func TestFoundationErrorsSilentConnectionClosedUnanswered(t *testing.T) {
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: StartIdP(t),
+		Env: map[string]string{"GATEWAY_SERVER__READTIMEOUT": "300ms"}})
+	logs := polFollowLogs(gw)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, err := io.ReadAll(conn); len(got) > 0 || err != nil {
+		t.Fatalf("the silent connection got %q (%v), want it closed unanswered", got, err)
+	}
+
+	// A request after it: its access line is the first, and it is the
+	// only request counted.
+	gw.Do(t, http.MethodGet, "/nosuch", Header("X-Request-Id", "after-the-silent-one")).Failure(t, http.StatusNotFound, "Resource not found")
+	logs.await(t, 5*time.Second, "request", map[string]string{"request_id": "after-the-silent-one"})
+	for _, line := range gw.LogLines() {
+		if line["msg"] == "request" && line["request_id"] != "after-the-silent-one" {
+			t.Errorf("access line for the silent connection: %v", line)
+		}
+	}
+	var counted []string
+	for _, line := range strings.Split(gw.Metrics(t), "\n") {
+		if strings.HasPrefix(line, "gateway_requests_total{") && !strings.HasSuffix(line, " 0") {
+			counted = append(counted, line)
+		}
+	}
+	if len(counted) != 1 || !strings.HasSuffix(counted[0], " 1") || !strings.Contains(counted[0], `status_class="4xx"`) {
+		t.Errorf("requests counted, want the 404 alone:\n%s", strings.Join(counted, "\n"))
+	}
+}

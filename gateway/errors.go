@@ -224,23 +224,39 @@ func connFailed(err error) bool {
 // Fiber would make it a 502, the status of a failing user store, and the
 // 5xx ratio pages on it: a client that resets its connection mid-request
 // (a phone losing its network during an upload) is a failed request of
-// the client's, a 400 that reaches no one. A connection reset before it
-// sent a byte (a load balancer's TCP health check) is no request at all,
-// as for one closed cleanly: it is neither counted nor logged.
-func (s *Server) readFailed(ctx *fasthttp.RequestCtx, err error) {
+// the client's, a 400 that reaches no one.
+func (s *Server) readFailed(ctx *fasthttp.RequestCtx) {
 	restored := restoreHeld(ctx)
 	writeUnroutedError(&ctx.Response, &ctx.Request.Header, fiber.StatusBadRequest, restored)
 	ctx.SetConnectionClose()
-	// fasthttp returns the socket's error as it is only when nothing of
-	// the request was read: a broken header block or body comes wrapped,
-	// or after a header block the hook saw (a reset on a later request
-	// of a connection before its first byte never gets here).
-	if _, bare := err.(*net.OpError); bare {
-		if cc, ok := ctx.Conn().(*clientConn); ok && !cc.hook.seen {
-			return
-		}
-	}
 	s.finishUnrouted(ctx, time.Now(), restored)
+}
+
+// nothingRead reports whether err, met while fasthttp read a request,
+// came before the request's first byte. fasthttp passes the socket's
+// error as it is only then (a broken header block or body comes wrapped)
+// or after a header block the hook saw; and it calls the error handler
+// for it only on a connection's first request: a later one that never
+// began is an idle keep-alive connection, closed without a word.
+func nothingRead(ctx *fasthttp.RequestCtx, err error) bool {
+	if _, bare := err.(*net.OpError); !bare {
+		return false
+	}
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && !cc.hook.seen
+}
+
+// closeUnanswered closes the connection of a request that never began
+// (nothingRead): one reset before it sent a byte (a load balancer's TCP
+// health check), or silent until the read timeout (a connection a browser
+// opened ahead of need and did not use). It is no request at all, as for
+// one closed cleanly: neither answered, counted nor logged, as an idle
+// keep-alive connection is closed. A 408 written there could be read as
+// the answer to a request the client sent at that moment. fasthttp
+// writes the error handler's answer whatever it holds: to the closed
+// connection, where the write fails.
+func closeUnanswered(ctx *fasthttp.RequestCtx) {
+	_ = ctx.Conn().Close()
 }
 
 // writeUnroutedError answers a request the edge never saw (an

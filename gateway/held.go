@@ -63,7 +63,7 @@ type hookState struct {
 	// held is the block, for a request with a body, until the body was
 	// read (nil otherwise).
 	held *[]byte
-	// seen: a header block was read on the connection (readFailed).
+	// seen: a header block was read on the connection (nothingRead).
 	seen bool
 	// chunked: the block's request has a chunked body, whose end the
 	// connection's reads have not reached before the request is handled

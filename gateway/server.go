@@ -223,6 +223,10 @@ func New(d Deps) (*Server, error) {
 	// status of a failing user store (errors.go, readFailed).
 	fiberReadErrors := s.app.Server().ErrorHandler
 	s.app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		if nothingRead(ctx, err) {
+			closeUnanswered(ctx) // errors.go
+			return
+		}
 		// fasthttp gives the socket a write deadline only before a
 		// handler's answer: the refusal of a request it could not read
 		// (400, 408, 413, 414, 431) would go out under the previous answer's,
@@ -240,7 +244,7 @@ func New(d Deps) (*Server, error) {
 			return
 		}
 		if connFailed(err) {
-			s.readFailed(ctx, err)
+			s.readFailed(ctx)
 			return
 		}
 		fiberReadErrors(ctx, err)
