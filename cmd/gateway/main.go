@@ -1,8 +1,9 @@
 // Command gateway is the edge gateway: the single entry point through
 // which the mobile apps, the web app and the admin platform reach the API.
 //
-//	gateway [-config config.yaml]                 run
+//	gateway [serve] [-config config.yaml]         run
 //	gateway validate -config NEW.yaml [-diff OLD.yaml]
+//	gateway healthcheck [-config config.yaml]     ask the ops listener's /healthz
 //	gateway version
 package main
 
