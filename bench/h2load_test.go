@@ -305,3 +305,26 @@ func TestH2loadOpenWindowLowRate(t *testing.T) {
 		t.Errorf("h2load ended %s after the window started, inside the 1-s window", marks)
 	}
 }
+
+// Every answer outside 2xx in the window is an error, a 4xx as much as a
+// 5xx (a 429 from a rate limit is fast and wrong); and a mean size on the
+// wire below the verified answer's (an error envelope is shorter) is one
+// as much as one above it.
+func TestH2loadWindowCountsEveryWrongAnswer(t *testing.T) {
+	from := time.UnixMicro(1_000_000_000)
+	lines := []string{"1000000000\t200\t100", "1000000100\t429\t50", "1000000200\t404\t50", "1000000300\t200\t100"}
+	win, err := h2loadWindow(writeLog(t, lines), 0, time.Second, from, 1264, h2loadSummary{Done: 4, Bytes: 4 * 1264})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.Requests != 4 || win.Errors != 2 {
+		t.Errorf("requests %d errors %d, want 4 and 2 (the 429 and the 404): %q", win.Requests, win.Errors, win.ErrorSamples)
+	}
+	short, err := h2loadWindow(writeLog(t, lines[:1]), 0, time.Second, from, 1264, h2loadSummary{Done: 4, Bytes: 4 * 1200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.Errors != 1 || len(short.ErrorSamples) != 1 || !strings.Contains(short.ErrorSamples[0], "1200.0 bytes on the wire") {
+		t.Errorf("answers 64 bytes short: errors %d %q, want the size mismatch", short.Errors, short.ErrorSamples)
+	}
+}

@@ -106,3 +106,19 @@ func TestMachineNote(t *testing.T) {
 		t.Errorf("another CPU, no note: %q", n)
 	}
 }
+
+// An INVALID target reads INVALID in the index, never PASS, whatever its
+// ratio: here /me over bare Fiber at 0.95 with incorrect answers.
+func TestIndexShowsInvalidTargets(t *testing.T) {
+	results := map[string]*scenarioResult{
+		"gw-me-hit":  result("gw-me-hit", 95000, 900, 47500),
+		"bare-fiber": result("bare-fiber", 100000, 500, 47500),
+	}
+	results["gw-me-hit"].Errors = 4
+	rep := &report{Schema: 1, StartedAt: time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC), Settings: settings{Rounds: 3}}
+	rep.Targets, rep.Ratios = judge(results, nil, nil)
+	row := indexMarkdown([]*indexedReport{{report: rep, name: "run"}})
+	if !strings.Contains(row, "| 0.950 **INVALID** |") || strings.Contains(row, "PASS") {
+		t.Errorf("index row of an INVALID target:\n%s", row)
+	}
+}

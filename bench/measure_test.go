@@ -72,3 +72,80 @@ func TestOpenWindowAchievedRateIsTheSendingRate(t *testing.T) {
 		t.Errorf("rate missed: %s", got)
 	}
 }
+
+// What a round found reaches the scenario's summary, and so the judge:
+// the closed loop's errors, answers of another size and answers off the
+// path, and the open loop's errors on top.
+func TestSummarizeCarriesEveryRoundsFindings(t *testing.T) {
+	sc := &scenario{Name: "gw-me-hit", ResponseBytes: 1264}
+	res := &scenarioResult{Name: "gw-me-hit", Closed: closedSummary{Rounds: []closedRound{
+		{RPS: 100, Requests: 1000, Errors: 2},
+		{RPS: 300, Requests: 3000, SizeMismatch: true},
+		{RPS: 200, Requests: 2000, OffPath: 70},
+	}}, Open: &openSummary{Rate: 100, Rounds: []openRound{{Rate: 100, AchievedRate: 100, Errors: 3, P99Micros: 10}}}}
+	r := &runner{opts: &options{connections: 64}, scenarios: []*scenario{sc}, results: map[string]*scenarioResult{sc.Name: res}}
+	r.summarizeClosed()
+	c := res.Closed
+	if c.MedianRPS != 200 || c.Errors != 2 || !c.SizeMismatch || c.OffPath != 70 || res.Errors != 2 || res.ResponseBytes != 1264 {
+		t.Errorf("closed summary: median %.0f, errors %d, size mismatch %v, off path %d, scenario errors %d, bytes %d; want 200, 2, true, 70, 2, 1264",
+			c.MedianRPS, c.Errors, c.SizeMismatch, c.OffPath, res.Errors, res.ResponseBytes)
+	}
+	r.summarizeOpen()
+	if res.Open.Errors != 3 || res.Errors != 5 {
+		t.Errorf("open errors %d, scenario errors %d; want 3 and 5 (closed and open)", res.Open.Errors, res.Errors)
+	}
+}
+
+// scriptedClosed answers every window of a scenario with the same window.
+type scriptedClosed map[string]window
+
+func (f scriptedClosed) run(_ context.Context, sc *scenario, _ time.Duration, _ int) (window, error) {
+	return f[sc.Name], nil
+}
+
+// A closed-loop window whose mean size on the wire is not the verified
+// answer's had answers of another size (wrk reads no bodies): the round
+// says so, and the targets on it are INVALID.
+func TestClosedWindowFlagsAnswersOfAnotherSize(t *testing.T) {
+	r := &runner{opts: &options{duration: time.Second}, log: &progress{w: io.Discard, start: time.Now()},
+		closed: scriptedClosed{
+			"gw-me-hit":  {Requests: 45000, Elapsed: time.Second, Bytes: 45000 * (1264 - 40)},
+			"bare-fiber": {Requests: 50000, Elapsed: time.Second, Bytes: 50000 * 1264},
+		}}
+	results := map[string]*scenarioResult{}
+	for _, name := range []string{"gw-me-hit", "bare-fiber"} {
+		rd, err := r.closedWindow(context.Background(), &scenario{Name: name, ResponseBytes: 1264}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := name == "gw-me-hit"; rd.SizeMismatch != want {
+			t.Errorf("%s: size mismatch %v (%.1f bytes an answer)", name, rd.SizeMismatch, rd.BytesPerResponse)
+		}
+		results[name] = &scenarioResult{Name: name, Closed: closedSummary{MedianRPS: rd.RPS, SizeMismatch: rd.SizeMismatch, Rounds: []closedRound{rd}}}
+	}
+	if got := statusOf(t, mustJudge(results), "/me cache hit vs bare Fiber"); got.Status != statusInvalid {
+		t.Errorf("%s (%s), want INVALID", got.Status, got.Detail)
+	}
+}
+
+// The p99 pair's rate is half of gw-me-hit's maximum for both, whatever
+// bare Fiber's own maximum and -rate; the other scenarios run at -rate.
+func TestOpenRateOfThePairAndTheOthers(t *testing.T) {
+	r := &runner{opts: &options{rate: 5000}, results: map[string]*scenarioResult{
+		"gw-me-hit":   {Closed: closedSummary{MedianRPS: 40000}},
+		"bare-fiber":  {Closed: closedSummary{MedianRPS: 90000}},
+		"gw-username": {Closed: closedSummary{MedianRPS: 10000}},
+	}}
+	for _, tc := range []struct {
+		sc   *scenario
+		want int
+	}{
+		{&scenario{Name: "gw-me-hit"}, 20000},
+		{&scenario{Name: "bare-fiber", halfOf: "gw-me-hit"}, 20000},
+		{&scenario{Name: "gw-username"}, 5000},
+	} {
+		if got, basis := r.openRate(tc.sc); got != tc.want {
+			t.Errorf("%s: %d req/s (%s), want %d", tc.sc.Name, got, basis, tc.want)
+		}
+	}
+}

@@ -112,3 +112,29 @@ func TestJudgeOffPath(t *testing.T) {
 		t.Errorf("username: %s: %s", tr.Status, tr.Detail)
 	}
 }
+
+// With the cache off, /me calls the store twice, the user and the live
+// streams: only the user calls count for gw-me-nocache's path, so that a
+// window whose user calls failed to happen cannot hide behind its
+// live-stream calls.
+func TestOffPathCountsOnlyTheScenariosOperation(t *testing.T) {
+	var userCalls, streamCalls, tokenHits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "gateway_token_cache_lookups_total{result=\"hit\"} %d\n", tokenHits.Load())
+		fmt.Fprintf(w, "gateway_upstream_calls_total{op=\"userById\",outcome=\"ok\"} %d\n", userCalls.Load())
+		fmt.Fprintf(w, "gateway_upstream_calls_total{op=\"liveStreams\",outcome=\"ok\"} %d\n", streamCalls.Load())
+	}))
+	defer srv.Close()
+	p := pathMeCall
+	p.opsURL = srv.URL
+	move := func(*countingGateway) { userCalls.Add(600); streamCalls.Add(1000); tokenHits.Add(1000) }
+	r := &runner{opts: &options{duration: time.Second}, log: &progress{w: io.Discard, start: time.Now()},
+		closed: pathClosed{g: &countingGateway{}, move: move}}
+	rd, err := r.closedWindow(context.Background(), &scenario{Name: "gw-me-nocache", path: &p}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.OffPath != 400 {
+		t.Errorf("%d answers off the path, want 400 (1,000 answers, 600 user calls)", rd.OffPath)
+	}
+}

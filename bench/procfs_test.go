@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -203,5 +204,17 @@ func TestGeneratorBusy(t *testing.T) {
 	after.loadOK = false
 	if got := generatorBusy(4050*time.Millisecond, 5*time.Second, before, after, 1); got != 0.81 {
 		t.Errorf("without the cores = %.3f, want 0.81", got)
+	}
+}
+
+// The upstream on the server core is under test too: its user time is not
+// another process's.
+func TestWindowCPUCountsTheUpstreamAsOwn(t *testing.T) {
+	before := cpuMark{contender: cpuSnapshot{1: {}}, upstream: cpuSnapshot{2: {}}, coresUser: 10 * time.Second, coresOK: true}
+	after := cpuMark{contender: cpuSnapshot{1: {user: 3 * time.Second}}, upstream: cpuSnapshot{2: {user: time.Second}},
+		coresUser: 14*time.Second + 500*time.Millisecond, coresOK: true}
+	_, upstream, other := windowCPU(before, after, 5*time.Second)
+	if upstream.total() != time.Second || math.Abs(other-0.1) > 1e-9 {
+		t.Errorf("upstream %+v, other %v; want 1s and 0.1 (0.5 s of 5)", upstream, other)
 	}
 }

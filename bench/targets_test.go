@@ -328,3 +328,149 @@ func TestJudgeP99TailSpread(t *testing.T) {
 		t.Errorf("detail %q, want it to end %q", got.Detail, want)
 	}
 }
+
+// Each target's limit is where PASS ends: a ratio at it passes, one just
+// beyond it fails. The p99 limit is "at most 2 ×", the throughput limits
+// "at least".
+func TestJudgeLimitsAtTheirBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		target     string
+		a, b       *scenarioResult
+		wantStatus string
+	}{
+		{"/me cache hit vs bare Fiber", result("gw-me-hit", 45000, 0, 0), result("bare-fiber", 50000, 0, 0), statusPass},             // 0.90
+		{"/me cache hit vs bare Fiber", result("gw-me-hit", 44500, 0, 0), result("bare-fiber", 50000, 0, 0), statusFail},             // 0.89
+		{"/me cache hit vs nginx proxy_cache", result("gw-me-hit", 40000, 0, 0), result("nginx-cache-hit", 50000, 0, 0), statusPass}, // 0.80
+		{"/me cache hit vs nginx proxy_cache", result("gw-me-hit", 39500, 0, 0), result("nginx-cache-hit", 50000, 0, 0), statusFail}, // 0.79
+		{"username check vs nginx plain proxy", result("gw-username", 8000, 0, 0), result("nginx-proxy-username", 10000, 0, 0), statusPass},
+		{"username check vs nginx plain proxy", result("gw-username", 7900, 0, 0), result("nginx-proxy-username", 10000, 0, 0), statusFail},
+		{"p99 at half the gateway's maximum", result("gw-me-hit", 45000, 1000, 22500), result("bare-fiber", 50000, 500, 22500), statusPass}, // 2.00
+		{"p99 at half the gateway's maximum", result("gw-me-hit", 45000, 1005, 22500), result("bare-fiber", 50000, 500, 22500), statusFail}, // 2.01
+	} {
+		got := statusOf(t, mustJudge(map[string]*scenarioResult{tc.a.Name: tc.a, tc.b.Name: tc.b}), tc.target)
+		if got.Status != tc.wantStatus {
+			t.Errorf("%s at %.3f: %s (%s), want %s", tc.target, got.Value, got.Status, got.Detail, tc.wantStatus)
+		}
+	}
+}
+
+// Whatever makes the numbers not measure what a rule compares makes the
+// target INVALID (or NOT MEASURED), on either side of the ratio, each
+// reason alone: a measurement that would PASS otherwise must never read
+// PASS.
+func TestJudgeEveryReasonOnEitherSide(t *testing.T) {
+	const (
+		me  = "/me cache hit vs bare Fiber"
+		p99 = "p99 at half the gateway's maximum"
+	)
+	for _, tc := range []struct {
+		name   string
+		change func(gw, bare *scenarioResult)
+		target string
+		want   string
+		detail string // part of the detail, "" for none
+	}{
+		{"bare Fiber's generator saturated", func(_, b *scenarioResult) { b.Closed.Rounds[0].GeneratorCoreBusy = 0.97 }, me, statusInvalid,
+			"bare-fiber's maximum is the load generator's"},
+		{"others on the gateway's core", func(g, _ *scenarioResult) {
+			g.Closed.Rounds[0].ServerCoreOther = 0.3
+			g.Open.Rounds[0].ServerCoreOther = 0.3
+		}, me, statusInvalid,
+			"during gw-me-hit"},
+		{"the gateway's answers of another size", func(g, _ *scenarioResult) { g.Closed.SizeMismatch = true }, me, statusInvalid,
+			"answer sizes differ"},
+		{"bare Fiber's answers of another size", func(_, b *scenarioResult) { b.Closed.SizeMismatch = true }, me, statusInvalid,
+			"answer sizes differ"},
+		{"bare Fiber broken after its closed loop", func(_, b *scenarioResult) { b.Broken = "open loop, round 1: exited" }, me, statusNotMeasured,
+			"bare-fiber not measured"},
+		{"bare Fiber answered nothing", func(_, b *scenarioResult) { b.Closed.MedianRPS = 0 }, me, statusNotMeasured,
+			"bare-fiber not measured"},
+		{"the p99 pair at different rates", func(_, b *scenarioResult) {
+			b.Open.Rate = 25000
+			b.Open.Rounds[0].Rate = 25000
+			b.Open.Rounds[0].AchievedRate = 25000
+		},
+			p99, statusInvalid, "rates differ"},
+		{"the gateway's open-loop errors alone", func(g, _ *scenarioResult) { g.Errors = 1 }, p99, statusInvalid, "gw-me-hit had 1 incorrect answers"},
+		{"bare Fiber's open loop 10 % short of its rate", func(_, b *scenarioResult) { b.Open.Rounds[0].AchievedRate = 20250 }, p99, statusInvalid,
+			"bare-fiber's open loop did not reach 22500"},
+		{"the gateway's open loop 10 % short of its rate", func(g, _ *scenarioResult) { g.Open.Rounds[0].AchievedRate = 20250 }, p99, statusInvalid,
+			"gw-me-hit's open loop did not reach 22500"},
+		// Others on the core in the open-loop windows (most of the
+		// scenario's windows), not in its closed-loop one.
+		{"others on the core in the open loop", func(g, _ *scenarioResult) {
+			g.Open.Rounds = append(g.Open.Rounds, g.Open.Rounds[0], g.Open.Rounds[0])
+			for i := range g.Open.Rounds {
+				g.Open.Rounds[i].ServerCoreOther = 0.2
+			}
+		}, p99, statusInvalid, "other processes took up to 20% of the server core during gw-me-hit"},
+		{"bare Fiber's p99 of 0", func(_, b *scenarioResult) { b.Open.P99Micros = 0 }, p99, statusNotMeasured, ""},
+	} {
+		gw, bare := result("gw-me-hit", 45000, 900, 22500), result("bare-fiber", 50000, 500, 22500)
+		results := map[string]*scenarioResult{"gw-me-hit": gw, "bare-fiber": bare}
+		if got := statusOf(t, mustJudge(results), tc.target); got.Status != statusPass {
+			t.Fatalf("%s: %s before the change (%s)", tc.name, got.Status, got.Detail)
+		}
+		tc.change(gw, bare)
+		got := statusOf(t, mustJudge(results), tc.target)
+		if got.Status != tc.want || !strings.Contains(got.Detail, tc.detail) {
+			t.Errorf("%s: %s: %s (%s), want %s saying %q", tc.name, tc.target, got.Status, got.Detail, tc.want, tc.detail)
+		}
+	}
+}
+
+// The memory target names 100,000 users: a fill one short of it is not a
+// measurement of it; and every profile of the re-read sample must come
+// from the read cache, as every token from the token cache.
+func TestJudgeMemoryCountsAndSample(t *testing.T) {
+	full := memoryResult{Users: 100000, RSSKiB: 150000, CacheEntries: 100000, SampleSize: 1000, SampleCacheHits: 1000, SampleTokenHits: 1000}
+	for _, tc := range []struct {
+		name   string
+		change func(*memoryResult)
+		want   string
+	}{
+		{"one user short", func(m *memoryResult) { m.Users, m.CacheEntries = 99999, 99999 }, statusInvalid},
+		{"profiles lost", func(m *memoryResult) { m.SampleCacheHits = 999 }, statusFail},
+	} {
+		m := full
+		tc.change(&m)
+		targets, _ := judge(map[string]*scenarioResult{}, &m, nil)
+		if got := statusOf(t, targets, "memory"); got.Status != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got.Status, got.Detail, tc.want)
+		}
+	}
+}
+
+// The defaults the targets are judged with, and flags that would make a
+// run measure nothing of them.
+func TestOptionsOfTheTargets(t *testing.T) {
+	o, err := parseOptions([]string{"bench"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.p99Rounds != 9 || o.pairs != 8 || o.pairWindow != time.Second || !o.pin || o.rate != 0 || o.appHeaders {
+		t.Errorf("defaults %+v", o)
+	}
+	for _, bad := range [][]string{
+		{"bench", "-memory-users", "0"},
+		{"bench", "-rate", "-1"},
+		{"bench", "-p99-rounds", "-1"},
+		{"bench", "-open-generator", "wrk"},
+		{"bench", "-warmup", "-1s"},
+	} {
+		if _, err := parseOptions(bad, io.Discard); err == nil {
+			t.Errorf("parseOptions(%q) accepted", bad)
+		}
+	}
+}
+
+// The scenario table says when the closed loop's answers had another size
+// on the wire: its only trace of wrong answers wrk could not read.
+func TestReportNamesAnswersOfAnotherSize(t *testing.T) {
+	res := result("gw-me-hit", 45000, 900, 22500)
+	res.Contender, res.Errors, res.Closed.SizeMismatch = "gateway (cache on)", 0, true
+	md := (&report{Schema: 1, Results: []*scenarioResult{res}}).markdown()
+	if !strings.Contains(md, "| 0 + answers of another size (closed loop) |") {
+		t.Errorf("Markdown lacks the size mismatch:\n%s", md)
+	}
+}
