@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -677,5 +678,90 @@ func TestUnknownVariablesAreRefused(t *testing.T) {
 	}, "validate")
 	if err != nil {
 		t.Errorf("other names refused: %v\n%s", err, out)
+	}
+}
+
+// The environment is read as the process's own: the first entry of a name
+// written twice wins, as os.Getenv takes it.
+func TestEnvironmentFirstEntryWins(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	out, _, err := runOut(t, []string{config.EnvConfigPath + "=" + repoConfig, config.EnvConfigPath + "=" + missing}, "validate")
+	if err != nil || out != repoConfig+": valid\n" {
+		t.Fatalf("err %v, stdout %q; want the first %s, %s", err, out, config.EnvConfigPath, repoConfig)
+	}
+}
+
+// The healthcheck's exit status is the ops listener's answer: anything but
+// 200 is unhealthy, and a listener that never answers is unhealthy after
+// the probe's own deadline, not a hung probe. An ops.listen without a host
+// means this machine.
+func TestHealthcheckAnswers(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	path := writeConfig(t, "ops.yaml", "ops:\n  listen: 127.0.0.1:"+port+"\n")
+	if out, _, err := runOut(t, noEnv, "healthcheck", "-config", path); err == nil || !strings.Contains(err.Error(), "status 503") || out != "" {
+		t.Errorf("a 503 from /healthz: err %v, stdout %q; want unhealthy", err, out)
+	}
+	status.Store(http.StatusOK)
+	noHost := writeConfig(t, "nohost.yaml", "ops:\n  listen: :"+port+"\n")
+	if out, _, err := runOut(t, noEnv, "healthcheck", "-config", noHost); err != nil || out != "healthy\n" {
+		t.Errorf("ops.listen %q: err %v, stdout %q", ":"+port, err, out)
+	}
+
+	// A listener that accepts and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runOut(t, envOf(map[string]string{"GATEWAY_OPS__LISTEN": silent.Addr().String()}), "healthcheck", "-config", path)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a listener that never answered was healthy")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the healthcheck did not give up on a listener that never answers (its deadline is 2 s)")
+	}
+}
+
+// ops.listen read alone: the default when the file has none, and through a
+// YAML merge key, at the top or inside ops.
+func TestOpsListenOfTheFile(t *testing.T) {
+	for name, tc := range map[string]struct{ content, want string }{
+		"no ops":        {"log:\n  level: info\n", config.Default().Ops.Listen},
+		"empty file":    {"", config.Default().Ops.Listen},
+		"merge in ops":  {"base: &b\n  listen: 127.0.0.1:7001\nops:\n  <<: *b\n  pprof: true\n", "127.0.0.1:7001"},
+		"merge at top":  {"defaults: &d\n  ops:\n    listen: 127.0.0.1:7002\n<<: *d\n", "127.0.0.1:7002"},
+		"listen itself": {"ops:\n  listen: 127.0.0.1:7003\n", "127.0.0.1:7003"},
+	} {
+		got, err := opsListen(writeConfig(t, "c.yaml", tc.content), getenvOf(nil))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, tc.want)
+		}
 	}
 }
