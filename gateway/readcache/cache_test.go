@@ -1343,3 +1343,122 @@ func TestLoadIgnoringItsDeadlineDoesNotHoldItsCaller(t *testing.T) {
 		t.Fatal("Get still waits for a stuck load, long after its deadline")
 	}
 }
+
+// An entry is kept for the stale windows of the lookup that stored it, and
+// not a moment longer: a later lookup with longer windows (another route's
+// policy, a reload that lengthened them) neither serves it stale while
+// refreshing nor stands it in for a failure, even before a sweep removed it.
+func TestEntryPastItsRetentionIsNeverServed(t *testing.T) {
+	c, clock := newTestCache(t, Options{})
+	l := &loader{data: `"v1"`}
+	stored := Policy{TTL: 10 * time.Second, StaleWhileRevalidate: time.Second, StaleIfError: time.Second}
+	if _, _, err := c.Get(ctx, "k", stored, l.load, isFault); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(11 * time.Second) // past freshness + retention; not swept
+	if s := c.Stats(); s.Entries != 1 {
+		t.Fatalf("entries = %d, want the unswept entry still held", s.Entries)
+	}
+
+	longer := Policy{TTL: 10 * time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: time.Minute}
+	failing := &loader{err: errUpstream}
+	if e, st, err := c.Get(ctx, "k", longer, failing.load, isFault); !errors.Is(err, errUpstream) || st != Miss || e != nil {
+		t.Fatalf("failing load past retention = %v, %v; want the error, not the old entry", st, err)
+	}
+	l.set(`"v2"`, nil)
+	e, st, err := c.Get(ctx, "k", longer, l.load, isFault)
+	if err != nil || st != Miss || e.Data() != `"v2"` {
+		t.Fatalf("Get past retention = %v, %v; want a load of v2 as a miss", st, err)
+	}
+	if s := c.Stats(); s.StaleServes != 0 {
+		t.Errorf("stale serves = %d, want 0", s.StaleServes)
+	}
+	checkConsistent(t, c)
+}
+
+// The bound on one answer is MaxBytes/8 inclusive: an answer whose estimated
+// size is exactly that is stored, one byte more is not.
+func TestAnswerAtTheSizeLimitIsAdmitted(t *testing.T) {
+	const maxEntry = 1000
+	c, _ := newTestCache(t, Options{MaxBytes: 8 * maxEntry})
+	fits := &loader{data: strings.Repeat("x", maxEntry-EntryOverhead-len("k"))}
+	e, _, err := c.Get(ctx, "k", Policy{TTL: time.Minute}, fits.load, isFault)
+	if err != nil || e.Size() != maxEntry {
+		t.Fatalf("Get = %v, size %d; want size %d", err, e.Size(), maxEntry)
+	}
+	if _, ok := c.Peek("k"); !ok {
+		t.Error("an answer of exactly MaxBytes/8 was not stored")
+	}
+	over := &loader{data: strings.Repeat("x", maxEntry-EntryOverhead-len("j")+1)}
+	if _, _, err := c.Get(ctx, "j", Policy{TTL: time.Minute}, over.load, isFault); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Peek("j"); ok {
+		t.Error("an answer one byte over MaxBytes/8 was stored")
+	}
+	if s := c.Stats(); s.Rejected != 1 || s.Entries != 1 {
+		t.Errorf("stats = %+v, want 1 rejected, 1 entry", s)
+	}
+}
+
+// The defaults are the documented numbers (Options), not whatever the
+// constants say.
+func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
+	c := New(Options{}, nil)
+	defer c.Close()
+	if s := c.Stats(); s.MaxEntries != 10_000 || s.MaxBytes != 64<<20 {
+		t.Errorf("default bounds = %d entries, %d bytes; want 10000 and 64 MiB", s.MaxEntries, s.MaxBytes)
+	}
+}
+
+// An entry's size is what the docs say the bounds count: its data, key and
+// tags plus EntryOverhead, and TagOverhead per tag.
+func TestEntrySizeCountsEveryTag(t *testing.T) {
+	c, _ := newTestCache(t, Options{})
+	l := &loader{data: `{"id":"1"}`, tags: []string{"user:1", "user:22"}}
+	e, _, err := c.Get(ctx, "key", Policy{TTL: time.Minute}, l.load, isFault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(len(`{"id":"1"}`) + len("key") + len("user:1") + len("user:22") + EntryOverhead + 2*TagOverhead)
+	if e.Size() != want {
+		t.Errorf("Size() = %d, want %d", e.Size(), want)
+	}
+	if s := c.Stats(); s.Bytes != want {
+		t.Errorf("Stats().Bytes = %d, want %d", s.Bytes, want)
+	}
+}
+
+// FillRatio is the larger of the two ratios, so a cache full by count with
+// small entries reads as full.
+func TestFillRatioIsTheLargerRatio(t *testing.T) {
+	c, _ := newTestCache(t, Options{MaxEntries: 4, MaxBytes: 1 << 30})
+	l := &loader{data: `{}`}
+	for _, k := range []string{"a", "b"} {
+		if _, _, err := c.Get(ctx, k, Policy{TTL: time.Minute}, l.load, isFault); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := c.Stats(); s.FillRatio != 0.5 {
+		t.Errorf("FillRatio = %v with 2 of 4 entries and few bytes, want 0.5", s.FillRatio)
+	}
+}
+
+// PurgePrefix with the empty prefix (Key() of no parts) is a prefix of every
+// key: it removes everything, like PurgeAll.
+func TestPurgeEmptyPrefixRemovesEverything(t *testing.T) {
+	c, _ := newTestCache(t, Options{})
+	l := &loader{data: `{}`, tags: []string{"user:1"}}
+	for _, k := range []string{Key("search", "x"), Key("me", "y")} {
+		if _, _, err := c.Get(ctx, k, Policy{TTL: time.Minute}, l.load, isFault); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.PurgePrefix(Key()); n != 2 {
+		t.Errorf("PurgePrefix(Key()) = %d, want 2", n)
+	}
+	if s := c.Stats(); s.Entries != 0 || s.Evictions.Purge != 2 {
+		t.Errorf("after the purge: %d entries, %d purged; want 0 and 2", s.Entries, s.Evictions.Purge)
+	}
+	checkConsistent(t, c)
+}

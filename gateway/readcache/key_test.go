@@ -89,3 +89,20 @@ func FuzzKey(f *testing.F) {
 		}
 	})
 }
+
+// The encoding is the documented one, and stays injective when a length
+// takes two digits: without the colon, "2", "aaaaaaaaa", "a" would read as
+// one part of twelve bytes.
+func TestKeyEncodingWithLongParts(t *testing.T) {
+	if got := Key("a|b", "c"); got != "3:a|b1:c" {
+		t.Errorf(`Key("a|b", "c") = %q, want "3:a|b1:c"`, got)
+	}
+	long := strings.Repeat("a", 12)
+	if got := Key(long); got != "12:"+long {
+		t.Errorf("Key of 12 bytes = %q, want %q", got, "12:"+long)
+	}
+	a, b := []string{"2", "aaaaaaaaa", "a"}, []string{"9aaaaaaaaa1a"}
+	if Key(a...) == Key(b...) {
+		t.Errorf("Key(%q) == Key(%q) = %q", a, b, Key(a...))
+	}
+}
