@@ -312,3 +312,86 @@ func (c *tokenCache) len() int {
 	}
 	return n
 }
+
+// A token dropped on a hit (expired, here) and admitted again is the
+// newest entry: its old queue record must not evict it before the tokens
+// admitted after its first admission.
+func TestTokenCacheReadmittedTokenIsNewest(t *testing.T) {
+	c := newTokenCache(3, time.Minute)
+	now := time.Now()
+	key := &verifyKey{kid: "k"}
+	short := &Identity{exp: now.Add(2 * time.Second).Unix(), key: key}
+	long := &Identity{exp: now.Add(time.Hour).Unix(), key: key}
+	sum := func(i int) *[sha256.Size]byte { s := sha256.Sum256([]byte{byte(i)}); return &s }
+	c.put(sum(0), short, now)
+	c.put(sum(1), long, now)
+	c.put(sum(2), long, now)
+	if got(c.get(sum(0), now.Add(3*time.Second).UnixNano())) != nil || c.len() != 2 {
+		t.Fatalf("the expired entry was served or kept: len %d", c.len())
+	}
+	c.put(sum(0), long, now) // admitted again: the newest
+	c.put(sum(3), long, now) // full: evicts 1, the oldest live admission
+	if got(c.get(sum(0), now.UnixNano())) == nil {
+		t.Error("the readmitted token was evicted by its old queue record")
+	}
+	if got(c.get(sum(1), now.UnixNano())) != nil {
+		t.Error("the oldest live token was kept past the bound")
+	}
+	if c.len() != 3 || c.size.Load() != 3 {
+		t.Errorf("len %d, counted %d; want 3", c.len(), c.size.Load())
+	}
+}
+
+// A key set that only shrinks (a key withdrawn, none added) is a change:
+// the withdrawn key's cached verifications are dropped, the others stay.
+func TestTokenCacheDropsTokensOfAKeyWithdrawnAlone(t *testing.T) {
+	p := startIDP(t)
+	rec := &recorder{}
+	v := readyVerifier(t, testConfig(p.jwksURL()), rec)
+	esToken := mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256))
+	rsToken := mint(t, p, devidp.MintClaims{})
+	mustAuthenticate(t, v, esToken)
+	mustAuthenticate(t, v, rsToken)
+
+	if !p.RemoveKey(p.CurrentKID(devidp.ES256)) {
+		t.Fatal("the provider has no ES256 key")
+	}
+	before := p.JWKSFetches()
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID())), errUnknownKID) // its round fetches the smaller set
+	if p.JWKSFetches() == before {
+		t.Fatal("the unknown kid fetched nothing")
+	}
+
+	hits := rec.cacheHit.Load()
+	mustRefuse(t, v, esToken, errUnknownKID)
+	if rec.cacheHit.Load() != hits {
+		t.Error("the cache answered for a token of the withdrawn key")
+	}
+	mustAuthenticate(t, v, rsToken)
+	if rec.cacheHit.Load() != hits+1 {
+		t.Error("an entry of the key that stayed was dropped")
+	}
+	if n := v.KeyCount(); n != 1 {
+		t.Errorf("%d keys loaded, want 1", n)
+	}
+}
+
+// An entry ends at its end exactly: a token is expired at its exp (with no
+// leeway), not a nanosecond after, and so is its entry.
+func TestTokenCacheEntryIsDeadAtItsEnd(t *testing.T) {
+	c := newTokenCache(10, time.Minute)
+	now := time.Now()
+	exp := now.Truncate(time.Second).Add(10 * time.Second)
+	id := &Identity{exp: exp.Unix(), key: &verifyKey{kid: "k"}}
+	s := sha256.Sum256([]byte("token"))
+	end, ok := c.put(&s, id, now)
+	if !ok || end != exp.UnixNano() {
+		t.Fatalf("put = %v, %v; want admitted until exp %v", time.Unix(0, end), ok, exp)
+	}
+	if got(c.get(&s, end-1)) != id {
+		t.Fatal("the entry was not served a nanosecond before its end")
+	}
+	if got(c.get(&s, end)) != nil {
+		t.Error("the entry was served at its end")
+	}
+}

@@ -633,3 +633,61 @@ func TestNewKIDAfterTheBudgetIsSpentWaitsForTheNextRound(t *testing.T) {
 		t.Fatalf("%d fetches, want 2: the forged kid's and the new key's, one interval apart", got)
 	}
 }
+
+// With the unknown-kid budget spent and the next round further away than
+// UnknownKIDWait, a token of an unknown kid is refused at once: it neither
+// waits for a round that cannot come in time (a forged kid would hold its
+// request for the whole wait) nor books one.
+func TestUnknownKIDPastTheWaitIsRefusedAtOnce(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.JWKS.UnknownKIDInterval = time.Hour
+	cfg.JWKS.UnknownKIDWait = time.Minute
+	v := readyVerifier(t, cfg, nil)
+	mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID())), errUnknownKID) // spends the budget
+	noRound := func() bool { v.mu.Lock(); defer v.mu.Unlock(); return v.kidRound == nil }
+	eventually(t, "the first round over", noRound)
+
+	before := p.JWKSFetches()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := v.Authenticate(ctx, bearer(mint(t, p, devidp.MintClaims{}, devidp.WithKeyID(randomKID()))))
+	if !errors.Is(err, errUnknownKID) {
+		t.Fatalf("got %v, want errUnknownKID", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("the request waited for a round the budget allows only in an hour")
+	}
+	if !noRound() {
+		t.Error("a round was booked that no request waits for")
+	}
+	if got := p.JWKSFetches() - before; got != 0 {
+		t.Errorf("%d fetches, want 0", got)
+	}
+}
+
+// With several JWKS URLs, a kid claimed by two of them is the first URL's
+// key, whichever order the fetches ended in.
+func TestKIDClaimedByTwoURLsIsTheFirstURLs(t *testing.T) {
+	allowed := []string{"ES256"}
+	first, err := parseKeySet(ecJWKS(t, "a", "b"), allowed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := parseKeySet(ecJWKS(t, "a", "c"), allowed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &Verifier{cfg: settings{urls: []string{"x", "y"}}, goodAt: make([]time.Time, 2), log: discardLogger()}
+	v.apply([]fetchResult{{keys: first}, {keys: second}}, make([][]*verifyKey, 2), nil)
+	set := v.keys.Load()
+	if set == nil {
+		t.Fatal("no key set published")
+	}
+	if set.byKID["a"] != first[0] {
+		t.Error("kid a is the second URL's key, want the first's")
+	}
+	if set.byKID["b"] != first[1] || set.byKID["c"] != second[1] || len(set.byKID) != 3 {
+		t.Errorf("kids %v, want a, b and c from their URLs", set.kids)
+	}
+}

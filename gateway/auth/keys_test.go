@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"testing"
 	"time"
@@ -182,5 +183,73 @@ func TestParseKeySetKeepsTheFirstOfADuplicateKID(t *testing.T) {
 	}
 	if len(keys) != 2 || keys[0].kid != "a" || keys[1].kid != "b" || keys[0].jwk.Marshal().X != first {
 		t.Fatalf("got %d keys; want a (the first) and b", len(keys))
+	}
+}
+
+// The same key material under the same kid with another declared alg is a
+// new key: a provider that narrows an RSA key to PS256 has RS256 tokens of
+// that key refused, and their cached verifications retired, at once.
+func TestParseKeySetTakesAChangedAlgForANewKey(t *testing.T) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(alg jwkset.ALG) []byte {
+		jwk, err := jwkset.NewJWKFromKey(&k.PublicKey, jwkset.JWKOptions{
+			Metadata: jwkset.JWKMetadataOptions{KID: "r", ALG: alg, USE: jwkset.UseSig},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	allowed := []string{"RS256", "PS256"}
+	first, err := parseKeySet(body(""), allowed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := newKeySet(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed, err := parseKeySet(body(jwkset.AlgPS256), allowed, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if narrowed[0] == first[0] || set.sameKeys(narrowed) {
+		t.Fatal("a key whose declared alg changed was taken for the old one")
+	}
+	if narrowed[0].fits("RS256") || !narrowed[0].fits("PS256") {
+		t.Errorf("the narrowed key fits RS256 %v, PS256 %v; want PS256 only", narrowed[0].fits("RS256"), narrowed[0].fits("PS256"))
+	}
+}
+
+// RSA keys of fewer than 2048 bits are skipped; 2048 bits is enough.
+func TestRSAKeyOfFewerThan2048BitsIsSkipped(t *testing.T) {
+	for _, c := range []struct {
+		bits int
+		ok   bool
+	}{{2047, false}, {2048, true}} {
+		k, err := rsa.GenerateKey(rand.Reader, c.bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwk, err := jwkset.NewJWKFromKey(&k.PublicKey, jwkset.JWKOptions{
+			Metadata: jwkset.JWKMetadataOptions{KID: "r", ALG: jwkset.AlgRS256, USE: jwkset.UseSig},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseKeySet(body, []string{"RS256"}, nil); (err == nil) != c.ok {
+			t.Errorf("RSA key of %d bits: error %v, want accepted %v", c.bits, err, c.ok)
+		}
 	}
 }

@@ -164,3 +164,39 @@ func TestMemoFollowsTheTokenCache(t *testing.T) {
 		t.Fatal("a token over memoMaxTokenBytes was remembered, or the previous one kept")
 	}
 }
+
+// The memo keeps its own copy of the token: a connection's header buffer
+// is reused by its next request, so a memo that pointed into it would
+// compare the next token with itself and answer for any bytes written
+// there, a forgery included.
+func TestMemoKeepsItsOwnCopyOfTheToken(t *testing.T) {
+	p := startIDP(t)
+	v := readyVerifier(t, testConfig(p.jwksURL()), &recorder{})
+	token := mint(t, p, devidp.MintClaims{})
+	buf := []byte("Bearer " + token) // the connection's header buffer
+	var memo Memo
+	if _, err := v.AuthenticateOn(context.Background(), [][]byte{buf}, &memo, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The next request on the connection: a forgery, written over the same bytes.
+	buf[len(buf)-1] ^= 1
+	if id, err := v.AuthenticateOn(context.Background(), [][]byte{buf}, &memo, time.Now()); err == nil {
+		t.Fatalf("a forged token in the reused buffer was answered as %q", id.Subject)
+	}
+}
+
+// The memo ends exactly where its token-cache entry does: at its end the
+// token is verified again, not recalled.
+func TestMemoIsDeadAtItsEnd(t *testing.T) {
+	token := []byte("header.payload.signature")
+	id := &Identity{key: &verifyKey{kid: "k"}}
+	var m Memo
+	end := time.Now().Add(time.Minute).UnixNano()
+	m.remember(token, id, end)
+	if m.recall(token, end-1) != id {
+		t.Fatal("the memo did not answer a nanosecond before its end")
+	}
+	if m.recall(token, end) != nil {
+		t.Error("the memo answered at its end")
+	}
+}
