@@ -1484,3 +1484,24 @@ func TestCachePolicyBypass(t *testing.T) {
 		}
 	}
 }
+
+// A platform that bypasses the cache is told of a partial answer as every
+// other platform is: X-Partial-Response, liveStream null.
+func TestCachePolicyBypassMarksPartialAnswers(t *testing.T) {
+	st := cchStartStore(t)
+	proxy := cchProxy(t, st)
+	idp := StartIdP(t)
+	gw := cchGateway(t, proxy.URL(), idp, map[string]string{
+		"GATEWAY_POLICIES__API__CACHE__BYPASS":                                   "true",
+		"GATEWAY_UPSTREAMS__USERSTORE__OPERATIONS__LIVESTREAMS__RETRY__ATTEMPTS": "0",
+	})
+	tok := idp.UserToken(t)
+	cchMust(t, proxy.SetPath(contract.PathLiveStreams, faultproxy.Status(500)))
+	for _, path := range []string{cchSearch + "?q=sukru", cchMe} {
+		r := gw.Do(t, http.MethodGet, path, Bearer(tok), Platform("api"))
+		cchXCache(t, r, "BYPASS")
+		if r.Header.Get("X-Partial-Response") != "liveStream" || r.Header.Get("Cache-Control") != "private, no-store" {
+			t.Errorf("%s: a partial answer on a bypassing platform: %v", path, r.Header)
+		}
+	}
+}

@@ -964,3 +964,17 @@ func TestRequestLineOverTheReadBuffer(t *testing.T) {
 		})
 	}
 }
+
+// max-age is the client's freshness in whole seconds, rounded down: a
+// client must not keep an answer past what the gateway allowed it.
+func TestClientMaxAgeRoundsDown(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1500 * time.Millisecond: "private, max-age=1",
+		15 * time.Second:        "private, max-age=15",
+		999 * time.Millisecond:  "private, max-age=0",
+	} {
+		if got := cacheControlMaxAge(d); got != want {
+			t.Errorf("cacheControlMaxAge(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
