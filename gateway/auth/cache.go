@@ -129,16 +129,29 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) (i
 		return expires, true
 	}
 	s.seq++
-	if c.size.Load() >= c.limit && !s.evictOldest(c) {
+	// A free slot is taken by compare-and-swap: shards admitting at once,
+	// each reading one slot free, would otherwise all take it and hold the
+	// cache over its bound for good. A full cache replaces the shard's
+	// oldest entry, whose count the new one takes over.
+	if !c.takeSlot() && !s.evictOldest() {
 		return 0, false // full, and this shard holds nothing to give up
 	}
 	s.entries[k] = cacheEntry{id: id, expires: expires, seq: s.seq}
 	s.queue = append(s.queue, queued{sum: k, seq: s.seq})
-	c.size.Add(1)
 	if live := len(s.entries); len(s.queue)-s.head > 2*live+1024 {
 		s.prune()
 	}
 	return expires, true
+}
+
+// takeSlot counts one more entry if the cache is under its bound.
+func (c *tokenCache) takeSlot() bool {
+	for n := c.size.Load(); n < c.limit; n = c.size.Load() {
+		if c.size.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
 }
 
 // prune drops the queue records of entries that are gone (expired or
@@ -157,17 +170,16 @@ func (s *cacheShard) prune() {
 	s.head = 0
 }
 
-// evictOldest removes the shard's oldest live entry. Queue records whose
-// entry is gone or newer are skipped on the way. It reports whether an
-// entry was removed.
-func (s *cacheShard) evictOldest(c *tokenCache) bool {
+// evictOldest removes the shard's oldest live entry, leaving its count to
+// the entry that replaces it. Queue records whose entry is gone or newer
+// are skipped on the way. It reports whether an entry was removed.
+func (s *cacheShard) evictOldest() bool {
 	for s.head < len(s.queue) {
 		q := s.queue[s.head]
 		s.queue[s.head] = queued{}
 		s.head++
 		if cur, ok := s.entries[q.sum]; ok && cur.seq == q.seq {
 			delete(s.entries, q.sum)
-			c.size.Add(-1)
 			s.compact()
 			return true
 		}

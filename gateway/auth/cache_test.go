@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -393,5 +394,32 @@ func TestTokenCacheEntryIsDeadAtItsEnd(t *testing.T) {
 	}
 	if got(c.get(&s, end)) != nil {
 		t.Error("the entry was served at its end")
+	}
+}
+
+// The bound holds under concurrent admissions too: shards that admit at
+// once, each seeing one free slot, must not all take it.
+func TestTokenCacheBoundHoldsUnderConcurrentAdmissions(t *testing.T) {
+	const limit, workers, each = 64, 16, 8 // 16 shards, twice the bound in tokens
+	now := time.Now()
+	id := &Identity{exp: now.Add(time.Hour).Unix(), key: &verifyKey{kid: "k"}}
+	for round := range 200 {
+		c := newTokenCache(limit, time.Minute)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				<-start
+				for i := range each {
+					s := sha256.Sum256([]byte(strconv.Itoa(round*1000 + w*each + i)))
+					c.put(&s, id, now)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := c.len(); n > limit || int(c.size.Load()) != n {
+			t.Fatalf("round %d: %d entries held (counted %d), bound %d", round, n, c.size.Load(), limit)
+		}
 	}
 }
