@@ -959,10 +959,14 @@ func TestBulkheadCountsOnlyAdmittedCalls(t *testing.T) {
 			}
 		})
 	}
+	// Watched for a while rather than for a number of looks: on a busy
+	// machine 200,000 looks could end before the refused calls ran.
 	var over int64
-	for range 200_000 {
-		if n := o.inFlight.Load(); n > over {
-			over = n
+	for start := time.Now(); time.Since(start) < 200*time.Millisecond && over <= max; {
+		for range 10_000 {
+			if n := o.inFlight.Load(); n > over {
+				over = n
+			}
 		}
 	}
 	close(stop)
