@@ -319,13 +319,15 @@ func TestRetryNotSentGivesBackItsBudget(t *testing.T) {
 			p.Set(faultproxy.Status(503))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			first := make(chan error)
+			first := make(chan error, 1)
 			go func() {
 				_, err := c.Search(ctx, testCall(), "ali", 5, 0)
 				first <- err
 			}()
-			for retriesTaken(c.budget) < 1 {
-				time.Sleep(time.Millisecond)
+			for deadline := time.Now().Add(10 * time.Second); retriesTaken(c.budget) < 1; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the first call took no retry from the budget (ratio 1, one call)")
+				}
 			}
 			tc.duringPause(t, c, p, cancel)
 			err := <-first
