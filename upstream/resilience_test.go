@@ -977,3 +977,144 @@ func TestBulkheadCountsOnlyAdmittedCalls(t *testing.T) {
 		t.Errorf("in flight reached %d with a cap of %d: refused calls were counted", over, max)
 	}
 }
+
+// The failure-ratio rule weighs only the attempts the store answered:
+// calls excluded from counting (here the caller gave up) count towards
+// neither minRequests nor the ratio (docs/resilience.md, "What counts as a
+// failure").
+func TestBreakerRatioLeavesOutExcludedCalls(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Retry.Attempts = 0
+	cfg.Operations.Search.Breaker = config.Breaker{
+		FailureRatio: 0.5, MinRequests: 4, Interval: time.Minute, OpenTimeout: time.Minute, HalfOpenRequests: 1,
+	}
+	c, _ := newClient(t, cfg)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 2 {
+		_, err := c.Search(gone, testCall(), "ali", 5, 0)
+		kindAndOutcome(t, err, KindCanceled, OutcomeCanceled)
+	}
+	p.Set(faultproxy.Status(500))
+	for i := range 4 {
+		_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+		kindAndOutcome(t, err, KindBadGateway, OutcomeError5xx)
+		b := breakerOf(c, OpSearch)
+		if i < 3 && (b.State != "closed" || b.Counts.Exclusions != 2) {
+			t.Fatalf("after %d failures and 2 excluded calls (minRequests 4): %+v", i+1, b)
+		}
+		if i == 3 && b.State != "open" {
+			t.Fatalf("after 4 failures of 4 counted: %+v", b)
+		}
+	}
+}
+
+// Breakers reports each count of the current window under its own name
+// (GET /ops/v1/breakers shows them).
+func TestBreakersReportTheirCounts(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.UserByID.Retry.Attempts = 0
+	c, _ := newClient(t, cfg)
+	ctx := context.Background()
+	user := func(ctx context.Context) error {
+		_, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+		return err
+	}
+	if err := user(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Set(faultproxy.Status(500))
+	user(ctx)
+	user(ctx)
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	user(gone)
+	want := BreakerCounts{Requests: 4, Successes: 1, Failures: 2, Exclusions: 1, ConsecutiveFailures: 2}
+	if b := breakerOf(c, OpUserByID); b.Counts != want {
+		t.Fatalf("after a success, 2 failures and a canceled call: %+v, want %+v", b.Counts, want)
+	}
+	p.Heal()
+	if err := user(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = BreakerCounts{Requests: 5, Successes: 2, Failures: 2, Exclusions: 1, ConsecutiveSuccesses: 1}
+	if b := breakerOf(c, OpUserByID); b.Counts != want {
+		t.Fatalf("after one more success: %+v, want %+v", b.Counts, want)
+	}
+}
+
+// An open breaker tells callers to come back when it turns half-open:
+// the time left, rounded up to whole seconds, at least one.
+func TestOpenBreakerRetryAfterIsTheTimeToHalfOpen(t *testing.T) {
+	b := &breaker{}
+	now := time.Now()
+	if got := b.retryAfter(now); got != time.Second {
+		t.Fatalf("not open: %s, want 1s", got)
+	}
+	for _, tc := range []struct{ left, want time.Duration }{
+		{-time.Second, time.Second}, {0, time.Second}, {300 * time.Millisecond, time.Second},
+		{time.Second, time.Second}, {time.Second + time.Nanosecond, 2 * time.Second}, {4500 * time.Millisecond, 5 * time.Second},
+	} {
+		b.openUntil.Store(now.Add(tc.left).UnixNano())
+		if got := b.retryAfter(now); got != tc.want {
+			t.Errorf("%s left: Retry-After %s, want %s", tc.left, got, tc.want)
+		}
+	}
+
+	// What a refused call carries, and what Breakers shows.
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Retry.Attempts = 0
+	cfg.Operations.Search.Breaker.ConsecutiveFailures = 1
+	cfg.Operations.Search.Breaker.OpenTimeout = 5 * time.Second
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Status(500))
+	c.Search(context.Background(), testCall(), "ali", 5, 0)
+	_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+	e := kindAndOutcome(t, err, KindUnavailable, OutcomeBreakerOpen)
+	// 5s from the opening, less what the calls took: 5s, or 4s on a
+	// machine that stalled over a second.
+	if e.RetryAfter < 4*time.Second || e.RetryAfter > 5*time.Second {
+		t.Fatalf("Retry-After %s with 5s until half-open", e.RetryAfter)
+	}
+	if s := breakerOf(c, OpSearch); s.RetryAfter < 4*time.Second || s.RetryAfter > 5*time.Second {
+		t.Fatalf("Breakers: %+v", s)
+	}
+}
+
+// The breaker's counting window rolls in ten buckets: a failure ages out
+// one interval after it was counted, not when a fixed window that began
+// before it ends (docs/resilience.md, interval). Timing-based: a round in
+// which the machine stalled past the margins is run again.
+func TestBreakerWindowRolls(t *testing.T) {
+	const interval = 2 * time.Second // buckets of 200ms
+	c, _ := newClient(t, testConfig("http://127.0.0.1:1"))
+	fail := func() error { return newError(OpSearch, OutcomeError5xx, errors.New("status 500")) }
+	for range 3 {
+		start := time.Now()
+		b := c.newBreaker(OpSearch, config.Breaker{
+			ConsecutiveFailures: 100, Interval: interval, OpenTimeout: time.Second, HalfOpenRequests: 1,
+		})
+		// A failure in the window's second half...
+		time.Sleep(time.Until(start.Add(interval / 2)))
+		b.cb.Execute(func() (struct{}, error) { return struct{}{}, fail() })
+		if time.Since(start) > interval*3/4 {
+			continue
+		}
+		// ...is still counted a quarter of an interval after the first
+		// interval ended (a fixed window would have been wiped).
+		time.Sleep(time.Until(start.Add(interval * 5 / 4)))
+		b.cb.State() // moves the window on, as Breakers does
+		n := b.cb.Counts()
+		if time.Since(start) > interval*11/8 {
+			continue
+		}
+		if n.TotalFailures != 1 {
+			t.Fatalf("the failure was dropped %s after it, within the interval of %s: %+v", interval*3/4, interval, n)
+		}
+		return
+	}
+	t.Skip("the machine stalled past the test's margins three times")
+}
