@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1117,4 +1119,241 @@ func TestBreakerWindowRolls(t *testing.T) {
 		return
 	}
 	t.Skip("the machine stalled past the test's margins three times")
+}
+
+// The in-flight cap follows a reload, as every operation setting but the
+// connection pool's does.
+func TestUpdateChangesTheBulkheadLive(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:1") // never dialed: the exchange below stands in for the store
+	cfg.Operations.Search.MaxInFlight = 2
+	c, _ := newClient(t, cfg)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	o := c.op(OpSearch)
+	o.run = c.chain(o, func(context.Context, *request) error {
+		if first.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+		return newError(OpSearch, OutcomeError5xx, errors.New("status 500"))
+	})
+	cfg.Operations.Search.MaxInFlight = 1
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error)
+	go func() {
+		_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+		held <- err
+	}()
+	<-entered
+	_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+	close(release)
+	<-held
+	kindAndOutcome(t, err, KindUnavailable, OutcomeBulkheadFull)
+}
+
+// A call whose caller's deadline has already passed sends nothing and is
+// not held against the store (docs/resilience.md: the request's deadline
+// is not counted).
+func TestCallPastItsDeadlineIsNotCounted(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.UserByID.Breaker.ConsecutiveFailures = 1
+	c, _ := newClient(t, cfg)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := c.UserByID(ctx, testCall(), refstore.DemoUserID)
+	kindAndOutcome(t, err, KindTimeout, OutcomeTimeout)
+	if b := breakerOf(c, OpUserByID); b.State != "closed" || b.Counts.Failures != 0 || b.Counts.Exclusions != 1 {
+		t.Fatalf("breaker %+v", b)
+	}
+	if n := p.Stats().Requests; n != 0 {
+		t.Fatalf("%d requests", n)
+	}
+}
+
+// A retry goes out when the request's deadline holds its pause and half
+// an attempt, even though not a whole attempt.
+func TestRetryWhenTheDeadlineHoldsHalfAnAttempt(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Timeout = time.Second
+	cfg.Operations.Search.Retry = config.Retry{Attempts: 1, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	c, obs := newClient(t, cfg)
+	p.Set(faultproxy.Status(503).Times(1))
+	// 1s holds the 100ms pause and half of the 1s attempt, not all of it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.Search(ctx, testCall(), "ali", 5, 0); err != nil {
+		t.Fatalf("not retried: %v", err)
+	}
+	if n := p.Stats().Requests; n != 2 || obs.retried(OpSearch) != 1 {
+		t.Fatalf("%d requests, %d retries", n, obs.retried(OpSearch))
+	}
+}
+
+// A connect that timed out is not retried (docs/resilience.md: connection
+// refused, not a dial timeout): the store may be overloaded, and a retry
+// would wait out another dial timeout. Here the TLS handshake stalls, a
+// connect failure too.
+func TestDialTimeoutIsNotRetried(t *testing.T) {
+	cfg := testConfig(silentTLSStore(t))
+	cfg.DialTimeout = 100 * time.Millisecond
+	c, obs := newClient(t, cfg)
+	call := testCall()
+	_, err := c.UserByID(context.Background(), call, refstore.DemoUserID)
+	kindAndOutcome(t, err, KindTimeout, OutcomeConnect)
+	if n := call.Exchanges(); n != 1 || obs.retried(OpUserByID) != 0 {
+		t.Fatalf("%d exchanges, %d retries: a dial timeout was retried", n, obs.retried(OpUserByID))
+	}
+}
+
+// Retries are jittered over the whole range, from BaseBackoff to
+// min(MaxBackoff, BaseBackoff·2ⁿ), so that callers failing together do
+// not retry in lockstep.
+func TestBackoffIsJittered(t *testing.T) {
+	r := config.Retry{BaseBackoff: 10 * time.Millisecond, MaxBackoff: time.Second}
+	for n, ceiling := range map[int]time.Duration{1: 20 * time.Millisecond, 2: 40 * time.Millisecond} {
+		low, high := ceiling, time.Duration(0)
+		for range 1000 {
+			d := backoff(r, n)
+			low, high = min(low, d), max(high, d)
+		}
+		// Out of 1000 uniform draws, none in the bottom or top quarter
+		// happens once in 10^120 runs.
+		span := ceiling - r.BaseBackoff
+		if low > r.BaseBackoff+span/4 || high < ceiling-span/4 || high > ceiling || low < r.BaseBackoff {
+			t.Errorf("retry %d: pauses from %s to %s, want spread over [%s, %s]", n, low, high, r.BaseBackoff, ceiling)
+		}
+	}
+}
+
+// durations is an Observer that keeps the duration of each call.
+type durations struct {
+	nopObserver
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (o *durations) Call(_ Op, _ string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.d = append(o.d, d)
+}
+
+// The observer is told how long each call took, the store's time included.
+func TestObserverTimesTheCall(t *testing.T) {
+	p := proxied(t)
+	obs := &durations{}
+	c, err := New(testConfig(p.URL()), nil, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p.Set(faultproxy.Delay(100 * time.Millisecond))
+	if _, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID); err != nil {
+		t.Fatal(err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.d) != 1 || obs.d[0] < 100*time.Millisecond {
+		t.Fatalf("durations %v for one call to a store that takes 100ms", obs.d)
+	}
+}
+
+// The dial timeout stays capped by the shortest operation timeout after a
+// reload that shortens them (fasthttp cannot interrupt a dial: the
+// attempt's deadline does not end it). Here the TLS handshake stalls,
+// which the dial timeout bounds.
+func TestUpdateCapsTheDialTimeout(t *testing.T) {
+	cfg := testConfig(silentTLSStore(t))
+	cfg.DialTimeout = 3 * time.Second
+	eachOp(&cfg, func(o *config.Operation) { o.Timeout, o.Retry.Attempts = 3*time.Second, 0 })
+	c, _ := newClient(t, cfg)
+	eachOp(&cfg, func(o *config.Operation) { o.Timeout = time.Second })
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := c.CheckUsername(context.Background(), testCall(), "sukru.isik")
+	kindAndOutcome(t, err, KindTimeout, OutcomeConnect)
+	// 1s, now the shortest operation timeout, not the 3s dial timeout.
+	if took := time.Since(start); took >= 2500*time.Millisecond {
+		t.Fatalf("the handshake stalled %s after a reload to 1s timeouts", took)
+	}
+}
+
+// silentTLSStore is the https URL of a listener that accepts connections
+// and never answers: a TLS handshake with it stalls.
+func silentTLSStore(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted // conns is the accepting goroutine's until it ends
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "https://" + ln.Addr().String()
+}
+
+// Every setting the client cannot work with is refused at start, not
+// left to a library default (gobreaker takes an open timeout of 0 for 60s).
+func TestNewRejectsEveryBadSetting(t *testing.T) {
+	good := testConfig("http://127.0.0.1:1")
+	for name, change := range map[string]func(*config.UserStore){
+		"no idle duration":      func(c *config.UserStore) { c.MaxIdleConnDuration = 0 },
+		"body over 1GiB":        func(c *config.UserStore) { c.MaxResponseBytes = 1<<30 + 1 },
+		"budget ratio over 1":   func(c *config.UserStore) { c.RetryBudget.Ratio = 1.5 },
+		"negative budget ratio": func(c *config.UserStore) { c.RetryBudget.Ratio = -0.1 },
+		"negative minPerSecond": func(c *config.UserStore) { c.RetryBudget.MinPerSecond = -1 },
+		"no in-flight calls":    func(c *config.UserStore) { c.Operations.UserByID.MaxInFlight = 0 },
+		"negative attempts":     func(c *config.UserStore) { c.Operations.Search.Retry.Attempts = -1 },
+		"no base backoff":       func(c *config.UserStore) { c.Operations.Search.Retry.BaseBackoff = 0 },
+		"failure ratio over 1":  func(c *config.UserStore) { c.Operations.LiveStreams.Breaker.FailureRatio = 1.5 },
+		"ratio without minimum": func(c *config.UserStore) {
+			c.Operations.Search.Breaker.FailureRatio, c.Operations.Search.Breaker.MinRequests = 0.5, 0
+		},
+		"negative interval":   func(c *config.UserStore) { c.Operations.Search.Breaker.Interval = -time.Second },
+		"no open timeout":     func(c *config.UserStore) { c.Operations.UsernameCheck.Breaker.OpenTimeout = 0 },
+		"no half-open trials": func(c *config.UserStore) { c.Operations.UserByID.Breaker.HalfOpenRequests = 0 },
+	} {
+		cfg := good
+		change(&cfg)
+		if c, err := New(cfg, nil, nil); err == nil {
+			c.Close()
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// A reload applies the retry budget too.
+func TestUpdateChangesTheRetryBudget(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	c, _ := newClient(t, cfg)
+	cfg.RetryBudget = config.RetryBudget{Ratio: 0, MinPerSecond: 0}
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	p.Set(faultproxy.Status(503).Times(1))
+	_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+	kindAndOutcome(t, err, KindUnavailable, OutcomeBudget)
 }
