@@ -461,3 +461,80 @@ func TestCheckUsernameAllocations(t *testing.T) {
 		t.Errorf("a username check allocates %v times, want at most %d", n, want)
 	}
 }
+
+// Every header the client writes is checked before anything is sent: a
+// control character (DEL included) in any of them refuses the call, while
+// a tab, which a header value may hold, goes out as it is.
+func TestEveryHeaderIsCheckedBeforeSending(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+	for name, set := range map[string]func(*Call, string){
+		"X-Request-Id":  func(c *Call, v string) { c.RequestID = v },
+		"traceparent":   func(c *Call, v string) { c.Traceparent = v },
+		"X-User-Id":     func(c *Call, v string) { c.UserID = v },
+		"X-User-Roles":  func(c *Call, v string) { c.Roles = []string{"user", v} },
+		"X-Language":    func(c *Call, v string) { c.Language = v },
+		"X-Timezone":    func(c *Call, v string) { c.Timezone = v },
+		"X-Platform":    func(c *Call, v string) { c.Platform = v },
+		"X-App-Version": func(c *Call, v string) { c.AppVersion = v },
+		"X-Device-Id":   func(c *Call, v string) { c.DeviceID = v },
+	} {
+		for _, bad := range []string{"a\nX-Admin: yes", "a\rb", "a\x00b", "a\x7fb"} {
+			call := testCall()
+			set(call, bad)
+			_, err := c.UserByID(ctx, call, refstore.DemoUserID)
+			var e *Error
+			if !errors.As(err, &e) || e.Outcome != OutcomeInvalidInput {
+				t.Errorf("%s %q: %v", name, bad, err)
+			}
+		}
+	}
+	if n := p.Stats().Requests; n != 0 {
+		t.Fatalf("%d refused calls reached the store", n)
+	}
+	call := testCall()
+	call.AppVersion = "5.2.1\tbeta"
+	p.Record(true)
+	if _, err := c.UserByID(ctx, call, refstore.DemoUserID); err != nil {
+		t.Fatalf("a tab in a header value: %v", err)
+	}
+	if seen := p.Seen(); len(seen) != 1 || seen[0].Header.Get("X-App-Version") != call.AppVersion {
+		t.Fatalf("seen %+v", seen)
+	}
+}
+
+// The bounds of each call's arguments: at the bound the call is sent,
+// past it (or a dot segment for an id) it is refused unsent.
+func TestCallArgumentBounds(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	ctx := context.Background()
+	longest := strings.Repeat("a", maxIDBytes)
+	for name, tc := range map[string]struct {
+		call func() error
+		sent bool
+	}{
+		"limit at the maximum": {func() error { _, err := c.Search(ctx, testCall(), "ali", contract.MaxSearchLimit, 0); return err }, true},
+		"limit 1":              {func() error { _, err := c.Search(ctx, testCall(), "ali", 1, 0); return err }, true},
+		"id at the length":     {func() error { _, err := c.UserByID(ctx, testCall(), longest); return err }, true},
+		"id one byte longer":   {func() error { _, err := c.UserByID(ctx, testCall(), longest+"a"); return err }, false},
+		"dot id":               {func() error { _, err := c.UserByID(ctx, testCall(), "."); return err }, false},
+		"stream id at the length": {func() error {
+			_, err := c.ActiveLiveStreams(ctx, testCall(), []string{refstore.DemoUserID, longest})
+			return err
+		}, true},
+		"stream id one byte longer": {func() error {
+			_, err := c.ActiveLiveStreams(ctx, testCall(), []string{refstore.DemoUserID, longest + "a"})
+			return err
+		}, false},
+	} {
+		before := p.Stats().Requests
+		err := tc.call()
+		var e *Error
+		refused := errors.As(err, &e) && e.Outcome == OutcomeInvalidInput
+		if sent := p.Stats().Requests - before; refused == tc.sent || sent != map[bool]int64{true: 1, false: 0}[tc.sent] {
+			t.Errorf("%s: %d requests, err %v; want sent %v", name, sent, err, tc.sent)
+		}
+	}
+}
