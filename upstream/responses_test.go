@@ -1228,3 +1228,105 @@ func TestResponseFieldsAreChecked(t *testing.T) {
 		t.Errorf("id %q, want the store's %q", u.ID, upper)
 	}
 }
+
+// An error's text, which the gateway logs with every failure, names the
+// operation, the kind, the outcome, the store's status and its code.
+func TestErrorTextNamesStatusAndCode(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.Search.Retry.Attempts = 0
+	c, _ := newClient(t, cfg)
+	p.Set(faultproxy.Status(500))
+	_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
+	if want := `upstream search: bad gateway (error_5xx, status 500, code "internal")`; err == nil || err.Error() != want {
+		t.Fatalf("error text %v, want %s", err, want)
+	}
+}
+
+// Edges of the answers the client takes: a media type in capitals is
+// still JSON (media types are case-insensitive, RFC 9110 section 8.3.1); a
+// contract error needs its message; 599 is still a 5xx.
+func TestResponseEdgesAreClassified(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.UserByID.Retry.Attempts = 0
+	c, _ := newClient(t, cfg)
+	user := func() error { _, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID); return err }
+
+	p.Set(faultproxy.Respond(200, "Application/JSON; charset=UTF-8", userJSON))
+	if err := user(); err != nil {
+		t.Errorf("a 200 of Application/JSON: %v", err)
+	}
+	p.Set(faultproxy.Respond(404, "application/json", `{"code":"not_found"}`))
+	kindAndOutcome(t, user(), KindBadGateway, OutcomeBadResponse)
+	p.Set(faultproxy.Respond(404, "APPLICATION/JSON", `{"code":"not_found","message":"m"}`))
+	kindAndOutcome(t, user(), KindNotFound, OutcomeNotFound)
+	p.Set(faultproxy.Respond(599, "text/plain", "x"))
+	if e := kindAndOutcome(t, user(), KindBadGateway, OutcomeError5xx); e.Status != 599 {
+		t.Errorf("status %d", e.Status)
+	}
+}
+
+// A store that restarted closes every kept-alive connection: the call
+// that finds its connection closed drops the pool's other idle ones,
+// which are just as dead, so the next call opens a fresh connection
+// rather than failing on one (the username check is never retried).
+func TestConnectionClosedUnderACallDropsTheIdleOnes(t *testing.T) {
+	var mu sync.Mutex
+	var open []net.Conn
+	arrived := make(chan struct{}, 2)
+	both := make(chan struct{})
+	c := rawStore(t, func(us *config.UserStore) {
+		// The idle connections stay pooled through the test, and the
+		// sweeper that drops them still ends before TestMain looks for
+		// leaks.
+		us.MaxIdleConnDuration = 250 * time.Millisecond
+	}, func(conn net.Conn, n int64) {
+		br := bufio.NewReader(conn)
+		for first := n <= 2; ; first = false {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if first {
+				// The first two connections answer their first
+				// request once both are in use.
+				mu.Lock()
+				open = append(open, conn)
+				mu.Unlock()
+				arrived <- struct{}{}
+				<-both
+			}
+			body := `{"username":"sukru.isik","available":true}`
+			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	})
+	check := func() error { _, err := c.CheckUsername(context.Background(), testCall(), "sukru.isik"); return err }
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { done <- check() }()
+	}
+	<-arrived
+	<-arrived
+	close(both)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store "restarts": both idle connections end (a FIN, no reset).
+	mu.Lock()
+	for _, conn := range open {
+		conn.(*net.TCPConn).CloseWrite()
+	}
+	mu.Unlock()
+	err := check()
+	if err == nil {
+		t.Skip("the sweeper dropped the idle connections first: the machine stalled over 250ms")
+	}
+	kindAndOutcome(t, err, KindBadGateway, OutcomeReset)
+	if err := check(); err != nil {
+		t.Fatalf("the next check failed on the other dead connection: %v", err)
+	}
+}
