@@ -351,41 +351,52 @@ func (c *clientConn) Read(p []byte) (int, error) {
 // countLine moves lineRun and lineHead on by what was just read, b. Only
 // LFs in b's last lineMax bytes are looked for, from its end back to one
 // that ends a line with something on it: a request read whole ends in
-// its header block's blank line and the line before it, and a body read
-// is looked back over by at most lineMax.
+// its header block's blank line, after a header line's LF, and a body
+// read is looked back over by at most lineMax.
 func (c *clientConn) countLine(b []byte) {
-	head := c.lineHead
-	c.lineHead = head.after(b)
-	lo := max(len(b)-c.lineMax, 0)
-	for end := len(b); end > lo; {
-		i := bytes.LastIndexByte(b[lo:end], '\n')
-		if i < 0 {
-			break
+	head, n := c.lineHead, len(b)
+	lo := max(n-c.lineMax, 0)
+	i := bytes.LastIndexByte(b[lo:], '\n')
+	if i < 0 {
+		c.lineRun = min(c.lineRun+n, c.lineMax)
+		if n == 1 && b[0] == '\r' && head == lineEmpty {
+			c.lineHead = lineCR
+		} else if n > 0 {
+			c.lineHead = lineText
 		}
-		i += lo
-		// The line ending at i is blank when it holds nothing or a CR
-		// (what fasthttp's nextLine takes away), counting what was read
-		// of it before b.
+		return
+	}
+	i += lo
+	switch {
+	case i == n-1:
+		c.lineHead = lineEmpty
+	case i == n-2 && b[n-1] == '\r':
+		c.lineHead = lineCR
+	default:
+		c.lineHead = lineText
+	}
+	// The line ending at i is blank when it holds nothing or a CR (what
+	// fasthttp's nextLine takes away), what was read of it before b
+	// counted; the line before a blank one ends at the LF before it.
+	for {
 		start := i
 		if start > 0 && b[start-1] == '\r' {
 			start--
 		}
-		var blank bool
-		switch {
-		case start > 0:
-			blank = b[start-1] == '\n'
-		case start == i: // b starts with the LF
-			blank = head != lineText
-		default: // b starts with the CR
-			blank = head == lineEmpty
+		if start == 0 { // the line began before b
+			if start == i && head != lineText || start < i && head == lineEmpty {
+				break
+			}
+		} else if b[start-1] == '\n' {
+			if i = start - 1; i >= lo {
+				continue
+			}
+			break
 		}
-		if !blank {
-			c.lineRun = len(b) - 1 - i
-			return
-		}
-		end = start
+		c.lineRun = n - 1 - i
+		return
 	}
-	c.lineRun = min(c.lineRun+len(b), c.lineMax)
+	c.lineRun = min(c.lineRun+n, c.lineMax)
 }
 
 // lineHead is what a line holds before its LF comes (countLine).
@@ -396,22 +407,6 @@ const (
 	lineCR
 	lineText
 )
-
-// after is what the line being read holds once b is read after h.
-func (h lineHead) after(b []byte) lineHead {
-	n := len(b)
-	switch {
-	case n == 0:
-		return h
-	case b[n-1] == '\n':
-		return lineEmpty
-	case b[n-1] != '\r':
-		return lineText
-	case n > 1 && b[n-2] == '\n', n == 1 && h == lineEmpty:
-		return lineCR
-	}
-	return lineText
-}
 
 // requestLineTooLong reports whether a request whose header block did not
 // fit the server's read buffer (431) failed in its request line: no LF
