@@ -498,3 +498,44 @@ func TestRequestLineStatusMethod(t *testing.T) {
 		}
 	}
 }
+
+// The longest IPv6 address RFC 3986 writes (six full groups and an IPv4
+// address, 45 characters) is one: the length bound that spares netip
+// what cannot be an address stops at it, not before.
+func TestIPv6LiteralLongestAddress(t *testing.T) {
+	for _, a := range []string{
+		"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+		"FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF",
+	} {
+		if !ipv6Literal([]byte(a)) {
+			t.Errorf("ipv6Literal(%q) = false, want true", a)
+		}
+		if host := "[" + a + "]:8443"; !validHost([]byte(host)) {
+			t.Errorf("validHost(%q) = false, want true", host)
+		}
+	}
+	if a := "0ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"; ipv6Literal([]byte(a)) {
+		t.Errorf("ipv6Literal(%q) = true, want false", a)
+	}
+}
+
+// The version is "HTTP/", a digit, "." and a digit (RFC 9112 section
+// 2.3); another major version is a 505, anything else a broken request
+// line, whichever of its bytes is wrong.
+func TestRequestLineStatusVersion(t *testing.T) {
+	for version, want := range map[string]int{
+		"HTTP/1.1": 0, "HTTP/1.0": 0, "HTTP/1.2": 0, "HTTP/1.9": 0,
+		"HTTP/2.0": fasthttp.StatusHTTPVersionNotSupported, "HTTP/0.9": fasthttp.StatusHTTPVersionNotSupported,
+		"HTTP/1.x": fasthttp.StatusBadRequest, "HTTP/x.1": fasthttp.StatusBadRequest, "HTTP/1,1": fasthttp.StatusBadRequest,
+		"HTTP/1.": fasthttp.StatusBadRequest, "HTTP/1.10": fasthttp.StatusBadRequest, "HTTQ/1.1": fasthttp.StatusBadRequest,
+		"http/1.1": fasthttp.StatusBadRequest,
+	} {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader("GET /api/v1/users/me " + version + "\r\nHost: gw\r\n\r\n"))); err != nil {
+			t.Fatalf("%q: %v", version, err)
+		}
+		if got := requestLineStatus(&h); got != want {
+			t.Errorf("%q: %d, want %d", version, got, want)
+		}
+	}
+}
