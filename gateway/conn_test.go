@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -648,5 +649,48 @@ func TestCountLineSkipsBlankLines(t *testing.T) {
 		if want := min(len(stream)-runStart, lineMax); c.lineRun != want {
 			t.Fatalf("%q: lineRun %d, want %d", stream, c.lineRun, want)
 		}
+	}
+}
+
+// countLine counts the bytes read since the last LF, across reads, up to
+// the read buffer's size: what tells a request line over the buffer (414)
+// from a header block over it (431).
+func TestCountLineCountsBytesSinceTheLastLF(t *testing.T) {
+	c := &clientConn{lineMax: 16}
+	for _, step := range []struct {
+		read string
+		run  int
+	}{
+		{"GET /a", 6},
+		{"bc", 8}, // a line in pieces adds up
+		{"d HTTP/1.1\r", 16},
+		{"\nHost", 4}, // an LF first, ending a line begun before: the bytes after it
+		{strings.Repeat("x", 20), 16},
+		{"y", 16}, // no further than the buffer
+		{strings.Repeat("z", 30) + "\nab", 2},
+		{"\n" + strings.Repeat("q", 20), 16}, // an LF further back than the buffer
+		{"\r\n", 0},
+	} {
+		c.countLine([]byte(step.read))
+		if c.lineRun != step.run {
+			t.Fatalf("after reading %q: lineRun %d, want %d", step.read, c.lineRun, step.run)
+		}
+	}
+}
+
+// A deadline at the Unix epoch itself is long past, as net.Conn reads it:
+// it reaches the socket as one in the past, not as none (Unix nanoseconds
+// 0 stand for none).
+func TestLazyDeadlineAtTheEpochIsPast(t *testing.T) {
+	rec := &deadlineRecorder{}
+	c := &clientConn{Conn: rec, slack: int64(time.Second)}
+	if err := c.SetReadDeadline(time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.beforeRead(); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.given || rec.read.IsZero() || !rec.read.Before(time.Unix(60, 0)) {
+		t.Fatalf("the epoch asked: the socket was given %v (given %v), want a deadline in 1970", rec.read, rec.given)
 	}
 }
