@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,4 +175,92 @@ func FuzzAccessLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// heldWriter is an output whose first write waits until released: an
+// output slower than the traffic.
+type heldWriter struct {
+	entered, release chan struct{}
+	once             sync.Once
+	mu               sync.Mutex
+	out              bytes.Buffer
+}
+
+func (w *heldWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered); <-w.release })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out.Write(p)
+}
+
+// A request never waits for a slow output: past 4 MiB of pending lines,
+// lines are dropped, and a WARN line with the next batch says how many.
+// Lines pending when the log closes are written.
+func TestAccessLogDropsLinesWhenTheOutputIsSlow(t *testing.T) {
+	w := &heldWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	a := newAccessLog(w)
+	line := append(bytes.Repeat([]byte("x"), 1023), '\n')
+	batch := accessLogBatch / len(line)
+	for range batch { // a full batch wakes the writer, which then waits in the output
+		a.write(line)
+	}
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a full batch did not reach the output")
+	}
+	kept := accessLogMaxPending / len(line)
+	for range kept + 10 {
+		a.write(line)
+	}
+	close(w.release)
+	a.Close()
+	lines := strings.Split(strings.TrimSuffix(w.out.String(), "\n"), "\n")
+	if want := batch + kept + 1; len(lines) != want {
+		t.Fatalf("%d lines written, want %d (%d of the request lines and the warning)", len(lines), want, batch+kept)
+	}
+	var warn struct {
+		Level, Msg string
+		Dropped    int
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &warn); err != nil || warn.Level != "WARN" || warn.Dropped != 10 {
+		t.Fatalf("last line %q (%v), want a WARN line with dropped 10", lines[len(lines)-1], err)
+	}
+
+	// Closing writes what is pending.
+	var out bytes.Buffer
+	a = newAccessLog(&out)
+	a.write([]byte("{\"msg\":\"request\"}\n"))
+	a.Close()
+	if out.String() != "{\"msg\":\"request\"}\n" {
+		t.Fatalf("after Close the output holds %q, want the pending line", out.String())
+	}
+}
+
+// A client value that looks like a JWT (starts of base64url JSON, with
+// dots) or holds a phone number ('+' and a digit at the start or after a
+// separator) is written as "[REDACTED]"; semver build metadata and other
+// values are written as sent.
+func TestAppendClientStringRedactsWhatLooksLikeASecret(t *testing.T) {
+	for s, redacted := range map[string]bool{
+		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln": true,
+		"x-eyJhbGciOiJIUzI1NiJ9.e30":                true,
+		"+905551234567":                             true,
+		"tel:+905551234567":                         true,
+		"4.0.0_+4917612345678":                      true,
+		"eyJ-without-dots":                          false,
+		"1.2.3+45":                                  false,
+		"4.0.0-beta.1+build.7":                      false,
+		"v+1":                                       false,
+		"+":                                         false,
+		"client-id-42":                              false,
+	} {
+		want := strconv.Quote(s)
+		if redacted {
+			want = `"[REDACTED]"`
+		}
+		if got := string(appendClientString(nil, s)); got != want {
+			t.Errorf("appendClientString(%q) = %s, want %s", s, got, want)
+		}
+	}
 }
