@@ -694,3 +694,37 @@ func TestLazyDeadlineAtTheEpochIsPast(t *testing.T) {
 		t.Fatalf("the epoch asked: the socket was given %v (given %v), want a deadline in 1970", rec.read, rec.given)
 	}
 }
+
+// closedConn records whether it was closed.
+type closedConn struct {
+	net.Conn
+	closed bool
+}
+
+func (c *closedConn) Close() error { c.closed = true; return nil }
+
+// connSet keeps every open connection linked, whichever of them closed
+// before (the newest, the oldest, one in between), so that a drain cut
+// short closes all the others; one added after closeAll is refused.
+func TestConnSetClosesEveryOpenConnection(t *testing.T) {
+	for _, gone := range []int{0, 1, 2} { // the index, in the order added, of the one removed
+		var s connSet
+		var conns [3]*clientConn
+		for i := range conns {
+			conns[i] = &clientConn{Conn: &closedConn{}}
+			if !s.add(conns[i]) {
+				t.Fatal("add refused before closeAll")
+			}
+		}
+		s.remove(conns[gone])
+		s.closeAll()
+		for i, c := range conns {
+			if closed := c.Conn.(*closedConn).closed; closed != (i != gone) {
+				t.Errorf("connection %d of 3 removed: connection %d closed %v", gone, i, closed)
+			}
+		}
+		if s.add(&clientConn{Conn: &closedConn{}}) {
+			t.Error("add accepted a connection after closeAll")
+		}
+	}
+}
