@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -89,5 +90,28 @@ func TestCutChunkedBodyKeepsThePipelinedAnswer(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Request-Id") != "second" || !resp.Close {
 		t.Fatalf("second answer: %d, X-Request-Id %q, Connection: close %v: %s",
 			resp.StatusCode, resp.Header.Get("X-Request-Id"), resp.Close, body)
+	}
+}
+
+// A single trailer field is refused as several are (sentTrailers): the
+// count of a chunked request's header fields is exact, so the one field
+// fasthttp appends after the body is seen. Without trailer fields the
+// same request is served.
+func TestOneTrailerFieldIsRefused(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	body := `{"username":"freshname"}`
+	chunked := func(trailer string) string {
+		return "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+			"\r\nContent-Type: application/json\r\nX-Request-Id: chunked-1\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n%s\r\n", len(body), body, trailer)
+	}
+	if a := firstAnswer(t, r, chunked("")); a.status != http.StatusOK {
+		t.Fatalf("no trailer fields: status %d, want 200: %s", a.status, a.body)
+	}
+	a := firstAnswer(t, r, chunked("X-Language: tr\r\n"))
+	edgeFailure(t, a, http.StatusBadRequest, "Validation failed")
+	if id := a.header.Get("X-Request-Id"); id == "chunked-1" {
+		t.Fatalf("X-Request-Id %q: the refused request's own, want a new one", id)
 	}
 }
