@@ -25,6 +25,7 @@ import (
 	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // edgeLog collects the server's log lines.
@@ -440,5 +441,86 @@ func TestEdgeStartsTheRequestWhenFasthttpReadIt(t *testing.T) {
 	edgeDo(t, s, http.MethodGet, "/test/arrival")
 	if read.IsZero() || !start.Equal(read) {
 		t.Fatalf("the edge started the request at %v; fasthttp read it at %v", start, read)
+	}
+}
+
+// A request whose header block was not read (a request line or header
+// block over the read buffer) is refused for that, never charged to an
+// address's rate limit: the limit's key and platform would come from
+// bytes that did not parse. With the address's budget spent, such a
+// request is still a 414 or 431, not a 429.
+func TestUnreadRequestsAreNotRateLimited(t *testing.T) {
+	r := newMixRig(t, map[string]string{
+		"GATEWAY_POLICIES__ALL__RATELIMITS__PERIP__RATE":  "0.01",
+		"GATEWAY_POLICIES__ALL__RATELIMITS__PERIP__BURST": "1",
+	})
+	const nosuch = "GET /nosuch HTTP/1.1\r\nHost: gw\r\n\r\n"
+	if a := firstAnswer(t, r, nosuch); a.status != http.StatusNotFound {
+		t.Fatalf("first request: status %d, want 404", a.status)
+	}
+	if a := firstAnswer(t, r, nosuch); a.status != http.StatusTooManyRequests {
+		t.Fatalf("second request: status %d, want 429 (the budget of 1 spent)", a.status)
+	}
+	const limit = 8 << 10 // config.yaml's server.headerLimit
+	edgeFailure(t, firstAnswer(t, r, "GET /nosuch HTTP/1.1\r\nHost: gw\r\nX-Filler: "+strings.Repeat("f", limit)+"\r\n\r\n"),
+		http.StatusRequestHeaderFieldsTooLarge, "Request headers too large")
+	edgeFailure(t, firstAnswer(t, r, "GET /nosuch?q="+strings.Repeat("a", limit)+" HTTP/1.1\r\nHost: gw\r\n\r\n"),
+		http.StatusRequestURITooLong, "Request URI too long")
+}
+
+// A body announced over the limit is refused with the header block read
+// whole, also one too large to be held for a failing body (maxHeld): the
+// 413 is in the caller's language, with its request id.
+func TestBodyTooLargeKeepsALargeHeaderBlocksLanguage(t *testing.T) {
+	r := newMixRig(t)
+	a := firstAnswer(t, r, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\nX-Request-Id: large-1\r\n"+
+		"X-Filler: "+strings.Repeat("f", maxHeld)+"\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+	edgeFailure(t, a, http.StatusRequestEntityTooLarge, "İstek gövdesi çok büyük")
+	if id := a.header.Get("X-Request-Id"); id != "large-1" {
+		t.Fatalf("X-Request-Id %q, want the client's large-1", id)
+	}
+}
+
+// Each kind of user-store failure has its status and message; a call the
+// gateway refused without sending it (KindUnavailable) is a 503 with
+// Retry-After (at least a second), and its operation is what the access
+// line's breaker_open names. No other failure names one.
+func TestUpstreamErrorStatuses(t *testing.T) {
+	s, _ := edgeServer(t)
+	app := fiber.New()
+	for _, c := range []struct {
+		err         upstream.Error
+		status      int
+		msg         string
+		retryAfter  string
+		breakerOpen string
+	}{
+		{upstream.Error{Op: upstream.OpSearch, Kind: upstream.KindBadRequest}, 400, "Validation failed", "", ""},
+		{upstream.Error{Op: upstream.OpUserByID, Kind: upstream.KindNotFound}, 404, "Resource not found", "", ""},
+		{upstream.Error{Op: upstream.OpSearch, Kind: upstream.KindConflict}, 409, "Resource already exists or cannot be changed in its current state", "", ""},
+		{upstream.Error{Op: upstream.OpSearch, Kind: upstream.KindBadGateway, Outcome: "error_5xx"}, 502, "The service returned an invalid response", "", ""},
+		{upstream.Error{Op: upstream.OpSearch, Kind: upstream.KindUnavailable, Outcome: "breaker_open", RetryAfter: 2500 * time.Millisecond},
+			503, "Service temporarily unavailable, please try again later", "3", "search"},
+		{upstream.Error{Op: upstream.OpUserByID, Kind: upstream.KindUnavailable, Outcome: "bulkhead_full"},
+			503, "Service temporarily unavailable, please try again later", "1", "userById"},
+		{upstream.Error{Op: upstream.OpSearch, Kind: upstream.KindTimeout, Outcome: "timeout"}, 504, "The service did not respond in time", "", ""},
+		{upstream.Error{Op: upstream.OpSearch, Kind: upstream.KindCanceled, Outcome: "canceled"}, 504, "The service did not respond in time", "", ""},
+	} {
+		fctx := &fasthttp.RequestCtx{}
+		fc := app.AcquireCtx(fctx)
+		rq := acquireRequest()
+		s.writeError(fc, rq, &c.err)
+		e := envDecode(t, fctx.Response.Body())
+		if status := fctx.Response.StatusCode(); status != c.status || e.StatusCode != c.status || strings.Join(e.Errors, "|") != c.msg {
+			t.Errorf("%v: status %d, envelope %s; want %d and errors [%s]", c.err.Kind, status, fctx.Response.Body(), c.status, c.msg)
+		}
+		if got := string(fctx.Response.Header.Peek("Retry-After")); got != c.retryAfter {
+			t.Errorf("%v: Retry-After %q, want %q", c.err.Kind, got, c.retryAfter)
+		}
+		if rq.breakerOpen != c.breakerOpen {
+			t.Errorf("%v: breaker_open %q, want %q", c.err.Kind, rq.breakerOpen, c.breakerOpen)
+		}
+		releaseRequest(rq)
+		app.ReleaseCtx(fc)
 	}
 }
