@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -522,5 +523,32 @@ func TestUpstreamErrorStatuses(t *testing.T) {
 		}
 		releaseRequest(rq)
 		app.ReleaseCtx(fc)
+	}
+}
+
+// An answer made before the edge (an unknown method, a Host refused, a
+// body over the limit) keeps a sane X-Request-Id the client sent, as the
+// edge does, and replaces any other with a new one.
+func TestUnroutedAnswersKeepOnlySaneRequestIDs(t *testing.T) {
+	r := newMixRig(t)
+	for _, c := range []struct {
+		name, raw string
+		status    int
+	}{
+		{"unknown method", "BREW /nosuch HTTP/1.1\r\nHost: gw\r\nX-Request-Id: %s\r\n\r\n", http.StatusNotFound},
+		{"Host refused", "GET /nosuch HTTP/1.1\r\nHost: a b\r\nX-Request-Id: %s\r\n\r\n", http.StatusBadRequest},
+		{"body over the limit", "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Request-Id: %s\r\nContent-Length: 1000000\r\n\r\n",
+			http.StatusRequestEntityTooLarge},
+	} {
+		for _, id := range []string{"client-id-42", "has space", strings.Repeat("x", 129), "semi;colon"} {
+			a := firstAnswer(t, r, fmt.Sprintf(c.raw, id))
+			if a.status != c.status {
+				t.Fatalf("%s, X-Request-Id %q: status %d, want %d", c.name, id, a.status, c.status)
+			}
+			got := a.header.Get("X-Request-Id")
+			if sane := id == "client-id-42"; sane && got != id || !sane && !contract.IsUUID(got) {
+				t.Errorf("%s: X-Request-Id %q sent, %q answered; want it kept only when sane, else a new UUID", c.name, id, got)
+			}
+		}
 	}
 }
