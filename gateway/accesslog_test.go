@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/upstream/contract"
 )
 
@@ -262,5 +263,37 @@ func TestAppendClientStringRedactsWhatLooksLikeASecret(t *testing.T) {
 		if got := string(appendClientString(nil, s)); got != want {
 			t.Errorf("appendClientString(%q) = %s, want %s", s, got, want)
 		}
+	}
+}
+
+// The access line has every field operations.md lists, each with the
+// request's value: the line is written by hand, so a field left out or
+// given another's value would go unseen by a JSON parser.
+func TestAccessLineFields(t *testing.T) {
+	rq := acquireRequest()
+	defer releaseRequest(rq)
+	rq.start = time.Date(2026, 11, 27, 1, 53, 37, 262_000_000, time.UTC)
+	rq.setID([]byte("client-id-42"))
+	rq.client.Platform, rq.client.AppVersion = clientctx.PlatformIOS, "5.2.0"
+	rq.cacheStatus, rq.breakerOpen, rq.partial = "STALE", "usernameCheck", true
+	rq.upstreamTime.Store(int64(3466 * time.Microsecond))
+	line := appendAccessLine(nil, rq, "POST", "users.checkUsername", 503, 2934*time.Microsecond)
+	var got map[string]any
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	want := map[string]any{
+		"time": "2026-11-27T01:53:37.264Z", "level": "INFO", "msg": "request", "request_id": "client-id-42",
+		"method": "POST", "route": "users.checkUsername", "status": 503.0, "latency_ms": 2.934,
+		"platform": "mobile_ios", "app_version": "5.2.0", "cache": "STALE", "upstream_ms": 3.466,
+		"breaker_open": "usernameCheck", "partial": true,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d fields, want %d: %s", len(got), len(want), line)
 	}
 }
