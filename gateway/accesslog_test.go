@@ -12,6 +12,7 @@ import (
 
 	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/upstream/contract"
+	"github.com/valyala/fasthttp"
 )
 
 // appendMillis writes what strconv.AppendFloat(µs/1000, 'f', -1, 64), the
@@ -296,4 +297,37 @@ func TestAccessLineFields(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d fields, want %d: %s", len(got), len(want), line)
 	}
+}
+
+// A request answered before the edge is logged with its client context
+// and method only when its header block was read and trusted
+// (headersRead): one refused for its framing or request line still has
+// its header fields, which name no platform or app version on its line.
+func TestFinishUnroutedTrustsOnlyReadHeaders(t *testing.T) {
+	s, _ := edgeServer(t)
+	for _, headersRead := range []bool{false, true} {
+		var out bytes.Buffer
+		s.access = newAccessLog(&out)
+		s.accessLog.Store(true)
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.Header.Set("X-Platform", "ios")
+		ctx.Request.Header.Set("X-App-Version", "5.2.0")
+		ctx.Response.SetStatusCode(fasthttp.StatusBadRequest)
+		s.finishUnrouted(&ctx, time.Now(), headersRead)
+		s.access.Close()
+		var got map[string]any
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatalf("%q: %v", out.String(), err)
+		}
+		method, platform, appVersion := "other", "web", ""
+		if headersRead {
+			method, platform, appVersion = "POST", "mobile_ios", "5.2.0"
+		}
+		if got["method"] != method || got["platform"] != platform || got["app_version"] != appVersion || got["route"] != "unmatched" {
+			t.Errorf("headers read %v: method %v, platform %v, app_version %v, route %v; want %s, %s, %q, unmatched",
+				headersRead, got["method"], got["platform"], got["app_version"], got["route"], method, platform, appVersion)
+		}
+	}
+	s.access = nil
 }
