@@ -169,3 +169,16 @@ func timeoutsOverTheBurst() (l *failureLogSampler, reports chan string, now time
 	}
 	return l, reports, now
 }
+
+// During an outage every failure beyond the burst is only counted: one
+// timer a second reports the count, not one per line left out (thousands
+// a second). allow then allocates nothing. (A timer that fires during the
+// measurement, and the one made after it, are far below one allocation a
+// call on average.)
+func TestFailureLogSamplerOneTimerASecond(t *testing.T) {
+	l, _, now := timeoutsOverTheBurst()
+	if allocs := testing.AllocsPerRun(100, func() { l.allow("search", "timeout", now) }); allocs != 0 {
+		t.Fatalf("a line left out allocates %v times: a timer each, want one a second", allocs)
+	}
+	l.stop()
+}
