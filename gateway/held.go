@@ -248,8 +248,12 @@ func restoreHeld(ctx *fasthttp.RequestCtx) bool {
 	if cc.hook.after != ctx.ConnRequestNum() {
 		return false
 	}
+	// The reader holds the whole block: fasthttp reads a header only
+	// within its reader's buffer, and a held one may be larger than
+	// bufio's default (maxHeld, with the request line added).
+	held := *cc.hook.held
 	var h fasthttp.RequestHeader
-	if h.Read(bufio.NewReader(bytes.NewReader(*cc.hook.held))) != nil {
+	if h.Read(bufio.NewReaderSize(bytes.NewReader(held), len(held))) != nil {
 		return false
 	}
 	h.CopyTo(&ctx.Request.Header)

@@ -115,3 +115,40 @@ func TestOneTrailerFieldIsRefused(t *testing.T) {
 		t.Fatalf("X-Request-Id %q: the refused request's own, want a new one", id)
 	}
 }
+
+// The header block held for a failing body is restored at any size the
+// hook holds it at, up to maxHeld with its target (the request line is
+// held too, and made it larger than the reader restoreHeld read it with);
+// one byte more is not held, and its cut body is answered as one whose
+// headers were lost (English, a new request id).
+func TestHeldBlockRestoredUpToItsBound(t *testing.T) {
+	r := newMixRig(t)
+	const target = "/api/v1/users/check-username"
+	head := "Host: gw\r\nX-Language: tr\r\nX-Request-Id: held-1\r\nContent-Type: application/json\r\nContent-Length: 100\r\nX-Filler: "
+	for _, c := range []struct {
+		size   int // the block's length with its target's
+		msg    string
+		sameID bool
+	}{
+		{maxHeld, "Doğrulama başarısız oldu", true},
+		{maxHeld + 1, "Validation failed", false},
+	} {
+		raw := head + strings.Repeat("f", c.size-len(target)-len(head)-len("\r\n\r\n")) + "\r\n\r\n"
+		conn, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, "POST "+target+" HTTP/1.1\r\n"+raw+"{\"user"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil { // the body cut short
+			t.Fatal(err)
+		}
+		resp, body := readAnswer(t, conn, bufio.NewReader(conn))
+		conn.Close()
+		edgeFailure(t, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body}, http.StatusBadRequest, c.msg)
+		if got := resp.Header.Get("X-Request-Id"); (got == "held-1") != c.sameID {
+			t.Fatalf("block and target of %d bytes: X-Request-Id %q; want the client's held-1: %v", c.size, got, c.sameID)
+		}
+	}
+}
