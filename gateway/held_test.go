@@ -152,3 +152,23 @@ func TestHeldBlockRestoredUpToItsBound(t *testing.T) {
 		}
 	}
 }
+
+// A chunked request whose trailer section fails (over the read buffer)
+// after a header block too large to hold (maxHeld) is answered as one
+// whose headers were not read: English, a new request id, no CORS. Its
+// headers are still there, but fasthttp may have merged trailer fields
+// into them, and trailer fields are never read as headers.
+func TestFailedTrailersOfAnUnheldBlockAreNotTrusted(t *testing.T) {
+	r := newMixRig(t)
+	const origin = "http://localhost:3000" // config.yaml's web origin
+	a := firstAnswer(t, r, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\nX-Request-Id: trailer-1\r\n"+
+		"Origin: "+origin+"\r\nX-Filler: "+strings.Repeat("f", maxHeld)+"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"2\r\n{}\r\n0\r\nX-T: "+strings.Repeat("t", 8<<10)+"\r\n\r\n")
+	edgeFailure(t, a, http.StatusRequestHeaderFieldsTooLarge, "Request headers too large")
+	if id := a.header.Get("X-Request-Id"); id == "trailer-1" {
+		t.Fatalf("X-Request-Id %q: the client's, want a new one", id)
+	}
+	if got := a.header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Fatalf("Access-Control-Allow-Origin %q, want none", got)
+	}
+}
