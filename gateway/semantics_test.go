@@ -531,38 +531,7 @@ func TestExpectContinueAnyCase(t *testing.T) {
 		"100-Continue", "100-CONTINUE", " 100-continue\t",
 		"100-Continue\r\nExpect: x-other", "x-other\r\nExpect: 100-Continue", "x-other, 100-Continue", "100-continue, x-other",
 	} {
-		t.Run(expect, func(t *testing.T) {
-			conn, err := net.Dial("tcp", r.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
-				"\r\nContent-Type: application/json\r\nExpect:" + expect + "\r\nContent-Length: " + strconv.Itoa(len(payload)) + "\r\n\r\n"
-			if _, err := io.WriteString(conn, head); err != nil {
-				t.Fatal(err)
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-			br := bufio.NewReader(conn)
-			line, err := br.ReadString('\n')
-			if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
-				t.Fatalf("first line %q (%v), want 100 Continue before the body", line, err)
-			}
-			if blank, _ := br.ReadString('\n'); blank != "\r\n" {
-				t.Fatalf("100 Continue followed by %q", blank)
-			}
-			if _, err := io.WriteString(conn, payload); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d after the body, want 200", resp.StatusCode)
-			}
-		})
+		t.Run(expect, func(t *testing.T) { continuedAndServed(t, r, tok, expect, payload) })
 	}
 }
 
@@ -981,27 +950,35 @@ func TestClientMaxAgeRoundsDown(t *testing.T) {
 
 // A body of exactly the limit (server.bodyLimit, 16 KiB in config.yaml) is
 // within it: a request announcing one with Expect: 100-continue is told to
-// go on, and served; only one byte more is refused before its body.
+// go on, and served.
 func TestExpectContinueAtTheLimit(t *testing.T) {
 	r := newMixRig(t)
 	tok := r.token(t, r.users(t, 1)[0])
 	const limit = 16 << 10
 	head, tail := `{"username":"freshname"`, `}`
-	payload := head + strings.Repeat(" ", limit-len(head)-len(tail)) + tail
+	continuedAndServed(t, r, tok, "100-continue", head+strings.Repeat(" ", limit-len(head)-len(tail))+tail)
+}
+
+// continuedAndServed sends a username check with the expectation and
+// payload given: the gateway must answer 100 Continue before the body,
+// and 200 after it.
+func continuedAndServed(t *testing.T, r *mixRig, tok, expect, payload string) {
+	t.Helper()
 	conn, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+tok+
-		"\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: "+strconv.Itoa(len(payload))+"\r\n\r\n"); err != nil {
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok +
+		"\r\nContent-Type: application/json\r\nExpect:" + expect + "\r\nContent-Length: " + strconv.Itoa(len(payload)) + "\r\n\r\n"
+	if _, err := io.WriteString(conn, head); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
 	line, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
-		t.Fatalf("first line %q (%v), want 100 Continue for a body of exactly the limit", line, err)
+		t.Fatalf("first line %q (%v), want 100 Continue before a body of %d bytes", line, err, len(payload))
 	}
 	if blank, _ := br.ReadString('\n'); blank != "\r\n" {
 		t.Fatalf("100 Continue followed by %q", blank)
