@@ -652,6 +652,87 @@ func TestCountLineSkipsBlankLines(t *testing.T) {
 	}
 }
 
+// requestLineTooLong never says 414 for a header block whose request line
+// ended within fasthttp's read buffer: checked against fasthttp's own
+// header reader, not a model of it. Streams of pipelined requests (blank
+// lines before some, bodies holding CRs and LFs, targets and a header
+// field around the buffer's size) are read through a clientConn in pieces
+// of any size, reads past the buffer included, as serveConn reads them;
+// at each 431 the buffer fasthttp holds, once its leading blank lines are
+// skipped, must hold no LF when lineRun says 414. (The other way, a 414
+// taken for a 431, is the known gap of a CRLF after a body.)
+func TestCountLineNeverTakesABufferWithARequestLineForTooLong(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"\r\n", "\n", "\r", "a", "\r\r\n", " "}
+	said414, saw431 := 0, 0
+	for range 20000 {
+		lineMax := 16 + rng.IntN(48) // bufio's smallest buffer and up
+		var stream []byte
+		for range 1 + rng.IntN(4) {
+			for range rng.IntN(4) {
+				stream = append(stream, []string{"\r\n", "\n"}[rng.IntN(2)]...)
+			}
+			stream = fmt.Appendf(stream, "GET /%s HTTP/1.1\r\nHost: h\r\nX: %s\r\n",
+				strings.Repeat("t", rng.IntN(2*lineMax)), strings.Repeat("v", rng.IntN(2*lineMax)))
+			if rng.IntN(3) == 0 {
+				var body []byte
+				for range 1 + rng.IntN(150) {
+					body = append(body, pieces[rng.IntN(len(pieces))]...)
+				}
+				stream = fmt.Appendf(stream, "Content-Length: %d\r\n\r\n%s", len(body), body)
+			} else {
+				stream = append(stream, "\r\n"...)
+			}
+		}
+		cc := &clientConn{Conn: &piecesConn{rest: stream, rng: rng}, lineMax: lineMax}
+		br := bufio.NewReaderSize(cc, lineMax)
+		var req fasthttp.Request
+		for {
+			req.Reset()
+			err := req.Read(br)
+			if err == nil {
+				continue
+			}
+			if _, small := err.(*fasthttp.ErrSmallBuffer); !small {
+				break // the stream's end, or a body fasthttp refuses
+			}
+			saw431++
+			buf, _ := br.Peek(br.Buffered())
+			line := buf
+			for len(line) > 0 && line[0] == '\n' || len(line) > 1 && line[0] == '\r' && line[1] == '\n' {
+				line = line[strings.IndexByte(string(line), '\n')+1:]
+			}
+			if cc.lineRun >= cc.lineMax {
+				said414++
+				if i := strings.IndexByte(string(line), '\n'); i >= 0 {
+					t.Fatalf("414 for a buffer whose request line %q ended in it (lineMax %d):\nstream %q\nbuffer %q",
+						line[:i], lineMax, stream, buf)
+				}
+			}
+			break
+		}
+	}
+	if said414 == 0 || said414 == saw431 {
+		t.Fatalf("%d 414s among %d 431s: the streams do not test both", said414, saw431)
+	}
+}
+
+// piecesConn reads out rest in pieces of 1 to 300 bytes.
+type piecesConn struct {
+	net.Conn
+	rest []byte
+	rng  *rand.Rand
+}
+
+func (c *piecesConn) Read(p []byte) (int, error) {
+	if len(c.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.rest[:min(len(c.rest), 1+c.rng.IntN(300))])
+	c.rest = c.rest[n:]
+	return n, nil
+}
+
 // countLine counts the bytes read since the last LF, across reads, up to
 // the read buffer's size: what tells a request line over the buffer (414)
 // from a header block over it (431).
