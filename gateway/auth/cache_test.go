@@ -423,3 +423,45 @@ func TestTokenCacheBoundHoldsUnderConcurrentAdmissions(t *testing.T) {
 		}
 	}
 }
+
+// The count the bound is taken by stays the number of entries held while
+// entries leave every way at once: evicted by admissions into a full
+// cache, dropped on a hit as expired or as verified by a key retired (and
+// brought back), admitted again after, and admitted twice concurrently.
+func TestTokenCacheCountHoldsUnderChurn(t *testing.T) {
+	const limit, workers, each, tokens = 64, 8, 2000, 150 // 16 shards, more tokens than the bound
+	now := time.Now()
+	for round := range 10 {
+		c := newTokenCache(limit, time.Minute)
+		keys := [2]*verifyKey{{kid: "a"}, {kid: "b"}}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				<-start
+				for i := range each {
+					s := sha256.Sum256([]byte(strconv.Itoa(round*1000 + (w*7+i)%tokens)))
+					key := keys[i%2]
+					switch i % 4 {
+					case 0: // to live an hour
+						c.put(&s, &Identity{exp: now.Add(time.Hour).Unix(), key: key}, now)
+					case 1: // to die within two seconds
+						c.put(&s, &Identity{exp: now.Add(2 * time.Second).Unix(), key: key}, now)
+					case 2: // looked up later: the short-lived ones are dead
+						c.get(&s, now.Add(3*time.Second).UnixNano())
+					case 3:
+						if i%97 == 3 {
+							key.retired.Store(!key.retired.Load())
+						}
+						c.get(&s, now.UnixNano())
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := c.len(); n > limit || int(c.size.Load()) != n {
+			t.Fatalf("round %d: %d entries held, counted %d, bound %d", round, n, c.size.Load(), limit)
+		}
+	}
+}
