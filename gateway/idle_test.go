@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,45 @@ func TestDrainThatTimesOutStopsServing(t *testing.T) {
 	}
 	if _, err := lateR.ReadByte(); err != io.EOF {
 		t.Fatalf("after the 503: %v, want the connection closed", err)
+	}
+}
+
+// A connection that sends nothing before server.readTimeout is closed
+// without an answer (closeUnanswered), and so is one that sends only
+// blank lines: fasthttp skips them before a request line and, when no
+// request line follows, takes them for the end of the stream. One byte
+// of a request line, after blank lines or not, is a request: its 408 is
+// written.
+func TestSilentConnectionClosedUnanswered(t *testing.T) {
+	r := newMixRig(t, map[string]string{"GATEWAY_SERVER__READTIMEOUT": "1s"})
+	for _, c := range []struct {
+		sent     string
+		answered bool
+	}{
+		{"", false},
+		{"\r\n", false},
+		{"\n\r\n\r", false},
+		{"G", true},
+		{"\r\nG", true},
+	} {
+		t.Run(strconv.Quote(c.sent), func(t *testing.T) {
+			t.Parallel() // each on its own connection
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, c.sent); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatalf("not closed: %v (got %q)", err, got)
+			}
+			if answered := strings.HasPrefix(string(got), "HTTP/1.1 408 "); answered != c.answered || !answered && len(got) > 0 {
+				t.Fatalf("got %q, want a 408: %v", got, c.answered)
+			}
+		})
 	}
 }
