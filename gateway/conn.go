@@ -348,7 +348,8 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// countLine moves lineRun and lineHead on by what was just read, b. Only
+// countLine moves lineRun and lineHead on by what was just read, b (never
+// empty: Read counts only what it read). Only
 // LFs in b's last lineMax bytes are looked for, from its end back to one
 // that ends a line with something on it: a request read whole ends in
 // its header block's blank line, after a header line's LF, and a body
@@ -361,7 +362,7 @@ func (c *clientConn) countLine(b []byte) {
 		c.lineRun = min(c.lineRun+n, c.lineMax)
 		if n == 1 && b[0] == '\r' && head == lineEmpty {
 			c.lineHead = lineCR
-		} else if n > 0 {
+		} else {
 			c.lineHead = lineText
 		}
 		return
@@ -417,9 +418,8 @@ const (
 // its bytes are then the last lineMax read from the connection, and the
 // request's first, so it holds no LF but those of blank lines before the
 // request line (which fasthttp skips) exactly when lineRun reached
-// lineMax. A header block the hook saw is
-// not in question: what failed after it was the trailer section of a
-// chunked body.
+// lineMax. A header block the hook saw is not in question: what failed
+// after it was the trailer section of a chunked body.
 func requestLineTooLong(ctx *fasthttp.RequestCtx) bool {
 	cc, ok := ctx.Conn().(*clientConn)
 	return ok && cc.lineMax > 0 && cc.lineRun >= cc.lineMax &&
