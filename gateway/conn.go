@@ -349,11 +349,11 @@ func (c *clientConn) Read(p []byte) (int, error) {
 }
 
 // countLine moves lineRun and lineHead on by what was just read, b (never
-// empty: Read counts only what it read). Only
-// LFs in b's last lineMax bytes are looked for, from its end back to one
-// that ends a line with something on it: a request read whole ends in
-// its header block's blank line, after a header line's LF, and a body
-// read is looked back over by at most lineMax.
+// empty: Read counts only what it read). Only LFs in b's last lineMax
+// bytes are looked for, from its end back to one that ends a line with
+// something on it: a request read whole ends in its header block's blank
+// line, after a header line's LF, and a body read is looked back over by
+// at most lineMax.
 func (c *clientConn) countLine(b []byte) {
 	head, n := c.lineHead, len(b)
 	lo := max(n-c.lineMax, 0)
