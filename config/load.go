@@ -118,6 +118,9 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		}
 	}
 	if doc.Kind != 0 {
+		if !checkAliases(&doc, &problems) {
+			return nil, problems
+		}
 		lines := map[int]string{}
 		unshareScalars(&doc)
 		checkKeys(&doc, reflect.TypeOf(cfg), "", lines, &problems)
@@ -146,6 +149,72 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, ps
 	}
 	return &cfg, nil
+}
+
+// maxAliasedNodes bounds the nodes aliases may add to a file. An alias is
+// walked where it is used, by checkKeys and then by yaml's decoder, so
+// aliases of aliases multiply: ten levels of nine make a 500-byte file of
+// billions of nodes, hours of checks before yaml's own limit refuses it.
+// A configuration repeats a few blocks, a few hundred nodes.
+const maxAliasedNodes = 100_000
+
+// checkAliases refuses a document whose aliases add more than
+// maxAliasedNodes nodes, or that has an anchor holding an alias of itself
+// (yaml refuses that only when decoding, and checkKeys would follow it
+// until the stack overflows), before anything walks it. Each anchored node
+// is counted once, so this is linear in the file.
+func checkAliases(doc *yaml.Node, ps *Problems) bool {
+	written := 0
+	var write func(n *yaml.Node)
+	write = func(n *yaml.Node) {
+		written++
+		for _, c := range n.Content {
+			write(c)
+		}
+	}
+	write(doc)
+	// Sizes saturate above the limit: nine levels of nine overflow an int.
+	limit := written + maxAliasedNodes
+	const counting = -1
+	sizes := map[*yaml.Node]int{} // by anchored node
+	var loop *yaml.Node           // the alias that closes a loop
+	var count func(n *yaml.Node) int
+	count = func(n *yaml.Node) int {
+		if loop != nil {
+			return 0
+		}
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			if s, ok := sizes[n.Alias]; ok {
+				if s == counting {
+					loop = n
+					return 0
+				}
+				return s
+			}
+			return count(n.Alias)
+		}
+		if n.Anchor != "" {
+			sizes[n] = counting
+		}
+		s := 1
+		for _, c := range n.Content {
+			s = min(s+count(c), limit+1)
+		}
+		if n.Anchor != "" {
+			sizes[n] = s
+		}
+		return s
+	}
+	total := count(doc)
+	switch {
+	case loop != nil:
+		ps.add("config", "anchor %q holds an alias of itself (line %d)", loop.Value, loop.Line)
+	case total > limit:
+		ps.add("config", "aliases repeat more than %d values (aliases of aliases multiply): write fewer", maxAliasedNodes)
+	default:
+		return true
+	}
+	return false
 }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)

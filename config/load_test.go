@@ -562,6 +562,68 @@ func TestAnchorMistakesAreReportedOnce(t *testing.T) {
 	}
 }
 
+// Aliases are followed where they are used, so a small file can stand for
+// a huge one: nested merges of nine aliases each (a "billion laughs"), or
+// policies × routes × roles each written once, took the checks minutes to
+// hours before yaml's own limit refused them, a start that never listened
+// and a reload that pinned a core. An anchor that merges itself was
+// followed until the stack overflowed, killing a running gateway on
+// reload. Each is refused at once, the reload changing nothing.
+func TestAliasBombsAreRefused(t *testing.T) {
+	nested := func(depth int) string {
+		items := []string{"&a0 {listen: 127.0.0.1:1}"}
+		for d := 1; d <= depth; d++ {
+			items = append(items, fmt.Sprintf("&a%d {<<: [%s]}", d, strings.Repeat(fmt.Sprintf("*a%d,", d-1), 8)+fmt.Sprintf("*a%d", d-1)))
+		}
+		return "server:\n  <<: [" + strings.Join(items, ", ") + "]\n"
+	}
+	// 300 platforms × 300 routes × 300 roles, in 12 KB.
+	var cube strings.Builder
+	cube.WriteString("policies:\n  p0:\n    routes: &rt\n      r0: &rr {roles: [" + strings.Repeat("x,", 299) + "x]}\n")
+	for i := 1; i < 300; i++ {
+		fmt.Fprintf(&cube, "      r%d: *rr\n", i)
+	}
+	for i := 1; i < 300; i++ {
+		fmt.Fprintf(&cube, "  p%d: {routes: *rt}\n", i)
+	}
+	tests := []struct {
+		name, file string
+		want       want
+	}{
+		{"an anchor merging itself", "log: &a {<<: *a}\n", want{"config", `anchor "a" holds an alias of itself (line 1)`}},
+		{"an anchor merging itself deeper", "server:\n  <<: &s\n    readTimeout: 5s\n    <<: [{idleTimeout: 1m}, *s]\n",
+			want{"config", `anchor "s" holds an alias of itself (line 4)`}},
+		{"nested merges", nested(12), want{"config", "aliases repeat more than 100000 values"}},
+		{"policies, routes and roles", cube.String(), want{"config", "aliases repeat more than 100000 values"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := config.Parse([]byte(tt.file), env(nil))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				var ps config.Problems
+				if !errors.As(err, &ps) {
+					t.Fatalf("Parse: %v, want problems", err)
+				}
+				expectProblems(t, ps, tt.want)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Parse still running after 10s")
+			}
+		})
+	}
+	// Aliases that repeat less are read as ever: 5 platforms × 2,000 roles.
+	roles := "[" + strings.Repeat("r,", 1999) + "r]"
+	cfg := mustParse(t, "policies:\n  all: {requireRoles: &r "+roles+"}\n  web: {requireRoles: *r}\n  api: {requireRoles: *r}\n"+
+		"  unknown: {requireRoles: *r}\n  mobile_ios: {requireRoles: *r}\n", env(nil))
+	if n := len(cfg.Policies["unknown"].RequireRoles); n != 2000 {
+		t.Errorf("policies.unknown.requireRoles has %d roles, want 2000", n)
+	}
+}
+
 func TestDuplicateKeysAreAnError(t *testing.T) {
 	tests := []struct {
 		name, file string
