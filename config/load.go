@@ -360,7 +360,9 @@ func duplicate(n *yaml.Node, i int, seen map[string]int, path string, ps *Proble
 // as 5ns), even 0; a bare 0 is unambiguous and time.ParseDuration accepts
 // it, as the environment does, so it is read as zero here. Every other
 // duration needs a unit. yaml.v3 truncates a fraction written for an
-// integer (1.5 becomes 1); it is refused, as the environment refuses it.
+// integer (1.5 becomes 1), and reads a leading zero as octal (0100 is 64);
+// both are refused, as the environment refuses a fraction and reads 0100
+// as 100.
 // Numbers and booleans are decoded here, each alone, so that a mistake is
 // reported by its own path: the whole document's decode names one by its
 // line only, which holds several keys in a flow mapping ({rate: ten,
@@ -368,6 +370,16 @@ func duplicate(n *yaml.Node, i int, seen map[string]int, path string, ps *Proble
 func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 	if isInteger(t) && n.ShortTag() == "!!float" {
 		ps.add(path, "invalid integer %q: write a whole number without a fraction or exponent (line %d)", n.Value, n.Line)
+		blank(n)
+		return
+	}
+	if k := t.Kind(); (isInteger(t) || k == reflect.Float32 || k == reflect.Float64) && n.ShortTag() == "!!int" && octalRE.MatchString(n.Value) {
+		what := "number"
+		if isInteger(t) {
+			what = "integer"
+		}
+		v, _ := strconv.ParseInt(n.Value, 0, 64)
+		ps.add(path, "invalid %s %q: YAML reads a leading 0 as octal (%d); write it without (line %d)", what, n.Value, v, n.Line)
 		blank(n)
 		return
 	}
@@ -406,6 +418,10 @@ func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 		}
 	}
 }
+
+// octalRE is a number yaml.v3 reads in octal, as YAML 1.1 did (0100 is
+// 64), where the environment, a size and YAML 1.2 read it in decimal.
+var octalRE = regexp.MustCompile(`^[-+]?0[0-9_]+$`)
 
 func isInteger(t reflect.Type) bool {
 	switch t.Kind() {

@@ -211,6 +211,43 @@ func TestIntegersAreNotTruncated(t *testing.T) {
 	}
 }
 
+// yaml.v3 reads an integer written with a leading zero in octal, as YAML
+// 1.1 did (maxConnectionsPerIP: 0100 became 64, a burst of 010 became 8),
+// where the environment and every size read it in decimal. It is refused:
+// either reading surprises someone.
+func TestLeadingZeroesAreRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want want
+	}{
+		{"int", "server:\n  maxConnectionsPerIP: 0100\n",
+			want{"server.maxConnectionsPerIP", `invalid integer "0100": YAML reads a leading 0 as octal (64); write it without (line 2)`}},
+		{"uint32", "upstreams:\n  userstore:\n    operations:\n      search:\n        breaker:\n          minRequests: 020\n",
+			want{"upstreams.userstore.operations.search.breaker.minRequests", `invalid integer "020"`}},
+		{"negative", "upstreams:\n  userstore:\n    retryBudget:\n      minPerSecond: -010\n",
+			want{"upstreams.userstore.retryBudget.minPerSecond", `invalid integer "-010"`}},
+		{"pointer int in a policy", "policies:\n  web:\n    maxPageSize: 010\n",
+			want{"policies.web.maxPageSize", `invalid integer "010"`}},
+		{"a rate, a number", "policies:\n  web:\n    rateLimits:\n      perUser:\n        rate: 010\n        burst: 10\n",
+			want{"policies.web.rateLimits.perUser.rate", `invalid number "010"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectProblems(t, parseProblems(t, tt.file, env(nil)), tt.want)
+		})
+	}
+	// A zero is a zero, a fraction with a leading zero a decimal, and a
+	// prefix says what it means.
+	cfg := mustParse(t, "server:\n  maxConnectionsPerIP: 0\n  maxConnections: 0o20\ntracing:\n  sampleRatio: 0.05\n"+
+		"policies:\n  web:\n    rateLimits:\n      perUser: {rate: 00.5, burst: 3}\n", env(nil))
+	if cfg.Server.MaxConnectionsPerIP != 0 || cfg.Server.MaxConnections != 16 || cfg.Tracing.SampleRatio != 0.05 ||
+		cfg.Policies["web"].RateLimits.PerUser.Rate != 0.5 {
+		t.Errorf("got maxConnectionsPerIP %d, maxConnections %d, sampleRatio %v, rate %v", cfg.Server.MaxConnectionsPerIP,
+			cfg.Server.MaxConnections, cfg.Tracing.SampleRatio, cfg.Policies["web"].RateLimits.PerUser.Rate)
+	}
+}
+
 func TestDurationsAndSizesThatParse(t *testing.T) {
 	cfg := mustParse(t, `
 server:
