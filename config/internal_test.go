@@ -15,7 +15,7 @@ func TestEveryEnvironmentVariableNamesOneSetting(t *testing.T) {
 	applyEnv(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), "", func(n string) string {
 		reads[n]++
 		return ""
-	}, new(Problems))
+	}, new(Problems), nil)
 	for n, count := range reads {
 		if count != 1 {
 			t.Errorf("%s is read %d times: it addresses more than one setting", n, count)
@@ -38,7 +38,7 @@ func TestEveryListedVariableTakesEffect(t *testing.T) {
 				return "junk"
 			}
 			return ""
-		}, &ps)
+		}, &ps, nil)
 		if len(ps) > 0 {
 			if len(ps) != 1 || ps[0].Path != name {
 				t.Errorf("%s=junk: %v", name, ps)

@@ -139,14 +139,15 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 			}
 		}
 	}
+	set := map[string]string{}
 	if getenv != nil {
-		applyEnv(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), "", getenv, &problems)
+		applyEnv(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), "", getenv, &problems, set)
 	}
 	if len(problems) > 0 {
 		return nil, problems
 	}
 	if ps := Validate(&cfg); len(ps) > 0 {
-		return nil, ps
+		return nil, nameOverrides(ps, set)
 	}
 	return &cfg, nil
 }
@@ -602,8 +603,9 @@ func mapKeys(field string) []string {
 
 // applyEnv sets every field whose environment variable is present. env is
 // the variable name built so far, path the YAML path. It reports whether
-// anything was set.
-func applyEnv(v reflect.Value, env, path string, getenv func(string) string, ps *Problems) bool {
+// anything was set, and records in set (when not nil) each path set with
+// its variable.
+func applyEnv(v reflect.Value, env, path string, getenv func(string) string, ps *Problems, set map[string]string) bool {
 	t := v.Type()
 	changed := false
 	for i := 0; i < t.NumField(); i++ {
@@ -616,24 +618,24 @@ func applyEnv(v reflect.Value, env, path string, getenv func(string) string, ps 
 		if env != strings.TrimSuffix(EnvPrefix, "_") {
 			fenv = env + "__" + envSegment(name)
 		}
-		if applyEnvValue(v.Field(i), name, fenv, join(path, name), getenv, ps) {
+		if applyEnvValue(v.Field(i), name, fenv, join(path, name), getenv, ps, set) {
 			changed = true
 		}
 	}
 	return changed
 }
 
-func applyEnvValue(fv reflect.Value, field, env, path string, getenv func(string) string, ps *Problems) bool {
+func applyEnvValue(fv reflect.Value, field, env, path string, getenv func(string) string, ps *Problems, set map[string]string) bool {
 	ft := fv.Type()
 	switch {
 	case ft.Kind() == reflect.Struct:
-		return applyEnv(fv, env, path, getenv, ps)
+		return applyEnv(fv, env, path, getenv, ps, set)
 	case ft.Kind() == reflect.Pointer:
 		tmp := reflect.New(ft.Elem())
 		if !fv.IsNil() {
 			tmp.Elem().Set(fv.Elem())
 		}
-		if applyEnvValue(tmp.Elem(), field, env, path, getenv, ps) {
+		if applyEnvValue(tmp.Elem(), field, env, path, getenv, ps, set) {
 			fv.Set(tmp)
 			return true
 		}
@@ -646,7 +648,7 @@ func applyEnvValue(fv reflect.Value, field, env, path string, getenv func(string
 			if existing := fv.MapIndex(kv); existing.IsValid() {
 				tmp.Set(existing)
 			}
-			if applyEnvValue(tmp, key, env+"__"+envSegment(key), join(path, key), getenv, ps) {
+			if applyEnvValue(tmp, key, env+"__"+envSegment(key), join(path, key), getenv, ps, set) {
 				if fv.IsNil() {
 					fv.Set(reflect.MakeMap(ft))
 				}
@@ -664,7 +666,38 @@ func applyEnvValue(fv reflect.Value, field, env, path string, getenv func(string
 		ps.add(env, "%v (overrides %s)", err, path)
 		return false
 	}
+	if set != nil {
+		set[path] = env
+	}
 	return true
+}
+
+// NameOverrides adds to each problem at a setting an environment variable
+// set (or at an entry of the list it set) the variable's name: a value out
+// of range is reported at its path, and the file, which may not even have
+// the setting, is not where to fix it. getenv is the environment the
+// configuration was loaded with.
+func NameOverrides(ps Problems, getenv func(string) string) Problems {
+	set := map[string]string{}
+	if getenv != nil {
+		cfg := Default()
+		applyEnv(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), "", getenv, new(Problems), set)
+	}
+	return nameOverrides(ps, set)
+}
+
+func nameOverrides(ps Problems, set map[string]string) Problems {
+	if len(set) == 0 {
+		return ps
+	}
+	out := slices.Clone(ps)
+	for i, p := range out {
+		path, _, _ := strings.Cut(p.Path, "[")
+		if env, ok := set[path]; ok {
+			out[i].Message += " (set by " + env + ")"
+		}
+	}
+	return out
 }
 
 // lookup treats an empty (or blank) variable as unset, so an
@@ -788,7 +821,7 @@ func EnvNames() []string {
 		return ""
 	}
 	cfg := Default()
-	applyEnv(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), "", getenv, new(Problems))
+	applyEnv(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), "", getenv, new(Problems), nil)
 	sort.Strings(names)
 	return names
 }

@@ -486,6 +486,41 @@ func TestBadEnvironmentValuesAreReportedByVariable(t *testing.T) {
 	})
 }
 
+// A variable whose value parses but is out of range is named beside the
+// setting's path: the file, where one looks first, may have another value
+// or none.
+func TestValuesOutOfRangeNameTheirVariable(t *testing.T) {
+	ps := parseProblems(t, "server:\n  readTimeout: 11m\n", env(map[string]string{
+		"GATEWAY_SERVER__BODYLIMIT":      "100",
+		"GATEWAY_SERVER__TRUSTEDPROXIES": "10.0.0.0/8, foo",
+		"GATEWAY_LOG__LEVEL":             "verbose",
+		"GATEWAY_SERVER__IDLETIMEOUT":    "1m",
+	}))
+	expectProblems(t, ps,
+		want{"server.bodyLimit", "must be between 1KiB and 64MiB (got 100) (set by GATEWAY_SERVER__BODYLIMIT)"},
+		want{"server.trustedProxies[1]", `not a CIDR or IP address: "foo" (set by GATEWAY_SERVER__TRUSTEDPROXIES)`},
+		want{"log.level", `(got "verbose") (set by GATEWAY_LOG__LEVEL)`},
+		want{"server.readTimeout", "must be at most 10m (got 11m0s)"},
+	)
+	for _, p := range ps {
+		if p.Path == "server.readTimeout" && strings.Contains(p.Message, "set by") {
+			t.Errorf("the file's own value is said to come from the environment: %s", p)
+		}
+	}
+	// The policies' problems, found once the values pass, are named so too.
+	ps = config.NameOverrides(config.Problems{
+		{Path: "policies.web.maxPageSize", Message: "must be between 1 and 100"},
+		{Path: "policies.api.maxPageSize", Message: "must be between 1 and 100"},
+	}, env(map[string]string{"GATEWAY_POLICIES__WEB__MAXPAGESIZE": "0"}))
+	expectProblems(t, ps,
+		want{"policies.web.maxPageSize", "must be between 1 and 100 (set by GATEWAY_POLICIES__WEB__MAXPAGESIZE)"},
+		want{"policies.api.maxPageSize", "must be between 1 and 100"},
+	)
+	if strings.Contains(ps[1].Message, "set by") {
+		t.Errorf("a setting no variable set is said to come from one: %s", ps[1])
+	}
+}
+
 func TestAnchorsAliasesAndMerges(t *testing.T) {
 	cfg := mustParse(t, `
 upstreams:

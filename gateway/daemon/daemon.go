@@ -79,7 +79,7 @@ func Load(path string, getenv func(string) string) (*config.Config, *policies.Se
 	}
 	set, problems := policies.Compile(cfg.Policies, cfg.Auth)
 	if len(problems) > 0 {
-		return nil, nil, problems
+		return nil, nil, config.NameOverrides(problems, getenv)
 	}
 	return cfg, set, nil
 }

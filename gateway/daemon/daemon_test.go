@@ -491,3 +491,24 @@ func (g *gateway) cutShort(t *testing.T, cut chan struct{}) {
 		t.Fatalf("Run returned %v after a drain cut short; want ErrCutShort\nlogs:\n%s", err, g.logs)
 	}
 }
+
+// A policy a variable makes invalid is refused naming the variable, as a
+// value out of range is: the file may not have the policy at all.
+func TestLoadNamesTheVariableOfABadPolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	file := "auth:\n  jwksURLs: [https://idp.example.com/jwks]\n  issuer: https://idp.example.com\n" +
+		"upstreams:\n  userstore:\n    baseURL: http://userstore.internal:8082\n"
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(name string) string {
+		if name == "GATEWAY_POLICIES__WEB__FIELDS__PUBLIC" {
+			return "id,email"
+		}
+		return ""
+	}
+	_, _, err := daemon.Load(path, getenv)
+	if err == nil || !strings.Contains(err.Error(), "policies.web.fields.public: app platforms never show email in the public view (set by GATEWAY_POLICIES__WEB__FIELDS__PUBLIC)") {
+		t.Errorf("Load: %v", err)
+	}
+}
