@@ -26,9 +26,10 @@ var (
 // Every metric the docs name is one the gateway exports, every family it
 // exports is a row of operations.md's table with exactly its labels, every
 // label a query matches on is one of its metric's, and every label value
-// it matches is one the gateway can write: an alert on a name, a label or
-// a value that does not exist never fires, and nobody notices. The table of
-// label values is the gateway's lists, no more and no less.
+// it matches, or the families' table names beside a label, is one the
+// gateway can write: an alert on a name, a label or a value that does not
+// exist never fires, and nobody notices. The table of label values has a
+// row for each label, the gateway's list, no more and no less.
 func TestDocsNameOnlyExportedMetricsAndLabelValues(t *testing.T) {
 	m := NewMetrics("v")
 	m.SetSources(fakeKeys{ready: true}, &fakeBreakers{obs: m, states: map[upstream.Op]string{}}, &fakeCache{}, &fakeLimiter{})
@@ -138,6 +139,14 @@ func TestDocsNameOnlyExportedMetricsAndLabelValues(t *testing.T) {
 			}
 		}
 		slices.Sort(documented)
+		// Values named beside a label are ones the gateway writes for it.
+		for _, lv := range labelValues.FindAllStringSubmatch(row[2], -1) {
+			for _, v := range backquoted.FindAllStringSubmatch(lv[2], -1) {
+				if !slices.Contains(values[lv[1]], v[1]) {
+					t.Errorf("docs/operations.md gives %s the value %q in %s, which the gateway never writes (%v)", lv[1], v[1], row[0], values[lv[1]])
+				}
+			}
+		}
 		for _, name := range metricName.FindAllString(row[0], -1) {
 			described[name] = true
 			if labels, ok := labelsOf[name]; ok && !slices.Equal(documented, labels) {
@@ -152,7 +161,7 @@ func TestDocsNameOnlyExportedMetricsAndLabelValues(t *testing.T) {
 	}
 	// The table of label values: each row, in backquotes, is the label's
 	// whole list.
-	listed := 0
+	listed := map[string]bool{}
 	for _, row := range tableRows(operations, "| label | values |") {
 		if len(row) < 2 {
 			t.Errorf("docs/operations.md: short row in the label values' table: %q", row)
@@ -164,7 +173,7 @@ func TestDocsNameOnlyExportedMetricsAndLabelValues(t *testing.T) {
 			t.Errorf("docs/operations.md lists values of %s, which no family of the gateway has", label)
 			continue
 		}
-		listed++
+		listed[label] = true
 		got := []string{}
 		for _, v := range backquoted.FindAllStringSubmatch(row[1], -1) {
 			got = append(got, v[1])
@@ -176,13 +185,16 @@ func TestDocsNameOnlyExportedMetricsAndLabelValues(t *testing.T) {
 			t.Errorf("docs/operations.md's values of %s include %v, which the gateway never writes", label, extra)
 		}
 	}
-	if listed == 0 {
-		t.Error("docs/operations.md: no table of label values found")
+	for label := range values {
+		if !listed[label] {
+			t.Errorf("docs/operations.md's table of label values has no row for %s", label)
+		}
 	}
 }
 
 var (
 	parenthesised = regexp.MustCompile(`\([^)]*\)`)
+	labelValues   = regexp.MustCompile(`\b([a-z_]+)\s*\(([^)]*)\)`) // a label and the values in parentheses after it
 	backquoted    = regexp.MustCompile("`([^`]*)`")
 )
 
