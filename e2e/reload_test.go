@@ -272,6 +272,9 @@ policies:
 				t.Errorf("applied %s lacks %s", applied, p)
 			}
 		}
+		if got := fmt.Sprint(line["needs_restart"]); got != "[]" {
+			t.Errorf("needs_restart %s, want [] (a list, even empty, for a log query)", got)
+		}
 		if got := xcache(user); got != "MISS" {
 			t.Errorf("v2 first search: X-Cache %q, want MISS", got)
 		}
@@ -326,6 +329,9 @@ policies:
 		line := logs.await(t, 2*time.Second, "config reloaded", map[string]string{"trigger": "file change"})
 		if got := fmt.Sprint(line["needs_restart"]); got != "[server.listen]" {
 			t.Errorf("needs_restart %s, want [server.listen]", got)
+		}
+		if got := fmt.Sprint(line["applied"]); got != "[]" {
+			t.Errorf("applied %s, want []", got)
 		}
 		stillV2(t) // on the old listener
 		if c, err := net.DialTimeout("tcp", elsewhere, time.Second); err == nil {

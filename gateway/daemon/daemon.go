@@ -410,7 +410,8 @@ func (r *reloader) reload(trigger string) error {
 		r.metrics.ConfigReload(nil)
 		return nil
 	}
-	var applied, restart []string
+	// Lists even when empty: a log query on needs_restart finds [], not null.
+	applied, restart := []string{}, []string{}
 	for _, c := range changes {
 		if c.Restart {
 			restart = append(restart, c.Path)
