@@ -297,6 +297,12 @@ func parseSearchParams(c *fiber.Ctx, p *policies.Policy) (searchParams, error) {
 	sp.page = 1
 	if v := page; pages == 1 {
 		n, err := strconv.Atoi(string(v))
+		if errors.Is(err, strconv.ErrRange) && n > 0 {
+			// A whole number too large for an int (Atoi gives MaxInt) is
+			// a page that starts far beyond the last result reachable,
+			// refused as too far below, not as "not a whole number".
+			err = nil
+		}
 		if err != nil || n < 1 {
 			return sp, validationError(msgPageInvalid)
 		}
