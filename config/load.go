@@ -387,7 +387,7 @@ func checkScalar(n *yaml.Node, t reflect.Type, path string, ps *Problems) {
 	switch t {
 	case durationType:
 		if _, err := time.ParseDuration(n.Value); err != nil {
-			ps.add(path, "invalid duration %q: write a number with a unit, such as 500ms, 5s or 1m (line %d)", n.Value, n.Line)
+			ps.add(path, "invalid duration %q: %s (line %d)", n.Value, durationHint(n.Value), n.Line)
 			blank(n)
 			return
 		}
@@ -707,13 +707,25 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	return v, strings.TrimSpace(v) != ""
 }
 
+// durationHint says what is wrong with s, which time.ParseDuration
+// refused: written as a duration, it can only be too long for one.
+func durationHint(s string) string {
+	if durationSyntax.MatchString(s) {
+		return "too long (a duration is at most about 292 years, 2562047h)"
+	}
+	return "write a number with a unit, such as 500ms, 5s or 1m"
+}
+
+// durationSyntax is what time.ParseDuration reads, whatever its size.
+var durationSyntax = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
 func setScalar(fv reflect.Value, raw string) error {
 	raw = strings.TrimSpace(raw)
 	switch ft := fv.Type(); {
 	case ft == durationType:
 		d, err := time.ParseDuration(raw)
 		if err != nil {
-			return fmt.Errorf("invalid duration %q", raw)
+			return fmt.Errorf("invalid duration %q: %s", raw, durationHint(raw))
 		}
 		fv.SetInt(int64(d))
 	case ft == byteSizeType:

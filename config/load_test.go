@@ -116,6 +116,10 @@ func TestTypeErrorsAreReportedByPath(t *testing.T) {
 			[]want{{"server.readTimeout", `invalid duration "5"`}}},
 		{"fraction for duration", "server:\n  readTimeout: 1.5\n",
 			[]want{{"server.readTimeout", `invalid duration "1.5"`}}},
+		{"duration too long", "server:\n  readTimeout: 99999999h\n",
+			[]want{{"server.readTimeout", `invalid duration "99999999h": too long (a duration is at most about 292 years, 2562047h) (line 2)`}}},
+		{"duration too long, in parts", "server:\n  readTimeout: 2562047h48m\n",
+			[]want{{"server.readTimeout", `invalid duration "2562047h48m": too long`}}},
 		{"bare number in a duration map", "policies:\n  web:\n    cache:\n      ttl:\n        search: 30\n",
 			[]want{{"policies.web.cache.ttl.search", `invalid duration "30": write a number with a unit, such as 500ms, 5s or 1m (line 5)`}}},
 		{"junk size", "server:\n  bodyLimit: 12 parsecs\n",
@@ -470,6 +474,12 @@ func TestBadEnvironmentValuesAreReportedByVariable(t *testing.T) {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			ps := parseProblems(t, "", env(map[string]string{tt.name: tt.value}))
 			expectProblems(t, ps, want{tt.name, "(overrides " + tt.yamlPath + ")"})
+		})
+	}
+	for value, hint := range map[string]string{"5": "write a number with a unit", "99999999h": "too long"} {
+		t.Run("GATEWAY_SERVER__READTIMEOUT="+value+" says why", func(t *testing.T) {
+			ps := parseProblems(t, "", env(map[string]string{"GATEWAY_SERVER__READTIMEOUT": value}))
+			expectProblems(t, ps, want{"GATEWAY_SERVER__READTIMEOUT", fmt.Sprintf("invalid duration %q: %s", value, hint)})
 		})
 	}
 
