@@ -871,6 +871,49 @@ func TestCacheDeletedUserIsNotServedStale(t *testing.T) {
 	}
 }
 
+// The store's 404 for a profile says the user is gone, whatever key asked:
+// their profile cached in the other language, and the search pages that
+// list them, go too. Before, only the asking key's entry was dropped, and
+// the next failure served the Turkish profile of the deleted user STALE.
+func TestCacheDeletedUserIsGoneFromEveryEntry(t *testing.T) {
+	st := cchStartStore(t)
+	proxy := cchProxy(t, st)
+	idp := StartIdP(t)
+	gw := cchGateway(t, proxy.URL(), idp, map[string]string{
+		"GATEWAY_CACHE__ROUTES__ME__TTL":                  "300ms",
+		"GATEWAY_CACHE__ROUTES__ME__STALEWHILEREVALIDATE": "0s",
+		"GATEWAY_CACHE__ROUTES__ME__STALEIFERROR":         "5m",
+		"GATEWAY_CACHE__ROUTES__SEARCH__TTL":              "1m",
+	})
+	tok := idp.UserToken(t)
+	page := cchSearch + "?q=sukru"
+
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("en")), "MISS")
+	cchXCache(t, gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("tr")), "MISS")
+	listed := gw.Do(t, http.MethodGet, page, Bearer(tok))
+	cchXCache(t, listed, "MISS")
+	if p := cchPageOf(t, listed); len(p.Items) == 0 || p.Items[0].ID != refstore.DemoUserID {
+		t.Fatalf("the page does not list the demo user: %s", listed.Body)
+	}
+	stored := time.Now()
+	profile := contract.PathUserPrefix + refstore.DemoUserID
+	cchMust(t, proxy.SetPath(profile, faultproxy.Status(http.StatusNotFound)))
+	cchWaitUntil(stored.Add(400 * time.Millisecond))
+
+	gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("en")).Failure(t, http.StatusNotFound, "Resource not found")
+
+	// The Turkish profile, expired too, finds the store failing: the
+	// error, not the deleted user's profile.
+	cchMust(t, proxy.SetPath(profile, faultproxy.Status(http.StatusInternalServerError)))
+	r := gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("tr"))
+	if r.Status == http.StatusOK {
+		t.Fatalf("X-Cache %q: the deleted user's profile is served again", r.Header.Get("X-Cache"))
+	}
+	r.Failure(t, http.StatusBadGateway, "Hizmetten geçersiz bir yanıt alındı")
+	// The page that lists them, fresh for a minute more, is loaded again.
+	cchXCache(t, gw.Do(t, http.MethodGet, page, Bearer(tok)), "MISS")
+}
+
 // The store goes down and the breakers open: apps keep getting the last
 // answers (STALE) within the stale-if-error window, then the error.
 func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {

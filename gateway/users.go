@@ -485,6 +485,13 @@ func (s *Server) profileLoader(call *upstream.Call, id string, fields policies.F
 		u, err := s.store.UserByID(ctx, call, id)
 		wg.Wait()
 		if err != nil {
+			if s.cache != nil && isNotFound(err) {
+				// The store no longer knows the user: every answer that
+				// shows them goes (their profile in the other languages
+				// and classes, the search pages listing them), not only
+				// this key's, so no later failure serves one stale.
+				s.cache.PurgeHeldTag(strings.ToLower(id))
+			}
 			return readcache.Loaded{}, err
 		}
 		data := appendUser(make([]byte, 0, 1024), u, streamOf(streams, u.ID), fields, lang)
@@ -494,6 +501,13 @@ func (s *Server) profileLoader(call *upstream.Call, id string, fields policies.F
 		}
 		return readcache.Loaded{Data: data, Tags: []string{tag}, Cacheable: !partial}, nil
 	}
+}
+
+// isNotFound reports whether err is the store's 404 for a user it does
+// not know.
+func isNotFound(err error) bool {
+	var ue *upstream.Error
+	return errors.As(err, &ue) && ue.Kind == upstream.KindNotFound
 }
 
 // adminSearchUsers: GET /api/admin/v1/users/search — the same search with

@@ -820,6 +820,43 @@ func TestAccountingAcrossOverwriteExpiryAndPurge(t *testing.T) {
 	checkConsistent(t, c)
 }
 
+// PurgeHeldTag of a tag no entry carries logs no purge: a lookup that
+// starts meanwhile still joins the load running for its key, whose answer
+// is stored. Of a tag an entry carries, it purges as PurgeTag does.
+func TestPurgeHeldTagOfAnAbsentTagLeavesLoadsShared(t *testing.T) {
+	c, _ := newTestCache(t, Options{})
+	l := &loader{data: "d", tags: []string{"user:1"}}
+	gate := l.hold()
+	p := Policy{TTL: time.Minute}
+	var wg sync.WaitGroup
+	get := func() {
+		wg.Go(func() {
+			if _, _, err := c.Get(ctx, "k", p, l.load, isFault); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	get()
+	eventually(t, "the first load to start", func() bool { return l.calls.Load() == 1 })
+	if n := c.PurgeHeldTag("user:9"); n != 0 {
+		t.Fatalf("PurgeHeldTag of an absent tag removed %d", n)
+	}
+	get()
+	eventually(t, "both callers to wait", func() bool { return c.Stats().Waiting == 2 })
+	close(gate)
+	wg.Wait()
+	if n := l.calls.Load(); n != 1 {
+		t.Fatalf("%d loads, want the one shared: PurgeHeldTag split the flight", n)
+	}
+	if got := storedData(c, "k"); got != "d" {
+		t.Fatalf("stored %q, want the load's answer", got)
+	}
+	if n := c.PurgeHeldTag("user:1"); n != 1 || storedData(c, "k") == "d" || c.Stats().Evictions.Purge != 1 {
+		t.Fatalf("PurgeHeldTag of a held tag removed %d (%+v)", n, c.Stats())
+	}
+	checkConsistent(t, c)
+}
+
 func TestAccountingUnderConcurrentChurn(t *testing.T) {
 	c, clock := newTestCache(t, Options{MaxEntries: 100, MaxBytes: 128 << 10})
 	var wg sync.WaitGroup

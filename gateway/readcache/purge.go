@@ -90,8 +90,23 @@ func (c *Cache) purgedSinceLocked(e *Entry, since uint64) bool {
 
 // PurgeTag removes every entry carrying tag and returns how many. Loads
 // running meanwhile whose answers carry the tag are not stored.
-func (c *Cache) PurgeTag(tag string) int {
+func (c *Cache) PurgeTag(tag string) int { return c.purgeTag(tag, false) }
+
+// PurgeHeldTag is PurgeTag for a tag the cache may well not hold, after a
+// load found that what it names is gone: when no entry carries the tag it
+// purges nothing and, unlike PurgeTag, logs no purge, so the loads running
+// meanwhile are stored and shared as usual. (A purge splits every key's
+// loads: one logged for each unknown id a caller can make a load find
+// gone would keep hot keys from being shared, or stored once the purge
+// log is overrun.)
+func (c *Cache) PurgeHeldTag(tag string) int { return c.purgeTag(tag, true) }
+
+func (c *Cache) purgeTag(tag string, heldOnly bool) int {
 	c.mu.Lock()
+	if heldOnly && c.tags[tag] == nil {
+		c.mu.Unlock()
+		return 0
+	}
 	c.logPurgeLocked(purgeRecord{kind: purgeTag, value: strings.Clone(tag)})
 	n := 0
 	for head := c.tags[tag]; head != nil; head = c.tags[tag] {
