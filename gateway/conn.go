@@ -70,6 +70,15 @@ type clientConn struct {
 	lineRun, lineMax int
 	lineHead         lineHead
 
+	// head is how far Read has looked into the header block being read,
+	// fieldLine and colon what it saw of the line it is in (a field line,
+	// holding a colon so far), and badLine that the block had a folded
+	// line or a field line without a colon (scanHead).
+	head      headScan
+	fieldLine bool
+	colon     bool
+	badLine   bool
+
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	addrs  *addrConns    // the listener's count per client address, or nil
 	addr   netip.Addr    // the key the connection is counted under in addrs
@@ -335,6 +344,12 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 // next request is read. With io.ErrUnexpectedEOF the body fails, as a
 // Content-Length body cut short does: a 400, written with what was kept.
 func (c *clientConn) Read(p []byte) (int, error) {
+	if c.badLine {
+		// fasthttp wants more of a block that holds a line it must not
+		// read (scanHead): it parses what it has, and fails, or the hook
+		// refuses the block.
+		return 0, errBadFieldLine
+	}
 	if err := c.beforeRead(); err != nil {
 		return 0, err
 	}
@@ -345,7 +360,131 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if n > 0 && c.lineMax > 0 {
 		c.countLine(p[:n])
 	}
+	if n > 0 && c.head != headDone {
+		c.scanHead(p[:n])
+	}
 	return n, err
+}
+
+// Field lines as they arrive.
+//
+// fasthttp v1.51 unfolds an obs-fold in place, in its read buffer, as it
+// parses a header block: it writes the value without the fold and moves
+// the rest of the buffer up over the gap, which leaves a copy of the
+// buffer's last bytes at its end. When the block does not parse at that
+// pass (it is cut between reads, or the fold was of spaces only: what
+// remains of it reads as a line without a colon, and fasthttp waits for
+// more), fasthttp parses the rewritten buffer once more bytes come or the
+// read timeout passes. The block then holds no fold (RawHeaders shows
+// none, so ambiguousFraming passes it), and the copied bytes are read
+// after it: a body ending in a request line came out as a second request
+// the client never sent, request smuggling behind a proxy that passes
+// folds on. fasthttp also waits, until the read timeout, on a field line
+// without a colon when no later line has one: a 408 for a request that
+// cannot parse.
+//
+// So Read looks at a header block's lines as they come, before fasthttp
+// parses them, up to the blank line that ends the block: a line that
+// begins with SP or HTAB after the request line or a field line (a fold),
+// or a field line without a colon, marks the connection (badLine). The
+// next Read fails at once, so fasthttp refuses the block as unparsable
+// (400), or, when the rewritten block parses, holdHeaders takes the mark
+// for ambiguous framing (400, and the connection closed). Bodies are not
+// looked at: the look stops at the block's end (and at the hook), and
+// starts again when the request's body was read (bodyRead). Known gap: a
+// request pipelined behind another and read with it is left to
+// ambiguousFraming, which sees a fold only when fasthttp parsed the block
+// at one pass; a proxy in front sends a connection's next request after
+// the answer, so only a client's own pipeline can bring one.
+
+// errBadFieldLine fails the read of a header block that holds a folded line
+// or a field line without a colon. Its text has no "timeout": Fiber takes
+// an error whose text has one for a 408.
+var errBadFieldLine = errors.New("header block with a folded line or a field line without a colon")
+
+// headScan is where Read is in a header block (scanHead).
+type headScan uint8
+
+const (
+	headBefore   headScan = iota // before the request line, where fasthttp skips blank lines
+	headBeforeCR                 // there, after a CR that begins a line
+	headLine                     // in the request line or a field line
+	headStart                    // at the start of a line after one of those
+	headStartCR                  // there, after a CR
+	headDone                     // past the block (or marked), until its body was read
+)
+
+// scanHead moves head on by what was just read, b, and marks the
+// connection (badLine) at a folded line or a field line without a colon.
+func (c *clientConn) scanHead(b []byte) {
+	for i := 0; i < len(b); {
+		switch c.head {
+		case headBefore, headBeforeCR:
+			if b[i] == '\n' {
+				c.head = headBefore
+				i++
+				continue
+			}
+			if b[i] == '\r' && c.head == headBefore {
+				c.head = headBeforeCR
+				i++
+				continue
+			}
+			c.head, c.fieldLine = headLine, false
+		case headStart, headStartCR:
+			switch {
+			case b[i] == '\n': // the blank line
+				c.head = headDone
+				return
+			case b[i] == '\r' && c.head == headStart:
+				c.head = headStartCR
+				i++
+				continue
+			case (b[i] == ' ' || b[i] == '\t') && c.head == headStart:
+				c.head, c.badLine = headDone, true
+				return
+			}
+			c.head, c.fieldLine, c.colon = headLine, true, false
+		case headLine:
+			// Line by line while each is followed by another field line,
+			// the common case, without going round the switch.
+			for {
+				line := b[i:]
+				end := bytes.IndexByte(line, '\n')
+				if end >= 0 {
+					line = line[:end]
+				}
+				if c.fieldLine && !c.colon {
+					c.colon = bytes.IndexByte(line, ':') >= 0
+				}
+				if end < 0 {
+					return
+				}
+				if c.fieldLine && !c.colon {
+					c.head, c.badLine = headDone, true
+					return
+				}
+				c.head = headStart
+				if i += end + 1; i == len(b) {
+					return
+				}
+				if next := b[i]; next == '\r' || next == '\n' || next == ' ' || next == '\t' {
+					break
+				}
+				c.head, c.fieldLine, c.colon = headLine, true, false
+			}
+		default:
+			return
+		}
+	}
+}
+
+// takeBadLine reports whether the header block fasthttp just parsed was
+// marked, and stops the look at it (its body follows).
+func (c *clientConn) takeBadLine() bool {
+	bad := c.badLine
+	c.head, c.badLine = headDone, false
+	return bad
 }
 
 // countLine moves lineRun and lineHead on by what was just read, b (never

@@ -28,8 +28,11 @@ import (
 // a new request id: its headers are not trusted) and its connection is
 // closed, so that nothing after it on the connection is read.
 //
-// The check reads the header block as received (RawHeaders), before
-// fasthttp reads the body. Not covered here: the request line (checked
+// The check reads the header block as fasthttp parsed it (RawHeaders),
+// before fasthttp reads the body. That is the block as received unless
+// fasthttp unfolded a fold in its buffer at an earlier pass that failed;
+// the connection looks at the lines as they arrive for that
+// (clientConn.scanHead), and holdHeaders adds what it saw. Not covered here: the request line (checked
 // as the request is handled, requestLineStatus), and the chunk-size lines
 // of a chunked body, which fasthttp reads itself, and leniently (it skips
 // whatever follows the size up to a CR, a bare LF included). So a chunked

@@ -90,6 +90,9 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	raw := h.RawHeaders()
 	var facts framingFacts
 	hs.ambiguous, hs.host, facts = ambiguousFraming(raw, h.IsHTTP11())
+	if cc.takeBadLine() { // a fold fasthttp took away, as it arrived (conn.go)
+		hs.ambiguous = true
+	}
 	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
 	}
@@ -269,10 +272,12 @@ func (c *clientConn) releaseHeld() {
 }
 
 // bodyRead tells the request's connection that the body was read, so the
-// header block held for it can go.
+// header block held for it can go, and what is read next is a header
+// block again (scanHead).
 func bodyRead(ctx *fasthttp.RequestCtx) {
 	if cc, ok := ctx.Conn().(*clientConn); ok {
 		cc.hook.chunked = false
+		cc.head = headBefore
 		if cc.hook.held != nil {
 			cc.releaseHeld()
 		}
