@@ -212,6 +212,27 @@ func (s *Server) lastResortErrorHandler(c *fiber.Ctx, err error) error {
 	return nil
 }
 
+// errUnparsable is what Fiber's read-error handler is given for a request
+// that cannot be parsed (fiberReadable).
+var errUnparsable = errors.New("request cannot be parsed")
+
+// fiberReadable is err as Fiber's read-error handler should see it. It
+// maps by type (a header block over the read buffer 431, a timeout 408, a
+// body over the limit 413), then by text: an error whose text has
+// "timeout" is a 408, one with "unsupported http request method" a 501,
+// and the rest 400. fasthttp's parse errors quote the request, so a
+// request that could not be parsed and held the word (GET /timeout, a
+// broken field line) was a 408. Every read error but those mapped by type
+// is a request that cannot be parsed: Fiber gets one without the quote.
+func fiberReadable(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.As(err, new(*fasthttp.ErrSmallBuffer)) ||
+		errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, fasthttp.ErrGetOnly) {
+		return err
+	}
+	return errUnparsable
+}
+
 // connFailed reports whether err, met while fasthttp read a request, is
 // the client's connection failing (reset by the client or the network)
 // rather than a timeout or bytes that do not parse.

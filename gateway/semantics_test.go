@@ -995,3 +995,26 @@ func continuedAndServed(t *testing.T, r *mixRig, tok, expect, payload string) {
 		t.Fatalf("status %d after the body, want 200", resp.StatusCode)
 	}
 }
+
+// A request that cannot be parsed is a 400 whatever it holds. fasthttp's
+// parse error quotes the request, and Fiber takes any read error whose
+// text has "timeout" for a 408 (and one with "unsupported http request
+// method" for a 501).
+func TestUnparsableRequestIsA400WhateverItHolds(t *testing.T) {
+	r := newMixRig(t)
+	for _, raw := range []string{
+		"GET /api/v1/users/me HTTP/1.1\r\nHost: a\r\nBad line\r\nX: y\r\n\r\n",
+		"GET /timeout HTTP/1.1\r\nHost: a\r\nBad line\r\nX: y\r\n\r\n",
+		"GET /api/v1/users/me HTTP/1.1\r\nHost: a\r\nX-Timeout 5\r\nX: y\r\n\r\n",
+		"GET /api/v1/users/me HTTP/1.1\r\nHost: a\r\nX-Note unsupported http request method\r\nX: y\r\n\r\n",
+	} {
+		answers, closed := rawExchange(t, r, raw, 3*time.Second)
+		if len(answers) != 1 || answers[0].status != http.StatusBadRequest || !closed {
+			statuses := []int{}
+			for _, a := range answers {
+				statuses = append(statuses, a.status)
+			}
+			t.Errorf("%q: answers %v, closed %v; want one 400 and the connection closed", raw, statuses, closed)
+		}
+	}
+}

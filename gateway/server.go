@@ -247,7 +247,7 @@ func New(d Deps) (*Server, error) {
 			s.readFailed(ctx)
 			return
 		}
-		fiberReadErrors(ctx, err)
+		fiberReadErrors(ctx, fiberReadable(err))
 		// The client may still be sending what was refused (conn.go),
 		// unless it did not send in time.
 		if ctx.Response.StatusCode() != fiber.StatusRequestTimeout {
