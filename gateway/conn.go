@@ -817,21 +817,40 @@ const (
 // opsMaxConnectionsPerIP from one address (IPv6 by its /64), so that one
 // client cannot lock the probes out either. One more is closed at once,
 // unanswered: net/http has no hook to answer it, and probes and scrapers
-// try again.
-func OpsListener(ln net.Listener) net.Listener { return &opsListener{Listener: ln} }
+// try again. An accept that fails for want of file descriptors or memory
+// is retried here, as on the public listener, and logged to logger at most
+// once a minute: net/http would retry it too, but write every retry (once
+// a second while it lasts) as plain text on stderr, outside the JSON log.
+func OpsListener(ln net.Listener, logger *slog.Logger) net.Listener {
+	return &opsListener{Listener: ln, logger: logger}
+}
 
 type opsListener struct {
 	net.Listener
-	open  atomic.Int64
-	addrs addrConns
+	open   atomic.Int64
+	addrs  addrConns
+	logger *slog.Logger
+	// acceptLogged: Unix nanoseconds of the last failed accept logged.
+	acceptLogged atomic.Int64
 }
 
 func (l *opsListener) Accept() (net.Conn, error) {
+	var wait time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !outOfResources(err) {
+				return nil, err
+			}
+			if oncePerMinute(&l.acceptLogged) {
+				l.logger.LogAttrs(context.Background(), slog.LevelError, "accepting a connection failed; retrying",
+					slog.String("error", err.Error()))
+			}
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		if l.open.Add(1) > opsMaxConnections {
 			l.open.Add(-1)
 			_ = c.Close()

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -807,5 +809,40 @@ func TestConnSetClosesEveryOpenConnection(t *testing.T) {
 		if s.add(&clientConn{Conn: &closedConn{}}) {
 			t.Error("add accepted a connection after closeAll")
 		}
+	}
+}
+
+// The ops listener runs out of file descriptors with the rest of the
+// process. net/http would retry such an accept too, but write every retry,
+// once a second while it lasts, as plain text on stderr, past the JSON log
+// (and the runbook's `fromjson?`): the listener retries it itself instead.
+func TestOpsListenerRetriesWhenOutOfFileDescriptors(t *testing.T) {
+	ln := &outOfFDs{Listener: fasthttputil.NewInmemoryListener()}
+	ln.failures.Store(3)
+	defer ln.Close()
+	var log bytes.Buffer
+	l := OpsListener(ln, slog.New(slog.NewJSONHandler(&log, nil)))
+	go func() { // Dial waits for the accept
+		if client, err := ln.Listener.(*fasthttputil.InmemoryListener).Dial(); err == nil {
+			client.Close()
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		if c, err := ln.Listener.Accept(); err == nil { // let Dial return, or Close waits for it
+			c.Close()
+		}
+		t.Fatalf("Accept gave net/http %v: it logs it on stderr, not in the JSON log", err)
+	}
+	c.Close()
+	// The three failures make one line, as on the public listener.
+	if n := strings.Count(log.String(), `"msg":"accepting a connection failed; retrying"`); n != 1 ||
+		!strings.Contains(log.String(), `"level":"ERROR"`) || !strings.Contains(log.String(), "too many open files") {
+		t.Fatalf("logged %d lines, want 1 at ERROR with the error:\n%s", n, log.String())
+	}
+	// Any other error still ends the listener.
+	ln.Close()
+	if _, err := l.Accept(); err == nil {
+		t.Fatal("Accept on a closed listener gave no error")
 	}
 }

@@ -186,7 +186,7 @@ func Run(ctx context.Context, o Options) error {
 		// default (1 MB) is read before any credential is asked.
 		opsSrv = &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 			MaxHeaderBytes: int(cfg.Server.HeaderLimit)}
-		opsLn = gateway.OpsListener(opsLn)
+		opsLn = gateway.OpsListener(opsLn, logger)
 	}
 
 	var wg sync.WaitGroup
