@@ -27,6 +27,11 @@ import (
 // counted, and the count is logged with the next batch.
 type accessLog struct {
 	out io.Writer
+	// what names the lines in the count of those dropped; eager writes
+	// every line as soon as the output takes it (LogOutput), not in
+	// batches.
+	what  string
+	eager bool
 
 	mu      sync.Mutex
 	pending []byte
@@ -44,9 +49,19 @@ const (
 	accessLogInterval   = 100 * time.Millisecond
 )
 
-func newAccessLog(out io.Writer) *accessLog {
+// accessLogCloseWait bounds Close's wait for the pending lines to be
+// written: an output that takes nothing (a log pipeline that is stuck)
+// must not hold the process's exit.
+const accessLogCloseWait = time.Second
+
+func newAccessLog(out io.Writer) *accessLog { return startLog(out, "access log lines", false) }
+
+// startLog starts a queue writing to out (accessLog's what and eager).
+func startLog(out io.Writer, what string, eager bool) *accessLog {
 	a := &accessLog{
 		out:     out,
+		what:    what,
+		eager:   eager,
 		pending: make([]byte, 0, accessLogBatch*2),
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -83,7 +98,9 @@ func (a *accessLog) flush(spare []byte) []byte {
 	if dropped > 0 {
 		lines = append(lines, `{"time":"`...)
 		lines = appendTimestamp(lines, time.Now())
-		lines = append(lines, `","level":"WARN","msg":"access log lines dropped: output too slow","dropped":`...)
+		lines = append(lines, `","level":"WARN","msg":"`...)
+		lines = append(lines, a.what...)
+		lines = append(lines, ` dropped: output too slow","dropped":`...)
 		lines = strconv.AppendUint(lines, dropped, 10)
 		lines = append(lines, "}\n"...)
 	}
@@ -105,7 +122,7 @@ func (a *accessLog) write(line []byte) {
 		return
 	}
 	a.pending = append(a.pending, line...)
-	full := len(a.pending) >= accessLogBatch
+	full := a.eager || len(a.pending) >= accessLogBatch
 	a.mu.Unlock()
 	if full {
 		select {
@@ -115,14 +132,43 @@ func (a *accessLog) write(line []byte) {
 	}
 }
 
-// Close writes what is pending and stops the writer.
+// Close writes what is pending and stops the writer, waiting
+// accessLogCloseWait at most for the output.
 func (a *accessLog) Close() {
 	if a.closed.Swap(true) {
 		return
 	}
 	close(a.stop)
-	<-a.stopped
+	select {
+	case <-a.stopped:
+	case <-time.After(accessLogCloseWait):
+	}
 }
+
+// LogOutput is the output of the gateway's other log lines (slog's): the
+// access log's queue, so that no caller waits for the output either. A
+// line is logged on a request's path (an upstream failure), in the accept
+// loop (a refused connection) and on the way out (shutting down, the
+// second signal): written straight to a log pipeline that had stopped
+// taking lines, it held each such request past its deadline for as long
+// as the pipeline was stuck, the listener with it, and SIGTERM could not
+// stop the process. Lines are written as soon as the output takes them;
+// past 4 MiB waiting they are dropped and counted.
+type LogOutput struct{ a *accessLog }
+
+// NewLogOutput starts a LogOutput writing to out.
+func NewLogOutput(out io.Writer) *LogOutput {
+	return &LogOutput{a: startLog(out, "log lines", true)}
+}
+
+// Write queues p, one or more whole lines, and never blocks on the output.
+func (l *LogOutput) Write(p []byte) (int, error) {
+	l.a.write(p)
+	return len(p), nil
+}
+
+// Close writes what is pending, waiting a second at most for the output.
+func (l *LogOutput) Close() { l.a.Close() }
 
 // finishUnrouted counts and logs a request answered before the edge
 // middleware could run: an unknown method, or a request fasthttp could not

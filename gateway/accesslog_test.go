@@ -331,3 +331,41 @@ func TestFinishUnroutedTrustsOnlyReadHeaders(t *testing.T) {
 	}
 	s.access = nil
 }
+
+// The event lines' output (LogOutput) never blocks its caller: past 4 MiB
+// waiting for an output that takes nothing, lines are dropped, and the
+// count names them log lines, not access log lines; Close stops waiting
+// for such an output after a second.
+func TestLogOutputDropsWhatAStuckOutputCannotTake(t *testing.T) {
+	w := &heldWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	l := NewLogOutput(w)
+	l.Write([]byte("{\"msg\":\"listening\"}\n")) // a line alone wakes the writer
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a line did not reach the output")
+	}
+	line := append(bytes.Repeat([]byte("x"), 1023), '\n')
+	for range accessLogMaxPending/len(line) + 3 {
+		if n, err := l.Write(line); n != len(line) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	close(w.release)
+	l.Close()
+	lines := strings.Split(strings.TrimSuffix(w.out.String(), "\n"), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"log lines dropped: output too slow","dropped":3}`) {
+		t.Fatalf("last line %q, want the count of the 3 lines dropped", last)
+	}
+
+	stuck := &heldWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(stuck.release)
+	l = NewLogOutput(stuck)
+	l.Write([]byte("{\"msg\":\"stopped\"}\n"))
+	<-stuck.entered
+	start := time.Now()
+	l.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close waited %v for an output that takes nothing", d)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/bffgate/edge/gateway/telemetry"
 )
@@ -33,21 +34,36 @@ func main() {
 		// at a terminal who will not wait for it (Kubernetes, Docker and
 		// systemd send one, then SIGKILL).
 		sig := <-signals
-		logger, _ := telemetry.NewLogger(os.Stdout, "info")
 		// After the drain only the clean-up is cut short: the exit status
 		// is the run's, as it would have been.
 		if outcome := stopped.Load(); outcome != nil {
-			logger.Warn("second signal after the drain: exiting without finishing the clean-up", "signal", sig.String())
+			warnSecondSignal("second signal after the drain: exiting without finishing the clean-up", sig)
 			if *outcome != nil {
 				os.Exit(1)
 			}
 			os.Exit(0)
 		}
-		logger.Warn("second signal: exiting without finishing the drain", "signal", sig.String())
+		warnSecondSignal("second signal: exiting without finishing the drain", sig)
 		os.Exit(1)
 	}()
 	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// warnSecondSignal logs msg for the second signal, waiting a second at most
+// for stdout: the signal is the way out of a process whose log pipeline
+// stopped taking lines, and must not wait for it.
+func warnSecondSignal(msg string, sig os.Signal) {
+	logged := make(chan struct{})
+	go func() {
+		logger, _ := telemetry.NewLogger(os.Stdout, "info")
+		logger.Warn(msg, "signal", sig.String())
+		close(logged)
+	}()
+	select {
+	case <-logged:
+	case <-time.After(time.Second):
 	}
 }

@@ -115,7 +115,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	logger, level := telemetry.NewLogger(o.Stdout, cfg.Log.Level)
+	// Through a queue: a request, the accept loop or the shutdown must
+	// not wait for a log pipeline that stopped taking lines.
+	logOut := gateway.NewLogOutput(o.Stdout)
+	defer logOut.Close()
+	logger, level := telemetry.NewLogger(logOut, cfg.Log.Level)
 	metrics := telemetry.NewMetrics(Version)
 
 	// Not the run's context: the exporter fails to start with a cancelled

@@ -127,7 +127,7 @@ func startGateway(t *testing.T) *gateway {
 }
 
 // startGatewayWith is startGateway with more environment overrides, and
-// o's CutShort and OnStopped.
+// o's CutShort, OnStopped and Stdout (else the gateway's logs).
 func startGatewayWith(t *testing.T, more map[string]string, o daemon.Options) *gateway {
 	t.Helper()
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -191,6 +191,10 @@ func startGatewayWith(t *testing.T, more map[string]string, o daemon.Options) *g
 		mu.Unlock()
 		return fl, nil
 	}
+	var stdout io.Writer = g.logs
+	if o.Stdout != nil {
+		stdout = o.Stdout
+	}
 	listening := make(chan [2]net.Addr, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -198,7 +202,7 @@ func startGatewayWith(t *testing.T, more map[string]string, o daemon.Options) *g
 		g.done <- daemon.Run(ctx, daemon.Options{
 			ConfigPath: path,
 			Getenv:     func(k string) string { return env[k] },
-			Stdout:     g.logs,
+			Stdout:     stdout,
 			Listen:     listen,
 			CutShort:   o.CutShort,
 			OnStopped:  o.OnStopped,
@@ -511,4 +515,63 @@ func TestLoadNamesTheVariableOfABadPolicy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "policies.web.fields.public: app platforms never show email in the public view (set by GATEWAY_POLICIES__WEB__FIELDS__PUBLIC)") {
 		t.Errorf("Load: %v", err)
 	}
+}
+
+// stuckOutput passes lines to logs until stick is called, then takes no
+// more, as a log pipeline that stopped reading (a full pipe) does, until
+// the test ends.
+type stuckOutput struct {
+	logs    *logBuffer
+	stuck   atomic.Bool
+	release chan struct{}
+}
+
+func (s *stuckOutput) Write(p []byte) (int, error) {
+	if s.stuck.Load() {
+		<-s.release
+	}
+	return s.logs.Write(p)
+}
+
+// A log pipeline that stops taking lines costs log lines, never requests:
+// a request that logs an event line (here the debug line of a refusal; an
+// upstream failure's WARN in an outage) is answered, and the gateway stops
+// when asked. The event lines were written straight to stdout, so such a
+// request waited for the pipeline past its deadline, and so did the
+// shutdown (its first line), for as long as the pipeline was stuck.
+func TestStuckLogOutputHoldsNeitherRequestsNorTheShutdown(t *testing.T) {
+	out := &stuckOutput{logs: &logBuffer{}, release: make(chan struct{})}
+	t.Cleanup(func() { close(out.release) }) // after the gateway's cleanup
+	g := startGatewayWith(t, map[string]string{"GATEWAY_LOG__LEVEL": "debug"}, daemon.Options{Stdout: out})
+	g.serveOne(t)
+	out.stuck.Store(true)
+
+	// A user's token on the admin platform: refused, with a debug line.
+	token, err := g.idp.Mint(devidp.MintClaims{Subject: "8d7c6f0e-3b0a-4c1e-9a59-3f1f1c2b7d11", Roles: []string{"user"},
+		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+g.public.Addr().String()+"/api/admin/v1/users/search?query=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("X-Platform", "admin")
+	resp, err := g.client.Do(req) // the client gives up after 5 s
+	if err != nil {
+		t.Fatalf("a refused request with the log output stuck: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+
+	g.cancel()
+	select {
+	case <-g.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5 s of its context ending with the log output stuck")
+	}
+	g.done <- nil // for the cleanup
 }
