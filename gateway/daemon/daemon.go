@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -189,7 +190,7 @@ func Run(ctx context.Context, o Options) error {
 		// The header block is bounded as on the public listener: net/http's
 		// default (1 MB) is read before any credential is asked.
 		opsSrv = &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
-			MaxHeaderBytes: int(cfg.Server.HeaderLimit)}
+			MaxHeaderBytes: int(cfg.Server.HeaderLimit), ErrorLog: opsErrorLog(logger)}
 		opsLn = gateway.OpsListener(opsLn, logger)
 	}
 
@@ -535,4 +536,13 @@ func (r *reloader) watchFile(ctx context.Context, w *fsnotify.Watcher) {
 			r.logger.Warn("config file watch error", "error", err.Error())
 		}
 	}
+}
+
+// opsErrorLog is the ops listener's log for net/http's own lines (a
+// handler's panic, which it recovers): the gateway's log at WARN. Without
+// it they are plain text on stderr, outside the JSON log.
+func opsErrorLog(logger *slog.Logger) *log.Logger {
+	l := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	l.SetPrefix("ops listener: ")
+	return l
 }
