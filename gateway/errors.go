@@ -225,8 +225,9 @@ var errUnparsable = errors.New("request cannot be parsed")
 // broken field line) was a 408. Every read error but those mapped by type
 // is a request that cannot be parsed: Fiber gets one without the quote.
 func fiberReadable(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() || errors.As(err, new(*fasthttp.ErrSmallBuffer)) ||
+	// fasthttp's ErrTimeout has Timeout alone: it is no net.Error.
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() || errors.As(err, new(*fasthttp.ErrSmallBuffer)) ||
 		errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, fasthttp.ErrGetOnly) {
 		return err
 	}
