@@ -336,6 +336,14 @@ func TestEndpointsUsernameBodies(t *testing.T) {
 		{"a bare string", "application/json", `"johndoe123"`, notJSON},
 		{"null", "application/json", `null`, notJSON},
 		{"a trailing comma", "application/json", `{"username":"johndoe123",}`, notJSON},
+		// JSON text is UTF-8 (RFC 8259 section 8.1): a byte that is no
+		// UTF-8 makes the body no JSON, wherever it is, not a name with
+		// a character outside a-z.
+		{"invalid UTF-8 in the name", "application/json", "{\"username\":\"ab\xffcd\"}", notJSON},
+		{"a truncated UTF-8 sequence in the name", "application/json", "{\"username\":\"ali.\xc5\"}", notJSON},
+		{"a UTF-8 surrogate in the name", "application/json", "{\"username\":\"ab\xed\xa0\x80cd\"}", notJSON},
+		{"invalid UTF-8 in another member", "application/json", "{\"username\":\"johndoe123\",\"x\":\"\xff\"}", notJSON},
+		{"invalid UTF-8 in a key", "application/json", "{\"user\xffname\":\"johndoe123\"}", notJSON},
 		{"an unknown field", "application/json", `{"username":"johndoe123","admin":true}`, unknown},
 		{"only an unknown field", "application/json", `{"name":"johndoe123"}`, unknown},
 		// Keys are matched exactly: encoding/json alone would read these

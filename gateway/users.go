@@ -166,7 +166,16 @@ func skipSpace(b []byte, i int) int {
 // alone matches them case-insensitively and lets a repeated key win:
 // {"username":"sukru.isik","USERNAME":"johndoe123"} would be checked as
 // "johndoe123". Only "username", spelled exactly and given once, is taken.
+//
+// A body that is not UTF-8 is no JSON text (RFC 8259 section 8.1), though
+// encoding/json reads each byte that is none as U+FFFD: "ab\xffcd" was
+// checked as a name with a character outside a-z, and such a key as an
+// unknown field. The fast path takes printable ASCII only, so an app's
+// body never meets this scan.
 func usernameBody(body []byte) (json.RawMessage, error) {
+	if !utf8.Valid(body) {
+		return nil, validationError(msgMalformedJSON)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, validationError(msgMalformedJSON)
