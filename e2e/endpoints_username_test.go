@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,7 @@ var epTR = map[string]string{
 	"username is required":                                                          "Kullanıcı adı zorunludur",
 	"username must be a string":                                                     "Kullanıcı adı metin olmalıdır",
 	"username must be given once":                                                   "Kullanıcı adı yalnızca bir kez verilmelidir",
+	"the Content-Type header must be given once":                                    "Content-Type başlığı yalnızca bir kez verilmelidir",
 	"username must be between 3 and 30 characters long":                             "Kullanıcı adı 3 ile 30 karakter arasında olmalıdır",
 	"username may contain only English letters (a-z), digits, dots and underscores": "Kullanıcı adı yalnızca İngilizce harfler (a-z), rakamlar, nokta ve alt çizgi içerebilir",
 	"username must start with a letter":                                             "Kullanıcı adı bir harfle başlamalıdır",
@@ -432,4 +434,49 @@ func TestEndpointsUsernameBodies(t *testing.T) {
 	rig.gw.Do(t, http.MethodPost, "/api/v1/users/check-username", JSONBody(`{"username":"johndoe123"}`)).
 		Failure(t, http.StatusUnauthorized, "Authentication required")
 	epNoStoreCall(t, rig.store, "no token")
+}
+
+// Content-Type is no list field (RFC 9110 section 8.3): a check with two
+// is malformed, whichever comes last and whether or not they agree.
+// fasthttp keeps only the last, so "text/plain" then "application/json"
+// was checked as JSON and the reverse refused: a proxy in front that
+// reads the first would disagree with the gateway about the body. The
+// routes without a body read no Content-Type, and take two.
+func TestEndpointsUsernameContentTypeOnce(t *testing.T) {
+	rig := epStartUsernameRig(t)
+	for _, c := range []struct{ name, first, second string }{
+		{"text/plain then JSON", "text/plain", "application/json"},
+		{"JSON then text/plain", "application/json", "text/plain"},
+		{"JSON twice", "application/json", "application/json"},
+		{"JSON then JSON with a charset", "application/json", "application/json; charset=utf-8"},
+		{"an empty one then JSON", "", "application/json"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rig.store.Reset(t)
+			epFails(t, func(lang string) *Response {
+				return rig.gw.Do(t, http.MethodPost, "/api/v1/users/check-username", Bearer(rig.tok), Lang(lang),
+					RawBody("", []byte(`{"username":"johndoe123"}`)),
+					Header("Content-Type", c.first), Header("Content-Type", c.second))
+			}, http.StatusBadRequest, "Validation failed", "the Content-Type header must be given once")
+			epNoStoreCall(t, rig.store, c.name)
+		})
+	}
+
+	// The refusal is the request's, not the connection's: the next
+	// request on it, with one Content-Type, is answered.
+	ka := rig.gw.KeepAlive(t)
+	body := `{"username":"johndoe123"}`
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + rig.tok +
+		"\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+	if r := ka.Send(t, head+"Content-Type: text/plain\r\nContent-Type: application/json\r\n\r\n"+body); r.Status != http.StatusBadRequest {
+		t.Fatalf("two Content-Types on a kept connection: status %d: %s", r.Status, r.Body)
+	}
+	if r := ka.Send(t, head+"Content-Type: application/json\r\n\r\n"+body); r.Status != http.StatusOK {
+		t.Fatalf("one Content-Type after two on the same connection: status %d: %s", r.Status, r.Body)
+	}
+	rig.tap.take(t)
+
+	// A route without a body ignores Content-Type, one or two.
+	rig.gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(rig.tok),
+		Header("Content-Type", "text/plain"), Header("Content-Type", "application/json")).Data(t, nil)
 }

@@ -53,7 +53,7 @@ import (
 // allows one. And it reports what fasthttp reads of the block more
 // narrowly than the RFC does (framingFacts).
 func ambiguousFraming(raw []byte, http11 bool) (ambiguous bool, host hostFault, facts framingFacts) {
-	var contentLengths, transferEncodings, hosts int
+	var contentLengths, transferEncodings, hosts, contentTypes int
 	badHost := false
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
@@ -89,6 +89,10 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous bool, host hostFault, 
 				hosts++
 				badHost = !validHost(value)
 			}
+		case len(fasthttp.HeaderContentType):
+			if bytes.EqualFold(name, []byte(fasthttp.HeaderContentType)) {
+				contentTypes++
+			}
 		case len(fasthttp.HeaderConnection):
 			if !facts.closeAsked && bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)) {
 				facts.closeAsked = lists(value, "close")
@@ -104,6 +108,7 @@ func ambiguousFraming(raw []byte, http11 bool) (ambiguous bool, host hostFault, 
 		contentLengths > 0 && transferEncodings > 0 ||
 		transferEncodings > 0 && !http11 ||
 		hosts > 1
+	facts.contentTypeTwice = contentTypes > 1
 	switch {
 	case ambiguous:
 	case badHost:
@@ -274,6 +279,12 @@ type framingFacts struct {
 	expectsContinue bool
 	// expects: the block has an Expect line (settleExpect).
 	expects bool
+	// contentTypeTwice: the block has more than one Content-Type line.
+	// fasthttp keeps the last and says nothing, while Content-Type is no
+	// list field (RFC 9110 sections 5.3 and 8.3): a proxy in front that
+	// reads the first, or a server that refuses two, disagrees about what
+	// the body is (sentContentTypeTwice).
+	contentTypeTwice bool
 }
 
 // lists reports whether a list field's value (Connection, Expect) lists
@@ -371,6 +382,15 @@ func refusedFraming(ctx *fasthttp.RequestCtx) bool {
 func readRefusedFraming(ctx *fasthttp.RequestCtx) bool {
 	cc, ok := ctx.Conn().(*clientConn)
 	return ok && cc.hook.seen && cc.hook.ambiguous && cc.hook.after == ctx.ConnRequestNum()
+}
+
+// sentContentTypeTwice reports whether the request being handled had more
+// than one Content-Type line (framingFacts.contentTypeTwice). Counted in
+// the pass over the header block the hook makes anyway, it costs a route
+// that reads a body one look at the hook's state, not a scan of the block.
+func sentContentTypeTwice(ctx *fasthttp.RequestCtx) bool {
+	hs := handledHook(ctx)
+	return hs != nil && hs.contentTypeTwice
 }
 
 // longPast is a deadline that has passed: a read under it fails at once.

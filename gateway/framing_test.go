@@ -165,6 +165,23 @@ func TestAmbiguousFramingHearsContinue(t *testing.T) {
 	}
 }
 
+// Content-Type lines are counted by name in any case, and only they: two
+// are refused on the username check, one (or one beside a look-alike) is
+// fine.
+func TestAmbiguousFramingCountsContentTypes(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"Content-Type: application/json\r\n\r\n": false, "": false,
+		"Content-Type: text/plain\r\ncontent-type: application/json\r\n\r\n":                                         true,
+		"CONTENT-TYPE: application/json\r\nX-A: 1\r\nContent-Type: application/json\r\n\r\n":                         true,
+		"Content-Type:\r\nContent-Type: application/json\r\n\r\n":                                                    true,
+		"Content-Type: application/json\r\nContent-Typo: text/plain\r\nX-Content-Type: x\r\nX-Request-Id: 1\r\n\r\n": false,
+	} {
+		if _, _, facts := ambiguousFraming([]byte(raw), true); facts.contentTypeTwice != want {
+			t.Errorf("ambiguousFraming(%q) contentTypeTwice = %v, want %v", raw, facts.contentTypeTwice, want)
+		}
+	}
+}
+
 func TestLists(t *testing.T) {
 	for v, want := range map[string]bool{
 		"close": true, "Close": true, "CLOSE": true, "keep-alive, close": true, "TE,close": true,

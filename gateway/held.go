@@ -29,7 +29,8 @@ import (
 //
 // And it refuses a header block whose framing is ambiguous, notes an
 // HTTP/1.1 one without Host, a Host (or a target's authority) that is no
-// host and a target of a scheme not served, makes fasthttp hear a close
+// host and a target of a scheme not served, notes more than one
+// Content-Type line (sentContentTypeTwice), makes fasthttp hear a close
 // option or a 100-continue expectation in the spellings it misses
 // (framing.go), and read the Host and target as they are (settleHost).
 
@@ -57,6 +58,9 @@ type hookState struct {
 	// target's authority that is none, or its scheme one not served
 	// (framing.go).
 	host hostFault
+	// contentTypeTwice: the block has more than one Content-Type line
+	// (sentContentTypeTwice).
+	contentTypeTwice bool
 	// fields is the number of header fields of a chunked request, -1 for
 	// any other (sentTrailers).
 	fields int
@@ -93,6 +97,7 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 	if cc.takeBadLine() { // a fold fasthttp took away, as it arrived (conn.go)
 		hs.ambiguous = true
 	}
+	hs.contentTypeTwice = facts.contentTypeTwice
 	if hs.ambiguous || facts.closeAsked {
 		h.SetConnectionClose()
 	}

@@ -54,6 +54,7 @@ const (
 	msgAuthorizationTwice
 	msgHostInvalid
 	msgSchemeUnsupported
+	msgContentTypeTwice
 
 	msgCount
 )
@@ -129,6 +130,8 @@ var catalog = [msgCount][2]string{
 		"Host başlığı geçerli değil"},
 	msgSchemeUnsupported: {"the URL scheme must be http or https",
 		"URL şeması http veya https olmalıdır"},
+	msgContentTypeTwice: {"the Content-Type header must be given once",
+		"Content-Type başlığı yalnızca bir kez verilmelidir"},
 }
 
 // text returns the message in the caller's language.

@@ -37,6 +37,11 @@ var (
 // The body and the name are checked at the edge; only a valid, canonical
 // name reaches the store.
 func (s *Server) checkUsername(c *fiber.Ctx, rq *request) error {
+	// Of two Content-Type lines fasthttp keeps the last: "text/plain"
+	// then "application/json" would be read as JSON.
+	if sentContentTypeTwice(c.Context()) {
+		return validationError(msgContentTypeTwice)
+	}
 	if !isJSON(c.Request().Header.ContentType()) {
 		return validationError(msgContentTypeJSON)
 	}
