@@ -229,10 +229,24 @@ func identityEncoding(values [][]byte) bool {
 	return true
 }
 
-// isJSON accepts application/json with optional parameters (charset).
+// isJSON accepts application/json with optional parameters, of which a
+// charset must be UTF-8: the body is read as UTF-8, and JSON exchanged
+// between systems is UTF-8 (RFC 8259 section 8.1).
 func isJSON(ct []byte) bool {
-	mediaType, _, _ := bytes.Cut(ct, []byte{';'})
-	return bytes.EqualFold(bytes.TrimSpace(mediaType), []byte("application/json"))
+	mediaType, params, _ := bytes.Cut(ct, []byte{';'})
+	if !bytes.EqualFold(bytes.TrimSpace(mediaType), []byte("application/json")) {
+		return false
+	}
+	for len(params) > 0 {
+		var param []byte
+		param, params, _ = bytes.Cut(params, []byte{';'})
+		name, value, _ := bytes.Cut(param, []byte{'='})
+		if bytes.EqualFold(bytes.TrimSpace(name), []byte("charset")) &&
+			!bytes.EqualFold(bytes.Trim(bytes.TrimSpace(value), `"`), []byte("utf-8")) {
+			return false
+		}
+	}
+	return true
 }
 
 // searchParams are the validated parameters of a search.
