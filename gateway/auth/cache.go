@@ -19,7 +19,8 @@ import (
 // among 100,000 has odds of about 1 in 10^28. An entry lives until
 // the earlier of the token's exp and admission + MaxTTL, and is also dead as
 // soon as the key that verified it is retired from the key set. Expiry and
-// retirement are checked on every hit, so no sweeper is needed.
+// retirement are checked on every hit, so no sweeper is needed; the fetch
+// that retires a key also removes its entries at once (dropRetired).
 //
 // Bound: MaxEntries in total, counted across shards. Each shard keeps its
 // admissions in order (a FIFO queue); when the cache is full, a new token
@@ -124,6 +125,12 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) (i
 	s := c.shard(sum)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if id.key.retired.Load() {
+		// Verified just before its key was retired: read under the
+		// shard's lock, so either this is refused or dropRetired, which
+		// runs once the key is marked, finds the entry.
+		return 0, false
+	}
 	if cur, ok := s.entries[k]; ok { // verified twice concurrently: keep its place
 		s.entries[k] = cacheEntry{id: id, expires: expires, seq: cur.seq}
 		return expires, true
@@ -142,6 +149,30 @@ func (c *tokenCache) put(sum *[sha256.Size]byte, id *Identity, now time.Time) (i
 		s.prune()
 	}
 	return expires, true
+}
+
+// dropRetired removes the entries verified by a key now retired. The
+// fetch that retires keys calls it: get would refuse those entries anyway,
+// but each would stay counted, and hold its identity and the retired key,
+// until a hit on it or an eviction, and after a rotation most never come
+// again. It scans every entry, once per key-set change that retires a key.
+func (c *tokenCache) dropRetired() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n := 0
+		for k, e := range s.entries {
+			if e.id.key.retired.Load() {
+				delete(s.entries, k)
+				n++
+			}
+		}
+		if n > 0 {
+			c.size.Add(-int64(n))
+			s.prune()
+		}
+		s.mu.Unlock()
+	}
 }
 
 // takeSlot counts one more entry if the cache is under its bound.

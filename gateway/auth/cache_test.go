@@ -465,3 +465,58 @@ func TestTokenCacheCountHoldsUnderChurn(t *testing.T) {
 		}
 	}
 }
+
+// The fetch that retires a key takes the tokens it verified out of the
+// cache, as caching.md has it: they are refused at once, and neither
+// counted in gateway_token_cache_entries nor held (with the retired key)
+// until a hit on each or an eviction. A soak saw the gauge keep every
+// token of the keys an identity provider's restart replaced.
+func TestRetiredKeysTokensLeaveTheCache(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	v := readyVerifier(t, cfg, nil)
+	oldKID := p.CurrentKID(devidp.RS256)
+	var old []string
+	for i := range 20 {
+		token := mint(t, p, devidp.MintClaims{Subject: "old-" + strconv.Itoa(i)})
+		mustAuthenticate(t, v, token)
+		old = append(old, token)
+	}
+	for i := range 5 { // of the EC key, which stays
+		mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{Subject: "ec-" + strconv.Itoa(i)}, devidp.WithAlgorithm(devidp.ES256)))
+	}
+	if n, _ := v.TokenCacheSize(); n != 25 {
+		t.Fatalf("%d tokens cached, want 25", n)
+	}
+
+	if _, err := p.Rotate(devidp.RS256); err != nil {
+		t.Fatal(err)
+	}
+	if !p.RemoveKey(oldKID) {
+		t.Fatalf("the provider has no key %s", oldKID)
+	}
+	time.Sleep(cfg.JWKS.UnknownKIDInterval)
+	mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{Subject: "new"})) // its kid miss fetches the set without oldKID
+	if n, _ := v.TokenCacheSize(); n != 6 {
+		t.Errorf("%d tokens cached after the rotation, want 6: the EC key's five and the new one", n)
+	}
+	for _, token := range old {
+		mustRefuse(t, v, token, errUnknownKID)
+	}
+	if n, _ := v.TokenCacheSize(); n != 6 {
+		t.Errorf("%d tokens cached after the old ones were refused, want 6", n)
+	}
+}
+
+// A token verified just before its key was retired, admitted after the
+// fetch's sweep, would be held as the swept ones were: it is not admitted.
+func TestTokenOfARetiredKeyIsNotAdmitted(t *testing.T) {
+	c := newTokenCache(64, time.Minute)
+	key := &verifyKey{kid: "a"}
+	key.retired.Store(true)
+	s := sha256.Sum256([]byte("t"))
+	now := time.Now()
+	if _, ok := c.put(&s, &Identity{exp: now.Add(time.Hour).Unix(), key: key}, now); ok || c.size.Load() != 0 {
+		t.Fatalf("admitted %v, %d held; want a token of a retired key left out", ok, c.size.Load())
+	}
+}

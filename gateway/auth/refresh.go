@@ -180,6 +180,9 @@ func (v *Verifier) apply(results []fetchResult, sources [][]*verifyKey, current 
 	}
 	slices.Sort(removed)
 	v.retire(removed, next)
+	if len(removed) > 0 && v.cache != nil {
+		v.cache.dropRetired()
+	}
 	v.log.Info("identity provider keys loaded", "kids", next.kids, "retired", removed)
 }
 
