@@ -710,6 +710,37 @@ func TestOpsJWKSKeysCountsTheUnionOfEveryURL(t *testing.T) {
 	})
 }
 
+// gateway_connections_open counts the public listener's open connections,
+// idle ones too, and falls back as they close: what server.maxConnections
+// bounds, so ops can see a refusal coming.
+func TestOpsConnectionsOpenGauge(t *testing.T) {
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: StartIdP(t)})
+	var conns []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if n := opsScrape(t, gw).must(t, "gateway_connections_open", nil); n != 5 {
+			return fmt.Errorf("gateway_connections_open = %v with 5 connections open, want 5", n)
+		}
+		return nil
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	eventually(t, 5*time.Second, func() error {
+		if n := opsScrape(t, gw).must(t, "gateway_connections_open", nil); n != 0 {
+			return fmt.Errorf("gateway_connections_open = %v once every connection closed, want 0", n)
+		}
+		return nil
+	})
+}
+
 // Shutdown as Kubernetes does it: SIGTERM, then the gateway reports not
 // ready for server.shutdownDelay while still answering, so the load
 // balancer moves traffic away; liveness stays 200 until the process is

@@ -512,3 +512,8 @@ func (s *Server) serveStopping(ctx *fasthttp.RequestCtx) bool {
 
 // InFlight is the number of requests being handled.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// OpenConnections is the number of client connections open on the
+// listener, from their accept to the end of their close (a lingering one
+// included): what server.maxConnections bounds.
+func (s *Server) OpenConnections() int64 { return s.openConns.Load() }

@@ -168,6 +168,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	metrics.SetOpenConnections(srv.OpenConnections)
 
 	ln, err := o.Listen("tcp", cfg.Server.Listen)
 	if err != nil {

@@ -97,6 +97,7 @@ type Metrics struct {
 	lastReload        atomic.Int64 // unix nanoseconds
 	connsRefused      atomic.Uint64
 	connsRefusedPerIP atomic.Uint64
+	connsOpen         atomic.Pointer[func() int64] // SetOpenConnections
 
 	sources atomic.Pointer[sources]
 }
@@ -168,6 +169,10 @@ func NewMetrics(version string) *Metrics {
 			Name: namespace + "jwks_keys",
 			Help: "Usable keys in the key set tokens are verified with (with several JWKS URLs, the union of their last good sets).",
 		}, m.keyCount),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: namespace + "connections_open",
+			Help: "Client connections open on the public listener (those whose close lingers included), against server.maxConnections.",
+		}, m.openConnections),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: namespace + "connections_refused_total",
 			Help: "Client connections refused (503) because server.maxConnections were open.",
@@ -237,6 +242,17 @@ func (m *Metrics) RequestDone(route, method string, status int, platform string,
 // RateLimited counts a request refused by a limit (gateway.Observer).
 func (m *Metrics) RateLimited(policy, kind string) {
 	m.rateLimited.add(policyIndex(policy)*nKinds+limitKindIndex(kind), 1)
+}
+
+// SetOpenConnections names what gateway_connections_open reads: the
+// public listener's count of open connections (0 until it is set).
+func (m *Metrics) SetOpenConnections(open func() int64) { m.connsOpen.Store(&open) }
+
+func (m *Metrics) openConnections() float64 {
+	if open := m.connsOpen.Load(); open != nil {
+		return float64((*open)())
+	}
+	return 0
 }
 
 // ConnectionRefused counts a client connection refused over
