@@ -131,6 +131,10 @@ func NewMetrics(version string) *Metrics {
 	m.transitions = newCounterTable(namespace+"breaker_transitions_total",
 		"Circuit breaker state changes, by operation and the states left and entered.", false,
 		newGrid([]string{"op", "from", "to"}, ops, breakerLabels[:], breakerLabels[:]))
+	// The changes a breaker makes are there from the start, at 0: a
+	// series that first appears at 1 hides its first opening from
+	// increase() (and the runbook's alert on it).
+	m.transitions.zeroWhen = func(lv []string) bool { return lv[0] != otherLabel && breakerChange(lv[1], lv[2]) }
 	m.cacheLookups = newCounterTable(namespace+"cache_lookups_total",
 		"Read-cache answers served, by route id and cache status (hit, miss, stale, bypass).", false,
 		newGrid([]string{"route", "status"}, routes, cacheLabels[:]))
@@ -320,6 +324,20 @@ func (m *Metrics) BreakerState(op upstream.Op, from, to string) {
 	if t < nStates-1 {
 		m.breakerState[o].Store(int32(t))
 	}
+}
+
+// breakerChange reports whether a breaker goes from one state to the
+// other: closed to open, open to half-open, half-open to closed or open.
+func breakerChange(from, to string) bool {
+	switch from {
+	case "closed":
+		return to == "open"
+	case "open":
+		return to == "half-open"
+	case "half-open":
+		return to == "closed" || to == "open"
+	}
+	return false
 }
 
 // Lookup is part of readcache.Observer and records nothing: the gateway

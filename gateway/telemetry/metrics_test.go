@@ -285,6 +285,20 @@ func TestUpstreamMetrics(t *testing.T) {
 		t.Errorf("liveStreams retries = %v, want 0", got)
 	}
 
+	// Every change a breaker of a known operation can make is there from
+	// the start, at 0, so that increase() counts its first one; nothing
+	// else is.
+	if got := familySize(t, m, "gateway_breaker_transitions_total"); got != 4*4 {
+		t.Errorf("%d transition series before any change, want 16 (4 operations × 4 changes)", got)
+	}
+	for _, ch := range [][2]string{{"closed", "open"}, {"open", "half-open"}, {"half-open", "closed"}, {"half-open", "open"}} {
+		if got := value(t, m, "gateway_breaker_transitions_total", L{"op": "liveStreams", "from": ch[0], "to": ch[1]}); got != 0 {
+			t.Errorf("%s→%s before any change = %v, want 0", ch[0], ch[1], got)
+		}
+	}
+	absent(t, m, "gateway_breaker_transitions_total", L{"op": "liveStreams", "from": "open", "to": "closed"})
+	absent(t, m, "gateway_breaker_transitions_total", L{"op": "other", "from": "closed", "to": "open"})
+
 	// Without a client named, the breaker gauge follows the events.
 	absent(t, m, "gateway_breaker_state", L{"op": "search"})
 	m.BreakerState(upstream.OpSearch, "closed", "open")

@@ -52,6 +52,9 @@ type counterTable struct {
 	desc  *prometheus.Desc
 	cells []atomic.Uint64
 	zeros bool
+	// zeroWhen, when zeros is off, picks the cells exported at 0 too:
+	// those that can move, so that increase() sees their first count.
+	zeroWhen func(lv []string) bool
 }
 
 func newCounterTable(name, help string, zeros bool, g grid) *counterTable {
@@ -71,10 +74,13 @@ func (t *counterTable) Collect(ch chan<- prometheus.Metric) {
 	lv := make([]string, len(t.names))
 	for i := range t.cells {
 		v := t.cells[i].Load()
-		if v == 0 && !t.zeros {
+		if v == 0 && !t.zeros && t.zeroWhen == nil {
 			continue
 		}
 		t.labelsOf(i, lv)
+		if v == 0 && !t.zeros && !t.zeroWhen(lv) {
+			continue
+		}
 		ch <- prometheus.MustNewConstMetric(t.desc, prometheus.CounterValue, float64(v), lv...)
 	}
 }
