@@ -808,10 +808,18 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 	}
 
 	var fresh *Response
+	// The store's calls are counted when the refresh's new data is first
+	// seen: later, a poll that comes after the refreshed answer expired too
+	// (500ms: a busy machine can poll that late) asks for a refresh of its
+	// own, which reaches the store 800ms after it at the earliest.
+	calls := int64(-1)
 	eventually(t, 5*time.Second, func() error {
 		r, err := cchSend(gw, gw.URL, http.MethodGet, path, Bearer(tok))
 		if err != nil {
 			return err
+		}
+		if calls < 0 && r.Header.Get("ETag") != first.Header.Get("ETag") {
+			calls = st.calls(refstore.OpSearch)
 		}
 		if r.Header.Get("X-Cache") != "HIT" {
 			return fmt.Errorf("X-Cache %q, waiting for the refresh", r.Header.Get("X-Cache"))
@@ -825,8 +833,8 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 	if fresh.Header.Get("ETag") == first.Header.Get("ETag") {
 		t.Fatal("new data under the old ETag")
 	}
-	if got := st.calls(refstore.OpSearch); got != 2 {
-		t.Fatalf("%d search calls reached the store, want 2 (the load and exactly one refresh)", got)
+	if calls != 2 {
+		t.Fatalf("%d search calls had reached the store when the refresh's data showed, want 2 (the load and exactly one refresh for the five stale answers)", calls)
 	}
 }
 
