@@ -73,11 +73,16 @@ type clientConn struct {
 	// head is how far Read has looked into the header block being read,
 	// fieldLine and colon what it saw of the line it is in (a field line,
 	// holding a colon so far), and badLine that the block had a folded
-	// line or a field line without a colon (scanHead).
+	// line or a field line without a colon (scanHead). got is the number
+	// of bytes read from the connection, and blockEnd where in them the
+	// last block looked at whole ended (after its blank line), -1 once a
+	// block was read before the look could begin (afterBody).
 	head      headScan
 	fieldLine bool
 	colon     bool
 	badLine   bool
+	got       int64
+	blockEnd  int64
 
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	addrs  *addrConns    // the listener's count per client address, or nil
@@ -363,6 +368,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if n > 0 && c.head != headDone {
 		c.scanHead(p[:n])
 	}
+	c.got += int64(n)
 	return n, err
 }
 
@@ -391,11 +397,12 @@ func (c *clientConn) Read(p []byte) (int, error) {
 // (400), or, when the rewritten block parses, holdHeaders takes the mark
 // for ambiguous framing (400, and the connection closed). Bodies are not
 // looked at: the look stops at the block's end (and at the hook), and
-// starts again when the request's body was read (bodyRead). Known gap: a
-// request pipelined behind another and read with it is left to
-// ambiguousFraming, which sees a fold only when fasthttp parsed the block
-// at one pass; a proxy in front sends a connection's next request after
-// the answer, so only a client's own pipeline can bring one.
+// starts again when the request's body was read (bodyRead), if nothing
+// after it was read yet (afterBody). Known gap: a request pipelined behind
+// another and read with it, and every later one on its connection, is
+// left to ambiguousFraming, which sees a fold only when fasthttp parsed
+// the block at one pass; a proxy in front sends a connection's next
+// request after the answer, so only a client's own pipeline can bring one.
 
 // errBadFieldLine fails the read of a header block that holds a folded line
 // or a field line without a colon. Its text has no "timeout": Fiber takes
@@ -434,7 +441,7 @@ func (c *clientConn) scanHead(b []byte) {
 		case headStart, headStartCR:
 			switch {
 			case b[i] == '\n': // the blank line
-				c.head = headDone
+				c.head, c.blockEnd = headDone, c.got+int64(i)+1
 				return
 			case b[i] == '\r' && c.head == headStart:
 				c.head = headStartCR
@@ -479,10 +486,34 @@ func (c *clientConn) scanHead(b []byte) {
 	}
 }
 
+// afterBody moves the look on once the body of the request whose block it
+// saw last was read, n its length (the request's ContentLength: -1 for
+// chunked, -2 for none): to the next block when nothing of it was read
+// yet. When some was (a request pipelined behind this one, read with it),
+// that part went to fasthttp unseen and the next read starts within the
+// block: looked at from there, a blank line that ends the block would
+// make its body read as a block, and a body's indented or colonless line
+// refuse a sound request. So the look stops on that connection, whose
+// later blocks are left to ambiguousFraming (where the next block begins
+// is not known any more).
+func (c *clientConn) afterBody(n int) {
+	if n == -2 {
+		n = 0
+	}
+	if n >= 0 && c.blockEnd >= 0 && c.got == c.blockEnd+int64(n) {
+		c.head = headBefore
+		return
+	}
+	c.head, c.blockEnd = headDone, -1
+}
+
 // takeBadLine reports whether the header block fasthttp just parsed was
 // marked, and stops the look at it (its body follows).
 func (c *clientConn) takeBadLine() bool {
 	bad := c.badLine
+	if c.head != headDone { // the look did not see where the block ends
+		c.blockEnd = -1
+	}
 	c.head, c.badLine = headDone, false
 	return bad
 }

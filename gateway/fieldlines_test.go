@@ -108,6 +108,8 @@ func TestFieldLineChecksLeaveSoundRequestsAlone(t *testing.T) {
 		{"a body of indented lines", []string{check + next}, []int{200, 404}},
 		{"a body of indented lines, in pieces", []string{check[:len(check)-len(pretty)+3], check[len(check)-len(pretty)+3:], next}, []int{200, 404}},
 		{"after a body of indented lines", []string{check + check, next}, []int{200, 200, 404}},
+		{"pipelined, its block cut before its blank line", []string{check + check[:len(check)-len(pretty)-2], check[len(check)-len(pretty)-2:], next}, []int{200, 200, 404}},
+		{"pipelined, its block cut in a line", []string{check + check[:len(check)-len(pretty)-8], check[len(check)-len(pretty)-8:], next}, []int{200, 200, 404}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			answers, closed := partsExchange(t, r, c.parts, 700*time.Millisecond)

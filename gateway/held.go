@@ -278,11 +278,11 @@ func (c *clientConn) releaseHeld() {
 
 // bodyRead tells the request's connection that the body was read, so the
 // header block held for it can go, and what is read next is a header
-// block again (scanHead).
+// block again (scanHead, afterBody).
 func bodyRead(ctx *fasthttp.RequestCtx) {
 	if cc, ok := ctx.Conn().(*clientConn); ok {
 		cc.hook.chunked = false
-		cc.head = headBefore
+		cc.afterBody(ctx.Request.Header.ContentLength())
 		if cc.hook.held != nil {
 			cc.releaseHeld()
 		}
