@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,20 +22,7 @@ func partsExchange(t *testing.T, r *mixRig, parts []string, wait time.Duration) 
 			t.Fatal(err)
 		}
 	}
-	br := bufio.NewReader(conn)
-	for {
-		_ = conn.SetReadDeadline(time.Now().Add(wait))
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				return answers, false
-			}
-			return answers, true
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answers = append(answers, edgeAnswer{status: resp.StatusCode, header: resp.Header, body: body})
-	}
+	return readAnswers(conn, wait)
 }
 
 // A folded field line and a field line without a colon are refused at

@@ -26,6 +26,12 @@ func rawExchange(t *testing.T, r *mixRig, raw string, wait time.Duration) (answe
 	t.Helper()
 	conn := sendRaw(t, r, raw)
 	defer conn.Close()
+	return readAnswers(conn, wait)
+}
+
+// readAnswers reads the answers on conn until it is closed or stays quiet
+// for wait; closed says which. Every answer's body is read.
+func readAnswers(conn net.Conn, wait time.Duration) (answers []edgeAnswer, closed bool) {
 	br := bufio.NewReader(conn)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(wait))
