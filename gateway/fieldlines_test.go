@@ -53,6 +53,10 @@ func TestFoldedAndColonlessFieldLinesAreRefusedAtOnce(t *testing.T) {
 		{"a fold of one tab, the block cut after it", []string{me + "X-A: 1\r\n\t\r\n", "\r\n"}},
 		{"a field line without a colon, last", []string{me + "no colon\r\n\r\n"}},
 		{"a field line without a colon, the block cut after it", []string{me + "nocolon\r\n", "\r\n"}},
+		// A CR that does not end a line is no blank line: the line is one
+		// without a colon.
+		{"a line of a CR and a CRLF", []string{me + "X-A: 1\r\n\r\r\n\r\n"}},
+		{"a line of a CR and a CRLF, the block cut before it", []string{me + "X-A: 1\r\n", "\r\r\n\r\n"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			answers, closed := partsExchange(t, r, c.parts, 3*time.Second)
@@ -123,6 +127,10 @@ func TestScanHeadAnyCut(t *testing.T) {
 		{"GET /a HTTP/1.1\nHost: x\n\n", false},
 		{"GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n \r\n\r\n", true},
 		{"GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tb\r\n\r\n", true},
+		// A fold is marked by its first byte, a colon after it or not.
+		{"GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tb: c\r\n\r\n", true},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n b: c\r\nX-B: 2\r\n\r\n", true},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\r\n\r\n", true},
 		{"GET /a HTTP/1.1\r\n x: 1\r\n\r\n", true},
 		{"GET /a HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", true},
 		{"GET /a HTTP/1.1\r\nnocolon\n\r\n", true},
