@@ -99,6 +99,9 @@ func TestFieldLineChecksLeaveSoundRequestsAlone(t *testing.T) {
 		{"after a body of indented lines", []string{check + check, next}, []int{200, 200, 404}},
 		{"pipelined, its block cut before its blank line", []string{check + check[:len(check)-len(pretty)-2], check[len(check)-len(pretty)-2:], next}, []int{200, 200, 404}},
 		{"pipelined, its block cut in a line", []string{check + check[:len(check)-len(pretty)-8], check[len(check)-len(pretty)-8:], next}, []int{200, 200, 404}},
+		// The second block was read with the first request: its body, in a
+		// read of its own, is not looked at either.
+		{"a body of indented lines, pipelined, in a read of its own", []string{check + check[:len(check)-len(pretty)], pretty, next}, []int{200, 200, 404}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			answers, closed := partsExchange(t, r, c.parts, 700*time.Millisecond)
