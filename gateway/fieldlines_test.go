@@ -162,3 +162,36 @@ func TestScanHeadAnyCut(t *testing.T) {
 		}
 	}
 }
+
+// The lines are looked at in every header block of a connection, not only
+// its first: after a sound request, a fold or a colonless line is refused
+// at once too (not a 408 after the read timeout, nor, for folds of spaces,
+// a request taken from the body).
+func TestFieldLineChecksCoverEveryRequestOfAConnection(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	me := "GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + tok + "\r\n"
+	smuggled := "GET /api/v1/users/me/ HTTP/1.0\r\n\r\n"
+	body := "xxxxx" + smuggled
+	withBody := me + "Content-Length: " + strconv.Itoa(len(body)) + "\r\nX-A: 1\r\n" + strings.Repeat(" \r\n", len(smuggled)/2) + "\r\n" + body
+	for _, c := range []struct {
+		name  string
+		parts []string
+	}{
+		{"folds of spaces, a request at the body's end", []string{me + "\r\n", withBody}},
+		{"a field line without a colon, last", []string{me + "\r\n", me + "no colon\r\n\r\n"}},
+		{"after a request with a body", []string{me + "Content-Length: 2\r\n\r\n{}", me + "nocolon\r\n", "\r\n"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := partsExchange(t, r, c.parts, 3*time.Second)
+			if len(answers) != 2 || !closed || answers[0].status != http.StatusOK {
+				statuses := make([]int, len(answers))
+				for i, a := range answers {
+					statuses[i] = a.status
+				}
+				t.Fatalf("answers %v (closed %v), want a 200, a 400 and the connection closed", statuses, closed)
+			}
+			edgeFailure(t, answers[1], http.StatusBadRequest, "Validation failed")
+		})
+	}
+}
