@@ -369,3 +369,34 @@ func TestLogOutputDropsWhatAStuckOutputCannotTake(t *testing.T) {
 		t.Fatalf("Close waited %v for an output that takes nothing", d)
 	}
 }
+
+// The event lines' output writes each line as soon as the output takes it,
+// not with the next batch: a line that must not wait for a request's
+// batch (shutting down, a failure) reaches the log at once. Each of 40
+// lines written one after the other is waited for; by the batch's
+// interval (100 ms) they would take 4 s.
+func TestLogOutputWritesEachLineAtOnce(t *testing.T) {
+	w := &signalWriter{wrote: make(chan struct{}, 1)}
+	l := NewLogOutput(w)
+	defer l.Close()
+	start := time.Now()
+	for i := range 40 {
+		l.Write([]byte("{\"msg\":\"line " + strconv.Itoa(i) + "\"}\n"))
+		select {
+		case <-w.wrote:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("line %d did not reach the output", i)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("40 lines took %v to reach the output, one after the other: not written at once", d)
+	}
+}
+
+// signalWriter signals each write.
+type signalWriter struct{ wrote chan struct{} }
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.wrote <- struct{}{}
+	return len(p), nil
+}
