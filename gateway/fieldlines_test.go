@@ -48,6 +48,8 @@ func TestFoldedAndColonlessFieldLinesAreRefusedAtOnce(t *testing.T) {
 		parts []string
 	}{
 		{"folds of spaces, a request at the body's end", []string{withBody}},
+		// A fold's space read alone, its CRLF after it, is no blank line.
+		{"folds of spaces, the first one's space a read alone", []string{withBody[:strings.Index(withBody, " \r\n")], " ", withBody[strings.Index(withBody, " \r\n")+1:]}},
 		{"a fold of one space, last", []string{me + "X-A: 1\r\n \r\n\r\n"}},
 		{"a fold, the block cut after it", []string{me + "X-A: 1\r\n x\r\n", "X-B: 2\r\n\r\n"}},
 		{"a fold of one tab, the block cut after it", []string{me + "X-A: 1\r\n\t\r\n", "\r\n"}},
