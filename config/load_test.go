@@ -676,6 +676,8 @@ func TestAliasBombsAreRefused(t *testing.T) {
 		{"an anchor merging itself deeper", "server:\n  <<: &s\n    readTimeout: 5s\n    <<: [{idleTimeout: 1m}, *s]\n",
 			want{"config", `anchor "s" holds an alias of itself (line 4)`}},
 		{"nested merges", nested(12), want{"config", "aliases repeat more than 100000 values"}},
+		// Sizes past an int's: the count must not wrap round below the limit.
+		{"nested merges, deeper", nested(30), want{"config", "aliases repeat more than 100000 values"}},
 		{"policies, routes and roles", cube.String(), want{"config", "aliases repeat more than 100000 values"}},
 	}
 	for _, tt := range tests {
@@ -703,6 +705,13 @@ func TestAliasBombsAreRefused(t *testing.T) {
 		"  unknown: {requireRoles: *r}\n  mobile_ios: {requireRoles: *r}\n", env(nil))
 	if n := len(cfg.Policies["unknown"].RequireRoles); n != 2000 {
 		t.Errorf("policies.unknown.requireRoles has %d roles, want 2000", n)
+	}
+	// The bound is on what aliases add, not on the file: 60,000 roles
+	// written out, repeated once.
+	roles = "[" + strings.Repeat("r,", 59999) + "r]"
+	cfg = mustParse(t, "policies:\n  all: {requireRoles: &r "+roles+"}\n  web: {requireRoles: *r}\n", env(nil))
+	if n := len(cfg.Policies["web"].RequireRoles); n != 60000 {
+		t.Errorf("policies.web.requireRoles has %d roles, want 60000", n)
 	}
 }
 
