@@ -575,3 +575,46 @@ func TestStuckLogOutputHoldsNeitherRequestsNorTheShutdown(t *testing.T) {
 	}
 	g.done <- nil // for the cleanup
 }
+
+// errAcceptInterrupted is an accept error net/http retries (a Temporary
+// net.Error), logging each retry itself.
+type errAcceptInterrupted struct{}
+
+func (errAcceptInterrupted) Error() string   { return "accept interrupted (injected by the test)" }
+func (errAcceptInterrupted) Timeout() bool   { return false }
+func (errAcceptInterrupted) Temporary() bool { return true }
+
+// What net/http itself logs on the ops listener (here its retry of an
+// accept that failed) is a WARN line of the gateway's JSON log, not plain
+// text on stderr, outside it; the listener serves again once accepts do.
+func TestOpsListenersOwnLinesAreInTheLog(t *testing.T) {
+	g := startGateway(t)
+	g.ops.fail(t, errAcceptInterrupted{})
+	deadline := time.Now().Add(5 * time.Second)
+	for found := false; !found; {
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				continue
+			}
+			if msg, _ := m["msg"].(string); strings.HasPrefix(msg, "ops listener: http: Accept error: accept interrupted") {
+				if m["level"] != "WARN" {
+					t.Fatalf("level %v, want WARN: %s", m["level"], line)
+				}
+				found = true
+			}
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatalf("no log line for the ops listener's accept retry\nlogs:\n%s", g.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.ops.failed.Store(nil)
+	deadline = time.Now().Add(5 * time.Second)
+	for g.get(g.ops, "/healthz", "") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the ops listener does not serve again once accepts do")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
