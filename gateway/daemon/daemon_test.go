@@ -618,3 +618,28 @@ func TestOpsListenersOwnLinesAreInTheLog(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// slowOutput passes lines to logs, each after a pause, as a log pipeline
+// that takes them slowly does.
+type slowOutput struct{ logs *logBuffer }
+
+func (s slowOutput) Write(p []byte) (int, error) {
+	time.Sleep(100 * time.Millisecond)
+	return s.logs.Write(p)
+}
+
+// The event lines go through a queue (LogOutput), and Run writes what is
+// queued before it returns: the process exits after it, and the last lines
+// ("shutting down", "stopped") are the ones that say how the run ended.
+func TestRunWritesItsLastLinesBeforeReturning(t *testing.T) {
+	logs := &logBuffer{}
+	g := startGatewayWith(t, nil, daemon.Options{Stdout: slowOutput{logs}})
+	g.serveOne(t)
+	g.cancel()
+	if err := g.result(t); err != nil {
+		t.Fatalf("Run returned %v after its context ended; want nil", err)
+	}
+	if stopped := logs.lines("stopped"); len(stopped) != 1 {
+		t.Fatalf("%d stopped lines written when Run returned, want 1\nlogs:\n%s", len(stopped), logs)
+	}
+}
