@@ -120,6 +120,8 @@ func TestTypeErrorsAreReportedByPath(t *testing.T) {
 			[]want{{"server.readTimeout", `invalid duration "99999999h": too long (a duration is at most about 292 years, 2562047h) (line 2)`}}},
 		{"duration too long, in parts", "server:\n  readTimeout: 2562047h48m\n",
 			[]want{{"server.readTimeout", `invalid duration "2562047h48m": too long`}}},
+		{"negative duration too long", "server:\n  readTimeout: -99999999h\n",
+			[]want{{"server.readTimeout", `invalid duration "-99999999h": too long`}}},
 		{"bare number in a duration map", "policies:\n  web:\n    cache:\n      ttl:\n        search: 30\n",
 			[]want{{"policies.web.cache.ttl.search", `invalid duration "30": write a number with a unit, such as 500ms, 5s or 1m (line 5)`}}},
 		{"junk size", "server:\n  bodyLimit: 12 parsecs\n",
@@ -235,6 +237,9 @@ func TestLeadingZeroesAreRefused(t *testing.T) {
 			want{"policies.web.maxPageSize", `invalid integer "010"`}},
 		{"a rate, a number", "policies:\n  web:\n    rateLimits:\n      perUser:\n        rate: 010\n        burst: 10\n",
 			want{"policies.web.rateLimits.perUser.rate", `invalid number "010"`}},
+		// Quoted, it is a string, read in no base: refused as one.
+		{"quoted", "server:\n  maxConnectionsPerIP: \"0100\"\n",
+			want{"server.maxConnectionsPerIP", "cannot unmarshal !!str `0100` into int (line 2)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
