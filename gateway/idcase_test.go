@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/edge/gateway/clientctx"
 	"github.com/bffgate/edge/gateway/readcache"
@@ -140,5 +141,34 @@ func TestLiveStreamEnrichment(t *testing.T) {
 					c.name, name, calls, l.Cacheable, l.Data, c.calls, c.live, c.cacheable)
 			}
 		}
+	}
+}
+
+// goneStore knows no user: the store's 404.
+type goneStore struct{ UserStore }
+
+func (goneStore) UserByID(context.Context, *upstream.Call, string) (*contract.User, error) {
+	return nil, &upstream.Error{Op: upstream.OpUserByID, Kind: upstream.KindNotFound}
+}
+
+// A profile load that finds the user gone purges every answer carrying
+// them, whose tags are the lower-cased id, whatever case the id it was
+// asked for is in (a token's subject may be an upper-case UUID).
+func TestGoneUserIsPurgedWhateverTheIDsCase(t *testing.T) {
+	cache := readcache.New(readcache.Options{}, nil)
+	t.Cleanup(cache.Close)
+	s := &Server{store: goneStore{}, cache: cache}
+	page := func(context.Context) (readcache.Loaded, error) {
+		return readcache.Loaded{Data: []byte(`[]`), Tags: []string{strings.ToLower(upperID)}, Cacheable: true}, nil
+	}
+	if _, _, err := cache.Get(context.Background(), "a search page", readcache.Policy{TTL: time.Hour}, page, func(error) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	fields := policies.NewFieldSet(policies.FieldID, policies.FieldUsername)
+	if _, err := s.profileLoader(&upstream.Call{}, upperID, fields, clientctx.LanguageEN)(context.Background()); err == nil {
+		t.Fatal("the load of a user the store does not know succeeded")
+	}
+	if n := cache.Stats().Entries; n != 0 {
+		t.Fatalf("%d entries left after the user was found gone, want the page listing them purged", n)
 	}
 }
