@@ -233,6 +233,10 @@ func TestLeadingZeroesAreRefused(t *testing.T) {
 			want{"upstreams.userstore.operations.search.breaker.minRequests", `invalid integer "020"`}},
 		{"negative", "upstreams:\n  userstore:\n    retryBudget:\n      minPerSecond: -010\n",
 			want{"upstreams.userstore.retryBudget.minPerSecond", `invalid integer "-010"`}},
+		// Refused once: not a second time as a negative number for an
+		// unsigned field.
+		{"negative, unsigned", "upstreams:\n  userstore:\n    operations:\n      search:\n        breaker:\n          minRequests: -020\n",
+			want{"upstreams.userstore.operations.search.breaker.minRequests", `invalid integer "-020": YAML reads a leading 0 as octal (-16)`}},
 		{"pointer int in a policy", "policies:\n  web:\n    maxPageSize: 010\n",
 			want{"policies.web.maxPageSize", `invalid integer "010"`}},
 		{"a rate, a number", "policies:\n  web:\n    rateLimits:\n      perUser:\n        rate: 010\n        burst: 10\n",
@@ -718,6 +722,13 @@ func TestAliasBombsAreRefused(t *testing.T) {
 	if n := len(cfg.Policies["web"].RequireRoles); n != 60000 {
 		t.Errorf("policies.web.requireRoles has %d roles, want 60000", n)
 	}
+	// The bound exactly: an alias of a list of 100,000 roles adds 100,000
+	// values (the list's own node stands for the alias); one role more is
+	// refused.
+	roles = "[" + strings.Repeat("r,", 99999) + "r]"
+	mustParse(t, "policies:\n  all: {requireRoles: &r "+roles+"}\n  web: {requireRoles: *r}\n", env(nil))
+	expectProblems(t, parseProblems(t, "policies:\n  all: {requireRoles: &r "+roles[:len(roles)-1]+",r]}\n  web: {requireRoles: *r}\n", env(nil)),
+		want{"config", "aliases repeat more than 100000 values"})
 }
 
 func TestDuplicateKeysAreAnError(t *testing.T) {
