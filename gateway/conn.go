@@ -703,20 +703,12 @@ func (l clientListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			// Out of file descriptors (a flood of connections above the
-			// process's limit) passes as connections close. fasthttp takes
-			// every accept error but a timeout for the end of the listener:
-			// it would stop serving for good. Wait and try again, as
-			// net/http does.
-			if !outOfResources(err) {
-				return nil, err
+			// fasthttp takes every accept error but a timeout for the end
+			// of the listener: it would stop serving for good.
+			if retryAccept(err, &wait, l.acceptFailed) {
+				continue
 			}
-			if l.acceptFailed != nil {
-				l.acceptFailed(err)
-			}
-			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
-			time.Sleep(wait)
-			continue
+			return nil, err
 		}
 		wait = 0
 		if l.open != nil && l.open.Add(1) > l.max {
@@ -759,9 +751,31 @@ func newClientConn(c net.Conn, slack time.Duration) *clientConn {
 
 // acceptFailed logs an accept that failed for want of resources, at most
 // once a minute: the listener retries it.
-func (s *Server) acceptFailed(err error) {
-	if oncePerMinute(&s.acceptLogged) {
-		s.logger.LogAttrs(context.Background(), slog.LevelError, "accepting a connection failed; retrying",
+func (s *Server) acceptFailed(err error) { logAcceptFailed(s.logger, &s.acceptLogged, err) }
+
+// retryAccept reports whether an accept that failed with err is tried
+// again: out of file descriptors or memory (a flood of connections above
+// the process's limit), which passes as connections close. It then tells
+// failed (when not nil) and waits, from 5 ms doubling up to a second
+// (wait is the last wait, 0 after an accept that succeeded), as net/http
+// does.
+func retryAccept(err error, wait *time.Duration, failed func(error)) bool {
+	if !outOfResources(err) {
+		return false
+	}
+	if failed != nil {
+		failed(err)
+	}
+	*wait = min(max(2**wait, 5*time.Millisecond), time.Second)
+	time.Sleep(*wait)
+	return true
+}
+
+// logAcceptFailed logs a failed accept that is retried, at most once a
+// minute (last: when it was last logged).
+func logAcceptFailed(logger *slog.Logger, last *atomic.Int64, err error) {
+	if oncePerMinute(last) {
+		logger.LogAttrs(context.Background(), slog.LevelError, "accepting a connection failed; retrying",
 			slog.String("error", err.Error()))
 	}
 }
@@ -865,21 +879,17 @@ type opsListener struct {
 	acceptLogged atomic.Int64
 }
 
+func (l *opsListener) failed(err error) { logAcceptFailed(l.logger, &l.acceptLogged, err) }
+
 func (l *opsListener) Accept() (net.Conn, error) {
 	var wait time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			if !outOfResources(err) {
-				return nil, err
+			if retryAccept(err, &wait, l.failed) {
+				continue
 			}
-			if oncePerMinute(&l.acceptLogged) {
-				l.logger.LogAttrs(context.Background(), slog.LevelError, "accepting a connection failed; retrying",
-					slog.String("error", err.Error()))
-			}
-			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
-			time.Sleep(wait)
-			continue
+			return nil, err
 		}
 		wait = 0
 		if l.open.Add(1) > opsMaxConnections {
