@@ -160,6 +160,12 @@ func TestFoundationAuthValidTokens(t *testing.T) {
 		}
 	}
 
+	// An access token typed as RFC 9068 has it, or not typed at all.
+	for _, opt := range []devidp.MintOption{devidp.WithHeader("typ", "at+jwt"), devidp.WithHeader("typ", "application/at+jwt"),
+		devidp.WithoutHeader("typ")} {
+		gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(fndMint(t, idp.Provider, devidp.MintClaims{}, opt))).Data(t, nil)
+	}
+
 	// Leeway: a token that expired 10 s ago still passes (auth.leeway 30s),
 	// one issued 10 s "in the future" by a skewed clock too.
 	now := time.Now()
@@ -287,6 +293,11 @@ func TestFoundationAuthRejections(t *testing.T) {
 		{"x5u to the attacker", []ReqOpt{Bearer(attackerMint(devidp.WithHeader("x5u", attackerSrv.URL+"/cert.pem")))}},
 		{"crit header", []ReqOpt{Bearer(mint(devidp.MintClaims{}, devidp.WithHeader("crit", []string{"exp"})))}},
 		{"crit header with unknown extension", []ReqOpt{Bearer(mint(devidp.MintClaims{}, devidp.WithHeader("crit", []string{"b64"}), devidp.WithHeader("b64", false)))}},
+		// Other JWTs the identity provider signs with the same keys, whose
+		// iss, aud and sub fit: not access tokens (RFC 8725 section 3.11).
+		{"logout token (typ logout+jwt)", []ReqOpt{Bearer(mint(devidp.MintClaims{}, devidp.WithHeader("typ", "logout+jwt")))}},
+		{"typ dpop+jwt", []ReqOpt{Bearer(mint(devidp.MintClaims{}, devidp.WithHeader("typ", "dpop+jwt")))}},
+		{"security event token (typ application/secevent+jwt)", []ReqOpt{Bearer(mint(devidp.MintClaims{}, devidp.WithHeader("typ", "application/secevent+jwt")))}},
 		{"one part", []ReqOpt{Bearer("eyJhbGciOiJSUzI1NiJ9")}},
 		{"two parts", []ReqOpt{Bearer(strings.Join(strings.Split(good, ".")[:2], "."))}},
 		{"four parts", []ReqOpt{Bearer(good + ".AAAA")}},

@@ -10,7 +10,14 @@
 //     shaped as three non-empty base64url segments; nothing else is parsed;
 //   - alg in the configured allow-list; "none" and every HMAC algorithm are
 //     refused whatever the configuration says;
-//   - no "crit" header (we understand no extensions); a "kid" header naming
+//   - no "crit" header (we understand no extensions); a "typ" header, when
+//     there is one, of an access token: "JWT" or "at+jwt" (RFC 9068), in
+//     any case, with or without "application/"; any other typ
+//     ("logout+jwt", "secevent+jwt", "dpop+jwt", one that is not a string)
+//     names another kind of JWT the identity provider signs with the same
+//     keys (RFC 8725 section 3.11), refused however well its claims fit
+//     (a provider that types every JWT "JWT" leaves telling them apart to
+//     aud); a "kid" header naming
 //     a key of the fetched JWKS (tokens without kid are refused: with key
 //     rotation, trying every key would multiply the signature work an
 //     attacker can cause); "jku", "jwk", "x5u" and "x5c" headers are never

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -303,6 +304,40 @@ func TestAuthenticateRefusesHostileTokens(t *testing.T) {
 		t.Errorf("the verifier fetched the attacker's jku/x5u %d times", n)
 	}
 	mustAuthenticate(t, v, good)
+}
+
+// Only an access token's typ passes: the identity provider signs other
+// JWTs with the same keys, and one whose iss, aud and sub fit (a logout
+// token, a security event token, ...) must not pass for an access token. Each is
+// refused before its key is looked up.
+func TestOnlyAnAccessTokensTypIsAccepted(t *testing.T) {
+	p := startIDP(t)
+	cfg := testConfig(p.jwksURL())
+	cfg.TokenCache.Enabled = false
+	v := readyVerifier(t, cfg, nil)
+
+	for _, typ := range []string{"JWT", "jwt", "Jwt", "at+jwt", "AT+JWT", "application/at+jwt",
+		"Application/AT+JWT", "application/jwt", "APPLICATION/JWT"} {
+		t.Run("accepted "+typ, func(t *testing.T) {
+			mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithHeader("typ", typ)))
+		})
+	}
+	t.Run("accepted without typ", func(t *testing.T) {
+		mustAuthenticate(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithoutHeader("typ")))
+	})
+
+	lookups := v.keyLookups.Load()
+	for _, typ := range []any{"logout+jwt", "application/logout+jwt", "dpop+jwt", "secevent+jwt",
+		"token-introspection+jwt", "oauth-authz-req+jwt", "id_token+jwt", "JOSE", "JOSE+JSON", "at+jwt; x=y",
+		" at+jwt", "at+jwt ", "application/", "application/application/jwt", "text/jwt", "jwt+at", "",
+		nil, 7, true, []string{"JWT"}, map[string]any{"typ": "JWT"}} {
+		t.Run(fmt.Sprintf("refused %#v", typ), func(t *testing.T) {
+			mustRefuse(t, v, mint(t, p, devidp.MintClaims{}, devidp.WithHeader("typ", typ)), errType)
+		})
+	}
+	if n := v.keyLookups.Load() - lookups; n != 0 {
+		t.Errorf("%d tokens of another type reached the key look-up", n)
+	}
 }
 
 // HMAC and none are refused even when the configuration asks for them.

@@ -15,6 +15,7 @@ import (
 var (
 	errAlgorithm   = reject("signing algorithm not accepted")
 	errCrit        = reject("token has critical header extensions")
+	errType        = reject("token type (typ) is not an access token's")
 	errNoKID       = reject("token header has no usable kid")
 	errUnknownKID  = reject("token signed by a key not in the key set")
 	errKeyMismatch = reject("key does not fit the token's algorithm")
@@ -31,7 +32,7 @@ var (
 )
 
 // ownErrors are returned from inside the key look-up; golang-jwt wraps them.
-var ownErrors = []error{errAlgorithm, errCrit, errNoKID, errUnknownKID, errKeyMismatch,
+var ownErrors = []error{errAlgorithm, errCrit, errType, errNoKID, errUnknownKID, errKeyMismatch,
 	errExpired, errNotYetValid, errFutureIAT, errIssuer, errAudience, errMissing, errSubject, errClaims}
 
 // Bounds on the identity read from the claims.
@@ -85,6 +86,9 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, claims jwt.MapClaim
 	if _, ok := t.Header["crit"]; ok {
 		return nil, nil, errCrit
 	}
+	if !accessTokenType(t.Header) {
+		return nil, nil, errType
+	}
 	kid, _ := t.Header["kid"].(string)
 	if kid == "" || len(kid) > maxKIDBytes {
 		return nil, nil, errNoKID
@@ -112,6 +116,32 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, claims jwt.MapClaim
 		return nil, nil, errKeyMismatch
 	}
 	return k, pub, nil
+}
+
+// accessTokenType reports whether the header's typ lets the token be an
+// access token. The identity provider signs other JWTs with the same keys
+// (logout tokens "logout+jwt", security events "secevent+jwt",
+// introspection answers "token-introspection+jwt", ...), whose iss, aud
+// and sub may well fit; RFC 8725 section 3.11 has such
+// kinds told apart by typ, and RFC 9068 types access tokens "at+jwt".
+// So typ may be absent (most providers' access tokens carry none or the
+// generic "JWT") or name application/jwt or application/at+jwt, in any
+// case and with or without "application/" (RFC 7515 section 4.1.9: a typ
+// without a slash is read with that prefix); anything else, a typ that is
+// not a string included, is another kind of token.
+func accessTokenType(header map[string]any) bool {
+	raw, ok := header["typ"]
+	if !ok {
+		return true
+	}
+	typ, ok := raw.(string)
+	if !ok {
+		return false
+	}
+	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+		typ = typ[len("application/"):]
+	}
+	return strings.EqualFold(typ, "jwt") || strings.EqualFold(typ, "at+jwt")
 }
 
 // maxNumericDate is 9999-12-31T23:59:59Z, the last second a date can

@@ -55,6 +55,7 @@ type mintSettings struct {
 	none              bool
 	hmacWithRSAPublic bool
 	omitClaims        []string
+	omitHeaders       []string
 }
 
 // WithAlgorithm picks the algorithm (RS256 or ES256; default RS256). With
@@ -117,6 +118,12 @@ func WithoutClaims(names ...string) MintOption {
 	return func(s *mintSettings) { s.omitClaims = append(s.omitClaims, names...) }
 }
 
+// WithoutHeader removes the named header fields (for example "typ", which
+// golang-jwt writes as "JWT") after WithHeader is applied.
+func WithoutHeader(names ...string) MintOption {
+	return func(s *mintSettings) { s.omitHeaders = append(s.omitHeaders, names...) }
+}
+
 // Mint signs a token with the given claims.
 func (p *Provider) Mint(c MintClaims, opts ...MintOption) (string, error) {
 	var s mintSettings
@@ -141,6 +148,9 @@ func (p *Provider) Mint(c MintClaims, opts ...MintOption) (string, error) {
 		delete(token.Header, "kid")
 	}
 	maps.Copy(token.Header, s.headers)
+	for _, name := range s.omitHeaders {
+		delete(token.Header, name)
+	}
 	signed, err := token.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("devidp: signing: %w", err)

@@ -191,6 +191,10 @@ func TestMintHostileHeaders(t *testing.T) {
 	if _, ok := header(tok)["kid"]; ok {
 		t.Error("kid not omitted")
 	}
+	tok, _ = p.Mint(devidp.MintClaims{Subject: "s"}, devidp.WithHeader("typ", "dpop+jwt"), devidp.WithoutHeader("typ"))
+	if _, ok := header(tok)["typ"]; ok {
+		t.Error("typ not omitted")
+	}
 
 	tok, err := p.Mint(devidp.MintClaims{Subject: "s"}, devidp.WithAlgNone())
 	if err != nil {
