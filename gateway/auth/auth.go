@@ -26,7 +26,8 @@
 //     containing one of the audiences, exp present and not past, nbf and iat
 //     not in the future (all with the configured leeway), none of the
 //     three past the year 9999, sub present, printable and at most 128
-//     bytes;
+//     bytes, without U+FFFD (what JSON decoding makes of bytes that are not
+//     UTF-8: two subjects would read as one);
 //   - the key's type matching the alg (RSA for RS/PS, the alg's curve for
 //     ES, Ed25519 for EdDSA) and the JWK's own "alg" when it declares one,
 //     then the signature.

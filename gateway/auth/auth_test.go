@@ -2,10 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -216,6 +218,56 @@ func TestAuthenticateRefusesBadClaims(t *testing.T) {
 				v = readyVerifier(t, cfg, nil)
 			}
 			mustAuthenticate(t, v, mint(t, p, c))
+		})
+	}
+}
+
+// A subject that is not text the identity provider wrote is refused:
+// encoding/json reads a byte that is not UTF-8, or an escaped half of a
+// surrogate pair, as U+FFFD, so "u\xff1", "u\xfe1" and "u\ud8001" would
+// all be the one user "u\ufffd1" (and reach the store as X-User-Id so).
+func TestSubjectOfUnreadableTextIsRefused(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := jwkset.NewJWKFromKey(&key.PublicKey, jwkset.JWKOptions{
+		Metadata: jwkset.JWKMetadataOptions{KID: "raw", ALG: jwkset.AlgRS256, USE: jwkset.UseSig},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+	}))
+	defer srv.Close()
+	v := readyVerifier(t, testConfig(srv.URL), nil)
+	// sign makes a token of the claims' JSON exactly as written.
+	sign := func(sub string) string {
+		claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"sub":"%s"}`, testIssuer, testAudience, time.Now().Add(time.Hour).Unix(), sub)
+		signing := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"raw","typ":"JWT"}`)) + "." +
+			base64.RawURLEncoding.EncodeToString([]byte(claims))
+		sum := sha256.Sum256([]byte(signing))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+
+	if id := mustAuthenticate(t, v, sign(`u\u00e71`)); id.Subject != "uç1" {
+		t.Fatalf("subject %q, want uç1", id.Subject)
+	}
+	for name, sub := range map[string]string{
+		"a byte that is not UTF-8":       "u\xff1",
+		"a truncated UTF-8 sequence":     "u\xc31",
+		"an escaped lone high surrogate": `u\ud8001`,
+		"an escaped lone low surrogate":  `u\udc001`,
+		"U+FFFD itself":                  "u\uFFFD1",
+		"U+FFFD escaped":                 `u\ufffd1`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			mustRefuse(t, v, sign(sub), errSubject)
 		})
 	}
 }

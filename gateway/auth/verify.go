@@ -210,16 +210,19 @@ func claimsError(err error) error {
 }
 
 // validSubject: present, bounded and printable, because the subject keys
-// rate limits and appears in logs; and without a space at either end,
+// rate limits and appears in logs; without a space at either end,
 // because it goes to the store as X-User-Id, whose value HTTP trims: " u1"
-// would reach the store as another user, "u1".
+// would reach the store as another user, "u1"; and without U+FFFD, which
+// is what encoding/json makes of a byte that is not UTF-8 and of an
+// escaped half of a surrogate pair: "u\xff1" and "u\ud8001" would both be
+// read as the one user "u\ufffd1".
 func validSubject(sub string) bool {
 	if sub == "" || len(sub) > maxSubjectBytes || !utf8.ValidString(sub) ||
 		sub[0] == ' ' || sub[len(sub)-1] == ' ' {
 		return false
 	}
 	for _, r := range sub {
-		if !unicode.IsPrint(r) {
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
 			return false
 		}
 	}
