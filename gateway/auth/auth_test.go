@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -305,6 +306,32 @@ func TestAuthenticateRefusesHostileTokens(t *testing.T) {
 		}
 		return string(b)
 	}
+	// sameBytes writes a token's signature with the unused low bit of its
+	// last character set (or cleared): a lenient base64 decoder reads the
+	// same signature, so one signed token would have two spellings (two
+	// token-cache entries, and a second token for anything that tells
+	// tokens apart by their bytes).
+	sameBytes := func(token string) string {
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		if n := len(token) - strings.LastIndexByte(token, '.') - 1; n%4 == 0 {
+			t.Fatalf("a signature of %d characters has no unused bits", n)
+		}
+		last := strings.IndexByte(alphabet, token[len(token)-1])
+		return token[:len(token)-1] + string(alphabet[last^1])
+	}
+	es256 := mint(t, p, devidp.MintClaims{}, devidp.WithAlgorithm(devidp.ES256))
+	for _, tok := range []string{good, es256} {
+		sig := func(tok string) []byte {
+			b, err := base64.RawURLEncoding.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		if !bytes.Equal(sig(tok), sig(sameBytes(tok))) {
+			t.Fatal("the respelled signature is another signature")
+		}
+	}
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	forged := strings.Replace(string(payload), `"roles"`, `"x"`, 1)
 	forged = strings.Replace(forged, demoSubject, "a0a0a0a0-0000-4000-8000-000000000001", 1)
@@ -346,6 +373,8 @@ func TestAuthenticateRefusesHostileTokens(t *testing.T) {
 		{"PS256 not allowed", mint(t, p, devidp.MintClaims{}, devidp.WithProviderKey(p.CurrentKID(devidp.RS256)),
 			devidp.WithAlgorithm("PS256")), errAlgorithm},
 		{"unknown alg", mint(t, p, devidp.MintClaims{}, devidp.WithHeader("alg", "XX999")), errAlgorithm},
+		{"RS256 signature respelled in base64", sameBytes(good), errMalformed},
+		{"ES256 signature respelled in base64", sameBytes(es256), errMalformed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
