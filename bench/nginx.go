@@ -95,11 +95,7 @@ func startNginx(ctx context.Context, pin pinning, bin, dir, upstream string) (*n
 	if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o700); err != nil {
 		return nil, err
 	}
-	plain, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cache, err := freePort()
+	plain, cache, err := nginxPorts()
 	if err != nil {
 		return nil, err
 	}
@@ -164,14 +160,31 @@ func nginxVersion(bin string) string {
 	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
 }
 
-// freePort finds a free loopback port for a server that cannot be told to
-// pick one itself (nginx). Another process could take it before nginx
-// binds it; on loopback during a benchmark that does not happen.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// nginxPorts are free loopback ports for nginx's two servers, which
+// cannot be told to pick their own. Both listeners stay open until both
+// ports are known: a port closed at once is free again, and the kernel may
+// hand it out for the second (it did: nginx started both servers on one
+// port with only a warning, and the proxy_cache scenario, answered by the
+// plain proxy, failed its probe). Another process could take a port
+// before nginx binds it; on loopback during a benchmark that does not
+// happen.
+func nginxPorts() (plain, cache string, err error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range 2 {
+		ln, err := listenLoopback()
+		if err != nil {
+			return "", "", err
+		}
+		lns = append(lns, ln)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return lns[0].Addr().String(), lns[1].Addr().String(), nil
 }
+
+// listenLoopback listens on a free loopback port (a variable, so that a
+// test can stand in for the kernel's choice of ports).
+var listenLoopback = func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
