@@ -284,7 +284,9 @@ func (rep *report) markdown() string {
 	p("\nOthers on the server core: the most user time that processes other than the contender and its upstream took on the "+
 		"server core in any window of the scenario (PASS/FAIL needs it under %.0f%% in most windows). ", 100*otherLimit)
 	p("CPU µs/req is the contender's CPU time (user + system, /proc/<pid>/stat) over the window divided by the answers; "+
-		"\"+ n\" is the upstream's. Peak RSS is the contender process's VmHWM over its life (one gateway serves several scenarios). "+
+		"\"+ n\" is the upstream's. Peak RSS is the contender's VmHWM over its life (one gateway serves several scenarios); nginx's is the sum of its processes' "+
+		"(master, worker, cache manager and, while it runs, cache loader), each counting the pages they share: an upper bound, "+
+		"about twice what they hold together. "+
 		"Latency percentiles are exact (every answer's latency, nearest rank) at the fixed rate shown. "+
 		"Off its path: closed-loop answers of a gateway scenario that the gateway's own counters show took another path than its name says "+
 		"(no read-cache hit of the route, no token-cache hit, no upstream call of the kind); above %.0f%% of the answers the targets on it are INVALID.\n\n", 100*offPathLimit)

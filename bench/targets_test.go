@@ -474,3 +474,14 @@ func TestReportNamesAnswersOfAnotherSize(t *testing.T) {
 		t.Errorf("Markdown lacks the size mismatch:\n%s", md)
 	}
 }
+
+// The report says what nginx's peak RSS is: not one process's, as the
+// gateway's, but the sum over its processes, shared pages counted in each.
+func TestReportSaysNginxPeakRSSIsASum(t *testing.T) {
+	res := result("nginx-cache-hit", 60000, 900, 30000)
+	res.Contender, res.ContenderPeakRSSKiB = "nginx", 21000
+	md := (&report{Results: []*scenarioResult{res}}).markdown()
+	if !strings.Contains(md, "nginx's is the sum of its processes'") || strings.Contains(md, "the contender process's VmHWM") {
+		t.Errorf("the report's note on peak RSS does not say that nginx's is a sum over its processes:\n%s", md)
+	}
+}
