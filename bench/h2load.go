@@ -317,15 +317,19 @@ func h2loadWindow(log *os.File, lead, d time.Duration, marked time.Time, respons
 func chooseOpenLoop(o *options, pin pinning, work string) (openLoop, string, []string) {
 	vegeta := &vegetaOpen{connections: o.connections}
 	const vegetaName = "vegeta (in this process, constant rate, fasthttp transport; checks every answer's status, headers and body)"
+	// What h2load's note says of its timing holds for vegeta's workers too
+	// (bench/README.md): the report of a vegeta run says it as well.
+	const vegetaTiming = "open loop: vegeta times each request from when a worker sent it, not from when it was due: " +
+		"a request due while all its workers wait for answers is sent late, and that wait is not in its latency, so the p99s understate a stall's tail"
 	path, err := exec.LookPath("h2load")
 	switch {
 	case o.openGenerator == genVegeta:
-		return vegeta, vegetaName, []string{"open loop: vegeta chosen with -open-generator vegeta"}
+		return vegeta, vegetaName, []string{"open loop: vegeta chosen with -open-generator vegeta", vegetaTiming}
 	case err != nil && o.openGenerator == genH2load:
-		return vegeta, vegetaName, []string{"open loop: -open-generator h2load, but h2load is not installed (Debian: apt-get install -y nghttp2-client); vegeta used instead"}
+		return vegeta, vegetaName, []string{"open loop: -open-generator h2load, but h2load is not installed (Debian: apt-get install -y nghttp2-client); vegeta used instead", vegetaTiming}
 	case err != nil:
 		return vegeta, vegetaName, []string{"open loop: h2load is not installed (Debian: apt-get install -y nghttp2-client), so vegeta measured the latencies: " +
-			"it costs about twice as much of the load core per request, and near half the gateway's maximum it saturates that core (the p99 target is then INVALID)"}
+			"it costs about twice as much of the load core per request, and near half the gateway's maximum it saturates that core (the p99 target is then INVALID)", vegetaTiming}
 	}
 	name := fmt.Sprintf("h2load --h1 (%d clients, one connection each, started 1 ms apart; each client's rate released in ticks of at least 10 ms)", o.connections)
 	return &h2loadOpen{pin: pin, path: path, dir: work, connections: o.connections}, name, []string{

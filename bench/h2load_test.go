@@ -328,3 +328,12 @@ func TestH2loadWindowCountsEveryWrongAnswer(t *testing.T) {
 		t.Errorf("answers 64 bytes short: errors %d %q, want the size mismatch", short.Errors, short.ErrorSamples)
 	}
 }
+
+// A run whose open loop vegeta ran says, as an h2load run does, that a
+// request is timed from when it was sent, not from when it was due.
+func TestVegetaOpenLoopSaysHowItTimes(t *testing.T) {
+	_, _, notes := chooseOpenLoop(&options{openGenerator: genVegeta, connections: 64}, pinning{}, t.TempDir())
+	if got := strings.Join(notes, " "); !strings.Contains(got, "each request from when a worker sent it") {
+		t.Errorf("the notes of a vegeta open loop do not say how it times a request: %q", notes)
+	}
+}
