@@ -64,8 +64,11 @@ func indexMarkdown(reps []*indexedReport) string {
 		"with the target's status after it; \"floor\" is the floor contender's ratio against the same baseline in the same rounds, " +
 		"\"paired\" the paired phase's median (from the runs that had one). Bare Fiber's maximum says " +
 		"how fast the host was (compare it with `latest.md`'s); the runs had different virtual " +
-		"machines over the days, named by their CPU and kernel build. INVALID: the load " +
-		"generator, not the contender, set a maximum, or a paired reading had incorrect answers. Errors: every incorrect answer of the run, in " +
+		"machines over the days, named by their CPU and kernel build. INVALID: the numbers do not measure what the target " +
+		"compares, and the run's report says why: incorrect answers (or answers of another size on the wire); the load generator, not the contender, " +
+		"set a maximum, or took more than 90 % of its core in most open-loop windows; other processes on the server core in most windows; more than 1 % of a gateway " +
+		"scenario's answers off their path; an open loop short of its rate; a memory phase that filled fewer users than the target names. " +
+		"In a \"paired\" column: the paired reading had incorrect answers. Errors: every incorrect answer of the run, in " +
 		"any scenario, the paired phase or the memory fill (those of the first runs are the real " +
 		"store's overload: its scenarios ran at 64 connections until `213ea5c`; each report names " +
 		"its scenario). App headers: whether every request carried an app's client context (`-app-headers`: language, time zone, " +

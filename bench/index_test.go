@@ -122,3 +122,16 @@ func TestIndexShowsInvalidTargets(t *testing.T) {
 		t.Errorf("index row of an INVALID target:\n%s", row)
 	}
 }
+
+// The index's legend gives every kind of reason a target is INVALID for,
+// not only the load generator's limit: the row of the test above is
+// INVALID for incorrect answers.
+func TestIndexLegendNamesEveryInvalidReason(t *testing.T) {
+	legend := indexMarkdown(nil)
+	for _, reason := range []string{"incorrect answers", "the load generator", "other processes on the server core",
+		"off their path", "open loop", "memory phase"} {
+		if !strings.Contains(legend, reason) {
+			t.Errorf("the index's legend of INVALID does not name %q:\n%s", reason, legend)
+		}
+	}
+}
