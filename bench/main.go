@@ -99,9 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Rounds: opts.rounds, P99Rounds: max(opts.rounds, opts.p99Rounds), Connections: opts.connections,
 		ClosedLoopGenerator: genName, OpenLoopGenerator: openName,
 		Pinned: pin.Enabled, PinningNote: pin.Reason, ServerCPUs: pin.ServerCPUs, LoadCPUs: pin.LoadCPUs,
-		GatewayConfig: "config.yaml + env: free loopback ports, log level info, access log on (drained by the harness), " +
-			"every rate limit at 100,000/s with a burst of 1,000,000 (the most the configuration accepts); GOMAXPROCS=1; gateways with GOGC=400 as in deploy/kubernetes and GOMEMLIMIT=170MiB, the memory limit sized for the 200 MB target (deploy/kubernetes sets 440MiB under its 512Mi limit)",
-		AppHeaders: opts.appHeaders,
+		GatewayConfig: gatewayConfigNote,
+		AppHeaders:    opts.appHeaders,
 	}
 	if opts.appHeaders {
 		for _, kv := range appHeaders {
@@ -183,6 +182,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "report: %s\n", strings.Join(written, ", "))
 	return nil
 }
+
+// gatewayConfigNote is the report's account of what the gateways run: every
+// override of config.yaml that gatewayEnv makes.
+const gatewayConfigNote = "config.yaml + env: free loopback ports, log level info, access log on (drained by the harness), " +
+	"every rate limit at 100,000/s with a burst of 1,000,000 (the most the configuration accepts), " +
+	"server.maxConnectionsPerIP 0 (no cap: the generator's one address stands for many clients); GOMAXPROCS=1; " +
+	"gateways with GOGC=400 as in deploy/kubernetes and GOMEMLIMIT=170MiB, the memory limit sized for the 200 MB target (deploy/kubernetes sets 440MiB under its 512Mi limit)"
 
 // chooseGenerator picks the closed-loop generator.
 func chooseGenerator(o *options, pin pinning, work string) (closedLoop, string, []string) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -156,5 +157,37 @@ func TestNginxPortsDiffer(t *testing.T) {
 	}
 	if len(k.open) != 0 {
 		t.Errorf("%d listeners left open", len(k.open))
+	}
+}
+
+// Every override of config.yaml that gatewayEnv makes is in the report's
+// account of the gateways' configuration and in bench/README.md's list of
+// them, which says "these environment overrides only".
+func TestGatewayOverridesAreStated(t *testing.T) {
+	st := &stack{idp: &identity{issuer: "http://idp", jwksURL: "http://idp/jwks"}}
+	env := map[string]string{}
+	for _, kv := range st.gatewayEnv("http://store", nil) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The overrides a reader could not guess from the rest of the list.
+	for key, stated := range map[string][]string{
+		"GATEWAY_SERVER__MAXCONNECTIONSPERIP": {"server.maxConnectionsPerIP 0", "`server.maxConnectionsPerIP: 0`"},
+		"GATEWAY_LOG__ACCESS":                 {"access log on", "`log.access: true`"},
+		"GOGC":                                {"GOGC=400", "`GOGC=400`"},
+	} {
+		if _, ok := env[key]; !ok {
+			t.Fatalf("gatewayEnv no longer sets %s", key)
+		}
+		if !strings.Contains(gatewayConfigNote, stated[0]) {
+			t.Errorf("the report's gateway configuration does not state %s: %q", key, gatewayConfigNote)
+		}
+		if !strings.Contains(string(readme), stated[1]) {
+			t.Errorf("bench/README.md does not state %s (%s)", key, stated[1])
+		}
 	}
 }
