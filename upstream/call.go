@@ -79,6 +79,15 @@ func (c *Call) spent(d time.Duration) {
 	c.exchanges.Add(1)
 }
 
+// requestID is the X-Request-Id the calls made with c send ("" for a nil
+// Call).
+func (c *Call) requestID() string {
+	if c == nil {
+		return ""
+	}
+	return c.RequestID
+}
+
 // check reports the first header value that cannot be sent as it is.
 func (c *Call) check() (header string, ok bool) {
 	if c == nil {

@@ -1341,3 +1341,31 @@ func TestConnectionClosedUnderACallDropsTheIdleOnes(t *testing.T) {
 	}
 	t.Fatal("the sweeper dropped the idle connections before the call in each of three rounds: the machine stalled over 250ms")
 }
+
+// TestStoreOwnRequestIDForACallWithoutOne: a store (or a proxy in front of
+// it) that answers with an X-Request-Id of its own when the request had
+// none. A nil Call sends an empty one (documented, TestStoreAnswersBecomeKinds):
+// there is no id to compare, and the call must not panic on reading one.
+func TestStoreOwnRequestIDForACallWithoutOne(t *testing.T) {
+	c := rawStore(t, nil, func(conn net.Conn, _ int64) {
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			id := req.Header.Get(contract.HeaderRequestID)
+			if id == "" {
+				id = "store-made-id"
+			}
+			io.WriteString(conn, searchPageAnswer(req.URL.Query().Get("q"), contract.HeaderRequestID+": "+id+"\r\n"))
+		}
+	})
+	for _, call := range []*Call{nil, {}} {
+		r, err := c.Search(context.Background(), call, "ali", 2, 0)
+		if err != nil || len(r.Items) != 1 || r.Items[0].Username != "ali" {
+			t.Fatalf("call %+v: %+v, %v", call, r, err)
+		}
+	}
+}

@@ -218,8 +218,12 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 	// The store may echo X-Request-Id; an echo of another id is an answer
 	// to another request (a store that sent one answer too many, read
 	// here as the next request's): whatever its status, not this call's.
-	if id := resp.Header.Peek(contract.HeaderRequestID); len(id) > 0 && string(id) != r.call.RequestID {
-		return badResponse(op, status, errOtherRequest)
+	// A call that sent no id (a nil Call) has nothing to compare: a store
+	// or a proxy in front of it may answer with an id of its own.
+	if sent := r.call.requestID(); sent != "" {
+		if id := resp.Header.Peek(contract.HeaderRequestID); len(id) > 0 && string(id) != sent {
+			return badResponse(op, status, errOtherRequest)
+		}
 	}
 	switch {
 	case status == http.StatusOK:
