@@ -59,6 +59,11 @@ func Validate(c *Config) Problems {
 	return ps
 }
 
+// MaxRequestTimeout is the longest server.requestTimeout, and so the
+// longest operation timeout (none may exceed it): the user-store client
+// sizes its connection pools' own timeouts, fixed at start, above it.
+const MaxRequestTimeout = 2 * time.Minute
+
 func validateServer(s *Server, ps *Problems) {
 	checkAddr("server.listen", s.Listen, false, ps)
 	positive(ps, "server.readTimeout", s.ReadTimeout)
@@ -71,7 +76,7 @@ func validateServer(s *Server, ps *Problems) {
 	atMost(ps, "server.readTimeout", s.ReadTimeout, 10*time.Minute, "10m", holds)
 	atMost(ps, "server.writeTimeout", s.WriteTimeout, 10*time.Minute, "10m", holds)
 	atMost(ps, "server.idleTimeout", s.IdleTimeout, 2*time.Hour, "2h", holds)
-	atMost(ps, "server.requestTimeout", s.RequestTimeout, 2*time.Minute, "2m",
+	atMost(ps, "server.requestTimeout", s.RequestTimeout, MaxRequestTimeout, "2m",
 		"an app gives up long before; the request would hold its store calls and bulkhead slots")
 	atMost(ps, "server.shutdownDelay", s.ShutdownDelay, 5*time.Minute, "5m",
 		"the pod would refuse traffic that long before it even starts to drain")

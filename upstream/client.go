@@ -117,9 +117,15 @@ func (f acceptFunc) accept(body []byte) error { return f(body) }
 const (
 	userAgent = "edge-gateway"
 	mimeJSON  = "application/json"
-	// minBackground is the least ReadTimeout/WriteTimeout of a pool: they
-	// only bound an exchange whose own deadline is somehow far off.
-	minBackground = 10 * time.Second
+	// background is the ReadTimeout and WriteTimeout of a pool. They only
+	// bound an exchange whose own deadline is somehow far off: every
+	// attempt has one, an operation timeout away at most. fasthttp ends
+	// an exchange at the earlier of the two, and a pool is built once
+	// while a reload may lengthen an operation timeout up to
+	// config.MaxRequestTimeout (checkSettings), so they stay above it:
+	// sized by the timeouts of the file the gateway started with (10s
+	// with the shipped one), they cut a lengthened attempt short there.
+	background = 2 * config.MaxRequestTimeout
 	// A call waits for a free pooled connection at most the dial timeout
 	// (capped by the shortest operation timeout at start) divided by
 	// connWaitDivisor, then fails as pool_full: a short queue, not an
@@ -222,10 +228,6 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 		}
 	}
 	addr := net.JoinHostPort(u.Hostname(), port)
-	background := minBackground
-	for _, op := range Ops {
-		background = max(background, 2*settingsOf(cfg.Operations, op).Timeout)
-	}
 	hc := &fasthttp.HostClient{
 		Addr:                     addr,
 		Name:                     userAgent,
@@ -695,8 +697,8 @@ func checkSettings(cfg config.UserStore, atStart bool) error {
 	for _, op := range Ops {
 		s := settingsOf(cfg.Operations, op)
 		p := "operations." + string(op)
-		if s.Timeout <= 0 {
-			bad("%s.timeout must be positive, got %s", p, s.Timeout)
+		if s.Timeout <= 0 || s.Timeout > config.MaxRequestTimeout {
+			bad("%s.timeout must be positive and at most %s, got %s", p, config.MaxRequestTimeout, s.Timeout)
 		}
 		if s.MaxInFlight < 1 {
 			bad("%s.maxInFlight must be at least 1, got %d", p, s.MaxInFlight)

@@ -1335,6 +1335,9 @@ func TestNewRejectsEveryBadSetting(t *testing.T) {
 		"negative interval":   func(c *config.UserStore) { c.Operations.Search.Breaker.Interval = -time.Second },
 		"no open timeout":     func(c *config.UserStore) { c.Operations.UsernameCheck.Breaker.OpenTimeout = 0 },
 		"no half-open trials": func(c *config.UserStore) { c.Operations.UserByID.Breaker.HalfOpenRequests = 0 },
+		"timeout past any request's": func(c *config.UserStore) {
+			c.Operations.Search.Timeout = config.MaxRequestTimeout + time.Millisecond
+		},
 	} {
 		cfg := good
 		change(&cfg)
@@ -1357,4 +1360,28 @@ func TestUpdateChangesTheRetryBudget(t *testing.T) {
 	p.Set(faultproxy.Status(503).Times(1))
 	_, err := c.Search(context.Background(), testCall(), "ali", 5, 0)
 	kindAndOutcome(t, err, KindUnavailable, OutcomeBudget)
+}
+
+// TestUpdateLengthensTimeoutsPastThePoolsOwn: the connection pool is built
+// at start with read and write timeouts of its own (10s, or twice the
+// longest operation timeout of the file it started with), and fasthttp
+// ends an exchange at the earlier of them and the attempt's deadline. An
+// operation timeout a reload lengthens past them must still be the one
+// that bounds the attempt.
+func TestUpdateLengthensTimeoutsPastThePoolsOwn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 10.5s for the store")
+	}
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	c, _ := newClient(t, cfg)
+	cfg.Operations.UserByID.Timeout = 15 * time.Second
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	p.Set(faultproxy.Delay(10500 * time.Millisecond))
+	start := time.Now()
+	if _, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID); err != nil {
+		t.Fatalf("a 15s timeout, a store answering in 10.5s: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	}
 }
