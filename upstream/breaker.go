@@ -23,6 +23,11 @@ type breaker struct {
 	// openUntil is when the breaker turns half-open (unix nanoseconds), 0
 	// when it is not open.
 	openUntil atomic.Int64
+	// retired: a reload replaced the breaker (Update). Calls that started
+	// on it still report to it, and it may still trip, but it is not the
+	// operation's breaker any more: its changes are neither logged nor
+	// observed.
+	retired atomic.Bool
 }
 
 // BreakerStatus is a snapshot of one operation's breaker.
@@ -78,6 +83,9 @@ func (c *Client) newBreaker(op Op, s config.Breaker) *breaker {
 				b.openUntil.Store(time.Now().Add(s.OpenTimeout).UnixNano())
 			} else {
 				b.openUntil.Store(0)
+			}
+			if b.retired.Load() {
+				return
 			}
 			c.logger.LogAttrs(context.Background(), slog.LevelWarn, "upstream breaker state changed",
 				slog.String("op", string(op)), slog.String("from", from.String()), slog.String("to", to.String()))

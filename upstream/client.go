@@ -613,7 +613,7 @@ func (c *Client) Update(cfg config.UserStore) error {
 		old := o.settings.Load()
 		o.settings.Store(&s)
 		if old.Breaker != s.Breaker {
-			o.breaker.Store(c.newBreaker(op, s.Breaker))
+			o.breaker.Swap(c.newBreaker(op, s.Breaker)).retired.Store(true)
 			c.logger.Info("upstream breaker rebuilt with new settings", slog.String("op", string(op)))
 		}
 	}

@@ -1385,3 +1385,52 @@ func TestUpdateLengthensTimeoutsPastThePoolsOwn(t *testing.T) {
 		t.Fatalf("a 15s timeout, a store answering in 10.5s: %v after %s", err, time.Since(start).Round(time.Millisecond))
 	}
 }
+
+// TestRetiredBreakerReportsNothing: a reload that changes a breaker's
+// settings replaces it, and calls already running report to the one they
+// started on. That breaker serves no call any more: its tripping is no
+// state change of the operation's breaker, and must not be logged or
+// counted as one (gateway_breaker_transitions_total, which the runbook's
+// alert watches).
+func TestRetiredBreakerReportsNothing(t *testing.T) {
+	p := proxied(t)
+	cfg := testConfig(p.URL())
+	cfg.Operations.UserByID.Timeout = time.Second
+	cfg.Operations.UserByID.Retry.Attempts = 0
+	cfg.Operations.UserByID.Breaker.ConsecutiveFailures = 1
+	logged := lockedWriter{mu: new(sync.Mutex), b: new(strings.Builder)}
+	obs := &recorder{}
+	c, err := New(cfg, slog.New(slog.NewTextHandler(logged, nil)), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	p.Set(faultproxy.Delay(3 * time.Second))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.UserByID(context.Background(), testCall(), refstore.DemoUserID)
+		done <- err
+	}()
+	// The call is on its way, on the breaker the reload replaces.
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Requests == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call did not reach the store")
+		}
+	}
+	cfg.Operations.UserByID.Breaker.ConsecutiveFailures = 2
+	if err := c.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	kindAndOutcome(t, <-done, KindTimeout, OutcomeTimeout)
+	if b := breakerOf(c, OpUserByID); b.State != "closed" {
+		t.Fatalf("the operation's breaker is %s", b.State)
+	}
+	if tr := obs.transitions(); len(tr) != 0 {
+		t.Errorf("transitions reported: %v", tr)
+	}
+	logged.mu.Lock()
+	defer logged.mu.Unlock()
+	if s := logged.b.String(); strings.Contains(s, "state changed") {
+		t.Errorf("logged: %s", s)
+	}
+}
