@@ -38,7 +38,8 @@ func actualCORS(p *policies.Policy, origin []byte, preflight bool, h *fasthttp.R
 // per-IP limit is the one charged, as for the requests the preflight is
 // for. A preflight from an origin no policy allows, and a plain OPTIONS,
 // are charged under the policy X-Platform names, as any request (browsers
-// send none on a preflight: the unknown platform's). A refused preflight
+// send none on a preflight: web's, the policy of a request that names no
+// platform). A refused preflight
 // is a 403 envelope; a plain OPTIONS gets 204 with Allow.
 func (s *Server) preflight(c *fiber.Ctx, rq *request) error {
 	h := &c.Request().Header
