@@ -84,6 +84,18 @@ type clientConn struct {
 	got       int64
 	blockEnd  int64
 
+	// tail is what followed the blank line in the read that ended the
+	// block looked at (until the next read), where a chunked body begins.
+	// chunks is how far Read has looked into a chunked body, up to its
+	// trailer section, which scanHead looks at (scanChunks); chunkDigits
+	// and chunkLeft what it saw of the chunk it is in: the size's digits
+	// so far and their value, then the bytes of its data (with the CRLF
+	// after them) still to come.
+	tail        []byte
+	chunks      chunkScan
+	chunkDigits int
+	chunkLeft   int64
+
 	open   *atomic.Int64 // the listener's count of open connections, or nil
 	addrs  *addrConns    // the listener's count per client address, or nil
 	addr   netip.Addr    // the key the connection is counted under in addrs
@@ -365,8 +377,14 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if n > 0 && c.lineMax > 0 {
 		c.countLine(p[:n])
 	}
+	c.tail = nil
 	if n > 0 && c.head != headDone {
 		c.scanHead(p[:n])
+		if c.head == headDone && !c.badLine && c.blockEnd > c.got { // the block ended in this read
+			c.tail = p[c.blockEnd-c.got : n]
+		}
+	} else if n > 0 && c.chunks != chunkOff {
+		c.scanChunks(p[:n])
 	}
 	c.got += int64(n)
 	return n, err
@@ -396,7 +414,8 @@ func (c *clientConn) Read(p []byte) (int, error) {
 // next Read fails at once, so fasthttp refuses the block as unparsable
 // (400), or, when the rewritten block parses, holdHeaders takes the mark
 // for ambiguous framing (400, and the connection closed). Bodies are not
-// looked at: the look stops at the block's end (and at the hook), and
+// looked at (a chunked one only for where its trailer section begins,
+// scanChunks): the look stops at the block's end (and at the hook), and
 // starts again when the request's body was read (bodyRead), if nothing
 // after it was read yet (afterBody). Known gap: a request pipelined behind
 // another and read with it, and every later one on its connection, is
@@ -484,6 +503,144 @@ func (c *clientConn) scanHead(b []byte) {
 			return
 		}
 	}
+}
+
+// Trailer sections as they arrive.
+//
+// fasthttp reads a chunked body's trailer section as a header block, and
+// waits for more, until the read timeout, on one that holds a line
+// without a colon or begins with a fold, as it does on such a header
+// block: a request received whole was a 408 once the timeout passed, in
+// the caller's language, as if its body had never come. So was a body
+// whose chunk-size line fasthttp reads as the last chunk's ("0x19": the
+// size 0, then an extension it skips), whose data then came as the
+// trailer section. So once the hook saw a chunked request's header block
+// (lookAtChunks), Read follows its chunks as fasthttp reads them (the
+// size's hex digits, whatever follows them up to a CR, that is any
+// extension, junk or a bare LF, a CRLF, the data and a CRLF) to the last
+// chunk, and hands what follows to scanHead, as the lines after a
+// request line: a fold or a line without a colon marks the connection,
+// and the read fasthttp waits on fails at once (400, in the caller's
+// language: the block was held). Where fasthttp refuses the body itself
+// at once (a size that is no hex number or too long, no LF after the
+// CR), the look stops. Field lines that parse are refused as trailer
+// fields (sentTrailers).
+
+// chunkScan is where Read is in a chunked body (scanChunks).
+type chunkScan uint8
+
+const (
+	chunkOff     chunkScan = iota // not in a chunked body, or no longer looking
+	chunkSize                     // in the hex digits of a chunk's size
+	chunkExt                      // after them, up to the CR
+	chunkLF                       // after the CR
+	chunkData                     // in a chunk's data and its CRLF
+	chunkTrailer                  // at the start of the trailer section
+	chunkSkip                     // in the bytes fasthttp skips there
+)
+
+// maxChunkDigits is the most hex digits fasthttp reads in a chunk size
+// (maxHexIntChars, on a 64-bit platform); it refuses one more at once.
+const maxChunkDigits = 15
+
+// lookAtChunks starts the look at the chunked body of the header block
+// the hook just saw, from where the block ended, when that is known.
+func (c *clientConn) lookAtChunks() {
+	tail := c.tail
+	c.tail = nil
+	if c.blockEnd < 0 || c.blockEnd+int64(len(tail)) != c.got {
+		return
+	}
+	c.chunks, c.chunkDigits, c.chunkLeft = chunkSize, 0, 0
+	c.scanChunks(tail)
+}
+
+// scanChunks moves the chunk look on by what was just read, b.
+func (c *clientConn) scanChunks(b []byte) {
+	for i := 0; i < len(b); {
+		switch c.chunks {
+		case chunkSize:
+			k := hexDigit(b[i])
+			if k < 0 {
+				if c.chunkDigits == 0 { // refused by fasthttp
+					c.chunks = chunkOff
+					return
+				}
+				c.chunks = chunkExt
+				continue
+			}
+			if c.chunkDigits == maxChunkDigits { // refused by fasthttp
+				c.chunks = chunkOff
+				return
+			}
+			c.chunkLeft = c.chunkLeft<<4 | int64(k)
+			c.chunkDigits++
+			i++
+		case chunkExt:
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				return
+			}
+			i += j + 1
+			c.chunks = chunkLF
+		case chunkLF:
+			if b[i] != '\n' { // refused by fasthttp
+				c.chunks = chunkOff
+				return
+			}
+			i++
+			if c.chunkLeft == 0 {
+				c.chunks = chunkTrailer
+			} else {
+				c.chunks, c.chunkLeft = chunkData, c.chunkLeft+2
+			}
+		case chunkData, chunkSkip:
+			k := min(c.chunkLeft, int64(len(b)-i))
+			i += int(k)
+			if c.chunkLeft -= k; c.chunkLeft > 0 {
+				return
+			}
+			if c.chunks == chunkSkip {
+				c.startTrailer(b, i)
+				return
+			}
+			c.chunks, c.chunkDigits = chunkSize, 0
+		case chunkTrailer:
+			// A section that begins with "0" has its first three bytes
+			// skipped by fasthttp (an extra last chunk, "0\r\n").
+			if b[i] == '0' {
+				c.chunks, c.chunkLeft = chunkSkip, 3
+				continue
+			}
+			c.startTrailer(b, i)
+			return
+		default:
+			return
+		}
+	}
+}
+
+// startTrailer hands the trailer section, which begins at b[i], to
+// scanHead. Its end is no block's: the connection closes after a chunked
+// request (holdHeaders).
+func (c *clientConn) startTrailer(b []byte, i int) {
+	c.chunks = chunkOff
+	c.head = headStart
+	c.scanHead(b[i:])
+	c.blockEnd = -1
+}
+
+// hexDigit is the value of the hex digit d, or -1.
+func hexDigit(d byte) int {
+	switch {
+	case '0' <= d && d <= '9':
+		return int(d - '0')
+	case 'a' <= d && d <= 'f':
+		return int(d-'a') + 10
+	case 'A' <= d && d <= 'F':
+		return int(d-'A') + 10
+	}
+	return -1
 }
 
 // afterBody moves the look on once the body of the request whose block it

@@ -197,3 +197,92 @@ func TestFieldLineChecksCoverEveryRequestOfAConnection(t *testing.T) {
 		})
 	}
 }
+
+// A chunked body's trailer section that holds a line without a colon or
+// begins with a fold is refused at once (400, in the caller's language:
+// the header block was read and held), however it arrives. fasthttp waits
+// for more on such a section, as on a header block, until the read
+// timeout: the request, received whole, was a 408 ten seconds later. So
+// was a chunk-size line fasthttp reads as the last chunk ("0x19": a size
+// of 0 and an extension), whose data and last chunk then came as the
+// trailer section.
+func TestMalformedTrailerSectionsAreRefusedAtOnce(t *testing.T) {
+	r := newMixRig(t)
+	tok := r.token(t, r.users(t, 1)[0])
+	head := "POST /api/v1/users/check-username HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\nAuthorization: Bearer " + tok +
+		"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Request-Id: trailer-1\r\n\r\n"
+	body := `{"username":"abcdef"}`
+	chunk := strconv.FormatInt(int64(len(body)), 16) + "\r\n" + body + "\r\n"
+	for _, c := range []struct {
+		name  string
+		parts []string
+	}{
+		{"a line without a colon", []string{head + chunk + "0\r\nnocolon\r\n\r\n"}},
+		{"a line without a colon after a field", []string{head + chunk + "0\r\nX-A: 1\r\nno colon\r\n\r\n"}},
+		{"a fold first", []string{head + chunk + "0\r\n folded\r\n\r\n"}},
+		{"a line without a colon, in a read of its own", []string{head + chunk + "0\r\n", "nocolon\r\n\r\n"}},
+		{"a line without a colon, the body in reads of its own", []string{head, chunk[:5], chunk[5:] + "0\r", "\nnocolon\r\n", "\r\n"}},
+		{"the data read as the trailer section", []string{head + "0x" + chunk + "0\r\n\r\n"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answers, closed := partsExchange(t, r, c.parts, 3*time.Second)
+			if len(answers) != 1 || !closed {
+				t.Fatalf("%d answers (closed %v), want one 400 and the connection closed", len(answers), closed)
+			}
+			edgeFailure(t, answers[0], http.StatusBadRequest, "Doğrulama başarısız oldu")
+			if id := answers[0].header.Get("X-Request-Id"); id != "trailer-1" {
+				t.Fatalf("X-Request-Id %q, want the client's", id)
+			}
+		})
+	}
+}
+
+// scanChunks follows a chunked body as fasthttp reads it however it is cut
+// between reads: data lines without colons, indented ones and chunk-size
+// lines fasthttp reads leniently are no trailer section, and a trailer
+// section's fold or colonless line marks it.
+func TestScanChunksAnyCut(t *testing.T) {
+	pretty := "{\r\n  \"username\":\r\n\t\"abcdef\"\r\nno colon\r\n}"
+	sized := func(s string) string { return strconv.FormatInt(int64(len(s)), 16) + "\r\n" + s + "\r\n" }
+	for _, c := range []struct {
+		body string
+		bad  bool
+	}{
+		{sized(pretty) + "0\r\n\r\n", false},
+		{sized(pretty[:9]) + sized(pretty[9:]) + "0\r\n\r\n", false},
+		{strings.ToUpper(sized(pretty+strings.Repeat("x", 200))) + "000\r\n\r\n", false},
+		{strings.Replace(sized(pretty), "\r\n", ";a=b\r\n", 1) + "0;c\r\n\r\n", false},
+		{strings.Replace(sized(pretty), "\r\n", "zz\r\n", 1) + "0\r\n\r\n", false},
+		{strings.Replace(sized(pretty), "\r\n", ";\nx\r\n", 1) + "0\r\n\r\n", false},
+		{sized(pretty) + "0\r\nX-A: 1\r\n b\r\n\r\n", true},
+		{sized(pretty) + "0\r\nX-A: 1\r\n\r\n", false},
+		{sized(pretty) + "0\r\n0\r\n\r\n", false}, // fasthttp skips the second "0\r\n"
+		{sized(pretty) + "0\r\nnocolon\r\n\r\n", true},
+		{sized(pretty) + "0\r\nX-A: 1\r\nno colon\r\n\r\n", true},
+		{sized(pretty) + "0\r\n\tx\r\n\r\n", true},
+		{"0x" + sized(pretty) + "0\r\n\r\n", true},
+	} {
+		reads := [][]string{{c.body}, {}}
+		for _, b := range []byte(c.body) {
+			reads[1] = append(reads[1], string(b))
+		}
+		for i := 1; i < len(c.body); i++ {
+			reads = append(reads, []string{c.body[:i], c.body[i:]})
+		}
+		for _, rs := range reads {
+			cc := clientConn{head: headDone}
+			cc.lookAtChunks()
+			for _, r := range rs {
+				if cc.head != headDone {
+					cc.scanHead([]byte(r))
+				} else {
+					cc.scanChunks([]byte(r))
+				}
+			}
+			if cc.badLine != c.bad || cc.head != headDone || cc.chunks != chunkOff {
+				t.Fatalf("%q read as %q: marked %v, head %d, chunks %d; want marked %v, head %d, chunks %d",
+					c.body, rs, cc.badLine, cc.head, cc.chunks, c.bad, headDone, chunkOff)
+			}
+		}
+	}
+}

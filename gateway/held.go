@@ -129,7 +129,11 @@ func holdHeaders(h *fasthttp.RequestHeader, bodyLimit int, writeTimeout time.Dur
 		// A trailer section may follow the body (sentTrailers). Counted
 		// after the line above: Len counts Connection: close too.
 		hs.fields = h.Len()
+		if !hs.ambiguous { // an ambiguous one's body is not waited for
+			cc.lookAtChunks() // a trailer section fasthttp would wait on (conn.go)
+		}
 	}
+	cc.tail = nil
 	uri := h.RequestURI()
 	if n == 0 || n == -2 || len(raw)+len(uri) > maxHeld { // no body to fail, or too large a block to hold
 		cc.releaseHeld()
@@ -282,6 +286,7 @@ func (c *clientConn) releaseHeld() {
 func bodyRead(ctx *fasthttp.RequestCtx) {
 	if cc, ok := ctx.Conn().(*clientConn); ok {
 		cc.hook.chunked = false
+		cc.chunks = chunkOff
 		cc.afterBody(ctx.Request.Header.ContentLength())
 		if cc.hook.held != nil {
 			cc.releaseHeld()
