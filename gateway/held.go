@@ -280,6 +280,19 @@ func (c *clientConn) releaseHeld() {
 	}
 }
 
+// headRequest reports whether the request fasthttp failed to read is a
+// HEAD: by its headers when fasthttp kept them, else by the block held for
+// it, which begins with the method. A request whose header block did not
+// parse, or was too large to hold, is not known to be one.
+func headRequest(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsHead() {
+		return true
+	}
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && cc.hook.held != nil && cc.hook.after == ctx.ConnRequestNum() &&
+		bytes.HasPrefix(*cc.hook.held, []byte(fasthttp.MethodHead+" "))
+}
+
 // bodyRead tells the request's connection that the body was read, so the
 // header block held for it can go, and what is read next is a header
 // block again (scanHead, afterBody).

@@ -1024,3 +1024,49 @@ func TestUnparsableRequestIsA400WhateverItHolds(t *testing.T) {
 		}
 	}
 }
+
+// The answer to HEAD has no body (RFC 9110 section 9.3.2; docs/api.md,
+// the envelope's exceptions), also when the request is refused as its
+// body is read: fasthttp skips the body only for a handler's answer, and
+// these refusals are written by its error handler. The header block was
+// read, so the method is known; the refusal keeps Content-Length, as a
+// HEAD answer does, and closes the connection.
+func TestHeadRefusedWhileItsBodyIsReadHasNoBody(t *testing.T) {
+	r := newMixRig(t, map[string]string{"GATEWAY_SERVER__READTIMEOUT": "500ms"})
+	head := "HEAD /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nX-Language: tr\r\n"
+	for _, c := range []struct {
+		name, raw string
+		cut       bool // the client ends its side after raw
+		status    int
+	}{
+		{"413 by Content-Length", head + "Content-Length: 100000\r\n\r\n", false, http.StatusRequestEntityTooLarge},
+		{"413 by chunks", head + "Transfer-Encoding: chunked\r\n\r\n10000\r\n", false, http.StatusRequestEntityTooLarge},
+		{"400 for a malformed chunk", head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n", false, http.StatusBadRequest},
+		{"400 for a body cut short", head + "Content-Length: 10\r\n\r\nab", true, http.StatusBadRequest},
+		{"400 for two Content-Lengths", head + "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", false, http.StatusBadRequest},
+		{"408 for a body that did not come", head + "Content-Length: 10\r\n\r\nab", false, http.StatusRequestTimeout},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := sendRaw(t, r, c.raw)
+			defer conn.Close()
+			if c.cut {
+				_ = conn.(*net.TCPConn).CloseWrite()
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatalf("%v after %q", err, got)
+			}
+			block, rest, ok := strings.Cut(string(got), "\r\n\r\n")
+			if !ok || !strings.HasPrefix(block, "HTTP/1.1 "+strconv.Itoa(c.status)+" ") {
+				t.Fatalf("answer %q, want a %d", got, c.status)
+			}
+			if rest != "" {
+				t.Fatalf("a body after the HEAD answer's header block: %q", rest)
+			}
+			if !strings.Contains(block, "\r\nContent-Length: ") || !strings.Contains(block, "\r\nConnection: close") {
+				t.Fatalf("header block %q, want Content-Length and Connection: close", block)
+			}
+		})
+	}
+}

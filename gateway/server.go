@@ -223,6 +223,12 @@ func New(d Deps) (*Server, error) {
 	// status of a failing user store (errors.go, readFailed).
 	fiberReadErrors := s.app.Server().ErrorHandler
 	s.app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		// The answer to HEAD has no body (RFC 9110 section 9.3.2), a
+		// refusal as its body is read included: fasthttp skips it for a
+		// handler's answer only.
+		if headRequest(ctx) {
+			defer func() { ctx.Response.SkipBody = true }()
+		}
 		if nothingRead(ctx, err) {
 			closeUnanswered(ctx) // errors.go
 			return
