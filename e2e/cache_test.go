@@ -922,6 +922,65 @@ func TestCacheDeletedUserIsGoneFromEveryEntry(t *testing.T) {
 	cchXCache(t, gw.Do(t, http.MethodGet, page, Bearer(tok)), "MISS")
 }
 
+// A load that was already on its way when another key's load found the
+// user gone is not stored, though nothing showed the user when the 404
+// came (nothing to purge): its data predates the 404, as a load running
+// during an invalidation does. Before, the English profile loaded just
+// before the Turkish one's 404 was stored and served as a HIT for the TTL,
+// then STALE on the next failure, long after the store said the user is
+// gone.
+func TestCacheDeletedUserIsNotStoredByALoadThatOverlappedThe404(t *testing.T) {
+	st := cchStartStore(t)
+	proxy := cchProxy(t, st)
+	idp := StartIdP(t)
+	gw := cchGateway(t, proxy.URL(), idp, map[string]string{
+		"GATEWAY_CACHE__ROUTES__ME__TTL":          "1m",
+		"GATEWAY_CACHE__ROUTES__ME__STALEIFERROR": "5m",
+		// The held call must not time out on a busy machine.
+		"GATEWAY_UPSTREAMS__USERSTORE__OPERATIONS__USERBYID__TIMEOUT": "2s",
+	})
+	tok := idp.UserToken(t)
+	profile := contract.PathUserPrefix + refstore.DemoUserID
+
+	// The English profile's load reads the store just before the user goes
+	// (the proxy holds its answer back a while).
+	cchMust(t, proxy.SetPath(profile, faultproxy.Delay(300*time.Millisecond).Times(1)))
+	proxy.Record(true)
+	early := make(chan *Response, 1)
+	go func() {
+		r, err := cchSend(gw, gw.URL, http.MethodGet, cchMe, Bearer(tok), Lang("en"))
+		if err != nil {
+			t.Error(err)
+		}
+		early <- r
+	}()
+	eventually(t, 5*time.Second, func() error {
+		for _, seen := range proxy.Seen() {
+			if seen.RequestURI == profile {
+				return nil
+			}
+		}
+		return fmt.Errorf("the English load has not reached the proxy yet")
+	})
+	if n := st.calls(refstore.OpUser); n != 0 {
+		t.Fatalf("the store saw %d user calls while the proxy held the first", n)
+	}
+	cchMust(t, proxy.SetPath(profile, faultproxy.Status(http.StatusNotFound)))
+	gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("tr")).Failure(t, http.StatusNotFound, "Kaynak bulunamadı")
+	if r := <-early; r == nil || r.Status != http.StatusOK {
+		t.Fatalf("the load on its way: %v, want its 200", r)
+	}
+
+	r := gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("en"))
+	if r.Status == http.StatusOK {
+		t.Fatalf("X-Cache %q: the profile of a user the store said is gone was stored", r.Header.Get("X-Cache"))
+	}
+	r.Failure(t, http.StatusNotFound, "Resource not found")
+	// Nor does a failure bring it back.
+	cchMust(t, proxy.SetPath(profile, faultproxy.Status(http.StatusInternalServerError)))
+	gw.Do(t, http.MethodGet, cchMe, Bearer(tok), Lang("en")).Failure(t, http.StatusBadGateway, "The service returned an invalid response")
+}
+
 // The store goes down and the breakers open: apps keep getting the last
 // answers (STALE) within the stale-if-error window, then the error.
 func TestCacheStaleIfErrorWhileTheStoreIsDown(t *testing.T) {

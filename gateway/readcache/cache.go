@@ -93,6 +93,10 @@ type Cache struct {
 	bytes        int64
 	evictions    Evictions
 	purges       [purgeLogSize]purgeRecord
+	// gone and goneN are the gone log (PurgeHeldTag): the last tags found
+	// gone while no entry carried them, and how many were ever logged.
+	gone  [goneLogSize]goneRecord
+	goneN uint64
 	// gen counts purges; written under mu, read without it.
 	gen atomic.Uint64
 
@@ -599,13 +603,14 @@ func (c *Cache) admit(key string, l Loaded, p Policy, startGen, seq uint64) *Ent
 
 // insert stores e, evicting entries to make room (victimLocked), and
 // returns how many it evicted. It stores nothing if a purge that matches e happened
-// since startGen, after Close, or over an entry whose load started after
+// since startGen, or a tag of e was found gone since its load started,
+// after Close, or over an entry whose load started after
 // e's: loads of one key overlap when a purge (of any key) separated their
 // flights, and the one that started first may end last.
 func (c *Cache) insert(e *Entry, startGen uint64) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.base.Err() != nil || c.purgedSinceLocked(e, startGen) {
+	if c.base.Err() != nil || c.purgedSinceLocked(e, startGen) || c.goneSinceLocked(e) {
 		return 0
 	}
 	if old := c.storedLocked(e.key); old != nil {

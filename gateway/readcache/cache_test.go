@@ -857,6 +857,103 @@ func TestPurgeHeldTagOfAnAbsentTagLeavesLoadsShared(t *testing.T) {
 	checkConsistent(t, c)
 }
 
+// PurgeHeldTag of a tag no entry carries still keeps the loads already
+// running whose answers carry it from being stored: they may have read
+// what the load that found it gone no longer found (a user's profile in
+// another language, a page listing them). Their callers get their answer;
+// the loads that start afterwards are stored, and loads of other tags as
+// before.
+func TestPurgeHeldTagOfAnAbsentTagKeepsOverlappingLoadsOut(t *testing.T) {
+	c, _ := newTestCache(t, Options{})
+	p := Policy{TTL: time.Minute}
+	gone := &loader{data: "profile", tags: []string{"user:1"}}
+	page := &loader{data: "page", tags: []string{"user:2", "user:1"}}
+	other := &loader{data: "other", tags: []string{"user:2"}}
+	var wg sync.WaitGroup
+	// The gone profile's load starts last, just before the tag is logged.
+	for _, kl := range []struct {
+		key string
+		l   *loader
+	}{{"other", other}, {"page", page}, {"me", gone}} {
+		key, l := kl.key, kl.l
+		l.hold()
+		wg.Go(func() {
+			e, _, err := c.Get(ctx, key, p, l.load, isFault)
+			if err != nil || e.Data() != l.data {
+				t.Errorf("%s: %v %v, want the load's answer", key, e, err)
+			}
+		})
+		eventually(t, key+"'s load to start", func() bool { return l.calls.Load() == 1 })
+	}
+	gen := c.gen.Load()
+	if n := c.PurgeHeldTag("user:1"); n != 0 {
+		t.Fatalf("PurgeHeldTag of an absent tag removed %d", n)
+	}
+	if c.gen.Load() != gen {
+		t.Fatal("PurgeHeldTag of an absent tag logged a purge: every key's loads are split")
+	}
+	for _, l := range []*loader{gone, page, other} {
+		l.mu.Lock()
+		close(l.gate)
+		l.gate = nil
+		l.mu.Unlock()
+	}
+	wg.Wait()
+	for key, want := range map[string]string{"me": "nothing", "page": "nothing", "other": "other"} {
+		if got := storedData(c, key); got != want {
+			t.Errorf("%s: stored %q, want %q", key, got, want)
+		}
+	}
+	// A load that starts after it is stored.
+	if _, _, err := c.Get(ctx, "me", p, gone.load, isFault); err != nil || storedData(c, "me") != "profile" {
+		t.Fatalf("a later load: %v, stored %q", err, storedData(c, "me"))
+	}
+	checkConsistent(t, c)
+}
+
+// The gone log holds goneLogSize tags: a load that overlapped that many
+// others' is stored, one that overlapped one more may have overlapped its
+// own and is not. The same tag again takes no second place (a user's
+// repeated 404s do not push the others out).
+func TestPurgeHeldTagGoneLogBound(t *testing.T) {
+	p := Policy{TTL: time.Minute}
+	for _, tc := range []struct {
+		name   string
+		tags   func(i int) string
+		n      int
+		stored bool
+	}{
+		{"the log's size", func(i int) string { return "gone:" + strconv.Itoa(i) }, goneLogSize, true},
+		{"one more", func(i int) string { return "gone:" + strconv.Itoa(i) }, goneLogSize + 1, false},
+		{"one tag many times", func(int) string { return "gone:again" }, 3 * goneLogSize, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTestCache(t, Options{})
+			l := &loader{data: "d", tags: []string{"user:1"}}
+			l.hold()
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := c.Get(ctx, "k", p, l.load, isFault)
+				done <- err
+			}()
+			eventually(t, "the load to start", func() bool { return l.calls.Load() == 1 })
+			for i := range tc.n {
+				c.PurgeHeldTag(tc.tags(i))
+			}
+			l.mu.Lock()
+			close(l.gate)
+			l.gate = nil
+			l.mu.Unlock()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := storedData(c, "k") == "d"; got != tc.stored {
+				t.Fatalf("stored %v, want %v", got, tc.stored)
+			}
+		})
+	}
+}
+
 func TestAccountingUnderConcurrentChurn(t *testing.T) {
 	c, clock := newTestCache(t, Options{MaxEntries: 100, MaxBytes: 128 << 10})
 	var wg sync.WaitGroup

@@ -104,8 +104,9 @@
 // that shows them) in
 // O(entries with the tag), through a tag index kept with the entries.
 // [Cache.PurgeHeldTag] is the same for a tag found gone by a load (the
-// store's 404 for a user), but does nothing, not even log a purge, when no
-// entry carries the tag.
+// store's 404 for a user), but when no entry carries the tag it logs no
+// purge: it only keeps the loads running then whose answers carry the tag
+// from being stored (the last 1024 such tags are remembered for this).
 // [Cache.PurgePrefix] scans every key (O(entries)); [Cache.PurgeAll] holds
 // the lock for O(1) (it unlinks the dropped entries afterwards).
 // A load that was running when a purge matching its result happened is not

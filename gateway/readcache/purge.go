@@ -88,6 +88,54 @@ func (c *Cache) purgedSinceLocked(e *Entry, since uint64) bool {
 	return false
 }
 
+// The gone log remembers the last tags PurgeHeldTag was given while no
+// entry carried them, each with the loads started by then. A load that was
+// running then and whose answer carries the tag is not stored: it may have
+// read what the load that found the tag gone no longer found (a user's
+// profile in another language, a page listing them, read just before the
+// user was deleted). Unlike a logged purge, it splits no key's loads, and
+// the loads of other tags are stored as usual. A load that overlapped
+// more of these than the log holds is not stored.
+const goneLogSize = 1024
+
+type goneRecord struct {
+	tag string
+	// loads is the loads counter when the tag was logged: every load whose
+	// seq is at most this had started.
+	loads uint64
+}
+
+func (c *Cache) logGoneLocked(tag string) {
+	if c.goneN > 0 {
+		if last := &c.gone[(c.goneN-1)%goneLogSize]; last.tag == tag {
+			// The same tag again (a user's repeated 404s): the newer
+			// record covers every load the older did.
+			last.loads = c.loads.Load()
+			return
+		}
+	}
+	c.gone[c.goneN%goneLogSize] = goneRecord{tag: strings.Clone(tag), loads: c.loads.Load()}
+	c.goneN++
+}
+
+// goneSinceLocked reports whether a tag of e was logged gone after e's load
+// started (or may have been: the log no longer reaches back that far).
+func (c *Cache) goneSinceLocked(e *Entry) bool {
+	if len(e.links) == 0 {
+		return false
+	}
+	for i := uint64(1); i <= min(c.goneN, goneLogSize); i++ {
+		r := &c.gone[(c.goneN-i)%goneLogSize]
+		if r.loads < e.seq {
+			return false // logged before e's load started, as was every older one
+		}
+		if e.hasTag(r.tag) {
+			return true
+		}
+	}
+	return c.goneN > goneLogSize
+}
+
 // PurgeTag removes every entry carrying tag and returns how many. Loads
 // running meanwhile whose answers carry the tag are not stored.
 func (c *Cache) PurgeTag(tag string) int { return c.purgeTag(tag, false) }
@@ -95,15 +143,16 @@ func (c *Cache) PurgeTag(tag string) int { return c.purgeTag(tag, false) }
 // PurgeHeldTag is PurgeTag for a tag the cache may well not hold, after a
 // load found that what it names is gone: when no entry carries the tag it
 // purges nothing and, unlike PurgeTag, logs no purge, so the loads running
-// meanwhile are stored and shared as usual. (A purge splits every key's
-// loads: one logged for each unknown id a caller can make a load find
-// gone would keep hot keys from being shared, or stored once the purge
-// log is overrun.)
+// meanwhile are shared as usual, and stored unless their answers carry
+// the tag (the gone log). (A purge splits every key's loads: one logged
+// for each unknown id a caller can make a load find gone would keep hot
+// keys from being shared, or stored once the purge log is overrun.)
 func (c *Cache) PurgeHeldTag(tag string) int { return c.purgeTag(tag, true) }
 
 func (c *Cache) purgeTag(tag string, heldOnly bool) int {
 	c.mu.Lock()
 	if heldOnly && c.tags[tag] == nil {
+		c.logGoneLocked(tag)
 		c.mu.Unlock()
 		return 0
 	}
