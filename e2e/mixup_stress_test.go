@@ -227,18 +227,11 @@ func TestMixupEveryAnswerIsTheCallersUnderConcurrency(t *testing.T) {
 	// field sets are settled, narrow when epoch/2 is odd. An answer sent
 	// and read within one even epoch has that epoch's fields exactly.
 	var (
-		etags    sync.Map // ETag -> data ([]byte) of a 200
-		epoch    atomic.Int64
-		fails    = make(chan string, 100)
-		checked  atomic.Int64
-		statuses sync.Map
+		etags sync.Map // ETag -> data ([]byte) of a 200
+		epoch atomic.Int64
+		tally = newMixTally(100)
 	)
-	fail := func(format string, args ...any) {
-		select {
-		case fails <- fmt.Sprintf(format, args...):
-		default:
-		}
-	}
+	fail, checked := tally.fail, &tally.checked
 	sets := func(s sent) [][]string {
 		me := s.me
 		switch clientctx.ParsePlatform([]byte(s.platform)) {
@@ -418,8 +411,7 @@ func TestMixupEveryAnswerIsTheCallersUnderConcurrency(t *testing.T) {
 					conn = nil
 					break
 				}
-				n, _ := statuses.LoadOrStore(fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("X-Cache")), new(atomic.Int64))
-				n.(*atomic.Int64).Add(1)
+				tally.saw(resp.StatusCode, resp.Header.Get("X-Cache"))
 				etag := resp.Header.Get("ETag")
 				switch resp.StatusCode {
 				case http.StatusOK:
@@ -515,23 +507,7 @@ func TestMixupEveryAnswerIsTheCallersUnderConcurrency(t *testing.T) {
 	time.Sleep(8 * time.Second)
 	close(stop)
 	wg.Wait()
-	close(fails)
-	n := 0
-	for f := range fails {
-		if n++; n <= 20 {
-			t.Error(f)
-		}
-	}
-	var summary []string
-	statuses.Range(func(k, v any) bool {
-		summary = append(summary, fmt.Sprintf("%s: %d", k, v.(*atomic.Int64).Load()))
-		return true
-	})
-	slices.Sort(summary)
-	t.Logf("%d answers checked (%s)", checked.Load(), strings.Join(summary, ", "))
-	if checked.Load() < 500 {
-		t.Errorf("only %d answers checked", checked.Load())
-	}
+	tally.report(t, 500)
 	if strings.Contains(gw.Logs(), "config reload rejected") || strings.Contains(gw.Logs(), "panic recovered") {
 		t.Errorf("gateway logs:\n%s", gw.Logs())
 	}
@@ -635,17 +611,10 @@ func TestMixupNoRequestAfterAnInvalidationSeesTheOldUser(t *testing.T) {
 	ops := strings.Replace(gw.OpsURL, "//0.0.0.0:", "//127.0.0.1:", 1)
 	stop := make(chan struct{})
 	var (
-		wg       sync.WaitGroup
-		fails    = make(chan string, 50)
-		checked  atomic.Int64
-		statuses sync.Map
+		wg    sync.WaitGroup
+		tally = newMixTally(50)
 	)
-	fail := func(format string, args ...any) {
-		select {
-		case fails <- fmt.Sprintf(format, args...):
-		default:
-		}
-	}
+	fail, checked := tally.fail, &tally.checked
 	loop := func(f func(rnd *rand.Rand)) {
 		wg.Add(1)
 		go func() {
@@ -701,8 +670,7 @@ func TestMixupNoRequestAfterAnInvalidationSeesTheOldUser(t *testing.T) {
 				fail("%s: %v", path, err)
 				return
 			}
-			n, _ := statuses.LoadOrStore(fmt.Sprintf("%d %s", r.Status, r.Header.Get("X-Cache")), new(atomic.Int64))
-			n.(*atomic.Int64).Add(1)
+			tally.saw(r.Status, r.Header.Get("X-Cache"))
 			if r.Status != http.StatusOK {
 				fail("%s: %d %s", path, r.Status, r.Body)
 				return
@@ -738,21 +706,51 @@ func TestMixupNoRequestAfterAnInvalidationSeesTheOldUser(t *testing.T) {
 	time.Sleep(6 * time.Second)
 	close(stop)
 	wg.Wait()
-	close(fails)
+	tally.report(t, 300)
+}
+
+// mixTally gathers a mix-up test's findings from its many goroutines: the
+// first failures (fail never blocks), the answers checked, and how many
+// came with each status and X-Cache.
+type mixTally struct {
+	fails    chan string
+	checked  atomic.Int64
+	statuses sync.Map // "status X-Cache" -> *atomic.Int64
+}
+
+func newMixTally(keep int) *mixTally { return &mixTally{fails: make(chan string, keep)} }
+
+func (m *mixTally) fail(format string, args ...any) {
+	select {
+	case m.fails <- fmt.Sprintf(format, args...):
+	default:
+	}
+}
+
+func (m *mixTally) saw(status int, xCache string) {
+	n, _ := m.statuses.LoadOrStore(fmt.Sprintf("%d %s", status, xCache), new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+}
+
+// report fails t with the first 20 failures, and when fewer than least
+// answers were checked; every fail must have returned.
+func (m *mixTally) report(t *testing.T, least int64) {
+	t.Helper()
+	close(m.fails)
 	n := 0
-	for f := range fails {
+	for f := range m.fails {
 		if n++; n <= 20 {
 			t.Error(f)
 		}
 	}
 	var summary []string
-	statuses.Range(func(k, v any) bool {
+	m.statuses.Range(func(k, v any) bool {
 		summary = append(summary, fmt.Sprintf("%s: %d", k, v.(*atomic.Int64).Load()))
 		return true
 	})
 	slices.Sort(summary)
-	t.Logf("%d answers checked (%s)", checked.Load(), strings.Join(summary, ", "))
-	if checked.Load() < 300 {
-		t.Errorf("only %d answers checked", checked.Load())
+	t.Logf("%d answers checked (%s)", m.checked.Load(), strings.Join(summary, ", "))
+	if m.checked.Load() < least {
+		t.Errorf("only %d answers checked", m.checked.Load())
 	}
 }
