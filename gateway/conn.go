@@ -1079,3 +1079,54 @@ func (c *opsConn) Close() error {
 	}
 	return c.Conn.Close()
 }
+
+// Write passes net/http's writes on, but for the refusals it writes
+// itself, straight to the connection, before any handler runs: a header
+// block over MaxHeaderBytes (431), a request it cannot parse (400), a
+// transfer coding it does not know (501), an HTTP version it does not
+// speak (505). Those are plain text; the ops listener answers them as it
+// answers everything else, with an envelope (opsRefusal).
+func (c *opsConn) Write(p []byte) (int, error) {
+	status, ok := netHTTPRefusal(p)
+	if !ok {
+		return c.Conn.Write(p)
+	}
+	if _, err := c.Conn.Write(opsRefusal(status)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// CloseWrite ends the stream before net/http closes a connection whose
+// client may still be sending (after a 431, or a body over its limit):
+// hidden by the wrapper, the close came without it, and the client read a
+// reset where the answer ended, or lost the answer with it.
+func (c *opsConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// netHTTPRefusal reports whether p is one of net/http's own refusals, and
+// its status: "HTTP/1.1 ", the status and its text, then the fixed header
+// lines net/http writes them with (server.go's errorHeaders). An answer of
+// a handler has a Date line at least, never these alone.
+func netHTTPRefusal(p []byte) (status int, ok bool) {
+	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	rest, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 "))
+	if !ok || len(rest) < 4 || rest[3] != ' ' {
+		return 0, false
+	}
+	for _, d := range rest[:3] {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		status = status*10 + int(d-'0')
+	}
+	end := bytes.Index(rest, []byte("\r\n"))
+	if status < 400 || end < 0 || !bytes.HasPrefix(rest[end:], []byte(errorHeaders)) {
+		return 0, false
+	}
+	return status, true
+}

@@ -3,9 +3,11 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -844,5 +846,86 @@ func TestOpsListenerRetriesWhenOutOfFileDescriptors(t *testing.T) {
 	ln.Close()
 	if _, err := l.Accept(); err == nil {
 		t.Fatal("Accept on a closed listener gave no error")
+	}
+}
+
+// net/http refuses some requests itself, before any handler runs, writing
+// its answer straight to the connection as plain text: a header block over
+// MaxHeaderBytes (431), a request it cannot parse (400), a transfer coding
+// it does not know (501), an HTTP version it does not speak (505). On the
+// ops listener they are envelopes like its other answers, each ended by
+// its length, and the 431, whose client may still be sending, by the end
+// of the stream before the connection closes (net/http's CloseWrite, which
+// opsConn hid: the client read a reset after the text, and curl failed).
+func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeOps(w, http.StatusOK, "served") }),
+		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	defer srv.Close()
+	for _, c := range []struct {
+		name, request string
+		status        int
+		message       string
+	}{
+		{"header block too large", "GET /healthz HTTP/1.1\r\nHost: ops\r\nX-Padding: " + strings.Repeat("a", 64<<10) + "\r\n\r\n",
+			http.StatusRequestHeaderFieldsTooLarge, "Request headers too large"},
+		{"unparsable", "garbage\r\n\r\n", http.StatusBadRequest, "Validation failed"},
+		{"no Host", "GET /healthz HTTP/1.1\r\n\r\n", http.StatusBadRequest, "Validation failed"},
+		{"unknown transfer coding", "POST /healthz HTTP/1.1\r\nHost: ops\r\nTransfer-Encoding: gzip\r\n\r\n",
+			http.StatusNotImplemented, "Malformed request"},
+		{"unknown version", "GET /healthz HTTP/3.0\r\nHost: ops\r\n\r\n", http.StatusHTTPVersionNotSupported,
+			"HTTP version not supported: use HTTP/1.1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(conn, c.request); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("reading the answer: %v (%q so far)", err, body)
+			}
+			if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" ||
+				resp.Header.Get("Cache-Control") != "no-store" || !saneRequestID([]byte(resp.Header.Get("X-Request-Id"))) ||
+				resp.ContentLength != int64(len(body)) || !resp.Close {
+				t.Fatalf("answer %d %v, want %d, JSON, no-store, a request id, a length and Connection: close", resp.StatusCode, resp.Header, c.status)
+			}
+			var env struct {
+				IsSuccess  bool            `json:"isSuccess"`
+				StatusCode int             `json:"statusCode"`
+				Data       json.RawMessage `json:"data"`
+				Errors     []string        `json:"errors"`
+				Timestamp  string          `json:"timestamp"`
+			}
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Fatalf("not an envelope: %v: %q", err, body)
+			}
+			if env.IsSuccess || env.StatusCode != c.status || string(env.Data) != "null" ||
+				len(env.Errors) != 1 || env.Errors[0] != c.message || env.Timestamp == "" {
+				t.Fatalf("envelope %s, want status %d and %q", body, c.status, c.message)
+			}
+			// The answer is the connection's last, ended by the stream's end.
+			if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("after the answer: %d bytes, %v; want the end of the stream", n, err)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,31 @@ func (o *Ops) SetDraining() { o.draining.Store(true) }
 
 // SetConfig records a reloaded configuration.
 func (o *Ops) SetConfig(c *config.Config) { o.cfg.Store(c) }
+
+// opsRefusal is the ops listener's answer to a request net/http refused
+// before any handler ran (opsConn.Write): the envelope of status, in
+// English (the request's headers were not read), with a new request id,
+// no-store, and the connection closed after it, as net/http's was.
+func opsRefusal(status int) []byte {
+	m := statusMessage(status)
+	if status == http.StatusNotImplemented {
+		m = msgMalformedRequest // an unknown transfer coding: the request's fault, not the gateway's
+	}
+	body := appendEnvelope(make([]byte, 0, 192), status, nil, []string{m.text(0)})
+	b := make([]byte, 0, 256+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nX-Request-Id: "...)
+	b = appendRequestID(b)
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	return append(b, body...)
+}
 
 func writeOps(w http.ResponseWriter, status int, data any, errs ...string) {
 	var raw []byte
