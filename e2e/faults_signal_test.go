@@ -98,3 +98,42 @@ func TestFaultsSecondSignalAfterTheDrainKeepsTheRunsStatus(t *testing.T) {
 		t.Errorf("no line for the second signal, or the wrong one:\n%s", gw.Logs())
 	}
 }
+
+// A second signal writes the log lines still queued before the process
+// exits. The access log writes in batches (every 100 ms): the line of a
+// request answered just before the signal was lost to os.Exit, as was
+// whatever the event log's queue still held, and the second signal's own
+// line went around the queue, straight to stdout.
+func TestFaultsSecondSignalWritesTheQueuedLogLines(t *testing.T) {
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: SharedStore(t), IdP: idp, Env: map[string]string{
+		// Still serving after the first signal.
+		"GATEWAY_SERVER__SHUTDOWNDELAY": "20s",
+	}})
+	user := idp.UserToken(t)
+	gw.Signal(t, syscall.SIGTERM)
+	eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(gw.Logs(), `"msg":"shutting down"`) {
+			return errors.New("no shutting down line")
+		}
+		return nil
+	})
+	const id = "answered-just-before-the-second-signal"
+	gw.Do(t, http.MethodGet, "/api/v1/users/me", Bearer(user), Header("X-Request-Id", id)).Data(t, nil)
+	gw.Signal(t, syscall.SIGTERM)
+	select {
+	case <-gw.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the gateway did not exit\nlogs:\n%s", gw.Logs())
+	}
+	var ee *exec.ExitError
+	if !errors.As(gw.exitErr, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1\nlogs:\n%s", gw.exitErr, gw.Logs())
+	}
+	if !strings.Contains(gw.Logs(), `"request_id":"`+id+`"`) {
+		t.Errorf("the access line of the last request answered is lost:\n%s", gw.Logs())
+	}
+	if !strings.Contains(gw.Logs(), `"msg":"second signal: exiting without finishing the drain","signal":"terminated"`) {
+		t.Errorf("no line for the second signal:\n%s", gw.Logs())
+	}
+}

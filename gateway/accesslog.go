@@ -133,12 +133,13 @@ func (a *accessLog) write(line []byte) {
 }
 
 // Close writes what is pending and stops the writer, waiting
-// accessLogCloseWait at most for the output.
+// accessLogCloseWait at most for the output. A second Close waits too: the
+// binary's exit on a second signal closes the queues while the run may be
+// closing them, and must not exit before the lines are written.
 func (a *accessLog) Close() {
-	if a.closed.Swap(true) {
-		return
+	if !a.closed.Swap(true) {
+		close(a.stop)
 	}
-	close(a.stop)
 	select {
 	case <-a.stopped:
 	case <-time.After(accessLogCloseWait):

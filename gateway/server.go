@@ -428,6 +428,17 @@ func (s *Server) connectionsPerAddr() (int, []netip.Prefix) {
 	return rt.cfg.Server.MaxConnectionsPerIP, rt.trusted
 }
 
+// CloseAccessLog writes the access log lines still queued and stops the
+// queue, waiting a second at most for the output; the lines of requests
+// answered after it are dropped. Shutdown does it once the drain is over;
+// a process that exits without it (the binary's second signal) calls this,
+// or loses the lines of the last 100 ms.
+func (s *Server) CloseAccessLog() {
+	if s.access != nil {
+		s.access.Close()
+	}
+}
+
 // Shutdown stops accepting connections and waits up to timeout for
 // in-flight requests to finish, for every client connection still open to
 // close (one whose request is still coming, one lingering after a refusal,

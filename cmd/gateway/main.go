@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -25,6 +26,9 @@ func main() {
 	// stopped holds the run's outcome once the drain is over: nil before.
 	var stopped atomic.Pointer[error]
 	onStopped = func(err error) { stopped.Store(&err) }
+	// logs is the run's log queue once it has one (daemon.Options.OnLogs).
+	var logs atomic.Pointer[runLogs]
+	onLogs = func(out io.Writer, flush func()) { logs.Store(&runLogs{out, flush}) }
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -37,13 +41,13 @@ func main() {
 		// After the drain only the clean-up is cut short: the exit status
 		// is the run's, as it would have been.
 		if outcome := stopped.Load(); outcome != nil {
-			warnSecondSignal("second signal after the drain: exiting without finishing the clean-up", sig)
+			warnSecondSignal(logs.Load(), "second signal after the drain: exiting without finishing the clean-up", sig)
 			if *outcome != nil {
 				os.Exit(1)
 			}
 			os.Exit(0)
 		}
-		warnSecondSignal("second signal: exiting without finishing the drain", sig)
+		warnSecondSignal(logs.Load(), "second signal: exiting without finishing the drain", sig)
 		os.Exit(1)
 	}()
 	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
@@ -52,10 +56,26 @@ func main() {
 	}
 }
 
-// warnSecondSignal logs msg for the second signal, waiting a second at most
-// for stdout: the signal is the way out of a process whose log pipeline
-// stopped taking lines, and must not wait for it.
-func warnSecondSignal(msg string, sig os.Signal) {
+// runLogs is the run's log output and the flush of its queues.
+type runLogs struct {
+	out   io.Writer
+	flush func()
+}
+
+// warnSecondSignal logs msg for the second signal, after the lines the
+// run's queues hold, and writes them all before the process exits (os.Exit
+// would lose them: the access log writes every 100 ms). It waits a second
+// at most for stdout: the signal is the way out of a process whose log
+// pipeline stopped taking lines, and must not wait for it. Before the run
+// has its queues (logs nil) the line is written to stdout directly.
+func warnSecondSignal(logs *runLogs, msg string, sig os.Signal) {
+	if logs != nil {
+		// At info whatever log.level says, as before the queues existed.
+		logger, _ := telemetry.NewLogger(logs.out, "info")
+		logger.Warn(msg, "signal", sig.String())
+		logs.flush()
+		return
+	}
 	logged := make(chan struct{})
 	go func() {
 		logger, _ := telemetry.NewLogger(os.Stdout, "info")

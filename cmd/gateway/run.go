@@ -68,12 +68,17 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		Stdout:       stdout,
 		WatchSignals: true,
 		OnStopped:    onStopped,
+		OnLogs:       onLogs,
 	})
 }
 
 // onStopped is told when the drain is over (daemon.Options.OnStopped);
 // main sets it, tests leave it nil.
 var onStopped func(err error)
+
+// onLogs is given the run's log queue and its flush (daemon.Options.OnLogs);
+// main sets it, tests leave it nil.
+var onLogs func(out io.Writer, flush func())
 
 // getenvOf looks names up in environ as os.Getenv does in the process's
 // environment: the first entry of a name wins.

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,13 @@ type Options struct {
 	// nothing, and Run returns what it would have. The development stack
 	// closes it on a second Ctrl-C; the binary exits instead.
 	CutShort <-chan struct{}
+	// OnLogs, when set, is given the run's log output (a queue: a write
+	// never waits) and flush, which writes the lines its queues hold, the
+	// access log's too, and stops them, waiting a second at most for
+	// Stdout. The binary logs its second signal's line there and flushes
+	// before it exits: os.Exit would lose what is queued (the access log
+	// writes every 100 ms).
+	OnLogs func(out io.Writer, flush func())
 }
 
 // ErrCutShort is what Run returns when its drain was cut short
@@ -120,6 +128,17 @@ func Run(ctx context.Context, o Options) error {
 	// not wait for a log pipeline that stopped taking lines.
 	logOut := gateway.NewLogOutput(o.Stdout)
 	defer logOut.Close()
+	var served atomic.Pointer[gateway.Server] // its access log, once it has one
+	if o.OnLogs != nil {
+		o.OnLogs(logOut, func() {
+			var wg sync.WaitGroup
+			wg.Go(logOut.Close)
+			if srv := served.Load(); srv != nil {
+				wg.Go(srv.CloseAccessLog)
+			}
+			wg.Wait()
+		})
+	}
 	logger, level := telemetry.NewLogger(logOut, cfg.Log.Level)
 	metrics := telemetry.NewMetrics(Version)
 
@@ -168,6 +187,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	served.Store(srv)
 	metrics.SetOpenConnections(srv.OpenConnections)
 
 	ln, err := o.Listen("tcp", cfg.Server.Listen)
