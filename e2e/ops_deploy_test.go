@@ -588,6 +588,107 @@ func TestOpsKubernetesManifests(t *testing.T) {
 	}
 }
 
+// The Prometheus Operator resource docs/operations.md gives scrapes each
+// pod's ops port once, with the Secret's ops token: the runbook's alerts
+// count pods (a breaker open "on more than one pod" is a count of
+// series), so a pod scraped twice pages as two. A ServiceMonitor selecting
+// the app's label matched both Services, edge-gateway and the headless
+// edge-gateway-ops, each with an ops port: two targets per pod.
+func TestOpsDocumentedScrapeConfigScrapesEachPodOnce(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, b := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(raw), -1) {
+		if strings.Contains(b[1], "monitoring.coreos.com/") {
+			block = b[1]
+		}
+	}
+	if block == "" {
+		t.Fatal("docs/operations.md has no Prometheus Operator resource")
+	}
+	type endpoint struct {
+		Port          string `yaml:"port"`
+		Path          string `yaml:"path"`
+		Authorization struct {
+			Credentials struct{ Name, Key string } `yaml:"credentials"`
+		} `yaml:"authorization"`
+	}
+	var mon struct {
+		Kind string `yaml:"kind"`
+		Spec struct {
+			Selector            opsSelector `yaml:"selector"`
+			Endpoints           []endpoint  `yaml:"endpoints"`
+			PodMetricsEndpoints []endpoint  `yaml:"podMetricsEndpoints"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &mon); err != nil {
+		t.Fatalf("the documented %s does not parse: %v", mon.Kind, err)
+	}
+	m := opsLoadManifests(t, filepath.Join(repoRoot, "deploy", "kubernetes"))
+	var dep opsDeployment
+	m.decode(t, "Deployment", &dep)
+	var secret opsSecretManifest
+	m.decode(t, "Secret", &secret)
+	matches := func(labels map[string]string) bool {
+		for k, v := range mon.Spec.Selector.MatchLabels {
+			if labels[k] != v {
+				return false
+			}
+		}
+		return len(mon.Spec.Selector.MatchLabels) > 0
+	}
+
+	var eps []endpoint
+	targetsPerPod := 0
+	switch mon.Kind {
+	case "PodMonitor":
+		eps = mon.Spec.PodMetricsEndpoints
+		if matches(dep.Spec.Template.Metadata.Labels) {
+			targetsPerPod = len(eps)
+		}
+	case "ServiceMonitor":
+		eps = mon.Spec.Endpoints
+		// Each Service the selector matches gives a target per pod for
+		// each endpoint whose port it names.
+		for _, docs := range m.files {
+			for _, d := range docs {
+				if d.Kind != "Service" || !matches(d.Metadata.Labels) {
+					continue
+				}
+				var svc opsService
+				if err := d.node.Decode(&svc); err != nil {
+					t.Fatal(err)
+				}
+				for _, ep := range eps {
+					for _, p := range svc.Spec.Ports {
+						if p.Name == ep.Port {
+							targetsPerPod++
+						}
+					}
+				}
+			}
+		}
+	default:
+		t.Fatalf("the documented resource is a %q", mon.Kind)
+	}
+	if targetsPerPod != 1 {
+		t.Errorf("the documented %s scrapes each pod %d times, want once", mon.Kind, targetsPerPod)
+	}
+	for _, ep := range eps {
+		if ep.Port != "ops" || ep.Path != "/metrics" {
+			t.Errorf("the documented %s scrapes port %q path %q, want ops /metrics", mon.Kind, ep.Port, ep.Path)
+		}
+		if c := ep.Authorization.Credentials; c.Name != secret.Metadata.Name || c.Key != "ops-token" {
+			t.Errorf("the documented %s's credentials are %+v, want the Secret %s's ops-token", mon.Kind, c, secret.Metadata.Name)
+		}
+	}
+	if _, ok := secret.StringData["ops-token"]; !ok {
+		t.Error("the Secret template has no ops-token")
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Dockerfile parsing
 
