@@ -54,6 +54,11 @@ const (
 // must not hold the process's exit.
 const accessLogCloseWait = time.Second
 
+// LogCloseWait is the longest a log queue's Close waits for the output. A
+// process stopping closes two, the access log's and the event log's, after
+// the drain: daemon.AfterDrain counts them.
+const LogCloseWait = accessLogCloseWait
+
 func newAccessLog(out io.Writer) *accessLog { return startLog(out, "access log lines", false) }
 
 // startLog starts a queue writing to out (accessLog's what and eager).

@@ -335,8 +335,10 @@ const (
 
 // AfterDrain is the most the clean-up after the drain may take: a
 // container's grace period must cover the shutdown delay, the drain and
-// this.
-const AfterDrain = opsCloseTimeout + tracingFlushTimeout
+// this. Beside the ops listener's close and the span flush, the access
+// log's queue (closed as the drain ends) and the event log's (as Run
+// returns) each wait for a log output that takes nothing.
+const AfterDrain = opsCloseTimeout + tracingFlushTimeout + 2*gateway.LogCloseWait
 
 // cutShortOn runs cut if cutShort closes before stop is called, and
 // stop returns once it has run or will not. A nil cutShort never closes.

@@ -643,3 +643,58 @@ func TestRunWritesItsLastLinesBeforeReturning(t *testing.T) {
 		t.Fatalf("%d stopped lines written when Run returned, want 1\nlogs:\n%s", len(stopped), logs)
 	}
 }
+
+// AfterDrain bounds the whole clean-up after the drain, the grace period a
+// container needs beyond the shutdown delay and the drain timeout: here
+// every part of it takes its longest, the access log's close (a log
+// pipeline that takes nothing: 1 s), the ops listener's (a CPU profile
+// running: 2 s), the span flush (a collector that never answers: 3 s) and
+// the event log's close (1 s). AfterDrain counted the two in the middle,
+// 5 s where it takes 7, and the Deployment's grace period was checked
+// against it.
+func TestAfterDrainBoundsTheCleanUp(t *testing.T) {
+	collector, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { collector.Close() })
+	go func() {
+		for {
+			conn, err := collector.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+			go func() { _, _ = io.Copy(io.Discard, conn) }()
+		}
+	}()
+	out := &stuckOutput{logs: &logBuffer{}, release: make(chan struct{})}
+	t.Cleanup(func() { close(out.release) }) // after the gateway's cleanup
+	g := startGatewayWith(t, map[string]string{
+		"GATEWAY_OPS__PPROF":           "true",
+		"GATEWAY_TRACING__ENABLED":     "true",
+		"GATEWAY_TRACING__ENDPOINT":    collector.Addr().String(),
+		"GATEWAY_TRACING__INSECURE":    "true",
+		"GATEWAY_TRACING__SAMPLERATIO": "1",
+	}, daemon.Options{Stdout: out})
+	out.stuck.Store(true)
+	g.serveOne(t) // a span to flush; the access line's write is stuck
+	g.client.CloseIdleConnections()
+	go g.get(g.ops, "/debug/pprof/profile?seconds=30", "")
+	time.Sleep(200 * time.Millisecond) // the profile has begun
+
+	start := time.Now()
+	g.cancel() // the event log's "shutting down" line waits too
+	select {
+	case <-g.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	g.done <- nil // for the cleanup
+	// The drain itself has nothing to wait for: no delay, nothing open.
+	if took := time.Since(start); took > daemon.AfterDrain+time.Second {
+		t.Fatalf("the clean-up took %v, above AfterDrain (%v) and a second for the drain", took.Round(time.Millisecond), daemon.AfterDrain)
+	} else {
+		t.Logf("the clean-up took %v; AfterDrain %v", took.Round(time.Millisecond), daemon.AfterDrain)
+	}
+}
