@@ -140,8 +140,7 @@ func TestOpsDockerfileBuildsWhatCIBuilds(t *testing.T) {
 	// .dockerignore keeps out what the build does not need and nothing it
 	// does.
 	ignore := opsDockerignore(t)
-	for _, needed := range []string{"go.mod", "go.sum", "config.yaml", "cmd/gateway/main.go", "gateway/ops.go",
-		"gateway/daemon/daemon.go", "config/load.go", "policies/defaults.go", "upstream/client.go"} {
+	for _, needed := range append([]string{"go.mod", "go.sum", "config.yaml"}, opsGatewaySources(t)...) {
 		if ignore(needed) {
 			t.Errorf(".dockerignore leaves %s out of the build context", needed)
 		}
@@ -907,6 +906,33 @@ func opsHarnessBuild(t *testing.T) opsGoBuild {
 		t.Fatal("TestMain does not set CGO_ENABLED")
 	}
 	return opsParseGoBuild(t, append([]string{env}, words...))
+}
+
+// opsGatewaySources lists the files of this module that go build
+// ./cmd/gateway compiles or embeds, relative to the repository's root.
+func opsGatewaySources(t *testing.T) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-f",
+		`{{if and .Module .Module.Main}}{{range .GoFiles}}{{$.Dir}}/{{.}}
+{{end}}{{range .EmbedFiles}}{{$.Dir}}/{{.}}
+{{end}}{{end}}`, "./cmd/gateway")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var files []string
+	for _, f := range strings.Fields(string(out)) {
+		rel, err := filepath.Rel(repoRoot, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.ToSlash(rel))
+	}
+	if !slices.Contains(files, "cmd/gateway/main.go") || !slices.Contains(files, "gateway/daemon/daemon.go") {
+		t.Fatalf("go list -deps ./cmd/gateway does not list the gateway's sources: %q", files)
+	}
+	return files
 }
 
 func opsGoModVersion(t *testing.T) string {
