@@ -174,7 +174,13 @@ func Run(ctx context.Context, o Options) error {
 			CleanupInterval: cfg.Cache.CleanupInterval,
 			Partitions:      gateway.CachePartitions,
 		}, metrics)
-		defer cache.Close()
+		// Closed without waiting for its loads: a store call ends only at
+		// its attempt's deadline (fasthttp takes no context), an operation
+		// timeout away, and one still running after the drain (a handler
+		// the drain timeout left running, a background refresh) held the
+		// clean-up past AfterDrain. A load that ends after Close stores
+		// nothing.
+		defer func() { go cache.Close() }()
 	}
 	limiter := policies.NewLimiter(policies.DefaultMaxKeys)
 	metrics.SetSources(verifier, store, cache, limiter)

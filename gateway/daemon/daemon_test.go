@@ -698,3 +698,54 @@ func TestAfterDrainBoundsTheCleanUp(t *testing.T) {
 		t.Logf("the clean-up took %v; AfterDrain %v", took.Round(time.Millisecond), daemon.AfterDrain)
 	}
 }
+
+// A store call still running after the drain (a handler the drain timeout
+// left running, or a background refresh) is not waited for either: fasthttp
+// ends an exchange only at its deadline, an operation timeout away (up to
+// 2 min), and the cache's close waited for its loads, so the clean-up took
+// that long beyond AfterDrain, and a pod was killed mid-clean-up. What such
+// a load brings is not stored anyway once the cache is closed.
+func TestCleanUpDoesNotWaitForAStoreCallInFlight(t *testing.T) {
+	release := make(chan struct{})
+	called := make(chan struct{}, 1)
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(release) }) // before the store's own Close
+	g := startGatewayWith(t, map[string]string{
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL":                       stuck.URL,
+		"GATEWAY_SERVER__REQUESTTIMEOUT":                              "30s",
+		"GATEWAY_UPSTREAMS__USERSTORE__OPERATIONS__USERBYID__TIMEOUT": "20s",
+		"GATEWAY_SERVER__DRAINTIMEOUT":                                "200ms",
+	}, daemon.Options{})
+	tok, err := g.idp.Mint(devidp.MintClaims{Subject: refstore.DemoUserID, Roles: []string{"user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.get(g.public, "/api/v1/users/me", tok)
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store was not called")
+	}
+	start := time.Now()
+	g.cancel()
+	select {
+	case <-g.done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	g.done <- nil // for the cleanup
+	if took := time.Since(start); took > 200*time.Millisecond+daemon.AfterDrain {
+		t.Fatalf("Run returned %v after the stop, above the drain timeout (200ms) and AfterDrain (%v)\nlogs:\n%s",
+			took.Round(time.Millisecond), daemon.AfterDrain, g.logs)
+	}
+}
