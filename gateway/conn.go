@@ -1081,17 +1081,24 @@ func (c *opsConn) Close() error {
 }
 
 // Write passes net/http's writes on, but for the refusals it writes
-// itself, straight to the connection, before any handler runs: a header
+// itself, before any handler runs: straight to the connection, a header
 // block over MaxHeaderBytes (431), a request it cannot parse (400), a
 // transfer coding it does not know (501), an HTTP version it does not
-// speak (505). Those are plain text; the ops listener answers them as it
-// answers everything else, with an envelope (opsRefusal).
+// speak (505), all plain text; and, as an answer of its own, an empty 417
+// for an expectation other than 100-continue. The ops listener answers
+// them as it answers everything else, with an envelope (opsRefusal).
 func (c *opsConn) Write(p []byte) (int, error) {
 	status, ok := netHTTPRefusal(p)
+	body := true
+	if !ok {
+		if body, ok = expectationFailed(p); ok {
+			status = fasthttp.StatusExpectationFailed
+		}
+	}
 	if !ok {
 		return c.Conn.Write(p)
 	}
-	if _, err := c.Conn.Write(opsRefusal(status)); err != nil {
+	if _, err := c.Conn.Write(opsRefusal(status, body)); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -1129,4 +1136,21 @@ func netHTTPRefusal(p []byte) (status int, ok bool) {
 		return 0, false
 	}
 	return status, true
+}
+
+// expectationFailed reports whether p is net/http's answer to a request
+// whose Expect it does not meet (its sendExpectationFailed, before any
+// handler; no handler of the ops listener answers 417): the header block
+// alone, flushed at once, and whether it announces a body, that is
+// whether the request was not a HEAD (Content-Length: 0, which net/http
+// leaves out for HEAD).
+func expectationFailed(p []byte) (body, ok bool) {
+	rest, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 417 "))
+	if !ok {
+		rest, ok = bytes.CutPrefix(p, []byte("HTTP/1.0 417 ")) // to an HTTP/1.0 request
+	}
+	if !ok || bytes.Index(rest, []byte("\r\n\r\n")) != len(rest)-4 {
+		return false, false
+	}
+	return bytes.Contains(rest, []byte("\r\nContent-Length: 0\r\n")), true
 }

@@ -852,7 +852,8 @@ func TestOpsListenerRetriesWhenOutOfFileDescriptors(t *testing.T) {
 // net/http refuses some requests itself, before any handler runs, writing
 // its answer straight to the connection as plain text: a header block over
 // MaxHeaderBytes (431), a request it cannot parse (400), a transfer coding
-// it does not know (501), an HTTP version it does not speak (505). On the
+// it does not know (501), an HTTP version it does not speak (505); and an
+// expectation other than 100-continue, with an empty 417. On the
 // ops listener they are envelopes like its other answers, each ended by
 // its length, and the 431, whose client may still be sending, by the end
 // of the stream before the connection closes (net/http's CloseWrite, which
@@ -883,6 +884,10 @@ func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
 			http.StatusNotImplemented, "Malformed request"},
 		{"unknown version", "GET /healthz HTTP/3.0\r\nHost: ops\r\n\r\n", http.StatusHTTPVersionNotSupported,
 			"HTTP version not supported: use HTTP/1.1"},
+		{"an expectation it does not meet", "GET /healthz HTTP/1.1\r\nHost: ops\r\nExpect: foo\r\n\r\n",
+			http.StatusExpectationFailed, "Malformed request"},
+		{"an expectation it does not meet, HTTP/1.0", "POST /healthz HTTP/1.0\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}",
+			http.StatusExpectationFailed, "Malformed request"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", ln.Addr().String())
@@ -927,5 +932,45 @@ func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
 				t.Fatalf("after the answer: %d bytes, %v; want the end of the stream", n, err)
 			}
 		})
+	}
+}
+
+// The 417 net/http answers a HEAD request with an expectation it does not
+// meet is the envelope's header block, without its body (RFC 9110 section
+// 9.3.2), as every answer to HEAD.
+func TestOpsListenerRefusalOfHeadHasNoBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeOps(w, http.StatusOK, "served") }),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, "HEAD /healthz HTTP/1.1\r\nHost: ops\r\nExpect: foo\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("%v after %q", err, got)
+	}
+	block, rest, ok := strings.Cut(string(got), "\r\n\r\n")
+	if !ok || !strings.HasPrefix(block, "HTTP/1.1 417 ") || rest != "" {
+		t.Fatalf("answer %q, want a 417 header block alone", got)
+	}
+	for _, line := range []string{"\r\nContent-Type: application/json", "\r\nCache-Control: no-store", "\r\nX-Request-Id: ",
+		"\r\nContent-Length: ", "\r\nConnection: close"} {
+		if !strings.Contains(block, line) {
+			t.Fatalf("header block %q, want %q", block, line[2:])
+		}
 	}
 }

@@ -123,8 +123,10 @@ func (o *Ops) SetConfig(c *config.Config) { o.cfg.Store(c) }
 // opsRefusal is the ops listener's answer to a request net/http refused
 // before any handler ran (opsConn.Write): the envelope of status, in
 // English (the request's headers were not read), with a new request id,
-// no-store, and the connection closed after it, as net/http's was.
-func opsRefusal(status int) []byte {
+// no-store, and the connection closed after it, as net/http's was. Without
+// body (the answer to HEAD), the header block alone, the envelope's length
+// in it.
+func opsRefusal(status int, withBody bool) []byte {
 	m := statusMessage(status)
 	if status == http.StatusNotImplemented {
 		m = msgMalformedRequest // an unknown transfer coding: the request's fault, not the gateway's
@@ -142,6 +144,9 @@ func opsRefusal(status int) []byte {
 	b = append(b, "\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	if !withBody {
+		return b
+	}
 	return append(b, body...)
 }
 
