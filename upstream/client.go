@@ -267,8 +267,8 @@ func (c *Client) newHost(cfg config.UserStore, raw string) (*host, error) {
 // dial opens a connection to h within the current dial timeout. For an
 // https host it completes the TLS handshake too, within the same timeout:
 // left to fasthttp, the handshake would be bounded by the pool's
-// WriteTimeout (10s or more), far past any attempt's deadline, and its
-// timeout would read as a bad answer.
+// WriteTimeout (twice config.MaxRequestTimeout), far past any attempt's
+// deadline, and its timeout would read as a bad answer.
 func (c *Client) dial(h *host) func(addr string) (net.Conn, error) {
 	return func(addr string) (net.Conn, error) {
 		deadline := time.Now().Add(time.Duration(c.dialTimeout.Load()))
