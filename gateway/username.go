@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Username rules, checked at the edge before any upstream call:
@@ -32,6 +34,14 @@ func canonicalUsername(raw string, buf *[usernameMaxLen]byte) (string, []msg) {
 	name := lowerASCII(strings.TrimSpace(raw), buf[:])
 	if name == "" {
 		return "", []msg{msgUsernameRequired}
+	}
+	// A name with a letter sent as its base and a combining mark (s and
+	// U+0327 for ş) is judged composed, as search counts a query: the
+	// same rules broken as by the name typed, not a length counted in
+	// marks nor a first letter that is its ASCII base. Such a name is
+	// never valid, so the store is never sent the composed copy.
+	if !isASCII(name) && !norm.NFC.IsNormalString(name) {
+		name = norm.NFC.String(name)
 	}
 	var problems []msg
 	// Counted in characters, so that a name refused for its characters is

@@ -62,6 +62,12 @@ func TestCanonicalUsername(t *testing.T) {
 		// characters even though they are 32 bytes.
 		{"16 Turkish letters", strings.Repeat("ğ", 16), "", []msg{msgUsernameCharset, msgUsernameStart}},
 		{"31 Turkish letters", strings.Repeat("ş", 31), "", []msg{msgUsernameLength, msgUsernameCharset, msgUsernameStart}},
+		// A name sent decomposed (a letter and its combining mark, as text
+		// pasted from macOS can be) is judged as its composed form: the
+		// same rules broken, the same messages, as the name typed.
+		{"16 decomposed Turkish letters", strings.Repeat("g\u0306", 16), "", []msg{msgUsernameCharset, msgUsernameStart}},
+		{"two decomposed Turkish letters", "s\u0327u\u0308", "", []msg{msgUsernameLength, msgUsernameCharset, msgUsernameStart}},
+		{"decomposed letter inside", "sukru.o\u0308zturk", "", []msg{msgUsernameCharset}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var buf [usernameMaxLen]byte
