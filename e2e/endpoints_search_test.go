@@ -406,6 +406,39 @@ func TestEndpointsSearchFoldsCaseAndDiacritics(t *testing.T) {
 	}
 }
 
+// Keyboards write punctuation their own way: an iPhone types O’Brien (its
+// smart punctuation is on by default), a full-width keyboard Ｏ＇Ｂｒｉｅｎ
+// and ８１３, a word processor Smith‐Jones with U+2010. Each is the name
+// spelled with ASCII punctuation and digits: it finds the same users, from
+// the same cache entry.
+func TestEndpointsSearchFoldsTypographicPunctuation(t *testing.T) {
+	store := SharedStore(t)
+	idp := StartIdP(t)
+	gw := StartGateway(t, GatewayOptions{Store: store, IdP: idp})
+	tok := idp.UserToken(t)
+	path := func(q string) string { return "/api/v2/users/search?limit=50&query=" + url.QueryEscape(q) }
+	for _, group := range [][]string{
+		{"o'brien", "O\u2019Brien", "o\u2018brien", "O\u02bcbrien", "O\u00b4Brien", "\uff2f\uff07\uff22\uff52\uff49\uff45\uff4e"},
+		{"o'b", "o\u2019b"},
+		{"smith-jones", "Smith\u2010Jones", "smith\u2011jones", "Smith\u2013Jones", "Smith\u2212Jones", "\uff53\uff4d\uff49\uff54\uff48\uff0d\uff4a\uff4f\uff4e\uff45\uff53"},
+		{"sukruisik813", "sukruisik\uff18\uff11\uff13"},
+	} {
+		_, want := epSearch(t, gw, path(group[0]), Bearer(tok))
+		if want.Total == 0 {
+			t.Fatalf("search %q found nobody", group[0])
+		}
+		for _, q := range group[1:] {
+			r, got := epSearch(t, gw, path(q), Bearer(tok))
+			if got.Total != want.Total || !slices.Equal(got.ids(t), want.ids(t)) {
+				t.Fatalf("search %q found %d users, %q %d (or another page): one name, one answer", q, got.Total, group[0], want.Total)
+			}
+			if c := r.Header.Get("X-Cache"); c != "HIT" {
+				t.Fatalf("search %q: X-Cache %q, want HIT: the entry of %q", q, c, group[0])
+			}
+		}
+	}
+}
+
 // An empty query returns a random sample of users: two searches with the
 // cache off show different people; the total is every user.
 func TestEndpointsSearchEmptyQueryIsARandomSample(t *testing.T) {

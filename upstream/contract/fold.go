@@ -16,10 +16,12 @@ import (
 // Fold maps s to the base form search compares: lower case, Turkish letters
 // on their ASCII base (İ I ı i → i, Ş ş → s, Ç ç → c, Ğ ğ → g, Ö ö → o,
 // Ü ü → u), diacritics of other Latin letters removed (é → e, ß → ss,
-// ﬁ → fi, fullwidth Ａ → a), and letters of other scripts lower-cased but
-// otherwise kept. Invalid UTF-8 bytes, control characters other than
-// whitespace, and invisible format characters (soft hyphen, zero-width
-// space, byte-order mark) are dropped; whitespace is kept as it is.
+// ﬁ → fi, fullwidth Ａ → a), full-width digits and punctuation and the
+// typographic apostrophes and hyphens on ASCII's (８ → 8, ’ → ', ‐ → -),
+// and letters of other scripts lower-cased but otherwise kept. Invalid
+// UTF-8 bytes, control characters other than whitespace, and invisible
+// format characters (soft hyphen, zero-width space, byte-order mark) are
+// dropped; whitespace is kept as it is.
 //
 // Fold does not allocate when s is already folded ASCII.
 func Fold(s string) string {
@@ -185,6 +187,16 @@ func appendFoldedRune(dst []byte, r rune) ([]byte, bool) {
 		return append(dst, s...), true
 	}
 	if !unicode.Is(unicode.Latin, r) {
+		if c, ok := punctuationFolds[r]; ok {
+			return append(dst, c), false
+		}
+		if fullwidthFirst <= r && r <= fullwidthLast {
+			// Full-width digits and punctuation (full-width letters are
+			// Latin, decomposed below): a full-width keyboard's 813 and
+			// O'Brien.
+			c := byte(r - fullwidthFirst + '!')
+			return append(dst, c), '0' <= c && c <= '9'
+		}
 		if r == 'ς' {
 			r = 'σ' // final sigma searches like sigma
 		}
@@ -202,6 +214,10 @@ func appendFoldedRune(dst []byte, r rune) ([]byte, bool) {
 		}
 		if s, ok := specialFolds[dr]; ok {
 			dst = append(dst, s...)
+			continue
+		}
+		if c, ok := punctuationFolds[dr]; ok {
+			dst = append(dst, c) // ŉ is ʼn
 			continue
 		}
 		dst = utf8.AppendRune(dst, unicode.ToLower(dr))
@@ -222,6 +238,21 @@ var specialFolds = map[rune]string{
 	'þ': "th", 'Þ': "th",
 	'ħ': "h", 'Ħ': "h",
 }
+
+// punctuationFolds are the apostrophes and hyphens keyboards and word
+// processors type for ASCII's ' and -: an iPhone's smart punctuation (on
+// by default) writes O’Brien, which must find O'Brien.
+var punctuationFolds = map[rune]byte{
+	'\u2018': '\'', '\u2019': '\'', '\u201b': '\'', // single quotation marks
+	'\u02bc': '\'', '\u00b4': '\'', '\u2032': '\'', // modifier letter apostrophe, acute accent, prime
+	'\u2010': '-', '\u2011': '-', '\u2012': '-', '\u2013': '-', '\u2212': '-', // hyphens, figure and en dash, minus
+}
+
+// The Halfwidth and Fullwidth Forms block's copy of ASCII's ! to ~.
+const (
+	fullwidthFirst = '\uff01'
+	fullwidthLast  = '\uff5e'
+)
 
 // tableEnd bounds the precomputed range: Latin-1 Supplement, Latin
 // Extended-A and B, which hold every Turkish letter and most European ones.

@@ -344,6 +344,9 @@ func TestUserTokens(t *testing.T) {
 			[]string{"mj_obrien", "mj", "obrien", "mary", "jane", "o'brien", "o", "brien"}},
 		{contract.User{Username: "zoe.smithjones", FirstName: "Zoë", LastName: "Smith-Jones"},
 			[]string{"zoe.smithjones", "zoe", "smithjones", "smith-jones", "smith", "jones"}},
+		// Typed on an iPhone (smart punctuation): the same tokens as O'Brien.
+		{contract.User{Username: "sean.obrien", FirstName: "Seán", LastName: "O\u2019Brien"},
+			[]string{"sean.obrien", "sean", "obrien", "o'brien", "o", "brien"}},
 	}
 	for _, tt := range tests {
 		if got := userTokens(tt.u); !reflect.DeepEqual(got, tt.want) {
