@@ -559,3 +559,46 @@ func TestEndpointsWrongStoreBasePathIsBadGateway(t *testing.T) {
 		t.Errorf("no log line names the likely cause:\n%s", gw.Logs())
 	}
 }
+
+// A store whose text is not UTF-8, such as one behind a database that
+// speaks Turkish Windows-1254 (Şükrü Işık as the bytes DE FC 6B 72 FC and
+// 49 FE FD 6B), answers outside its contract (JSON is UTF-8, RFC 8259
+// section 8.1): a 502, never a 200 whose names an app shows as "�kr�".
+func TestEndpointsStoreTextThatIsNotUTF8IsBadGateway(t *testing.T) {
+	rig := epStartFaultRig(t, map[string]string{"GATEWAY_CACHE__ENABLED": "false"})
+	const (
+		firstName = "\xde\xfckr\xfc" // Şükrü in Windows-1254
+		lastName  = "I\xfe\xfdk"     // Işık
+	)
+	user := `{"id":"` + refstore.DemoUserID + `","username":"sukru.isik","firstName":"` + firstName + `","lastName":"` + lastName + `",` +
+		`"minutePrice":{"amountMinor":1250,"currency":"TRY"},` +
+		`"createdAt":"2025-03-01T09:00:00.000Z","updatedAt":"2026-05-01T12:00:00.000Z"}`
+	const badGateway = "The service returned an invalid response"
+	for _, ct := range []string{"application/json", "application/json; charset=windows-1254", "application/json; charset=utf-8"} {
+		if err := rig.proxy.SetPath(contract.PathUserPrefix+refstore.DemoUserID, faultproxy.Respond(200, ct, user)); err != nil {
+			t.Fatal(err)
+		}
+		if err := rig.proxy.SetPath(contract.PathSearch, faultproxy.Respond(200, ct, `{"items":[`+user+`],"total":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := rig.proxy.SetPath(contract.PathUsernameCheck, faultproxy.Respond(200, ct, `{"username":"johndoe123","available":true,"note":"`+lastName+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []epCall{epCallMe, epCallSearch, epCallAdminU, epCallAdminS, epCallCheck} {
+			rig.fails(t, c, http.StatusBadGateway, badGateway)
+		}
+		if err := rig.proxy.Heal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same answer in UTF-8 is served.
+	utf8User := strings.NewReplacer(firstName, "Şükrü", lastName, "Işık").Replace(user)
+	if err := rig.proxy.SetPath(contract.PathUserPrefix+refstore.DemoUserID, faultproxy.Respond(200, "application/json", utf8User)); err != nil {
+		t.Fatal(err)
+	}
+	var me struct{ FirstName, LastName string }
+	rig.do(t, epCallMe).Data(t, &me)
+	if me.FirstName != "Şükrü" || me.LastName != "Işık" {
+		t.Fatalf("/me: %q %q", me.FirstName, me.LastName)
+	}
+}

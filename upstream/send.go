@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bffgate/edge/upstream/contract"
 	"github.com/valyala/fasthttp"
@@ -229,6 +230,12 @@ func checkResponse(op Op, r *request, resp *fasthttp.Response) *Error {
 	case status == http.StatusOK:
 		if !isJSON(resp.Header.ContentType()) {
 			return badResponse(op, status, errors.New("200 without a JSON content type"))
+		}
+		// JSON is UTF-8 (RFC 8259 section 8.1). encoding/json reads any
+		// other byte as U+FFFD, so a store speaking Windows-1254 would
+		// have Şükrü shown to the apps as "��kr�", and cached.
+		if !utf8.Valid(body) {
+			return badResponse(op, status, errors.New("200 body is not UTF-8"))
 		}
 		if err := r.answer.accept(body); err != nil {
 			return badResponse(op, status, err)
