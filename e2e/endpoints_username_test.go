@@ -358,6 +358,10 @@ func TestEndpointsUsernameBodies(t *testing.T) {
 		{"no content type", "", `{"username":"johndoe123"}`, wantJSON},
 		{"a form", "application/x-www-form-urlencoded", `username=johndoe123`, wantJSON},
 		{"a JSON look-alike type", "application/json-patch+json", `{"username":"johndoe123"}`, wantJSON},
+		// ſ (U+017F, long s) is s in Unicode's case folding, not in a media
+		// type's ASCII case-insensitivity: a proxy in front reads no JSON.
+		{"a look-alike of application/json", "application/j\u017fon", `{"username":"johndoe123"}`, wantJSON},
+		{"a look-alike of application/json in capitals", "APPLICATION/J\u017fON", `{"username":"johndoe123"}`, wantJSON},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rig.store.Reset(t)

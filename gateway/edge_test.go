@@ -317,6 +317,8 @@ func TestIsJSON(t *testing.T) {
 		"multipart/form-data; boundary=x":     false,
 		"application/ json":                   false,
 		"json":                                false,
+		"application/j\u017fon":               false, // ſ folds to s only in Unicode
+		"APPLICATION/J\u017fON":               false,
 	} {
 		if got := isJSON([]byte(ct)); got != want {
 			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)

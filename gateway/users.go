@@ -234,7 +234,10 @@ func identityEncoding(values [][]byte) bool {
 // between systems is UTF-8 (RFC 8259 section 8.1).
 func isJSON(ct []byte) bool {
 	mediaType, params, _ := bytes.Cut(ct, []byte{';'})
-	if !bytes.EqualFold(bytes.TrimSpace(mediaType), []byte("application/json")) {
+	// A media type is case-insensitive in ASCII only (RFC 9110 section
+	// 8.3.1): bytes.EqualFold would take "application/jſon", whose ſ
+	// (U+017F) folds to s, for JSON, where a proxy in front sees none.
+	if !clientctx.EqualFoldASCII(bytes.TrimSpace(mediaType), "application/json") {
 		return false
 	}
 	for len(params) > 0 {
