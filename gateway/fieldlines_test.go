@@ -286,3 +286,42 @@ func TestScanChunksAnyCut(t *testing.T) {
 		}
 	}
 }
+
+// scanChunks stops where fasthttp refuses a chunked body at once (a size
+// that is no hex number or longer than 15 digits, a CR not followed by an
+// LF): what follows is no trailer section, and is not looked at. A look
+// that went on would take the refused body's bytes for one and could mark
+// the connection for them. Fifteen digits are still a size.
+func TestScanChunksStopsWhereFasthttpRefusesTheBody(t *testing.T) {
+	const after = "\r\n0\r\nnocolon\r\n\r\n" // marks the connection if looked at as chunks
+	for _, c := range []struct {
+		body string
+		bad  bool
+	}{
+		{"x" + after, false},                                    // no digit
+		{";" + after, false},                                    // an extension without a size
+		{strings.Repeat("0", 16) + after, false},                // a digit past maxHexIntChars
+		{strings.Repeat("0", 15) + "\r\nnocolon\r\n\r\n", true}, // the last chunk, then a bad trailer line
+		{"0\rxnocolon\r\n\r\n", false},                          // no LF after the CR
+		{"5\rx\r\n", false},
+	} {
+		for i := 0; i <= len(c.body); i++ {
+			cc := clientConn{head: headDone}
+			cc.lookAtChunks()
+			for _, r := range []string{c.body[:i], c.body[i:]} {
+				if r == "" {
+					continue
+				}
+				if cc.head != headDone {
+					cc.scanHead([]byte(r))
+				} else {
+					cc.scanChunks([]byte(r))
+				}
+			}
+			if cc.badLine != c.bad || cc.head != headDone || cc.chunks != chunkOff {
+				t.Fatalf("%q cut at %d: marked %v, head %d, chunks %d; want marked %v, head %d, chunks %d",
+					c.body, i, cc.badLine, cc.head, cc.chunks, c.bad, headDone, chunkOff)
+			}
+		}
+	}
+}
