@@ -1596,3 +1596,58 @@ func TestPurgeEmptyPrefixRemovesEverything(t *testing.T) {
 	}
 	checkConsistent(t, c)
 }
+
+// The same tag found gone again while a load carrying it runs keeps that
+// load out, though the tag's last record was logged before the load began
+// (a user's repeated 404s): the record is renewed, not skipped. And a load
+// of another user's data that ran through a burst of 404s for unknown ids,
+// fewer than the 1024 the gone log remembers (doc.go), is stored.
+func TestPurgeHeldTagAgainAndABurstOfOthers(t *testing.T) {
+	p := Policy{TTL: time.Minute}
+	for _, tc := range []struct {
+		name   string
+		before []string // found gone before the load starts
+		during []string // while it runs
+		stored bool
+	}{
+		{"the same tag again", []string{"user:1"}, []string{"user:1"}, false},
+		{"the same tag again after others", []string{"user:9", "user:1"}, []string{"user:8", "user:1"}, false},
+		{"a burst of others", nil, burstOfGoneTags(1000), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTestCache(t, Options{})
+			for _, tag := range tc.before {
+				c.PurgeHeldTag(tag)
+			}
+			l := &loader{data: "d", tags: []string{"user:1"}}
+			l.hold()
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := c.Get(ctx, "k", p, l.load, isFault)
+				done <- err
+			}()
+			eventually(t, "the load to start", func() bool { return l.calls.Load() == 1 })
+			for _, tag := range tc.during {
+				c.PurgeHeldTag(tag)
+			}
+			l.mu.Lock()
+			close(l.gate)
+			l.gate = nil
+			l.mu.Unlock()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := storedData(c, "k") == "d"; got != tc.stored {
+				t.Fatalf("stored %v, want %v", got, tc.stored)
+			}
+		})
+	}
+}
+
+func burstOfGoneTags(n int) []string {
+	tags := make([]string, n)
+	for i := range tags {
+		tags[i] = "user:unknown-" + strconv.Itoa(i)
+	}
+	return tags
+}
