@@ -88,6 +88,10 @@ func TestValidateRules(t *testing.T) {
 			s.ReadTimeout, s.WriteTimeout, s.IdleTimeout = 10*time.Minute, 10*time.Minute, 2*time.Hour
 			s.RequestTimeout, s.ShutdownDelay, s.DrainTimeout = 2*time.Minute, 5*time.Minute, 10*time.Minute
 		}, nil},
+		// config.MaxRequestTimeout is that bound, and the store client
+		// sizes its pools' own timeouts by it (upstream/client.go).
+		{"request timeout just past its bound", func(c *config.Config) { c.Server.RequestTimeout = 2*time.Minute + time.Millisecond },
+			[]want{{"server.requestTimeout", "must be at most 2m (got 2m0.001s)"}}},
 
 		// Breakers and retries.
 		{"breaker without a trip rule", func(c *config.Config) {
