@@ -1346,6 +1346,18 @@ func TestNewRejectsEveryBadSetting(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	// The longest timeout a valid configuration can give an operation
+	// (server.requestTimeout's bound) is accepted, at start and by a reload.
+	cfg := good
+	cfg.Operations.Search.Timeout = config.MaxRequestTimeout
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatalf("an operation timeout of config.MaxRequestTimeout: %v", err)
+	}
+	defer c.Close()
+	if err := c.Update(cfg); err != nil {
+		t.Fatalf("a reload to an operation timeout of config.MaxRequestTimeout: %v", err)
+	}
 }
 
 // A reload applies the retry budget too.
