@@ -332,8 +332,20 @@ func TestH2loadWindowCountsEveryWrongAnswer(t *testing.T) {
 // A run whose open loop vegeta ran says, as an h2load run does, that a
 // request is timed from when it was sent, not from when it was due.
 func TestVegetaOpenLoopSaysHowItTimes(t *testing.T) {
-	_, _, notes := chooseOpenLoop(&options{openGenerator: genVegeta, connections: 64}, pinning{}, t.TempDir())
-	if got := strings.Join(notes, " "); !strings.Contains(got, "each request from when a worker sent it") {
-		t.Errorf("the notes of a vegeta open loop do not say how it times a request: %q", notes)
+	check := func(gen string) {
+		t.Helper()
+		_, name, notes := chooseOpenLoop(&options{openGenerator: gen, connections: 64}, pinning{}, t.TempDir())
+		if !strings.HasPrefix(name, "vegeta") {
+			t.Fatalf("-open-generator %s: %s ran the open loop, want vegeta", gen, name)
+		}
+		if got := strings.Join(notes, " "); !strings.Contains(got, "each request from when a worker sent it") {
+			t.Errorf("-open-generator %s: the notes of a vegeta open loop do not say how it times a request: %q", gen, notes)
+		}
 	}
+	check(genVegeta)
+	// Also when vegeta stands in for an h2load that is not installed,
+	// asked for or not: the runs where that is most often the case.
+	t.Setenv("PATH", t.TempDir())
+	check(genH2load)
+	check(genAuto)
 }
