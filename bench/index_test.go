@@ -128,7 +128,7 @@ func TestIndexShowsInvalidTargets(t *testing.T) {
 // INVALID for incorrect answers.
 func TestIndexLegendNamesEveryInvalidReason(t *testing.T) {
 	legend := indexMarkdown(nil)
-	for _, reason := range []string{"incorrect answers", "the load generator", "other processes on the server core",
+	for _, reason := range []string{"incorrect answers", "answers of another size", "the load generator", "other processes on the server core",
 		"off their path", "open loop", "memory phase"} {
 		if !strings.Contains(legend, reason) {
 			t.Errorf("the index's legend of INVALID does not name %q:\n%s", reason, legend)
