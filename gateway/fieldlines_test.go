@@ -261,6 +261,14 @@ func TestScanChunksAnyCut(t *testing.T) {
 		{sized(pretty) + "0\r\nX-A: 1\r\nno colon\r\n\r\n", true},
 		{sized(pretty) + "0\r\n\tx\r\n\r\n", true},
 		{"0x" + sized(pretty) + "0\r\n\r\n", true},
+		// After the skipped "0\r\n", the section itself.
+		{sized(pretty) + "0\r\n0\r\nnocolon\r\n\r\n", true},
+		// Sizes with letters, in either case, and a chunk's size of
+		// fifteen digits after a chunk's of one: the data is followed to
+		// the trailer section.
+		{strings.ToUpper(sized(pretty+strings.Repeat("x", 200))) + "0\r\nnocolon\r\n\r\n", true},
+		{sized(strings.Repeat("y", 26)) + "0\r\nnocolon\r\n\r\n", true},
+		{sized("x") + "00000000000001a\r\n" + strings.Repeat("y", 26) + "\r\n0\r\nnocolon\r\n\r\n", true},
 	} {
 		reads := [][]string{{c.body}, {}}
 		for _, b := range []byte(c.body) {
