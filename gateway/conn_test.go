@@ -858,6 +858,43 @@ func TestOpsListenerRetriesWhenOutOfFileDescriptors(t *testing.T) {
 // its length, and the 431, whose client may still be sending, by the end
 // of the stream before the connection closes (net/http's CloseWrite, which
 // opsConn hid: the client read a reset after the text, and curl failed).
+// The ops handlers' own refusals pass through opsConn as written: only
+// net/http's plain-text ones (its fixed header lines, no Date) are
+// replaced. A 4xx of a handler keeps its headers (Allow,
+// WWW-Authenticate) and its body, whatever its Content-Type says.
+func TestOpsListenerPassesTheHandlersOwnRefusalsOn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			io.WriteString(w, "the handler's own body")
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	defer srv.Close()
+	resp, err := http.Post("http://"+ln.Addr().String()+"/healthz", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" ||
+		string(body) != "the handler's own body" {
+		t.Fatalf("answer %d %v %q, want the handler's 405 with its Allow and body", resp.StatusCode, resp.Header, body)
+	}
+}
+
 func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
