@@ -240,6 +240,45 @@ func TestAccessLogDropsLinesWhenTheOutputIsSlow(t *testing.T) {
 	}
 }
 
+// A second Close waits for the lines as the first does: the binary's exit
+// on a second signal closes the queues while the run may be closing them
+// already, and exits once Close returns (Server.CloseAccessLog).
+func TestAccessLogSecondCloseWaitsForTheLines(t *testing.T) {
+	w := &heldWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	a := newAccessLog(w)
+	a.write([]byte("{\"msg\":\"request\"}\n"))
+	go a.Close() // the run's
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Close did not write the pending line")
+	}
+	second := make(chan struct{})
+	start := time.Now()
+	go func() {
+		a.Close()
+		close(second)
+	}()
+	select {
+	case <-second:
+		t.Fatal("the second Close returned while the pending line was still being written")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(w.release)
+	select {
+	case <-second:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second Close did not return once the line was written")
+	}
+	// Unless the wait timed out (a second, on a stalled machine), the line
+	// was written when the second Close returned.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.out.String() != "{\"msg\":\"request\"}\n" && time.Since(start) < accessLogCloseWait {
+		t.Fatalf("when the second Close returned the output held %q, want the line", w.out.String())
+	}
+}
+
 // A client value that looks like a JWT (starts of base64url JSON, with
 // dots) or holds a phone number ('+' and a digit at the start or after a
 // separator) is written as "[REDACTED]"; semver build metadata and other
