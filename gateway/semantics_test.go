@@ -1045,6 +1045,9 @@ func TestHeadRefusedWhileItsBodyIsReadHasNoBody(t *testing.T) {
 		{"400 for a body cut short", head + "Content-Length: 10\r\n\r\nab", true, http.StatusBadRequest},
 		{"400 for two Content-Lengths", head + "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", false, http.StatusBadRequest},
 		{"408 for a body that did not come", head + "Content-Length: 10\r\n\r\nab", false, http.StatusRequestTimeout},
+		// A block too large to hold: fasthttp kept its headers.
+		{"413 after a header block too large to hold", head + "X-Filler: " + strings.Repeat("f", maxHeld) + "\r\nContent-Length: 100000\r\n\r\n",
+			false, http.StatusRequestEntityTooLarge},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conn := sendRaw(t, r, c.raw)
