@@ -950,6 +950,10 @@ func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
 				resp.ContentLength != int64(len(body)) || !resp.Close {
 				t.Fatalf("answer %d %v, want %d, JSON, no-store, a request id, a length and Connection: close", resp.StatusCode, resp.Header, c.status)
 			}
+			// RFC 9110 section 6.6.1: a 4xx of a server with a clock has a Date.
+			if _, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+				t.Fatalf("Date %q: %v", resp.Header.Get("Date"), err)
+			}
 			var env struct {
 				IsSuccess  bool            `json:"isSuccess"`
 				StatusCode int             `json:"statusCode"`
