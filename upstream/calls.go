@@ -95,7 +95,7 @@ func (c *Client) Search(ctx context.Context, call *Call, q string, limit, offset
 	b.Grow(len(contract.PathSearch) + 3*len(q) + 32)
 	b.WriteString(contract.PathSearch)
 	b.WriteString("?q=")
-	b.WriteString(url.QueryEscape(q))
+	b.WriteString(queryValue(q))
 	b.WriteString("&limit=")
 	b.WriteString(strconv.Itoa(limit))
 	b.WriteString("&offset=")
@@ -110,6 +110,15 @@ func (c *Client) Search(ctx context.Context, call *Call, q string, limit, offset
 		return nil, err
 	}
 	return out, nil
+}
+
+// queryValue escapes s for a query string with a space as %20, not the
+// + of HTML forms (url.QueryEscape): a store that reads its query as RFC
+// 3986 does, where + is a plus, sees the same text as one that reads it as
+// a form (the contract does not say which). A plus is sent as %2B either
+// way.
+func queryValue(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
 // UserByID fetches one user. An unknown id is KindNotFound.
@@ -154,7 +163,7 @@ func (c *Client) ActiveLiveStreams(ctx context.Context, call *Call, userIDs []st
 			b.WriteByte(',')
 		}
 		asked[key] = true
-		b.WriteString(url.QueryEscape(id))
+		b.WriteString(queryValue(id))
 	}
 	if len(asked) == 0 {
 		return nil, nil

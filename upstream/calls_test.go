@@ -235,6 +235,16 @@ func TestQueryAndPathEscaping(t *testing.T) {
 	if values.Get("q") != q || values.Get("limit") != "7" || values.Get("offset") != "3" || len(values) != 3 {
 		t.Fatalf("search query %q decoded to %v", u.RawQuery, values)
 	}
+	// A space goes as %20, not +: a store that decodes its query as RFC
+	// 3986 reads (a + is a +) must see the same text as one that follows
+	// HTML forms.
+	rawQ, _, _ := strings.Cut(strings.TrimPrefix(u.RawQuery, "q="), "&")
+	if strings.Contains(rawQ, "+") {
+		t.Fatalf("search query %q sends a space or a plus as +", u.RawQuery)
+	}
+	if strict, err := url.PathUnescape(rawQ); err != nil || strict != q {
+		t.Fatalf("search query %q read as RFC 3986 says: %q (%v), want %q", u.RawQuery, strict, err, q)
+	}
 	if got, want := seen[1].RequestURI, contract.PathUserPrefix+"..%2Fusernames%2Fcheck"; got != want {
 		t.Fatalf("user path %q, want %q", got, want)
 	}
