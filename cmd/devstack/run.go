@@ -48,6 +48,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q (devstack takes only flags; -h lists them)", fs.Args())
 	}
+	if *tokenTTL <= 0 {
+		// Tokens minted already expired: every command of the banner
+		// would answer 401.
+		return fmt.Errorf("-token-ttl must be positive, got %v", *tokenTTL)
+	}
 
 	// Everything that can refuse to start is checked before the user store
 	// is seeded, so a second devstack or a port held by something else

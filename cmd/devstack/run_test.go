@@ -721,3 +721,24 @@ func selfInterrupter(t *testing.T) func() {
 		}
 	}
 }
+
+// A -token-ttl that is not positive is refused before anything starts, as
+// devidp refuses it: the banner would print tokens already expired, and
+// every command it suggests would answer 401.
+func TestTokenTTLMustBePositive(t *testing.T) {
+	for _, ttl := range []string{"0s", "-1h"} {
+		leftovers := emptyTempDir(t)
+		// Bounded: without the refusal the stack starts and runs.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		stdout := &lockedBuffer{}
+		err := run(ctx, freeArgs("-token-ttl", ttl), func(string) string { return "" }, stdout, io.Discard, net.Listen)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "-token-ttl") {
+			t.Errorf("-token-ttl %s: %v; want a refusal naming -token-ttl", ttl, err)
+		}
+		if stdout.String() != "" {
+			t.Errorf("-token-ttl %s printed a banner:\n%s", ttl, stdout.String())
+		}
+		leftovers()
+	}
+}
