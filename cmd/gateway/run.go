@@ -52,6 +52,11 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// The binary's help names the subcommands, which no flag list shows.
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	path := fs.String("config", defaultConfigPath(getenv), "configuration file (env "+config.EnvConfigPath+")")
 	if err := fs.Parse(args[1:]); err != nil {
 		return parseError(err)
@@ -71,6 +76,16 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		OnLogs:       onLogs,
 	})
 }
+
+// usage is gateway -h's, before the flags of serve (as the package doc).
+const usage = `Usage:
+  gateway [serve] [-config FILE]                  run the gateway
+  gateway validate -config FILE [-diff RUNNING]   check a file; with -diff, what would change
+  gateway healthcheck [-config FILE]              ask the ops listener's /healthz
+  gateway version                                 print the version
+
+-h after a command prints its flags. Flags of serve:
+`
 
 // onStopped is told when the drain is over (daemon.Options.OnStopped);
 // main sets it, tests leave it nil.

@@ -270,6 +270,24 @@ func TestHelpIsNotAFailure(t *testing.T) {
 	}
 }
 
+// gateway -h, the binary's help, names every subcommand, which come
+// first and which no flag list shows: an engineer who asks the binary
+// learns of validate, healthcheck and version there.
+func TestHelpListsTheSubcommands(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"serve", "-h"}} {
+		_, errOut, err := runOut(t, noEnv, args...)
+		if err != nil {
+			t.Errorf("%q: err %v", args, err)
+		}
+		for _, want := range []string{"gateway [serve] [-config FILE]", "gateway validate -config FILE [-diff RUNNING]",
+			"gateway healthcheck [-config FILE]", "gateway version", "-config"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%q: stderr %q, want %q in it", args, errOut, want)
+			}
+		}
+	}
+}
+
 // version takes no words after it, as the other commands take none: a
 // mistyped "version -config x.yaml" must not look checked.
 func TestVersionRefusesExtraWords(t *testing.T) {
