@@ -35,6 +35,10 @@
 // Keys are fetched in the background and never block New; a fetch that
 // fails in any way (unreachable, non-200, HTML, not a JWKS, no usable key,
 // too large, too slow) is an error that keeps the keys already loaded.
+// That is why the package fetches the key set itself and uses keyfunc and
+// jwkset only to parse it and select keys: keyfunc's own fetcher blocks
+// its constructor on the first fetch and lets an empty key set replace a
+// good one.
 // Successful verifications are cached by the SHA-256 of the token.
 package auth
 
