@@ -72,13 +72,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer idpLn.Close()
-	for _, a := range []struct{ flag, addr string }{{"-gateway", *gatewayAt}, {"-ops", *opsAt}} {
-		ln, err := listen(a.flag, a.addr)
-		if err != nil {
-			return err
-		}
-		ln.Close()
+	// Both held until both are tried: -ops on -gateway's address is taken
+	// by the gateway's own listener, and refused here as any taken port.
+	gatewayLn, err := listen("-gateway", *gatewayAt)
+	if err != nil {
+		return err
 	}
+	opsLn, err := listen("-ops", *opsAt)
+	gatewayLn.Close()
+	if err != nil {
+		return err
+	}
+	opsLn.Close()
 
 	store, err := refstore.Open(ctx, refstore.Options{Path: *data, Users: *users})
 	if err != nil {

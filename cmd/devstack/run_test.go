@@ -255,6 +255,31 @@ func TestTakenPortNamesTheFlag(t *testing.T) {
 	}
 }
 
+// The same address for two parts of the stack is refused as a taken port
+// is, before the store is seeded and with the flag that moves the second:
+// the gateway's own listener takes it.
+func TestSameAddressTwiceNamesTheFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	for _, pair := range [][2]string{{"-store", "-idp"}, {"-idp", "-gateway"}, {"-gateway", "-ops"}, {"-store", "-ops"}} {
+		leftovers := emptyTempDir(t)
+		// Cancelled, as in TestTakenPortNamesTheFlag: only a refusal made
+		// before the store is seeded is an error.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		args := withArg(withArg(freeArgs("-users", "10000"), pair[0], addr), pair[1], addr)
+		err := run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard, net.Listen)
+		if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "with "+pair[1]) {
+			t.Errorf("%s and %s both %s: %v; want an error that names the address and %s, before the store is seeded", pair[0], pair[1], addr, err, pair[1])
+		}
+		leftovers()
+	}
+}
+
 // A config.yaml that is not there (devstack started outside the
 // repository root) is refused at once, saying what to do.
 func TestMissingConfigSaysWhere(t *testing.T) {
