@@ -30,7 +30,12 @@ echo "go $*" >>"$CI_LOG"
 case "$1" in
 version) echo "go version go1.26.0 linux/amd64" ;;
 env) echo gcc ;;
-test) exit "${CI_GO_TEST_EXIT:-0}" ;;
+test)
+  if [ "$CGO_ENABLED" = 0 ]; then
+    echo "go: -race requires cgo; enable cgo by setting CGO_ENABLED=1" >&2
+    exit 2
+  fi
+  exit "${CI_GO_TEST_EXIT:-0}" ;;
 esac
 `,
 	"id": `#!/bin/sh
@@ -249,6 +254,19 @@ func TestOpsCIRunAptBusyInAnotherLanguage(t *testing.T) {
 	}
 	if len(ciCalls(log, "sleep")) != 2 || log[len(log)-1] != "go test -race ./..." {
 		t.Errorf("did not wait out the lock:\n%s", strings.Join(log, "\n"))
+	}
+}
+
+// A machine whose environment turns cgo off (CGO_ENABLED=0, as container
+// images for Go builds often set) still runs the README's test command:
+// the race detector needs cgo, and go test would stop at once.
+func TestOpsCIRunCgoTurnedOff(t *testing.T) {
+	m := newCIMachine(t, "0", false)
+	m.install(t, "gcc", "libc6-dev", "nghttp2-client", "python3")
+	m.env["CGO_ENABLED"] = "0"
+	out, log, err := m.run(t)
+	if err != nil || log[len(log)-1] != "go test -race ./..." {
+		t.Fatalf(".ci/run with CGO_ENABLED=0: %v\n%s\n%s", err, out, strings.Join(log, "\n"))
 	}
 }
 
