@@ -14,10 +14,15 @@ import (
 	"time"
 
 	"github.com/bffgate/edge/cmd/internal/signals"
+	"github.com/bffgate/edge/config"
 	"github.com/bffgate/edge/gateway/daemon"
 	"github.com/bffgate/edge/upstream/devidp"
 	"github.com/bffgate/edge/upstream/refstore"
 )
+
+// environ is the process's environment, for the check of its GATEWAY_
+// variables (main's getenv reads the same).
+var environ = os.Environ
 
 // run is the whole stack; main passes net.Listen as listenGateway, which
 // opens the gateway's two listeners (daemon.Options.Listen), and a test
@@ -47,6 +52,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q (devstack takes only flags; -h lists them)", fs.Args())
+	}
+	// A misspelt GATEWAY_ variable is refused, as the gateway binary
+	// refuses it: the gateway here reads the environment too (getenv), and
+	// a setting that silently does nothing would be tried in vain.
+	if err := config.UnknownEnv(environ()); err != nil {
+		return fmt.Errorf("environment: %w", err)
 	}
 	if *tokenTTL <= 0 {
 		// Tokens minted already expired: every command of the banner

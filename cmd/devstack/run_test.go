@@ -767,3 +767,23 @@ func TestTokenTTLMustBePositive(t *testing.T) {
 		leftovers()
 	}
 }
+
+// A misspelt GATEWAY_ variable is refused before anything starts, naming
+// it and the variable it was likely meant to be, as the gateway binary
+// does: devstack's gateway reads the environment too.
+func TestUnknownGatewayVariableIsRefused(t *testing.T) {
+	leftovers := emptyTempDir(t)
+	defer leftovers()
+	t.Setenv("GATEWAY_SERVER__LISTN", "127.0.0.1:0")
+	// Bounded: without the refusal the stack starts and runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stdout := &lockedBuffer{}
+	err := run(ctx, freeArgs(), func(string) string { return "" }, stdout, io.Discard, net.Listen)
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_SERVER__LISTN") || !strings.Contains(err.Error(), "GATEWAY_SERVER__LISTEN") {
+		t.Errorf("run with GATEWAY_SERVER__LISTN set: %v; want a refusal naming it and GATEWAY_SERVER__LISTEN", err)
+	}
+	if stdout.String() != "" {
+		t.Errorf("printed a banner:\n%s", stdout.String())
+	}
+}
