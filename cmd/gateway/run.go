@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		case "version":
 			// A flag set with no flags: -h prints the usage (exit 0), as
 			// after every other command.
-			fs := flag.NewFlagSet("version", flag.ContinueOnError)
+			fs := flag.NewFlagSet("gateway version", flag.ContinueOnError)
 			fs.SetOutput(stderr)
 			if err := fs.Parse(args[2:]); err != nil {
 				return parseError(err)

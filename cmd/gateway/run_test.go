@@ -265,7 +265,7 @@ func TestHelpIsNotAFailure(t *testing.T) {
 	// version has no flags; -h still prints its usage and is no failure
 	// (docs/operations.md: "-h after a command prints its flags").
 	out, errOut, err := runOut(t, noEnv, "version", "-h")
-	if err != nil || out != "" || !strings.Contains(errOut, "Usage of version") {
+	if err != nil || out != "" || !strings.Contains(errOut, "Usage of gateway version") {
 		t.Errorf("version -h: err %v, stdout %q, stderr %q", err, out, errOut)
 	}
 }
