@@ -111,8 +111,26 @@ func (o *Ops) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = newRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
+	if r.RequestURI == "*" {
+		// The asterisk target asks about the server as a whole, and only
+		// OPTIONS may use it (RFC 9112 section 3.2.4): as on the public
+		// listener, 204 with the methods some endpoint takes, and a 400
+		// for any other method. (The daemon turns off net/http's own
+		// answer, an empty 200 with no request id; the mux's is a bare
+		// 400.)
+		if r.Method != http.MethodOptions {
+			writeOps(w, http.StatusBadRequest, nil, msgValidationFailed.text(0))
+			return
+		}
+		w.Header().Set("Allow", opsMethods)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	o.mux.ServeHTTP(w, r)
 }
+
+// opsMethods are the methods some endpoint of the ops listener takes.
+const opsMethods = "GET, HEAD, POST"
 
 // SetDraining turns readiness false for good: the process is stopping.
 func (o *Ops) SetDraining() { o.draining.Store(true) }

@@ -216,8 +216,11 @@ func Run(ctx context.Context, o Options) error {
 		})
 		// The header block is bounded as on the public listener: net/http's
 		// default (1 MB) is read before any credential is asked.
+		// OPTIONS * goes to ops too (Ops.ServeHTTP), not to net/http's
+		// empty 200.
 		opsSrv = &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
-			MaxHeaderBytes: int(cfg.Server.HeaderLimit), ErrorLog: opsErrorLog(logger)}
+			MaxHeaderBytes: int(cfg.Server.HeaderLimit), ErrorLog: opsErrorLog(logger),
+			DisableGeneralOptionsHandler: true}
 		opsLn = gateway.OpsListener(opsLn, logger)
 	}
 

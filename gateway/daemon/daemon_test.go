@@ -6,6 +6,7 @@ package daemon_test
 // returns nil.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -747,5 +748,42 @@ func TestCleanUpDoesNotWaitForAStoreCallInFlight(t *testing.T) {
 	if took := time.Since(start); took > 200*time.Millisecond+daemon.AfterDrain {
 		t.Fatalf("Run returned %v after the stop, above the drain timeout (200ms) and AfterDrain (%v)\nlogs:\n%s",
 			took.Round(time.Millisecond), daemon.AfterDrain, g.logs)
+	}
+}
+
+// OPTIONS * on the ops listener is answered as on the public one: 204 with
+// the methods some endpoint takes, and a request id; any other method with
+// the asterisk target is a 400 envelope. net/http's own answer was an
+// empty 200 with no request id, its mux's a bare 400.
+func TestOpsListenerAnswersTheAsteriskTarget(t *testing.T) {
+	g := startGateway(t)
+	for _, c := range []struct {
+		method string
+		status int
+		allow  string
+		body   string
+	}{
+		{http.MethodOptions, http.StatusNoContent, "GET, HEAD, POST", ""},
+		{http.MethodGet, http.StatusBadRequest, "", `"errors":["Validation failed"]`},
+	} {
+		conn, err := net.Dial("tcp", g.ops.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, c.method+" * HTTP/1.1\r\nHost: ops\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: c.method})
+		if err != nil {
+			t.Fatalf("%s *: %v", c.method, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != c.status || resp.Header.Get("Allow") != c.allow || resp.Header.Get("X-Request-Id") == "" ||
+			!strings.Contains(string(body), c.body) || (c.body == "" && len(body) != 0) {
+			t.Errorf("%s *: %d, Allow %q, X-Request-Id %q, body %q; want %d, Allow %q, an id, a body with %q",
+				c.method, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("X-Request-Id"), body, c.status, c.allow, c.body)
+		}
 	}
 }
