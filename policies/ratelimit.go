@@ -135,9 +135,12 @@ const DefaultMaxKeys = 100000
 // from the least recently used end of the shard. Among the 8 least
 // recently used, the first that has refilled completely is taken, since a
 // full bucket carries no information (a new one would start full too);
-// when none has, the least recently used goes. A flood of distinct keys
-// therefore pushes out idle and long-unused buckets first, while the
-// buckets of clients that are active (and so recently used) stay.
+// when none has, the one that will have refilled soonest goes, the least
+// recently used of those that tie. A flood of distinct keys therefore
+// pushes out idle and long-unused buckets first, while the buckets of
+// clients that are active (and so recently used) stay, and so do the
+// empty buckets of idle clients refused by a limit, unless the flood
+// empties its own buckets for longer (a burst of requests per new key).
 //
 // Limits are read from the Policy on every call, so a reloaded policy
 // changes them at once: an existing bucket refills at the new rate and is
@@ -455,15 +458,24 @@ func (l *Limiter) insert(sh *limiterShard, key bucketKey, lim Limit, t int64) in
 }
 
 // victim picks the bucket to evict: the least recently used of those that
-// have refilled, among the evictScan least recently used, else the least
-// recently used.
+// have refilled, among the evictScan least recently used, else the one of
+// them that will have refilled soonest (the least recently used of those
+// that tie). An evicted bucket comes back full, so that one's client gains
+// the least: a client refused by a limit that then pauses drifts to the
+// least recently used end, and a flood of newcomers, each a token into its
+// own bucket, would otherwise push its empty bucket out and lift its
+// lockout.
 func (sh *limiterShard) victim(t int64) int32 {
+	best := sh.tail
 	for i, n := sh.tail, 0; i >= 0 && n < evictScan; i, n = sh.buckets[i].prev, n+1 {
 		if sh.buckets[i].fullAt <= t {
 			return i
 		}
+		if sh.buckets[i].fullAt < sh.buckets[best].fullAt {
+			best = i
+		}
 	}
-	return sh.tail
+	return best
 }
 
 func (sh *limiterShard) touch(i int32) {

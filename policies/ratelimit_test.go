@@ -500,3 +500,35 @@ func TestVerdictHeadersRoundUp(t *testing.T) {
 		t.Fatalf("refused with no wait: %v", h)
 	}
 }
+
+// A client refused by a limit that then pauses drifts to the least
+// recently used end. A flood of newcomers, each a token into its own
+// bucket, must not push its empty bucket out while theirs would refill
+// sooner: eviction would hand it a fresh budget (the binary, flooded with
+// 120,000 addresses through a trusted proxy, lifted an authFailures
+// lockout and a spent perIP budget that way).
+func TestEvictionKeepsAnIdleExhaustedBucketFromAFlood(t *testing.T) {
+	web := limited(t, `web: {rateLimits: {authFailures: {rate: 0.01, burst: 3}, perIP: {rate: 0.01, burst: 3}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	victim := netip.MustParseAddr("203.0.113.9")
+	for range 3 {
+		l.RecordAuthFailure(web, victim, t0)
+		l.AllowIP(web, victim, t0)
+	}
+	if v := l.AllowIP(web, victim, t0); v.Allowed {
+		t.Fatalf("perIP budget not spent: %+v", v)
+	}
+	// The victim's two buckets are full again 300 s after t0; each
+	// newcomer's, 100 s after its request.
+	for i := range 1000 {
+		now := t0.Add(time.Second + time.Duration(i)*time.Millisecond)
+		l.AllowIP(web, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
+	}
+	t1 := t0.Add(2 * time.Second)
+	if v := l.AuthFailuresExhausted(web, victim, t1); v.Allowed {
+		t.Fatalf("the flood lifted the victim's failed-authentication lockout: %+v", v)
+	}
+	if v := l.AllowIP(web, victim, t1); v.Allowed {
+		t.Fatalf("the flood gave the victim a fresh perIP budget: %+v", v)
+	}
+}
