@@ -37,7 +37,8 @@
 //	gateway_jwks_keys                     keys in use (every URL's last good set); without a key source, the last good fetch's
 //	gateway_jwks_keys_age_seconds         0 until the first good fetch
 //	gateway_auth_keys_ready               1 or 0
-//	gateway_rate_limit_keys
+//	gateway_rate_limit_keys, gateway_rate_limit_max_keys
+//	gateway_rate_limit_evictions_total    counter
 //
 // Label values: route is a config.RouteIDs id or "unmatched"; method is
 // GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH or other; status_class is

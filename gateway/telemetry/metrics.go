@@ -382,6 +382,14 @@ var (
 		"1 when the verifier holds a usable key set, else 0.", nil, nil)
 	limitKeysDesc = prometheus.NewDesc(namespace+"rate_limit_keys",
 		"Rate-limit buckets in use.", nil, nil)
+	limitMaxKeysDesc = prometheus.NewDesc(namespace+"rate_limit_max_keys",
+		"The rate limiter's bound on buckets.", nil, nil)
+	// Past the bound a new key takes an idle bucket's slot, and that
+	// client starts again with a full one: evictions of buckets not yet
+	// refilled give budgets back, so ops must see the churn, not only a
+	// gauge stuck at the bound.
+	limitEvictionsDesc = prometheus.NewDesc(namespace+"rate_limit_evictions_total",
+		"Rate-limit buckets dropped to make room for new keys.", nil, nil)
 	tokenCacheEntriesDesc = prometheus.NewDesc(namespace+"token_cache_entries",
 		"Verified tokens cached (expired ones too, until a hit or an eviction removes them).", nil, nil)
 	tokenCacheMaxEntriesDesc = prometheus.NewDesc(namespace+"token_cache_max_entries",
@@ -391,7 +399,7 @@ var (
 func (c scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{breakerStateDesc, cacheEntriesDesc, cacheBytesDesc,
 		cacheMaxEntriesDesc, cacheMaxBytesDesc, keysAgeDesc, keysReadyDesc, limitKeysDesc,
-		tokenCacheEntriesDesc, tokenCacheMaxEntriesDesc} {
+		limitMaxKeysDesc, limitEvictionsDesc, tokenCacheEntriesDesc, tokenCacheMaxEntriesDesc} {
 		ch <- d
 	}
 }
@@ -438,6 +446,9 @@ func (c scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(tokenCacheMaxEntriesDesc, float64(limit))
 	}
 	if s.limiter != nil {
-		gauge(limitKeysDesc, float64(s.limiter.Stats().Keys))
+		st := s.limiter.Stats()
+		gauge(limitKeysDesc, float64(st.Keys))
+		gauge(limitMaxKeysDesc, float64(st.MaxKeys))
+		ch <- prometheus.MustNewConstMetric(limitEvictionsDesc, prometheus.CounterValue, float64(st.Evictions))
 	}
 }

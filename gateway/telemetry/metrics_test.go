@@ -434,10 +434,13 @@ type fakeCache struct{ stats readcache.Stats }
 
 func (f *fakeCache) Stats() readcache.Stats { return f.stats }
 
-type fakeLimiter struct{ keys int }
+type fakeLimiter struct {
+	keys      int
+	evictions uint64
+}
 
 func (f *fakeLimiter) Stats() policies.LimiterStats {
-	return policies.LimiterStats{Keys: f.keys, MaxKeys: 100}
+	return policies.LimiterStats{Keys: f.keys, MaxKeys: 100, Evictions: f.evictions}
 }
 
 // fakeBreakers behaves like upstream.Client: reading a state may move an
@@ -467,7 +470,7 @@ func (f *fakeBreakers) Breakers() []upstream.BreakerStatus {
 
 func TestScrapeTimeSources(t *testing.T) {
 	m := NewMetrics("v")
-	for _, name := range []string{"gateway_cache_entries", "gateway_jwks_keys_age_seconds", "gateway_auth_keys_ready", "gateway_rate_limit_keys", "gateway_breaker_state"} {
+	for _, name := range []string{"gateway_cache_entries", "gateway_jwks_keys_age_seconds", "gateway_auth_keys_ready", "gateway_rate_limit_keys", "gateway_rate_limit_max_keys", "gateway_rate_limit_evictions_total", "gateway_breaker_state"} {
 		absent(t, m, name, nil)
 		if n := familySize(t, m, name); n != 0 {
 			t.Errorf("%s has %d series with no source named", name, n)
@@ -475,7 +478,7 @@ func TestScrapeTimeSources(t *testing.T) {
 	}
 
 	cache := &fakeCache{stats: readcache.Stats{Entries: 7, Bytes: 4096, MaxEntries: 100, MaxBytes: 1 << 20}}
-	lim := &fakeLimiter{keys: 42}
+	lim := &fakeLimiter{keys: 42, evictions: 5}
 	br := &fakeBreakers{obs: m, states: map[upstream.Op]string{
 		upstream.OpUsernameCheck: "closed", upstream.OpSearch: "open", upstream.OpUserByID: "closed", upstream.OpLiveStreams: "closed",
 	}}
@@ -490,6 +493,7 @@ func TestScrapeTimeSources(t *testing.T) {
 	for name, want := range map[string]float64{
 		"gateway_cache_entries": 7, "gateway_cache_bytes": 4096, "gateway_cache_max_entries": 100,
 		"gateway_cache_max_bytes": 1 << 20, "gateway_rate_limit_keys": 42,
+		"gateway_rate_limit_max_keys": 100, "gateway_rate_limit_evictions_total": 5,
 	} {
 		if got := value(t, m, name, nil); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
@@ -505,12 +509,16 @@ func TestScrapeTimeSources(t *testing.T) {
 	// Values are read at each scrape, not copied once.
 	cache.stats.Entries = 9
 	lim.keys = 43
+	lim.evictions = 6
 	m.SetSources(fakeKeys{ready: true, age: 90 * time.Second}, br, cache, lim)
 	if got := value(t, m, "gateway_cache_entries", nil); got != 9 {
 		t.Errorf("cache entries = %v, want 9", got)
 	}
 	if got := value(t, m, "gateway_rate_limit_keys", nil); got != 43 {
 		t.Errorf("limit keys = %v, want 43", got)
+	}
+	if got := value(t, m, "gateway_rate_limit_evictions_total", nil); got != 6 {
+		t.Errorf("limit evictions = %v, want 6", got)
 	}
 	if got := value(t, m, "gateway_auth_keys_ready", nil); got != 1 {
 		t.Errorf("keys ready = %v, want 1", got)
@@ -566,6 +574,7 @@ func TestSetSourcesSkipsNilPointers(t *testing.T) {
 	}
 	absent(t, m, "gateway_cache_entries", nil)
 	absent(t, m, "gateway_rate_limit_keys", nil)
+	absent(t, m, "gateway_rate_limit_evictions_total", nil)
 }
 
 // The real cache and limiter, wired as main wires them.
@@ -599,6 +608,9 @@ func TestRealCacheAndLimiterAsSources(t *testing.T) {
 	}
 	if got := value(t, m, "gateway_rate_limit_keys", nil); got != 0 {
 		t.Errorf("limit keys = %v, want 0", got)
+	}
+	if got := value(t, m, "gateway_rate_limit_max_keys", nil); got != 1000 {
+		t.Errorf("limit max keys = %v, want 1000", got)
 	}
 }
 
