@@ -28,10 +28,11 @@ func TestFold(t *testing.T) {
 		{"nordic", "Søren Ærø Łódź", "soren aero lodz"},
 		{"decomposed input", "S\u0327u\u0308kru\u0308 I\u0307lkay", "sukru ilkay"},
 		{"ligature and fullwidth", "ﬁne ＡＢＣ", "fine abc"},
-		{"typographic apostrophes", "O’Brien O‘B OʼB O´B O′B", "o'brien o'b o'b o'b o'b"},
+		{"typographic apostrophes", "O’Brien O‘B O‛B OʼB O´B O′B", "o'brien o'b o'b o'b o'b o'b"},
 		{"typographic hyphens", "Smith‐Jones a‑b a‒b a–b a−b", "smith-jones a-b a-b a-b a-b"},
 		{"fullwidth digits and punctuation", "Ｏ＇Ｂ ８１３ ａ．ｂ＿ｃ！～", "o'b 813 a.b_c!~"},
 		{"mark after a folded apostrophe kept", "’́", "'́"},
+		{"full-width forms past ～ kept", "｟｠｡", "｟｠｡"},
 		{"greek kept lower-cased", "ΣΟΦΊΑ ς", "σοφία σ"},
 		{"cyrillic kept lower-cased", "ПРИВЕТ", "привет"},
 		{"cjk kept", "東京", "東京"},
@@ -58,6 +59,33 @@ func TestFold(t *testing.T) {
 				t.Fatalf("Fold is not idempotent: Fold(%q) = %q", got, again)
 			}
 		})
+	}
+}
+
+// A full-width digit or punctuation mark, and a typographic apostrophe or
+// hyphen, is searched as its ASCII character in every respect, a combining
+// mark after it included: the mark is dropped after a digit (as after 8)
+// and kept after punctuation (as after !), so Fold stays idempotent and
+// the two spellings share their tokens and cache key.
+func TestFoldTypedPunctuationIsASCII(t *testing.T) {
+	same := map[rune]rune{
+		'‘': '\'', '’': '\'', '‛': '\'', 'ʼ': '\'', '´': '\'', '′': '\'',
+		'‐': '-', '‑': '-', '‒': '-', '–': '-', '−': '-',
+	}
+	for r := rune(0xff01); r <= 0xff5e; r++ {
+		same[r] = r - 0xff01 + '!'
+	}
+	for r, ascii := range same {
+		for _, around := range [][2]string{{"", ""}, {"", "\u0301"}, {"a", "\u0301"}, {"Ab", "Cd"}} {
+			in := around[0] + string(r) + around[1]
+			got, want := Fold(in), Fold(around[0]+string(ascii)+around[1])
+			if got != want {
+				t.Errorf("Fold(%q) = %q, want %q as with %q", in, got, want, ascii)
+			}
+			if again := Fold(got); again != got {
+				t.Errorf("Fold is not idempotent on %q: %q then %q", in, got, again)
+			}
+		}
 	}
 }
 
