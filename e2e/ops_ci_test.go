@@ -241,19 +241,24 @@ func TestOpsCIRunAptBusy(t *testing.T) {
 // apt speaks the machine's language (libapt-pkg's catalogs translate its
 // lock message: German above, as apt 2.6 says it): the script still knows
 // the message for one and waits, rather than stopping at once as if apt
-// had failed.
+// had failed. The language may be set by any of the variables that choose
+// it, LC_ALL, which overrides the others, included.
 func TestOpsCIRunAptBusyInAnotherLanguage(t *testing.T) {
-	m := newCIMachine(t, "1000", true)
-	m.env["LANG"] = "de_DE.UTF-8"
-	if err := os.WriteFile(filepath.Join(m.dir, "locked"), []byte("2"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, log, err := m.run(t)
-	if err != nil {
-		t.Fatalf(".ci/run with apt busy, LANG=de_DE.UTF-8: %v\n%s\n%s", err, out, strings.Join(log, "\n"))
-	}
-	if len(ciCalls(log, "sleep")) != 2 || log[len(log)-1] != "go test -race ./..." {
-		t.Errorf("did not wait out the lock:\n%s", strings.Join(log, "\n"))
+	for _, name := range []string{"LANG", "LC_MESSAGES", "LC_ALL"} {
+		t.Run(name, func(t *testing.T) {
+			m := newCIMachine(t, "1000", true)
+			m.env[name] = "de_DE.UTF-8"
+			if err := os.WriteFile(filepath.Join(m.dir, "locked"), []byte("2"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, log, err := m.run(t)
+			if err != nil {
+				t.Fatalf(".ci/run with apt busy, %s=de_DE.UTF-8: %v\n%s\n%s", name, err, out, strings.Join(log, "\n"))
+			}
+			if len(ciCalls(log, "sleep")) != 2 || log[len(log)-1] != "go test -race ./..." {
+				t.Errorf("did not wait out the lock:\n%s", strings.Join(log, "\n"))
+			}
+		})
 	}
 }
 
