@@ -68,6 +68,9 @@ func TestCanonicalUsername(t *testing.T) {
 		{"16 decomposed Turkish letters", strings.Repeat("g\u0306", 16), "", []msg{msgUsernameCharset, msgUsernameStart}},
 		{"two decomposed Turkish letters", "s\u0327u\u0308", "", []msg{msgUsernameLength, msgUsernameCharset, msgUsernameStart}},
 		{"decomposed letter inside", "sukru.o\u0308zturk", "", []msg{msgUsernameCharset}},
+		// Composed canonically, not by compatibility: the full-width
+		// letters stay what they are, as in "fullwidth letters".
+		{"fullwidth letters and a decomposed one", "ｊｏｈｎs\u0327", "", []msg{msgUsernameCharset, msgUsernameStart}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var buf [usernameMaxLen]byte
