@@ -1014,4 +1014,66 @@ func TestOpsListenerRefusalOfHeadHasNoBody(t *testing.T) {
 			t.Fatalf("header block %q, want %q", block, line[2:])
 		}
 	}
+	// Its Content-Length is the one a GET gets with its body (RFC 9110
+	// section 9.3.2), the envelope's, not 0.
+	get, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer get.Close()
+	_ = get.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(get, "GET /healthz HTTP/1.1\r\nHost: ops\r\nExpect: foo\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(get), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headResp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(got))), &http.Request{Method: http.MethodHead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusExpectationFailed || len(body) == 0 || headResp.ContentLength != int64(len(body)) {
+		t.Fatalf("HEAD's Content-Length %d; GET's answer %d with a body of %d bytes", headResp.ContentLength, resp.StatusCode, len(body))
+	}
+}
+
+// A handler's own 417 passes on as written, as its other refusals do:
+// only net/http's (its header block alone, written before any handler)
+// is replaced by the envelope.
+func TestOpsListenerPassesTheHandlersOwn417On(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusExpectationFailed)
+			io.WriteString(w, "the handler's own body")
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	defer srv.Close()
+	// Bounded: a header block alone, replaced, announces a body it lacks.
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%v after %d %v %q", err, resp.StatusCode, resp.Header, body)
+	}
+	if resp.StatusCode != http.StatusExpectationFailed || string(body) != "the handler's own body" {
+		t.Fatalf("answer %d %v %q, want the handler's 417 with its body", resp.StatusCode, resp.Header, body)
+	}
 }
