@@ -254,6 +254,32 @@ func TestQueryAndPathEscaping(t *testing.T) {
 	}
 }
 
+// Live-stream ids go in the query as search text does, a space as %20 and
+// a plus as %2B: a store that reads its query as RFC 3986 sees the ids a
+// store that reads it as a form sees.
+func TestLiveStreamIDsEscaping(t *testing.T) {
+	p := proxied(t)
+	c, _ := newClient(t, testConfig(p.URL()))
+	p.Record(true)
+	// Not the store's ids: it refuses them, and only the query counts.
+	_, _ = c.ActiveLiveStreams(context.Background(), testCall(), []string{"a b", "c+d&e"})
+	seen := p.Seen()
+	if len(seen) == 0 {
+		t.Fatal("the store was not asked")
+	}
+	u, err := url.ParseRequestURI(seen[0].RequestURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ok := strings.CutPrefix(u.RawQuery, "userIds=")
+	if !ok || strings.Contains(raw, "+") {
+		t.Fatalf("live streams query %q sends a space or a plus as +", u.RawQuery)
+	}
+	if strict, err := url.PathUnescape(raw); err != nil || strict != "a b,c+d&e" {
+		t.Fatalf("live streams query %q read as RFC 3986 says: %q (%v)", u.RawQuery, strict, err)
+	}
+}
+
 func TestInvalidCallsAreNeverSent(t *testing.T) {
 	p := proxied(t)
 	c, obs := newClient(t, testConfig(p.URL()))
