@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,6 +279,56 @@ func TestSameAddressTwiceNamesTheFlag(t *testing.T) {
 		}
 		leftovers()
 	}
+}
+
+// The ports tried before the store is seeded are let go again: the stack
+// then starts on the very addresses given, as the README's fixed ones
+// (the other tests give port 0, where a port held by the check would go
+// unseen). The garbage collector is off meanwhile: a listener dropped
+// without Close is closed by its finalizer, whenever one runs.
+func TestStartsOnTheAddressesItTried(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	leftovers := emptyTempDir(t)
+	args := freeArgs()
+	for _, flag := range []string{"-gateway", "-ops", "-idp", "-store"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = withArg(args, flag, ln.Addr().String())
+		ln.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	var runErr atomic.Value // what run returned, for the failure's message
+	go func() {
+		err := run(ctx, args, func(string) string { return "" }, stdoutW, stderr, net.Listen)
+		runErr.Store(fmt.Sprint(err))
+		stdoutW.Close()
+		done <- err
+	}()
+	banner := readBanner(t, stdoutR, 60*time.Second, func() string {
+		e, _ := runErr.Load().(string)
+		return stderr.String() + "run: " + e
+	})
+	for i := 1; i < len(args); i++ {
+		if a := args[i]; strings.HasPrefix(args[i-1], "-") && strings.HasPrefix(a, "127.0.0.1:") && !strings.Contains(banner, a) {
+			t.Errorf("%s %s: not in the banner:\n%s", args[i-1], a, banner)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30 s after Ctrl-C")
+	}
+	leftovers()
 }
 
 // A config.yaml that is not there (devstack started outside the
