@@ -285,6 +285,12 @@ func TestHelpListsTheSubcommands(t *testing.T) {
 				t.Errorf("%q: stderr %q, want %q in it", args, errOut, want)
 			}
 		}
+		// The flags of serve follow, under their heading: the flag's own
+		// line, not only the usage's [-config FILE].
+		heading, flags := strings.Index(errOut, "Flags of serve:"), strings.Index(errOut, "configuration file (env ")
+		if heading < 0 || flags < heading || strings.Index(errOut, "gateway version") > heading {
+			t.Errorf("%q: stderr %q, want the subcommands, then the flags of serve under their heading", args, errOut)
+		}
 	}
 }
 
