@@ -804,8 +804,11 @@ func selfInterrupter(t *testing.T) func() {
 func TestTokenTTLMustBePositive(t *testing.T) {
 	for _, ttl := range []string{"0s", "-1h"} {
 		leftovers := emptyTempDir(t)
-		// Bounded: without the refusal the stack starts and runs.
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// Cancelled, as in TestTakenPortNamesTheFlag: only a refusal made
+		// before the store is seeded is an error (a stack that went on
+		// would stop at once, with no error).
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
 		stdout := &lockedBuffer{}
 		err := run(ctx, freeArgs("-token-ttl", ttl), func(string) string { return "" }, stdout, io.Discard, net.Listen)
 		cancel()
