@@ -296,29 +296,31 @@ func TestEdgeFrameworkAnswersAreEnvelopes(t *testing.T) {
 
 func TestIsJSON(t *testing.T) {
 	for ct, want := range map[string]bool{
-		"application/json":                    true,
-		"Application/JSON":                    true,
-		"application/json; charset=utf-8":     true,
-		"application/json;charset=UTF-8":      true,
-		"  application/json  ; charset=utf-8": true,
-		`application/json; charset="utf-8"`:   true,
-		"application/json; Charset = utf-8":   true,
-		"application/json; foo=bar":           true,
-		"application/json;":                   true,
-		"application/json; charset=utf-16":    false, // read as UTF-8, it would be another text
-		"application/json; charset=latin1":    false,
-		"application/json; foo=1; charset=x":  false,
-		"application/json; charset=":          false,
-		"":                                    false,
-		"text/plain":                          false,
-		"application/jsonp":                   false,
-		"application/json-patch+json":         false,
-		"application/x-www-form-urlencoded":   false,
-		"multipart/form-data; boundary=x":     false,
-		"application/ json":                   false,
-		"json":                                false,
-		"application/j\u017fon":               false, // ſ folds to s only in Unicode
-		"APPLICATION/J\u017fON":               false,
+		"application/json":                      true,
+		"Application/JSON":                      true,
+		"application/json; charset=utf-8":       true,
+		"application/json;charset=UTF-8":        true,
+		"  application/json  ; charset=utf-8":   true,
+		`application/json; charset="utf-8"`:     true,
+		"application/json; Charset = utf-8":     true,
+		"application/json; foo=bar":             true,
+		"application/json;":                     true,
+		"application/json; charset=utf-16":      false, // read as UTF-8, it would be another text
+		"application/json; charset=latin1":      false,
+		"application/json; foo=1; charset=x":    false,
+		"application/json; charset=":            false,
+		"":                                      false,
+		"text/plain":                            false,
+		"application/jsonp":                     false,
+		"application/json-patch+json":           false,
+		"application/x-www-form-urlencoded":     false,
+		"multipart/form-data; boundary=x":       false,
+		"application/ json":                     false,
+		"json":                                  false,
+		"application/j\u017fon":                 false, // ſ folds to s only in Unicode
+		"APPLICATION/J\u017fON":                 false,
+		"application/json; char\u017fet=latin1": true, // not the charset parameter: ſ is no s in ASCII case
+		"application/json; CHARSET=latin1":      false,
 	} {
 		if got := isJSON([]byte(ct)); got != want {
 			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)

@@ -234,9 +234,11 @@ func identityEncoding(values [][]byte) bool {
 // between systems is UTF-8 (RFC 8259 section 8.1).
 func isJSON(ct []byte) bool {
 	mediaType, params, _ := bytes.Cut(ct, []byte{';'})
-	// A media type is case-insensitive in ASCII only (RFC 9110 section
-	// 8.3.1): bytes.EqualFold would take "application/jſon", whose ſ
-	// (U+017F) folds to s, for JSON, where a proxy in front sees none.
+	// A media type and its parameters' names are case-insensitive in
+	// ASCII only (RFC 9110 section 8.3.1), as is the charset's value (RFC
+	// 2978 section 2.3): bytes.EqualFold would take "application/jſon",
+	// whose ſ (U+017F) folds to s, for JSON, where a proxy in front sees
+	// none, and "charſet" for the charset parameter.
 	if !clientctx.EqualFoldASCII(bytes.TrimSpace(mediaType), "application/json") {
 		return false
 	}
@@ -244,8 +246,8 @@ func isJSON(ct []byte) bool {
 		var param []byte
 		param, params, _ = bytes.Cut(params, []byte{';'})
 		name, value, _ := bytes.Cut(param, []byte{'='})
-		if bytes.EqualFold(bytes.TrimSpace(name), []byte("charset")) &&
-			!bytes.EqualFold(bytes.Trim(bytes.TrimSpace(value), `"`), []byte("utf-8")) {
+		if clientctx.EqualFoldASCII(bytes.TrimSpace(name), "charset") &&
+			!clientctx.EqualFoldASCII(bytes.Trim(bytes.TrimSpace(value), `"`), "utf-8") {
 			return false
 		}
 	}
