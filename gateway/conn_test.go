@@ -863,23 +863,13 @@ func TestOpsListenerRetriesWhenOutOfFileDescriptors(t *testing.T) {
 // replaced. A 4xx of a handler keeps its headers (Allow,
 // WWW-Authenticate) and its body, whatever its Content-Type says.
 func TestOpsListenerPassesTheHandlersOwnRefusalsOn(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", "GET, HEAD")
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Connection", "close")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			io.WriteString(w, "the handler's own body")
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
-	defer srv.Close()
+	ln := serveOps(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		io.WriteString(w, "the handler's own body")
+	}, 0)
 	resp, err := http.Post("http://"+ln.Addr().String()+"/healthz", "text/plain", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
@@ -896,18 +886,7 @@ func TestOpsListenerPassesTheHandlersOwnRefusalsOn(t *testing.T) {
 }
 
 func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeOps(w, http.StatusOK, "served") }),
-		ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
-	defer srv.Close()
+	ln := serveOps(t, func(w http.ResponseWriter, r *http.Request) { writeOps(w, http.StatusOK, "served") }, 8<<10)
 	for _, c := range []struct {
 		name, request string
 		status        int
@@ -980,17 +959,7 @@ func TestOpsListenerRefusalsAreEnvelopes(t *testing.T) {
 // meet is the envelope's header block, without its body (RFC 9110 section
 // 9.3.2), as every answer to HEAD.
 func TestOpsListenerRefusalOfHeadHasNoBody(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeOps(w, http.StatusOK, "served") }),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
-	defer srv.Close()
+	ln := serveOps(t, func(w http.ResponseWriter, r *http.Request) { writeOps(w, http.StatusOK, "served") }, 0)
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -1047,21 +1016,11 @@ func TestOpsListenerRefusalOfHeadHasNoBody(t *testing.T) {
 // only net/http's (its header block alone, written before any handler)
 // is replaced by the envelope.
 func TestOpsListenerPassesTheHandlersOwn417On(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusExpectationFailed)
-			io.WriteString(w, "the handler's own body")
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
-	defer srv.Close()
+	ln := serveOps(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusExpectationFailed)
+		io.WriteString(w, "the handler's own body")
+	}, 0)
 	// Bounded: a header block alone, replaced, announces a body it lacks.
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get("http://" + ln.Addr().String() + "/healthz")
@@ -1076,4 +1035,24 @@ func TestOpsListenerPassesTheHandlersOwn417On(t *testing.T) {
 	if resp.StatusCode != http.StatusExpectationFailed || string(body) != "the handler's own body" {
 		t.Fatalf("answer %d %v %q, want the handler's 417 with its body", resp.StatusCode, resp.Header, body)
 	}
+}
+
+// serveOps serves h through OpsListener, as the daemon serves the ops
+// listener (net/http's own refusals written through it), on a loopback
+// port, with a header limit of maxHeader bytes (0: net/http's default).
+func serveOps(t *testing.T, h func(http.ResponseWriter, *http.Request), maxHeader int) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(h),
+		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    maxHeader,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(OpsListener(ln, slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	t.Cleanup(func() { srv.Close() })
+	return ln
 }
