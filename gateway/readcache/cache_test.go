@@ -916,38 +916,25 @@ func TestPurgeHeldTagOfAnAbsentTagKeepsOverlappingLoadsOut(t *testing.T) {
 // own and is not. The same tag again takes no second place (a user's
 // repeated 404s do not push the others out).
 func TestPurgeHeldTagGoneLogBound(t *testing.T) {
-	p := Policy{TTL: time.Minute}
+	many := func(n int, tag func(i int) string) []string {
+		tags := make([]string, n)
+		for i := range tags {
+			tags[i] = tag(i)
+		}
+		return tags
+	}
+	other := func(i int) string { return "gone:" + strconv.Itoa(i) }
 	for _, tc := range []struct {
 		name   string
-		tags   func(i int) string
-		n      int
+		during []string
 		stored bool
 	}{
-		{"the log's size", func(i int) string { return "gone:" + strconv.Itoa(i) }, goneLogSize, true},
-		{"one more", func(i int) string { return "gone:" + strconv.Itoa(i) }, goneLogSize + 1, false},
-		{"one tag many times", func(int) string { return "gone:again" }, 3 * goneLogSize, true},
+		{"the log's size", many(goneLogSize, other), true},
+		{"one more", many(goneLogSize+1, other), false},
+		{"one tag many times", many(3*goneLogSize, func(int) string { return "gone:again" }), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := newTestCache(t, Options{})
-			l := &loader{data: "d", tags: []string{"user:1"}}
-			l.hold()
-			done := make(chan error, 1)
-			go func() {
-				_, _, err := c.Get(ctx, "k", p, l.load, isFault)
-				done <- err
-			}()
-			eventually(t, "the load to start", func() bool { return l.calls.Load() == 1 })
-			for i := range tc.n {
-				c.PurgeHeldTag(tc.tags(i))
-			}
-			l.mu.Lock()
-			close(l.gate)
-			l.gate = nil
-			l.mu.Unlock()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			if got := storedData(c, "k") == "d"; got != tc.stored {
+			if got := storedThroughGone(t, nil, tc.during); got != tc.stored {
 				t.Fatalf("stored %v, want %v", got, tc.stored)
 			}
 		})
@@ -1603,7 +1590,6 @@ func TestPurgeEmptyPrefixRemovesEverything(t *testing.T) {
 // of another user's data that ran through a burst of 404s for unknown ids,
 // fewer than the 1024 the gone log remembers (doc.go), is stored.
 func TestPurgeHeldTagAgainAndABurstOfOthers(t *testing.T) {
-	p := Policy{TTL: time.Minute}
 	for _, tc := range []struct {
 		name   string
 		before []string // found gone before the load starts
@@ -1615,29 +1601,7 @@ func TestPurgeHeldTagAgainAndABurstOfOthers(t *testing.T) {
 		{"a burst of others", nil, burstOfGoneTags(1000), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := newTestCache(t, Options{})
-			for _, tag := range tc.before {
-				c.PurgeHeldTag(tag)
-			}
-			l := &loader{data: "d", tags: []string{"user:1"}}
-			l.hold()
-			done := make(chan error, 1)
-			go func() {
-				_, _, err := c.Get(ctx, "k", p, l.load, isFault)
-				done <- err
-			}()
-			eventually(t, "the load to start", func() bool { return l.calls.Load() == 1 })
-			for _, tag := range tc.during {
-				c.PurgeHeldTag(tag)
-			}
-			l.mu.Lock()
-			close(l.gate)
-			l.gate = nil
-			l.mu.Unlock()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			if got := storedData(c, "k") == "d"; got != tc.stored {
+			if got := storedThroughGone(t, tc.before, tc.during); got != tc.stored {
 				t.Fatalf("stored %v, want %v", got, tc.stored)
 			}
 		})
@@ -1650,4 +1614,35 @@ func burstOfGoneTags(n int) []string {
 		tags[i] = "user:unknown-" + strconv.Itoa(i)
 	}
 	return tags
+}
+
+// storedThroughGone reports whether a load of user:1's data is stored when
+// the tags before were found gone before it started and the tags during
+// while it ran.
+func storedThroughGone(t *testing.T, before, during []string) bool {
+	t.Helper()
+	p := Policy{TTL: time.Minute}
+	c, _ := newTestCache(t, Options{})
+	for _, tag := range before {
+		c.PurgeHeldTag(tag)
+	}
+	l := &loader{data: "d", tags: []string{"user:1"}}
+	l.hold()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Get(ctx, "k", p, l.load, isFault)
+		done <- err
+	}()
+	eventually(t, "the load to start", func() bool { return l.calls.Load() == 1 })
+	for _, tag := range during {
+		c.PurgeHeldTag(tag)
+	}
+	l.mu.Lock()
+	close(l.gate)
+	l.gate = nil
+	l.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return storedData(c, "k") == "d"
 }
