@@ -1050,20 +1050,7 @@ func TestHeadRefusedWhileItsBodyIsReadHasNoBody(t *testing.T) {
 			false, http.StatusRequestEntityTooLarge},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn := sendRaw(t, r, c.raw)
-			defer conn.Close()
-			if c.cut {
-				_ = conn.(*net.TCPConn).CloseWrite()
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			got, err := io.ReadAll(conn)
-			if err != nil {
-				t.Fatalf("%v after %q", err, got)
-			}
-			block, rest, ok := strings.Cut(string(got), "\r\n\r\n")
-			if !ok || !strings.HasPrefix(block, "HTTP/1.1 "+strconv.Itoa(c.status)+" ") {
-				t.Fatalf("answer %q, want a %d", got, c.status)
-			}
+			block, rest := refusedAsBodyIsRead(t, r, c.raw, c.cut, c.status)
 			if rest != "" {
 				t.Fatalf("a body after the HEAD answer's header block: %q", rest)
 			}
@@ -1092,23 +1079,32 @@ func TestRefusalOfAMethodBeginningWithHeadHasItsBody(t *testing.T) {
 		{"408 for a body that did not come", head + "Content-Length: 10\r\n\r\nab", false, http.StatusRequestTimeout},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn := sendRaw(t, r, c.raw)
-			defer conn.Close()
-			if c.cut {
-				_ = conn.(*net.TCPConn).CloseWrite()
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			got, err := io.ReadAll(conn)
-			if err != nil {
-				t.Fatalf("%v after %q", err, got)
-			}
-			block, rest, ok := strings.Cut(string(got), "\r\n\r\n")
-			if !ok || !strings.HasPrefix(block, "HTTP/1.1 "+strconv.Itoa(c.status)+" ") {
-				t.Fatalf("answer %q, want a %d", got, c.status)
-			}
+			_, rest := refusedAsBodyIsRead(t, r, c.raw, c.cut, c.status)
 			if !strings.HasPrefix(rest, `{"isSuccess":false,"statusCode":`+strconv.Itoa(c.status)) {
 				t.Fatalf("body %q, want the envelope", rest)
 			}
 		})
 	}
+}
+
+// refusedAsBodyIsRead sends raw, ends the client's side after it when cut,
+// and returns the answer's header block and what follows it, once the
+// connection closed; the answer must have status.
+func refusedAsBodyIsRead(t *testing.T, r *mixRig, raw string, cut bool, status int) (block, rest string) {
+	t.Helper()
+	conn := sendRaw(t, r, raw)
+	defer conn.Close()
+	if cut {
+		_ = conn.(*net.TCPConn).CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("%v after %q", err, got)
+	}
+	block, rest, ok := strings.Cut(string(got), "\r\n\r\n")
+	if !ok || !strings.HasPrefix(block, "HTTP/1.1 "+strconv.Itoa(status)+" ") {
+		t.Fatalf("answer %q, want a %d", got, status)
+	}
+	return block, rest
 }
