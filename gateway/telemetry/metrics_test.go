@@ -19,6 +19,7 @@ import (
 	"github.com/bffgate/edge/gateway/readcache"
 	"github.com/bffgate/edge/policies"
 	"github.com/bffgate/edge/upstream"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -689,5 +690,46 @@ func TestConcurrentObservationAndScrape(t *testing.T) {
 	}
 	if got := value(t, m, "gateway_requests_in_flight", nil); got != 0 {
 		t.Errorf("in flight = %v, want 0", got)
+	}
+}
+
+// Every gateway series follows the Prometheus naming rule: a counter's
+// name ends in _total and nothing else's does (a gauge named so reads as
+// a rate in every dashboard that applies rate() to it). And every series
+// the scrape-time collector sends is one it describes: a pedantic
+// registry refuses one it did not, which a plain registry lets through.
+func TestScrapeTimeMetricsAreDescribedAndTyped(t *testing.T) {
+	m := NewMetrics("v")
+	cache := &fakeCache{stats: readcache.Stats{Entries: 7, Bytes: 4096, MaxEntries: 100, MaxBytes: 1 << 20}}
+	br := &fakeBreakers{obs: m, states: map[upstream.Op]string{
+		upstream.OpUsernameCheck: "closed", upstream.OpSearch: "open", upstream.OpUserByID: "closed", upstream.OpLiveStreams: "closed",
+	}}
+	m.SetSources(fakeKeys{ready: true, age: time.Minute}, br, cache, &fakeLimiter{keys: 42, evictions: 5})
+
+	pedantic := prometheus.NewPedanticRegistry()
+	pedantic.MustRegister(scrapeCollector{m})
+	if _, err := pedantic.Gather(); err != nil {
+		t.Errorf("the scrape-time collector sends a series it does not describe: %v", err)
+	}
+
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fams {
+		name := f.GetName()
+		if !strings.HasPrefix(name, namespace) {
+			continue
+		}
+		seen[name] = true
+		if counter := f.GetType() == dto.MetricType_COUNTER; counter != strings.HasSuffix(name, "_total") {
+			t.Errorf("%s is a %v", name, f.GetType())
+		}
+	}
+	for _, name := range []string{"gateway_rate_limit_evictions_total", "gateway_rate_limit_max_keys"} {
+		if !seen[name] {
+			t.Errorf("no %s in the scrape", name)
+		}
 	}
 }
