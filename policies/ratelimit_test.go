@@ -532,3 +532,32 @@ func TestEvictionKeepsAnIdleExhaustedBucketFromAFlood(t *testing.T) {
 		t.Fatalf("the flood gave the victim a fresh perIP budget: %+v", v)
 	}
 }
+
+// Eviction looks at the 8 least recently used buckets and no further, so
+// that a full table costs a bounded scan per new key: with those 8 all
+// still refilling, the one that refills soonest goes, even when a bucket
+// just past them has refilled.
+func TestEvictionLooksAtTheEightLeastRecentlyUsedOnly(t *testing.T) {
+	slow := limited(t, `web: {rateLimits: {perUser: {rate: 0.001, burst: 10}}}`)
+	fast := limited(t, `web: {rateLimits: {perUser: {rate: 1000, burst: 10}}}`)
+	l := policies.NewLimiter(64) // one shard of 64
+	// Full again 1000 s after their request, u0 first.
+	for i := range 8 {
+		l.AllowUser(slow, fmt.Sprint("u", i), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	l.AllowUser(fast, "fast", t0.Add(10*time.Millisecond)) // full again 1 ms later
+	for i := range 55 {
+		l.AllowUser(slow, fmt.Sprint("recent-", i), t0.Add(20*time.Millisecond))
+	}
+	t1 := t0.Add(time.Second)
+	l.AllowUser(slow, "newcomer", t1)
+	if s := l.Stats(); s.Evictions != 1 || s.Keys != 64 {
+		t.Fatalf("stats %+v", s)
+	}
+	if v := l.AllowUser(slow, "u1", t1); v.Remaining != 8 {
+		t.Fatalf("u1 lost its state: %+v", v)
+	}
+	if v := l.AllowUser(slow, "u0", t1); v.Remaining != 9 {
+		t.Fatalf("u0, the 8 least recently used's soonest refilled, was kept (a bucket past them evicted instead): %+v", v)
+	}
+}
