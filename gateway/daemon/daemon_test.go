@@ -765,6 +765,8 @@ func TestOpsListenerAnswersTheAsteriskTarget(t *testing.T) {
 	}{
 		{http.MethodOptions, http.StatusNoContent, "GET, HEAD, POST", ""},
 		{http.MethodGet, http.StatusBadRequest, "", `"errors":["Validation failed"]`},
+		// HEAD is no OPTIONS: the GET's 400, without its body.
+		{http.MethodHead, http.StatusBadRequest, "", ""},
 	} {
 		conn, err := net.Dial("tcp", g.ops.Addr().String())
 		if err != nil {
@@ -785,5 +787,14 @@ func TestOpsListenerAnswersTheAsteriskTarget(t *testing.T) {
 			t.Errorf("%s *: %d, Allow %q, X-Request-Id %q, body %q; want %d, Allow %q, an id, a body with %q",
 				c.method, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("X-Request-Id"), body, c.status, c.allow, c.body)
 		}
+		// As every answer of the ops listener: never stored.
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s *: Cache-Control %q, want no-store", c.method, cc)
+		}
+	}
+	// Answered once: no second answer (net/http's log of a superfluous
+	// WriteHeader, say from the mux's own 400 after the 204).
+	if logs := g.logs.String(); strings.Contains(logs, "ops listener") {
+		t.Errorf("the ops listener logged:\n%s", logs)
 	}
 }
