@@ -24,6 +24,17 @@ import (
 // variables (main's getenv reads the same).
 var environ = os.Environ
 
+// devstackSets are the GATEWAY_ variables devstack's flags decide, and the
+// flag that does each.
+var devstackSets = []struct{ name, flag string }{
+	{config.EnvConfigPath, "-config"},
+	{"GATEWAY_SERVER__LISTEN", "-gateway"},
+	{"GATEWAY_OPS__LISTEN", "-ops"},
+	{"GATEWAY_AUTH__JWKSURLS", "-idp"},
+	{"GATEWAY_AUTH__ISSUER", "-idp"},
+	{"GATEWAY_UPSTREAMS__USERSTORE__BASEURL", "-store"},
+}
+
 // run is the whole stack; main passes net.Listen as listenGateway, which
 // opens the gateway's two listeners (daemon.Options.Listen), and a test
 // one whose listener it can make fail while the stack runs.
@@ -58,6 +69,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// a setting that silently does nothing would be tried in vain.
 	if err := config.UnknownEnv(environ()); err != nil {
 		return fmt.Errorf("environment: %w", err)
+	}
+	// So is one devstack sets itself (overrides below), and GATEWAY_CONFIG,
+	// which the gateway binary reads for -config: each would do nothing.
+	// Blank is unset, as for the gateway.
+	for _, v := range devstackSets {
+		if strings.TrimSpace(getenv(v.name)) != "" {
+			return fmt.Errorf("environment: %s is set, but devstack sets it itself (use %s)", v.name, v.flag)
+		}
 	}
 	if *tokenTTL <= 0 {
 		// Tokens minted already expired: every command of the banner

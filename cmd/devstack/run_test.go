@@ -843,3 +843,52 @@ func TestUnknownGatewayVariableIsRefused(t *testing.T) {
 		t.Errorf("printed a banner:\n%s", stdout.String())
 	}
 }
+
+// A GATEWAY_ variable devstack sets itself, from a flag or to point the
+// gateway at its own identity provider and user store, would do nothing:
+// it is refused, naming the flag that does it, as a misspelt one is.
+// GATEWAY_CONFIG too, which the gateway binary reads for -config. An
+// empty one is unset, as everywhere.
+func TestGatewayVariableDevstackSetsIsRefused(t *testing.T) {
+	for name, flag := range map[string]string{
+		"GATEWAY_SERVER__LISTEN":                "-gateway",
+		"GATEWAY_OPS__LISTEN":                   "-ops",
+		"GATEWAY_CONFIG":                        "-config",
+		"GATEWAY_AUTH__ISSUER":                  "-idp",
+		"GATEWAY_AUTH__JWKSURLS":                "-idp",
+		"GATEWAY_UPSTREAMS__USERSTORE__BASEURL": "-store",
+	} {
+		leftovers := emptyTempDir(t)
+		// Cancelled: only a refusal made before the store is seeded is an
+		// error.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		getenv := func(k string) string {
+			if k == name {
+				return "127.0.0.1:9999"
+			}
+			return ""
+		}
+		stdout := &lockedBuffer{}
+		err := run(ctx, freeArgs(), getenv, stdout, io.Discard, net.Listen)
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s set: %v; want a refusal naming it and %s", name, err, flag)
+		}
+		if stdout.String() != "" {
+			t.Errorf("%s set: printed a banner:\n%s", name, stdout.String())
+		}
+		leftovers()
+	}
+	// Blank is unset: the stack goes on (and stops at once, cancelled).
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	blank := func(k string) string {
+		if k == "GATEWAY_OPS__LISTEN" {
+			return " "
+		}
+		return ""
+	}
+	if err := run(ctx, freeArgs(), blank, io.Discard, io.Discard, net.Listen); err != nil {
+		t.Errorf("GATEWAY_OPS__LISTEN blank: %v", err)
+	}
+}
