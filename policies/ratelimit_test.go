@@ -561,3 +561,25 @@ func TestEvictionLooksAtTheEightLeastRecentlyUsedOnly(t *testing.T) {
 		t.Fatalf("u0, the 8 least recently used's soonest refilled, was kept (a bucket past them evicted instead): %+v", v)
 	}
 }
+
+// A shard of fewer than 8 buckets is scanned whole, and no further: with
+// none of them refilled, the one that refills soonest goes, not the least
+// recently used.
+func TestEvictionInAShardOfFewerThanEight(t *testing.T) {
+	slow := limited(t, `web: {rateLimits: {perUser: {rate: 0.001, burst: 10}}}`)
+	l := policies.NewLimiter(3) // one shard of 3
+	l.AllowUser(slow, "a", t0)  // the least recently used, 2 tokens short
+	l.AllowUser(slow, "a", t0)
+	l.AllowUser(slow, "b", t0.Add(time.Millisecond)) // 1 short: the soonest refilled
+	l.AllowUser(slow, "c", t0.Add(2*time.Millisecond))
+	l.AllowUser(slow, "newcomer", t0.Add(time.Second))
+	if s := l.Stats(); s.Evictions != 1 || s.Keys != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+	if v := l.AllowUser(slow, "c", t0.Add(time.Second)); v.Remaining != 8 {
+		t.Fatalf("c lost its state: %+v", v)
+	}
+	if v := l.AllowUser(slow, "a", t0.Add(time.Second)); v.Remaining != 7 {
+		t.Fatalf("a lost its state: %+v", v)
+	}
+}
