@@ -212,15 +212,7 @@ func TestBannerCommandsWork(t *testing.T) {
 		addrs = append(addrs, m[1])
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("stopped with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("still running 30 s after Ctrl-C")
-	}
+	stopCleanly(t, cancel, done)
 	for _, a := range addrs {
 		if c, err := net.Dial("tcp", a); err == nil {
 			c.Close()
@@ -319,15 +311,7 @@ func TestStartsOnTheAddressesItTried(t *testing.T) {
 			t.Errorf("%s %s: not in the banner:\n%s", args[i-1], a, banner)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("stopped with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("still running 30 s after Ctrl-C")
-	}
+	stopCleanly(t, cancel, done)
 	leftovers()
 }
 
@@ -890,5 +874,20 @@ func TestGatewayVariableDevstackSetsIsRefused(t *testing.T) {
 	}
 	if err := run(ctx, freeArgs(), blank, io.Discard, io.Discard, net.Listen); err != nil {
 		t.Errorf("GATEWAY_OPS__LISTEN blank: %v", err)
+	}
+}
+
+// stopCleanly stops a stack run started with its result on done, as
+// Ctrl-C does (cancel), and wants it stopped without error within 30 s.
+func stopCleanly(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30 s after Ctrl-C")
 	}
 }
